@@ -1,0 +1,74 @@
+/**
+ * defragd's error classes. Every layer throws one of these (with a `cause`
+ * where there is one); only cli/main.ts turns them into exit codes, so a
+ * user's mistake prints one line and never a stack trace.
+ */
+
+export type ErrorKind = 'usage' | 'connection' | 'etcd' | 'refused' | 'failed' | 'timeout' | 'aborted';
+
+export class DefragdError extends Error {
+  readonly kind: ErrorKind;
+  constructor(kind: ErrorKind, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.kind = kind;
+    this.name = new.target.name;
+  }
+}
+
+/** Bad flags, a bad endpoint, a bad rule, a missing file: exit 2, nothing changed. */
+export class UsageError extends DefragdError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('usage', message, options);
+  }
+}
+
+/** A rule that does not compile or fails to evaluate. `position` is 0-based into the source when known. */
+export class RuleError extends DefragdError {
+  readonly position: number | null;
+  constructor(message: string, position: number | null = null, options?: { cause?: unknown }) {
+    super('usage', message, options);
+    this.position = position;
+  }
+}
+
+/** A member could not be reached at all (refused, DNS, TLS handshake, not gRPC). */
+export class ConnectionError extends DefragdError {
+  readonly endpoint: string;
+  constructor(endpoint: string, message: string, options?: { cause?: unknown }) {
+    super('connection', message, options);
+    this.endpoint = endpoint;
+  }
+}
+
+/** etcd answered with an error status. `grpcCode` is the gRPC status name, e.g. "FAILED_PRECONDITION". */
+export class EtcdError extends DefragdError {
+  readonly endpoint: string;
+  readonly grpcCode: string;
+  constructor(endpoint: string, grpcCode: string, message: string, options?: { cause?: unknown }) {
+    super('etcd', message, options);
+    this.endpoint = endpoint;
+    this.grpcCode = grpcCode;
+  }
+}
+
+/** A call passed its deadline. For a Defragment this does NOT mean it stopped on the server. */
+export class DeadlineError extends DefragdError {
+  readonly endpoint: string;
+  constructor(endpoint: string, message: string, options?: { cause?: unknown }) {
+    super('timeout', message, options);
+    this.endpoint = endpoint;
+  }
+}
+
+/** The preconditions for a safe run do not hold: exit 3, nothing changed. */
+export class RefusedError extends DefragdError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('refused', message, options);
+  }
+}
+
+export class AbortedError extends DefragdError {
+  constructor(message = 'aborted', options?: { cause?: unknown }) {
+    super('aborted', message, options);
+  }
+}

@@ -1,0 +1,446 @@
+/**
+ * defragd's etcd wire client: one gRPC channel per member endpoint, every call
+ * with its own deadline, and no automatic retries. A call goes to exactly the
+ * member it is made on, which per-member maintenance (Status, Defragment,
+ * MoveLeader) requires; the only repeat is one re-authentication when etcd
+ * says the token is invalid, which it says before doing anything.
+ */
+import { readFileSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { AbortedError, ConnectionError, UsageError } from '../domain/errors.js';
+import { type Endpoint, parseEndpoint } from './endpoint.js';
+import { isInvalidToken, mapGrpcError } from './errors.js';
+import { toDecimalId, toHexId } from './ids.js';
+import {
+  type AuthOptions,
+  type CallOptions,
+  type ConnectionOptions,
+  DEFAULT_COMMAND_TIMEOUT_MS,
+  DEFAULT_DIAL_TIMEOUT_MS,
+  type TlsOptions,
+} from './options.js';
+import { loadServices, type ServiceCtor, type ServiceName } from './proto.js';
+
+export interface ResponseHeader {
+  clusterId: string;
+  memberId: string;
+  revision: number;
+  raftTerm: number;
+}
+
+export interface StatusReply {
+  header: ResponseHeader;
+  version: string;
+  dbSize: number;
+  dbSizeInUse: number;
+  /** Hex leader ID; null when the member knows no leader (0 on the wire). */
+  leader: string | null;
+  raftIndex: number;
+  raftTerm: number;
+  raftAppliedIndex: number;
+  errors: string[];
+  isLearner: boolean;
+  /** etcd 3.6+; null when absent (empty on the wire). */
+  storageVersion: string | null;
+  /** etcd 3.6+; null when absent (0 on the wire). */
+  dbSizeQuota: number | null;
+}
+
+export interface MemberEntry {
+  memberId: string;
+  name: string;
+  peerUrls: string[];
+  clientUrls: string[];
+  isLearner: boolean;
+}
+
+export interface AlarmEntry {
+  memberId: string;
+  alarm: string;
+}
+
+export interface KeyValue {
+  key: Buffer;
+  value: Buffer;
+  createRevision: number;
+  modRevision: number;
+  version: number;
+  lease: string;
+}
+
+interface RawHeader {
+  cluster_id: string;
+  member_id: string;
+  revision: string;
+  raft_term: string;
+}
+
+const header = (h: RawHeader | null | undefined): ResponseHeader => ({
+  clusterId: h ? toHexId(h.cluster_id) : '0',
+  memberId: h ? toHexId(h.member_id) : '0',
+  revision: h ? Number(h.revision) : 0,
+  raftTerm: h ? Number(h.raft_term) : 0,
+});
+
+type Services = Record<ServiceName, ServiceCtor>;
+
+export interface ClientContext {
+  services: Services;
+  /** For https endpoints (system roots unless --cacert). */
+  credentials: grpc.ChannelCredentials;
+  channelOptions: grpc.ChannelOptions;
+  auth: AuthOptions | null;
+  dialTimeoutMs: number;
+  commandTimeoutMs: number;
+  tlsByDefault: boolean;
+}
+
+/** Builds what every member client of one cluster shares; reads cert files once. */
+export function createClientContext(options: ConnectionOptions): ClientContext {
+  const tls = options.tls ?? null;
+  const anyHttps = options.endpoints.some((e) => /^https:\/\//i.test(e.trim()));
+  const wantsTls = tls !== null && (tls.caFile !== undefined || tls.certFile !== undefined || tls.insecureSkipVerify === true || anyHttps);
+  const credentials = sslCredentials(tls ?? {});
+  const channelOptions: grpc.ChannelOptions = {
+    'grpc.max_receive_message_length': 64 * 1024 * 1024,
+    'grpc.initial_reconnect_backoff_ms': 200,
+    'grpc.max_reconnect_backoff_ms': 2_000,
+    'grpc.enable_retries': 0,
+  };
+  if (tls?.serverName) channelOptions['grpc.ssl_target_name_override'] = tls.serverName;
+  return {
+    services: loadServices(),
+    credentials,
+    channelOptions,
+    auth: options.auth ?? null,
+    dialTimeoutMs: options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS,
+    commandTimeoutMs: options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
+    tlsByDefault: wantsTls,
+  };
+}
+
+function readPem(path: string | undefined, flag: string): Buffer | null {
+  if (path === undefined || path === '') return null;
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UsageError(`${flag} ${path}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`, { cause: err });
+  }
+}
+
+function sslCredentials(tls: TlsOptions): grpc.ChannelCredentials {
+  const ca = readPem(tls.caFile, '--cacert');
+  const cert = readPem(tls.certFile, '--cert');
+  const key = readPem(tls.keyFile, '--key');
+  if ((cert === null) !== (key === null)) throw new UsageError('--cert and --key must be given together');
+  const verify: grpc.VerifyOptions = tls.insecureSkipVerify ? { rejectUnauthorized: false, checkServerIdentity: () => undefined } : {};
+  try {
+    return grpc.credentials.createSsl(ca, key, cert, verify);
+  } catch (err) {
+    throw new UsageError(`invalid TLS files: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * A client bound to one member. Create through EtcdClient.member() so that
+ * channels are shared and closed together.
+ */
+export class MemberClient {
+  readonly endpoint: Endpoint;
+  private readonly ctx: ClientContext;
+  private readonly channel: grpc.Channel;
+  private readonly stubs = new Map<ServiceName, grpc.Client>();
+  private token: string | null = null;
+  private authenticating: Promise<string> | null = null;
+
+  constructor(endpoint: string | Endpoint, ctx: ClientContext) {
+    this.endpoint = typeof endpoint === 'string' ? parseEndpoint(endpoint, ctx.tlsByDefault) : endpoint;
+    this.ctx = ctx;
+    const creds = this.endpoint.secure ? ctx.credentials : grpc.credentials.createInsecure();
+    this.channel = new grpc.Channel(this.endpoint.target, creds, ctx.channelOptions);
+  }
+
+  get url(): string {
+    return this.endpoint.url;
+  }
+
+  private stub(service: ServiceName): grpc.Client {
+    let s = this.stubs.get(service);
+    if (!s) {
+      const Ctor = this.ctx.services[service];
+      s = new Ctor(this.endpoint.target, grpc.credentials.createInsecure(), { channelOverride: this.channel });
+      this.stubs.set(service, s);
+    }
+    return s;
+  }
+
+  /** One unary call with a deadline and abort; re-authenticates once on "invalid auth token". */
+  private async call<T>(service: ServiceName, method: string, request: object, opts: CallOptions = {}, authRetry = true): Promise<T> {
+    const timeoutMs = opts.timeoutMs ?? this.ctx.commandTimeoutMs;
+    if (opts.signal?.aborted) throw new AbortedError(`${this.url}: ${method} not sent: aborted`);
+    const metadata = new grpc.Metadata();
+    if (this.ctx.auth && service !== 'Auth') metadata.set('token', await this.getToken(opts));
+    try {
+      return await this.rawCall<T>(service, method, request, metadata, timeoutMs, opts.signal);
+    } catch (err) {
+      const mapped = mapGrpcError(this.url, method, err, timeoutMs);
+      if (authRetry && this.ctx.auth && isInvalidToken(mapped)) {
+        this.token = null;
+        return this.call<T>(service, method, request, opts, false);
+      }
+      throw mapped;
+    }
+  }
+
+  private rawCall<T>(service: ServiceName, method: string, request: object, metadata: grpc.Metadata, timeoutMs: number, signal?: AbortSignal): Promise<T> {
+    const stub = this.stub(service) as unknown as Record<string, (...args: unknown[]) => grpc.ClientUnaryCall>;
+    const fn = stub[method];
+    if (typeof fn !== 'function') throw new Error(`no method ${service}.${method} in proto`);
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => call.cancel();
+      const call = fn.call(stub, request, metadata, { deadline: Date.now() + timeoutMs }, (err: grpc.ServiceError | null, res: T) => {
+        signal?.removeEventListener('abort', onAbort);
+        if (err) reject(err);
+        else resolve(res);
+      });
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  private async getToken(opts: CallOptions): Promise<string> {
+    if (this.token) return this.token;
+    if (!this.authenticating) {
+      const auth = this.ctx.auth as AuthOptions;
+      this.authenticating = this.call<{ token: string }>('Auth', 'Authenticate', { name: auth.user, password: auth.password }, { timeoutMs: opts.timeoutMs ?? this.ctx.commandTimeoutMs, signal: opts.signal })
+        .then((r) => {
+          this.token = r.token;
+          return r.token;
+        })
+        .finally(() => {
+          this.authenticating = null;
+        });
+    }
+    return this.authenticating;
+  }
+
+  /** Waits until the channel is connected, within the dial timeout. */
+  async connect(opts: CallOptions = {}): Promise<void> {
+    const timeoutMs = opts.timeoutMs ?? this.ctx.dialTimeoutMs;
+    const deadline = Date.now() + timeoutMs;
+    await new Promise<void>((resolve, reject) => {
+      const check = () => {
+        const state = this.channel.getConnectivityState(true);
+        if (state === grpc.connectivityState.READY) return resolve();
+        if (opts.signal?.aborted) return reject(new AbortedError(`${this.url}: connect aborted`));
+        if (Date.now() >= deadline) return reject(new ConnectionError(this.url, `${this.url}: could not connect within ${timeoutMs} ms`));
+        this.channel.watchConnectivityState(state, Math.min(deadline, Date.now() + 250), () => check());
+      };
+      check();
+    });
+  }
+
+  async status(opts?: CallOptions): Promise<StatusReply> {
+    const r = await this.call<{
+      header: RawHeader; version: string; dbSize: string; leader: string; raftIndex: string; raftTerm: string; raftAppliedIndex: string;
+      errors: string[]; dbSizeInUse: string; isLearner: boolean; storageVersion: string; dbSizeQuota: string;
+    }>('Maintenance', 'Status', {}, opts);
+    const quota = Number(r.dbSizeQuota);
+    return {
+      header: header(r.header),
+      version: r.version,
+      dbSize: Number(r.dbSize),
+      dbSizeInUse: Number(r.dbSizeInUse),
+      leader: r.leader === '0' ? null : toHexId(r.leader),
+      raftIndex: Number(r.raftIndex),
+      raftTerm: Number(r.raftTerm),
+      raftAppliedIndex: Number(r.raftAppliedIndex),
+      errors: r.errors ?? [],
+      isLearner: r.isLearner,
+      storageVersion: r.storageVersion === '' ? null : r.storageVersion,
+      dbSizeQuota: quota > 0 ? quota : null,
+    };
+  }
+
+  /**
+   * Defragments this member. Never retried: when the deadline passes, etcd
+   * goes on defragmenting, so the caller must wait for the member instead.
+   */
+  async defragment(opts: CallOptions & { timeoutMs: number }): Promise<ResponseHeader> {
+    const r = await this.call<{ header: RawHeader }>('Maintenance', 'Defragment', {}, opts);
+    return header(r.header);
+  }
+
+  async alarmList(opts?: CallOptions): Promise<AlarmEntry[]> {
+    const r = await this.call<{ alarms: { memberID: string; alarm: string }[] }>('Maintenance', 'Alarm', { action: 'GET', memberID: '0', alarm: 'NONE' }, opts);
+    return r.alarms.map((a) => ({ memberId: toHexId(a.memberID), alarm: a.alarm }));
+  }
+
+  /** Deactivates one alarm for one member (memberId hex). Returns the alarms still active. */
+  async alarmDisarm(memberId: string, alarm: string, opts?: CallOptions): Promise<AlarmEntry[]> {
+    const r = await this.call<{ alarms: { memberID: string; alarm: string }[] }>('Maintenance', 'Alarm', { action: 'DEACTIVATE', memberID: toDecimalId(memberId), alarm }, opts);
+    return r.alarms.map((a) => ({ memberId: toHexId(a.memberID), alarm: a.alarm }));
+  }
+
+  /** Asks this member (which must be the leader) to hand leadership to targetId (hex). */
+  async moveLeader(targetId: string, opts?: CallOptions): Promise<ResponseHeader> {
+    const r = await this.call<{ header: RawHeader }>('Maintenance', 'MoveLeader', { targetID: toDecimalId(targetId) }, opts);
+    return header(r.header);
+  }
+
+  async hashKV(revision: number, opts?: CallOptions): Promise<{ header: ResponseHeader; hash: number; compactRevision: number }> {
+    const r = await this.call<{ header: RawHeader; hash: number; compact_revision: string }>('Maintenance', 'HashKV', { revision: String(revision) }, opts);
+    return { header: header(r.header), hash: r.hash, compactRevision: Number(r.compact_revision) };
+  }
+
+  async memberList(opts?: CallOptions): Promise<{ header: ResponseHeader; members: MemberEntry[] }> {
+    const r = await this.call<{ header: RawHeader; members: { ID: string; name: string; peerURLs: string[]; clientURLs: string[]; isLearner: boolean }[] }>(
+      'Cluster', 'MemberList', { linearizable: true }, opts,
+    );
+    return {
+      header: header(r.header),
+      members: r.members.map((m) => ({ memberId: toHexId(m.ID), name: m.name, peerUrls: m.peerURLs, clientUrls: m.clientURLs, isLearner: m.isLearner })),
+    };
+  }
+
+  async range(key: string | Buffer, opts: CallOptions & { rangeEnd?: string | Buffer; limit?: number; serializable?: boolean; countOnly?: boolean; keysOnly?: boolean; revision?: number } = {}): Promise<{ header: ResponseHeader; kvs: KeyValue[]; count: number; more: boolean }> {
+    const r = await this.call<{ header: RawHeader; kvs: RawKv[]; count: string; more: boolean }>('KV', 'Range', {
+      key: Buffer.from(key),
+      range_end: opts.rangeEnd === undefined ? Buffer.alloc(0) : Buffer.from(opts.rangeEnd),
+      limit: String(opts.limit ?? 0),
+      revision: String(opts.revision ?? 0),
+      serializable: opts.serializable ?? false,
+      count_only: opts.countOnly ?? false,
+      keys_only: opts.keysOnly ?? false,
+    }, opts);
+    return { header: header(r.header), kvs: r.kvs.map(kv), count: Number(r.count), more: r.more };
+  }
+
+  async put(key: string | Buffer, value: string | Buffer, opts: CallOptions & { lease?: string } = {}): Promise<ResponseHeader> {
+    const r = await this.call<{ header: RawHeader }>('KV', 'Put', { key: Buffer.from(key), value: Buffer.from(value), lease: opts.lease ?? '0' }, opts);
+    return header(r.header);
+  }
+
+  async deleteRange(key: string | Buffer, opts: CallOptions & { rangeEnd?: string | Buffer } = {}): Promise<{ header: ResponseHeader; deleted: number }> {
+    const r = await this.call<{ header: RawHeader; deleted: string }>('KV', 'DeleteRange', {
+      key: Buffer.from(key),
+      range_end: opts.rangeEnd === undefined ? Buffer.alloc(0) : Buffer.from(opts.rangeEnd),
+    }, opts);
+    return { header: header(r.header), deleted: Number(r.deleted) };
+  }
+
+  /**
+   * A transaction in etcd's wire shape (snake_case fields, 64-bit values as
+   * strings). Used by the cluster lock; kept raw to avoid a second schema.
+   */
+  async txn(request: { compare: object[]; success: object[]; failure: object[] }, opts?: CallOptions): Promise<{ header: ResponseHeader; succeeded: boolean; responses: unknown[] }> {
+    const r = await this.call<{ header: RawHeader; succeeded: boolean; responses: unknown[] }>('KV', 'Txn', request, opts);
+    return { header: header(r.header), succeeded: r.succeeded, responses: r.responses };
+  }
+
+  /** Compacts the key-value history up to revision; physical waits until it is applied on disk. */
+  async compact(revision: number, opts: CallOptions & { physical?: boolean } = {}): Promise<ResponseHeader> {
+    const r = await this.call<{ header: RawHeader }>('KV', 'Compact', { revision: String(revision), physical: opts.physical ?? true }, opts);
+    return header(r.header);
+  }
+
+  async leaseGrant(ttlSeconds: number, opts?: CallOptions): Promise<{ id: string; ttl: number }> {
+    const r = await this.call<{ ID: string; TTL: string; error: string }>('Lease', 'LeaseGrant', { TTL: String(ttlSeconds), ID: '0' }, opts);
+    return { id: r.ID, ttl: Number(r.TTL) };
+  }
+
+  async leaseRevoke(id: string, opts?: CallOptions): Promise<void> {
+    await this.call('Lease', 'LeaseRevoke', { ID: id }, opts);
+  }
+
+  /** Sends one keep-alive on a short-lived stream; returns the new TTL (0: the lease is gone). */
+  async leaseKeepAliveOnce(id: string, opts: CallOptions = {}): Promise<number> {
+    const timeoutMs = opts.timeoutMs ?? this.ctx.commandTimeoutMs;
+    const metadata = new grpc.Metadata();
+    if (this.ctx.auth) metadata.set('token', await this.getToken(opts));
+    const stub = this.stub('Lease') as unknown as { LeaseKeepAlive: (md: grpc.Metadata, o: grpc.CallOptions) => grpc.ClientDuplexStream<object, { TTL: string }> };
+    return new Promise<number>((resolve, reject) => {
+      const stream = stub.LeaseKeepAlive(metadata, { deadline: Date.now() + timeoutMs });
+      const onAbort = () => stream.cancel();
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      const done = (fn: () => void) => {
+        opts.signal?.removeEventListener('abort', onAbort);
+        fn();
+      };
+      stream.once('data', (res: { TTL: string }) => {
+        done(() => resolve(Number(res.TTL)));
+        stream.cancel();
+      });
+      stream.once('error', (err: unknown) => {
+        if ((err as grpc.ServiceError).code === grpc.status.CANCELLED && !opts.signal?.aborted) return;
+        done(() => reject(mapGrpcError(this.url, 'LeaseKeepAlive', err, timeoutMs)));
+      });
+      stream.write({ ID: id });
+    });
+  }
+
+  close(): void {
+    for (const s of this.stubs.values()) s.close();
+    this.stubs.clear();
+    this.channel.close();
+  }
+}
+
+interface RawKv {
+  key: Buffer;
+  value: Buffer;
+  create_revision: string;
+  mod_revision: string;
+  version: string;
+  lease: string;
+}
+
+const kv = (k: RawKv): KeyValue => ({
+  key: k.key,
+  value: k.value,
+  createRevision: Number(k.create_revision),
+  modRevision: Number(k.mod_revision),
+  version: Number(k.version),
+  lease: k.lease,
+});
+
+/**
+ * The cluster-level handle: a MemberClient per endpoint (created on first
+ * use, shared after), closed together. The library's `connect()` returns one.
+ */
+export class EtcdClient {
+  readonly options: ConnectionOptions;
+  readonly context: ClientContext;
+  private readonly members = new Map<string, MemberClient>();
+  private closed = false;
+
+  constructor(options: ConnectionOptions) {
+    this.options = options;
+    this.context = createClientContext(options);
+    // Validate every seed endpoint now, so a malformed one is a usage error before any I/O.
+    for (const e of options.endpoints) parseEndpoint(e, this.context.tlsByDefault);
+  }
+
+  /** The seed endpoints, normalised and deduplicated. */
+  get seeds(): string[] {
+    return [...new Set(this.options.endpoints.flatMap((e) => e.split(',')).map((e) => e.trim()).filter(Boolean).map((e) => parseEndpoint(e, this.context.tlsByDefault).url))];
+  }
+
+  /** The client for one member endpoint (URL or host:port). */
+  member(endpoint: string): MemberClient {
+    if (this.closed) throw new Error('EtcdClient is closed');
+    const url = parseEndpoint(endpoint, this.context.tlsByDefault).url;
+    let m = this.members.get(url);
+    if (!m) {
+      m = new MemberClient(url, this.context);
+      this.members.set(url, m);
+    }
+    return m;
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const m of this.members.values()) m.close();
+    this.members.clear();
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * Reads a few gauges from a member's Prometheus endpoint (`<clientURL>/metrics`),
+ * over the same TLS settings as gRPC. Only unlabelled samples are kept: the
+ * quota and defrag-inflight gauges defragd needs have no labels.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { readFileSync } from 'node:fs';
+import type { CallOptions, TlsOptions } from './options.js';
+
+export const METRIC_QUOTA = 'etcd_server_quota_backend_bytes';
+export const METRIC_DEFRAG_INFLIGHT = 'etcd_disk_defrag_inflight';
+
+/** Parses Prometheus text exposition into name → value for unlabelled samples. */
+export function parseGauges(text: string, names?: readonly string[]): Map<string, number> {
+  const out = new Map<string, number>();
+  const wanted = names ? new Set(names) : null;
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const [, name, value] = m as unknown as [string, string, string];
+    if (wanted && !wanted.has(name)) continue;
+    const n = Number(value);
+    if (Number.isFinite(n)) out.set(name, n);
+  }
+  return out;
+}
+
+/** GETs `<endpointUrl>/metrics`; resolves null on any failure (metrics are optional). */
+export async function fetchGauges(endpointUrl: string, names: readonly string[], tls: TlsOptions | null | undefined, opts: CallOptions = {}): Promise<Map<string, number> | null> {
+  const url = new URL('/metrics', endpointUrl);
+  const secure = url.protocol === 'https:';
+  const timeoutMs = opts.timeoutMs ?? 5_000;
+  let agentOpts: https.RequestOptions = {};
+  if (secure) {
+    try {
+      agentOpts = {
+        ca: tls?.caFile ? readFileSync(tls.caFile) : undefined,
+        cert: tls?.certFile ? readFileSync(tls.certFile) : undefined,
+        key: tls?.keyFile ? readFileSync(tls.keyFile) : undefined,
+        rejectUnauthorized: !tls?.insecureSkipVerify,
+        servername: tls?.serverName,
+      };
+    } catch {
+      return null;
+    }
+  }
+  return new Promise((resolve) => {
+    const req = (secure ? https : http).get(url, { ...agentOpts, timeout: timeoutMs, signal: opts.signal }, (res) => {
+      if (res.statusCode !== 200) {
+        res.resume();
+        return resolve(null);
+      }
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve(parseGauges(body, names)));
+      res.on('error', () => resolve(null));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(null));
+  });
+}
