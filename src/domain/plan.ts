@@ -1,0 +1,114 @@
+/**
+ * The planner's inputs and outputs: a Policy says what the operator asked for,
+ * a Plan says what will be done to which member and why. Both are plain data
+ * so a dry run is just the Plan printed.
+ */
+import type { AlarmType } from './types.js';
+
+/** Variables a rule sees; names follow ahrtr/etcd-defrag so its rules work verbatim. */
+export interface RuleVariables {
+  dbSize: number;
+  dbSizeInUse: number;
+  dbSizeFree: number;
+  dbQuota: number;
+  dbQuotaUsage: number;
+  fragmentation: number;
+  isLeader: boolean;
+  isLearner: boolean;
+  memberName: string;
+  version: string;
+}
+
+/** A compiled rule. evaluate() is pure; it throws RuleError when the expression fails at run time. */
+export interface Rule {
+  readonly source: string;
+  evaluate(vars: RuleVariables): boolean;
+}
+
+export interface Policy {
+  /** Null: defragment every member. */
+  rule: Rule | null;
+  /** Hand leadership to another voter before defragmenting the leader (default true). */
+  moveLeader: boolean;
+  /** Go ahead although some members are unreachable or unhealthy (they are skipped). */
+  skipHealthCheck: boolean;
+  /** Compact (physically) to revision - N once before the first defrag; null: never compact. */
+  compactKeepRevisions: number | null;
+  /** Disarm NOSPACE after the run when every member is under disarmBelow * quota. */
+  disarmNospace: boolean;
+  /** Fraction of the quota every member's dbSize must be under before NOSPACE is disarmed. */
+  disarmBelow: number;
+  /** Per-member defrag deadline; null: grow it with the member's size (defragTimeoutMs). */
+  defragTimeoutMs: number | null;
+}
+
+export type DecisionAction = 'defragment' | 'skip';
+
+/** Machine-readable reason codes; `reason` carries the sentence for people. */
+export type DecisionCode =
+  | 'rule-true'
+  | 'no-rule'
+  | 'rule-false'
+  | 'rule-error'
+  | 'learner'
+  | 'unreachable'
+  | 'leader-no-move'
+  | 'leader-no-transferee';
+
+export interface MemberDecision {
+  memberId: string;
+  name: string;
+  endpoint: string;
+  action: DecisionAction;
+  code: DecisionCode;
+  /** One sentence an operator can read, e.g. "rule is false (dbSizeFree 12 MiB)". */
+  reason: string;
+  /** The rule's value for this member; null when there is no rule or it was not evaluated. */
+  ruleResult: boolean | null;
+  isLeader: boolean;
+  isLearner: boolean;
+  /** For the leader: the hex ID of the voter leadership will move to first; null otherwise. */
+  moveLeaderTo: string | null;
+  /** Copied from the snapshot for display; null when the member did not answer. */
+  dbSize: number | null;
+  dbSizeInUse: number | null;
+  dbSizeFree: number | null;
+  /** Deadline for this member's Defragment call. */
+  timeoutMs: number;
+}
+
+export interface Refusal {
+  reason: string;
+  /** Members that made the run unsafe. */
+  memberIds: string[];
+}
+
+export interface Plan {
+  /** Non-null: the run must not start (exit 3); nothing is changed. */
+  refusal: Refusal | null;
+  warnings: string[];
+  /** Every member: those to defragment first, in execution order (followers, leader last), then the skipped. */
+  decisions: MemberDecision[];
+  /** Physical compaction before the first defrag; null when not asked for or nothing will be defragmented. */
+  compaction: { keepRevisions: number; revision: number } | null;
+  /** NOSPACE will be disarmed after the run if it is safe then. */
+  disarmNospace: boolean;
+  /** Sum of dbSizeFree over the members to defragment. */
+  expectedReclaimBytes: number;
+}
+
+/** Whether the NOSPACE alarm may be disarmed given current sizes. */
+export interface DisarmCheck {
+  ok: boolean;
+  /** Members at or above the limit, with their figures. */
+  blockers: {
+    memberId: string;
+    name: string;
+    /** NaN (JSON null) when the member did not answer. */
+    dbSize: number;
+    limit: number;
+    /** One sentence for people, e.g. "m1 (…) dbSize 1.9 GiB is at or above 90.0% of its 2.0 GiB quota (1.8 GiB)". */
+    reason?: string;
+  }[];
+  alarms: AlarmType[];
+}

@@ -1,0 +1,597 @@
+import { describe, expect, it } from 'vitest';
+import type { MemberDecision, Plan, Policy } from '../domain/plan.js';
+import type { ClusterSnapshot } from '../domain/types.js';
+import { compileRule } from '../policy/rule.js';
+import { aPolicy, aSnapshot, decisionFor, GiB, MiB, type SnapshotBuilder } from '../../test/builders.js';
+import { checkDisarm, chooseTransferee, defragTimeoutMs, planDefrag, votersHealthy } from './index.js';
+
+const names = (ds: MemberDecision[]): string[] => ds.map((d) => d.name);
+const toDefrag = (plan: Plan): string[] => names(plan.decisions.filter((d) => d.action === 'defragment'));
+const skipped = (plan: Plan): string[] => names(plan.decisions.filter((d) => d.action === 'skip'));
+const idOf = (s: ClusterSnapshot, name: string): string => s.members.find((m) => m.name === name)!.memberId;
+
+/** Three voters with distinct free space: m1 30 MiB, m2 50 MiB, m3 10 MiB free. */
+function threeVoters(): SnapshotBuilder {
+  return aSnapshot()
+    .withMember('m1', { dbSize: 100 * MiB, dbSizeInUse: 70 * MiB })
+    .withMember('m2', { dbSize: 100 * MiB, dbSizeInUse: 50 * MiB })
+    .withMember('m3', { dbSize: 100 * MiB, dbSizeInUse: 90 * MiB });
+}
+
+describe('planDefrag: order', () => {
+  it.each([
+    // leader, expected defragment order
+    ['m1', ['m2', 'm3', 'm1']],
+    ['m2', ['m1', 'm3', 'm2']],
+    ['m3', ['m2', 'm1', 'm3']],
+  ])('leader %s goes last, followers by dbSizeFree descending', (leader, order) => {
+    const plan = planDefrag(threeVoters().withLeader(leader).build(), aPolicy());
+    expect(plan.refusal).toBeNull();
+    expect(toDefrag(plan)).toEqual(order);
+    expect(plan.decisions.map((d) => d.code)).toEqual(['no-rule', 'no-rule', 'no-rule']);
+    expect(plan.decisions.at(-1)!.isLeader).toBe(true);
+  });
+
+  it('breaks dbSizeFree ties by name', () => {
+    const snapshot = aSnapshot()
+      .withMember('c', { dbSizeInUse: 10 * MiB })
+      .withMember('b', { dbSizeInUse: 10 * MiB })
+      .withMember('a', { dbSizeInUse: 10 * MiB })
+      .withMember('z', { dbSizeInUse: 5 * MiB })
+      .withMember('lead')
+      .withLeader('lead')
+      .build();
+    expect(toDefrag(planDefrag(snapshot, aPolicy()))).toEqual(['z', 'a', 'b', 'c', 'lead']);
+  });
+
+  it('puts skipped members after those to defragment, in member-list order', () => {
+    const snapshot = aSnapshot()
+      .withLearner('l1')
+      .withMembers(5)
+      .withMember('m1', { dbSize: 10 * MiB, dbSizeInUse: 9 * MiB })
+      .withMember('m4', { dbSize: 10 * MiB, dbSizeInUse: 9 * MiB })
+      .withLeader('m3')
+      .build();
+    const plan = planDefrag(snapshot, aPolicy({ rule: compileRule('dbSizeFree > 20*MiB') }));
+    expect(toDefrag(plan)).toEqual(['m2', 'm5', 'm3']);
+    expect(skipped(plan)).toEqual(['l1', 'm1', 'm4']);
+  });
+});
+
+describe('planDefrag: the leader', () => {
+  it('moves leadership to the voter with the highest applied index first', () => {
+    const snapshot = threeVoters()
+      .withLeader('m1')
+      .withMember('m2', { raftAppliedIndex: 100 })
+      .withMember('m3', { raftAppliedIndex: 105 })
+      .build();
+    const plan = planDefrag(snapshot, aPolicy());
+    const leader = decisionFor(plan, 'm1');
+    expect(leader.action).toBe('defragment');
+    expect(leader.moveLeaderTo).toBe(idOf(snapshot, 'm3'));
+    expect(leader.reason).toContain(`leadership moves to m3 (${idOf(snapshot, 'm3')}) first`);
+    for (const d of plan.decisions.filter((x) => !x.isLeader)) expect(d.moveLeaderTo).toBeNull();
+  });
+
+  it('with --no-move-leader, skips the leader and says why', () => {
+    const plan = planDefrag(threeVoters().withLeader('m2').build(), aPolicy({ moveLeader: false }));
+    const leader = decisionFor(plan, 'm2');
+    expect(leader).toMatchObject({ action: 'skip', code: 'leader-no-move', moveLeaderTo: null });
+    expect(leader.reason).toContain('--no-move-leader');
+    expect(leader.reason).toContain('never defragmented while it leads');
+    expect(toDefrag(plan)).toEqual(['m1', 'm3']);
+    expect(skipped(plan)).toEqual(['m2']);
+  });
+
+  it('skips the leader when no other voter is healthy (skip-health-check)', () => {
+    const snapshot = aSnapshot().withMembers(3).withLeader('m1').unreachable('m2').unhealthy('m3').build();
+    const plan = planDefrag(snapshot, aPolicy({ skipHealthCheck: true }));
+    expect(plan.refusal).toBeNull();
+    expect(decisionFor(plan, 'm1')).toMatchObject({ action: 'skip', code: 'leader-no-transferee' });
+    expect(toDefrag(plan)).toEqual([]);
+    expect(plan.compaction).toBeNull();
+  });
+
+  it('a rule that is false for the leader skips it like anyone else', () => {
+    const snapshot = threeVoters().withLeader('m3').build();
+    const plan = planDefrag(snapshot, aPolicy({ rule: compileRule('isLeader == false') }));
+    expect(decisionFor(plan, 'm3')).toMatchObject({ action: 'skip', code: 'rule-false', ruleResult: false });
+    expect(toDefrag(plan)).toEqual(['m2', 'm1']);
+  });
+
+  describe('single voter', () => {
+    it.each([true, false])('defragments it anyway with a warning (moveLeader %s)', (moveLeader) => {
+      const snapshot = aSnapshot().withMembers(1).withLearner('l1').build();
+      const plan = planDefrag(snapshot, aPolicy({ moveLeader }));
+      expect(plan.refusal).toBeNull();
+      expect(decisionFor(plan, 'm1')).toMatchObject({ action: 'defragment', isLeader: true, moveLeaderTo: null });
+      expect(decisionFor(plan, 'l1')).toMatchObject({ action: 'skip', code: 'learner' });
+      expect(plan.warnings.join('\n')).toMatch(/m1 .* is the only voter: .*whole cluster stalls/);
+    });
+
+    it('gives no warning when the rule skips it', () => {
+      const plan = planDefrag(aSnapshot().withMembers(1).build(), aPolicy({ rule: compileRule('dbSize > 10*GiB') }));
+      expect(plan.decisions.map((d) => d.code)).toEqual(['rule-false']);
+      expect(plan.warnings).toEqual([]);
+    });
+  });
+});
+
+describe('planDefrag: learners', () => {
+  it('never defragments a learner, even one that is unreachable or has NOSPACE', () => {
+    const snapshot = aSnapshot()
+      .withMembers(3)
+      .withLearner('l1')
+      .withLearner('l2')
+      .unreachable('l2')
+      .withAlarm('l1', 'NOSPACE')
+      .build();
+    const plan = planDefrag(snapshot, aPolicy());
+    expect(plan.refusal).toBeNull();
+    for (const name of ['l1', 'l2']) {
+      expect(decisionFor(plan, name)).toMatchObject({ action: 'skip', code: 'learner', isLearner: true });
+    }
+    expect(decisionFor(plan, 'l1').reason).toContain('etcd rejects Defragment on learners');
+  });
+
+  it('treats a member whose status says learner as a learner', () => {
+    const snapshot = aSnapshot().withMembers(3).build();
+    const m3 = snapshot.members[2]!;
+    const changed = { ...snapshot, members: [snapshot.members[0]!, snapshot.members[1]!, { ...m3, status: { ...m3.status!, isLearner: true } }] };
+    expect(decisionFor(planDefrag(changed, aPolicy()), 'm3').code).toBe('learner');
+  });
+});
+
+describe('planDefrag: preconditions', () => {
+  it.each([
+    ['unreachable', (b: SnapshotBuilder) => b.unreachable('m3', 'dial tcp 10.0.0.3:2379: connect: connection refused'), /m3 \(https:\/\/10\.0\.0\.3:2379\) is unreachable: dial tcp/],
+    ['unhealthy', (b: SnapshotBuilder) => b.unhealthy('m3'), /m3 \(https:\/\/10\.0\.0\.3:2379\) is unhealthy: context deadline exceeded/],
+  ])('refuses when a voter is %s, listing every member as skip', (_, breakIt, pattern) => {
+    const snapshot = breakIt(aSnapshot().withMembers(3).withLeader('m1')).build();
+    const plan = planDefrag(snapshot, aPolicy());
+    expect(plan.refusal).not.toBeNull();
+    expect(plan.refusal!.reason).toMatch(pattern);
+    expect(plan.refusal!.reason).toContain('--skip-health-check');
+    expect(plan.refusal!.memberIds).toEqual([idOf(snapshot, 'm3')]);
+    expect(plan.decisions.map((d) => d.action)).toEqual(['skip', 'skip', 'skip']);
+    // The would-be order and reasons survive for a dry run.
+    expect(names(plan.decisions)).toEqual(['m2', 'm1', 'm3']);
+    expect(decisionFor(plan, 'm2').reason).toMatch(/^run refused; would defragment: no rule/);
+    expect(decisionFor(plan, 'm1').moveLeaderTo).toBeNull();
+    expect(decisionFor(plan, 'm3').code).toBe('unreachable');
+    expect(plan).toMatchObject({ compaction: null, disarmNospace: false, expectedReclaimBytes: 0 });
+  });
+
+  it('names every failing member', () => {
+    const snapshot = aSnapshot().withMembers(5).unreachable('m2').unhealthy('m4').build();
+    const plan = planDefrag(snapshot, aPolicy());
+    expect(plan.refusal!.reason).toMatch(/m2 .*unreachable.*; m4 .*unhealthy/);
+    expect(plan.refusal!.memberIds).toEqual([idOf(snapshot, 'm2'), idOf(snapshot, 'm4')]);
+  });
+
+  it('with --skip-health-check, skips unreachable and unhealthy voters with warnings', () => {
+    const snapshot = aSnapshot().withMembers(5).withLeader('m5').unreachable('m2').unhealthy('m4').build();
+    const plan = planDefrag(snapshot, aPolicy({ skipHealthCheck: true }));
+    expect(plan.refusal).toBeNull();
+    expect(toDefrag(plan)).toEqual(['m1', 'm3', 'm5']);
+    expect(decisionFor(plan, 'm2')).toMatchObject({ action: 'skip', code: 'unreachable', dbSize: null });
+    expect(decisionFor(plan, 'm4')).toMatchObject({ action: 'skip', code: 'unreachable' });
+    expect(decisionFor(plan, 'm4').reason).toContain('unhealthy');
+    expect(plan.warnings).toHaveLength(2);
+    expect(plan.warnings[0]).toMatch(/m2 .* is unreachable: connection refused: skipped \(--skip-health-check\)/);
+  });
+
+  it('allows NOSPACE on every member', () => {
+    const plan = planDefrag(aSnapshot().withMembers(3).withAlarm('*', 'NOSPACE').build(), aPolicy());
+    expect(plan.refusal).toBeNull();
+    expect(toDefrag(plan)).toHaveLength(3);
+  });
+
+  it.each([false, true])('refuses on CORRUPT, whatever --skip-health-check (%s) says', (skipHealthCheck) => {
+    const snapshot = aSnapshot().withMembers(3).withAlarm('m2', 'CORRUPT').withAlarm('*', 'NOSPACE').build();
+    const plan = planDefrag(snapshot, aPolicy({ skipHealthCheck }));
+    expect(plan.refusal!.reason).toMatch(/m2 \(https:\/\/10\.0\.0\.2:2379\) has alarm CORRUPT/);
+    expect(plan.refusal!.reason).not.toContain('--skip-health-check');
+    expect(plan.refusal!.memberIds).toEqual([idOf(snapshot, 'm2')]);
+    expect(skipped(plan)).toHaveLength(3);
+  });
+
+  it('refuses on CORRUPT raised for a learner or for an ID not in the member list', () => {
+    const onLearner = aSnapshot().withMembers(3).withLearner('l1').withAlarm('l1', 'CORRUPT').build();
+    expect(planDefrag(onLearner, aPolicy()).refusal?.reason).toMatch(/l1 .* has alarm CORRUPT/);
+    const orphan = aSnapshot().withMembers(3).withOrphanAlarm('deadbeefdeadbeef', 'CORRUPT').build();
+    const plan = planDefrag(orphan, aPolicy({ skipHealthCheck: true }));
+    expect(plan.refusal?.reason).toMatch(/alarm CORRUPT is raised for deadbeefdeadbeef/);
+    expect(plan.refusal?.memberIds).toEqual(['deadbeefdeadbeef']);
+  });
+
+  it('refuses on an alarm it does not know', () => {
+    const plan = planDefrag(aSnapshot().withMembers(3).withAlarm('m1', 'SOMETHING_NEW').build(), aPolicy());
+    expect(plan.refusal?.reason).toMatch(/has alarm SOMETHING_NEW/);
+  });
+
+  it('refuses when no leader is known', () => {
+    const plan = planDefrag(aSnapshot().withMembers(3).withLeader(null).build(), aPolicy());
+    expect(plan.refusal?.reason).toMatch(/no leader is known/);
+    expect(plan.refusal?.memberIds).toEqual([]);
+    expect(skipped(plan)).toEqual(['m1', 'm2', 'm3']);
+  });
+
+  it('refuses when the agreed leader is not a member', () => {
+    const snapshot = { ...aSnapshot().withMembers(3).build(), leaderId: '1234abcd' };
+    expect(planDefrag(snapshot, aPolicy()).refusal?.reason).toMatch(/leader 1234abcd is not in the member list/);
+  });
+
+  it('with --skip-health-check and no leader known, goes ahead with a warning', () => {
+    const plan = planDefrag(aSnapshot().withMembers(3).withLeader(null).build(), aPolicy({ skipHealthCheck: true }));
+    expect(plan.refusal).toBeNull();
+    expect(toDefrag(plan)).toHaveLength(3);
+    expect(plan.decisions.some((d) => d.isLeader)).toBe(false);
+    expect(plan.warnings[0]).toMatch(/no leader is known: going ahead/);
+  });
+
+  it('with --skip-health-check and no agreed leader, still treats a member that claims to lead as the leader', () => {
+    const base = aSnapshot().withMembers(3).withLeader('m2').build();
+    const snapshot = { ...base, leaderId: null };
+    const plan = planDefrag(snapshot, aPolicy({ skipHealthCheck: true }));
+    expect(plan.decisions.at(-1)).toMatchObject({ name: 'm2', isLeader: true, action: 'defragment' });
+    expect(plan.decisions.at(-1)!.moveLeaderTo).not.toBeNull();
+    expect(plan.warnings[0]).toMatch(/m2 .* says it leads/);
+  });
+
+  it('a healthy cluster gives no warnings', () => {
+    expect(planDefrag(aSnapshot().withMembers(3).build(), aPolicy()).warnings).toEqual([]);
+  });
+});
+
+describe('planDefrag: rules', () => {
+  it('marks each member by its own rule result', () => {
+    const snapshot = aSnapshot()
+      .withMember('m1', { dbSize: 12 * MiB, dbSizeInUse: 10.8 * MiB, quota: 2 * GiB })
+      .withMember('m2', { dbSize: 300 * MiB, dbSizeInUse: 100 * MiB })
+      .withMember('m3', { dbSize: 200 * MiB, dbSizeInUse: 200 * MiB })
+      .withLeader('m1')
+      .build();
+    const rule = compileRule('200*MiB / dbSizeFree >= 1');
+    const plan = planDefrag(snapshot, aPolicy({ rule }));
+    expect(decisionFor(plan, 'm2')).toMatchObject({ action: 'defragment', code: 'rule-true', ruleResult: true });
+    expect(decisionFor(plan, 'm2').reason).toBe('rule is true (dbSize 300.0 MiB, dbSizeFree 200.0 MiB, dbQuotaUsage 14.6%)');
+    expect(decisionFor(plan, 'm1')).toMatchObject({ action: 'defragment', code: 'rule-true' });
+    expect(decisionFor(plan, 'm3')).toMatchObject({ action: 'skip', code: 'rule-error', ruleResult: null });
+    expect(decisionFor(plan, 'm3').reason).toBe('rule failed at column 1: division by zero');
+  });
+
+  it('says the figures when the rule is false', () => {
+    const snapshot = aSnapshot().withMembers(3).withMember('m3', { dbSize: 12 * MiB, dbSizeInUse: 10.8 * MiB }).build();
+    const plan = planDefrag(snapshot, aPolicy({ rule: compileRule('dbSizeFree > 100*MiB') }));
+    expect(decisionFor(plan, 'm3')).toMatchObject({ action: 'skip', code: 'rule-false', ruleResult: false });
+    expect(decisionFor(plan, 'm3').reason).toBe('rule is false (dbSize 12.0 MiB, dbSizeFree 1.2 MiB, dbQuotaUsage 0.6%)');
+  });
+
+  it('sees isLeader and memberName', () => {
+    const snapshot = aSnapshot().withMembers(3).withLeader('m2').build();
+    expect(toDefrag(planDefrag(snapshot, aPolicy({ rule: compileRule('isLeader') })))).toEqual(['m2']);
+    expect(toDefrag(planDefrag(snapshot, aPolicy({ rule: compileRule('memberName == "m1"') })))).toEqual(['m1']);
+  });
+
+  it('without a rule, defragments every healthy voter (no-rule)', () => {
+    const plan = planDefrag(aSnapshot().withMembers(5).withLearner('l1').build(), aPolicy());
+    expect(plan.decisions.filter((d) => d.code === 'no-rule')).toHaveLength(5);
+    expect(plan.decisions.every((d) => d.code !== 'no-rule' || d.ruleResult === null)).toBe(true);
+  });
+});
+
+describe('planDefrag: figures', () => {
+  it('expects to reclaim the free space of the members it defragments', () => {
+    const plan = planDefrag(threeVoters().build(), aPolicy({ rule: compileRule('dbSizeFree >= 30*MiB') }));
+    expect(plan.expectedReclaimBytes).toBe(80 * MiB);
+  });
+
+  it('gives bigger members longer deadlines', () => {
+    const snapshot = aSnapshot()
+      .withMember('m1', { dbSize: 200 * MiB, dbSizeInUse: 100 * MiB })
+      .withMember('m2', { dbSize: 8 * GiB, dbSizeInUse: 4 * GiB })
+      .withMember('m3', { dbSize: 20 * MiB, dbSizeInUse: 1 * MiB })
+      .build();
+    const plan = planDefrag(snapshot, aPolicy());
+    expect(decisionFor(plan, 'm3').timeoutMs).toBe(60_100);
+    expect(decisionFor(plan, 'm1').timeoutMs).toBe(70_000);
+    expect(decisionFor(plan, 'm2').timeoutMs).toBe(60_000 + 409_600);
+    const fixed = planDefrag(snapshot, aPolicy({ defragTimeoutMs: 5_000 }));
+    expect(fixed.decisions.map((d) => d.timeoutMs)).toEqual([5_000, 5_000, 5_000]);
+  });
+});
+
+describe('planDefrag: compaction', () => {
+  const withRevisions = (): SnapshotBuilder =>
+    aSnapshot()
+      .withMembers(3)
+      .withLeader('m2')
+      .withMember('m1', { revision: 9_990 })
+      .withMember('m2', { revision: 10_000 })
+      .withMember('m3', { revision: 10_005 });
+
+  it("compacts to the leader's revision minus keep", () => {
+    const plan = planDefrag(withRevisions().build(), aPolicy({ compactKeepRevisions: 1_000 }));
+    expect(plan.compaction).toEqual({ keepRevisions: 1_000, revision: 9_000 });
+  });
+
+  it('compacts to the current revision with keep 0', () => {
+    expect(planDefrag(withRevisions().build(), aPolicy({ compactKeepRevisions: 0 })).compaction?.revision).toBe(10_000);
+  });
+
+  it('uses the highest reachable revision when the leader did not answer', () => {
+    const snapshot = withRevisions().unreachable('m2').build();
+    const plan = planDefrag(snapshot, aPolicy({ compactKeepRevisions: 5, skipHealthCheck: true }));
+    expect(plan.compaction).toEqual({ keepRevisions: 5, revision: 10_000 });
+  });
+
+  it('does not compact when keep reaches back past revision 1, and says so', () => {
+    const plan = planDefrag(withRevisions().build(), aPolicy({ compactKeepRevisions: 10_000 }));
+    expect(plan.compaction).toBeNull();
+    expect(plan.warnings.join('\n')).toMatch(/no compaction: the current revision 10000 is not above --compact-keep-revisions 10000/);
+  });
+
+  it('does not compact when nothing is defragmented, or when not asked', () => {
+    const rule = compileRule('dbSize > 10*GiB');
+    expect(planDefrag(withRevisions().build(), aPolicy({ compactKeepRevisions: 10, rule })).compaction).toBeNull();
+    expect(planDefrag(withRevisions().build(), aPolicy()).compaction).toBeNull();
+  });
+});
+
+describe('planDefrag: NOSPACE', () => {
+  const full = (): SnapshotBuilder =>
+    aSnapshot()
+      .withMembers(3)
+      .withMember('m1', { dbSize: 2 * GiB, dbSizeInUse: 1.9 * GiB })
+      .withMember('m2', { dbSize: 2 * GiB, dbSizeInUse: 0.5 * GiB })
+      .withMember('m3', { dbSize: 2 * GiB, dbSizeInUse: 0.5 * GiB })
+      .withAlarm('*', 'NOSPACE');
+
+  it('plans a disarm only when asked and NOSPACE is raised', () => {
+    expect(planDefrag(full().build(), aPolicy({ disarmNospace: true })).disarmNospace).toBe(true);
+    expect(planDefrag(full().build(), aPolicy({ disarmNospace: false })).disarmNospace).toBe(false);
+    expect(planDefrag(aSnapshot().withMembers(3).build(), aPolicy({ disarmNospace: true })).disarmNospace).toBe(false);
+  });
+
+  it('warns when defragmentation alone cannot get a member under the margin, and suggests compaction', () => {
+    const plan = planDefrag(full().build(), aPolicy({ disarmNospace: true }));
+    expect(plan.warnings).toHaveLength(1);
+    expect(plan.warnings[0]).toBe(
+      'defragmentation alone cannot bring m1 (https://10.0.0.1:2379) under the disarm margin: 1.9 GiB is in use, ' +
+        'at or above 90.0% of its 2.0 GiB quota (1.8 GiB), so NOSPACE would stay armed; ' +
+        '--compact-keep-revisions N would (compaction frees the old revisions first)',
+    );
+  });
+
+  it('does not warn about the margin when compaction is planned', () => {
+    const plan = planDefrag(full().build(), aPolicy({ disarmNospace: true, compactKeepRevisions: 100 }));
+    expect(plan.warnings).toEqual([]);
+    expect(plan.compaction).not.toBeNull();
+  });
+
+  it('warns when a member over the margin will not be defragmented', () => {
+    const snapshot = full().withLearner('l1', { dbSize: 1.95 * GiB, dbSizeInUse: 0.1 * GiB }).withAlarm('l1', 'NOSPACE').build();
+    const plan = planDefrag(snapshot, aPolicy({ disarmNospace: true, compactKeepRevisions: 100 }));
+    expect(plan.warnings).toEqual([expect.stringMatching(/^l1 .* is not defragmented \(learner\) and its dbSize 1\.9 GiB is at or above 90\.0%/)]);
+  });
+});
+
+describe('chooseTransferee', () => {
+  it.each([
+    [{ m2: 10, m3: 20, m4: 15 }, 'm3'],
+    [{ m2: 20, m3: 20, m4: 15 }, 'm2'],
+    [{ m2: 5, m3: 5, m4: 5 }, 'm2'],
+  ])('picks the highest applied index, ties by name: %j', (applied, expected) => {
+    let b = aSnapshot().withMembers(4).withLeader('m1').withMember('m1', { raftAppliedIndex: 1_000 });
+    for (const [name, raftAppliedIndex] of Object.entries(applied)) b = b.withMember(name, { raftAppliedIndex });
+    const snapshot = b.build();
+    expect(chooseTransferee(snapshot)).toBe(idOf(snapshot, expected));
+  });
+
+  it('never picks the leader, a learner, excludeId, or an unhealthy or alarmed voter', () => {
+    const snapshot = aSnapshot()
+      .withMembers(5)
+      .withLeader('m1')
+      .withMember('m1', { raftAppliedIndex: 999 })
+      .withLearner('l1', { raftAppliedIndex: 999 })
+      .withMember('m2', { raftAppliedIndex: 50 })
+      .withMember('m3', { raftAppliedIndex: 60 })
+      .withMember('m4', { raftAppliedIndex: 70 })
+      .withMember('m5', { raftAppliedIndex: 80 })
+      .unhealthy('m5')
+      .withAlarm('m4', 'CORRUPT')
+      .build();
+    expect(chooseTransferee(snapshot)).toBe(idOf(snapshot, 'm3'));
+    expect(chooseTransferee(snapshot, idOf(snapshot, 'm3'))).toBe(idOf(snapshot, 'm2'));
+    expect(chooseTransferee(aSnapshot().withMembers(1).build())).toBeNull();
+  });
+
+  it('accepts a voter with NOSPACE', () => {
+    const snapshot = aSnapshot().withMembers(2).withAlarm('*', 'NOSPACE').build();
+    expect(chooseTransferee(snapshot)).toBe(idOf(snapshot, 'm2'));
+  });
+});
+
+describe('defragTimeoutMs', () => {
+  it.each([
+    [0, 60_000],
+    [10 * MiB, 61_000],
+    [100 * MiB, 70_000],
+    [3.8e9, 422_396],
+    [8 * GiB, 879_200],
+    [1, 60_000],
+    [-5, 60_000],
+  ])('%d bytes in use → %d ms', (inUse, ms) => {
+    expect(defragTimeoutMs(inUse, null)).toBe(ms);
+  });
+
+  it('grows with size and is a whole number of ms', () => {
+    let last = 0;
+    for (let inUse = 0; inUse < 10 * GiB; inUse += 123_456_789) {
+      const t = defragTimeoutMs(inUse, null);
+      expect(Number.isInteger(t)).toBe(true);
+      expect(t).toBeGreaterThanOrEqual(last);
+      last = t;
+    }
+  });
+
+  it('lets an override win', () => {
+    expect(defragTimeoutMs(8 * GiB, 30_000)).toBe(30_000);
+  });
+});
+
+describe('votersHealthy', () => {
+  it('is ok for healthy voters with NOSPACE and a broken learner', () => {
+    const snapshot = aSnapshot().withMembers(3).withLearner('l1').unreachable('l1').withAlarm('*', 'NOSPACE').build();
+    expect(votersHealthy(snapshot)).toEqual({ ok: true, failing: [] });
+  });
+
+  it('lists unreachable, unhealthy and CORRUPT voters, except exceptId', () => {
+    const snapshot = aSnapshot().withMembers(5).unreachable('m2').unhealthy('m3').withAlarm('m4', 'CORRUPT').build();
+    const result = votersHealthy(snapshot);
+    expect(result.ok).toBe(false);
+    expect(result.failing.map((m) => m.name)).toEqual(['m2', 'm3', 'm4']);
+    expect(votersHealthy(snapshot, idOf(snapshot, 'm2')).failing.map((m) => m.name)).toEqual(['m3', 'm4']);
+  });
+});
+
+describe('checkDisarm', () => {
+  it('is ok when every member is under the margin', () => {
+    const snapshot = aSnapshot().withMembers(3).withMember('m1', { dbSize: 1.7 * GiB }).withAlarm('*', 'NOSPACE').build();
+    expect(checkDisarm(snapshot, 0.9)).toEqual({ ok: true, blockers: [], alarms: ['NOSPACE'] });
+  });
+
+  it('lists members at or above the margin with their figures', () => {
+    const snapshot = aSnapshot()
+      .withMembers(3)
+      .withMember('m1', { dbSize: 1.8 * GiB, dbSizeInUse: 1 * GiB })
+      .withLearner('l1', { dbSize: 1.9 * GiB, dbSizeInUse: 1 * GiB })
+      .withAlarm('m1', 'NOSPACE')
+      .withAlarm('m2', 'CORRUPT')
+      .build();
+    const check = checkDisarm(snapshot, 0.9);
+    expect(check.ok).toBe(false);
+    expect(check.blockers.map(({ name, dbSize, limit }) => ({ name, dbSize, limit }))).toEqual([
+      { name: 'm1', dbSize: 1.8 * GiB, limit: 0.9 * 2 * GiB },
+      { name: 'l1', dbSize: 1.9 * GiB, limit: 0.9 * 2 * GiB },
+    ]);
+    expect(check.blockers[0]!.reason).toBe('m1 (https://10.0.0.1:2379) dbSize 1.8 GiB is at or above 90.0% of its 2.0 GiB quota (1.8 GiB)');
+    expect(check.alarms).toEqual(['NOSPACE', 'CORRUPT']);
+  });
+
+  it('is blocked by a member that does not answer', () => {
+    const check = checkDisarm(aSnapshot().withMembers(3).unreachable('m3').build(), 0.9);
+    expect(check.ok).toBe(false);
+    expect(check.blockers).toHaveLength(1);
+    expect(check.blockers[0]).toMatchObject({ name: 'm3', reason: 'm3 (https://10.0.0.3:2379) is unreachable: connection refused' });
+    expect(check.blockers[0]!.dbSize).toBeNaN();
+  });
+});
+
+// --- Invariants over generated shapes ---------------------------------------
+
+/** Deterministic PRNG (mulberry32) so a failure reproduces. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const RULES = [null, 'dbSizeFree > 100*MiB', 'fragmentation >= 0.45 && dbSize >= 100*MiB', 'isLeader == false', 'dbSize / dbSizeFree > 1', 'dbQuotaUsage > 0.8 || dbSize - dbSizeInUse > 200*1024*1024'];
+
+function generate(seed: number): { snapshot: ClusterSnapshot; policy: Policy } {
+  const rnd = prng(seed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+  const voterCount = pick([1, 2, 3, 3, 5, 5, 7]);
+  const learnerCount = pick([0, 0, 1, 2]);
+  let b = aSnapshot().withMembers(voterCount);
+  for (let i = 1; i <= learnerCount; i++) b = b.withLearner(`l${i}`);
+  const all = [...Array.from({ length: voterCount }, (_, i) => `m${i + 1}`), ...Array.from({ length: learnerCount }, (_, i) => `l${i + 1}`)];
+  for (const name of all) {
+    const dbSize = Math.round(rnd() * 2 * GiB);
+    b = b.withMember(name, {
+      dbSize,
+      dbSizeInUse: Math.round(rnd() * dbSize),
+      raftAppliedIndex: 1_000 + Math.floor(rnd() * 10),
+      revision: Math.floor(rnd() * 5_000),
+    });
+    const r = rnd();
+    if (r < 0.08) b = b.unreachable(name);
+    else if (r < 0.14) b = b.unhealthy(name);
+    if (rnd() < 0.05) b = b.withAlarm(name, 'CORRUPT');
+  }
+  if (rnd() < 0.3) b = b.withAlarm('*', 'NOSPACE');
+  b = b.withLeader(rnd() < 0.1 ? null : `m${1 + Math.floor(rnd() * voterCount)}`);
+  const rule = pick(RULES);
+  const policy = aPolicy({
+    rule: rule === null ? null : compileRule(rule),
+    moveLeader: rnd() < 0.8,
+    skipHealthCheck: rnd() < 0.5,
+    compactKeepRevisions: pick([null, 0, 100, 10_000]),
+    disarmNospace: rnd() < 0.5,
+  });
+  return { snapshot: b.build(), policy };
+}
+
+describe('planDefrag: invariants over generated clusters', () => {
+  const cases = Array.from({ length: 500 }, (_, seed) => ({ seed, ...generate(seed) }));
+
+  it('covers refused and accepted plans, single and multi-voter clusters', () => {
+    const plans = cases.map(({ snapshot, policy }) => planDefrag(snapshot, policy));
+    expect(plans.filter((p) => p.refusal !== null).length).toBeGreaterThan(50);
+    expect(plans.filter((p) => p.refusal === null && p.decisions.some((d) => d.isLeader && d.action === 'defragment')).length).toBeGreaterThan(50);
+  });
+
+  it.each(cases)('seed $seed', ({ snapshot, policy }) => {
+    const plan = planDefrag(snapshot, policy);
+    const defrag = plan.decisions.filter((d) => d.action === 'defragment');
+    const voterCount = snapshot.members.filter((m) => !m.isLearner).length;
+
+    // Every member exactly once.
+    expect(plan.decisions.map((d) => d.memberId).sort()).toEqual(snapshot.members.map((m) => m.memberId).sort());
+    // Those to defragment come first.
+    const firstSkip = plan.decisions.findIndex((d) => d.action === 'skip');
+    if (firstSkip >= 0) expect(plan.decisions.slice(firstSkip).every((d) => d.action === 'skip')).toBe(true);
+    // The leader is last among them, and moves away first unless it is the only voter.
+    const leaderAt = defrag.findIndex((d) => d.isLeader);
+    if (leaderAt >= 0) {
+      expect(leaderAt).toBe(defrag.length - 1);
+      if (voterCount > 1) expect(defrag[leaderAt]!.moveLeaderTo).not.toBeNull();
+    }
+    // Followers by dbSizeFree descending.
+    const followers = defrag.filter((d) => !d.isLeader).map((d) => d.dbSizeFree ?? -1);
+    expect(followers).toEqual([...followers].sort((a, b) => b - a));
+    // Never a learner, never an unreachable, unhealthy or alarmed member.
+    for (const d of defrag) {
+      const m = snapshot.members.find((x) => x.memberId === d.memberId)!;
+      expect(d.isLearner).toBe(false);
+      expect(m.reachable && m.healthy && !m.alarms.includes('CORRUPT')).toBe(true);
+      expect(d.timeoutMs).toBeGreaterThanOrEqual(60_000);
+    }
+    for (const d of plan.decisions) if (d.isLearner) expect(d.code).toBe('learner');
+    // A refused plan does nothing.
+    if (plan.refusal !== null) {
+      expect(defrag).toEqual([]);
+      expect(plan.compaction).toBeNull();
+      expect(plan.expectedReclaimBytes).toBe(0);
+    }
+    // CORRUPT always refuses.
+    if (snapshot.alarms.some((a) => a.alarm === 'CORRUPT')) expect(plan.refusal).not.toBeNull();
+    // Without --skip-health-check, an unreachable voter or unknown leader refuses.
+    if (!policy.skipHealthCheck && (snapshot.leaderId === null || !votersHealthy(snapshot).ok)) expect(plan.refusal).not.toBeNull();
+    // Compaction only with something to defragment, and never at or below 0.
+    if (plan.compaction !== null) {
+      expect(defrag.length).toBeGreaterThan(0);
+      expect(plan.compaction.revision).toBeGreaterThan(0);
+    }
+    expect(plan.expectedReclaimBytes).toBe(defrag.reduce((s, d) => s + (d.dbSizeFree ?? 0), 0));
+    // JSON-safe (the CLI prints it with -w json).
+    expect(JSON.parse(JSON.stringify(plan))).toEqual(plan);
+  });
+});

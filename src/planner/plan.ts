@@ -1,0 +1,422 @@
+/**
+ * The planner: ClusterSnapshot + Policy → Plan. This is where defragd's safety
+ * rules live (quorum health, alarms, learners, the leader, order), so it is
+ * pure — no I/O, no clock — and a dry run is just its output printed.
+ *
+ * The rules, in short:
+ * - every voter must be reachable and healthy and no member may carry an
+ *   alarm other than NOSPACE, or the run is refused (--skip-health-check skips
+ *   unreachable/unhealthy members instead, but never overrides CORRUPT);
+ * - learners are skipped: etcd rejects Defragment on them;
+ * - followers go first, most reclaimable space first; the leader goes last,
+ *   and only after leadership has been handed to a healthy voter, because a
+ *   leader stalled by a defrag stalls lease renewals and writes cluster-wide.
+ */
+import type { DecisionCode, DisarmCheck, MemberDecision, Plan, Policy, Refusal } from '../domain/plan.js';
+import type { AlarmType, ClusterSnapshot, MemberSnapshot } from '../domain/types.js';
+import { MiB } from '../domain/types.js';
+import { ruleVariables } from '../policy/rule.js';
+import { formatBytes, formatPercent } from '../domain/format.js';
+
+/** Floor of every defrag deadline: connection setup, a cold page cache, a slow disk. */
+const BASE_TIMEOUT_MS = 60_000;
+/** 1 s per 10 MiB in use: ~10x etcd's own "100 MB usually takes 1 sec", since a timed-out defrag cannot be retried. */
+const TIMEOUT_MS_PER_BYTE = 1_000 / (10 * MiB);
+
+function isLearner(m: MemberSnapshot): boolean {
+  return m.isLearner || m.status?.isLearner === true;
+}
+
+function voters(snapshot: ClusterSnapshot): MemberSnapshot[] {
+  return snapshot.members.filter((m) => !isLearner(m));
+}
+
+function label(m: MemberSnapshot): string {
+  return `${m.name || m.memberId} (${m.endpoint})`;
+}
+
+/** Alarms raised for a member, from its own list and the cluster's AlarmList. */
+function alarmsOf(snapshot: ClusterSnapshot, m: MemberSnapshot): AlarmType[] {
+  const fromCluster = snapshot.alarms.filter((a) => a.memberId === m.memberId).map((a) => a.alarm);
+  return [...new Set([...m.alarms, ...fromCluster])];
+}
+
+/** Any alarm but NOSPACE (CORRUPT, or one we do not know) means the data may be unsafe. */
+function badAlarms(snapshot: ClusterSnapshot, m: MemberSnapshot): AlarmType[] {
+  return alarmsOf(snapshot, m).filter((a) => a !== 'NOSPACE');
+}
+
+/** Why a member cannot take part, health-wise; null when it can. */
+function healthProblem(m: MemberSnapshot): string | null {
+  const detail = m.error ? `: ${m.error}` : '';
+  if (!m.reachable || m.status === null) return `unreachable${detail}`;
+  if (!m.healthy) return `unhealthy${detail}`;
+  return null;
+}
+
+/** Health or alarm problem, as a phrase; null when the member is fine. */
+function problem(snapshot: ClusterSnapshot, m: MemberSnapshot): string | null {
+  const health = healthProblem(m);
+  const alarms = badAlarms(snapshot, m);
+  const alarm = alarms.length > 0 ? `has alarm ${alarms.join(', ')}` : null;
+  if (health !== null && alarm !== null) return `${health}; ${alarm}`;
+  return health ?? alarm;
+}
+
+/**
+ * The leader's ID: the one most members agree on, else the single reachable
+ * member that says it leads (only used when --skip-health-check lets a run go
+ * ahead without an agreed leader: that member must still not be defragmented
+ * while it leads).
+ */
+function leaderIdOf(snapshot: ClusterSnapshot): string | null {
+  if (snapshot.leaderId !== null) return snapshot.leaderId;
+  const claimants = snapshot.members.filter((m) => m.reachable && m.status?.isLeader === true);
+  return claimants.length === 1 ? claimants[0]!.memberId : null;
+}
+
+function byName(a: MemberSnapshot, b: MemberSnapshot): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : a.memberId < b.memberId ? -1 : a.memberId > b.memberId ? 1 : 0;
+}
+
+/**
+ * Deadline for one member's Defragment call: `override` when given, else 60 s
+ * plus 1 s per 10 MiB in use, in whole milliseconds. Generous on purpose: the
+ * server ignores the client's deadline, so a defrag that "times out" is still
+ * running and must not be re-sent (field reports: 3.8 GB in use ~20 s, 8 GB
+ * over 30 s).
+ *
+ * @example defragTimeoutMs(100 * MiB, null) // 70_000
+ */
+export function defragTimeoutMs(dbSizeInUse: number, override: number | null): number {
+  if (override !== null) return override;
+  const inUse = Number.isFinite(dbSizeInUse) && dbSizeInUse > 0 ? dbSizeInUse : 0;
+  return Math.round(BASE_TIMEOUT_MS + inUse * TIMEOUT_MS_PER_BYTE);
+}
+
+/**
+ * Whether every voter (but `exceptId`) is reachable, healthy and free of alarms
+ * other than NOSPACE. The executor asks this again before each member.
+ *
+ * @example
+ * const { ok, failing } = votersHealthy(snapshot, decision.memberId);
+ * if (!ok) throw new RefusedError(`unhealthy: ${failing.map((m) => m.name).join(', ')}`);
+ */
+export function votersHealthy(snapshot: ClusterSnapshot, exceptId?: string): { ok: boolean; failing: MemberSnapshot[] } {
+  const failing = voters(snapshot).filter((m) => m.memberId !== exceptId && problem(snapshot, m) !== null);
+  return { ok: failing.length === 0, failing };
+}
+
+/**
+ * The voter leadership should move to before the leader is defragmented: a
+ * reachable, healthy, alarm-free voter other than the leader (and `excludeId`)
+ * with the highest raftAppliedIndex, so the hand-over waits least; ties by name.
+ * Null when there is none.
+ *
+ * @example chooseTransferee(snapshot) // "91bc3c398fb3c146"
+ */
+export function chooseTransferee(snapshot: ClusterSnapshot, excludeId?: string): string | null {
+  const leaderId = leaderIdOf(snapshot);
+  const candidates = voters(snapshot)
+    .filter((m) => m.memberId !== leaderId && m.memberId !== excludeId && problem(snapshot, m) === null)
+    .sort((a, b) => (b.status?.raftAppliedIndex ?? -1) - (a.status?.raftAppliedIndex ?? -1) || byName(a, b));
+  return candidates[0]?.memberId ?? null;
+}
+
+/**
+ * Whether NOSPACE may be disarmed: every member answers and each one's dbSize
+ * (what etcd checks the quota against) is under `disarmBelow` of its quota.
+ * An unreachable member is a blocker with NaN figures.
+ *
+ * @example
+ * const check = checkDisarm(snapshot, 0.9);
+ * if (check.ok && check.alarms.includes('NOSPACE')) await disarm();
+ */
+export function checkDisarm(snapshot: ClusterSnapshot, disarmBelow: number): DisarmCheck {
+  const blockers: DisarmCheck['blockers'] = [];
+  for (const m of snapshot.members) {
+    const s = m.status;
+    if (!m.reachable || s === null) {
+      blockers.push({
+        memberId: m.memberId,
+        name: m.name,
+        dbSize: Number.NaN,
+        limit: Number.NaN,
+        reason: `${label(m)} is unreachable${m.error ? `: ${m.error}` : ''}`,
+      });
+      continue;
+    }
+    const limit = disarmBelow * s.quota;
+    if (s.dbSize >= limit) {
+      blockers.push({
+        memberId: m.memberId,
+        name: m.name,
+        dbSize: s.dbSize,
+        limit,
+        reason:
+          `${label(m)} dbSize ${formatBytes(s.dbSize)} is at or above ${formatPercent(disarmBelow)} ` +
+          `of its ${formatBytes(s.quota)} quota (${formatBytes(limit)})`,
+      });
+    }
+  }
+  const alarms = [
+    ...new Set([...snapshot.members.flatMap((m) => m.alarms), ...snapshot.alarms.map((a) => a.alarm)]),
+  ];
+  return { ok: blockers.length === 0, blockers, alarms };
+}
+
+/** The figures a rule reason shows. */
+function figures(m: MemberSnapshot): string {
+  const s = m.status;
+  if (s === null) return 'no status';
+  return `dbSize ${formatBytes(s.dbSize)}, dbSizeFree ${formatBytes(s.dbSizeFree)}, dbQuotaUsage ${formatPercent(s.quotaUsage)}`;
+}
+
+interface Draft {
+  member: MemberSnapshot;
+  isLeader: boolean;
+  defragment: boolean;
+  code: DecisionCode;
+  reason: string;
+  ruleResult: boolean | null;
+  moveLeaderTo: string | null;
+}
+
+/** What the rule (or its absence) says about a healthy voter. */
+function ruleDraft(m: MemberSnapshot, isLeader: boolean, policy: Policy): Omit<Draft, 'member' | 'isLeader' | 'moveLeaderTo'> {
+  if (policy.rule === null) {
+    return { defragment: true, code: 'no-rule', reason: 'no rule: every voter is defragmented', ruleResult: null };
+  }
+  const vars = ruleVariables(m, isLeader);
+  if (vars === null) {
+    return { defragment: false, code: 'rule-error', reason: 'rule not evaluated: the member sent no status', ruleResult: null };
+  }
+  try {
+    const result = policy.rule.evaluate(vars);
+    return result
+      ? { defragment: true, code: 'rule-true', reason: `rule is true (${figures(m)})`, ruleResult: true }
+      : { defragment: false, code: 'rule-false', reason: `rule is false (${figures(m)})`, ruleResult: false };
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    return { defragment: false, code: 'rule-error', reason: message, ruleResult: null };
+  }
+}
+
+function nameOf(snapshot: ClusterSnapshot, memberId: string): string {
+  const m = snapshot.members.find((x) => x.memberId === memberId);
+  return m?.name ? `${m.name} (${memberId})` : memberId;
+}
+
+/**
+ * Decide, for every member, whether it is defragmented, in what order and
+ * why; or refuse the run when it would not be safe.
+ *
+ * @example
+ * const plan = planDefrag(snapshot, { ...defaults, rule: compileRule('dbSizeFree > 100*MiB') });
+ * if (plan.refusal) throw new RefusedError(plan.refusal.reason);
+ * for (const d of plan.decisions.filter((d) => d.action === 'defragment')) ...
+ */
+export function planDefrag(snapshot: ClusterSnapshot, policy: Policy): Plan {
+  const warnings: string[] = [];
+  const refusals: string[] = [];
+  const refusalIds = new Set<string>();
+  let skipHealthCheckWouldHelp = false;
+  let alarmRefusal = false;
+
+  const allVoters = voters(snapshot);
+  const leaderId = leaderIdOf(snapshot);
+
+  // --- Preconditions -------------------------------------------------------
+  for (const m of snapshot.members) {
+    const alarms = badAlarms(snapshot, m);
+    if (alarms.length > 0) {
+      refusals.push(`${label(m)} has alarm ${alarms.join(', ')}`);
+      refusalIds.add(m.memberId);
+      alarmRefusal = true;
+    }
+  }
+  const memberIds = new Set(snapshot.members.map((m) => m.memberId));
+  for (const a of snapshot.alarms) {
+    if (a.alarm !== 'NOSPACE' && !memberIds.has(a.memberId)) {
+      refusals.push(`alarm ${a.alarm} is raised for ${a.memberId}, which is not in the member list`);
+      refusalIds.add(a.memberId);
+      alarmRefusal = true;
+    }
+  }
+  for (const m of allVoters) {
+    const health = healthProblem(m);
+    if (health === null) continue;
+    if (policy.skipHealthCheck) {
+      warnings.push(`${label(m)} is ${health}: skipped (--skip-health-check)`);
+    } else {
+      refusals.push(`${label(m)} is ${health}`);
+      refusalIds.add(m.memberId);
+      skipHealthCheckWouldHelp = true;
+    }
+  }
+  const agreedLeader = snapshot.leaderId === null ? undefined : snapshot.members.find((m) => m.memberId === snapshot.leaderId);
+  if (agreedLeader === undefined) {
+    const what =
+      snapshot.leaderId === null
+        ? 'no leader is known'
+        : `the leader ${snapshot.leaderId} is not in the member list`;
+    if (policy.skipHealthCheck) {
+      const claimant = leaderId === null ? null : nameOf(snapshot, leaderId);
+      warnings.push(
+        `${what}: going ahead (--skip-health-check)` +
+          (claimant ? `; ${claimant} says it leads and is treated as the leader` : '; no member can be treated as the leader'),
+      );
+    } else {
+      refusals.push(what);
+      skipHealthCheckWouldHelp = true;
+    }
+  }
+
+  // --- One draft per member ------------------------------------------------
+  const drafts: Draft[] = snapshot.members.map((m): Draft => {
+    const isLeader = m.memberId === leaderId;
+    const base = { member: m, isLeader, moveLeaderTo: null };
+    if (isLearner(m)) {
+      return { ...base, defragment: false, code: 'learner', reason: 'learner: etcd rejects Defragment on learners', ruleResult: null };
+    }
+    const trouble = problem(snapshot, m);
+    if (trouble !== null) {
+      return { ...base, defragment: false, code: 'unreachable', reason: trouble, ruleResult: null };
+    }
+    return { ...base, ...ruleDraft(m, isLeader, policy) };
+  });
+
+  // --- The leader ----------------------------------------------------------
+  const leaderDraft = drafts.find((d) => d.isLeader && d.defragment);
+  if (leaderDraft !== undefined) {
+    const transferee = chooseTransferee(snapshot);
+    if (allVoters.length === 1) {
+      // Nobody else can lead: defragmenting it is the only way, and it stalls the cluster.
+      leaderDraft.reason += '; the only voter: every read and write waits until it finishes';
+      warnings.push(
+        `${label(leaderDraft.member)} is the only voter: there is no member to hand leadership to, ` +
+          'so the whole cluster stalls while it is defragmented',
+      );
+    } else if (!policy.moveLeader) {
+      leaderDraft.defragment = false;
+      leaderDraft.code = 'leader-no-move';
+      leaderDraft.reason =
+        'leader: --no-move-leader was given and a leader is never defragmented while it leads ' +
+        '(its stall would hold up lease renewals and writes cluster-wide)';
+    } else if (transferee === null) {
+      leaderDraft.defragment = false;
+      leaderDraft.code = 'leader-no-transferee';
+      leaderDraft.reason =
+        'leader: no other voter is healthy enough to take over leadership, ' +
+        'and a leader is never defragmented while it leads';
+    } else {
+      leaderDraft.moveLeaderTo = transferee;
+      leaderDraft.reason += `; leadership moves to ${nameOf(snapshot, transferee)} first`;
+    }
+  }
+
+  // --- Order: followers by dbSizeFree desc, leader last, then the skipped ---
+  const toDefrag = drafts.filter((d) => d.defragment);
+  const followers = toDefrag
+    .filter((d) => !d.isLeader)
+    .sort(
+      (a, b) =>
+        (b.member.status?.dbSizeFree ?? -1) - (a.member.status?.dbSizeFree ?? -1) || byName(a.member, b.member),
+    );
+  const ordered = [...followers, ...toDefrag.filter((d) => d.isLeader), ...drafts.filter((d) => !d.defragment)];
+
+  // --- Compaction ----------------------------------------------------------
+  let compaction: Plan['compaction'] = null;
+  if (policy.compactKeepRevisions !== null && toDefrag.length > 0) {
+    const keep = policy.compactKeepRevisions;
+    const leader = snapshot.members.find((m) => m.memberId === leaderId);
+    const revisions = snapshot.members.filter((m) => m.reachable && m.status !== null).map((m) => m.status!.revision);
+    const current = leader?.reachable && leader.status ? leader.status.revision : revisions.length > 0 ? Math.max(...revisions) : null;
+    if (current === null) {
+      warnings.push('no compaction: no member reported a revision');
+    } else if (current - keep <= 0) {
+      warnings.push(
+        `no compaction: the current revision ${current} is not above --compact-keep-revisions ${keep}, so there is nothing to compact`,
+      );
+    } else {
+      compaction = { keepRevisions: keep, revision: Math.max(1, current - keep) };
+    }
+  }
+
+  // --- NOSPACE -------------------------------------------------------------
+  const nospace = checkDisarm(snapshot, policy.disarmBelow).alarms.includes('NOSPACE');
+  const disarmNospace = policy.disarmNospace && nospace;
+  if (disarmNospace) {
+    for (const d of ordered) {
+      const s = d.member.status;
+      if (s === null) continue;
+      const limit = policy.disarmBelow * s.quota;
+      const margin = `${formatPercent(policy.disarmBelow)} of its ${formatBytes(s.quota)} quota (${formatBytes(limit)})`;
+      if (d.defragment && policy.compactKeepRevisions === null && s.dbSizeInUse >= limit) {
+        warnings.push(
+          `defragmentation alone cannot bring ${label(d.member)} under the disarm margin: ` +
+            `${formatBytes(s.dbSizeInUse)} is in use, at or above ${margin}, so NOSPACE would stay armed; ` +
+            '--compact-keep-revisions N would (compaction frees the old revisions first)',
+        );
+      } else if (!d.defragment && s.dbSize >= limit) {
+        warnings.push(
+          `${label(d.member)} is not defragmented (${d.code}) and its dbSize ${formatBytes(s.dbSize)} ` +
+            `is at or above ${margin}: NOSPACE would stay armed`,
+        );
+      }
+    }
+  }
+
+  const decisions = ordered.map((d): MemberDecision => {
+    const s = d.member.status;
+    return {
+      memberId: d.member.memberId,
+      name: d.member.name,
+      endpoint: d.member.endpoint,
+      action: d.defragment ? 'defragment' : 'skip',
+      code: d.code,
+      reason: d.reason,
+      ruleResult: d.ruleResult,
+      isLeader: d.isLeader,
+      isLearner: isLearner(d.member),
+      moveLeaderTo: d.moveLeaderTo,
+      dbSize: s?.dbSize ?? null,
+      dbSizeInUse: s?.dbSizeInUse ?? null,
+      dbSizeFree: s?.dbSizeFree ?? null,
+      timeoutMs: defragTimeoutMs(s?.dbSizeInUse ?? 0, policy.defragTimeoutMs),
+    };
+  });
+
+  if (refusals.length > 0) {
+    const refusal: Refusal = {
+      reason:
+        `refusing to defragment: ${refusals.join('; ')}` +
+        (skipHealthCheckWouldHelp && !alarmRefusal
+          ? ' (--skip-health-check would skip unreachable and unhealthy members and go ahead)'
+          : ''),
+      memberIds: [...refusalIds],
+    };
+    return {
+      refusal,
+      warnings,
+      // Still every member, in the order they would have gone, so a dry run shows them.
+      decisions: decisions.map((d) =>
+        d.action === 'defragment'
+          ? { ...d, action: 'skip', moveLeaderTo: null, reason: `run refused; would defragment: ${d.reason}` }
+          : d,
+      ),
+      compaction: null,
+      disarmNospace: false,
+      expectedReclaimBytes: 0,
+    };
+  }
+
+  return {
+    refusal: null,
+    warnings,
+    decisions,
+    compaction,
+    disarmNospace,
+    expectedReclaimBytes: toDefrag.reduce((sum, d) => sum + (d.member.status?.dbSizeFree ?? 0), 0),
+  };
+}
