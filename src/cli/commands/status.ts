@@ -1,0 +1,32 @@
+/** `defragd status`: one row per member with sizes, fragmentation, quota use, leader and alarms. */
+import { Command } from 'commander';
+import { addClusterFlags, clusterConfig, withEnv } from '../../config/flags.js';
+import { EtcdClient } from '../../etcd/client.js';
+import { observeCluster } from '../../observe/observe.js';
+import { EXIT } from '../exit-codes.js';
+import type { CliIO } from '../io.js';
+import { printStatus } from '../printers/status.js';
+
+export function statusCommand(io: CliIO, done: (code: number) => void): Command {
+  const cmd = new Command('status').description("show every member's size, fragmentation, quota use, leader and alarms");
+  addClusterFlags(cmd);
+  cmd.action(async () => {
+    const config = clusterConfig(withEnv(cmd, io.env));
+    const client = new EtcdClient(config.connection);
+    try {
+      const snapshot = await observeCluster(client, {
+        cluster: config.cluster,
+        quotaBytes: config.quotaBytes,
+        timeoutMs: config.connection.commandTimeoutMs,
+        signal: io.signal,
+      });
+      io.stdout(printStatus(snapshot, config.writeOut));
+      const failed = snapshot.members.filter((m) => m.error !== null);
+      for (const m of failed) io.stderr(`defragd: ${m.error?.startsWith(m.endpoint) ? m.error : `${m.name || m.endpoint}: ${m.error}`}\n`);
+      done(failed.length === 0 && snapshot.members.length > 0 ? EXIT.OK : EXIT.FAILED);
+    } finally {
+      client.close();
+    }
+  });
+  return cmd;
+}

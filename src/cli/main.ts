@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+/** The defragd executable: the only place that exits the process. */
+import { runCli } from './run.js';
+
+const controller = new AbortController();
+let signals = 0;
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    signals++;
+    // The first signal lets a running defrag finish its member and stop cleanly; a second one exits.
+    if (signals > 1) process.exit(130);
+    process.stderr.write(`defragd: ${sig}: stopping after the current step (send again to exit now)\n`);
+    controller.abort();
+  });
+}
+
+const code = await runCli(process.argv.slice(2), {
+  stdout: (s) => process.stdout.write(s),
+  stderr: (s) => process.stderr.write(s),
+  isTTY: process.stdout.isTTY === true,
+  env: process.env,
+  signal: controller.signal,
+});
+process.exitCode = code;
+// gRPC channels may keep the event loop alive a little; exit once output is flushed.
+process.stdout.write('', () => process.exit(code));

@@ -1,0 +1,253 @@
+/**
+ * Cluster observation: turns a handful of seed endpoints into a
+ * ClusterSnapshot. Every member is asked concurrently for Status, a health
+ * read and its quota; alarms are cluster-wide and read once. A member that
+ * does not answer still gets a row, with the error, so callers see it.
+ */
+import type { ClusterAlarm, ClusterSnapshot, MemberSnapshot, MemberStatus, QuotaSource } from '../domain/types.js';
+import { DEFAULT_QUOTA_BYTES } from '../domain/types.js';
+import { AbortedError, ConnectionError, DefragdError, EtcdError } from '../domain/errors.js';
+import type { EtcdClient, MemberClient, MemberEntry, StatusReply } from '../etcd/client.js';
+import { parseEndpoint } from '../etcd/endpoint.js';
+import { fetchGauges, METRIC_QUOTA } from '../etcd/metrics.js';
+
+export interface ObserveOptions {
+  /** Discover every member from MemberList (etcdctl --cluster); otherwise only the given endpoints. */
+  cluster?: boolean | undefined;
+  /** Quota to assume when the member tells none (etcd < 3.6 and /metrics unreachable); default 2 GiB. */
+  quotaBytes?: number | null | undefined;
+  /** Read the quota from /metrics when Status lacks it (default true). */
+  metrics?: boolean | undefined;
+  /** Deadline of each call; the client's command timeout when absent. */
+  timeoutMs?: number | undefined;
+  signal?: AbortSignal | undefined;
+  /** Clock, for tests. */
+  now?: () => Date;
+}
+
+/** The key a health read asks for; it need not exist (etcdctl reads "health" too). */
+const HEALTH_KEY = 'health';
+
+interface Target {
+  endpoint: string;
+  info: MemberEntry | null;
+}
+
+/**
+ * Observes the cluster once.
+ *
+ * @example
+ * const client = connect({ endpoints: ['127.0.0.1:2379'] });
+ * const snap = await observeCluster(client, { cluster: true });
+ * for (const m of snap.members) console.log(m.name, m.status?.dbSize);
+ */
+export async function observeCluster(client: EtcdClient, opts: ObserveOptions = {}): Promise<ClusterSnapshot> {
+  const call = { timeoutMs: opts.timeoutMs, signal: opts.signal };
+  const seeds = client.seeds;
+  const list = await firstMemberList(client, seeds, call, opts.cluster === true);
+  const targets = opts.cluster ? clusterTargets(list?.members ?? null, seeds, client) : seeds.map((endpoint) => ({ endpoint, info: null }));
+
+  const [alarms, observed] = await Promise.all([
+    readAlarms(client, targets, list?.members ?? [], call),
+    Promise.all(targets.map((t) => observeMember(client, t, list?.members ?? [], opts))),
+  ]);
+  if (opts.signal?.aborted) throw new AbortedError('observation aborted');
+  const members = observed.map((o) => o.member);
+
+  const clusterAlarms = alarms ?? [];
+  for (const m of members) m.alarms = clusterAlarms.filter((a) => a.memberId === m.memberId).map((a) => a.alarm);
+  return {
+    observedAt: (opts.now?.() ?? new Date()).toISOString(),
+    clusterId: observed.find((o) => o.clusterId !== null)?.clusterId ?? list?.header.clusterId ?? null,
+    leaderId: agreedLeader(members),
+    members,
+    alarms: clusterAlarms,
+  };
+}
+
+/** MemberList from the first seed that answers; with --cluster a total failure is an error. */
+async function firstMemberList(client: EtcdClient, seeds: string[], call: { timeoutMs?: number | undefined; signal?: AbortSignal | undefined }, required: boolean) {
+  const errors: DefragdError[] = [];
+  for (const seed of seeds) {
+    try {
+      return await client.member(seed).memberList(call);
+    } catch (err) {
+      if (err instanceof AbortedError) throw err;
+      if (!(err instanceof DefragdError)) throw err;
+      errors.push(err);
+      // Bad credentials or a refused request are the same on every seed: say so now.
+      if (err instanceof EtcdError && /authentication failed|permission denied/i.test(err.message)) break;
+    }
+  }
+  if (!required) return null;
+  const first = errors[0];
+  throw new ConnectionError(seeds.join(','), `cannot list the cluster's members: ${first?.message ?? 'no endpoint answered'}`, { cause: first });
+}
+
+function clusterTargets(members: MemberEntry[] | null, seeds: string[], client: EtcdClient): Target[] {
+  if (!members) return seeds.map((endpoint) => ({ endpoint, info: null }));
+  const seen = new Set<string>();
+  const out: Target[] = [];
+  for (const m of members) {
+    const urls = m.clientUrls.map((u) => parseEndpoint(u, client.context.tlsByDefault).url);
+    // Prefer a URL the operator gave us (it is known to be reachable from here).
+    const url = urls.find((u) => seeds.includes(u)) ?? urls[0];
+    if (url === undefined) {
+      out.push({ endpoint: '', info: m });
+      continue;
+    }
+    if (seen.has(url)) continue;
+    seen.add(url);
+    out.push({ endpoint: url, info: m });
+  }
+  return out;
+}
+
+async function readAlarms(client: EtcdClient, targets: Target[], members: MemberEntry[], call: { timeoutMs?: number | undefined; signal?: AbortSignal | undefined }): Promise<ClusterAlarm[] | null> {
+  // Alarm requests go through raft; learners refuse them, so ask voters first.
+  const learnerIds = new Set(members.filter((m) => m.isLearner).map((m) => m.memberId));
+  const ordered = [...targets.filter((t) => t.endpoint && !(t.info && learnerIds.has(t.info.memberId))), ...targets.filter((t) => t.endpoint && t.info && learnerIds.has(t.info.memberId))];
+  for (const t of ordered) {
+    try {
+      return await client.member(t.endpoint).alarmList(call);
+    } catch (err) {
+      if (err instanceof AbortedError) throw err;
+    }
+  }
+  return null;
+}
+
+async function observeMember(client: EtcdClient, target: Target, members: MemberEntry[], opts: ObserveOptions): Promise<{ member: MemberSnapshot; clusterId: string | null }> {
+  const info = target.info;
+  const base: MemberSnapshot = {
+    memberId: info?.memberId ?? '',
+    name: info?.name ?? '',
+    peerUrls: info?.peerUrls ?? [],
+    clientUrls: info?.clientUrls ?? [],
+    isLearner: info?.isLearner ?? false,
+    endpoint: target.endpoint,
+    reachable: false,
+    healthy: false,
+    alarms: [],
+    status: null,
+    error: null,
+  };
+  if (target.endpoint === '') return { member: { ...base, error: 'member has not started (no client URLs)' }, clusterId: null };
+
+  const mc = client.member(target.endpoint);
+  const call = { timeoutMs: opts.timeoutMs, signal: opts.signal };
+  const [status, health, metricsQuota] = await Promise.all([
+    settle(mc.status(call)),
+    settle(healthRead(mc, call)),
+    opts.metrics === false ? Promise.resolve(null) : fetchGauges(target.endpoint, [METRIC_QUOTA], client.options.tls, call).then((g) => g?.get(METRIC_QUOTA) ?? null),
+  ]);
+  if (!status.ok) {
+    if (status.error instanceof AbortedError) throw status.error;
+    return { member: { ...base, error: messageOf(status.error) }, clusterId: null };
+  }
+  const s = status.value;
+  // Without --cluster, identify the member from the Status header.
+  const known = info ?? members.find((m) => m.memberId === s.header.memberId) ?? null;
+  const isLearner = known?.isLearner ?? s.isLearner;
+  let healthy = health.ok;
+  let error: string | null = health.ok ? null : `unhealthy: ${messageOf(health.error)}`;
+  if (!health.ok && isLearner && /learner/i.test(messageOf(health.error))) {
+    // Learners refuse linearizable reads by design; answering Status is their health.
+    healthy = true;
+    error = null;
+  }
+  const member: MemberSnapshot = {
+    ...base,
+    memberId: s.header.memberId,
+    name: known?.name ?? base.name,
+    peerUrls: known?.peerUrls ?? base.peerUrls,
+    clientUrls: known?.clientUrls ?? base.clientUrls,
+    isLearner,
+    reachable: true,
+    healthy,
+    status: toMemberStatus(s, metricsQuota, opts.quotaBytes ?? null, isLearner),
+    error,
+  };
+  return { member, clusterId: s.header.clusterId };
+}
+
+async function healthRead(mc: MemberClient, call: { timeoutMs?: number | undefined; signal?: AbortSignal | undefined }): Promise<void> {
+  try {
+    await mc.range(HEALTH_KEY, { ...call, limit: 1, keysOnly: true });
+  } catch (err) {
+    // A user without read permission on "health" still proves the member serves linearizable reads.
+    if (err instanceof EtcdError && err.grpcCode === 'PERMISSION_DENIED') return;
+    throw err;
+  }
+}
+
+/** Derives sizes, fragmentation and quota for one Status reply. Pure. */
+export function toMemberStatus(s: StatusReply, metricsQuota: number | null, flagQuota: number | null, isLearner = s.isLearner): MemberStatus {
+  let quota: number;
+  let quotaSource: QuotaSource;
+  if (s.dbSizeQuota !== null) {
+    quota = s.dbSizeQuota;
+    quotaSource = 'status';
+  } else if (metricsQuota !== null && metricsQuota > 0) {
+    quota = metricsQuota;
+    quotaSource = 'metrics';
+  } else if (flagQuota !== null) {
+    quota = flagQuota;
+    quotaSource = 'flag';
+  } else {
+    quota = DEFAULT_QUOTA_BYTES;
+    quotaSource = 'default';
+  }
+  const dbSizeFree = Math.max(0, s.dbSize - s.dbSizeInUse);
+  return {
+    version: s.version,
+    storageVersion: s.storageVersion,
+    dbSize: s.dbSize,
+    dbSizeInUse: s.dbSizeInUse,
+    dbSizeFree,
+    fragmentation: s.dbSize > 0 ? dbSizeFree / s.dbSize : 0,
+    quota,
+    quotaSource,
+    quotaUsage: quota > 0 ? s.dbSize / quota : 0,
+    revision: s.header.revision,
+    raftTerm: s.raftTerm,
+    raftIndex: s.raftIndex,
+    raftAppliedIndex: s.raftAppliedIndex,
+    leaderId: s.leader,
+    isLeader: s.leader !== null && s.leader === s.header.memberId,
+    isLearner,
+    errors: s.errors,
+  };
+}
+
+/** The leader most answering members name; a member that says it leads wins ties. */
+export function agreedLeader(members: MemberSnapshot[]): string | null {
+  const votes = new Map<string, number>();
+  for (const m of members) {
+    const l = m.status?.leaderId;
+    if (l) votes.set(l, (votes.get(l) ?? 0) + (m.status?.isLeader ? 1.5 : 1));
+  }
+  let best: string | null = null;
+  let bestVotes = 0;
+  for (const [id, v] of votes) {
+    if (v > bestVotes) {
+      best = id;
+      bestVotes = v;
+    }
+  }
+  return best;
+}
+
+type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+async function settle<T>(p: Promise<T>): Promise<Settled<T>> {
+  try {
+    return { ok: true, value: await p };
+  } catch (error) {
+    return { ok: false, error };
+  }
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
