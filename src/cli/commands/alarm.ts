@@ -1,0 +1,78 @@
+/**
+ * `defragd alarm list | disarm`. Disarm clears NOSPACE only (all other alarm
+ * types with --all), and never CORRUPT: a corrupt member needs an operator.
+ */
+import { Command, Option } from 'commander';
+import { addClusterFlags, clusterConfig, withEnv } from '../../config/flags.js';
+import { checkDisarm } from '../../planner/index.js';
+import { EtcdClient } from '../../etcd/client.js';
+import { observeCluster } from '../../observe/observe.js';
+import type { ClusterSnapshot } from '../../domain/types.js';
+import { ConnectionError } from '../../domain/errors.js';
+import { EXIT } from '../exit-codes.js';
+import type { CliIO } from '../io.js';
+import { renderTable } from '../format.js';
+
+const alarmRows = (snap: ClusterSnapshot, alarms: { memberId: string; alarm: string }[]) =>
+  alarms.map((a) => {
+    const m = snap.members.find((x) => x.memberId === a.memberId);
+    return [a.memberId, m?.name || '-', m?.endpoint || '-', a.alarm];
+  });
+
+export function alarmCommand(io: CliIO, done: (code: number) => void): Command {
+  const cmd = new Command('alarm').description('list or disarm alarms (NOSPACE, CORRUPT)');
+
+  const list = addClusterFlags(new Command('list').description('list every active alarm'));
+  list.action(async () => {
+    const config = clusterConfig({ ...withEnv(list, io.env), cluster: true });
+    const client = new EtcdClient(config.connection);
+    try {
+      const snap = await observe(client, config, io);
+      if (config.writeOut === 'json') io.stdout(JSON.stringify(snap.alarms.map((a) => ({ ...a, name: snap.members.find((m) => m.memberId === a.memberId)?.name ?? null })), null, 2) + '\n');
+      else io.stdout(snap.alarms.length === 0 ? 'no alarms\n' : renderTable(['MEMBER ID', 'NAME', 'ENDPOINT', 'ALARM'], alarmRows(snap, snap.alarms)));
+      done(EXIT.OK);
+    } finally {
+      client.close();
+    }
+  });
+
+  const disarm = addClusterFlags(new Command('disarm').description('disarm NOSPACE alarms (never CORRUPT)'));
+  disarm.addOption(new Option('--all', 'also disarm alarm types other than NOSPACE (still never CORRUPT)'));
+  disarm.action(async () => {
+    const opts = withEnv(disarm, io.env);
+    const config = clusterConfig({ ...opts, cluster: true });
+    const client = new EtcdClient(config.connection);
+    try {
+      const snap = await observe(client, config, io);
+      const corrupt = snap.alarms.filter((a) => a.alarm === 'CORRUPT');
+      const targets = snap.alarms.filter((a) => a.alarm !== 'CORRUPT' && (opts['all'] === true || a.alarm === 'NOSPACE'));
+      const via = snap.members.find((m) => m.memberId === snap.leaderId) ?? snap.members.find((m) => m.reachable && !m.isLearner);
+      if (!via) throw new ConnectionError(config.connection.endpoints.join(','), 'no voting member answered');
+      const check = checkDisarm(snap, 0.999_999);
+      if (targets.some((a) => a.alarm === 'NOSPACE') && !check.ok) {
+        io.stderr(`defragd: warning: ${check.blockers.map((b) => `${b.name || b.memberId} is at or over its quota`).join('; ')}; NOSPACE will come back on the next write (defragment, or compact and defragment, first)\n`);
+      }
+      const mc = client.member(via.endpoint);
+      for (const a of targets) await mc.alarmDisarm(a.memberId, a.alarm, { timeoutMs: config.connection.commandTimeoutMs, signal: io.signal });
+      const left = await mc.alarmList({ timeoutMs: config.connection.commandTimeoutMs, signal: io.signal });
+      if (config.writeOut === 'json') io.stdout(JSON.stringify({ disarmed: targets, remaining: left }, null, 2) + '\n');
+      else {
+        io.stdout(targets.length === 0 ? 'nothing to disarm\n' : `disarmed ${targets.length} alarm(s)\n`);
+        if (left.length > 0) io.stdout(renderTable(['MEMBER ID', 'NAME', 'ENDPOINT', 'ALARM'], alarmRows(snap, left)));
+      }
+      if (corrupt.length > 0) io.stderr('defragd: CORRUPT alarms are never disarmed by defragd: investigate the member (etcdctl check hashkv / restore it from a snapshot)\n');
+      const stillTargeted = left.filter((a) => targets.some((t) => t.memberId === a.memberId && t.alarm === a.alarm));
+      done(stillTargeted.length > 0 ? EXIT.FAILED : EXIT.OK);
+    } finally {
+      client.close();
+    }
+  });
+
+  cmd.addCommand(list);
+  cmd.addCommand(disarm);
+  return cmd;
+}
+
+async function observe(client: EtcdClient, config: ReturnType<typeof clusterConfig>, io: CliIO): Promise<ClusterSnapshot> {
+  return observeCluster(client, { cluster: true, quotaBytes: config.quotaBytes, timeoutMs: config.connection.commandTimeoutMs, signal: io.signal });
+}

@@ -1,0 +1,83 @@
+/** `defragd defrag`: a safe rolling defragmentation of the cluster, or its plan with --dry-run. */
+import { Command, Option } from 'commander';
+import { addClusterFlags, clusterConfig, withEnv } from '../../config/flags.js';
+import { parseDuration, parseFraction, parseNonNegativeInt } from '../../config/units.js';
+import { buildPolicy, prepareRun } from '../../defragment.js';
+import type { RunReport } from '../../domain/run.js';
+import { EtcdClient } from '../../etcd/client.js';
+import { EXIT } from '../exit-codes.js';
+import type { CliIO } from '../io.js';
+import { printPlan, printReport } from '../printers/defrag.js';
+import { createProgress } from '../progress.js';
+
+export function defragCommand(io: CliIO, done: (code: number) => void): Command {
+  const cmd = new Command('defrag').description('defragment every member, one at a time: followers first, the leader last after moving leadership away');
+  addClusterFlags(cmd);
+  cmd
+    .addOption(new Option('--rule <cel>', 'CEL expression evaluated per member right before its turn, e.g. "dbSizeFree > 100*MiB"; variables: dbSize, dbSizeInUse, dbSizeFree, dbQuota, dbQuotaUsage, fragmentation, isLeader, isLearner, memberName, version; constants KiB, MiB, GiB'))
+    .addOption(new Option('--no-move-leader', 'do not hand leadership away; the leader is then skipped (never defragmented while it leads)'))
+    .addOption(new Option('--skip-health-check', 'go ahead although some members are unreachable or unhealthy (they are skipped)'))
+    .addOption(new Option('--compact-keep-revisions <n>', 'compact (physically) to revision - n once before the first defrag; breaks watchers older than that'))
+    .addOption(new Option('--disarm-nospace', 'disarm NOSPACE alarms after the run when every member is under the margin'))
+    .addOption(new Option('--disarm-below <fraction>', 'margin for --disarm-nospace: every dbSize under this fraction of the quota').default('0.9'))
+    .addOption(new Option('--defrag-timeout <duration>', 'deadline of each Defragment call (default: 60s + 1s per 10 MiB in use); a passed deadline is never retried'))
+    .addOption(new Option('--wait-between <duration>', 'extra pause after each member has caught up').default('0s'))
+    .addOption(new Option('--continue-on-error', 'go on with the next member after one fails (still exits 1)'))
+    .addOption(new Option('--dry-run', 'print the plan with each rule result and reason; change nothing'));
+  cmd.action(async () => {
+    const opts = withEnv(cmd, io.env);
+    // A safe run must see every voter, so defrag always discovers the whole membership (--cluster is implied).
+    const config = clusterConfig({ ...opts, cluster: true });
+    const str = (k: string) => opts[k] as string | undefined;
+    const policy = buildPolicy({
+      rule: str('rule'),
+      moveLeader: opts['moveLeader'] !== false,
+      skipHealthCheck: opts['skipHealthCheck'] === true,
+      compactKeepRevisions: str('compactKeepRevisions') !== undefined ? parseNonNegativeInt(str('compactKeepRevisions') as string, '--compact-keep-revisions') : null,
+      disarmNospace: opts['disarmNospace'] === true,
+      disarmBelow: parseFraction(str('disarmBelow') ?? '0.9', '--disarm-below'),
+      defragTimeoutMs: str('defragTimeout') ? parseDuration(str('defragTimeout') as string, '--defrag-timeout') : null,
+    });
+    const waitBetweenMs = parseDuration(str('waitBetween') ?? '0s', '--wait-between');
+
+    const client = new EtcdClient(config.connection);
+    try {
+      const run = await prepareRun(client, policy, {
+        cluster: config.cluster,
+        quotaBytes: config.quotaBytes,
+        commandTimeoutMs: config.connection.commandTimeoutMs,
+        waitBetweenMs,
+        continueOnError: opts['continueOnError'] === true,
+        signal: io.signal,
+      });
+      if (opts['dryRun'] === true) {
+        io.stdout(printPlan(run.plan, config.writeOut));
+        done(run.plan.refusal ? EXIT.REFUSED : EXIT.OK);
+        return;
+      }
+      if (policy.skipHealthCheck) io.stderr('defragd: warning: --skip-health-check: unreachable or unhealthy members are skipped, not waited for\n');
+      // With -w json, stdout carries only the JSON report; progress goes to stderr.
+      const json = config.writeOut === 'json';
+      const progress = createProgress(json ? io.stderr : io.stdout, io.isTTY && !json);
+      let report: RunReport | undefined;
+      try {
+        const events = run.execute(io.signal);
+        for (;;) {
+          const next = await events.next();
+          if (next.done) {
+            report = next.value;
+            break;
+          }
+          progress.onEvent(next.value);
+        }
+      } finally {
+        progress.close();
+      }
+      io.stdout(printReport(report, config.writeOut));
+      done(report.outcome === 'refused' ? EXIT.REFUSED : report.outcome === 'failed' ? EXIT.FAILED : EXIT.OK);
+    } finally {
+      client.close();
+    }
+  });
+  return cmd;
+}

@@ -1,0 +1,129 @@
+/**
+ * The whole job in one call: connect, observe, plan, execute, and hand every
+ * event to the caller. The CLI's `defrag` command and the daemon both use it.
+ */
+import type { Plan, Policy } from './domain/plan.js';
+import type { RunReport, StepEvent } from './domain/run.js';
+import type { ClusterSnapshot } from './domain/types.js';
+import { EtcdClient } from './etcd/client.js';
+import type { ConnectionOptions } from './etcd/options.js';
+import { executePlan, type ExecuteOptions } from './executor/execute.js';
+import { observeCluster } from './observe/observe.js';
+import { planDefrag } from './planner/index.js';
+import { compileRule } from './policy/index.js';
+
+export interface PolicyOptions {
+  /** CEL rule evaluated per member right before its turn, e.g. `dbSizeFree > 100*MiB`; absent: every member. */
+  rule?: string | null | undefined;
+  /** Hand leadership away before defragmenting the leader (default true). */
+  moveLeader?: boolean | undefined;
+  skipHealthCheck?: boolean | undefined;
+  compactKeepRevisions?: number | null | undefined;
+  disarmNospace?: boolean | undefined;
+  disarmBelow?: number | undefined;
+  defragTimeoutMs?: number | null | undefined;
+}
+
+export interface DefragmentOptions extends ConnectionOptions, PolicyOptions, ExecuteOptions {
+  /** Discover all members from MemberList (default true for the library). */
+  cluster?: boolean | undefined;
+  quotaBytes?: number | null | undefined;
+  /** Plan only: nothing is changed; the report lists what would be done. */
+  dryRun?: boolean | undefined;
+  onEvent?: ((event: StepEvent) => void) | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** Builds a Policy from plain options; throws RuleError for a bad rule. */
+export function buildPolicy(o: PolicyOptions): Policy {
+  return {
+    rule: o.rule ? compileRule(o.rule) : null,
+    moveLeader: o.moveLeader ?? true,
+    skipHealthCheck: o.skipHealthCheck ?? false,
+    compactKeepRevisions: o.compactKeepRevisions ?? null,
+    disarmNospace: o.disarmNospace ?? false,
+    disarmBelow: o.disarmBelow ?? 0.9,
+    defragTimeoutMs: o.defragTimeoutMs ?? null,
+  };
+}
+
+export interface PreparedRun {
+  snapshot: ClusterSnapshot;
+  plan: Plan;
+  /** Executes the plan; the last event is run-finished. */
+  execute(signal?: AbortSignal): AsyncGenerator<StepEvent, RunReport>;
+}
+
+/** Observes and plans with an open client; the caller owns the client. */
+export async function prepareRun(client: EtcdClient, policy: Policy, o: { cluster?: boolean | undefined; quotaBytes?: number | null | undefined; commandTimeoutMs?: number | undefined; signal?: AbortSignal | undefined } & ExecuteOptions): Promise<PreparedRun> {
+  const observe = (signal?: AbortSignal) =>
+    observeCluster(client, { cluster: o.cluster ?? true, quotaBytes: o.quotaBytes ?? null, timeoutMs: o.commandTimeoutMs, signal: signal ?? o.signal });
+  const snapshot = await observe();
+  const plan = planDefrag(snapshot, policy);
+  return {
+    snapshot,
+    plan,
+    execute: (signal?: AbortSignal) => executePlan(plan, { client, observe, policy }, o, signal ?? o.signal),
+  };
+}
+
+/**
+ * Defragments every member of a cluster safely: followers first, the leader
+ * last after handing leadership away, one at a time, never while quorum is at
+ * risk. Resolves with the report; a refused or failed run is a report too,
+ * not an exception (connection and usage errors do throw).
+ *
+ * @example
+ * import { defragment } from 'defragd';
+ * const report = await defragment({
+ *   endpoints: ['127.0.0.1:2379'],
+ *   rule: 'dbSizeFree > 100*MiB',
+ *   onEvent: (e) => e.type === 'member-finished' && console.log(e.result.name, e.result.action),
+ * });
+ * console.log(report.outcome, report.reclaimedBytes);
+ */
+export async function defragment(options: DefragmentOptions): Promise<RunReport> {
+  const policy = buildPolicy(options);
+  const client = new EtcdClient(options);
+  try {
+    const run = await prepareRun(client, policy, options);
+    if (options.dryRun) return dryRunReport(run.plan, new Date().toISOString());
+    const events = run.execute(options.signal);
+    for (;;) {
+      const next = await events.next();
+      if (next.done) return next.value;
+      options.onEvent?.(next.value);
+    }
+  } finally {
+    client.close();
+  }
+}
+
+/** A report of what a plan would do, without doing it. */
+export function dryRunReport(plan: Plan, at: string): RunReport {
+  return {
+    outcome: plan.refusal ? 'refused' : plan.decisions.some((d) => d.action === 'defragment') ? 'success' : 'nothing-to-do',
+    message: plan.refusal?.reason ?? null,
+    startedAt: at,
+    finishedAt: at,
+    compactedRevision: null,
+    disarmed: false,
+    disarmNote: null,
+    reclaimedBytes: 0,
+    members: plan.decisions.map((d) => ({
+      endpoint: d.endpoint,
+      memberId: d.memberId,
+      name: d.name,
+      action: d.action === 'defragment' ? 'defragmented' : 'skipped',
+      reason: d.reason,
+      wasLeader: d.isLeader,
+      movedLeaderTo: d.moveLeaderTo,
+      before: d.dbSize !== null && d.dbSizeInUse !== null ? { dbSize: d.dbSize, dbSizeInUse: d.dbSizeInUse } : null,
+      after: null,
+      durationMs: null,
+      revision: null,
+      deadlinePassed: false,
+    })),
+    warnings: plan.warnings,
+  };
+}

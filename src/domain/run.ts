@@ -1,0 +1,71 @@
+/**
+ * What a run emits while it goes (StepEvent) and what it leaves behind
+ * (RunReport). The terminal, the history store, the metrics and the
+ * dashboard all read these; none reaches into the executor.
+ */
+import type { MemberDecision, Plan } from './plan.js';
+
+export interface Sizes {
+  dbSize: number;
+  dbSizeInUse: number;
+}
+
+export type MemberAction = 'defragmented' | 'skipped' | 'failed';
+
+export interface MemberResult {
+  endpoint: string;
+  memberId: string;
+  name: string;
+  action: MemberAction;
+  /** Why it was skipped or failed, or a note on success (e.g. "leadership moved to m2 first"). */
+  reason: string;
+  /** The member led the cluster when its turn came. */
+  wasLeader: boolean;
+  /** Hex ID of the member leadership was handed to before this one was defragmented. */
+  movedLeaderTo: string | null;
+  before: Sizes | null;
+  after: Sizes | null;
+  /** Duration of the Defragment call (or until the member answered again). */
+  durationMs: number | null;
+  /** Revision in the Defragment response header. */
+  revision: number | null;
+  /** The client deadline passed while etcd went on defragmenting. */
+  deadlinePassed: boolean;
+}
+
+export type RunOutcome = 'success' | 'nothing-to-do' | 'failed' | 'refused';
+
+export interface RunReport {
+  outcome: RunOutcome;
+  /** Why the run refused or stopped early; null otherwise. */
+  message: string | null;
+  startedAt: string;
+  finishedAt: string;
+  /** Revision compacted to before the first defrag; null when no compaction was done. */
+  compactedRevision: number | null;
+  /** NOSPACE alarms were disarmed after the run. */
+  disarmed: boolean;
+  /** Why NOSPACE was not disarmed although --disarm-nospace was given; null otherwise. */
+  disarmNote: string | null;
+  /** Sum over defragmented members of before.dbSize - after.dbSize. */
+  reclaimedBytes: number;
+  members: MemberResult[];
+  warnings: string[];
+}
+
+export type StepEvent =
+  | { type: 'run-started'; at: string; plan: Plan }
+  | { type: 'compaction-started'; revision: number; keepRevisions: number }
+  | { type: 'compaction-finished'; revision: number; durationMs: number; note: string | null }
+  | { type: 'member-skipped'; decision: MemberDecision; reason: string }
+  | { type: 'leader-move-started'; from: string; fromName: string; to: string; toName: string }
+  | { type: 'leader-move-finished'; from: string; to: string; durationMs: number }
+  | { type: 'member-started'; decision: MemberDecision; before: Sizes; timeoutMs: number; index: number; total: number }
+  | { type: 'member-deadline-passed'; memberId: string; name: string; timeoutMs: number }
+  | { type: 'member-waiting'; memberId: string; name: string; what: string }
+  | { type: 'member-finished'; result: MemberResult }
+  | { type: 'pause'; ms: number }
+  | { type: 'alarm-disarmed'; alarms: { memberId: string; alarm: string }[] }
+  | { type: 'disarm-skipped'; reason: string }
+  | { type: 'warning'; message: string }
+  | { type: 'run-finished'; report: RunReport };

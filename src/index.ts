@@ -1,0 +1,41 @@
+/**
+ * defragd as a library: the same verbs the CLI and the daemon use.
+ *
+ * @example
+ * import { connect, observeCluster, planDefrag, buildPolicy, defragment } from 'defragd';
+ *
+ * const client = connect({ endpoints: ['127.0.0.1:2379'] });
+ * const snapshot = await observeCluster(client, { cluster: true });
+ * const plan = planDefrag(snapshot, buildPolicy({ rule: 'fragmentation > 0.45' }));
+ * console.log(plan.decisions.map((d) => `${d.name}: ${d.action} (${d.reason})`));
+ * client.close();
+ *
+ * const report = await defragment({ endpoints: ['127.0.0.1:2379'], rule: 'dbSizeFree > 100*MiB' });
+ */
+import { EtcdClient } from './etcd/client.js';
+import type { ConnectionOptions } from './etcd/options.js';
+
+export * from './domain/types.js';
+export * from './domain/plan.js';
+export * from './domain/run.js';
+export * from './domain/errors.js';
+export type { ConnectionOptions, TlsOptions, AuthOptions, CallOptions } from './etcd/options.js';
+export { EtcdClient, MemberClient } from './etcd/client.js';
+export type { StatusReply, MemberEntry, AlarmEntry, ResponseHeader, KeyValue } from './etcd/client.js';
+export { observeCluster, type ObserveOptions } from './observe/observe.js';
+export { planDefrag, chooseTransferee, defragTimeoutMs, votersHealthy, checkDisarm } from './planner/index.js';
+export { compileRule, ruleVariables } from './policy/index.js';
+export { executePlan, type ExecuteOptions, type ExecuteDeps } from './executor/execute.js';
+export { defragment, buildPolicy, prepareRun, dryRunReport, type DefragmentOptions, type PolicyOptions, type PreparedRun } from './defragment.js';
+export { VERSION } from './version.js';
+
+/**
+ * Opens a client for a cluster. Nothing is dialled until the first call;
+ * close() it when done.
+ *
+ * @example
+ * const client = connect({ endpoints: ['https://10.0.0.1:2379'], tls: { caFile: 'ca.pem' }, auth: { user: 'root', password: 's3cret' } });
+ */
+export function connect(options: ConnectionOptions): EtcdClient {
+  return new EtcdClient(options);
+}
