@@ -1,0 +1,42 @@
+# defragd: `make demo` and `make test` each do all of their own set-up on a fresh Debian machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+NPM_STAMP := node_modules/.package-lock.json
+
+.PHONY: help deps etcd build test unit demo bench typecheck clean
+
+help:
+	@echo "make demo   start a local 3-member etcd, fragment it, and show defragd at work"
+	@echo "make test   unit and integration tests against real etcd"
+	@echo "make bench  benchmarks (not part of make test)"
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $(NPM_STAMP)
+
+deps: $(NPM_STAMP) etcd
+
+etcd:
+	@bash scripts/ensure-etcd.sh
+
+build: $(NPM_STAMP)
+	npm run build --silent
+
+typecheck: $(NPM_STAMP)
+	npx tsc -p tsconfig.json --noEmit
+
+# The last line printed is the plain verdict "N passed, N failed".
+test: deps typecheck build
+	@rm -f .vitest-results.json
+	@npx vitest run --reporter=default --reporter=json --outputFile.json=.vitest-results.json; \
+	  code=$$?; node scripts/test-summary.mjs .vitest-results.json; s=$$?; \
+	  if [ $$code -ne 0 ]; then exit $$code; fi; exit $$s
+
+demo: deps build
+	npx tsx scripts/demo.mts
+
+bench: deps build
+	npx tsx bench/run.mts
+
+clean:
+	rm -rf dist .vitest-results.json .demo
