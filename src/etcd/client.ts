@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { AbortedError, ConnectionError, UsageError } from '../domain/errors.js';
+import { AbortedError, ConnectionError, DefragdError, UsageError } from '../domain/errors.js';
 import { type Endpoint, parseEndpoint } from './endpoint.js';
 import { isInvalidToken, mapGrpcError } from './errors.js';
 import { toDecimalId, toHexId } from './ids.js';
@@ -180,7 +180,10 @@ export class MemberClient {
     const timeoutMs = opts.timeoutMs ?? this.ctx.commandTimeoutMs;
     if (opts.signal?.aborted) throw new AbortedError(`${this.url}: ${method} not sent: aborted`);
     const metadata = new grpc.Metadata();
-    if (this.ctx.auth && service !== 'Auth') metadata.set('token', await this.getToken(opts));
+    if (this.ctx.auth && service !== 'Auth') {
+      const token = await this.tokenOrNone(opts);
+      if (token !== null) metadata.set('token', token);
+    }
     try {
       return await this.rawCall<T>(service, method, request, metadata, timeoutMs, opts.signal);
     } catch (err) {
@@ -206,6 +209,19 @@ export class MemberClient {
       });
       signal?.addEventListener('abort', onAbort, { once: true });
     });
+  }
+
+  /**
+   * The auth token, or null on a learner: learners refuse Authenticate, and
+   * the only calls they serve (Status, serializable reads) need no token.
+   */
+  private async tokenOrNone(opts: CallOptions): Promise<string | null> {
+    try {
+      return await this.getToken(opts);
+    } catch (err) {
+      if (err instanceof DefragdError && /not supported for learner/i.test(err.message)) return null;
+      throw err;
+    }
   }
 
   private async getToken(opts: CallOptions): Promise<string> {
@@ -357,7 +373,8 @@ export class MemberClient {
   async leaseKeepAliveOnce(id: string, opts: CallOptions = {}): Promise<number> {
     const timeoutMs = opts.timeoutMs ?? this.ctx.commandTimeoutMs;
     const metadata = new grpc.Metadata();
-    if (this.ctx.auth) metadata.set('token', await this.getToken(opts));
+    const token = this.ctx.auth ? await this.tokenOrNone(opts) : null;
+    if (token !== null) metadata.set('token', token);
     const stub = this.stub('Lease') as unknown as { LeaseKeepAlive: (md: grpc.Metadata, o: grpc.CallOptions) => grpc.ClientDuplexStream<object, { TTL: string }> };
     return new Promise<number>((resolve, reject) => {
       const stream = stub.LeaseKeepAlive(metadata, { deadline: Date.now() + timeoutMs });

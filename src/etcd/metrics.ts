@@ -6,6 +6,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import type { CallOptions, TlsOptions } from './options.js';
 
 export const METRIC_QUOTA = 'etcd_server_quota_backend_bytes';
@@ -40,7 +41,8 @@ export async function fetchGauges(endpointUrl: string, names: readonly string[],
         cert: tls?.certFile ? readFileSync(tls.certFile) : undefined,
         key: tls?.keyFile ? readFileSync(tls.keyFile) : undefined,
         rejectUnauthorized: !tls?.insecureSkipVerify,
-        servername: tls?.serverName,
+        // SNI carries host names only; an empty name turns it off for IP endpoints.
+        servername: tls?.serverName ?? (isIP(url.hostname) ? '' : url.hostname),
       };
     } catch {
       return null;

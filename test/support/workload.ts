@@ -46,7 +46,15 @@ export async function fragment(connection: ConnectionOptions, opts: FragmentOpti
       };
       await Promise.all(Array.from({ length: concurrency }, worker));
     }
-    if (opts.compact ?? true) await mc.compact(revision, { physical: true, timeoutMs: 60_000 });
+    if (opts.compact ?? true) {
+      await mc.compact(revision, { physical: true, timeoutMs: 60_000 });
+      // bbolt counts pages freed by the last compaction batch as free only after a later write
+      // transaction commits (etcd's backend commits every 100 ms): write a marker twice, apart.
+      for (let i = 0; i < 2; i++) {
+        await new Promise((r) => setTimeout(r, 150));
+        revision = (await mc.put(`${prefix}.settled`, String(i))).revision;
+      }
+    }
     return revision;
   } finally {
     client.close();
