@@ -1,0 +1,76 @@
+import { Command } from 'commander';
+import { describe, expect, it } from 'vitest';
+import { addClusterFlags, clusterConfig, withEnv } from './flags.js';
+import { parseDuration, parseFraction, parseNonNegativeInt, parseSize } from './units.js';
+
+function resolve(argv: string[], env: Record<string, string> = {}) {
+  const cmd = addClusterFlags(new Command('x')).exitOverride();
+  cmd.parse(argv, { from: 'user' });
+  return clusterConfig(withEnv(cmd, env));
+}
+
+describe('connection flags', () => {
+  it('defaults like etcdctl', () => {
+    const c = resolve([]);
+    expect(c.connection.endpoints).toEqual(['127.0.0.1:2379']);
+    expect(c.connection.dialTimeoutMs).toBe(2_000);
+    expect(c.connection.commandTimeoutMs).toBe(5_000);
+    expect(c.connection.tls).toBeNull();
+    expect(c.connection.auth).toBeNull();
+    expect(c.writeOut).toBe('table');
+    expect(c.cluster).toBe(false);
+  });
+
+  it('flag > DEFRAGD_* > ETCDCTL_* > default', () => {
+    expect(resolve([], { ETCDCTL_ENDPOINTS: 'a:1' }).connection.endpoints).toEqual(['a:1']);
+    expect(resolve([], { ETCDCTL_ENDPOINTS: 'a:1', DEFRAGD_ENDPOINTS: 'b:2,c:3' }).connection.endpoints).toEqual(['b:2', 'c:3']);
+    expect(resolve(['--endpoints', 'd:4'], { DEFRAGD_ENDPOINTS: 'b:2' }).connection.endpoints).toEqual(['d:4']);
+    expect(resolve([], { ETCDCTL_COMMAND_TIMEOUT: '30s' }).connection.commandTimeoutMs).toBe(30_000);
+    expect(resolve([], { ETCDCTL_INSECURE_SKIP_TLS_VERIFY: 'true' }).connection.tls?.insecureSkipVerify).toBe(true);
+    expect(resolve([], { DEFRAGD_CLUSTER: '1' }).cluster).toBe(true);
+  });
+
+  it('user:password splits at the first colon; the password may contain colons', () => {
+    expect(resolve(['--user', 'root:a:b']).connection.auth).toEqual({ user: 'root', password: 'a:b' });
+    expect(resolve(['--user', 'root', '--password', 'x']).connection.auth).toEqual({ user: 'root', password: 'x' });
+  });
+
+  it.each([
+    [['--user', 'root'], /without a password/],
+    [['--password', 'x'], /without --user/],
+    [['-w', 'yaml'], /unknown format/],
+    [['--dial-timeout', '2 seconds'], /invalid duration/],
+    [['--quota-bytes', 'lots'], /invalid size/],
+  ])('%j is a usage error', (argv, message) => {
+    expect(() => resolve(argv)).toThrow(message);
+  });
+
+  it('a bad boolean in the environment is a usage error', () => {
+    expect(() => resolve([], { DEFRAGD_CLUSTER: 'maybe' })).toThrow(/DEFRAGD_CLUSTER: expected true or false/);
+  });
+
+  it('the config is frozen', () => {
+    const c = resolve([]);
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.connection)).toBe(true);
+  });
+});
+
+describe('units', () => {
+  it.each([
+    ['5s', 5_000], ['500ms', 500], ['1m30s', 90_000], ['2h', 7_200_000], ['10', 10_000], ['1.5s', 1_500],
+  ])('duration %s', (t, ms) => expect(parseDuration(t, '--x')).toBe(ms));
+  it.each(['', '5x', 's', '1m 30s'])('bad duration %j', (t) => expect(() => parseDuration(t, '--x')).toThrow(/--x: invalid duration/));
+  it.each([
+    ['2147483648', 2147483648], ['2GiB', 2 * 1024 ** 3], ['256Mi', 256 * 1024 ** 2], ['8GB', 8e9], ['1.5 KiB', 1536],
+  ])('size %s', (t, n) => expect(parseSize(t, '--x')).toBe(n));
+  it('bad sizes, counts and fractions', () => {
+    expect(() => parseSize('2 parsecs', '--q')).toThrow(/--q: invalid size/);
+    expect(() => parseNonNegativeInt('-1', '--n')).toThrow(/whole number/);
+    expect(() => parseNonNegativeInt('1e3', '--n')).toThrow(/whole number/);
+    expect(parseNonNegativeInt('1000', '--n')).toBe(1000);
+    expect(() => parseFraction('1.5', '--f')).toThrow(/fraction/);
+    expect(() => parseFraction('0', '--f')).toThrow(/fraction/);
+    expect(parseFraction('0.9', '--f')).toBe(0.9);
+  });
+});
