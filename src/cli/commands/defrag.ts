@@ -74,7 +74,7 @@ export function defragCommand(io: CliIO, done: (code: number) => void): Command 
         progress.close();
       }
       io.stdout(printReport(report, config.writeOut));
-      done(report.outcome === 'refused' ? EXIT.REFUSED : report.outcome === 'failed' ? EXIT.FAILED : EXIT.OK);
+      done(report.outcome === 'refused' ? EXIT.REFUSED : io.signal?.aborted ? EXIT.INTERRUPTED : report.outcome === 'failed' ? EXIT.FAILED : EXIT.OK);
     } finally {
       client.close();
     }
