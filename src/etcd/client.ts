@@ -320,27 +320,29 @@ export class MemberClient {
   }
 
   async range(key: string | Buffer, opts: CallOptions & { rangeEnd?: string | Buffer; limit?: number; serializable?: boolean; countOnly?: boolean; keysOnly?: boolean; revision?: number } = {}): Promise<{ header: ResponseHeader; kvs: KeyValue[]; count: number; more: boolean }> {
+    // Fields are left out rather than sent empty: proto-loader encodes an empty bytes
+    // field, and etcd reads a present-but-empty range_end as "to the end of the keyspace".
     const r = await this.call<{ header: RawHeader; kvs: RawKv[]; count: string; more: boolean }>('KV', 'Range', {
       key: Buffer.from(key),
-      range_end: opts.rangeEnd === undefined ? Buffer.alloc(0) : Buffer.from(opts.rangeEnd),
-      limit: String(opts.limit ?? 0),
-      revision: String(opts.revision ?? 0),
-      serializable: opts.serializable ?? false,
-      count_only: opts.countOnly ?? false,
-      keys_only: opts.keysOnly ?? false,
+      ...(opts.rangeEnd !== undefined && { range_end: Buffer.from(opts.rangeEnd) }),
+      ...(opts.limit && { limit: String(opts.limit) }),
+      ...(opts.revision && { revision: String(opts.revision) }),
+      ...(opts.serializable && { serializable: true }),
+      ...(opts.countOnly && { count_only: true }),
+      ...(opts.keysOnly && { keys_only: true }),
     }, opts);
     return { header: header(r.header), kvs: r.kvs.map(kv), count: Number(r.count), more: r.more };
   }
 
   async put(key: string | Buffer, value: string | Buffer, opts: CallOptions & { lease?: string } = {}): Promise<ResponseHeader> {
-    const r = await this.call<{ header: RawHeader }>('KV', 'Put', { key: Buffer.from(key), value: Buffer.from(value), lease: opts.lease ?? '0' }, opts);
+    const r = await this.call<{ header: RawHeader }>('KV', 'Put', { key: Buffer.from(key), value: Buffer.from(value), ...(opts.lease && { lease: opts.lease }) }, opts);
     return header(r.header);
   }
 
   async deleteRange(key: string | Buffer, opts: CallOptions & { rangeEnd?: string | Buffer } = {}): Promise<{ header: ResponseHeader; deleted: number }> {
     const r = await this.call<{ header: RawHeader; deleted: string }>('KV', 'DeleteRange', {
       key: Buffer.from(key),
-      range_end: opts.rangeEnd === undefined ? Buffer.alloc(0) : Buffer.from(opts.rangeEnd),
+      ...(opts.rangeEnd !== undefined && { range_end: Buffer.from(opts.rangeEnd) }),
     }, opts);
     return { header: header(r.header), deleted: Number(r.deleted) };
   }
