@@ -11,6 +11,7 @@ import { executePlan, type ExecuteOptions } from './executor/execute.js';
 import { observeCluster } from './observe/observe.js';
 import { planDefrag } from './planner/index.js';
 import { compileRule } from './policy/index.js';
+import { acquireLock, isNoSpace, LockBusyError, type ClusterLock, type LockOptions } from './lock/lock.js';
 
 export interface PolicyOptions {
   /** CEL rule evaluated per member right before its turn, e.g. `dbSizeFree > 100*MiB`; absent: every member. */
@@ -24,14 +25,20 @@ export interface PolicyOptions {
   defragTimeoutMs?: number | null | undefined;
 }
 
-export interface DefragmentOptions extends ConnectionOptions, PolicyOptions, ExecuteOptions {
-  /** Discover all members from MemberList (default true for the library). */
+export interface RunOptions extends ExecuteOptions {
+  /** Discover all members from MemberList (default true). */
   cluster?: boolean | undefined;
   quotaBytes?: number | null | undefined;
-  /** Plan only: nothing is changed; the report lists what would be done. */
-  dryRun?: boolean | undefined;
+  commandTimeoutMs?: number | undefined;
+  /** The cluster lock; false runs without it (default: /defragd/lock, fail at once when busy). */
+  lock?: LockOptions | false | undefined;
   onEvent?: ((event: StepEvent) => void) | undefined;
   signal?: AbortSignal | undefined;
+}
+
+export interface DefragmentOptions extends ConnectionOptions, PolicyOptions, RunOptions {
+  /** Plan only: nothing is changed (and no lock is taken); the report lists what would be done. */
+  dryRun?: boolean | undefined;
 }
 
 /** Builds a Policy from plain options; throws RuleError for a bad rule. */
@@ -86,17 +93,55 @@ export async function defragment(options: DefragmentOptions): Promise<RunReport>
   const policy = buildPolicy(options);
   const client = new EtcdClient(options);
   try {
-    const run = await prepareRun(client, policy, options);
-    if (options.dryRun) return dryRunReport(run.plan, new Date().toISOString());
-    const events = run.execute(options.signal);
-    for (;;) {
-      const next = await events.next();
-      if (next.done) return next.value;
-      options.onEvent?.(next.value);
+    if (options.dryRun) {
+      const run = await prepareRun(client, policy, options);
+      return dryRunReport(run.plan, new Date().toISOString());
     }
+    return await runDefrag(client, policy, options);
   } finally {
     client.close();
   }
+}
+
+/**
+ * Takes the cluster lock, observes, plans and executes, handing every event
+ * to onEvent. A busy lock comes back as a refused report. The caller owns
+ * the client.
+ */
+export async function runDefrag(client: EtcdClient, policy: Policy, o: RunOptions): Promise<RunReport> {
+  const emit = (e: StepEvent) => o.onEvent?.(e);
+  let lock: ClusterLock | null = null;
+  if (o.lock !== false) {
+    try {
+      lock = await acquireLock(client, { timeoutMs: o.commandTimeoutMs, signal: o.signal, ...(o.lock ?? {}) });
+    } catch (err) {
+      if (err instanceof LockBusyError) return refusedReport(err.message);
+      // NOSPACE refuses every write, the lock's too, exactly when recovery is needed.
+      if (!isNoSpace(err)) throw err;
+      emit({ type: 'warning', message: 'the cluster is out of space (NOSPACE), so the cluster lock cannot be written: going ahead without it; make sure no other defragd runs now' });
+    }
+  }
+  try {
+    const signal = lock ? (o.signal ? AbortSignal.any([o.signal, lock.lost]) : lock.lost) : o.signal;
+    const run = await prepareRun(client, policy, { ...o, signal });
+    lock?.useEndpoints(run.snapshot.members.filter((m) => !m.isLearner && m.endpoint).map((m) => m.endpoint));
+    const events = run.execute(signal);
+    for (;;) {
+      const next = await events.next();
+      if (next.done) {
+        if (lock?.lost.aborted) next.value.message = `${(lock.lost.reason as Error).message}; ${next.value.message ?? 'stopped'}`;
+        return next.value;
+      }
+      emit(next.value);
+    }
+  } finally {
+    await lock?.release();
+  }
+}
+
+function refusedReport(message: string): RunReport {
+  const at = new Date().toISOString();
+  return { outcome: 'refused', message, startedAt: at, finishedAt: at, compactedRevision: null, disarmed: false, disarmNote: null, reclaimedBytes: 0, members: [], warnings: [] };
 }
 
 /** A report of what a plan would do, without doing it. */

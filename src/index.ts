@@ -27,6 +27,8 @@ export { planDefrag, chooseTransferee, defragTimeoutMs, votersHealthy, checkDisa
 export { compileRule, ruleVariables } from './policy/index.js';
 export { executePlan, type ExecuteOptions, type ExecuteDeps } from './executor/execute.js';
 export { defragment, buildPolicy, prepareRun, dryRunReport, type DefragmentOptions, type PolicyOptions, type PreparedRun } from './defragment.js';
+export { runDefrag, type RunOptions } from './defragment.js';
+export { acquireLock, LockBusyError, DEFAULT_LOCK_KEY, type ClusterLock, type LockOptions } from './lock/lock.js';
 export { VERSION } from './version.js';
 
 /**

@@ -2,7 +2,8 @@
 import { Command, Option } from 'commander';
 import { addClusterFlags, clusterConfig, withEnv } from '../../config/flags.js';
 import { parseDuration, parseFraction, parseNonNegativeInt } from '../../config/units.js';
-import { buildPolicy, prepareRun } from '../../defragment.js';
+import { buildPolicy, prepareRun, runDefrag } from '../../defragment.js';
+import { DEFAULT_LOCK_KEY } from '../../lock/lock.js';
 import type { RunReport } from '../../domain/run.js';
 import { EtcdClient } from '../../etcd/client.js';
 import { EXIT } from '../exit-codes.js';
@@ -23,7 +24,10 @@ export function defragCommand(io: CliIO, done: (code: number) => void): Command 
     .addOption(new Option('--defrag-timeout <duration>', 'deadline of each Defragment call (default: 60s + 1s per 10 MiB in use); a passed deadline is never retried'))
     .addOption(new Option('--wait-between <duration>', 'extra pause after each member has caught up').default('0s'))
     .addOption(new Option('--continue-on-error', 'go on with the next member after one fails (still exits 1)'))
-    .addOption(new Option('--dry-run', 'print the plan with each rule result and reason; change nothing'));
+    .addOption(new Option('--dry-run', 'print the plan with each rule result and reason; change nothing'))
+    .addOption(new Option('--no-lock', 'do not take the cluster lock (only when nothing else can defragment this cluster)'))
+    .addOption(new Option('--lock-key <key>', 'key of the lease-bound cluster lock that keeps runs from overlapping').default(DEFAULT_LOCK_KEY))
+    .addOption(new Option('--lock-wait <duration>', 'wait this long for another run to finish instead of refusing at once').default('0s'));
   cmd.action(async () => {
     const opts = withEnv(cmd, io.env);
     // A safe run must see every voter, so defrag always discovers the whole membership (--cluster is implied).
@@ -39,18 +43,20 @@ export function defragCommand(io: CliIO, done: (code: number) => void): Command 
       defragTimeoutMs: str('defragTimeout') ? parseDuration(str('defragTimeout') as string, '--defrag-timeout') : null,
     });
     const waitBetweenMs = parseDuration(str('waitBetween') ?? '0s', '--wait-between');
+    const lock = opts['lock'] === false ? false : { key: str('lockKey') ?? DEFAULT_LOCK_KEY, waitMs: parseDuration(str('lockWait') ?? '0s', '--lock-wait') };
+    const runOptions = {
+      cluster: config.cluster,
+      quotaBytes: config.quotaBytes,
+      commandTimeoutMs: config.connection.commandTimeoutMs,
+      waitBetweenMs,
+      continueOnError: opts['continueOnError'] === true,
+      signal: io.signal,
+    };
 
     const client = new EtcdClient(config.connection);
     try {
-      const run = await prepareRun(client, policy, {
-        cluster: config.cluster,
-        quotaBytes: config.quotaBytes,
-        commandTimeoutMs: config.connection.commandTimeoutMs,
-        waitBetweenMs,
-        continueOnError: opts['continueOnError'] === true,
-        signal: io.signal,
-      });
       if (opts['dryRun'] === true) {
+        const run = await prepareRun(client, policy, runOptions);
         io.stdout(printPlan(run.plan, config.writeOut));
         done(run.plan.refusal ? EXIT.REFUSED : EXIT.OK);
         return;
@@ -59,17 +65,9 @@ export function defragCommand(io: CliIO, done: (code: number) => void): Command 
       // With -w json, stdout carries only the JSON report; progress goes to stderr.
       const json = config.writeOut === 'json';
       const progress = createProgress(json ? io.stderr : io.stdout, io.isTTY && !json);
-      let report: RunReport | undefined;
+      let report: RunReport;
       try {
-        const events = run.execute(io.signal);
-        for (;;) {
-          const next = await events.next();
-          if (next.done) {
-            report = next.value;
-            break;
-          }
-          progress.onEvent(next.value);
-        }
+        report = await runDefrag(client, policy, { ...runOptions, lock, onEvent: (e) => progress.onEvent(e) });
       } finally {
         progress.close();
       }
