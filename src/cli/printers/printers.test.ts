@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { aPolicy, aSnapshot, MiB } from '../../../test/builders.js';
+import { planDefrag } from '../../planner/index.js';
+import { dryRunReport } from '../../defragment.js';
+import { eventLine, planRows, printPlan, printReport, reportJson } from './defrag.js';
+import { printStatus, statusJson, statusRows, STATUS_HEAD } from './status.js';
+
+const snap = aSnapshot().withMembers(3).withLeader('m2').withMember('m1', { dbSize: 300 * MiB, dbSizeInUse: 100 * MiB }).unreachable('m3').build();
+
+describe('status printers', () => {
+  it('JSON: stable keys, hex IDs, null for what an unreachable member did not say', () => {
+    const rows = statusJson(snap);
+    expect(rows.map((r) => r.name)).toEqual(['m1', 'm2', 'm3']);
+    const m1 = rows[0]!;
+    expect(m1.dbSizeFree).toBe(200 * MiB);
+    expect(m1.fragmentation).toBeCloseTo(2 / 3, 4);
+    expect(m1.memberId).toMatch(/^[0-9a-f]+$/);
+    const m3 = rows[2]!;
+    expect(m3.dbSize).toBeNull();
+    expect(m3.healthy).toBe(false);
+    expect(m3.error).not.toBeNull();
+    expect(JSON.parse(printStatus(snap, 'json'))).toEqual(rows);
+  });
+
+  it('table: one row per member, sizes human-readable, errors shown', () => {
+    const rows = statusRows(snap);
+    expect(rows).toHaveLength(3);
+    for (const r of rows) expect(r).toHaveLength(STATUS_HEAD.length);
+    const col = (name: string) => STATUS_HEAD.indexOf(name);
+    expect(rows[0]![col('DB SIZE')]).toBe('300.0 MiB');
+    expect(rows[0]![col('FRAG')]).toBe('66.7%');
+    expect(rows[1]![col('LEADER')]).toBe('true');
+    expect(rows[2]![col('DB SIZE')]).toBe('-');
+    expect(rows[2]![col('ERRORS')]).not.toBe('-');
+  });
+});
+
+describe('defrag printers', () => {
+  const healthy = aSnapshot().withMembers(3).withLeader('m1').withMember('m2', { dbSize: 300 * MiB, dbSizeInUse: 100 * MiB }).build();
+  const plan = planDefrag(healthy, aPolicy());
+
+  it('plan rows number the members to defragment in order, leader last with its transferee', () => {
+    const rows = planRows(plan);
+    expect(rows.map((r) => r[0])).toEqual(['1', '2', '3']);
+    expect(rows[0]![1]).toBe('m2');
+    expect(rows[2]![1]).toBe('m1');
+    expect(rows[2]![5]).toMatch(/^yes, move to m[23]$/);
+    expect(printPlan(plan, 'table')).toMatch(/^Dry run: nothing will be changed\./);
+    expect(JSON.parse(printPlan(plan, 'json')).dryRun).toBe(true);
+  });
+
+  it('report JSON has the documented shape', () => {
+    const report = dryRunReport(plan, '2026-01-01T00:00:00.000Z');
+    const j = reportJson(report) as Record<string, unknown>;
+    expect(Object.keys(j)).toEqual(expect.arrayContaining(['outcome', 'compactedRevision', 'disarmed', 'members']));
+    const m = (j['members'] as Record<string, unknown>[])[0]!;
+    expect(Object.keys(m)).toEqual(expect.arrayContaining(['endpoint', 'memberId', 'action', 'reason', 'wasLeader', 'movedLeaderTo', 'before', 'after', 'durationMs', 'revision']));
+    expect(printReport(report, 'table')).toMatch(/defragmented 3 member\(s\)/);
+  });
+
+  it('event lines never claim a retry after a passed deadline', () => {
+    expect(eventLine({ type: 'member-deadline-passed', memberId: 'a', name: 'm1', timeoutMs: 5_000 })).toMatch(/NOT retrying/);
+    expect(eventLine({ type: 'run-finished', report: dryRunReport(plan, 'x') })).toBeNull();
+  });
+});
