@@ -2,6 +2,7 @@
  * The whole job in one call: connect, observe, plan, execute, and hand every
  * event to the caller. The CLI's `defrag` command and the daemon both use it.
  */
+import { setMaxListeners } from 'node:events';
 import type { Plan, Policy } from './domain/plan.js';
 import type { RunReport, StepEvent } from './domain/run.js';
 import type { ClusterSnapshot } from './domain/types.js';
@@ -123,6 +124,9 @@ export async function runDefrag(client: EtcdClient, policy: Policy, o: RunOption
   }
   try {
     const signal = lock ? (o.signal ? AbortSignal.any([o.signal, lock.lost]) : lock.lost) : o.signal;
+    // Observing puts a few abort listeners per member on it at once (not a leak): without this, Node
+    // prints a MaxListenersExceededWarning on every run against 4 or more members.
+    if (lock && signal) setMaxListeners(1_000, signal);
     const run = await prepareRun(client, policy, { ...o, signal });
     lock?.useEndpoints(run.snapshot.members.filter((m) => !m.isLearner && m.endpoint).map((m) => m.endpoint));
     const events = run.execute(signal);

@@ -1,8 +1,18 @@
 #!/usr/bin/env node
 /** The defragd executable: the only place that exits the process. */
+import { setMaxListeners } from 'node:events';
 import { runCli } from './run.js';
 
 const controller = new AbortController();
+// Observing a cluster hangs a few short-lived abort listeners per member on this one signal.
+setMaxListeners(1_000, controller.signal);
+
+// grpc-js sets the TLS server name to the endpoint's host even when it is an IP address, and Node
+// warns (DEP0123) on every connection; the warning is about grpc-js, not anything a user can change.
+process.removeAllListeners('warning');
+process.on('warning', (w: Error & { code?: string }) => {
+  if (w.code !== 'DEP0123') process.stderr.write(`(node) ${w.name}: ${w.message}\n`);
+});
 let signals = 0;
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {

@@ -32,7 +32,8 @@ export function mapGrpcError(endpoint: string, method: string, err: unknown, tim
     default:
       break;
   }
-  return new EtcdError(endpoint, codeName(err.code), `${endpoint}: ${method}: ${stripPrefix(details)}`, { cause: err });
+  const hint = /user name is empty/.test(details) ? ' (auth is enabled on this cluster: give --user)' : '';
+  return new EtcdError(endpoint, codeName(err.code), `${endpoint}: ${method}: ${stripPrefix(details)}${hint}`, { cause: err });
 }
 
 function looksLikeTransport(details: string): boolean {

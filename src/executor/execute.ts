@@ -303,6 +303,9 @@ export async function* executePlan(plan: Plan, deps: ExecuteDeps, options: Execu
         if (!check.ok) {
           disarmNote = `NOSPACE left armed: ${check.blockers.map((b) => `${b.name || b.memberId} dbSize ${formatBytes(b.dbSize)} is not under ${formatBytes(b.limit)}`).join('; ')}` +
             (deps.policy.compactKeepRevisions === null ? '; defragmentation alone cannot free more: add --compact-keep-revisions N to compact old revisions first' : '');
+          // NOSPACE was asked to go and stays: the cluster still refuses writes, so the run did not do its job.
+          failed = true;
+          stopMessage = disarmNote;
           yield { type: 'disarm-skipped', reason: disarmNote };
         } else {
           const via = snap.members.find((m) => m.memberId === snap.leaderId) ?? snap.members.find((m) => m.healthy && !m.isLearner);

@@ -48,7 +48,8 @@ function badAlarms(snapshot: ClusterSnapshot, m: MemberSnapshot): AlarmType[] {
 
 /** Why a member cannot take part, health-wise; null when it can. */
 function healthProblem(m: MemberSnapshot): string | null {
-  const detail = m.error ? `: ${m.error}` : '';
+  // observe already words a failed health read as "unhealthy: ..."; say it once.
+  const detail = m.error ? `: ${m.error.replace(/^unhealthy: /, '')}` : '';
   if (!m.reachable || m.status === null) return `unreachable${detail}`;
   if (!m.healthy) return `unhealthy${detail}`;
   return null;

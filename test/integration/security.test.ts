@@ -84,6 +84,12 @@ describe('auth', () => {
     expect(r.stderr).toMatch(/authentication failed/);
   });
 
+  it('no --user on a cluster with auth: the error says to give one', async () => {
+    const r = await cli(['defrag', '--endpoints', cluster().endpoints[0] as string, '--dry-run']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr + r.stdout).toMatch(/auth is enabled on this cluster: give --user/);
+  });
+
   it('the token is renewed once when etcd says it is invalid', async () => {
     const client = connect({ endpoints: [cluster().endpoints[0] as string], auth: { user: 'root', password: PASSWORD } });
     try {

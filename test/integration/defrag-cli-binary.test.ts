@@ -1,0 +1,50 @@
+/**
+ * The built executable (`node dist/cli/main.js`), as an operator runs it: a
+ * usage error prints one line and exits 2, never a stack trace.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+
+function defragd(args: string[]): { code: number | null; stdout: string; stderr: string } {
+  // No etcd is needed: every case here fails before anything is dialled. 127.0.0.1:1 would refuse if it were.
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: 30_000, env: { PATH: process.env['PATH'] ?? '' } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('the built defragd executable', () => {
+  beforeAll(() => {
+    if (existsSync(MAIN)) return;
+    const build = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+    if (build.status !== 0 || !existsSync(MAIN)) throw new Error(`npm run build failed (${build.status}):\n${build.stdout}\n${build.stderr}`);
+  }, 150_000);
+
+  it('an invalid rule: exit 2, one line naming the column, no stack trace', () => {
+    const r = defragd(['defrag', '--endpoints', '127.0.0.1:1', '--rule', 'dbSize >']);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stdout).toBe('');
+    const lines = r.stderr.trimEnd().split('\n');
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(/^defragd: .*column \d+/);
+    expect(r.stderr).not.toMatch(/^\s+at /m);
+    expect(r.stderr).not.toMatch(/Error:|\.js:\d+|\.ts:\d+/);
+  });
+
+  it('an unknown flag and a bad duration: exit 2 with one line each, no stack trace', () => {
+    for (const args of [
+      ['defrag', '--endpoints', '127.0.0.1:1', '--no-such-flag'],
+      ['defrag', '--endpoints', '127.0.0.1:1', '--defrag-timeout', 'soon'],
+    ]) {
+      const r = defragd(args);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr.trimEnd().split('\n'), r.stderr).toHaveLength(1);
+      expect(r.stderr).toMatch(/^defragd: /);
+      expect(r.stderr).not.toMatch(/^\s+at /m);
+    }
+  });
+});

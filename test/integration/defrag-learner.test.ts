@@ -1,0 +1,59 @@
+/**
+ * A real etcd 3.4 cluster of 3 voters and a learner: the learner is skipped
+ * (etcd rejects Defragment on learners) with code 'learner', the voters are
+ * defragmented, the learner keeps its size.
+ */
+import { describe, expect, it } from 'vitest';
+import { useCluster } from '../harness/etcd.js';
+import type { Plan } from '../../src/domain/plan.js';
+import { cli, fragmentAndWait, MiB, parseJson, show, sizes, type ReportJson } from './helpers-defrag.js';
+
+describe('defrag with a learner', () => {
+  const cluster = useCluster({ members: 3, learner: true });
+
+  it('skips the learner with code learner and defragments the three voters', async () => {
+    const c = cluster();
+    const learner = c.members.find((m) => m.isLearner)!;
+    expect(learner).toBeTruthy();
+    const conn = { endpoints: c.endpoints.filter((e) => e !== learner.clientUrl) };
+    const eps = conn.endpoints.join(',');
+    // The learner replicates the workload and compacts like the others: it has as much to reclaim.
+    await fragmentAndWait(conn, { bytes: 8 * MiB, passes: 2, minFree: 4 * MiB, members: 4 });
+    const before = await sizes(conn);
+    expect(Object.keys(before).sort()).toEqual(['m1', 'm2', 'm3', learner.name].sort());
+
+    const dry = await cli(['defrag', '--endpoints', eps, '--dry-run', '-w', 'json']);
+    expect(dry.code, show(dry)).toBe(0);
+    const plan = parseJson<Plan>(dry);
+    const planned = plan.decisions.find((d) => d.name === learner.name);
+    expect(planned?.action).toBe('skip');
+    expect(planned?.code).toBe('learner');
+    expect(planned?.isLearner).toBe(true);
+    expect(plan.decisions.filter((d) => d.action === 'defragment').map((d) => d.name).sort()).toEqual(['m1', 'm2', 'm3']);
+
+    // With four members the run observes more than ten calls at once on one AbortSignal: Node must not
+    // print a MaxListenersExceededWarning ("possible memory leak") to the operator's terminal.
+    const processWarnings: string[] = [];
+    const onWarning = (w: Error) => processWarnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    let r: Awaited<ReturnType<typeof cli>>;
+    try {
+      r = await cli(['defrag', '--endpoints', eps, '-w', 'json']);
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(r.code, show(r)).toBe(0);
+    expect(processWarnings.filter((w) => /MaxListeners/.test(w))).toEqual([]);
+    const report = parseJson<ReportJson>(r);
+    expect(report.outcome).toBe('success');
+    const byName = Object.fromEntries(report.members.map((m) => [m.name, m]));
+    expect(byName[learner.name]?.action).toBe('skipped');
+    expect(byName[learner.name]?.reason).toMatch(/^learner: /);
+    for (const n of ['m1', 'm2', 'm3']) expect(byName[n]?.action, byName[n]?.reason).toBe('defragmented');
+
+    const after = await sizes(conn);
+    expect(after[learner.name]?.dbSize).toBe(before[learner.name]?.dbSize);
+    for (const n of ['m1', 'm2', 'm3']) expect(after[n]?.dbSize as number, n).toBeLessThan(before[n]?.dbSize as number);
+  });
+});

@@ -1,0 +1,139 @@
+/**
+ * NOSPACE end to end on a real 3-member etcd 3.4 cluster with a 16 MiB quota:
+ * writes fail, every member carries the alarm, `defragd defrag` without
+ * compaction cannot get under the margin and says which flag would, with
+ * `--compact-keep-revisions 0 --disarm-nospace` the cluster takes writes
+ * again; then `defragd alarm list | disarm`.
+ *
+ * The tests run in order on one cluster: each starts from the state the one
+ * before left (NOSPACE, then recovered, then NOSPACE again).
+ */
+import { describe, expect, it } from 'vitest';
+import { useCluster } from '../harness/etcd.js';
+import { fragment } from '../support/workload.js';
+import type { Plan } from '../../src/domain/plan.js';
+import type { StatusJson } from '../../src/cli/printers/status.js';
+import { cli, MiB, observe, parseJson, show, sizes, tryPut, type ReportJson } from './helpers-defrag.js';
+
+const QUOTA = 16 * MiB;
+const NOSPACE = /database space exceeded/;
+
+describe('NOSPACE on a 3-member cluster with a 16 MiB quota', () => {
+  const cluster = useCluster({ members: 3, quotaBackendBytes: QUOTA });
+  const conn = () => ({ endpoints: cluster().endpoints });
+  const eps = () => cluster().endpoints.join(',');
+
+  /**
+   * Overwrites keys without compacting until a put fails with NOSPACE, then
+   * writes once through every member: a member raises NOSPACE for itself when
+   * a put it serves would take its own dbSize over the quota (dbSize + the
+   * put's size), which is how clients spread over all members see it. The
+   * probe is 1 MiB so that every member, each a little under or over 16 MiB,
+   * raises its own alarm.
+   */
+  async function fillUntilNospace(prefix: string): Promise<void> {
+    await expect(fragment({ endpoints: [cluster().endpoints[0] as string] }, { bytes: 6 * MiB, passes: 12, valueSize: 256 * 1024, compact: false, prefix })).rejects.toThrow(NOSPACE);
+    const probe = Buffer.alloc(MiB, 'p');
+    // A follower still applying the last writes is a little smaller: probe each member until it has raised its own.
+    for (let i = 0; i < 50; i++) {
+      const snap = await observe(conn());
+      const raised = new Set(snap.alarms.filter((a) => a.alarm === 'NOSPACE').map((a) => a.memberId));
+      const missing = snap.members.filter((m) => !raised.has(m.memberId));
+      if (missing.length === 0) return;
+      for (const m of missing) expect(await tryPut(conn(), m.endpoint, `${prefix}probe`, probe)).toMatch(NOSPACE);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  it('writes fail with NOSPACE and `defragd status -w json` shows the alarm on every member', async () => {
+    await fillUntilNospace('/fill1/');
+    const r = await cli(['status', '--endpoints', eps(), '--cluster', '-w', 'json']);
+    expect(r.code, show(r)).toBe(0);
+    const rows = parseJson<StatusJson[]>(r);
+    expect(rows.map((x) => x.name).sort()).toEqual(['m1', 'm2', 'm3']);
+    for (const row of rows) {
+      expect(row.alarms, `${row.name}: dbSize ${row.dbSize}`).toEqual(['NOSPACE']);
+      expect(row.quota).toBe(QUOTA);
+      expect(row.dbSize as number).toBeGreaterThanOrEqual(QUOTA * 0.9);
+    }
+    const list = await cli(['alarm', 'list', '--endpoints', eps(), '-w', 'json']);
+    expect(list.code, show(list)).toBe(0);
+    const alarms = parseJson<{ memberId: string; alarm: string; name: string }[]>(list);
+    expect(alarms.map((a) => `${a.name}:${a.alarm}`).sort()).toEqual(['m1:NOSPACE', 'm2:NOSPACE', 'm3:NOSPACE']);
+    const table = await cli(['alarm', 'list', '--endpoints', eps()]);
+    expect(table.stdout.match(/NOSPACE/g)).toHaveLength(3);
+  });
+
+  it('without --compact-keep-revisions, defragmentation alone cannot get under the margin: the plan and the run name the flag, NOSPACE stays', async () => {
+    const before = await sizes(conn());
+    // Nothing was compacted, so the old revisions stay in use: 14-16.5 MiB of the 16 MiB on every member (how
+    // much exactly depends on bbolt's free list), so a margin of 80% is out of reach of a defrag alone.
+    for (const [name, s] of Object.entries(before)) expect(s.dbSizeInUse, `${name}: ${JSON.stringify(s)}`).toBeGreaterThanOrEqual(0.8 * QUOTA);
+
+    const dry = await cli(['defrag', '--endpoints', eps(), '--disarm-nospace', '--disarm-below', '0.8', '--dry-run', '-w', 'json']);
+    expect(dry.code, show(dry)).toBe(0);
+    const plan = parseJson<Plan>(dry);
+    expect(plan.disarmNospace).toBe(true);
+    const hints = plan.warnings.filter((w) => w.includes('--compact-keep-revisions'));
+    expect(hints, plan.warnings.join('\n')).toHaveLength(3);
+    for (const name of ['m1', 'm2', 'm3']) expect(hints.some((w) => w.includes(`${name} (`))).toBe(true);
+
+    const r = await cli(['defrag', '--endpoints', eps(), '--disarm-nospace', '--disarm-below', '0.8', '-w', 'json']);
+    const report = parseJson<ReportJson>(r);
+    expect(report.disarmed, show(r)).toBe(false);
+    expect(report.compactedRevision).toBeNull();
+    expect(report.disarmNote).toMatch(/NOSPACE left armed/);
+    expect(report.disarmNote).toContain('--compact-keep-revisions');
+    // Every member was defragmented, but NOSPACE was asked to go and stays: the cluster still refuses
+    // writes, so the run fails (exit 1) and says why.
+    expect(r.code, show(r)).toBe(1);
+    expect(report.outcome).toBe('failed');
+    expect(report.members.filter((m) => m.action === 'defragmented')).toHaveLength(3);
+    expect(r.stderr).toContain('--compact-keep-revisions');
+    expect((await observe(conn())).alarms.filter((a) => a.alarm === 'NOSPACE'), show(r)).toHaveLength(3);
+    expect(await tryPut(conn(), cluster().endpoints[0] as string, '/after-defrag-only', 'x')).toMatch(NOSPACE);
+  });
+
+  it('`defrag --compact-keep-revisions 0 --disarm-nospace` compacts, defragments, disarms: exit 0 and writes succeed again', async () => {
+    const revisionBefore = Math.max(...(await observe(conn())).members.map((m) => m.status?.revision ?? 0));
+    const r = await cli(['defrag', '--endpoints', eps(), '--compact-keep-revisions', '0', '--disarm-nospace', '-w', 'json']);
+    expect(r.code, show(r)).toBe(0);
+    const report = parseJson<ReportJson>(r);
+    expect(report.outcome).toBe('success');
+    expect(report.disarmed).toBe(true);
+    expect(report.disarmNote).toBeNull();
+    expect(report.compactedRevision).toBe(revisionBefore);
+    expect(report.members.map((m) => m.action)).toEqual(['defragmented', 'defragmented', 'defragmented']);
+    for (const m of report.members) expect(m.after?.dbSize as number, m.name).toBeLessThan(0.9 * QUOTA);
+
+    const list = await cli(['alarm', 'list', '--endpoints', eps(), '-w', 'json']);
+    expect(list.code).toBe(0);
+    expect(parseJson<unknown[]>(list)).toEqual([]);
+    const table = await cli(['alarm', 'list', '--endpoints', eps()]);
+    expect(table.stdout).toBe('no alarms\n');
+    for (const ep of cluster().endpoints) expect(await tryPut(conn(), ep, '/after-recovery', 'x'), ep).toBeNull();
+  });
+
+  it('`alarm disarm` clears NOSPACE on every member, warns that members over the quota will raise it again, and they do', async () => {
+    await fillUntilNospace('/fill2/');
+    const filled = await observe(conn());
+    expect(filled.alarms, JSON.stringify(filled.members.map((m) => [m.name, m.memberId, m.status?.dbSize]))).toHaveLength(3);
+
+    const r = await cli(['alarm', 'disarm', '--endpoints', eps(), '-w', 'json']);
+    expect(r.code, show(r)).toBe(0);
+    const out = parseJson<{ disarmed: { memberId: string; alarm: string }[]; remaining: unknown[] }>(r);
+    expect(out.disarmed.map((a) => a.alarm)).toEqual(['NOSPACE', 'NOSPACE', 'NOSPACE']);
+    expect(out.remaining).toEqual([]);
+    const warning = r.stderr.trimEnd().split('\n');
+    expect(warning, r.stderr).toHaveLength(1);
+    expect(warning[0]).toMatch(/^defragd: warning: .*at or over its quota.*NOSPACE will come back/);
+
+    const list = await cli(['alarm', 'list', '--endpoints', eps(), '-w', 'json']);
+    expect(parseJson<unknown[]>(list)).toEqual([]);
+    // As warned: the members are still over the quota, so the next write raises it again.
+    expect(await tryPut(conn(), cluster().endpoints[1] as string, '/after-disarm', 'x')).toMatch(NOSPACE);
+    const again = await cli(['alarm', 'disarm', '--endpoints', eps()]);
+    expect(again.code, show(again)).toBe(0);
+    expect(again.stdout).toMatch(/^disarmed \d alarm\(s\)\n$/);
+  });
+});

@@ -1,0 +1,127 @@
+/**
+ * Helpers for the `defragd defrag` / `alarm` integration tests against real
+ * etcd: the CLI in-process with captured output, member sizes as an operator
+ * reads them, a fragmenting workload that waits until every member shows the
+ * free pages, and a member's Prometheus counters.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { EtcdClient } from '../../src/etcd/client.js';
+import type { ConnectionOptions } from '../../src/etcd/options.js';
+import { observeCluster } from '../../src/observe/observe.js';
+import type { ClusterSnapshot } from '../../src/domain/types.js';
+import type { RunReport } from '../../src/domain/run.js';
+import { fragment, type FragmentOptions } from '../support/workload.js';
+
+export const MiB = 1024 * 1024;
+
+export { cli, json as parseJson, type CliResult as CliRun } from '../support/cli.js';
+import type { CliResult as CliRun } from '../support/cli.js';
+
+/** The JSON report of `defragd defrag -w json` (printers/defrag.ts reportJson has RunReport's fields). */
+export type ReportJson = RunReport;
+
+/** Describes a CLI run for assertion messages. */
+export function show(r: CliRun): string {
+  return `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
+}
+
+/** One observation of the whole cluster through the library. */
+export async function observe(conn: ConnectionOptions): Promise<ClusterSnapshot> {
+  const client = new EtcdClient({ commandTimeoutMs: 5_000, ...conn });
+  try {
+    return await observeCluster(client, { cluster: true, timeoutMs: 5_000 });
+  } finally {
+    client.close();
+  }
+}
+
+export interface MemberSizes {
+  dbSize: number;
+  dbSizeInUse: number;
+  isLeader: boolean;
+  memberId: string;
+  endpoint: string;
+}
+
+/** Sizes by member name of every member that answers Status. */
+export async function sizes(conn: ConnectionOptions): Promise<Record<string, MemberSizes>> {
+  const snap = await observe(conn);
+  const out: Record<string, MemberSizes> = {};
+  for (const m of snap.members) {
+    if (m.status) out[m.name] = { dbSize: m.status.dbSize, dbSizeInUse: m.status.dbSizeInUse, isLeader: m.memberId === snap.leaderId, memberId: m.memberId, endpoint: m.endpoint };
+  }
+  return out;
+}
+
+/** Just dbSize by member name, for "nothing changed" comparisons. */
+export async function dbSizes(conn: ConnectionOptions): Promise<Record<string, number>> {
+  const s = await sizes(conn);
+  return Object.fromEntries(Object.entries(s).map(([k, v]) => [k, v.dbSize]));
+}
+
+/**
+ * Writes a fragmenting workload (overwrite + physical compaction) and waits
+ * until every answering member, learners included, shows at least `minFree`
+ * bytes a defrag would reclaim (members compact on their own schedule).
+ * Resolves with the compacted revision.
+ */
+export async function fragmentAndWait(conn: ConnectionOptions, opts: FragmentOptions & { minFree: number; members: number }): Promise<number> {
+  const { minFree, members, ...workload } = opts;
+  const revision = await fragment(conn, { valueSize: 256 * 1024, ...workload });
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const snap = await observe(conn);
+    const ready = snap.members.filter((m) => m.status !== null && m.status.dbSizeFree >= minFree);
+    if (ready.length >= members) return revision;
+    if (Date.now() > deadline) {
+      throw new Error(`members did not show ${minFree} free bytes within 30 s: ${JSON.stringify(snap.members.map((m) => [m.name, m.status?.dbSize, m.status?.dbSizeInUse]))}`);
+    }
+    await sleep(200);
+  }
+}
+
+/** GETs a member's /metrics and returns the value of one unlabelled sample; null when absent. */
+export async function metric(endpoint: string, name: string, tls?: { caFile: string }): Promise<number | null> {
+  const url = new URL('/metrics', endpoint);
+  const body = await new Promise<string>((resolve, reject) => {
+    const options = url.protocol === 'https:' && tls ? { ca: readFileSync(tls.caFile) } : {};
+    const req = (url.protocol === 'https:' ? https : http).get(url, { ...options, timeout: 5_000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => resolve(text));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
+    req.on('error', reject);
+  });
+  const line = body.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? null : Number(line.slice(name.length + 1));
+}
+
+/** How many Defragment calls the member has finished since it started (etcd's own histogram count). */
+export const defragCount = (endpoint: string, tls?: { caFile: string }) => metric(endpoint, 'etcd_disk_backend_defrag_duration_seconds_count', tls);
+
+/** A put through one member; resolves with the error message, or null when it succeeded. */
+export async function tryPut(conn: ConnectionOptions, endpoint: string, key: string, value: string | Buffer): Promise<string | null> {
+  const client = new EtcdClient({ commandTimeoutMs: 5_000, ...conn });
+  try {
+    await client.member(endpoint).put(key, value);
+    return null;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  } finally {
+    client.close();
+  }
+}
+
+/** Fragments only when some member has less than `minFree` to reclaim (tests that change nothing leave it as it was). */
+export async function ensureFragmented(conn: ConnectionOptions, opts: FragmentOptions & { minFree: number; members: number }): Promise<void> {
+  const snap = await observe(conn);
+  const ready = snap.members.filter((m) => m.status !== null && m.status.dbSizeFree >= opts.minFree);
+  if (ready.length >= opts.members) return;
+  await fragmentAndWait(conn, opts);
+}
