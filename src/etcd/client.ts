@@ -82,7 +82,7 @@ const header = (h: RawHeader | null | undefined): ResponseHeader => ({
   raftTerm: h ? Number(h.raft_term) : 0,
 });
 
-type Services = Record<ServiceName, ServiceCtor>;
+type Services = Readonly<Record<ServiceName, ServiceCtor>>;
 
 export interface ClientContext {
   services: Services;

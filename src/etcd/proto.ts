@@ -13,8 +13,19 @@ export type ServiceName = 'KV' | 'Maintenance' | 'Cluster' | 'Auth' | 'Lease';
 
 export type ServiceCtor = grpc.ServiceClientConstructor;
 
-/** Loads the schema; cheap enough to call per cluster client, and keeps no module state. */
-export function loadServices(): Record<ServiceName, ServiceCtor> {
+let cached: Readonly<Record<ServiceName, ServiceCtor>> | null = null;
+
+/**
+ * The service constructors, parsed once per process: parsing the .proto
+ * blocks the event loop for tens of milliseconds, too long to pay per client.
+ * The result is immutable, so sharing it shares no state.
+ */
+export function loadServices(): Readonly<Record<ServiceName, ServiceCtor>> {
+  cached ??= Object.freeze(parseServices());
+  return cached;
+}
+
+function parseServices(): Record<ServiceName, ServiceCtor> {
   const definition = protoLoader.loadSync(PROTO_PATH, {
     keepCase: true,
     longs: String,
