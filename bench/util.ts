@@ -1,0 +1,57 @@
+/** Small shared helpers of the benchmark: one clock, percentiles, formatting. */
+
+/** Epoch milliseconds with sub-millisecond resolution, monotonic within the process. */
+export function now(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** Nearest-rank percentile (p in 0..100) of unsorted values; null when empty. */
+export function percentile(values: readonly number[], p: number): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));
+  return sorted[rank - 1] as number;
+}
+
+export function max(values: readonly number[]): number | null {
+  let m: number | null = null;
+  for (const v of values) if (m === null || v > m) m = v;
+  return m;
+}
+
+/** "842 ms", "12.3 s"; "–" for null. */
+export function fmtMs(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined || !Number.isFinite(ms)) return '–';
+  if (Math.abs(ms) >= 10_000) return `${(ms / 1000).toFixed(1)} s`;
+  if (Math.abs(ms) >= 1_000) return `${(ms / 1000).toFixed(2)} s`;
+  if (Math.abs(ms) >= 10) return `${Math.round(ms)} ms`;
+  return `${ms.toFixed(1)} ms`;
+}
+
+export const MiB = 1024 * 1024;
+
+export function fmtMiB(bytes: number | null | undefined): string {
+  if (bytes === null || bytes === undefined || !Number.isFinite(bytes)) return '–';
+  return `${(bytes / MiB).toFixed(1)} MiB`;
+}
+
+/** Strips endpoint URLs out of an error message so equal errors group together. */
+export function errorKey(err: unknown): string {
+  const code = typeof err === 'object' && err !== null && 'grpcCode' in err ? `(${String((err as { grpcCode: unknown }).grpcCode)})` : '';
+  const name = (err instanceof Error ? err.constructor.name : 'Error') + code;
+  const message = err instanceof Error ? err.message : String(err);
+  return `${name}: ${message.replace(/https?:\/\/[^\s:]+:\d+:?\s*/g, '').trim()}`;
+}
