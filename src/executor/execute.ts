@@ -222,6 +222,7 @@ export async function* executePlan(plan: Plan, deps: ExecuteDeps, options: Execu
           // The request may already be running on the server: wait for it like a passed deadline, then stop.
           yield { type: 'member-waiting', memberId: member.memberId, name: member.name, what: 'the interrupted defragmentation to end on the server' };
           await waitForDefragEnd(deps, member, o, undefined);
+          results.push(await interrupted(deps, planned, member, { before, wasLeader, movedLeaderTo, durationMs: now() - t0, revision: null, deadlinePassed }));
           throw err;
         } else {
           const r: MemberResult = { ...failure(planned, `defragment failed: ${messageOf(err)}`, wasLeader), movedLeaderTo, before, durationMs: now() - t0 };
@@ -233,7 +234,12 @@ export async function* executePlan(plan: Plan, deps: ExecuteDeps, options: Execu
       }
       if (deadlinePassed) {
         yield { type: 'member-waiting', memberId: member.memberId, name: member.name, what: 'etcd to finish the defragmentation it kept running' };
-        await waitForDefragEnd(deps, member, o, signal);
+        try {
+          await waitForDefragEnd(deps, member, o, signal);
+        } catch (err) {
+          if (err instanceof AbortedError) results.push(await interrupted(deps, planned, member, { before, wasLeader, movedLeaderTo, durationMs: now() - t0, revision, deadlinePassed }));
+          throw err;
+        }
       }
       const durationMs = now() - t0;
 
@@ -254,7 +260,11 @@ export async function* executePlan(plan: Plan, deps: ExecuteDeps, options: Execu
         // etcd 3.4 leaves the Defragment response header empty; the member's revision right after is the next best.
         if (!revision && st) revision = st.revision;
       } catch (err) {
-        if (err instanceof AbortedError) throw err;
+        if (err instanceof AbortedError) {
+          // The Defragment itself answered: record it before stopping, or the report would say "not attempted".
+          results.push(await interrupted(deps, planned, member, { before, wasLeader, movedLeaderTo, durationMs, revision, deadlinePassed }));
+          throw err;
+        }
         const r: MemberResult = { ...failure(planned, messageOf(err), wasLeader), movedLeaderTo, before, durationMs, revision, deadlinePassed };
         failed = true;
         results.push(r);
@@ -380,6 +390,30 @@ async function waitForDefragEnd(deps: ExecuteDeps, member: MemberSnapshot, o: Re
     });
   }
   throw new DefragdError('timeout', `${member.name || member.endpoint} did not answer within ${fmtMs(o.deadlineRecoveryMs)} after its defragment deadline passed`);
+}
+
+/**
+ * The result of a member whose turn was interrupted after its Defragment was
+ * sent: one best-effort Status (no abort: the run is already stopping) tells
+ * whether it shrank.
+ */
+async function interrupted(
+  deps: ExecuteDeps,
+  planned: MemberDecision,
+  member: MemberSnapshot,
+  r: Pick<MemberResult, 'wasLeader' | 'movedLeaderTo' | 'durationMs' | 'revision' | 'deadlinePassed'> & { before: Sizes },
+): Promise<MemberResult> {
+  const st = await deps.client.member(member.endpoint).status({ timeoutMs: 2_000 }).catch(() => null);
+  const after = st ? { dbSize: st.dbSize, dbSizeInUse: st.dbSizeInUse } : null;
+  const shrank = after !== null && after.dbSize < r.before.dbSize;
+  return {
+    ...skipped(planned, ''),
+    ...r,
+    action: shrank ? 'defragmented' : 'failed',
+    reason: shrank ? 'interrupted after its defragmentation finished; not waited for to catch up' : 'interrupted; its defragmentation did not complete',
+    after,
+    revision: r.revision ?? st?.header.revision ?? null,
+  };
 }
 
 const memberOf = (s: ClusterSnapshot, id: string) => s.members.find((m) => m.memberId === id);
