@@ -13,7 +13,7 @@ const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const MiB = 1024 * 1024;
 
 function defragd(args: string[], endpoints: string[]): number {
-  const shown = ['defragd', ...args].join(' ');
+  const shown = ['defragd', ...args].map((a) => (/^[\w.,:/=-]+$/.test(a) ? a : `'${a}'`)).join(' ');
   console.log(`\n$ ${shown}`);
   const r = spawnSync(process.execPath, [CLI, ...args, '--endpoints', endpoints.join(',')], { stdio: 'inherit' });
   return r.status ?? 1;
