@@ -69,6 +69,13 @@ export class SnapshotBuilder {
   /** undefined: the first voter; null: no leader known. */
   private leaderName: string | null | undefined = undefined;
   private readonly orphanAlarms: { memberId: string; alarm: AlarmType }[] = [];
+  private alarmsErrorText: string | null = null;
+
+  /** The alarm list could not be read (e.g. a user without the root role). */
+  alarmsUnknown(error = 'etcdserver: permission denied'): this {
+    this.alarmsErrorText = error;
+    return this;
+  }
 
   private spec(name: string): MemberSpec {
     const found = this.members.find((m) => m.name === name);
@@ -209,6 +216,7 @@ export class SnapshotBuilder {
         ...this.members.flatMap((m) => m.alarms.map((alarm) => ({ memberId: m.memberId, alarm }))),
         ...this.orphanAlarms,
       ],
+      alarmsError: this.alarmsErrorText,
     };
   }
 }

@@ -91,4 +91,6 @@ export interface ClusterSnapshot {
   leaderId: string | null;
   members: MemberSnapshot[];
   alarms: ClusterAlarm[];
+  /** Why the alarm list could not be read (then `alarms` is empty but unknown); null when it was read. */
+  alarmsError: string | null;
 }

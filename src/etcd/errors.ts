@@ -32,7 +32,11 @@ export function mapGrpcError(endpoint: string, method: string, err: unknown, tim
     default:
       break;
   }
-  const hint = /user name is empty/.test(details) ? ' (auth is enabled on this cluster: give --user)' : '';
+  const hint = /user name is empty/.test(details)
+    ? ' (auth is enabled on this cluster: give --user)'
+    : /permission denied/.test(details) && /^(Defragment|MoveLeader|HashKV|Snapshot)$/.test(method)
+      ? ` (${method} needs a user with the root role)`
+      : '';
   return new EtcdError(endpoint, codeName(err.code), `${endpoint}: ${method}: ${stripPrefix(details)}${hint}`, { cause: err });
 }
 

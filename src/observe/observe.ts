@@ -54,7 +54,7 @@ export async function observeCluster(client: EtcdClient, opts: ObserveOptions = 
   if (opts.signal?.aborted) throw new AbortedError('observation aborted');
   const members = observed.map((o) => o.member);
 
-  const clusterAlarms = alarms ?? [];
+  const clusterAlarms = alarms.ok ? alarms.value : [];
   for (const m of members) m.alarms = clusterAlarms.filter((a) => a.memberId === m.memberId).map((a) => a.alarm);
   return {
     observedAt: (opts.now?.() ?? new Date()).toISOString(),
@@ -62,6 +62,7 @@ export async function observeCluster(client: EtcdClient, opts: ObserveOptions = 
     leaderId: agreedLeader(members),
     members,
     alarms: clusterAlarms,
+    alarmsError: alarms.ok ? null : messageOf(alarms.error),
   };
 }
 
@@ -103,18 +104,21 @@ function clusterTargets(members: MemberEntry[] | null, seeds: string[], client: 
   return out;
 }
 
-async function readAlarms(client: EtcdClient, targets: Target[], members: MemberEntry[], call: { timeoutMs?: number | undefined; signal?: AbortSignal | undefined }): Promise<ClusterAlarm[] | null> {
+/** The cluster's alarms from the first voter that answers, or why none did. */
+async function readAlarms(client: EtcdClient, targets: Target[], members: MemberEntry[], call: { timeoutMs?: number | undefined; signal?: AbortSignal | undefined }): Promise<Settled<ClusterAlarm[]>> {
   // Alarm requests go through raft; learners refuse them, so ask voters first.
   const learnerIds = new Set(members.filter((m) => m.isLearner).map((m) => m.memberId));
   const ordered = [...targets.filter((t) => t.endpoint && !(t.info && learnerIds.has(t.info.memberId))), ...targets.filter((t) => t.endpoint && t.info && learnerIds.has(t.info.memberId))];
+  let last: unknown = new Error('no member to ask');
   for (const t of ordered) {
     try {
-      return await client.member(t.endpoint).alarmList(call);
+      return { ok: true, value: await client.member(t.endpoint).alarmList(call) };
     } catch (err) {
       if (err instanceof AbortedError) throw err;
+      last = err;
     }
   }
-  return null;
+  return { ok: false, error: last };
 }
 
 async function observeMember(client: EtcdClient, target: Target, members: MemberEntry[], opts: ObserveOptions): Promise<{ member: MemberSnapshot; clusterId: string | null }> {

@@ -595,3 +595,14 @@ describe('planDefrag: invariants over generated clusters', () => {
     expect(JSON.parse(JSON.stringify(plan))).toEqual(plan);
   });
 });
+
+describe('alarms that could not be read', () => {
+  it('refuse: a CORRUPT alarm cannot be ruled out, and --skip-health-check does not change that', () => {
+    const snap = aSnapshot().withMembers(3).withLeader('m1').alarmsUnknown('etcdserver: permission denied').build();
+    for (const skipHealthCheck of [false, true]) {
+      const plan = planDefrag(snap, aPolicy({ skipHealthCheck }));
+      expect(plan.refusal?.reason).toMatch(/alarm list could not be read \(etcdserver: permission denied\)/);
+      expect(plan.decisions.every((d) => d.action === 'skip')).toBe(true);
+    }
+  });
+});

@@ -236,6 +236,11 @@ export function planDefrag(snapshot: ClusterSnapshot, policy: Policy): Plan {
       alarmRefusal = true;
     }
   }
+  if (snapshot.alarmsError !== null && snapshot.members.some((m) => m.reachable)) {
+    // Without the alarm list a CORRUPT member cannot be ruled out; no flag overrides that.
+    refusals.push(`the alarm list could not be read (${snapshot.alarmsError}), so a CORRUPT alarm cannot be ruled out (the user needs the root role)`);
+    alarmRefusal = true;
+  }
   const memberIds = new Set(snapshot.members.map((m) => m.memberId));
   for (const a of snapshot.alarms) {
     if (a.alarm !== 'NOSPACE' && !memberIds.has(a.memberId)) {

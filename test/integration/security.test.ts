@@ -90,6 +90,19 @@ describe('auth', () => {
     expect(r.stderr + r.stdout).toMatch(/auth is enabled on this cluster: give --user/);
   });
 
+  it('a user without the root role: Defragment is refused by etcd, the run stops at the first member and says why', async () => {
+    for (const a of [['user', 'add', 'alice:alicepw'], ['role', 'add', 'rw'], ['role', 'grant-permission', 'rw', '--prefix=true', 'readwrite', ''], ['user', 'grant-role', 'alice', 'rw']]) {
+      expect((await cluster().etcdctl(a)).code).toBe(0);
+    }
+    const r = await cli(['defrag', '--endpoints', cluster().endpoints[0] as string, '--user', 'alice:alicepw', '-w', 'json']);
+    expect(r.code).toBe(1);
+    const report = json<{ outcome: string; members: { action: string; reason: string }[] }>(r);
+    expect(report.outcome).toBe('failed');
+    expect(report.members.filter((m) => m.action === 'failed')).toHaveLength(1);
+    expect(report.members.filter((m) => m.action === 'defragmented')).toHaveLength(0);
+    expect(report.members.find((m) => m.action === 'failed')?.reason).toMatch(/permission denied \(Defragment needs a user with the root role\)/);
+  });
+
   it('the token is renewed once when etcd says it is invalid', async () => {
     const client = connect({ endpoints: [cluster().endpoints[0] as string], auth: { user: 'root', password: PASSWORD } });
     try {

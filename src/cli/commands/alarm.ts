@@ -28,6 +28,7 @@ export function alarmCommand(io: CliIO, done: (code: number) => void): Command {
     const client = new EtcdClient(config.connection);
     try {
       const snap = await observe(client, config, io);
+      if (snap.alarmsError) throw new ConnectionError(config.connection.endpoints.join(','), `could not read the alarm list: ${snap.alarmsError}`);
       if (config.writeOut === 'json') io.stdout(JSON.stringify(snap.alarms.map((a) => ({ ...a, name: snap.members.find((m) => m.memberId === a.memberId)?.name ?? null })), null, 2) + '\n');
       else io.stdout(snap.alarms.length === 0 ? 'no alarms\n' : renderTable(['MEMBER ID', 'NAME', 'ENDPOINT', 'ALARM'], alarmRows(snap, snap.alarms)));
       done(EXIT.OK);
@@ -44,6 +45,7 @@ export function alarmCommand(io: CliIO, done: (code: number) => void): Command {
     const client = new EtcdClient(config.connection);
     try {
       const snap = await observe(client, config, io);
+      if (snap.alarmsError) throw new ConnectionError(config.connection.endpoints.join(','), `could not read the alarm list: ${snap.alarmsError}`);
       const corrupt = snap.alarms.filter((a) => a.alarm === 'CORRUPT');
       const targets = snap.alarms.filter((a) => a.alarm !== 'CORRUPT' && (opts['all'] === true || a.alarm === 'NOSPACE'));
       const via = snap.members.find((m) => m.memberId === snap.leaderId) ?? snap.members.find((m) => m.reachable && !m.isLearner);

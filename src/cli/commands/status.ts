@@ -22,6 +22,7 @@ export function statusCommand(io: CliIO, done: (code: number) => void): Command 
       });
       io.stdout(printStatus(snapshot, config.writeOut));
       const failed = snapshot.members.filter((m) => m.error !== null);
+      if (snapshot.alarmsError && snapshot.members.some((m) => m.reachable)) io.stderr(`defragd: warning: could not read the alarm list: ${snapshot.alarmsError}\n`);
       for (const m of failed) io.stderr(`defragd: ${m.error?.startsWith(m.endpoint) ? m.error : `${m.name || m.endpoint}: ${m.error}`}\n`);
       done(failed.length === 0 && snapshot.members.length > 0 ? EXIT.OK : EXIT.FAILED);
     } finally {
