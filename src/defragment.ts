@@ -64,8 +64,14 @@ export interface PreparedRun {
 
 /** Observes and plans with an open client; the caller owns the client. */
 export async function prepareRun(client: EtcdClient, policy: Policy, o: { cluster?: boolean | undefined; quotaBytes?: number | null | undefined; commandTimeoutMs?: number | undefined; signal?: AbortSignal | undefined } & ExecuteOptions): Promise<PreparedRun> {
-  const observe = (signal?: AbortSignal) =>
-    observeCluster(client, { cluster: o.cluster ?? true, quotaBytes: o.quotaBytes ?? null, timeoutMs: o.commandTimeoutMs, signal: signal ?? o.signal });
+  const observe = (signal?: AbortSignal, how?: { light?: boolean }) =>
+    observeCluster(client, {
+      cluster: o.cluster ?? true,
+      quotaBytes: o.quotaBytes ?? null,
+      timeoutMs: o.commandTimeoutMs,
+      signal: signal ?? o.signal,
+      ...(how?.light && { alarms: false, metrics: false }),
+    });
   const snapshot = await observe();
   const plan = planDefrag(snapshot, policy);
   return {
@@ -148,11 +154,15 @@ function refusedReport(message: string): RunReport {
   return { outcome: 'refused', message, startedAt: at, finishedAt: at, compactedRevision: null, disarmed: false, disarmNote: null, reclaimedBytes: 0, members: [], warnings: [] };
 }
 
-/** A report of what a plan would do, without doing it. */
+/**
+ * A report of what a plan would do, without doing it: nothing was changed, so
+ * every member is `skipped` and the reason says what would have happened.
+ */
 export function dryRunReport(plan: Plan, at: string): RunReport {
+  const would = plan.decisions.filter((d) => d.action === 'defragment').length;
   return {
-    outcome: plan.refusal ? 'refused' : plan.decisions.some((d) => d.action === 'defragment') ? 'success' : 'nothing-to-do',
-    message: plan.refusal?.reason ?? null,
+    outcome: plan.refusal ? 'refused' : 'nothing-to-do',
+    message: plan.refusal?.reason ?? `dry run: nothing was changed; ${would} member(s) would be defragmented`,
     startedAt: at,
     finishedAt: at,
     compactedRevision: null,
@@ -163,8 +173,8 @@ export function dryRunReport(plan: Plan, at: string): RunReport {
       endpoint: d.endpoint,
       memberId: d.memberId,
       name: d.name,
-      action: d.action === 'defragment' ? 'defragmented' : 'skipped',
-      reason: d.reason,
+      action: 'skipped',
+      reason: d.action === 'defragment' ? `dry run: would defragment: ${d.reason}` : d.reason,
       wasLeader: d.isLeader,
       movedLeaderTo: d.moveLeaderTo,
       before: d.dbSize !== null && d.dbSizeInUse !== null ? { dbSize: d.dbSize, dbSizeInUse: d.dbSizeInUse } : null,

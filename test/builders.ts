@@ -98,7 +98,7 @@ export class SnapshotBuilder {
       dbSize: 100 * MiB,
       dbSizeInUse: 60 * MiB,
       quota: DEFAULT_QUOTA_BYTES,
-      quotaSource: 'default',
+      quotaSource: 'metrics',
       revision: 10_000,
       raftTerm: 3,
       raftIndex: 20_000,

@@ -41,6 +41,8 @@ describe('connection flags', () => {
     [['-w', 'yaml'], /unknown format/],
     [['--dial-timeout', '2 seconds'], /invalid duration/],
     [['--quota-bytes', 'lots'], /invalid size/],
+    [['--command-timeout', '0s'], /--command-timeout: must be more than 0/],
+    [['--dial-timeout', '0'], /--dial-timeout: must be more than 0/],
   ])('%j is a usage error', (argv, message) => {
     expect(() => resolve(argv)).toThrow(message);
   });

@@ -8,7 +8,7 @@ import { Option, type Command } from 'commander';
 import { UsageError } from '../domain/errors.js';
 import type { ConnectionOptions } from '../etcd/options.js';
 import { DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_DIAL_TIMEOUT_MS } from '../etcd/options.js';
-import { parseDuration, parseSize } from './units.js';
+import { parsePositiveDuration, parseSize } from './units.js';
 
 export type WriteOut = 'table' | 'json';
 
@@ -104,8 +104,8 @@ export function clusterConfig(opts: Record<string, unknown>): ClusterConfig {
     endpoints,
     tls: anyTls ? Object.freeze({ caFile: cacert, certFile: cert, keyFile: key, insecureSkipVerify: skip, serverName }) : null,
     auth: user !== undefined ? Object.freeze({ user, password: password as string }) : null,
-    dialTimeoutMs: str('dialTimeout') ? parseDuration(str('dialTimeout') as string, '--dial-timeout') : DEFAULT_DIAL_TIMEOUT_MS,
-    commandTimeoutMs: str('commandTimeout') ? parseDuration(str('commandTimeout') as string, '--command-timeout') : DEFAULT_COMMAND_TIMEOUT_MS,
+    dialTimeoutMs: str('dialTimeout') ? parsePositiveDuration(str('dialTimeout') as string, '--dial-timeout') : DEFAULT_DIAL_TIMEOUT_MS,
+    commandTimeoutMs: str('commandTimeout') ? parsePositiveDuration(str('commandTimeout') as string, '--command-timeout') : DEFAULT_COMMAND_TIMEOUT_MS,
   });
   return Object.freeze({
     connection,

@@ -19,6 +19,13 @@ export function parseDuration(text: string, flag: string): number {
   return Math.round(total);
 }
 
+/** A duration that must be above zero (timeouts: 0 would fail every call at once). */
+export function parsePositiveDuration(text: string, flag: string): number {
+  const ms = parseDuration(text, flag);
+  if (ms <= 0) throw new UsageError(`${flag}: must be more than 0 (got "${text}")`);
+  return ms;
+}
+
 const SIZE_UNITS: Record<string, number> = {
   '': 1, b: 1,
   k: 1e3, kb: 1e3, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9, t: 1e12, tb: 1e12,

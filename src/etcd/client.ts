@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { AbortedError, ConnectionError, DefragdError, UsageError } from '../domain/errors.js';
 import { type Endpoint, parseEndpoint } from './endpoint.js';
-import { isInvalidToken, mapGrpcError } from './errors.js';
+import { formatMs, isInvalidToken, mapGrpcError } from './errors.js';
 import { toDecimalId, toHexId } from './ids.js';
 import {
   type AuthOptions,
@@ -179,6 +179,7 @@ export class MemberClient {
   private async call<T>(service: ServiceName, method: string, request: object, opts: CallOptions = {}, authRetry = true): Promise<T> {
     const timeoutMs = opts.timeoutMs ?? this.ctx.commandTimeoutMs;
     if (opts.signal?.aborted) throw new AbortedError(`${this.url}: ${method} not sent: aborted`);
+    if (this.channel.getConnectivityState(false) !== grpc.connectivityState.READY) await this.connect({ signal: opts.signal });
     const metadata = new grpc.Metadata();
     if (this.ctx.auth && service !== 'Auth') {
       const token = await this.tokenOrNone(opts);
@@ -240,17 +241,22 @@ export class MemberClient {
     return this.authenticating;
   }
 
-  /** Waits until the channel is connected, within the dial timeout. */
+  /**
+   * Waits for the connection, within the dial timeout (etcdctl's --dial-timeout).
+   * A connection that fails outright (refused, TLS) returns at once and lets
+   * the call that follows report why; only one that hangs (a black-holed
+   * address) becomes a ConnectionError here.
+   */
   async connect(opts: CallOptions = {}): Promise<void> {
     const timeoutMs = opts.timeoutMs ?? this.ctx.dialTimeoutMs;
     const deadline = Date.now() + timeoutMs;
     await new Promise<void>((resolve, reject) => {
       const check = () => {
         const state = this.channel.getConnectivityState(true);
-        if (state === grpc.connectivityState.READY) return resolve();
+        if (state === grpc.connectivityState.READY || state === grpc.connectivityState.TRANSIENT_FAILURE) return resolve();
         if (opts.signal?.aborted) return reject(new AbortedError(`${this.url}: connect aborted`));
-        if (Date.now() >= deadline) return reject(new ConnectionError(this.url, `${this.url}: could not connect within ${timeoutMs} ms`));
-        this.channel.watchConnectivityState(state, Math.min(deadline, Date.now() + 250), () => check());
+        if (Date.now() >= deadline) return reject(new ConnectionError(this.url, `${this.url}: could not connect within ${formatMs(timeoutMs)} (--dial-timeout)`));
+        this.channel.watchConnectivityState(state, deadline, () => check());
       };
       check();
     });

@@ -12,7 +12,7 @@ import { setTimeout as sleepFor } from 'node:timers/promises';
 import type { MemberDecision, Plan, Policy } from '../domain/plan.js';
 import type { MemberResult, RunOutcome, RunReport, Sizes, StepEvent } from '../domain/run.js';
 import type { ClusterSnapshot, MemberSnapshot } from '../domain/types.js';
-import { AbortedError, DeadlineError, DefragdError, EtcdError } from '../domain/errors.js';
+import { AbortedError, ConnectionError, DeadlineError, DefragdError, EtcdError } from '../domain/errors.js';
 import type { EtcdClient } from '../etcd/client.js';
 import { fetchGauges, METRIC_DEFRAG_INFLIGHT } from '../etcd/metrics.js';
 import { formatBytes } from '../domain/format.js';
@@ -37,8 +37,11 @@ export interface ExecuteOptions {
 
 export interface ExecuteDeps {
   client: EtcdClient;
-  /** Observes the cluster afresh (the same options the plan was made with). */
-  observe: (signal?: AbortSignal) => Promise<ClusterSnapshot>;
+  /**
+   * Observes the cluster afresh (the same options the plan was made with).
+   * `light` polls skip the alarm list (a raft round trip in etcd 3.4) and /metrics.
+   */
+  observe: (signal?: AbortSignal, opts?: { light?: boolean }) => Promise<ClusterSnapshot>;
   policy: Policy;
   /** Wall clock in ms, for durations; Date.now by default. */
   now?: () => number;
@@ -150,8 +153,16 @@ export async function* executePlan(plan: Plan, deps: ExecuteDeps, options: Execu
         break;
       }
 
-      // Ask the planner again with what is true now (the rule, learner status, leadership).
-      const fresh = planDefrag(snap, deps.policy).decisions.find((d) => d.memberId === planned.memberId);
+      // Ask the planner again with what is true now (the rule, learner status, leadership, alarms).
+      const replan = planDefrag(snap, deps.policy);
+      if (replan.refusal) {
+        stopMessage = `stopped before ${label(planned)}: ${replan.refusal.reason}`;
+        failed = true;
+        for (const rest of toDefrag.slice(i)) results.push(skipped(rest, `not attempted: ${stopMessage}`));
+        yield { type: 'warning', message: stopMessage };
+        break;
+      }
+      const fresh = replan.decisions.find((d) => d.memberId === planned.memberId);
       if (!fresh || fresh.action === 'skip') {
         const reason = fresh ? `${fresh.reason} (re-checked before its turn)` : 'no longer a member of the cluster';
         results.push(skipped(planned, reason));
@@ -187,6 +198,16 @@ export async function* executePlan(plan: Plan, deps: ExecuteDeps, options: Execu
         }
         movedLeaderTo = snap.leaderId;
         yield { type: 'leader-move-finished', from: planned.memberId, to: snap.leaderId as string, durationMs: now() - t0 };
+        // The hand-over took time: look at every voter again before taking this one out.
+        snap = await deps.observe(signal);
+        const after = votersHealthy(snap).failing.filter((m) => !unhealthyAtStart.has(m.memberId));
+        if (after.length > 0) {
+          stopMessage = `stopped before ${label(planned)}: ${after.map((m) => `${m.name || m.endpoint} is ${describeUnhealthy(m)}`).join('; ')}`;
+          failed = true;
+          for (const rest of toDefrag.slice(i)) results.push({ ...skipped(rest, `not attempted: ${stopMessage}`), ...(rest === planned ? { wasLeader, movedLeaderTo } : {}) });
+          yield { type: 'warning', message: stopMessage };
+          break;
+        }
       }
 
       const member = memberOf(snap, planned.memberId);
@@ -206,6 +227,16 @@ export async function* executePlan(plan: Plan, deps: ExecuteDeps, options: Execu
         continue;
       }
 
+      // Another tool (or a run without the lock) may be defragmenting a member right now: never add a second.
+      const busy = await defragsInFlight(deps, snap, signal);
+      if (busy.length > 0) {
+        stopMessage = `stopped before ${label(planned)}: ${busy.join(', ')} ${busy.length === 1 ? 'is' : 'are'} being defragmented by someone else (etcd_disk_defrag_inflight is 1)`;
+        failed = true;
+        for (const rest of toDefrag.slice(i)) results.push(skipped(rest, `not attempted: ${stopMessage}`));
+        yield { type: 'warning', message: stopMessage };
+        break;
+      }
+
       const before: Sizes = { dbSize: member.status.dbSize, dbSizeInUse: member.status.dbSizeInUse };
       yield { type: 'member-started', decision: fresh, before, timeoutMs: fresh.timeoutMs, index: i + 1, total: toDefrag.length };
       const t0 = now();
@@ -215,13 +246,14 @@ export async function* executePlan(plan: Plan, deps: ExecuteDeps, options: Execu
         const header = await deps.client.member(member.endpoint).defragment({ timeoutMs: fresh.timeoutMs, signal });
         revision = header.revision;
       } catch (err) {
-        if (err instanceof DeadlineError) {
+        if (err instanceof DeadlineError || err instanceof ConnectionError) {
+          // A lost connection, like a passed deadline, says nothing of the server: it may be defragmenting still.
           deadlinePassed = true;
           yield { type: 'member-deadline-passed', memberId: member.memberId, name: member.name, timeoutMs: fresh.timeoutMs };
         } else if (err instanceof AbortedError) {
           // The request may already be running on the server: wait for it like a passed deadline, then stop.
           yield { type: 'member-waiting', memberId: member.memberId, name: member.name, what: 'the interrupted defragmentation to end on the server' };
-          await waitForDefragEnd(deps, member, o, undefined);
+          await waitForDefragEnd(deps, member, o, undefined).catch(() => undefined);
           results.push(await interrupted(deps, planned, member, { before, wasLeader, movedLeaderTo, durationMs: now() - t0, revision: null, deadlinePassed }));
           throw err;
         } else {
@@ -237,7 +269,8 @@ export async function* executePlan(plan: Plan, deps: ExecuteDeps, options: Execu
         try {
           await waitForDefragEnd(deps, member, o, signal);
         } catch (err) {
-          if (err instanceof AbortedError) results.push(await interrupted(deps, planned, member, { before, wasLeader, movedLeaderTo, durationMs: now() - t0, revision, deadlinePassed }));
+          const r = await interrupted(deps, planned, member, { before, wasLeader, movedLeaderTo, durationMs: now() - t0, revision, deadlinePassed });
+          results.push(err instanceof AbortedError ? r : { ...r, action: 'failed', reason: messageOf(err) });
           throw err;
         }
       }
@@ -308,10 +341,14 @@ export async function* executePlan(plan: Plan, deps: ExecuteDeps, options: Execu
     if (deps.policy.disarmNospace && !failed) {
       const snap = await deps.observe(signal);
       const nospace = snap.alarms.filter((a) => a.alarm === 'NOSPACE');
-      if (nospace.length > 0) {
+      if (snap.alarmsError !== null) {
+        disarmNote = `NOSPACE not disarmed: the alarm list could not be read (${snap.alarmsError})`;
+        failed = true;
+        yield { type: 'disarm-skipped', reason: disarmNote };
+      } else if (nospace.length > 0) {
         const check = checkDisarm(snap, deps.policy.disarmBelow);
         if (!check.ok) {
-          disarmNote = `NOSPACE left armed: ${check.blockers.map((b) => `${b.name || b.memberId} dbSize ${formatBytes(b.dbSize)} is not under ${formatBytes(b.limit)}`).join('; ')}` +
+          disarmNote = `NOSPACE left armed: ${check.blockers.map((b) => b.reason ?? `${b.name || b.memberId} dbSize ${formatBytes(b.dbSize)} is not under ${formatBytes(b.limit)}`).join('; ')}` +
             (deps.policy.compactKeepRevisions === null ? '; defragmentation alone cannot free more: add --compact-keep-revisions N to compact old revisions first' : '');
           // NOSPACE was asked to go and stays: the cluster still refuses writes, so the run did not do its job.
           failed = true;
@@ -319,7 +356,11 @@ export async function* executePlan(plan: Plan, deps: ExecuteDeps, options: Execu
           yield { type: 'disarm-skipped', reason: disarmNote };
         } else {
           const via = snap.members.find((m) => m.memberId === snap.leaderId) ?? snap.members.find((m) => m.healthy && !m.isLearner);
-          if (via) {
+          if (!via) {
+            disarmNote = 'NOSPACE not disarmed: no voting member answered';
+            failed = true;
+            yield { type: 'disarm-skipped', reason: disarmNote };
+          } else {
             const mc = deps.client.member(via.endpoint);
             for (const a of nospace) await mc.alarmDisarm(a.memberId, 'NOSPACE', call);
             const left = (await mc.alarmList(call)).filter((a) => a.alarm === 'NOSPACE');
@@ -361,7 +402,7 @@ async function waitFor(deps: ExecuteDeps, o: Required<Pick<ExecuteOptions, 'poll
   const now = deps.now ?? Date.now;
   const deadline = now() + timeoutMs;
   for (;;) {
-    const snap = await deps.observe(signal);
+    const snap = await deps.observe(signal, { light: true });
     if (pred(snap)) return snap;
     if (now() >= deadline) throw new DefragdError('timeout', `gave up waiting ${fmtMs(timeoutMs)} for ${what}`);
     await sleepFor(o.pollIntervalMs, undefined, { signal }).catch(() => {
@@ -414,6 +455,13 @@ async function interrupted(
     after,
     revision: r.revision ?? st?.header.revision ?? null,
   };
+}
+
+/** Names of members whose /metrics say a defrag is running now (members without reachable metrics are not counted). */
+async function defragsInFlight(deps: ExecuteDeps, snap: ClusterSnapshot, signal: AbortSignal | undefined): Promise<string[]> {
+  const reachable = snap.members.filter((m) => m.reachable && m.endpoint);
+  const gauges = await Promise.all(reachable.map((m) => fetchGauges(m.endpoint, [METRIC_DEFRAG_INFLIGHT], deps.client.options.tls, { timeoutMs: 2_000, signal })));
+  return reachable.filter((_, i) => (gauges[i]?.get(METRIC_DEFRAG_INFLIGHT) ?? 0) > 0).map((m) => m.name || m.endpoint);
 }
 
 const memberOf = (s: ClusterSnapshot, id: string) => s.members.find((m) => m.memberId === id);

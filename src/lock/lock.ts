@@ -7,7 +7,7 @@
  */
 import { hostname } from 'node:os';
 import { setTimeout as sleepFor } from 'node:timers/promises';
-import { DefragdError, EtcdError, RefusedError } from '../domain/errors.js';
+import { AbortedError, DefragdError, EtcdError, RefusedError } from '../domain/errors.js';
 import type { EtcdClient } from '../etcd/client.js';
 
 export const DEFAULT_LOCK_KEY = '/defragd/lock';
@@ -91,7 +91,9 @@ export async function acquireLock(client: EtcdClient, opts: LockOptions = {}): P
     await mc.leaseRevoke(lease.id, call).catch(() => undefined);
     const current = parseHolder(txn.responses);
     if (Date.now() >= deadline) throw new LockBusyError(key, current);
-    await sleepFor(Math.min(1_000, Math.max(50, deadline - Date.now())), undefined, { signal: opts.signal });
+    await sleepFor(Math.min(1_000, Math.max(50, deadline - Date.now())), undefined, { signal: opts.signal }).catch(() => {
+      throw new AbortedError('interrupted while waiting for the cluster lock');
+    });
   }
 }
 

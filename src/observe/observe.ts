@@ -18,6 +18,8 @@ export interface ObserveOptions {
   quotaBytes?: number | null | undefined;
   /** Read the quota from /metrics when Status lacks it (default true). */
   metrics?: boolean | undefined;
+  /** Read the alarm list (default true); false leaves `alarms` empty, for cheap polling. */
+  alarms?: boolean | undefined;
   /** Deadline of each call; the client's command timeout when absent. */
   timeoutMs?: number | undefined;
   signal?: AbortSignal | undefined;
@@ -48,7 +50,7 @@ export async function observeCluster(client: EtcdClient, opts: ObserveOptions = 
   const targets = opts.cluster ? clusterTargets(list?.members ?? null, seeds, client) : seeds.map((endpoint) => ({ endpoint, info: null }));
 
   const [alarms, observed] = await Promise.all([
-    readAlarms(client, targets, list?.members ?? [], call),
+    opts.alarms === false ? Promise.resolve({ ok: true as const, value: [] }) : readAlarms(client, targets, list?.members ?? [], call),
     Promise.all(targets.map((t) => observeMember(client, t, list?.members ?? [], opts))),
   ]);
   if (opts.signal?.aborted) throw new AbortedError('observation aborted');
@@ -140,16 +142,17 @@ async function observeMember(client: EtcdClient, target: Target, members: Member
 
   const mc = client.member(target.endpoint);
   const call = { timeoutMs: opts.timeoutMs, signal: opts.signal };
-  const [status, health, metricsQuota] = await Promise.all([
-    settle(mc.status(call)),
-    settle(healthRead(mc, call)),
-    opts.metrics === false ? Promise.resolve(null) : fetchGauges(target.endpoint, [METRIC_QUOTA], client.options.tls, call).then((g) => g?.get(METRIC_QUOTA) ?? null),
-  ]);
+  const [status, health] = await Promise.all([settle(mc.status(call)), settle(healthRead(mc, call))]);
   if (!status.ok) {
     if (status.error instanceof AbortedError) throw status.error;
     return { member: { ...base, error: messageOf(status.error) }, clusterId: null };
   }
   const s = status.value;
+  // Only members that do not report their quota (etcd < 3.6) are scraped, and only once they have answered.
+  const metricsQuota =
+    s.dbSizeQuota === null && opts.metrics !== false
+      ? ((await fetchGauges(target.endpoint, [METRIC_QUOTA], client.options.tls, call))?.get(METRIC_QUOTA) ?? null)
+      : null;
   // Without --cluster, identify the member from the Status header.
   const known = info ?? members.find((m) => m.memberId === s.header.memberId) ?? null;
   const isLearner = known?.isLearner ?? s.isLearner;

@@ -606,3 +606,15 @@ describe('alarms that could not be read', () => {
     }
   });
 });
+
+describe('checkDisarm with a guessed quota', () => {
+  it('does not disarm when a member reported no quota (the 2 GiB default is only a guess)', () => {
+    const snap = aSnapshot().withMembers(3).withMember('m2', { quotaSource: 'default', dbSize: 10 * MiB, dbSizeInUse: 10 * MiB }).withAlarm('*', 'NOSPACE').build();
+    const check = checkDisarm(snap, 0.9);
+    expect(check.ok).toBe(false);
+    expect(check.blockers.map((b) => b.name)).toEqual(['m2']);
+    expect(check.blockers[0]?.reason).toMatch(/give --quota-bytes/);
+    const flagged = aSnapshot().withMembers(3).withMember('m2', { quotaSource: 'flag', dbSize: 10 * MiB, dbSizeInUse: 10 * MiB }).build();
+    expect(checkDisarm(flagged, 0.9).ok).toBe(true);
+  });
+});

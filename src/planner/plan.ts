@@ -147,6 +147,18 @@ export function checkDisarm(snapshot: ClusterSnapshot, disarmBelow: number): Dis
       });
       continue;
     }
+    if (s.quotaSource === 'default') {
+      // 2 GiB is etcd's default, not necessarily this member's quota: disarming against a guess could
+      // report success while the next write raises NOSPACE again.
+      blockers.push({
+        memberId: m.memberId,
+        name: m.name,
+        dbSize: s.dbSize,
+        limit: Number.NaN,
+        reason: `${label(m)} did not report its quota (etcd < 3.6 and /metrics unreachable): give --quota-bytes`,
+      });
+      continue;
+    }
     const limit = disarmBelow * s.quota;
     if (s.dbSize >= limit) {
       blockers.push({
@@ -238,7 +250,7 @@ export function planDefrag(snapshot: ClusterSnapshot, policy: Policy): Plan {
   }
   if (snapshot.alarmsError !== null && snapshot.members.some((m) => m.reachable)) {
     // Without the alarm list a CORRUPT member cannot be ruled out; no flag overrides that.
-    refusals.push(`the alarm list could not be read (${snapshot.alarmsError}), so a CORRUPT alarm cannot be ruled out (the user needs the root role)`);
+    refusals.push(`the alarm list could not be read (${snapshot.alarmsError}), so a CORRUPT alarm cannot be ruled out`);
     alarmRefusal = true;
   }
   const memberIds = new Set(snapshot.members.map((m) => m.memberId));

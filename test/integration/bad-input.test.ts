@@ -5,7 +5,7 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useCluster } from '../harness/etcd.js';
 
@@ -52,6 +52,19 @@ describe('bad input', async () => {
     const r = await defragd(['status', '--endpoints', `127.0.0.1:${httpPort}`]);
     expect(r.code).toBe(1);
     expectOneLine(r.stderr, /does not speak etcd's gRPC API/);
+  });
+
+  it('an endpoint that accepts connections but never answers: --dial-timeout bounds the wait', async () => {
+    const silent = net.createServer(() => undefined);
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    try {
+      const port = (silent.address() as AddressInfo).port;
+      const r = await defragd(['status', '--endpoints', `127.0.0.1:${port}`, '--dial-timeout', '1s']);
+      expect(r.code).toBe(1);
+      expectOneLine(r.stderr, /could not connect within 1 s \(--dial-timeout\)/);
+    } finally {
+      silent.close();
+    }
   });
 
   it('a malformed endpoint', async () => {

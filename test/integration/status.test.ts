@@ -124,7 +124,13 @@ describe('status with a learner', () => {
       expect(learner?.healthy).toBe(true);
       const table = await cli(['status', '--endpoints', c.endpoints[0] as string, '--cluster']);
       expect(table.stdout).toMatch(/LEARNER/);
-      expect(table.stdout.split('\n').filter((l) => / true +│ +\d+ +│/.test(l) || /│ true +│/.test(l)).length).toBeGreaterThan(0);
+      // The learner's own row says LEARNER true (the column is read by position, not by pattern).
+      const cells = (line: string) => line.split('│').slice(1, -1).map((c) => c.trim());
+      const lines = table.stdout.split('\n');
+      const head = cells(lines.find((l) => l.includes('LEARNER')) as string);
+      const learnerRow = cells(lines.find((l) => l.includes(`│ ${learner?.name} `)) as string);
+      expect(learnerRow[head.indexOf('LEARNER')]).toBe('true');
+      expect(learnerRow[head.indexOf('LEADER')]).toBe('false');
     } finally {
       await c.close();
     }

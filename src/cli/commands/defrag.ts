@@ -1,7 +1,7 @@
 /** `defragd defrag`: a safe rolling defragmentation of the cluster, or its plan with --dry-run. */
 import { Command, Option } from 'commander';
 import { addClusterFlags, clusterConfig, withEnv } from '../../config/flags.js';
-import { parseDuration, parseFraction, parseNonNegativeInt } from '../../config/units.js';
+import { parseDuration, parseFraction, parseNonNegativeInt, parsePositiveDuration } from '../../config/units.js';
 import { buildPolicy, prepareRun, runDefrag } from '../../defragment.js';
 import { DEFAULT_LOCK_KEY } from '../../lock/lock.js';
 import type { RunReport } from '../../domain/run.js';
@@ -40,7 +40,7 @@ export function defragCommand(io: CliIO, done: (code: number) => void): Command 
       compactKeepRevisions: str('compactKeepRevisions') !== undefined ? parseNonNegativeInt(str('compactKeepRevisions') as string, '--compact-keep-revisions') : null,
       disarmNospace: opts['disarmNospace'] === true,
       disarmBelow: parseFraction(str('disarmBelow') ?? '0.9', '--disarm-below'),
-      defragTimeoutMs: str('defragTimeout') ? parseDuration(str('defragTimeout') as string, '--defrag-timeout') : null,
+      defragTimeoutMs: str('defragTimeout') ? parsePositiveDuration(str('defragTimeout') as string, '--defrag-timeout') : null,
     });
     const waitBetweenMs = parseDuration(str('waitBetween') ?? '0s', '--wait-between');
     const lock = opts['lock'] === false ? false : { key: str('lockKey') ?? DEFAULT_LOCK_KEY, waitMs: parseDuration(str('lockWait') ?? '0s', '--lock-wait') };

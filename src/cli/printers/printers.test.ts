@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { aPolicy, aSnapshot, MiB } from '../../../test/builders.js';
 import { planDefrag } from '../../planner/index.js';
 import { dryRunReport } from '../../defragment.js';
+import type { RunReport } from '../../domain/run.js';
 import { eventLine, planRows, printPlan, printReport, reportJson } from './defrag.js';
 import { printStatus, statusJson, statusRows, STATUS_HEAD } from './status.js';
 
@@ -35,6 +36,24 @@ describe('status printers', () => {
   });
 });
 
+const executed: RunReport = {
+  outcome: 'success',
+  message: null,
+  startedAt: '2026-01-01T00:00:00.000Z',
+  finishedAt: '2026-01-01T00:00:02.000Z',
+  compactedRevision: null,
+  disarmed: false,
+  disarmNote: null,
+  reclaimedBytes: 200 * MiB,
+  warnings: [],
+  members: [
+    {
+      endpoint: 'http://127.0.0.1:2379', memberId: '8e9e05c52164694d', name: 'm2', action: 'defragmented', reason: 'no rule', wasLeader: false, movedLeaderTo: null,
+      before: { dbSize: 300 * MiB, dbSizeInUse: 100 * MiB }, after: { dbSize: 100 * MiB, dbSizeInUse: 100 * MiB }, durationMs: 1234, revision: 42, deadlinePassed: false,
+    },
+  ],
+};
+
 describe('defrag printers', () => {
   const healthy = aSnapshot().withMembers(3).withLeader('m1').withMember('m2', { dbSize: 300 * MiB, dbSizeInUse: 100 * MiB }).build();
   const plan = planDefrag(healthy, aPolicy());
@@ -49,13 +68,24 @@ describe('defrag printers', () => {
     expect(JSON.parse(printPlan(plan, 'json')).dryRun).toBe(true);
   });
 
-  it('report JSON has the documented shape', () => {
+  it('a dry-run report changes nothing and says what would happen', () => {
     const report = dryRunReport(plan, '2026-01-01T00:00:00.000Z');
+    expect(report.outcome).toBe('nothing-to-do');
+    expect(report.message).toMatch(/3 member\(s\) would be defragmented/);
+    expect(report.members.every((m) => m.action === 'skipped' && m.reason.startsWith('dry run: would defragment'))).toBe(true);
+  });
+
+  it('report JSON has the documented shape', () => {
+    const report = executed;
     const j = reportJson(report) as Record<string, unknown>;
     expect(Object.keys(j)).toEqual(expect.arrayContaining(['outcome', 'compactedRevision', 'disarmed', 'members']));
     const m = (j['members'] as Record<string, unknown>[])[0]!;
     expect(Object.keys(m)).toEqual(expect.arrayContaining(['endpoint', 'memberId', 'action', 'reason', 'wasLeader', 'movedLeaderTo', 'before', 'after', 'durationMs', 'revision']));
-    expect(printReport(report, 'table')).toMatch(/defragmented 3 member\(s\)/);
+    expect(m['after']).toEqual({ dbSize: 100 * MiB, dbSizeInUse: 100 * MiB });
+    expect(m['durationMs']).toBe(1234);
+    const table = printReport(report, 'table');
+    expect(table).toMatch(/defragmented 1 member\(s\), reclaimed 200\.0 MiB/);
+    expect(table).toMatch(/300\.0 MiB \(100\.0 MiB used\)/);
   });
 
   it('event lines never claim a retry after a passed deadline', () => {
