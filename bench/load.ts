@@ -6,6 +6,7 @@
  */
 import { EtcdClient, type MemberClient } from '../src/index.js';
 import { errorKey, now, sleep } from './util.js';
+import { mulberry32 } from '../test/support/prng.js';
 
 export interface LoadTarget {
   name: string;
@@ -33,17 +34,6 @@ export interface LoadOptions {
   valueBytes?: number;
 }
 
-/** A small deterministic PRNG, so the op mix is the same run to run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export class Load {
   readonly records: RequestRecord[] = [];

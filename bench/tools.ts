@@ -55,6 +55,17 @@ export interface ToolRun {
 /** Child processes this module started, so they can be killed on Ctrl-C. */
 const children = new Set<ChildProcess>();
 
+/** Resolves with a child's exit code (128 when killed by a signal) and forgets it. */
+function exitOf(child: ChildProcess, signal: AbortSignal, onAbort: () => void): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (c, sig) => resolve(c ?? (sig ? 128 : 1)));
+  }).finally(() => {
+    children.delete(child);
+    signal.removeEventListener('abort', onAbort);
+  });
+}
+
 export function killChildren(): void {
   for (const c of children) {
     try {
@@ -122,13 +133,7 @@ export async function runDefragd(members: readonly BenchMember[], signal: AbortS
       }
     }
   });
-  const code = await new Promise<number>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (c, sig) => resolve(c ?? (sig ? 128 : 1)));
-  }).finally(() => {
-    children.delete(child);
-    signal.removeEventListener('abort', onAbort);
-  });
+  const code = await exitOf(child, signal, onAbort);
   const done = result as { start: number; end: number; report: RunReport } | null;
   if (done === null) {
     const tail = log.slice(-20).map((l) => l.line).join('\n');
@@ -200,13 +205,7 @@ export async function runEtcdctl(members: readonly BenchMember[], seed: BenchMem
   };
   createInterface({ input: child.stdout }).on('line', onLine);
   createInterface({ input: child.stderr }).on('line', onLine);
-  const code = await new Promise<number>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (c, sig) => resolve(c ?? (sig ? 128 : 1)));
-  }).finally(() => {
-    children.delete(child);
-    signal.removeEventListener('abort', onAbort);
-  });
+  const code = await exitOf(child, signal, onAbort);
   const end = now();
   return {
     tool: 'etcdctl',

@@ -3,6 +3,7 @@ import type { MemberDecision, Plan, Policy } from '../domain/plan.js';
 import type { ClusterSnapshot } from '../domain/types.js';
 import { compileRule } from '../policy/rule.js';
 import { aPolicy, aSnapshot, decisionFor, GiB, MiB, type SnapshotBuilder } from '../../test/builders.js';
+import { mulberry32 } from '../../test/support/prng.js';
 import { checkDisarm, chooseTransferee, defragTimeoutMs, planDefrag, votersHealthy } from './index.js';
 
 const names = (ds: MemberDecision[]): string[] => ds.map((d) => d.name);
@@ -491,22 +492,11 @@ describe('checkDisarm', () => {
 
 // --- Invariants over generated shapes ---------------------------------------
 
-/** Deterministic PRNG (mulberry32) so a failure reproduces. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const RULES = [null, 'dbSizeFree > 100*MiB', 'fragmentation >= 0.45 && dbSize >= 100*MiB', 'isLeader == false', 'dbSize / dbSizeFree > 1', 'dbQuotaUsage > 0.8 || dbSize - dbSizeInUse > 200*1024*1024'];
 
 function generate(seed: number): { snapshot: ClusterSnapshot; policy: Policy } {
-  const rnd = prng(seed);
+  const rnd = mulberry32(seed); // deterministic, so a failure reproduces
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
   const voterCount = pick([1, 2, 3, 3, 5, 5, 7]);
   const learnerCount = pick([0, 0, 1, 2]);
