@@ -123,7 +123,8 @@ export async function* executePlan(plan: Plan, deps: ExecuteDeps, options: Execu
         let note: string | null = null;
         try {
           // Compaction is replicated through raft; physical waits until every bucket is compacted on this member.
-          await deps.client.member((leader as MemberSnapshot).endpoint).compact(revision, { physical: true, timeoutMs: Math.max(60_000, o.commandTimeoutMs ?? 0), signal });
+          if (!leader) throw new DefragdError('failed', 'no leader and no healthy member to send the compaction to; nothing was changed');
+          await deps.client.member(leader.endpoint).compact(revision, { physical: true, timeoutMs: Math.max(60_000, o.commandTimeoutMs ?? 0), signal });
           compactedRevision = revision;
         } catch (err) {
           if (err instanceof EtcdError && /required revision has been compacted/.test(err.message)) {
@@ -254,7 +255,9 @@ export async function* executePlan(plan: Plan, deps: ExecuteDeps, options: Execu
           // The request may already be running on the server: wait for it like a passed deadline, then stop.
           yield { type: 'member-waiting', memberId: member.memberId, name: member.name, what: 'the interrupted defragmentation to end on the server' };
           await waitForDefragEnd(deps, member, o, undefined).catch(() => undefined);
-          results.push(await interrupted(deps, planned, member, { before, wasLeader, movedLeaderTo, durationMs: now() - t0, revision: null, deadlinePassed }));
+          const r = await interrupted(deps, planned, member, { before, wasLeader, movedLeaderTo, durationMs: now() - t0, revision: null, deadlinePassed });
+          results.push(r);
+          yield { type: 'member-finished', result: r };
           throw err;
         } else {
           const r: MemberResult = { ...failure(planned, `defragment failed: ${messageOf(err)}`, wasLeader), movedLeaderTo, before, durationMs: now() - t0 };
@@ -269,8 +272,10 @@ export async function* executePlan(plan: Plan, deps: ExecuteDeps, options: Execu
         try {
           await waitForDefragEnd(deps, member, o, signal);
         } catch (err) {
-          const r = await interrupted(deps, planned, member, { before, wasLeader, movedLeaderTo, durationMs: now() - t0, revision, deadlinePassed });
-          results.push(err instanceof AbortedError ? r : { ...r, action: 'failed', reason: messageOf(err) });
+          const seen = await interrupted(deps, planned, member, { before, wasLeader, movedLeaderTo, durationMs: now() - t0, revision, deadlinePassed });
+          const r: MemberResult = err instanceof AbortedError ? seen : { ...seen, action: 'failed', reason: messageOf(err) };
+          results.push(r);
+          yield { type: 'member-finished', result: r };
           throw err;
         }
       }
@@ -295,7 +300,9 @@ export async function* executePlan(plan: Plan, deps: ExecuteDeps, options: Execu
       } catch (err) {
         if (err instanceof AbortedError) {
           // The Defragment itself answered: record it before stopping, or the report would say "not attempted".
-          results.push(await interrupted(deps, planned, member, { before, wasLeader, movedLeaderTo, durationMs, revision, deadlinePassed }));
+          const r = await interrupted(deps, planned, member, { before, wasLeader, movedLeaderTo, durationMs, revision, deadlinePassed });
+          results.push(r);
+          yield { type: 'member-finished', result: r };
           throw err;
         }
         const r: MemberResult = { ...failure(planned, messageOf(err), wasLeader), movedLeaderTo, before, durationMs, revision, deadlinePassed };
@@ -330,7 +337,7 @@ export async function* executePlan(plan: Plan, deps: ExecuteDeps, options: Execu
       results.push(result);
       yield { type: 'member-finished', result };
 
-      if (o.waitBetweenMs > 0 && i < toDefrag.length - 1) {
+      if (o.waitBetweenMs > 0 && i < toDefrag.length - 1 && (!failed || o.continueOnError)) {
         yield { type: 'pause', ms: o.waitBetweenMs };
         await sleepFor(o.waitBetweenMs, undefined, { signal }).catch(() => {
           throw new AbortedError('interrupted');
@@ -338,7 +345,9 @@ export async function* executePlan(plan: Plan, deps: ExecuteDeps, options: Execu
       }
     }
 
-    if (deps.policy.disarmNospace && !failed) {
+    if (deps.policy.disarmNospace && failed) {
+      disarmNote = 'NOSPACE not disarmed: the run did not complete';
+    } else if (deps.policy.disarmNospace) {
       const snap = await deps.observe(signal);
       const nospace = snap.alarms.filter((a) => a.alarm === 'NOSPACE');
       if (snap.alarmsError !== null) {
