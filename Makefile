@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: help deps etcd build test unit demo bench typecheck clean
+.PHONY: help deps etcd build test unit demo bench bench-readme typecheck clean
 
 help:
 	@echo "make demo   start a local 3-member etcd, fragment it, and show defragd at work"
@@ -37,6 +37,10 @@ demo: deps build
 
 bench: deps build
 	npx tsx bench/run.mts
+
+# Runs the benchmark and pastes its table into README.md's Performance section.
+bench-readme: bench
+	node scripts/paste-bench.mjs
 
 clean:
 	rm -rf dist .vitest-results.json .demo
