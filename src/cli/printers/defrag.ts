@@ -106,8 +106,11 @@ export function printReport(report: RunReport, format: 'table' | 'json'): string
 export function eventLine(e: StepEvent): string | null {
   switch (e.type) {
     case 'run-started': {
-      const n = e.plan.decisions.filter((d) => d.action === 'defragment').length;
-      return e.plan.refusal ? null : `plan: ${n} member(s) to defragment, one at a time`;
+      const todo = e.plan.decisions.filter((d) => d.action === 'defragment');
+      if (e.plan.refusal) return null;
+      if (todo.length === 0) return 'plan: no member to defragment';
+      const order = todo.map((d) => (d.moveLeaderTo ? `${d.name || d.endpoint} (leader; hands over to ${nameOf(e.plan, d.moveLeaderTo)} first)` : d.name || d.endpoint));
+      return `plan: ${todo.length} member(s) to defragment, one at a time: ${order.join(' → ')}`;
     }
     case 'compaction-started':
       return `compacting to revision ${e.revision} (keeping ${e.keepRevisions})`;

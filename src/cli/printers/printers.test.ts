@@ -88,6 +88,10 @@ describe('defrag printers', () => {
     expect(table).toMatch(/300\.0 MiB \(100\.0 MiB used\)/);
   });
 
+  it('the run-started line gives the order and the leader hand-over', () => {
+    expect(eventLine({ type: 'run-started', at: 'x', plan })).toMatch(/^plan: 3 member\(s\) to defragment, one at a time: m2 → m3 → m1 \(leader; hands over to m[23] first\)$/);
+  });
+
   it('event lines never claim a retry after a passed deadline', () => {
     expect(eventLine({ type: 'member-deadline-passed', memberId: 'a', name: 'm1', timeoutMs: 5_000 })).toMatch(/NOT retrying/);
     expect(eventLine({ type: 'run-finished', report: dryRunReport(plan, 'x') })).toBeNull();
