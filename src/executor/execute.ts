@@ -111,6 +111,20 @@ export async function* executePlan(plan: Plan, deps: ExecuteDeps, options: Execu
 
   const call = { timeoutMs: o.commandTimeoutMs, signal };
   let failed = false;
+  /** Records a failed member; the caller yields the event. */
+  const fail = (r: MemberResult): StepEvent => {
+    failed = true;
+    results.push(r);
+    return { type: 'member-finished', result: r };
+  };
+  /** Stops the run before toDefrag[i]: it and the rest are not attempted. The caller yields the event and breaks. */
+  const stopBefore = (i: number, why: string): StepEvent => {
+    stopMessage = `stopped before ${label(toDefrag[i] as MemberDecision)}: ${why}`;
+    failed = true;
+    for (const rest of toDefrag.slice(i)) results.push(skipped(rest, `not attempted: ${stopMessage}`));
+    return { type: 'warning', message: stopMessage };
+  };
+  const unhealthyList = (ms: MemberSnapshot[]) => ms.map((m) => `${m.name || m.endpoint} is ${describeUnhealthy(m)}`).join('; ');
 
   try {
     if (plan.compaction && toDefrag.length > 0) {
@@ -147,20 +161,14 @@ export async function* executePlan(plan: Plan, deps: ExecuteDeps, options: Execu
       const health = votersHealthy(snap);
       const failing = health.failing.filter((m) => !unhealthyAtStart.has(m.memberId));
       if (failing.length > 0) {
-        stopMessage = `stopped before ${label(planned)}: ${failing.map((m) => `${m.name || m.endpoint} is ${describeUnhealthy(m)}`).join('; ')}`;
-        failed = true;
-        for (const rest of toDefrag.slice(i)) results.push(skipped(rest, `not attempted: ${stopMessage}`));
-        yield { type: 'warning', message: stopMessage };
+        yield stopBefore(i, unhealthyList(failing));
         break;
       }
 
       // Ask the planner again with what is true now (the rule, learner status, leadership, alarms).
       const replan = planDefrag(snap, deps.policy);
       if (replan.refusal) {
-        stopMessage = `stopped before ${label(planned)}: ${replan.refusal.reason}`;
-        failed = true;
-        for (const rest of toDefrag.slice(i)) results.push(skipped(rest, `not attempted: ${stopMessage}`));
-        yield { type: 'warning', message: stopMessage };
+        yield stopBefore(i, replan.refusal.reason);
         break;
       }
       const fresh = replan.decisions.find((d) => d.memberId === planned.memberId);
@@ -176,10 +184,7 @@ export async function* executePlan(plan: Plan, deps: ExecuteDeps, options: Execu
       if (wasLeader && voterCount(snap) > 1) {
         const target = chooseTransferee(snap);
         if (target === null) {
-          const r = failure(planned, 'it leads and no healthy voter can take over', wasLeader);
-          failed = true;
-          results.push(r);
-          yield { type: 'member-finished', result: r };
+          yield fail(failure(planned, 'it leads and no healthy voter can take over', wasLeader));
           continue;
         }
         const targetName = snap.members.find((m) => m.memberId === target)?.name ?? target;
@@ -191,10 +196,7 @@ export async function* executePlan(plan: Plan, deps: ExecuteDeps, options: Execu
           snap = await waitFor(deps, o, signal, (s) => s.leaderId !== null && s.leaderId !== planned.memberId && memberOf(s, planned.memberId)?.status?.isLeader === false, o.leaderMoveTimeoutMs, 'leadership to move');
         } catch (err) {
           if (err instanceof AbortedError) throw err;
-          const r = failure(planned, `moving leadership to ${targetName} failed: ${messageOf(err)}`, wasLeader);
-          failed = true;
-          results.push(r);
-          yield { type: 'member-finished', result: r };
+          yield fail(failure(planned, `moving leadership to ${targetName} failed: ${messageOf(err)}`, wasLeader));
           continue;
         }
         movedLeaderTo = snap.leaderId;
@@ -203,38 +205,28 @@ export async function* executePlan(plan: Plan, deps: ExecuteDeps, options: Execu
         snap = await deps.observe(signal);
         const after = votersHealthy(snap).failing.filter((m) => !unhealthyAtStart.has(m.memberId));
         if (after.length > 0) {
-          stopMessage = `stopped before ${label(planned)}: ${after.map((m) => `${m.name || m.endpoint} is ${describeUnhealthy(m)}`).join('; ')}`;
-          failed = true;
-          for (const rest of toDefrag.slice(i)) results.push({ ...skipped(rest, `not attempted: ${stopMessage}`), ...(rest === planned ? { wasLeader, movedLeaderTo } : {}) });
-          yield { type: 'warning', message: stopMessage };
+          const e = stopBefore(i, unhealthyList(after));
+          Object.assign(results.find((r) => r.memberId === planned.memberId) as MemberResult, { wasLeader, movedLeaderTo });
+          yield e;
           break;
         }
       }
 
       const member = memberOf(snap, planned.memberId);
       if (!member?.status) {
-        const r = failure(planned, `did not answer before its turn: ${member?.error ?? 'gone'}`, wasLeader);
-        failed = true;
-        results.push(r);
-        yield { type: 'member-finished', result: r };
+        yield fail(failure(planned, `did not answer before its turn: ${member?.error ?? 'gone'}`, wasLeader));
         continue;
       }
       if (member.status.isLeader && voterCount(snap) > 1) {
         // Leadership came back between the move and now: never defragment a leader.
-        const r = failure(planned, 'it is the leader again; a leader is never defragmented while it leads', wasLeader);
-        failed = true;
-        results.push(r);
-        yield { type: 'member-finished', result: r };
+        yield fail(failure(planned, 'it is the leader again; a leader is never defragmented while it leads', wasLeader));
         continue;
       }
 
       // Another tool (or a run without the lock) may be defragmenting a member right now: never add a second.
       const busy = await defragsInFlight(deps, snap, signal);
       if (busy.length > 0) {
-        stopMessage = `stopped before ${label(planned)}: ${busy.join(', ')} ${busy.length === 1 ? 'is' : 'are'} being defragmented by someone else (etcd_disk_defrag_inflight is 1)`;
-        failed = true;
-        for (const rest of toDefrag.slice(i)) results.push(skipped(rest, `not attempted: ${stopMessage}`));
-        yield { type: 'warning', message: stopMessage };
+        yield stopBefore(i, `${busy.join(', ')} ${busy.length === 1 ? 'is' : 'are'} being defragmented by someone else (etcd_disk_defrag_inflight is 1)`);
         break;
       }
 
@@ -260,10 +252,7 @@ export async function* executePlan(plan: Plan, deps: ExecuteDeps, options: Execu
           yield { type: 'member-finished', result: r };
           throw err;
         } else {
-          const r: MemberResult = { ...failure(planned, `defragment failed: ${messageOf(err)}`, wasLeader), movedLeaderTo, before, durationMs: now() - t0 };
-          failed = true;
-          results.push(r);
-          yield { type: 'member-finished', result: r };
+          yield fail({ ...failure(planned, `defragment failed: ${messageOf(err)}`, wasLeader), movedLeaderTo, before, durationMs: now() - t0 });
           continue;
         }
       }
@@ -305,10 +294,7 @@ export async function* executePlan(plan: Plan, deps: ExecuteDeps, options: Execu
           yield { type: 'member-finished', result: r };
           throw err;
         }
-        const r: MemberResult = { ...failure(planned, messageOf(err), wasLeader), movedLeaderTo, before, durationMs, revision, deadlinePassed };
-        failed = true;
-        results.push(r);
-        yield { type: 'member-finished', result: r };
+        yield fail({ ...failure(planned, messageOf(err), wasLeader), movedLeaderTo, before, durationMs, revision, deadlinePassed });
         continue;
       }
 
@@ -333,9 +319,11 @@ export async function* executePlan(plan: Plan, deps: ExecuteDeps, options: Execu
         revision,
         deadlinePassed,
       };
-      if (result.action === 'failed') failed = true;
-      results.push(result);
-      yield { type: 'member-finished', result };
+      if (result.action === 'failed') yield fail(result);
+      else {
+        results.push(result);
+        yield { type: 'member-finished', result };
+      }
 
       if (o.waitBetweenMs > 0 && i < toDefrag.length - 1 && (!failed || o.continueOnError)) {
         yield { type: 'pause', ms: o.waitBetweenMs };
