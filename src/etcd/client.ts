@@ -179,12 +179,7 @@ export class MemberClient {
   private async call<T>(service: ServiceName, method: string, request: object, opts: CallOptions = {}, authRetry = true): Promise<T> {
     const timeoutMs = opts.timeoutMs ?? this.ctx.commandTimeoutMs;
     if (opts.signal?.aborted) throw new AbortedError(`${this.url}: ${method} not sent: aborted`);
-    if (this.channel.getConnectivityState(false) !== grpc.connectivityState.READY) await this.connect({ signal: opts.signal });
-    const metadata = new grpc.Metadata();
-    if (this.ctx.auth && service !== 'Auth') {
-      const token = await this.tokenOrNone(opts);
-      if (token !== null) metadata.set('token', token);
-    }
+    const metadata = await this.prepare(opts, service !== 'Auth');
     try {
       return await this.rawCall<T>(service, method, request, metadata, timeoutMs, opts.signal);
     } catch (err) {
@@ -195,6 +190,17 @@ export class MemberClient {
       }
       throw mapped;
     }
+  }
+
+  /** Before any call or stream: the connection within the dial timeout, and the auth token when there is one. */
+  private async prepare(opts: CallOptions, withToken = true): Promise<grpc.Metadata> {
+    if (this.channel.getConnectivityState(false) !== grpc.connectivityState.READY) await this.connect({ signal: opts.signal });
+    const metadata = new grpc.Metadata();
+    if (this.ctx.auth && withToken) {
+      const token = await this.tokenOrNone(opts);
+      if (token !== null) metadata.set('token', token);
+    }
+    return metadata;
   }
 
   private rawCall<T>(service: ServiceName, method: string, request: object, metadata: grpc.Metadata, timeoutMs: number, signal?: AbortSignal): Promise<T> {
@@ -378,10 +384,7 @@ export class MemberClient {
    */
   async *snapshot(opts: CallOptions = {}): AsyncGenerator<Buffer, { bytes: number }> {
     const timeoutMs = opts.timeoutMs ?? this.ctx.commandTimeoutMs;
-    if (this.channel.getConnectivityState(false) !== grpc.connectivityState.READY) await this.connect({ signal: opts.signal });
-    const metadata = new grpc.Metadata();
-    const token = this.ctx.auth ? await this.tokenOrNone(opts) : null;
-    if (token !== null) metadata.set('token', token);
+    const metadata = await this.prepare(opts);
     const stub = this.stub('Maintenance') as unknown as { Snapshot: (req: object, md: grpc.Metadata, o: grpc.CallOptions) => grpc.ClientReadableStream<{ blob: Buffer }> };
     const stream = stub.Snapshot({}, metadata, { deadline: Date.now() + timeoutMs });
     const onAbort = () => stream.cancel();
@@ -413,9 +416,7 @@ export class MemberClient {
   /** Sends one keep-alive on a short-lived stream; returns the new TTL (0: the lease is gone). */
   async leaseKeepAliveOnce(id: string, opts: CallOptions = {}): Promise<number> {
     const timeoutMs = opts.timeoutMs ?? this.ctx.commandTimeoutMs;
-    const metadata = new grpc.Metadata();
-    const token = this.ctx.auth ? await this.tokenOrNone(opts) : null;
-    if (token !== null) metadata.set('token', token);
+    const metadata = await this.prepare(opts);
     const stub = this.stub('Lease') as unknown as { LeaseKeepAlive: (md: grpc.Metadata, o: grpc.CallOptions) => grpc.ClientDuplexStream<object, { TTL: string }> };
     return new Promise<number>((resolve, reject) => {
       const stream = stub.LeaseKeepAlive(metadata, { deadline: Date.now() + timeoutMs });
