@@ -16,7 +16,7 @@ import { AbortedError, ConnectionError, DeadlineError, DefragdError, EtcdError }
 import type { EtcdClient } from '../etcd/client.js';
 import { fetchGauges, METRIC_DEFRAG_INFLIGHT } from '../etcd/metrics.js';
 import { formatBytes } from '../domain/format.js';
-import { checkDisarm, chooseTransferee, planDefrag, votersHealthy } from '../planner/index.js';
+import { checkDisarm, chooseTransferee, leaderOrHealthyVoter, planDefrag, votersHealthy } from '../planner/index.js';
 
 export interface ExecuteOptions {
   /** Pause after each member has caught up (--wait-between). */
@@ -133,7 +133,7 @@ export async function* executePlan(plan: Plan, deps: ExecuteDeps, options: Execu
       if (revision !== null) {
         yield { type: 'compaction-started', revision, keepRevisions: plan.compaction.keepRevisions };
         const t0 = now();
-        const leader = snap.members.find((m) => m.memberId === snap.leaderId) ?? snap.members.find((m) => m.healthy);
+        const leader = leaderOrHealthyVoter(snap);
         let note: string | null = null;
         try {
           // Compaction is replicated through raft; physical waits until every bucket is compacted on this member.
@@ -352,7 +352,7 @@ export async function* executePlan(plan: Plan, deps: ExecuteDeps, options: Execu
           stopMessage = disarmNote;
           yield { type: 'disarm-skipped', reason: disarmNote };
         } else {
-          const via = snap.members.find((m) => m.memberId === snap.leaderId) ?? snap.members.find((m) => m.healthy && !m.isLearner);
+          const via = leaderOrHealthyVoter(snap);
           if (!via) {
             disarmNote = 'NOSPACE not disarmed: no voting member answered';
             failed = true;

@@ -4,7 +4,7 @@ import type { ClusterSnapshot } from '../domain/types.js';
 import { compileRule } from '../policy/rule.js';
 import { aPolicy, aSnapshot, decisionFor, GiB, MiB, type SnapshotBuilder } from '../../test/builders.js';
 import { mulberry32 } from '../../test/support/prng.js';
-import { checkDisarm, chooseTransferee, defragTimeoutMs, planDefrag, votersHealthy } from './index.js';
+import { checkDisarm, chooseTransferee, defragTimeoutMs, leaderOrHealthyVoter, planDefrag, votersHealthy } from './index.js';
 
 const names = (ds: MemberDecision[]): string[] => ds.map((d) => d.name);
 const toDefrag = (plan: Plan): string[] => names(plan.decisions.filter((d) => d.action === 'defragment'));
@@ -606,5 +606,14 @@ describe('checkDisarm with a guessed quota', () => {
     expect(check.blockers[0]?.reason).toMatch(/give --quota-bytes/);
     const flagged = aSnapshot().withMembers(3).withMember('m2', { quotaSource: 'flag', dbSize: 10 * MiB, dbSizeInUse: 10 * MiB }).build();
     expect(checkDisarm(flagged, 0.9).ok).toBe(true);
+  });
+});
+
+describe('leaderOrHealthyVoter', () => {
+  it('is the leader; without one a healthy voter, never a learner', () => {
+    expect(leaderOrHealthyVoter(aSnapshot().withMembers(3).withLeader('m2').build())?.name).toBe('m2');
+    const noLeader = aSnapshot().withLearner('m0').withMembers(3).withLeader(null).unhealthy('m1').build();
+    expect(leaderOrHealthyVoter(noLeader)?.name).toBe('m2');
+    expect(leaderOrHealthyVoter(aSnapshot().withLearner('m0').withLeader(null).build())).toBeUndefined();
   });
 });

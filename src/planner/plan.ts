@@ -125,6 +125,14 @@ export function chooseTransferee(snapshot: ClusterSnapshot, excludeId?: string):
 }
 
 /**
+ * The member to send cluster-wide requests to (Compact, alarm disarm): the
+ * leader, else a healthy voter (learners refuse them). Undefined when none.
+ */
+export function leaderOrHealthyVoter(snapshot: ClusterSnapshot): MemberSnapshot | undefined {
+  return snapshot.members.find((m) => m.memberId === snapshot.leaderId) ?? voters(snapshot).find((m) => m.healthy);
+}
+
+/**
  * Whether NOSPACE may be disarmed: every member answers and each one's dbSize
  * (what etcd checks the quota against) is under `disarmBelow` of its quota.
  * An unreachable member is a blocker with NaN figures.

@@ -4,7 +4,7 @@
  */
 import { Command, Option } from 'commander';
 import { addClusterFlags, clusterConfig, withEnv } from '../../config/flags.js';
-import { checkDisarm } from '../../planner/index.js';
+import { checkDisarm, leaderOrHealthyVoter } from '../../planner/index.js';
 import { EtcdClient } from '../../etcd/client.js';
 import { observeCluster } from '../../observe/observe.js';
 import type { ClusterSnapshot } from '../../domain/types.js';
@@ -48,7 +48,7 @@ export function alarmCommand(io: CliIO, done: (code: number) => void): Command {
       if (snap.alarmsError) throw new ConnectionError(config.connection.endpoints.join(','), `could not read the alarm list: ${snap.alarmsError}`);
       const corrupt = snap.alarms.filter((a) => a.alarm === 'CORRUPT');
       const targets = snap.alarms.filter((a) => a.alarm !== 'CORRUPT' && (opts['all'] === true || a.alarm === 'NOSPACE'));
-      const via = snap.members.find((m) => m.memberId === snap.leaderId) ?? snap.members.find((m) => m.reachable && !m.isLearner);
+      const via = leaderOrHealthyVoter(snap);
       if (!via) throw new ConnectionError(config.connection.endpoints.join(','), 'no voting member answered');
       const check = checkDisarm(snap, 0.999_999);
       if (targets.some((a) => a.alarm === 'NOSPACE') && !check.ok) {
