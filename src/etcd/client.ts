@@ -10,6 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { AbortedError, ConnectionError, DefragdError, UsageError } from '../domain/errors.js';
 import { type Endpoint, parseEndpoint } from './endpoint.js';
 import { formatMs, isInvalidToken, mapGrpcError } from './errors.js';
+import type { HttpTls } from './metrics.js';
 import { toDecimalId, toHexId } from './ids.js';
 import {
   type AuthOptions,
@@ -88,6 +89,8 @@ export interface ClientContext {
   services: Services;
   /** For https endpoints (system roots unless --cacert). */
   credentials: grpc.ChannelCredentials;
+  /** The same TLS material for /metrics, read from disk once. */
+  httpTls: HttpTls;
   channelOptions: grpc.ChannelOptions;
   auth: AuthOptions | null;
   dialTimeoutMs: number;
@@ -100,7 +103,8 @@ export function createClientContext(options: ConnectionOptions): ClientContext {
   const tls = options.tls ?? null;
   const anyHttps = options.endpoints.some((e) => /^https:\/\//i.test(e.trim()));
   const wantsTls = tls !== null && (tls.caFile !== undefined || tls.certFile !== undefined || tls.insecureSkipVerify === true || anyHttps);
-  const credentials = sslCredentials(tls ?? {});
+  const httpTls = readTls(tls ?? {});
+  const credentials = sslCredentials(httpTls);
   const channelOptions: grpc.ChannelOptions = {
     'grpc.max_receive_message_length': 64 * 1024 * 1024,
     'grpc.initial_reconnect_backoff_ms': 200,
@@ -111,6 +115,7 @@ export function createClientContext(options: ConnectionOptions): ClientContext {
   return {
     services: loadServices(),
     credentials,
+    httpTls,
     channelOptions,
     auth: options.auth ?? null,
     dialTimeoutMs: options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS,
@@ -129,14 +134,19 @@ function readPem(path: string | undefined, flag: string): Buffer | null {
   }
 }
 
-function sslCredentials(tls: TlsOptions): grpc.ChannelCredentials {
+/** Reads the TLS files once; a missing file or a lone --cert/--key is a usage error. */
+function readTls(tls: TlsOptions): HttpTls {
   const ca = readPem(tls.caFile, '--cacert');
   const cert = readPem(tls.certFile, '--cert');
   const key = readPem(tls.keyFile, '--key');
   if ((cert === null) !== (key === null)) throw new UsageError('--cert and --key must be given together');
-  const verify: grpc.VerifyOptions = tls.insecureSkipVerify ? { rejectUnauthorized: false, checkServerIdentity: () => undefined } : {};
+  return { ca: ca ?? undefined, cert: cert ?? undefined, key: key ?? undefined, rejectUnauthorized: !tls.insecureSkipVerify, serverName: tls.serverName };
+}
+
+function sslCredentials(tls: HttpTls): grpc.ChannelCredentials {
+  const verify: grpc.VerifyOptions = tls.rejectUnauthorized ? {} : { rejectUnauthorized: false, checkServerIdentity: () => undefined };
   try {
-    return grpc.credentials.createSsl(ca, key, cert, verify);
+    return grpc.credentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null, verify);
   } catch (err) {
     throw new UsageError(`invalid TLS files: ${(err as Error).message}`, { cause: err });
   }

@@ -5,9 +5,8 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import type { CallOptions, TlsOptions } from './options.js';
+import type { CallOptions } from './options.js';
 
 export const METRIC_QUOTA = 'etcd_server_quota_backend_bytes';
 export const METRIC_DEFRAG_INFLIGHT = 'etcd_disk_defrag_inflight';
@@ -28,26 +27,30 @@ export function parseGauges(text: string, names?: readonly string[]): Map<string
   return out;
 }
 
+/** TLS material for /metrics over https, read once per client (see createClientContext). */
+export interface HttpTls {
+  ca?: Buffer | undefined;
+  cert?: Buffer | undefined;
+  key?: Buffer | undefined;
+  rejectUnauthorized: boolean;
+  serverName?: string | undefined;
+}
+
 /** GETs `<endpointUrl>/metrics`; resolves null on any failure (metrics are optional). */
-export async function fetchGauges(endpointUrl: string, names: readonly string[], tls: TlsOptions | null | undefined, opts: CallOptions = {}): Promise<Map<string, number> | null> {
+export async function fetchGauges(endpointUrl: string, names: readonly string[], tls: HttpTls | null, opts: CallOptions = {}): Promise<Map<string, number> | null> {
   const url = new URL('/metrics', endpointUrl);
   const secure = url.protocol === 'https:';
   const timeoutMs = opts.timeoutMs ?? 5_000;
-  let agentOpts: https.RequestOptions = {};
-  if (secure) {
-    try {
-      agentOpts = {
-        ca: tls?.caFile ? readFileSync(tls.caFile) : undefined,
-        cert: tls?.certFile ? readFileSync(tls.certFile) : undefined,
-        key: tls?.keyFile ? readFileSync(tls.keyFile) : undefined,
-        rejectUnauthorized: !tls?.insecureSkipVerify,
+  const agentOpts: https.RequestOptions = secure
+    ? {
+        ca: tls?.ca,
+        cert: tls?.cert,
+        key: tls?.key,
+        rejectUnauthorized: tls?.rejectUnauthorized ?? true,
         // SNI carries host names only; an empty name turns it off for IP endpoints.
         servername: tls?.serverName ?? (isIP(url.hostname) ? '' : url.hostname),
-      };
-    } catch {
-      return null;
-    }
-  }
+      }
+    : {};
   return new Promise((resolve) => {
     const req = (secure ? https : http).get(url, { ...agentOpts, timeout: timeoutMs, signal: opts.signal }, (res) => {
       if (res.statusCode !== 200) {

@@ -419,7 +419,7 @@ async function waitForDefragEnd(deps: ExecuteDeps, member: MemberSnapshot, o: Re
   while (now() < deadline) {
     const [status, gauges] = await Promise.all([
       mc.status({ timeoutMs: 2_000, signal }).then(() => true, () => false),
-      fetchGauges(member.endpoint, [METRIC_DEFRAG_INFLIGHT], deps.client.options.tls, { timeoutMs: 2_000, signal }),
+      fetchGauges(member.endpoint, [METRIC_DEFRAG_INFLIGHT], deps.client.context.httpTls, { timeoutMs: 2_000, signal }),
     ]);
     const inflight = gauges?.get(METRIC_DEFRAG_INFLIGHT);
     if (status && (inflight === undefined || inflight === 0)) return;
@@ -457,7 +457,7 @@ async function interrupted(
 /** Names of members whose /metrics say a defrag is running now (members without reachable metrics are not counted). */
 async function defragsInFlight(deps: ExecuteDeps, snap: ClusterSnapshot, signal: AbortSignal | undefined): Promise<string[]> {
   const reachable = snap.members.filter((m) => m.reachable && m.endpoint);
-  const gauges = await Promise.all(reachable.map((m) => fetchGauges(m.endpoint, [METRIC_DEFRAG_INFLIGHT], deps.client.options.tls, { timeoutMs: 2_000, signal })));
+  const gauges = await Promise.all(reachable.map((m) => fetchGauges(m.endpoint, [METRIC_DEFRAG_INFLIGHT], deps.client.context.httpTls, { timeoutMs: 2_000, signal })));
   return reachable.filter((_, i) => (gauges[i]?.get(METRIC_DEFRAG_INFLIGHT) ?? 0) > 0).map((m) => m.name || m.endpoint);
 }
 

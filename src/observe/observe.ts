@@ -151,7 +151,7 @@ async function observeMember(client: EtcdClient, target: Target, members: Member
   // Only members that do not report their quota (etcd < 3.6) are scraped, and only once they have answered.
   const metricsQuota =
     s.dbSizeQuota === null && opts.metrics !== false
-      ? ((await fetchGauges(target.endpoint, [METRIC_QUOTA], client.options.tls, call))?.get(METRIC_QUOTA) ?? null)
+      ? ((await fetchGauges(target.endpoint, [METRIC_QUOTA], client.context.httpTls, call))?.get(METRIC_QUOTA) ?? null)
       : null;
   // Without --cluster, identify the member from the Status header.
   const known = info ?? members.find((m) => m.memberId === s.header.memberId) ?? null;

@@ -197,7 +197,7 @@ export class FakeCluster {
 
   /** The ExecuteDeps.client of this cluster. */
   readonly client: EtcdClient = {
-    options: { endpoints: [], tls: null },
+    context: { httpTls: { rejectUnauthorized: true } },
     member: (endpoint: string) => {
       const m = this.byEndpoint(endpoint);
       return {
