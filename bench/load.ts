@@ -6,7 +6,7 @@
  */
 import { EtcdClient, type MemberClient } from '../src/index.js';
 import { errorKey, now, sleep } from './util.js';
-import { mulberry32 } from '../test/support/prng.js';
+import { mulberry32 } from '../dev/prng.js';
 
 export interface LoadTarget {
   name: string;

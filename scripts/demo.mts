@@ -6,8 +6,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { startCluster, type EtcdCluster } from '../test/harness/etcd.js';
-import { fragment } from '../test/support/workload.js';
+import { startCluster, type EtcdCluster } from '../dev/harness/etcd.js';
+import { fragment } from '../dev/workload.js';
 
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const MiB = 1024 * 1024;

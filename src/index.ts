@@ -1,5 +1,5 @@
 /**
- * defragd as a library: the same verbs the CLI and the daemon use.
+ * defragd as a library: the same verbs the CLI uses.
  *
  * @example
  * import { connect, observeCluster, planDefrag, buildPolicy, defragment } from 'defragd';
@@ -15,7 +15,7 @@
 import { EtcdClient } from './etcd/client.js';
 import type { ConnectionOptions } from './etcd/options.js';
 
-export * from './domain/types.js';
+export * from './domain/snapshot.js';
 export * from './domain/plan.js';
 export * from './domain/run.js';
 export * from './domain/errors.js';
@@ -26,8 +26,8 @@ export { observeCluster, type ObserveOptions } from './observe/observe.js';
 export { planDefrag, chooseTransferee, defragTimeoutMs, votersHealthy, checkDisarm } from './planner/index.js';
 export { compileRule, ruleVariables } from './policy/index.js';
 export { executePlan, type ExecuteOptions, type ExecuteDeps } from './executor/execute.js';
-export { defragment, buildPolicy, prepareRun, dryRunReport, type DefragmentOptions, type PolicyOptions, type PreparedRun } from './defragment.js';
-export { runDefrag, type RunOptions } from './defragment.js';
+export { defragment, buildPolicy, prepareRun, dryRunReport, type DefragmentOptions, type PolicyOptions, type PreparedRun } from './app/defragment.js';
+export { runDefrag, type RunOptions } from './app/defragment.js';
 export { acquireLock, LockBusyError, DEFAULT_LOCK_KEY, type ClusterLock, type LockOptions } from './lock/lock.js';
 export { VERSION } from './version.js';
 

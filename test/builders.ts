@@ -10,11 +10,11 @@
  * build(), so they always agree with what was set. Member IDs are hex, most of
  * them above 2^53 as real ones are.
  */
-import type { AlarmType, ClusterSnapshot, MemberSnapshot, MemberStatus, QuotaSource } from '../src/domain/types.js';
-import { DEFAULT_QUOTA_BYTES, MiB } from '../src/domain/types.js';
+import type { AlarmType, ClusterSnapshot, MemberSnapshot, MemberStatus, QuotaSource } from '../src/domain/snapshot.js';
+import { DEFAULT_QUOTA_BYTES, MiB } from '../src/domain/snapshot.js';
 import type { Policy } from '../src/domain/plan.js';
 
-export { KiB, MiB, GiB } from '../src/domain/types.js';
+export { KiB, MiB, GiB } from '../src/domain/snapshot.js';
 
 /** Realistic member IDs; all but the fourth exceed 2^53. */
 export const MEMBER_IDS: readonly string[] = [

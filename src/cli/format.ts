@@ -1,6 +1,6 @@
 /** Text formatting shared by every text printer. */
 import Table from 'cli-table3';
-import { formatBytes as bytesText, formatPercent as percentText } from '../domain/format.js';
+import { formatBytes as bytesText, formatDuration as durationText, formatPercent as percentText } from '../domain/format.js';
 
 /** Like the domain's formatBytes, with "-" for unknown. */
 export function formatBytes(bytes: number | null | undefined): string {
@@ -12,12 +12,9 @@ export function formatPercent(fraction: number | null | undefined): string {
   return fraction === null || fraction === undefined || !Number.isFinite(fraction) ? '-' : percentText(fraction);
 }
 
+/** Like the domain's formatDuration, with "-" for unknown. */
 export function formatDuration(ms: number | null | undefined): string {
-  if (ms === null || ms === undefined) return '-';
-  if (ms < 1_000) return `${Math.round(ms)}ms`;
-  if (ms < 60_000) return `${(ms / 1_000).toFixed(1)}s`;
-  const m = Math.floor(ms / 60_000);
-  return `${m}m${Math.round((ms % 60_000) / 1_000)}s`;
+  return ms === null || ms === undefined ? '-' : durationText(ms);
 }
 
 /** A bordered table like etcdctl's `-w table`. */

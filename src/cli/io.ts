@@ -1,5 +1,5 @@
 /** What a command may touch of its process: passed in, so commands run in tests without one. */
-import type { Env } from '../config/flags.js';
+import type { Env } from './config/flags.js';
 
 export interface CliIO {
   stdout(text: string): void;

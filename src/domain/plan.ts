@@ -3,7 +3,7 @@
  * a Plan says what will be done to which member and why. Both are plain data
  * so a dry run is just the Plan printed.
  */
-import type { AlarmType } from './types.js';
+import type { AlarmType } from './snapshot.js';
 
 /** Variables a rule sees; names follow ahrtr/etcd-defrag so its rules work verbatim. */
 export interface RuleVariables {

@@ -1,7 +1,7 @@
 /**
  * What a run emits while it goes (StepEvent) and what it leaves behind
- * (RunReport). The terminal, the history store, the metrics and the
- * dashboard all read these; none reaches into the executor.
+ * (RunReport). The terminal printer and any library caller read these;
+ * none reaches into the executor.
  */
 import type { MemberDecision, Plan } from './plan.js';
 

@@ -9,7 +9,8 @@ import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { AbortedError, ConnectionError, DefragdError, UsageError } from '../domain/errors.js';
 import { type Endpoint, parseEndpoint } from './endpoint.js';
-import { formatMs, isInvalidToken, mapGrpcError } from './errors.js';
+import { isInvalidToken, mapGrpcError } from './errors.js';
+import { formatDuration } from '../domain/format.js';
 import type { HttpTls } from './metrics.js';
 import { toDecimalId, toHexId } from './ids.js';
 import {
@@ -271,7 +272,7 @@ export class MemberClient {
         const state = this.channel.getConnectivityState(true);
         if (state === grpc.connectivityState.READY || state === grpc.connectivityState.TRANSIENT_FAILURE) return resolve();
         if (opts.signal?.aborted) return reject(new AbortedError(`${this.url}: connect aborted`));
-        if (Date.now() >= deadline) return reject(new ConnectionError(this.url, `${this.url}: could not connect within ${formatMs(timeoutMs)} (--dial-timeout)`));
+        if (Date.now() >= deadline) return reject(new ConnectionError(this.url, `${this.url}: could not connect within ${formatDuration(timeoutMs)} (--dial-timeout)`));
         this.channel.watchConnectivityState(state, deadline, () => check());
       };
       check();

@@ -1,6 +1,7 @@
 /** Maps gRPC failures to defragd's domain errors with one readable line each. */
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { AbortedError, ConnectionError, DeadlineError, DefragdError, EtcdError } from '../domain/errors.js';
+import { formatDuration } from '../domain/format.js';
 
 const codeName = (code: number): string => (GrpcStatus[code] as string | undefined) ?? `CODE_${code}`;
 
@@ -21,7 +22,7 @@ export function mapGrpcError(endpoint: string, method: string, err: unknown, tim
   const details = (err.details || err.message || '').replace(/\s+/g, ' ').trim();
   switch (err.code) {
     case GrpcStatus.DEADLINE_EXCEEDED:
-      return new DeadlineError(endpoint, `${endpoint}: ${method} got no answer within ${formatMs(timeoutMs)} (deadline exceeded)`, { cause: err });
+      return new DeadlineError(endpoint, `${endpoint}: ${method} got no answer within ${formatDuration(timeoutMs)} (deadline exceeded)`, { cause: err });
     case GrpcStatus.CANCELLED:
       return new AbortedError(`${endpoint}: ${method} cancelled`, { cause: err });
     case GrpcStatus.UNAVAILABLE:
@@ -74,6 +75,3 @@ function stripPrefix(details: string): string {
   return details.replace(/^etcdserver: /, '');
 }
 
-export function formatMs(ms: number): string {
-  return ms >= 1000 ? `${(ms / 1000).toFixed(ms % 1000 === 0 ? 0 : 1)} s` : `${ms} ms`;
-}

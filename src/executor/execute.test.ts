@@ -179,7 +179,7 @@ describe('executePlan: the happy path', () => {
     const { report } = await run(fake, aPolicy(), { catchUpTimeoutMs: 50 });
     expect(report.outcome).toBe('failed');
     expect(fake.defragmented()).toEqual(['m3']);
-    expect(result(report, 'm3')).toMatchObject({ action: 'failed', reason: expect.stringMatching(/gave up waiting 50 ms for m3 to catch up/) });
+    expect(result(report, 'm3')).toMatchObject({ action: 'failed', reason: expect.stringMatching(/gave up waiting 50ms for m3 to catch up/) });
     expect(result(report, 'm2')).toMatchObject({ action: 'skipped', reason: expect.stringMatching(/^not attempted/) });
     expect(result(report, 'm1').action).toBe('skipped');
   });
@@ -223,7 +223,7 @@ describe('executePlan: the leader', () => {
     expect(result(report, 'm1')).toMatchObject({
       action: 'failed',
       wasLeader: true,
-      reason: expect.stringMatching(/^moving leadership to m2 failed: gave up waiting 60 ms for leadership to move/),
+      reason: expect.stringMatching(/^moving leadership to m2 failed: gave up waiting 60ms for leadership to move/),
     });
     expect(report.outcome).toBe('failed');
   });
@@ -423,7 +423,7 @@ describe('executePlan: a Defragment that fails', () => {
     expect(result(report, 'm3')).toMatchObject({
       action: 'failed',
       deadlinePassed: true,
-      reason: expect.stringMatching(/m3 did not answer within 60 ms after its defragment deadline passed/),
+      reason: expect.stringMatching(/m3 did not answer within 60ms after its defragment deadline passed/),
     });
     expect(result(report, 'm2')).toMatchObject({ action: 'skipped', reason: expect.stringMatching(/^not attempted: /) });
     expect(result(report, 'm1')).toMatchObject({ action: 'skipped', reason: expect.stringMatching(/^not attempted: /) });

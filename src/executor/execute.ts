@@ -11,11 +11,11 @@
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import type { MemberDecision, Plan, Policy } from '../domain/plan.js';
 import type { MemberResult, RunOutcome, RunReport, Sizes, StepEvent } from '../domain/run.js';
-import type { ClusterSnapshot, MemberSnapshot } from '../domain/types.js';
+import type { ClusterSnapshot, MemberSnapshot } from '../domain/snapshot.js';
 import { AbortedError, ConnectionError, DeadlineError, DefragdError, EtcdError } from '../domain/errors.js';
 import type { EtcdClient } from '../etcd/client.js';
 import { fetchGauges, METRIC_DEFRAG_INFLIGHT } from '../etcd/metrics.js';
-import { formatBytes } from '../domain/format.js';
+import { formatBytes, formatDuration } from '../domain/format.js';
 import { checkDisarm, chooseTransferee, leaderOrHealthyVoter, planDefrag, votersHealthy } from '../planner/index.js';
 
 export interface ExecuteOptions {
@@ -306,8 +306,8 @@ export async function* executePlan(plan: Plan, deps: ExecuteDeps, options: Execu
         action: deadlinePassed && !shrank ? 'failed' : 'defragmented',
         reason: deadlinePassed
           ? shrank
-            ? `the ${fmtMs(fresh.timeoutMs)} deadline passed but etcd finished on its own; consider a longer --defrag-timeout`
-            : `the ${fmtMs(fresh.timeoutMs)} deadline passed and the member did not shrink; not retried`
+            ? `the ${formatDuration(fresh.timeoutMs)} deadline passed but etcd finished on its own; consider a longer --defrag-timeout`
+            : `the ${formatDuration(fresh.timeoutMs)} deadline passed and the member did not shrink; not retried`
           : movedLeaderTo
             ? `leadership moved to ${snap.members.find((m) => m.memberId === movedLeaderTo)?.name ?? movedLeaderTo} first`
             : fresh.reason,
@@ -401,7 +401,7 @@ async function waitFor(deps: ExecuteDeps, o: Required<Pick<ExecuteOptions, 'poll
   for (;;) {
     const snap = await deps.observe(signal, { light: true });
     if (pred(snap)) return snap;
-    if (now() >= deadline) throw new DefragdError('timeout', `gave up waiting ${fmtMs(timeoutMs)} for ${what}`);
+    if (now() >= deadline) throw new DefragdError('timeout', `gave up waiting ${formatDuration(timeoutMs)} for ${what}`);
     await sleepFor(o.pollIntervalMs, undefined, { signal }).catch(() => {
       throw new AbortedError('interrupted');
     });
@@ -427,7 +427,7 @@ async function waitForDefragEnd(deps: ExecuteDeps, member: MemberSnapshot, o: Re
       throw new AbortedError('interrupted');
     });
   }
-  throw new DefragdError('timeout', `${member.name || member.endpoint} did not answer within ${fmtMs(o.deadlineRecoveryMs)} after its defragment deadline passed`);
+  throw new DefragdError('timeout', `${member.name || member.endpoint} did not answer within ${formatDuration(o.deadlineRecoveryMs)} after its defragment deadline passed`);
 }
 
 /**
@@ -484,9 +484,6 @@ function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-function fmtMs(ms: number): string {
-  return ms >= 1_000 ? `${Math.round(ms / 100) / 10} s` : `${ms} ms`;
-}
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;

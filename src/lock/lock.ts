@@ -1,6 +1,6 @@
 /**
  * The cluster lock: a key bound to a lease in the cluster being maintained,
- * so that daemon replicas and cron-started CLIs never defragment two members
+ * so that overlapping runs (cron jobs, several operators) never defragment two members
  * of one cluster at the same time. The key holds who took it; the lease
  * makes it vanish on its own if the holder dies. Keep-alives go to whichever
  * voter answers (the member being defragmented does not).

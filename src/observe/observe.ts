@@ -4,8 +4,8 @@
  * read and its quota; alarms are cluster-wide and read once. A member that
  * does not answer still gets a row, with the error, so callers see it.
  */
-import type { ClusterAlarm, ClusterSnapshot, MemberSnapshot, MemberStatus, QuotaSource } from '../domain/types.js';
-import { DEFAULT_QUOTA_BYTES } from '../domain/types.js';
+import type { ClusterAlarm, ClusterSnapshot, MemberSnapshot, MemberStatus, QuotaSource } from '../domain/snapshot.js';
+import { DEFAULT_QUOTA_BYTES } from '../domain/snapshot.js';
 import { AbortedError, ConnectionError, DefragdError, EtcdError } from '../domain/errors.js';
 import type { EtcdClient, MemberClient, MemberEntry, StatusReply } from '../etcd/client.js';
 import { parseEndpoint } from '../etcd/endpoint.js';

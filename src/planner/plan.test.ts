@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { MemberDecision, Plan, Policy } from '../domain/plan.js';
-import type { ClusterSnapshot } from '../domain/types.js';
+import type { ClusterSnapshot } from '../domain/snapshot.js';
 import { compileRule } from '../policy/rule.js';
 import { aPolicy, aSnapshot, decisionFor, GiB, MiB, type SnapshotBuilder } from '../../test/builders.js';
-import { mulberry32 } from '../../test/support/prng.js';
+import { mulberry32 } from '../../dev/prng.js';
 import { checkDisarm, chooseTransferee, defragTimeoutMs, leaderOrHealthyVoter, planDefrag, votersHealthy } from './index.js';
 
 const names = (ds: MemberDecision[]): string[] => ds.map((d) => d.name);

@@ -13,8 +13,8 @@
  *   leader stalled by a defrag stalls lease renewals and writes cluster-wide.
  */
 import type { DecisionCode, DisarmCheck, MemberDecision, Plan, Policy, Refusal } from '../domain/plan.js';
-import type { AlarmType, ClusterSnapshot, MemberSnapshot } from '../domain/types.js';
-import { MiB } from '../domain/types.js';
+import type { AlarmType, ClusterSnapshot, MemberSnapshot } from '../domain/snapshot.js';
+import { MiB } from '../domain/snapshot.js';
 import { ruleVariables } from '../policy/rule.js';
 import { formatBytes, formatPercent } from '../domain/format.js';
 

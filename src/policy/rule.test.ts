@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { RuleError } from '../domain/errors.js';
 import type { RuleVariables } from '../domain/plan.js';
-import { GiB, MiB } from '../domain/types.js';
+import { GiB, MiB } from '../domain/snapshot.js';
 import { aSnapshot } from '../../test/builders.js';
 import { compileRule, ruleVariables } from './rule.js';
 

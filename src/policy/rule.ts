@@ -21,8 +21,8 @@
 import { Environment, type TypeCheckResult } from '@marcbachmann/cel-js';
 import { RuleError } from '../domain/errors.js';
 import type { Rule, RuleVariables } from '../domain/plan.js';
-import type { MemberSnapshot } from '../domain/types.js';
-import { GiB, KiB, MiB } from '../domain/types.js';
+import type { MemberSnapshot } from '../domain/snapshot.js';
+import { GiB, KiB, MiB } from '../domain/snapshot.js';
 
 /** CEL type of each variable a rule may use. */
 const VARIABLE_TYPES = {

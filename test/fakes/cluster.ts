@@ -19,7 +19,7 @@
  * hands leadership over at once).
  */
 import { AbortedError, ConnectionError } from '../../src/domain/errors.js';
-import type { ClusterSnapshot } from '../../src/domain/types.js';
+import type { ClusterSnapshot } from '../../src/domain/snapshot.js';
 import type { AlarmEntry, EtcdClient, ResponseHeader, StatusReply } from '../../src/etcd/client.js';
 import { aSnapshot, memberIdAt, MiB, CLUSTER_ID } from '../builders.js';
 

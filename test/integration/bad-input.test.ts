@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { useCluster } from '../harness/etcd.js';
+import { useCluster } from '../../dev/harness/etcd.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const BIN = `${ROOT}dist/cli/main.js`;
@@ -61,7 +61,7 @@ describe('bad input', async () => {
       const port = (silent.address() as AddressInfo).port;
       const r = await defragd(['status', '--endpoints', `127.0.0.1:${port}`, '--dial-timeout', '1s']);
       expect(r.code).toBe(1);
-      expectOneLine(r.stderr, /could not connect within 1 s \(--dial-timeout\)/);
+      expectOneLine(r.stderr, /could not connect within 1s \(--dial-timeout\)/);
     } finally {
       silent.close();
     }

@@ -1,6 +1,6 @@
 /** The wire client against real etcd: exact keys, exact IDs, errors mapped to one readable line. */
 import { describe, expect, it } from 'vitest';
-import { useCluster } from '../harness/etcd.js';
+import { useCluster } from '../../dev/harness/etcd.js';
 import { connect, EtcdError } from '../../src/index.js';
 
 describe('wire client', () => {

@@ -5,8 +5,8 @@
  * etcd_disk_backend_defrag_duration_seconds_count on each member's /metrics.
  */
 import { describe, expect, it } from 'vitest';
-import { useCluster } from '../harness/etcd.js';
-import { fragment } from '../support/workload.js';
+import { useCluster } from '../../dev/harness/etcd.js';
+import { fragment } from '../../dev/workload.js';
 import { cli, defragCount, fragmentAndWait, metric, MiB, parseJson, show, sizes, type ReportJson } from './helpers-defrag.js';
 
 describe('a passed defrag deadline', () => {

@@ -5,7 +5,7 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { useCluster } from '../harness/etcd.js';
+import { useCluster } from '../../dev/harness/etcd.js';
 import { defragCount, fragmentAndWait, MiB } from './helpers-defrag.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;

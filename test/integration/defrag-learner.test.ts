@@ -4,7 +4,7 @@
  * defragmented, the learner keeps its size.
  */
 import { describe, expect, it } from 'vitest';
-import { useCluster } from '../harness/etcd.js';
+import { useCluster } from '../../dev/harness/etcd.js';
 import type { Plan } from '../../src/domain/plan.js';
 import { cli, fragmentAndWait, MiB, parseJson, show, sizes, type ReportJson } from './helpers-defrag.js';
 

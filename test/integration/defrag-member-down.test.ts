@@ -5,7 +5,7 @@
  * the stopped one and warns.
  */
 import { describe, expect, it } from 'vitest';
-import { useCluster } from '../harness/etcd.js';
+import { useCluster } from '../../dev/harness/etcd.js';
 import type { Plan } from '../../src/domain/plan.js';
 import { cli, dbSizes, fragmentAndWait, MiB, parseJson, show, sizes, type ReportJson } from './helpers-defrag.js';
 

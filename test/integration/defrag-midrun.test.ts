@@ -3,7 +3,7 @@
  * before the next member (exit 1), and --wait-between pauses after each one.
  */
 import { describe, expect, it } from 'vitest';
-import { startCluster } from '../harness/etcd.js';
+import { startCluster } from '../../dev/harness/etcd.js';
 import { buildPolicy, connect, prepareRun, type StepEvent } from '../../src/index.js';
 import { cli, parseJson, defragCount, fragmentAndWait, MiB, show, type ReportJson } from './helpers-defrag.js';
 

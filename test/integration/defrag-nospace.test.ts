@@ -9,8 +9,8 @@
  * before left (NOSPACE, then recovered, then NOSPACE again).
  */
 import { describe, expect, it } from 'vitest';
-import { useCluster } from '../harness/etcd.js';
-import { fragment } from '../support/workload.js';
+import { useCluster } from '../../dev/harness/etcd.js';
+import { fragment } from '../../dev/workload.js';
 import type { Plan } from '../../src/domain/plan.js';
 import type { StatusJson } from '../../src/cli/printers/status.js';
 import { cli, MiB, observe, parseJson, show, sizes, tryPut, type ReportJson } from './helpers-defrag.js';

@@ -4,7 +4,7 @@
  * and change nothing.
  */
 import { describe, expect, it } from 'vitest';
-import { useCluster } from '../harness/etcd.js';
+import { useCluster } from '../../dev/harness/etcd.js';
 import type { ConnectionOptions } from '../../src/etcd/options.js';
 import { cli, dbSizes, fragmentAndWait, MiB, parseJson, show, sizes, type ReportJson } from './helpers-defrag.js';
 

@@ -6,7 +6,7 @@
  * --no-move-leader.
  */
 import { describe, expect, it } from 'vitest';
-import { useCluster } from '../harness/etcd.js';
+import { useCluster } from '../../dev/harness/etcd.js';
 import { buildPolicy, connect, prepareRun } from '../../src/index.js';
 import type { Plan } from '../../src/domain/plan.js';
 import type { StepEvent } from '../../src/domain/run.js';

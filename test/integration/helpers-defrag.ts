@@ -11,9 +11,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { EtcdClient } from '../../src/etcd/client.js';
 import type { ConnectionOptions } from '../../src/etcd/options.js';
 import { observeCluster } from '../../src/observe/observe.js';
-import type { ClusterSnapshot } from '../../src/domain/types.js';
+import type { ClusterSnapshot } from '../../src/domain/snapshot.js';
 import type { RunReport } from '../../src/domain/run.js';
-import { fragment, type FragmentOptions } from '../support/workload.js';
+import { fragment, type FragmentOptions } from '../../dev/workload.js';
 
 export const MiB = 1024 * 1024;
 

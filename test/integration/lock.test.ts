@@ -4,9 +4,9 @@
  * changes nothing, or waits with --lock-wait; a dead holder's key expires.
  */
 import { describe, expect, it } from 'vitest';
-import { useCluster } from '../harness/etcd.js';
+import { useCluster } from '../../dev/harness/etcd.js';
 import { cli, json } from '../support/cli.js';
-import { fragment } from '../support/workload.js';
+import { fragment } from '../../dev/workload.js';
 import { acquireLock, connect, DEFAULT_LOCK_KEY } from '../../src/index.js';
 
 const MiB = 1024 * 1024;

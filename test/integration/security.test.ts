@@ -1,6 +1,6 @@
 /** TLS and auth, as an operator meets them: the right CA or password works, a wrong one gets one clear line. */
 import { describe, expect, it } from 'vitest';
-import { useCluster } from '../harness/etcd.js';
+import { useCluster } from '../../dev/harness/etcd.js';
 import { cli, json } from '../support/cli.js';
 import type { StatusJson } from '../../src/cli/printers/status.js';
 import { connect } from '../../src/index.js';

@@ -3,9 +3,9 @@
  * a compaction, quota, leader/learner marks, alarms, and a stopped member.
  */
 import { describe, expect, it } from 'vitest';
-import { startCluster, useCluster } from '../harness/etcd.js';
+import { startCluster, useCluster } from '../../dev/harness/etcd.js';
 import { cli, json } from '../support/cli.js';
-import { fragment } from '../support/workload.js';
+import { fragment } from '../../dev/workload.js';
 import type { StatusJson } from '../../src/cli/printers/status.js';
 
 const MiB = 1024 * 1024;

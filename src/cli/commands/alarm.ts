@@ -3,21 +3,15 @@
  * types with --all), and never CORRUPT: a corrupt member needs an operator.
  */
 import { Command, Option } from 'commander';
-import { addClusterFlags, clusterConfig, withEnv } from '../../config/flags.js';
+import { addClusterFlags, clusterConfig, withEnv } from '../config/flags.js';
 import { checkDisarm, leaderOrHealthyVoter } from '../../planner/index.js';
 import { EtcdClient } from '../../etcd/client.js';
 import { observeCluster } from '../../observe/observe.js';
-import type { ClusterSnapshot } from '../../domain/types.js';
+import type { ClusterSnapshot } from '../../domain/snapshot.js';
 import { ConnectionError } from '../../domain/errors.js';
 import { EXIT } from '../exit-codes.js';
 import type { CliIO } from '../io.js';
-import { renderTable } from '../format.js';
-
-const alarmRows = (snap: ClusterSnapshot, alarms: { memberId: string; alarm: string }[]) =>
-  alarms.map((a) => {
-    const m = snap.members.find((x) => x.memberId === a.memberId);
-    return [a.memberId, m?.name || '-', m?.endpoint || '-', a.alarm];
-  });
+import { printAlarmList, printDisarm } from '../printers/alarm.js';
 
 export function alarmCommand(io: CliIO, done: (code: number) => void): Command {
   const cmd = new Command('alarm').description('list or disarm alarms (NOSPACE, CORRUPT)');
@@ -29,8 +23,7 @@ export function alarmCommand(io: CliIO, done: (code: number) => void): Command {
     try {
       const snap = await observe(client, config, io);
       if (snap.alarmsError) throw new ConnectionError(config.connection.endpoints.join(','), `could not read the alarm list: ${snap.alarmsError}`);
-      if (config.writeOut === 'json') io.stdout(JSON.stringify(snap.alarms.map((a) => ({ ...a, name: snap.members.find((m) => m.memberId === a.memberId)?.name ?? null })), null, 2) + '\n');
-      else io.stdout(snap.alarms.length === 0 ? 'no alarms\n' : renderTable(['MEMBER ID', 'NAME', 'ENDPOINT', 'ALARM'], alarmRows(snap, snap.alarms)));
+      io.stdout(printAlarmList(snap, config.writeOut));
       done(EXIT.OK);
     } finally {
       client.close();
@@ -57,11 +50,7 @@ export function alarmCommand(io: CliIO, done: (code: number) => void): Command {
       const mc = client.member(via.endpoint);
       for (const a of targets) await mc.alarmDisarm(a.memberId, a.alarm, { timeoutMs: config.connection.commandTimeoutMs, signal: io.signal });
       const left = await mc.alarmList({ timeoutMs: config.connection.commandTimeoutMs, signal: io.signal });
-      if (config.writeOut === 'json') io.stdout(JSON.stringify({ disarmed: targets, remaining: left }, null, 2) + '\n');
-      else {
-        io.stdout(targets.length === 0 ? 'nothing to disarm\n' : `disarmed ${targets.length} alarm(s)\n`);
-        if (left.length > 0) io.stdout(renderTable(['MEMBER ID', 'NAME', 'ENDPOINT', 'ALARM'], alarmRows(snap, left)));
-      }
+      io.stdout(printDisarm(snap, targets, left, config.writeOut));
       if (corrupt.length > 0) io.stderr('defragd: CORRUPT alarms are never disarmed by defragd: investigate the member (etcdctl check hashkv / restore it from a snapshot)\n');
       const stillTargeted = left.filter((a) => targets.some((t) => t.memberId === a.memberId && t.alarm === a.alarm));
       done(stillTargeted.length > 0 ? EXIT.FAILED : EXIT.OK);

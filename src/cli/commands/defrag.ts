@@ -1,8 +1,8 @@
 /** `defragd defrag`: a safe rolling defragmentation of the cluster, or its plan with --dry-run. */
 import { Command, Option } from 'commander';
-import { addClusterFlags, clusterConfig, withEnv } from '../../config/flags.js';
-import { parseDuration, parseFraction, parseNonNegativeInt, parsePositiveDuration } from '../../config/units.js';
-import { buildPolicy, prepareRun, runDefrag } from '../../defragment.js';
+import { addClusterFlags, clusterConfig, withEnv } from '../config/flags.js';
+import { parseDuration, parseFraction, parseNonNegativeInt, parsePositiveDuration } from '../config/units.js';
+import { buildPolicy, prepareRun, runDefrag } from '../../app/defragment.js';
 import { DEFAULT_LOCK_KEY } from '../../lock/lock.js';
 import type { RunReport } from '../../domain/run.js';
 import { EtcdClient } from '../../etcd/client.js';

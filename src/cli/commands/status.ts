@@ -1,6 +1,6 @@
 /** `defragd status`: one row per member with sizes, fragmentation, quota use, leader and alarms. */
 import { Command } from 'commander';
-import { addClusterFlags, clusterConfig, withEnv } from '../../config/flags.js';
+import { addClusterFlags, clusterConfig, withEnv } from '../config/flags.js';
 import { EtcdClient } from '../../etcd/client.js';
 import { observeCluster } from '../../observe/observe.js';
 import { EXIT } from '../exit-codes.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { aPolicy, aSnapshot, MiB } from '../../../test/builders.js';
 import { planDefrag } from '../../planner/index.js';
-import { dryRunReport } from '../../defragment.js';
+import { dryRunReport } from '../../app/defragment.js';
 import type { RunReport } from '../../domain/run.js';
 import { eventLine, planRows, printPlan, printReport, reportJson } from './defrag.js';
 import { printStatus, statusJson, statusRows, STATUS_HEAD } from './status.js';

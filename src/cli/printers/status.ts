@@ -1,5 +1,5 @@
 /** Printers for `defragd status`: one pure row builder, then table or JSON. */
-import type { ClusterSnapshot, MemberSnapshot } from '../../domain/types.js';
+import type { ClusterSnapshot, MemberSnapshot } from '../../domain/snapshot.js';
 import { formatBytes, formatPercent, renderTable } from '../format.js';
 
 /** The JSON shape of one member: stable field names, memberId in hex, null where unknown. */

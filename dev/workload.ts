@@ -4,8 +4,8 @@
  * while the live data (dbSizeInUse) shrinks, as kube-apiserver's own
  * 5-minute compactions leave a real cluster.
  */
-import { EtcdClient } from '../../src/etcd/client.js';
-import type { ConnectionOptions } from '../../src/etcd/options.js';
+import { EtcdClient } from '../src/etcd/client.js';
+import type { ConnectionOptions } from '../src/etcd/options.js';
 
 export interface FragmentOptions {
   /** Bytes written per pass (default 8 MiB). */

@@ -5,9 +5,9 @@
  * the default. The result is one frozen config object passed down.
  */
 import { Option, type Command } from 'commander';
-import { UsageError } from '../domain/errors.js';
-import type { ConnectionOptions } from '../etcd/options.js';
-import { DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_DIAL_TIMEOUT_MS } from '../etcd/options.js';
+import { UsageError } from '../../domain/errors.js';
+import type { ConnectionOptions } from '../../etcd/options.js';
+import { DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_DIAL_TIMEOUT_MS } from '../../etcd/options.js';
 import { parsePositiveDuration, parseSize } from './units.js';
 
 export type WriteOut = 'table' | 'json';

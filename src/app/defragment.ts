@@ -1,18 +1,18 @@
 /**
  * The whole job in one call: connect, observe, plan, execute, and hand every
- * event to the caller. The CLI's `defrag` command and the daemon both use it.
+ * event to the caller. The CLI's `defrag` command uses it.
  */
 import { setMaxListeners } from 'node:events';
-import type { Plan, Policy } from './domain/plan.js';
-import type { RunReport, StepEvent } from './domain/run.js';
-import type { ClusterSnapshot } from './domain/types.js';
-import { EtcdClient } from './etcd/client.js';
-import type { ConnectionOptions } from './etcd/options.js';
-import { executePlan, type ExecuteOptions } from './executor/execute.js';
-import { observeCluster } from './observe/observe.js';
-import { planDefrag } from './planner/index.js';
-import { compileRule } from './policy/index.js';
-import { acquireLock, isNoSpace, LockBusyError, type ClusterLock, type LockOptions } from './lock/lock.js';
+import type { Plan, Policy } from '../domain/plan.js';
+import type { RunReport, StepEvent } from '../domain/run.js';
+import type { ClusterSnapshot } from '../domain/snapshot.js';
+import { EtcdClient } from '../etcd/client.js';
+import type { ConnectionOptions } from '../etcd/options.js';
+import { executePlan, type ExecuteOptions } from '../executor/execute.js';
+import { observeCluster } from '../observe/observe.js';
+import { planDefrag } from '../planner/index.js';
+import { compileRule } from '../policy/index.js';
+import { acquireLock, isNoSpace, LockBusyError, type ClusterLock, type LockOptions } from '../lock/lock.js';
 
 export interface PolicyOptions {
   /** CEL rule evaluated per member right before its turn, e.g. `dbSizeFree > 100*MiB`; absent: every member. */

@@ -1,5 +1,5 @@
 /** Parsing of the units operators type: Go durations (etcdctl's "5s", "1m30s") and byte sizes ("256MiB"). */
-import { UsageError } from '../domain/errors.js';
+import { UsageError } from '../../domain/errors.js';
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
 
