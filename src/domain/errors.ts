@@ -40,15 +40,60 @@ export class ConnectionError extends DefragdError {
   }
 }
 
+/**
+ * What an etcd error means, decided once where the error enters (etcd/errors.ts)
+ * from etcd's own error strings (etcd `api/v3rpc/rpctypes`); nothing else
+ * matches message text.
+ */
+export type EtcdErrorReason =
+  /** mvcc: database space exceeded: the cluster takes only reads and deletes. */
+  | 'nospace'
+  /** rpc not supported for learner. */
+  | 'learner'
+  /** mvcc: required revision has been compacted. */
+  | 'compacted'
+  /** mvcc: required revision is a future revision. */
+  | 'future-revision'
+  /** leader changed: a linearizable request raced a leader election or move. */
+  | 'leader-changed'
+  /** no leader. */
+  | 'no-leader'
+  /** not leader: MoveLeader sent to a member that does not lead. */
+  | 'not-leader'
+  /** bad leader transferee. */
+  | 'bad-transferee'
+  /** invalid auth token: re-authenticate. */
+  | 'invalid-token'
+  /** authentication failed, invalid user ID or password. */
+  | 'auth-failed'
+  /** user name is empty: auth is on and no user was given. */
+  | 'auth-required'
+  /** permission denied: the user lacks a role (Defragment needs root). */
+  | 'permission-denied'
+  /** requested lease not found. */
+  | 'lease-not-found'
+  /** request timed out (server side). */
+  | 'server-timeout'
+  /** corrupt cluster. */
+  | 'corrupt'
+  | 'other';
+
 /** etcd answered with an error status. `grpcCode` is the gRPC status name, e.g. "FAILED_PRECONDITION". */
 export class EtcdError extends DefragdError {
   readonly endpoint: string;
   readonly grpcCode: string;
-  constructor(endpoint: string, grpcCode: string, message: string, options?: { cause?: unknown }) {
+  readonly reason: EtcdErrorReason;
+  constructor(endpoint: string, grpcCode: string, message: string, options?: { cause?: unknown; reason?: EtcdErrorReason }) {
     super('etcd', message, options);
     this.endpoint = endpoint;
     this.grpcCode = grpcCode;
+    this.reason = options?.reason ?? 'other';
   }
+}
+
+/** The reason of an EtcdError; null for anything else. */
+export function etcdReason(err: unknown): EtcdErrorReason | null {
+  return err instanceof EtcdError ? err.reason : null;
 }
 
 /** A call passed its deadline. For a Defragment this does NOT mean it stopped on the server. */

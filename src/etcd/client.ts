@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { AbortedError, ConnectionError, DefragdError, UsageError } from '../domain/errors.js';
+import { AbortedError, ConnectionError, etcdReason, UsageError } from '../domain/errors.js';
 import { type Endpoint, parseEndpoint } from './endpoint.js';
 import { isInvalidToken, mapGrpcError } from './errors.js';
 import { formatDuration } from '../domain/format.js';
@@ -237,7 +237,7 @@ export class MemberClient {
     try {
       return await this.getToken(opts);
     } catch (err) {
-      if (err instanceof DefragdError && /not supported for learner/i.test(err.message)) return null;
+      if (etcdReason(err) === 'learner') return null;
       throw err;
     }
   }

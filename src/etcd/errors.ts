@@ -1,6 +1,6 @@
 /** Maps gRPC failures to defragd's domain errors with one readable line each. */
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
-import { AbortedError, ConnectionError, DeadlineError, DefragdError, EtcdError } from '../domain/errors.js';
+import { AbortedError, ConnectionError, DeadlineError, DefragdError, EtcdError, type EtcdErrorReason } from '../domain/errors.js';
 import { formatDuration } from '../domain/format.js';
 
 const codeName = (code: number): string => (GrpcStatus[code] as string | undefined) ?? `CODE_${code}`;
@@ -9,9 +9,33 @@ function isServiceError(err: unknown): err is ServiceError {
   return typeof err === 'object' && err !== null && 'code' in err && typeof (err as { code: unknown }).code === 'number';
 }
 
+/** etcd's error strings (after "etcdserver: "), in etcd `api/v3rpc/rpctypes/error.go`, and what they mean. */
+const REASONS: readonly [RegExp, EtcdErrorReason][] = [
+  [/database space exceeded/i, 'nospace'],
+  [/not supported for learner/i, 'learner'],
+  [/required revision has been compacted/i, 'compacted'],
+  [/required revision is a future revision/i, 'future-revision'],
+  [/leader changed/i, 'leader-changed'],
+  [/no leader/i, 'no-leader'],
+  [/bad leader transferee/i, 'bad-transferee'],
+  [/not leader/i, 'not-leader'],
+  [/invalid auth token/i, 'invalid-token'],
+  [/authentication failed/i, 'auth-failed'],
+  [/user name is empty/i, 'auth-required'],
+  [/permission denied/i, 'permission-denied'],
+  [/requested lease not found/i, 'lease-not-found'],
+  [/request timed out/i, 'server-timeout'],
+  [/corrupt cluster/i, 'corrupt'],
+];
+
+/** Classifies an etcd error's text once, where it enters. */
+export function classifyEtcdError(details: string): EtcdErrorReason {
+  return REASONS.find(([re]) => re.test(details))?.[1] ?? 'other';
+}
+
 /** True when etcd says the auth token expired or is unknown (re-authenticate once). */
 export function isInvalidToken(err: unknown): boolean {
-  return err instanceof EtcdError && /invalid auth token/i.test(err.message);
+  return err instanceof EtcdError && err.reason === 'invalid-token';
 }
 
 export function mapGrpcError(endpoint: string, method: string, err: unknown, timeoutMs: number): DefragdError {
@@ -33,13 +57,17 @@ export function mapGrpcError(endpoint: string, method: string, err: unknown, tim
     default:
       break;
   }
-  const hint = /user name is empty/.test(details)
+  const reason = classifyEtcdError(details);
+  const hint = reason === 'auth-required'
     ? ' (auth is enabled on this cluster: give --user)'
-    : /permission denied/.test(details) && /^(Defragment|MoveLeader|HashKV|Snapshot)$/.test(method)
+    : reason === 'permission-denied' && ROOT_ONLY.has(method)
       ? ` (${method} needs a user with the root role)`
       : '';
-  return new EtcdError(endpoint, codeName(err.code), `${endpoint}: ${method}: ${stripPrefix(details)}${hint}`, { cause: err });
+  return new EtcdError(endpoint, codeName(err.code), `${endpoint}: ${method}: ${stripPrefix(details)}${hint}`, { cause: err, reason });
 }
+
+/** Maintenance calls etcd allows only to the root role. */
+const ROOT_ONLY = new Set(['Defragment', 'MoveLeader', 'HashKV', 'Snapshot']);
 
 function looksLikeTransport(details: string): boolean {
   return /No connection established|ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ETIMEDOUT|ECONNRESET|Connection dropped|Protocol error|HTTP status code|Received RST_STREAM|certificate|SSL|TLS|handshake|failed to connect|Name resolution failed|write EPIPE|socket hang up|protocol|content-type/i.test(

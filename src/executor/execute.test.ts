@@ -273,7 +273,7 @@ describe('executePlan: a Defragment that fails', () => {
   it('rejected by etcd: the member fails at once, is not retried, and the run stops', async () => {
     const fake = threeVoters();
     fake.onDefragment = async (m) => {
-      throw new EtcdError(m.endpoint, 'PERMISSION_DENIED', 'etcdserver: permission denied');
+      throw new EtcdError(m.endpoint, 'PERMISSION_DENIED', 'etcdserver: permission denied', { reason: 'permission-denied' });
     };
     const { report, events } = await run(fake);
 
@@ -301,7 +301,7 @@ describe('executePlan: a Defragment that fails', () => {
   it('with continueOnError the next members are attempted and the run still fails', async () => {
     const fake = threeVoters();
     fake.onDefragment = async (m) => {
-      if (m.name === 'm3') throw new EtcdError(m.endpoint, 'PERMISSION_DENIED', 'etcdserver: permission denied');
+      if (m.name === 'm3') throw new EtcdError(m.endpoint, 'PERMISSION_DENIED', 'etcdserver: permission denied', { reason: 'permission-denied' });
       fake.shrink(m);
     };
     const { report } = await run(fake, aPolicy(), { continueOnError: true });
@@ -666,7 +666,7 @@ describe('executePlan: compaction', () => {
   it('a revision that was already compacted is a note, not a failure', async () => {
     const fake = threeVoters();
     fake.onCompact = async () => {
-      throw new EtcdError(fake.m('m1').endpoint, 'OUT_OF_RANGE', 'etcdserver: mvcc: required revision has been compacted');
+      throw new EtcdError(fake.m('m1').endpoint, 'OUT_OF_RANGE', 'etcdserver: mvcc: required revision has been compacted', { reason: 'compacted' });
     };
     const { report, events } = await run(fake, aPolicy({ compactKeepRevisions: 1_000 }));
     expect(fake.callsOf('compact')).toHaveLength(1);
@@ -679,7 +679,7 @@ describe('executePlan: compaction', () => {
   it('a failed compaction stops the run before any Defragment', async () => {
     const fake = threeVoters();
     fake.onCompact = async () => {
-      throw new EtcdError(fake.m('m1').endpoint, 'PERMISSION_DENIED', 'etcdserver: permission denied');
+      throw new EtcdError(fake.m('m1').endpoint, 'PERMISSION_DENIED', 'etcdserver: permission denied', { reason: 'permission-denied' });
     };
     const { report } = await run(fake, aPolicy({ compactKeepRevisions: 1_000 }));
     expect(fake.callsOf('defragment')).toEqual([]);
@@ -744,7 +744,7 @@ describe('executePlan: --disarm-nospace', () => {
     // NOSPACE stays raised after space was freed (e.g. by a compaction) until someone disarms it.
     const fake = full({}, 170 * MiB);
     fake.onDefragment = async (m) => {
-      throw new EtcdError(m.endpoint, 'UNAVAILABLE', 'etcdserver: request timed out');
+      throw new EtcdError(m.endpoint, 'UNAVAILABLE', 'etcdserver: request timed out', { reason: 'server-timeout' });
     };
     const { report } = await run(fake, aPolicy({ disarmNospace: true }));
     expect(fake.callsOf('alarmDisarm')).toEqual([]);

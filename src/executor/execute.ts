@@ -12,7 +12,7 @@ import { setTimeout as sleepFor } from 'node:timers/promises';
 import type { MemberDecision, Plan, Policy } from '../domain/plan.js';
 import type { MemberResult, RunOutcome, RunReport, Sizes, StepEvent } from '../domain/run.js';
 import type { ClusterSnapshot, MemberSnapshot } from '../domain/snapshot.js';
-import { AbortedError, ConnectionError, DeadlineError, DefragdError, EtcdError } from '../domain/errors.js';
+import { AbortedError, ConnectionError, DeadlineError, DefragdError, etcdReason } from '../domain/errors.js';
 import type { EtcdClient } from '../etcd/client.js';
 import { fetchGauges, METRIC_DEFRAG_INFLIGHT } from '../etcd/metrics.js';
 import { formatBytes, formatDuration } from '../domain/format.js';
@@ -141,7 +141,7 @@ export async function* executePlan(plan: Plan, deps: ExecuteDeps, options: Execu
           await deps.client.member(leader.endpoint).compact(revision, { physical: true, timeoutMs: Math.max(60_000, o.commandTimeoutMs ?? 0), signal });
           compactedRevision = revision;
         } catch (err) {
-          if (err instanceof EtcdError && /required revision has been compacted/.test(err.message)) {
+          if (etcdReason(err) === 'compacted') {
             note = `revision ${revision} was already compacted`;
           } else throw err;
         }

@@ -7,7 +7,7 @@
  */
 import { hostname } from 'node:os';
 import { setTimeout as sleepFor } from 'node:timers/promises';
-import { AbortedError, DefragdError, EtcdError, RefusedError } from '../domain/errors.js';
+import { AbortedError, DefragdError, etcdReason, RefusedError } from '../domain/errors.js';
 import type { EtcdClient } from '../etcd/client.js';
 
 export const DEFAULT_LOCK_KEY = '/defragd/lock';
@@ -55,7 +55,7 @@ export class LockBusyError extends RefusedError {
 
 /** True when etcd refuses writes because of NOSPACE: then no lock can be written at all. */
 export function isNoSpace(err: unknown): boolean {
-  return err instanceof EtcdError && /database space exceeded/i.test(err.message);
+  return etcdReason(err) === 'nospace';
 }
 
 /**
@@ -107,17 +107,22 @@ function keep(client: EtcdClient, seeds: string[], key: string, holder: string, 
     while (!stop.signal.aborted) {
       await sleepFor(every, undefined, { signal: stop.signal }).catch(() => undefined);
       if (stop.signal.aborted) return;
+      let left: number;
       try {
-        const { result: left } = await onAny(client, endpoints, (m) => m.leaseKeepAliveOnce(leaseId, { timeoutMs: 2_000 }));
-        if (left <= 0) throw new DefragdError('failed', 'the lock lease expired');
-        lastOk = Date.now();
+        left = (await onAny(client, endpoints, (m) => m.leaseKeepAliveOnce(leaseId, { timeoutMs: 2_000 }))).result;
       } catch (err) {
         // Give up only once the lease must have run out; until then another voter may answer.
-        if (Date.now() - lastOk >= ttl * 1_000 || (err instanceof DefragdError && /expired/.test(err.message))) {
+        if (Date.now() - lastOk >= ttl * 1_000) {
           lost.abort(new DefragdError('failed', `lost the cluster lock ${key}: ${(err as Error).message}`));
           return;
         }
+        continue;
       }
+      if (left <= 0) {
+        lost.abort(new DefragdError('failed', `lost the cluster lock ${key}: its lease expired`));
+        return;
+      }
+      lastOk = Date.now();
     }
   })();
   return {
@@ -146,7 +151,8 @@ async function onAny<T>(client: EtcdClient, endpoints: string[], fn: (m: ReturnT
     } catch (err) {
       last = err;
       // Etcd-level refusals (auth, NOSPACE) are the same on every member.
-      if (err instanceof EtcdError && !/not supported for learner|leader changed|no leader/i.test(err.message)) throw err;
+      const reason = etcdReason(err);
+      if (reason !== null && reason !== 'learner' && reason !== 'leader-changed' && reason !== 'no-leader') throw err;
     }
   }
   throw last;

@@ -6,7 +6,7 @@
  */
 import type { ClusterAlarm, ClusterSnapshot, MemberSnapshot, MemberStatus, QuotaSource } from '../domain/snapshot.js';
 import { DEFAULT_QUOTA_BYTES } from '../domain/snapshot.js';
-import { AbortedError, ConnectionError, DefragdError, EtcdError } from '../domain/errors.js';
+import { AbortedError, ConnectionError, DefragdError, etcdReason } from '../domain/errors.js';
 import type { EtcdClient, MemberClient, MemberEntry, StatusReply } from '../etcd/client.js';
 import { parseEndpoint } from '../etcd/endpoint.js';
 import { fetchGauges, METRIC_QUOTA } from '../etcd/metrics.js';
@@ -79,7 +79,7 @@ async function firstMemberList(client: EtcdClient, seeds: string[], call: { time
       if (!(err instanceof DefragdError)) throw err;
       errors.push(err);
       // Bad credentials or a refused request are the same on every seed: say so now.
-      if (err instanceof EtcdError && /authentication failed|permission denied/i.test(err.message)) break;
+      if (etcdReason(err) === 'auth-failed' || etcdReason(err) === 'permission-denied') break;
     }
   }
   if (!required) return null;
@@ -158,7 +158,7 @@ async function observeMember(client: EtcdClient, target: Target, members: Member
   const isLearner = known?.isLearner ?? s.isLearner;
   let healthy = health.ok;
   let error: string | null = health.ok ? null : `unhealthy: ${messageOf(health.error)}`;
-  if (!health.ok && isLearner && /learner/i.test(messageOf(health.error))) {
+  if (!health.ok && isLearner && etcdReason(health.error) === 'learner') {
     // Learners refuse linearizable reads by design; answering Status is their health.
     healthy = true;
     error = null;
@@ -183,7 +183,7 @@ async function healthRead(mc: MemberClient, call: { timeoutMs?: number | undefin
     await mc.range(HEALTH_KEY, { ...call, limit: 1, keysOnly: true });
   } catch (err) {
     // A user without read permission on "health" still proves the member serves linearizable reads.
-    if (err instanceof EtcdError && err.grpcCode === 'PERMISSION_DENIED') return;
+    if (etcdReason(err) === 'permission-denied') return;
     throw err;
   }
 }
