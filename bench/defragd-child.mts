@@ -30,7 +30,7 @@ rl.close();
 
 try {
   const start = now();
-  const report = await defragment({ endpoints, signal: abort.signal, onEvent: (event) => out({ type: 'event', t: now(), event }) });
+  const report = await defragment({ connection: { endpoints }, signal: abort.signal, onEvent: (event) => out({ type: 'event', t: now(), event }) });
   const end = now();
   out({ type: 'report', start, end, report });
 } catch (err) {

@@ -10,7 +10,7 @@
  * console.log(plan.decisions.map((d) => `${d.name}: ${d.action} (${d.reason})`));
  * client.close();
  *
- * const report = await defragment({ endpoints: ['127.0.0.1:2379'], rule: 'dbSizeFree > 100*MiB' });
+ * const report = await defragment({ connection: { endpoints: ['127.0.0.1:2379'] }, policy: { rule: 'dbSizeFree > 100*MiB' } });
  */
 import { EtcdClient } from './etcd/client.js';
 import type { ConnectionOptions } from './etcd/options.js';
@@ -19,16 +19,20 @@ export * from './domain/snapshot.js';
 export * from './domain/plan.js';
 export * from './domain/run.js';
 export * from './domain/errors.js';
+export { DEFAULT_DISARM_BELOW, DEFAULT_ENDPOINT, DEFAULT_LOCK_KEY } from './domain/defaults.js';
+export { formatBytes, formatDuration, formatPercent } from './domain/format.js';
 export type { ConnectionOptions, TlsOptions, AuthOptions, CallOptions } from './etcd/options.js';
 export { EtcdClient, MemberClient } from './etcd/client.js';
 export type { StatusReply, MemberEntry, AlarmEntry, ResponseHeader, KeyValue } from './etcd/client.js';
 export { observeCluster, type ObserveOptions } from './observe/observe.js';
-export { planDefrag, chooseTransferee, defragTimeoutMs, votersHealthy, checkDisarm } from './planner/index.js';
-export { compileRule, ruleVariables } from './policy/index.js';
-export { executePlan, type ExecuteOptions, type ExecuteDeps } from './executor/execute.js';
-export { defragment, buildPolicy, prepareRun, dryRunReport, type DefragmentOptions, type PolicyOptions, type PreparedRun } from './app/defragment.js';
-export { runDefrag, type RunOptions } from './app/defragment.js';
-export { acquireLock, LockBusyError, DEFAULT_LOCK_KEY, type ClusterLock, type LockOptions } from './lock/lock.js';
+export { planDefrag, planTurn } from './planner/index.js';
+export { compileRule } from './policy/index.js';
+export { executePlan } from './executor/execute.js';
+export type { ExecuteOptions } from './executor/options.js';
+export type { ClusterPort, PortCall } from './executor/port.js';
+export { clusterPort, type ObserveTarget } from './app/port.js';
+export { defragment, runDefrag, prepareRun, buildPolicy, type DefragmentOptions, type RunOptions, type PolicyOptions, type PreparedRun } from './app/defragment.js';
+export { acquireLock, LockBusyError, type ClusterLock, type LockOptions } from './lock/lock.js';
 export { VERSION } from './version.js';
 
 /**

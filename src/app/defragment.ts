@@ -1,56 +1,81 @@
 /**
- * The whole job in one call: connect, observe, plan, execute, and hand every
- * event to the caller. The CLI's `defrag` command uses it.
+ * The application layer: one rolling defragmentation as a use case. It wires
+ * the parts together (client → port, observe → plan → lock → execute) and
+ * hands every event to the caller; it decides nothing about the cluster
+ * itself. The CLI's `defrag` command and library callers use it.
  */
 import { setMaxListeners } from 'node:events';
+import { DEFAULT_DISARM_BELOW } from '../domain/defaults.js';
+import { AbortedError, DefragdError } from '../domain/errors.js';
 import type { Plan, Policy } from '../domain/plan.js';
 import type { RunReport, StepEvent } from '../domain/run.js';
 import type { ClusterSnapshot } from '../domain/snapshot.js';
 import { EtcdClient } from '../etcd/client.js';
 import type { ConnectionOptions } from '../etcd/options.js';
-import { executePlan, type ExecuteOptions } from '../executor/execute.js';
-import { observeCluster } from '../observe/observe.js';
+import { executePlan } from '../executor/execute.js';
+import type { ExecuteOptions } from '../executor/options.js';
+import type { ClusterPort } from '../executor/port.js';
+import { acquireLock, isNoSpace, LockBusyError, type ClusterLock, type LockOptions } from '../lock/lock.js';
 import { planDefrag } from '../planner/index.js';
 import { compileRule } from '../policy/index.js';
-import { acquireLock, isNoSpace, LockBusyError, type ClusterLock, type LockOptions } from '../lock/lock.js';
+import { clusterPort, type ObserveTarget } from './port.js';
 
+/** What the operator asks for: the planner's Policy as plain options. */
 export interface PolicyOptions {
-  /** CEL rule evaluated per member right before its turn, e.g. `dbSizeFree > 100*MiB`; absent: every member. */
+  /**
+   * CEL rule evaluated per member right before its turn, e.g. `dbSizeFree > 100*MiB`.
+   * Absent or null: every member. An empty string is refused (an unset variable is not "every member").
+   */
   rule?: string | null | undefined;
   /** Hand leadership away before defragmenting the leader (default true). */
   moveLeader?: boolean | undefined;
   skipHealthCheck?: boolean | undefined;
   compactKeepRevisions?: number | null | undefined;
   disarmNospace?: boolean | undefined;
+  /** Default DEFAULT_DISARM_BELOW (0.9). */
   disarmBelow?: number | undefined;
   defragTimeoutMs?: number | null | undefined;
 }
 
-export interface RunOptions extends ExecuteOptions {
-  /** Discover all members from MemberList (default true). */
-  cluster?: boolean | undefined;
-  quotaBytes?: number | null | undefined;
-  commandTimeoutMs?: number | undefined;
-  /** The cluster lock; false runs without it (default: /defragd/lock, fail at once when busy). */
+/** How one run is carried out, beyond the policy: each consumer its own options. */
+export interface RunOptions {
+  /** Which members to observe, and the quota to assume. */
+  observe?: ObserveTarget | undefined;
+  /** The executor's pacing and waits. */
+  execute?: ExecuteOptions | undefined;
+  /** The cluster lock; false runs without it (default: /defragd/lock, refuse at once when busy). */
   lock?: LockOptions | false | undefined;
   onEvent?: ((event: StepEvent) => void) | undefined;
+  /** Aborting stops the run after the current step (outcome `interrupted`). */
   signal?: AbortSignal | undefined;
+  /**
+   * Called with a clean-up to run if the process must exit at once (a second
+   * Ctrl-C): it revokes the lock's lease so other runs need not wait for it to
+   * expire. Returns a function that unregisters it.
+   */
+  registerCleanup?: ((cleanup: () => Promise<void>) => () => void) | undefined;
 }
 
-export interface DefragmentOptions extends ConnectionOptions, PolicyOptions, RunOptions {
-  /** Plan only: nothing is changed (and no lock is taken); the report lists what would be done. */
+export interface DefragmentOptions extends RunOptions {
+  connection: ConnectionOptions;
+  policy?: PolicyOptions | undefined;
+  /** Plan only: nothing is changed (and no lock is taken); the report's `plan` says what would be done. */
   dryRun?: boolean | undefined;
 }
 
-/** Builds a Policy from plain options; throws RuleError for a bad rule. */
-export function buildPolicy(o: PolicyOptions): Policy {
+/**
+ * Builds a Policy from plain options; throws RuleError for a bad (or empty) rule.
+ *
+ * @example buildPolicy({ rule: 'dbSizeFree > 100*MiB', disarmNospace: true })
+ */
+export function buildPolicy(o: PolicyOptions = {}): Policy {
   return {
-    rule: o.rule ? compileRule(o.rule) : null,
+    rule: o.rule === undefined || o.rule === null ? null : compileRule(o.rule),
     moveLeader: o.moveLeader ?? true,
     skipHealthCheck: o.skipHealthCheck ?? false,
     compactKeepRevisions: o.compactKeepRevisions ?? null,
     disarmNospace: o.disarmNospace ?? false,
-    disarmBelow: o.disarmBelow ?? 0.9,
+    disarmBelow: o.disarmBelow ?? DEFAULT_DISARM_BELOW,
     defragTimeoutMs: o.defragTimeoutMs ?? null,
   };
 }
@@ -62,47 +87,49 @@ export interface PreparedRun {
   execute(signal?: AbortSignal): AsyncGenerator<StepEvent, RunReport>;
 }
 
-/** Observes and plans with an open client; the caller owns the client. */
-export async function prepareRun(client: EtcdClient, policy: Policy, o: { cluster?: boolean | undefined; quotaBytes?: number | null | undefined; commandTimeoutMs?: number | undefined; signal?: AbortSignal | undefined } & ExecuteOptions): Promise<PreparedRun> {
-  const observe = (signal?: AbortSignal, how?: { light?: boolean }) =>
-    observeCluster(client, {
-      cluster: o.cluster ?? true,
-      quotaBytes: o.quotaBytes ?? null,
-      timeoutMs: o.commandTimeoutMs,
-      signal: signal ?? o.signal,
-      ...(how?.light && { alarms: false, metrics: false }),
-    });
-  const snapshot = await observe();
+/**
+ * Observes and plans with an open client (the caller owns it); nothing is
+ * changed until execute() is iterated.
+ *
+ * @example
+ * const run = await prepareRun(client, buildPolicy({ rule: 'fragmentation > 0.45' }));
+ * console.log(run.plan.decisions.map((d) => d.action));
+ */
+export async function prepareRun(client: EtcdClient, policy: Policy, o: Pick<RunOptions, 'observe' | 'execute' | 'signal'> = {}): Promise<PreparedRun> {
+  const port = clusterPort(client, o.observe);
+  const snapshot = await port.observe({ signal: o.signal });
+  return planned(port, snapshot, policy, o);
+}
+
+function planned(port: ClusterPort, snapshot: ClusterSnapshot, policy: Policy, o: Pick<RunOptions, 'execute' | 'signal'>): PreparedRun {
   const plan = planDefrag(snapshot, policy);
-  return {
-    snapshot,
-    plan,
-    execute: (signal?: AbortSignal) => executePlan(plan, { client, observe, policy }, o, signal ?? o.signal),
-  };
+  return { snapshot, plan, execute: (signal?: AbortSignal) => executePlan(plan, port, policy, o.execute, signal ?? o.signal) };
 }
 
 /**
  * Defragments every member of a cluster safely: followers first, the leader
  * last after handing leadership away, one at a time, never while quorum is at
- * risk. Resolves with the report; a refused or failed run is a report too,
- * not an exception (connection and usage errors do throw).
+ * risk. Resolves with the report; a refused, failed or interrupted run is a
+ * report too, not an exception (usage errors, such as a bad rule, do throw).
  *
  * @example
  * import { defragment } from 'defragd';
  * const report = await defragment({
- *   endpoints: ['127.0.0.1:2379'],
- *   rule: 'dbSizeFree > 100*MiB',
+ *   connection: { endpoints: ['127.0.0.1:2379'] },
+ *   policy: { rule: 'dbSizeFree > 100*MiB' },
  *   onEvent: (e) => e.type === 'member-finished' && console.log(e.result.name, e.result.action),
  * });
  * console.log(report.outcome, report.reclaimedBytes);
  */
 export async function defragment(options: DefragmentOptions): Promise<RunReport> {
-  const policy = buildPolicy(options);
-  const client = new EtcdClient(options);
+  const policy = buildPolicy(options.policy);
+  const client = new EtcdClient(options.connection);
   try {
     if (options.dryRun) {
-      const run = await prepareRun(client, policy, options);
-      return dryRunReport(run.plan, new Date().toISOString());
+      const at = new Date().toISOString();
+      const seen = await observeOrRefuse(clusterPort(client, options.observe), options.signal);
+      if ('report' in seen) return seen.report;
+      return dryRunReport(planDefrag(seen.snapshot, policy), at);
     }
     return await runDefrag(client, policy, options);
   } finally {
@@ -111,57 +138,108 @@ export async function defragment(options: DefragmentOptions): Promise<RunReport>
 }
 
 /**
- * Takes the cluster lock, observes, plans and executes, handing every event
- * to onEvent. A busy lock comes back as a refused report. The caller owns
- * the client.
+ * Observes, plans, takes the cluster lock and executes, handing every event
+ * to onEvent. Nothing is written to the cluster before the first observation
+ * and plan say the run may go ahead. A busy lock, an unreachable cluster or a
+ * refused plan come back as a refused report. The caller owns the client.
  */
-export async function runDefrag(client: EtcdClient, policy: Policy, o: RunOptions): Promise<RunReport> {
+export async function runDefrag(client: EtcdClient, policy: Policy, o: RunOptions = {}): Promise<RunReport> {
   const emit = (e: StepEvent) => o.onEvent?.(e);
+  const port = clusterPort(client, o.observe);
+  const seen = await observeOrRefuse(port, o.signal);
+  if ('report' in seen) return seen.report;
+  let run = planned(port, seen.snapshot, policy, o);
+  if (run.plan.refusal) return drain(run.execute(o.signal), emit);
+
   let lock: ClusterLock | null = null;
   if (o.lock !== false) {
+    const t0 = Date.now();
     try {
-      lock = await acquireLock(client, { timeoutMs: o.commandTimeoutMs, signal: o.signal, ...(o.lock ?? {}) });
+      lock = await acquireLock(client, { signal: o.signal, ...(o.lock ?? {}) });
     } catch (err) {
-      if (err instanceof LockBusyError) return refusedReport(err.message);
+      if (err instanceof LockBusyError) return refusedReport(err.message, run.plan);
       // NOSPACE refuses every write, the lock's too, exactly when recovery is needed.
       if (!isNoSpace(err)) throw err;
       emit({ type: 'warning', message: 'the cluster is out of space (NOSPACE), so the cluster lock cannot be written: going ahead without it; make sure no other defragd runs now' });
     }
+    // A plan made before a wait for the lock is stale: another run may have defragmented since.
+    if (lock && Date.now() - t0 > 1_000) {
+      const again = await observeOrRefuse(port, o.signal);
+      if ('report' in again) {
+        await lock.release();
+        return again.report;
+      }
+      run = planned(port, again.snapshot, policy, o);
+    }
   }
+  const unregister = lock ? o.registerCleanup?.(() => (lock as ClusterLock).release()) : undefined;
   try {
     const signal = lock ? (o.signal ? AbortSignal.any([o.signal, lock.lost]) : lock.lost) : o.signal;
     // Observing puts a few abort listeners per member on it at once (not a leak): without this, Node
     // prints a MaxListenersExceededWarning on every run against 4 or more members.
     if (lock && signal) setMaxListeners(1_000, signal);
-    const run = await prepareRun(client, policy, { ...o, signal });
     lock?.useEndpoints(run.snapshot.members.filter((m) => !m.isLearner && m.endpoint).map((m) => m.endpoint));
-    const events = run.execute(signal);
-    for (;;) {
-      const next = await events.next();
-      if (next.done) {
-        if (lock?.lost.aborted) next.value.message = `${(lock.lost.reason as Error).message}; ${next.value.message ?? 'stopped'}`;
-        return next.value;
-      }
-      emit(next.value);
-    }
+    return await drain(run.execute(signal), emit);
   } finally {
+    unregister?.();
     await lock?.release();
   }
 }
 
-function refusedReport(message: string): RunReport {
-  const at = new Date().toISOString();
-  return { outcome: 'refused', message, startedAt: at, finishedAt: at, compactedRevision: null, disarmed: false, disarmNote: null, reclaimedBytes: 0, members: [], warnings: [] };
+async function drain(events: AsyncGenerator<StepEvent, RunReport>, emit: (e: StepEvent) => void): Promise<RunReport> {
+  for (;;) {
+    const next = await events.next();
+    if (next.done) return next.value;
+    emit(next.value);
+  }
 }
 
 /**
- * A report of what a plan would do, without doing it: nothing was changed, so
- * every member is `skipped` and the reason says what would have happened.
+ * The first observation. When the cluster cannot be observed at all (no
+ * endpoint answers, bad credentials), nothing has been changed: that is a
+ * refused run, not a crash. Usage errors (such as endpoints of two clusters)
+ * and interrupts are thrown.
+ */
+async function observeOrRefuse(port: ClusterPort, signal: AbortSignal | undefined): Promise<{ snapshot: ClusterSnapshot } | { report: RunReport }> {
+  try {
+    return { snapshot: await port.observe({ signal }) };
+  } catch (err) {
+    if (!(err instanceof DefragdError) || err.kind === 'usage' || err instanceof AbortedError) throw err;
+    return { report: refusedReport(err.message, null) };
+  }
+}
+
+/** A run refused before anything was executed. */
+export function refusedReport(message: string, plan: Plan | null): RunReport {
+  const at = new Date().toISOString();
+  return {
+    outcome: 'refused',
+    dryRun: false,
+    message,
+    startedAt: at,
+    finishedAt: at,
+    compactedRevision: null,
+    disarmed: false,
+    disarmNote: null,
+    reclaimedBytes: 0,
+    members: [],
+    warnings: plan?.warnings ?? [],
+    plan,
+  };
+}
+
+/**
+ * A report of what a plan would do, without doing it: outcome `dry-run` (or
+ * `refused`), the plan itself in `plan`, and every member `skipped` with a
+ * reason that says what would have happened.
+ *
+ * @example dryRunReport(planDefrag(snapshot, policy), new Date().toISOString()).plan.decisions
  */
 export function dryRunReport(plan: Plan, at: string): RunReport {
   const would = plan.decisions.filter((d) => d.action === 'defragment').length;
   return {
-    outcome: plan.refusal ? 'refused' : 'nothing-to-do',
+    outcome: plan.refusal ? 'refused' : 'dry-run',
+    dryRun: true,
     message: plan.refusal?.reason ?? `dry run: nothing was changed; ${would} member(s) would be defragmented`,
     startedAt: at,
     finishedAt: at,
@@ -182,7 +260,9 @@ export function dryRunReport(plan: Plan, at: string): RunReport {
       durationMs: null,
       revision: null,
       deadlinePassed: false,
+      connectionLost: false,
     })),
     warnings: plan.warnings,
+    plan,
   };
 }

@@ -1,5 +1,6 @@
 /** Every exit code defragd uses, defined once. */
 import { DefragdError } from '../domain/errors.js';
+import type { RunReport } from '../domain/run.js';
 
 export const EXIT = {
   /** Success, or nothing to do. */
@@ -30,4 +31,20 @@ export function exitCodeFor(err: unknown): ExitCode {
     }
   }
   return EXIT.FAILED;
+}
+
+/** The one mapping from a run's outcome to the process's exit code. */
+export function exitCodeForReport(report: RunReport): ExitCode {
+  switch (report.outcome) {
+    case 'success':
+    case 'nothing-to-do':
+    case 'dry-run':
+      return EXIT.OK;
+    case 'refused':
+      return EXIT.REFUSED;
+    case 'interrupted':
+      return EXIT.INTERRUPTED;
+    case 'failed':
+      return EXIT.FAILED;
+  }
 }

@@ -9,4 +9,6 @@ export interface CliIO {
   env: Env;
   /** Aborted on SIGINT/SIGTERM. */
   signal?: AbortSignal | undefined;
+  /** Registers a clean-up to run before the process exits at once (a second SIGINT); returns its unregister. */
+  registerCleanup?: ((cleanup: () => Promise<void>) => () => void) | undefined;
 }

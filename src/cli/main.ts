@@ -13,12 +13,26 @@ process.removeAllListeners('warning');
 process.on('warning', (w: Error & { code?: string }) => {
   if (w.code !== 'DEP0123') process.stderr.write(`(node) ${w.name}: ${w.message}\n`);
 });
+// Clean-ups to run before exiting at once (the cluster lock's lease revoke), so a second Ctrl-C
+// does not leave other runs waiting for the lease to expire.
+const cleanups = new Set<() => Promise<void>>();
+const registerCleanup = (fn: () => Promise<void>) => {
+  cleanups.add(fn);
+  return () => void cleanups.delete(fn);
+};
+/** How long clean-ups may take on the way out before the process exits anyway. */
+const CLEANUP_GRACE_MS = 2_000;
 let signals = 0;
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
     signals++;
     // The first signal lets a running defrag finish its member and stop cleanly; a second one exits.
-    if (signals > 1) process.exit(130);
+    if (signals > 1) {
+      process.stderr.write(`defragd: ${sig} again: exiting now${cleanups.size > 0 ? ' (releasing the cluster lock first)' : ''}\n`);
+      const grace = new Promise((resolve) => setTimeout(resolve, CLEANUP_GRACE_MS).unref());
+      void Promise.race([Promise.allSettled([...cleanups].map((fn) => fn())), grace]).then(() => process.exit(130));
+      return;
+    }
     process.stderr.write(`defragd: ${sig}: stopping after the current step (send again to exit now)\n`);
     controller.abort();
   });
@@ -30,6 +44,7 @@ const code = await runCli(process.argv.slice(2), {
   isTTY: process.stdout.isTTY === true,
   env: process.env,
   signal: controller.signal,
+  registerCleanup,
 });
 process.exitCode = code;
 // gRPC channels may keep the event loop alive a little; exit once output is flushed.

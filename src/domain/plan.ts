@@ -112,3 +112,29 @@ export interface DisarmCheck {
   }[];
   alarms: AlarmType[];
 }
+
+/** What the executor knows about the run so far that the planner needs for one member's turn. */
+export interface TurnContext {
+  /** Members already unfit when the run started (let through by --skip-health-check): not held against the run. */
+  unfitAtStart: readonly string[];
+  /** Leadership was already moved away from this member in this turn; if it leads again, it is not tried twice. */
+  leaderMoved: boolean;
+  /**
+   * Only the safety checks (voters fit, still a voting member, not the leader), not the rule: for the
+   * last look right before the Defragment, on a light snapshot that may not know every member's quota.
+   */
+  safetyOnly?: boolean;
+}
+
+/**
+ * The planner's answer for one member, right before it is acted on:
+ * - `defragment`: go ahead; when `moveLeaderTo` is set, hand leadership to that voter first and ask again;
+ * - `skip`: leave this member, go on with the next (the rule is now false, it became a learner, ...);
+ * - `fail`: this member cannot be done safely now; the run fails (the next member may still be tried with --continue-on-error);
+ * - `stop`: the cluster is not safe to touch; stop the run before this member.
+ */
+export type Turn =
+  | { action: 'defragment'; decision: MemberDecision; endpoint: string; before: { dbSize: number; dbSizeInUse: number }; moveLeaderTo: string | null; timeoutMs: number }
+  | { action: 'skip'; decision: MemberDecision | null; reason: string }
+  | { action: 'fail'; reason: string }
+  | { action: 'stop'; reason: string };

@@ -31,12 +31,24 @@ export interface MemberResult {
   revision: number | null;
   /** The client deadline passed while etcd went on defragmenting. */
   deadlinePassed: boolean;
+  /** The connection to the member was lost during its Defragment (e.g. the member died or restarted). */
+  connectionLost: boolean;
 }
 
-export type RunOutcome = 'success' | 'nothing-to-do' | 'failed' | 'refused';
+/**
+ * - `success`: at least one member was defragmented (or NOSPACE disarmed) and nothing failed;
+ * - `nothing-to-do`: no member needed it;
+ * - `failed`: a member failed, a voter went down, or the run stopped early (exit 1);
+ * - `refused`: the preconditions did not hold; nothing was changed (exit 3);
+ * - `interrupted`: stopped by the caller's signal (Ctrl-C) after the current step (exit 130);
+ * - `dry-run`: only planned; nothing was changed (the plan is in `plan`).
+ */
+export type RunOutcome = 'success' | 'nothing-to-do' | 'failed' | 'refused' | 'interrupted' | 'dry-run';
 
 export interface RunReport {
   outcome: RunOutcome;
+  /** True when nothing was executed: the report shows what the plan would do. */
+  dryRun: boolean;
   /** Why the run refused or stopped early; null otherwise. */
   message: string | null;
   startedAt: string;
@@ -51,6 +63,8 @@ export interface RunReport {
   reclaimedBytes: number;
   members: MemberResult[];
   warnings: string[];
+  /** The plan the run started from; null when the run was refused before a plan was made (e.g. a busy lock). */
+  plan: Plan | null;
 }
 
 export type StepEvent =
@@ -61,8 +75,14 @@ export type StepEvent =
   | { type: 'leader-move-started'; from: string; fromName: string; to: string; toName: string }
   | { type: 'leader-move-finished'; from: string; to: string; durationMs: number }
   | { type: 'member-started'; decision: MemberDecision; before: Sizes; timeoutMs: number; index: number; total: number }
-  | { type: 'member-deadline-passed'; memberId: string; name: string; timeoutMs: number }
-  | { type: 'member-waiting'; memberId: string; name: string; what: string }
+  /**
+   * The Defragment call ended without an answer: its deadline passed (`deadline`), or the connection
+   * to the member was lost (`connection-lost`, e.g. the member died). Either way etcd may still be
+   * defragmenting; the call is never re-sent.
+   */
+  | { type: 'member-no-answer'; memberId: string; name: string; why: 'deadline' | 'connection-lost'; timeoutMs: number; detail: string }
+  /** The executor waits for something about a member, for at most `limitMs`. */
+  | { type: 'member-waiting'; memberId: string; name: string; what: string; at: string; limitMs: number }
   | { type: 'member-finished'; result: MemberResult }
   | { type: 'pause'; ms: number }
   | { type: 'alarm-disarmed'; alarms: { memberId: string; alarm: string }[] }

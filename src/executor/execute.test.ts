@@ -8,8 +8,6 @@
  * at a time, MoveLeader only to the leader, only NOSPACE disarmed); afterEach
  * fails the test when one was broken.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConnectionError, DeadlineError, EtcdError } from '../domain/errors.js';
 import type { Policy } from '../domain/plan.js';
@@ -18,43 +16,23 @@ import { planDefrag } from '../planner/index.js';
 import { compileRule } from '../policy/rule.js';
 import { aPolicy, MiB } from '../../test/builders.js';
 import { FakeCluster, hangUntilAborted, type FakeMember } from '../../test/fakes/cluster.js';
-import { executePlan, type ExecuteOptions } from './execute.js';
+import { executePlan } from './execute.js';
+import type { ExecuteOptions } from './options.js';
 
 const FAST: ExecuteOptions = {
   pollIntervalMs: 5,
   catchUpTimeoutMs: 1_000,
   leaderMoveTimeoutMs: 150,
-  deadlineRecoveryMs: 1_000,
-  commandTimeoutMs: 100,
+  recoveryTimeoutMs: 1_000,
 };
 
 let current: FakeCluster | null = null;
-const servers: Server[] = [];
 
 afterEach(async () => {
-  await Promise.all(servers.splice(0).map((srv) => new Promise((resolve) => srv.close(resolve))));
   const fake = current;
   current = null;
   expect(fake?.violations ?? []).toEqual([]);
 });
-
-/** A member's /metrics: serves etcd_disk_defrag_inflight from `inflight()`; counts the GETs. Resolves to its base URL. */
-async function metricsEndpoint(inflight: () => number): Promise<{ url: string; gets: () => number }> {
-  let gets = 0;
-  const srv = createServer((req, res) => {
-    if (req.url !== '/metrics') {
-      res.statusCode = 404;
-      res.end();
-      return;
-    }
-    gets++;
-    res.setHeader('content-type', 'text/plain');
-    res.end(`# TYPE etcd_disk_defrag_inflight gauge\netcd_disk_defrag_inflight ${inflight()}\n`);
-  });
-  servers.push(srv);
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}`, gets: () => gets };
-}
 
 /**
  * Three voters, m1 leading. Free space: m1 400 MiB, m2 100 MiB, m3 300 MiB,
@@ -90,7 +68,7 @@ async function run(
 ): Promise<Run> {
   const plan = planDefrag(await fake.observe(), policy);
   const events: StepEvent[] = [];
-  const gen = executePlan(plan, { client: fake.client, observe: fake.observe, policy }, { ...FAST, ...options }, extra.signal);
+  const gen = executePlan(plan, fake.port, policy, { ...FAST, ...options }, extra.signal);
   for (;;) {
     const next = await gen.next();
     if (next.done) {
@@ -161,7 +139,7 @@ describe('executePlan: the happy path', () => {
       { type: 'leader-move-started', from: fake.idOf('m1'), fromName: 'm1', to: fake.idOf('m2'), toName: 'm2' },
     ]);
     expect(ofType(events, 'leader-move-finished').map((e) => e.to)).toEqual([fake.idOf('m2')]);
-    expect(ofType(events, 'member-deadline-passed')).toEqual([]);
+    expect(ofType(events, 'member-no-answer')).toEqual([]);
   });
 
   it('waits for each member to catch up before the next Defragment', async () => {
@@ -188,14 +166,15 @@ describe('executePlan: the happy path', () => {
 describe('executePlan: the leader', () => {
   it('a leader that is leader again after the move is not defragmented', async () => {
     const fake = threeVoters();
-    // The move takes (the light poll sees m2 lead), then leadership flips back before m1's turn.
+    // The move takes (the first light poll sees m2 lead), then leadership flips back before m1's Defragment.
     let flipBack = false;
+    let pollsAfterMove = 0;
     fake.onMoveLeader = async (_from, to) => {
       fake.leader = to.name;
       flipBack = true;
     };
-    fake.onObserve = (_n, light) => {
-      if (flipBack && !light) {
+    fake.onObserve = () => {
+      if (flipBack && ++pollsAfterMove === 2) {
         fake.leader = 'm1';
         flipBack = false;
       }
@@ -280,7 +259,7 @@ describe('executePlan: a Defragment that fails', () => {
     expect(fake.defragmented()).toEqual(['m3']);
     expect(fake.callsOf('status')).toEqual([]);
     expect(ofType(events, 'member-waiting')).toEqual([]);
-    expect(ofType(events, 'member-deadline-passed')).toEqual([]);
+    expect(ofType(events, 'member-no-answer')).toEqual([]);
     expect(result(report, 'm3')).toMatchObject({
       action: 'failed',
       reason: 'defragment failed: etcdserver: permission denied',
@@ -336,8 +315,8 @@ describe('executePlan: a Defragment that fails', () => {
     expect(fake.callsOf('defragment').filter((c) => c.member === 'm3')).toHaveLength(1);
     const statusCalls = fake.callsOf('status').filter((c) => c.member === 'm3');
     expect(statusCalls).toHaveLength(4); // three failed, the fourth answered
-    expect(ofType(events, 'member-deadline-passed')).toEqual([
-      { type: 'member-deadline-passed', memberId: fake.idOf('m3'), name: 'm3', timeoutMs: 1_234 },
+    expect(ofType(events, 'member-no-answer')).toEqual([
+      { type: 'member-no-answer', memberId: fake.idOf('m3'), name: 'm3', why: 'deadline', timeoutMs: 1_234, detail: expect.stringMatching(/deadline/) },
     ]);
     // The wait came after the deadline and before the next member.
     const m2Defrag = fake.callsOf('defragment').find((c) => c.member === 'm2')!;
@@ -360,7 +339,7 @@ describe('executePlan: a Defragment that fails', () => {
     const { report, events } = await run(fake);
 
     expect(fake.defragmented()).toEqual(['m3']);
-    expect(ofType(events, 'member-deadline-passed')).toHaveLength(1);
+    expect(ofType(events, 'member-no-answer')).toHaveLength(1);
     expect(fake.callsOf('status').length).toBeGreaterThanOrEqual(1);
     expect(result(report, 'm3')).toMatchObject({
       action: 'failed',
@@ -383,7 +362,7 @@ describe('executePlan: a Defragment that fails', () => {
     expect(ofType(events, 'pause')).toEqual([]);
   });
 
-  it('a lost connection is treated like a passed deadline: waited for, never re-sent', async () => {
+  it('a lost connection is waited for like a passed deadline, never re-sent, and said to be a lost connection', async () => {
     const fake = threeVoters();
     let statusFailures = 0;
     fake.onDefragment = async (m) => {
@@ -404,8 +383,9 @@ describe('executePlan: a Defragment that fails', () => {
 
     expect(fake.callsOf('defragment').filter((c) => c.member === 'm3')).toHaveLength(1);
     expect(fake.callsOf('status').filter((c) => c.member === 'm3')).toHaveLength(3);
-    expect(ofType(events, 'member-deadline-passed').map((e) => e.name)).toEqual(['m3']);
-    expect(result(report, 'm3')).toMatchObject({ action: 'defragmented', deadlinePassed: true });
+    expect(ofType(events, 'member-no-answer').map((e) => [e.name, e.why])).toEqual([['m3', 'connection-lost']]);
+    expect(result(report, 'm3')).toMatchObject({ action: 'defragmented', deadlinePassed: false, connectionLost: true });
+    expect(result(report, 'm3').reason).toMatch(/connection was lost during its defragmentation, but etcd finished it/);
     expect(report.outcome).toBe('success');
   });
 
@@ -417,7 +397,7 @@ describe('executePlan: a Defragment that fails', () => {
     fake.onStatus = async (m) => {
       throw new DeadlineError(m.endpoint, 'Status passed its deadline');
     };
-    const { report } = await run(fake, aPolicy(), { deadlineRecoveryMs: 60, continueOnError: true });
+    const { report } = await run(fake, aPolicy(), { recoveryTimeoutMs: 60, continueOnError: true });
 
     expect(fake.defragmented()).toEqual(['m3']);
     expect(result(report, 'm3')).toMatchObject({
@@ -449,7 +429,7 @@ describe('executePlan: between members', () => {
     expect(fake.defragmented()).toEqual(['m3']);
     expect(fake.callsOf('moveLeader')).toEqual([]);
     expect(report.outcome).toBe('failed');
-    expect(report.message).toBe('stopped before m2: m3 is unreachable (connection refused)');
+    expect(report.message).toBe('stopped before m2: m3 (http://127.0.0.1:3) is unreachable: connection refused');
     expect(result(report, 'm3').action).toBe('defragmented');
     for (const name of ['m2', 'm1']) {
       expect(result(report, name), name).toMatchObject({ action: 'skipped', reason: `not attempted: ${report.message}` });
@@ -514,7 +494,7 @@ describe('executePlan: between members', () => {
 
     expect(fake.defragmented()).toEqual(['m3']);
     expect(fake.callsOf('moveLeader')).toEqual([]);
-    expect(report.outcome).toBe('failed');
+    expect(report.outcome).toBe('interrupted');
     expect(report.message).toMatch(/^interrupted/);
     expect(result(report, 'm3').action).toBe('defragmented');
     for (const name of ['m2', 'm1']) {
@@ -532,7 +512,7 @@ describe('executePlan: between members', () => {
     const { report, events } = await run(fake, aPolicy(), {}, { signal: ac.signal });
 
     expect(fake.defragmented()).toEqual(['m3']);
-    expect(report.outcome).toBe('failed');
+    expect(report.outcome).toBe('interrupted');
     expect(result(report, 'm3')).toMatchObject({ action: 'failed', reason: expect.stringMatching(/interrupted/) });
     // Progress printers and onEvent listeners hear about it too, not only the report.
     expect(finishedOf(events, 'm3')).toHaveLength(1);
@@ -568,7 +548,7 @@ describe('executePlan: --wait-between', () => {
     // The pause ends with the abort, not after its 5 s.
     expect(Date.now() - t0).toBeLessThan(2_500);
     expect(fake.defragmented()).toEqual(['m3']);
-    expect(report.outcome).toBe('failed');
+    expect(report.outcome).toBe('interrupted');
     expect(report.message).toMatch(/^interrupted/);
     expect(actions(report)).toEqual({ m3: 'defragmented', m2: 'skipped', m1: 'skipped' });
   });
@@ -576,12 +556,12 @@ describe('executePlan: --wait-between', () => {
 
 describe('executePlan: etcd_disk_defrag_inflight', () => {
   it('a defrag someone else runs stops the run before the next Defragment', async () => {
-    const metrics = await metricsEndpoint(() => 1);
-    const fake = threeVoters({ m2: { endpoint: metrics.url } });
+    const fake = threeVoters();
+    fake.onDefragInFlight = (m) => (m.name === 'm2' ? 1 : 0);
     const { report } = await run(fake);
 
     expect(fake.callsOf('defragment')).toEqual([]);
-    expect(metrics.gets()).toBeGreaterThanOrEqual(1);
+    expect(fake.callsOf('defragInFlight').filter((c) => c.member === 'm2').length).toBeGreaterThanOrEqual(1);
     expect(report.outcome).toBe('failed');
     expect(report.message).toBe('stopped before m3: m2 is being defragmented by someone else (etcd_disk_defrag_inflight is 1)');
     expect(report.members.every((m) => m.action === 'skipped' && m.reason.startsWith('not attempted'))).toBe(true);
@@ -589,8 +569,8 @@ describe('executePlan: etcd_disk_defrag_inflight', () => {
 
   it('after a passed deadline, waits until the member no longer reports a defrag in flight, even though Status answers', async () => {
     let busy = 0;
-    const metrics = await metricsEndpoint(() => (busy > 0 ? (busy--, 1) : 0));
-    const fake = threeVoters({ m3: { endpoint: metrics.url } });
+    const fake = threeVoters();
+    fake.onDefragInFlight = (m) => (m.name === 'm3' && busy > 0 ? (busy--, 1) : 0);
     fake.onDefragment = async (m) => {
       fake.shrink(m);
       if (m.name === 'm3') {
@@ -631,7 +611,8 @@ describe('executePlan: compaction', () => {
     const compacts = fake.callsOf('compact');
     expect(compacts).toHaveLength(1);
     expect(compacts[0]!.args[0]).toBe(9_000);
-    expect(compacts[0]!.args[1]).toMatchObject({ physical: true });
+    // The port always compacts physically (src/app/port.ts); the executor gives it a long deadline.
+    expect(compacts[0]!.args[1]).toMatchObject({ timeoutMs: 60_000 });
     expect(compacts[0]!.member).toBe('m1');
     expect(compacts[0]!.seq).toBeLessThan(fake.callsOf('defragment')[0]!.seq);
     expect(report.compactedRevision).toBe(9_000);

@@ -10,7 +10,8 @@ import { setTimeout as sleepFor } from 'node:timers/promises';
 import { AbortedError, DefragdError, etcdReason, RefusedError } from '../domain/errors.js';
 import type { EtcdClient } from '../etcd/client.js';
 
-export const DEFAULT_LOCK_KEY = '/defragd/lock';
+export { DEFAULT_LOCK_KEY } from '../domain/defaults.js';
+import { DEFAULT_LOCK_KEY, DEFAULT_LOCK_TTL_SECONDS } from '../domain/defaults.js';
 
 export interface LockOptions {
   /** Key to hold (default /defragd/lock). */
@@ -48,7 +49,7 @@ interface Holder {
 export class LockBusyError extends RefusedError {
   readonly current: Holder | null;
   constructor(key: string, current: Holder | null) {
-    super(`another defragd run holds the cluster lock ${key}${current ? ` (${current.holder}, since ${current.since})` : ''}; nothing was changed`);
+    super(`another defragd run holds the cluster lock ${key}${current ? ` (${current.holder}, since ${current.since})` : ''}`);
     this.current = current;
   }
 }
@@ -67,7 +68,7 @@ export function isNoSpace(err: unknown): boolean {
  */
 export async function acquireLock(client: EtcdClient, opts: LockOptions = {}): Promise<ClusterLock> {
   const key = opts.key ?? DEFAULT_LOCK_KEY;
-  const ttl = opts.ttlSeconds ?? 30;
+  const ttl = opts.ttlSeconds ?? DEFAULT_LOCK_TTL_SECONDS;
   const holder = opts.holder ?? `${hostname()}:${process.pid}`;
   const endpoints = opts.endpoints ?? client.seeds;
   const call = { timeoutMs: opts.timeoutMs, signal: opts.signal };

@@ -1,2 +1,22 @@
-/** The planner's public face: ClusterSnapshot + Policy → Plan, and the checks the executor repeats. */
-export { planDefrag, chooseTransferee, defragTimeoutMs, votersHealthy, checkDisarm, leaderOrHealthyVoter } from './plan.js';
+/** The planner's public face: ClusterSnapshot + Policy → Plan, one member's Turn, and the definitions both use. */
+export { planDefrag, defragTimeoutMs } from './plan.js';
+export { planTurn } from './turn.js';
+export { checkDisarm, disarmDecision } from './disarm.js';
+export {
+  catchUpTarget,
+  chooseTransferee,
+  compactionRevision,
+  currentRevision,
+  describeMembers,
+  hasCaughtUp,
+  isLearner,
+  leaderOf,
+  leaderOrHealthyVoter,
+  leadershipMovedAway,
+  leads,
+  memberById,
+  shortName,
+  unfitVoters,
+  voters,
+  votersHealthy,
+} from './cluster.js';

@@ -4,7 +4,7 @@ import type { ClusterSnapshot } from '../domain/snapshot.js';
 import { compileRule } from '../policy/rule.js';
 import { aPolicy, aSnapshot, decisionFor, GiB, MiB, type SnapshotBuilder } from '../../test/builders.js';
 import { mulberry32 } from '../../dev/prng.js';
-import { checkDisarm, chooseTransferee, defragTimeoutMs, leaderOrHealthyVoter, planDefrag, votersHealthy } from './index.js';
+import { checkDisarm, chooseTransferee, defragTimeoutMs, leaderOrHealthyVoter, planDefrag, planTurn, votersHealthy } from './index.js';
 
 const names = (ds: MemberDecision[]): string[] => ds.map((d) => d.name);
 const toDefrag = (plan: Plan): string[] => names(plan.decisions.filter((d) => d.action === 'defragment'));
@@ -253,13 +253,28 @@ describe('planDefrag: rules', () => {
       .withMember('m3', { dbSize: 200 * MiB, dbSizeInUse: 200 * MiB })
       .withLeader('m1')
       .build();
-    const rule = compileRule('200*MiB / dbSizeFree >= 1');
+    const rule = compileRule('dbSizeFree >= 1*MiB');
     const plan = planDefrag(snapshot, aPolicy({ rule }));
+    expect(plan.refusal).toBeNull();
     expect(decisionFor(plan, 'm2')).toMatchObject({ action: 'defragment', code: 'rule-true', ruleResult: true });
     expect(decisionFor(plan, 'm2').reason).toBe('rule is true (dbSize 300.0 MiB, dbSizeFree 200.0 MiB, dbQuotaUsage 14.6%)');
     expect(decisionFor(plan, 'm1')).toMatchObject({ action: 'defragment', code: 'rule-true' });
+    expect(decisionFor(plan, 'm3')).toMatchObject({ action: 'skip', code: 'rule-false', ruleResult: false });
+  });
+
+  it('refuses the run when the rule fails for a member, naming it: a broken rule is never a silent "no"', () => {
+    const snapshot = aSnapshot()
+      .withMember('m1', { dbSize: 12 * MiB, dbSizeInUse: 10.8 * MiB, quota: 2 * GiB })
+      .withMember('m2', { dbSize: 300 * MiB, dbSizeInUse: 100 * MiB })
+      .withMember('m3', { dbSize: 200 * MiB, dbSizeInUse: 200 * MiB })
+      .withLeader('m1')
+      .build();
+    const plan = planDefrag(snapshot, aPolicy({ rule: compileRule('200*MiB / dbSizeFree >= 1') }));
+    expect(plan.refusal?.reason).toMatch(/^refusing to defragment: the rule failed for m3 \(.*\): rule failed at column 1: division by zero$/);
+    expect(plan.refusal?.memberIds).toEqual([idOf(snapshot, 'm3')]);
     expect(decisionFor(plan, 'm3')).toMatchObject({ action: 'skip', code: 'rule-error', ruleResult: null });
-    expect(decisionFor(plan, 'm3').reason).toBe('rule failed at column 1: division by zero');
+    // --skip-health-check does not make it go away.
+    expect(planDefrag(snapshot, aPolicy({ rule: compileRule('200*MiB / dbSizeFree >= 1'), skipHealthCheck: true })).refusal).not.toBeNull();
   });
 
   it('says the figures when the rule is false', () => {
@@ -583,6 +598,22 @@ describe('planDefrag: invariants over generated clusters', () => {
     expect(plan.expectedReclaimBytes).toBe(defrag.reduce((s, d) => s + (d.dbSizeFree ?? 0), 0));
     // JSON-safe (the CLI prints it with -w json).
     expect(JSON.parse(JSON.stringify(plan))).toEqual(plan);
+
+    // planTurn for the first member, on the same snapshot, agrees with the plan.
+    const unfitAtStart = plan.decisions.filter((d) => d.code === 'unreachable').map((d) => d.memberId);
+    const first = defrag[0];
+    if (plan.refusal !== null) {
+      for (const m of snapshot.members) expect(planTurn(snapshot, policy, m.memberId, { unfitAtStart, leaderMoved: false }).action).toBe('stop');
+    } else if (first !== undefined) {
+      const turn = planTurn(snapshot, policy, first.memberId, { unfitAtStart, leaderMoved: false });
+      expect(turn).toMatchObject({ action: 'defragment', decision: first, moveLeaderTo: first.moveLeaderTo, timeoutMs: first.timeoutMs });
+    }
+    // And every member the plan skips is skipped by its turn too.
+    if (plan.refusal === null) {
+      for (const d of plan.decisions.filter((x) => x.action === 'skip')) {
+        expect(planTurn(snapshot, policy, d.memberId, { unfitAtStart, leaderMoved: false }).action, d.code).toBe('skip');
+      }
+    }
   });
 });
 
@@ -615,5 +646,38 @@ describe('leaderOrHealthyVoter', () => {
     const noLeader = aSnapshot().withLearner('m0').withMembers(3).withLeader(null).unhealthy('m1').build();
     expect(leaderOrHealthyVoter(noLeader)?.name).toBe('m2');
     expect(leaderOrHealthyVoter(aSnapshot().withLearner('m0').withLeader(null).build())).toBeUndefined();
+  });
+});
+
+describe('planTurn', () => {
+  const ctx = { unfitAtStart: [] as string[], leaderMoved: false };
+
+  it('stops when a voter went down since the start, naming it; not when it was already down at the start', () => {
+    const snapshot = threeVoters().withLeader('m1').unreachable('m3').build();
+    const m2 = idOf(snapshot, 'm2');
+    expect(planTurn(snapshot, aPolicy({ skipHealthCheck: true }), m2, ctx)).toMatchObject({ action: 'stop', reason: expect.stringMatching(/^m3 \(.*\) is unreachable/) });
+    expect(planTurn(snapshot, aPolicy({ skipHealthCheck: true }), m2, { ...ctx, unfitAtStart: [idOf(snapshot, 'm3')] }).action).toBe('defragment');
+  });
+
+  it('hands the leader over first, and fails it when it leads again after the move', () => {
+    const snapshot = threeVoters().withLeader('m1').build();
+    const m1 = idOf(snapshot, 'm1');
+    expect(planTurn(snapshot, aPolicy(), m1, ctx)).toMatchObject({ action: 'defragment', moveLeaderTo: chooseTransferee(snapshot) });
+    expect(planTurn(snapshot, aPolicy(), m1, { ...ctx, leaderMoved: true })).toMatchObject({ action: 'fail', reason: expect.stringMatching(/leader again/) });
+  });
+
+  it('skips a member whose rule became false, and one that left the cluster', () => {
+    const snapshot = threeVoters().withLeader('m1').build();
+    const rule = compileRule('dbSizeFree > 40*MiB');
+    expect(planTurn(snapshot, aPolicy({ rule }), idOf(snapshot, 'm3'), ctx)).toMatchObject({ action: 'skip', reason: expect.stringMatching(/rule is false .*\(re-checked before its turn\)$/) });
+    expect(planTurn(snapshot, aPolicy({ rule }), 'ffffffffffffffff', ctx)).toEqual({ action: 'skip', decision: null, reason: 'no longer a member of the cluster' });
+  });
+
+  it('safetyOnly leaves the rule out (a light snapshot may not know the quota) but keeps every safety check', () => {
+    const snapshot = threeVoters().withLeader('m1').build();
+    const rule = compileRule('dbSizeFree > 40*MiB');
+    const m3 = idOf(snapshot, 'm3');
+    expect(planTurn(snapshot, aPolicy({ rule }), m3, { ...ctx, safetyOnly: true }).action).toBe('defragment');
+    expect(planTurn(threeVoters().withLeader('m1').unhealthy('m2').build(), aPolicy({ rule }), m3, { ...ctx, safetyOnly: true }).action).toBe('stop');
   });
 });

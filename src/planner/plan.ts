@@ -12,73 +12,18 @@
  *   and only after leadership has been handed to a healthy voter, because a
  *   leader stalled by a defrag stalls lease renewals and writes cluster-wide.
  */
-import type { DecisionCode, DisarmCheck, MemberDecision, Plan, Policy, Refusal } from '../domain/plan.js';
-import type { AlarmType, ClusterSnapshot, MemberSnapshot } from '../domain/snapshot.js';
+import type { DecisionCode, MemberDecision, Plan, Policy, Refusal } from '../domain/plan.js';
+import type { ClusterSnapshot, MemberSnapshot } from '../domain/snapshot.js';
 import { MiB } from '../domain/snapshot.js';
 import { ruleVariables } from '../policy/rule.js';
 import { formatBytes, formatPercent } from '../domain/format.js';
+import { badAlarms, byName, chooseTransferee, currentRevision, healthProblem, isLearner, label, leaderOf, nameOf, problem, voters } from './cluster.js';
+import { checkDisarm } from './disarm.js';
 
 /** Floor of every defrag deadline: connection setup, a cold page cache, a slow disk. */
 const BASE_TIMEOUT_MS = 60_000;
 /** 1 s per 10 MiB in use: ~10x etcd's own "100 MB usually takes 1 sec", since a timed-out defrag cannot be retried. */
 const TIMEOUT_MS_PER_BYTE = 1_000 / (10 * MiB);
-
-function isLearner(m: MemberSnapshot): boolean {
-  return m.isLearner || m.status?.isLearner === true;
-}
-
-function voters(snapshot: ClusterSnapshot): MemberSnapshot[] {
-  return snapshot.members.filter((m) => !isLearner(m));
-}
-
-function label(m: MemberSnapshot): string {
-  return `${m.name || m.memberId} (${m.endpoint})`;
-}
-
-/** Alarms raised for a member, from its own list and the cluster's AlarmList. */
-function alarmsOf(snapshot: ClusterSnapshot, m: MemberSnapshot): AlarmType[] {
-  const fromCluster = snapshot.alarms.filter((a) => a.memberId === m.memberId).map((a) => a.alarm);
-  return [...new Set([...m.alarms, ...fromCluster])];
-}
-
-/** Any alarm but NOSPACE (CORRUPT, or one we do not know) means the data may be unsafe. */
-function badAlarms(snapshot: ClusterSnapshot, m: MemberSnapshot): AlarmType[] {
-  return alarmsOf(snapshot, m).filter((a) => a !== 'NOSPACE');
-}
-
-/** Why a member cannot take part, health-wise; null when it can. */
-function healthProblem(m: MemberSnapshot): string | null {
-  // observe already words a failed health read as "unhealthy: ..."; say it once.
-  const detail = m.error ? `: ${m.error.replace(/^unhealthy: /, '')}` : '';
-  if (!m.reachable || m.status === null) return `unreachable${detail}`;
-  if (!m.healthy) return `unhealthy${detail}`;
-  return null;
-}
-
-/** Health or alarm problem, as a phrase; null when the member is fine. */
-function problem(snapshot: ClusterSnapshot, m: MemberSnapshot): string | null {
-  const health = healthProblem(m);
-  const alarms = badAlarms(snapshot, m);
-  const alarm = alarms.length > 0 ? `has alarm ${alarms.join(', ')}` : null;
-  if (health !== null && alarm !== null) return `${health}; ${alarm}`;
-  return health ?? alarm;
-}
-
-/**
- * The leader's ID: the one most members agree on, else the single reachable
- * member that says it leads (only used when --skip-health-check lets a run go
- * ahead without an agreed leader: that member must still not be defragmented
- * while it leads).
- */
-function leaderIdOf(snapshot: ClusterSnapshot): string | null {
-  if (snapshot.leaderId !== null) return snapshot.leaderId;
-  const claimants = snapshot.members.filter((m) => m.reachable && m.status?.isLeader === true);
-  return claimants.length === 1 ? claimants[0]!.memberId : null;
-}
-
-function byName(a: MemberSnapshot, b: MemberSnapshot): number {
-  return a.name < b.name ? -1 : a.name > b.name ? 1 : a.memberId < b.memberId ? -1 : a.memberId > b.memberId ? 1 : 0;
-}
 
 /**
  * Deadline for one member's Defragment call: `override` when given, else 60 s
@@ -93,97 +38,6 @@ export function defragTimeoutMs(dbSizeInUse: number, override: number | null): n
   if (override !== null) return override;
   const inUse = Number.isFinite(dbSizeInUse) && dbSizeInUse > 0 ? dbSizeInUse : 0;
   return Math.round(BASE_TIMEOUT_MS + inUse * TIMEOUT_MS_PER_BYTE);
-}
-
-/**
- * Whether every voter (but `exceptId`) is reachable, healthy and free of alarms
- * other than NOSPACE. The executor asks this again before each member.
- *
- * @example
- * const { ok, failing } = votersHealthy(snapshot, decision.memberId);
- * if (!ok) throw new RefusedError(`unhealthy: ${failing.map((m) => m.name).join(', ')}`);
- */
-export function votersHealthy(snapshot: ClusterSnapshot, exceptId?: string): { ok: boolean; failing: MemberSnapshot[] } {
-  const failing = voters(snapshot).filter((m) => m.memberId !== exceptId && problem(snapshot, m) !== null);
-  return { ok: failing.length === 0, failing };
-}
-
-/**
- * The voter leadership should move to before the leader is defragmented: a
- * reachable, healthy, alarm-free voter other than the leader (and `excludeId`)
- * with the highest raftAppliedIndex, so the hand-over waits least; ties by name.
- * Null when there is none.
- *
- * @example chooseTransferee(snapshot) // "91bc3c398fb3c146"
- */
-export function chooseTransferee(snapshot: ClusterSnapshot, excludeId?: string): string | null {
-  const leaderId = leaderIdOf(snapshot);
-  const candidates = voters(snapshot)
-    .filter((m) => m.memberId !== leaderId && m.memberId !== excludeId && problem(snapshot, m) === null)
-    .sort((a, b) => (b.status?.raftAppliedIndex ?? -1) - (a.status?.raftAppliedIndex ?? -1) || byName(a, b));
-  return candidates[0]?.memberId ?? null;
-}
-
-/**
- * The member to send cluster-wide requests to (Compact, alarm disarm): the
- * leader, else a healthy voter (learners refuse them). Undefined when none.
- */
-export function leaderOrHealthyVoter(snapshot: ClusterSnapshot): MemberSnapshot | undefined {
-  return snapshot.members.find((m) => m.memberId === snapshot.leaderId) ?? voters(snapshot).find((m) => m.healthy);
-}
-
-/**
- * Whether NOSPACE may be disarmed: every member answers and each one's dbSize
- * (what etcd checks the quota against) is under `disarmBelow` of its quota.
- * An unreachable member is a blocker with NaN figures.
- *
- * @example
- * const check = checkDisarm(snapshot, 0.9);
- * if (check.ok && check.alarms.includes('NOSPACE')) await disarm();
- */
-export function checkDisarm(snapshot: ClusterSnapshot, disarmBelow: number): DisarmCheck {
-  const blockers: DisarmCheck['blockers'] = [];
-  for (const m of snapshot.members) {
-    const s = m.status;
-    if (!m.reachable || s === null) {
-      blockers.push({
-        memberId: m.memberId,
-        name: m.name,
-        dbSize: Number.NaN,
-        limit: Number.NaN,
-        reason: `${label(m)} is unreachable${m.error ? `: ${m.error}` : ''}`,
-      });
-      continue;
-    }
-    if (s.quotaSource === 'default') {
-      // 2 GiB is etcd's default, not necessarily this member's quota: disarming against a guess could
-      // report success while the next write raises NOSPACE again.
-      blockers.push({
-        memberId: m.memberId,
-        name: m.name,
-        dbSize: s.dbSize,
-        limit: Number.NaN,
-        reason: `${label(m)} did not report its quota (etcd < 3.6 and /metrics unreachable): give --quota-bytes`,
-      });
-      continue;
-    }
-    const limit = disarmBelow * s.quota;
-    if (s.dbSize >= limit) {
-      blockers.push({
-        memberId: m.memberId,
-        name: m.name,
-        dbSize: s.dbSize,
-        limit,
-        reason:
-          `${label(m)} dbSize ${formatBytes(s.dbSize)} is at or above ${formatPercent(disarmBelow)} ` +
-          `of its ${formatBytes(s.quota)} quota (${formatBytes(limit)})`,
-      });
-    }
-  }
-  const alarms = [
-    ...new Set([...snapshot.members.flatMap((m) => m.alarms), ...snapshot.alarms.map((a) => a.alarm)]),
-  ];
-  return { ok: blockers.length === 0, blockers, alarms };
 }
 
 /** The figures a rule reason shows. */
@@ -223,11 +77,6 @@ function ruleDraft(m: MemberSnapshot, isLeader: boolean, policy: Policy): Omit<D
   }
 }
 
-function nameOf(snapshot: ClusterSnapshot, memberId: string): string {
-  const m = snapshot.members.find((x) => x.memberId === memberId);
-  return m?.name ? `${m.name} (${memberId})` : memberId;
-}
-
 /**
  * Decide, for every member, whether it is defragmented, in what order and
  * why; or refuse the run when it would not be safe.
@@ -243,9 +92,10 @@ export function planDefrag(snapshot: ClusterSnapshot, policy: Policy): Plan {
   const refusalIds = new Set<string>();
   let skipHealthCheckWouldHelp = false;
   let alarmRefusal = false;
+  let ruleRefusal = false;
 
   const allVoters = voters(snapshot);
-  const leaderId = leaderIdOf(snapshot);
+  const leaderId = leaderOf(snapshot);
 
   // --- Preconditions -------------------------------------------------------
   for (const m of snapshot.members) {
@@ -312,6 +162,15 @@ export function planDefrag(snapshot: ClusterSnapshot, policy: Policy): Plan {
     return { ...base, ...ruleDraft(m, isLeader, policy) };
   });
 
+  // A rule that fails is an error, never a silent "no": cron would never notice a broken rule.
+  for (const d of drafts) {
+    if (d.code === 'rule-error') {
+      refusals.push(`the rule failed for ${label(d.member)}: ${d.reason}`);
+      refusalIds.add(d.member.memberId);
+      ruleRefusal = true;
+    }
+  }
+
   // --- The leader ----------------------------------------------------------
   const leaderDraft = drafts.find((d) => d.isLeader && d.defragment);
   if (leaderDraft !== undefined) {
@@ -355,9 +214,7 @@ export function planDefrag(snapshot: ClusterSnapshot, policy: Policy): Plan {
   let compaction: Plan['compaction'] = null;
   if (policy.compactKeepRevisions !== null && toDefrag.length > 0) {
     const keep = policy.compactKeepRevisions;
-    const leader = snapshot.members.find((m) => m.memberId === leaderId);
-    const revisions = snapshot.members.filter((m) => m.reachable && m.status !== null).map((m) => m.status!.revision);
-    const current = leader?.reachable && leader.status ? leader.status.revision : revisions.length > 0 ? Math.max(...revisions) : null;
+    const current = currentRevision(snapshot);
     if (current === null) {
       warnings.push('no compaction: no member reported a revision');
     } else if (current - keep <= 0) {
@@ -365,7 +222,7 @@ export function planDefrag(snapshot: ClusterSnapshot, policy: Policy): Plan {
         `no compaction: the current revision ${current} is not above --compact-keep-revisions ${keep}, so there is nothing to compact`,
       );
     } else {
-      compaction = { keepRevisions: keep, revision: Math.max(1, current - keep) };
+      compaction = { keepRevisions: keep, revision: current - keep };
     }
   }
 
@@ -417,7 +274,7 @@ export function planDefrag(snapshot: ClusterSnapshot, policy: Policy): Plan {
     const refusal: Refusal = {
       reason:
         `refusing to defragment: ${refusals.join('; ')}` +
-        (skipHealthCheckWouldHelp && !alarmRefusal
+        (skipHealthCheckWouldHelp && !alarmRefusal && !ruleRefusal
           ? ' (--skip-health-check would skip unreachable and unhealthy members and go ahead)'
           : ''),
       memberIds: [...refusalIds],

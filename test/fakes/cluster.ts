@@ -1,9 +1,9 @@
 /**
  * A scripted, in-memory etcd cluster for unit tests of the executor: no gRPC,
  * no processes. Its state is a list of members (sizes, health, alarms, raft
- * indexes) and a leader; `observe()` builds a ClusterSnapshot from that state
- * with the test builders, and `client` answers the few MemberClient calls the
- * executor makes, recording every one of them.
+ * indexes) and a leader; `port` is the executor's ClusterPort on that state:
+ * `observe()` builds a ClusterSnapshot with the test builders, and the other
+ * calls answer as etcd would, recording every one of them.
  *
  * It also watches the safety promises the executor makes and records a
  * violation (instead of throwing, so the executor's own handling is not in
@@ -20,8 +20,9 @@
  */
 import { AbortedError, ConnectionError } from '../../src/domain/errors.js';
 import type { ClusterSnapshot } from '../../src/domain/snapshot.js';
-import type { AlarmEntry, EtcdClient, ResponseHeader, StatusReply } from '../../src/etcd/client.js';
-import { aSnapshot, memberIdAt, MiB, CLUSTER_ID } from '../builders.js';
+import type { AlarmEntry } from '../../src/etcd/client.js';
+import type { ClusterPort } from '../../src/executor/port.js';
+import { aSnapshot, memberIdAt, MiB } from '../builders.js';
 
 export interface FakeMember {
   name: string;
@@ -40,7 +41,7 @@ export interface FakeMember {
   lag: number;
 }
 
-export type FakeMethod = 'defragment' | 'moveLeader' | 'status' | 'alarmList' | 'alarmDisarm' | 'compact';
+export type FakeMethod = 'defragment' | 'moveLeader' | 'status' | 'alarmList' | 'alarmDisarm' | 'compact' | 'defragInFlight';
 
 export interface FakeCall {
   /** Global order of calls (and observations). */
@@ -90,6 +91,8 @@ export class FakeCluster {
     if (!m.reachable) throw new ConnectionError(m.endpoint, `${m.endpoint}: connection refused`);
   };
   onCompact: (revision: number) => Promise<void> = async () => undefined;
+  /** What the member's /metrics say of etcd_disk_defrag_inflight (null: /metrics unreadable). Default 0. */
+  onDefragInFlight: (m: FakeMember) => number | null = () => 0;
   /** Runs before each observation builds its snapshot (n counts from 1). */
   onObserve: (n: number, light: boolean) => void = () => undefined;
 
@@ -156,13 +159,9 @@ export class FakeCluster {
     return c;
   }
 
-  private header(m: FakeMember): ResponseHeader {
-    return { clusterId: CLUSTER_ID, memberId: m.memberId, revision: m.revision, raftTerm: 3 };
-  }
-
-  /** The ExecuteDeps.observe of this cluster. */
-  readonly observe = async (signal?: AbortSignal, opts?: { light?: boolean }): Promise<ClusterSnapshot> => {
-    if (signal?.aborted) throw new AbortedError('observation aborted');
+  /** The ClusterPort.observe of this cluster. */
+  readonly observe = async (opts: { light?: boolean; signal?: AbortSignal | undefined } = {}): Promise<ClusterSnapshot> => {
+    if (opts.signal?.aborted) throw new AbortedError('observation aborted');
     const light = opts?.light === true;
     this.observations++;
     this.seq++;
@@ -195,71 +194,58 @@ export class FakeCluster {
     return snap;
   };
 
-  /** The ExecuteDeps.client of this cluster. */
-  readonly client: EtcdClient = {
-    context: { httpTls: { rejectUnauthorized: true } },
-    member: (endpoint: string) => {
+  /** The ClusterPort the executor acts through, recording every call. */
+  readonly port: ClusterPort = {
+    observe: (opts) => this.observe(opts),
+    defragment: async (endpoint, opts) => {
       const m = this.byEndpoint(endpoint);
-      return {
-        defragment: async (opts: CallOpts & { timeoutMs: number }): Promise<ResponseHeader> => {
-          this.record('defragment', m, [{ timeoutMs: opts.timeoutMs }]);
-          if (this.leader === m.name && this.voters().length > 1) this.violations.push(`Defragment sent to ${m.name} while it leads`);
-          const lagging = this.voters().filter((x) => x !== m && x.lag > 0);
-          if (lagging.length > 0) this.violations.push(`Defragment sent to ${m.name} while ${lagging.map((x) => x.name).join(', ')} still catching up`);
-          if (this.defragsRunning > 0) this.violations.push(`Defragment sent to ${m.name} while another one runs`);
-          this.defragsRunning++;
-          try {
-            await this.onDefragment(m, opts);
-          } finally {
-            this.defragsRunning--;
-          }
-          return this.header(m);
-        },
-        moveLeader: async (targetId: string, opts?: CallOpts): Promise<ResponseHeader> => {
-          this.record('moveLeader', m, [targetId, opts]);
-          if (this.leader !== m.name) this.violations.push(`MoveLeader sent to ${m.name}, which does not lead`);
-          const to = this.members.find((x) => x.memberId === targetId);
-          if (!to) throw new Error(`fake: MoveLeader to unknown ${targetId}`);
-          await this.onMoveLeader(m, to);
-          return this.header(m);
-        },
-        status: async (opts?: CallOpts): Promise<StatusReply> => {
-          this.record('status', m, [opts]);
-          await this.onStatus(m);
-          return {
-            header: this.header(m),
-            version: '3.5.17',
-            dbSize: m.dbSize,
-            dbSizeInUse: m.dbSizeInUse,
-            leader: this.leader === null ? null : this.idOf(this.leader),
-            raftIndex: this.raftIndex,
-            raftTerm: 3,
-            raftAppliedIndex: this.raftIndex,
-            errors: [],
-            isLearner: m.isLearner,
-            storageVersion: null,
-            dbSizeQuota: null,
-          };
-        },
-        alarmList: async (opts?: CallOpts): Promise<AlarmEntry[]> => {
-          this.record('alarmList', m, [opts]);
-          return this.allAlarms();
-        },
-        alarmDisarm: async (memberId: string, alarm: string, opts?: CallOpts): Promise<AlarmEntry[]> => {
-          this.record('alarmDisarm', m, [memberId, alarm, opts]);
-          if (alarm !== 'NOSPACE') this.violations.push(`AlarmDisarm of ${alarm} on ${memberId}`);
-          const target = this.members.find((x) => x.memberId === memberId);
-          if (target) target.alarms = target.alarms.filter((a) => a !== alarm);
-          return this.allAlarms();
-        },
-        compact: async (revision: number, opts?: CallOpts & { physical?: boolean }): Promise<ResponseHeader> => {
-          this.record('compact', m, [revision, opts]);
-          await this.onCompact(revision);
-          return this.header(m);
-        },
-      };
+      this.record('defragment', m, [{ timeoutMs: opts.timeoutMs }]);
+      if (this.leader === m.name && this.voters().length > 1) this.violations.push(`Defragment sent to ${m.name} while it leads`);
+      const lagging = this.voters().filter((x) => x !== m && x.lag > 0);
+      if (lagging.length > 0) this.violations.push(`Defragment sent to ${m.name} while ${lagging.map((x) => x.name).join(', ')} still catching up`);
+      if (this.defragsRunning > 0) this.violations.push(`Defragment sent to ${m.name} while another one runs`);
+      this.defragsRunning++;
+      try {
+        await this.onDefragment(m, opts);
+      } finally {
+        this.defragsRunning--;
+      }
+      return { revision: m.revision };
     },
-  } as unknown as EtcdClient;
+    moveLeader: async (endpoint, targetId, opts) => {
+      const m = this.byEndpoint(endpoint);
+      this.record('moveLeader', m, [targetId, opts]);
+      if (this.leader !== m.name) this.violations.push(`MoveLeader sent to ${m.name}, which does not lead`);
+      const to = this.members.find((x) => x.memberId === targetId);
+      if (!to) throw new Error(`fake: MoveLeader to unknown ${targetId}`);
+      await this.onMoveLeader(m, to);
+    },
+    status: async (endpoint, opts) => {
+      const m = this.byEndpoint(endpoint);
+      this.record('status', m, [opts]);
+      await this.onStatus(m);
+      return { dbSize: m.dbSize, dbSizeInUse: m.dbSizeInUse, revision: m.revision };
+    },
+    alarmList: async (endpoint, opts) => {
+      this.record('alarmList', this.byEndpoint(endpoint), [opts]);
+      return this.allAlarms();
+    },
+    alarmDisarm: async (endpoint, memberId, alarm, opts) => {
+      this.record('alarmDisarm', this.byEndpoint(endpoint), [memberId, alarm, opts]);
+      if (alarm !== 'NOSPACE') this.violations.push(`AlarmDisarm of ${alarm} on ${memberId}`);
+      const target = this.members.find((x) => x.memberId === memberId);
+      if (target) target.alarms = target.alarms.filter((a) => a !== alarm);
+    },
+    compact: async (endpoint, revision, opts) => {
+      this.record('compact', this.byEndpoint(endpoint), [revision, opts]);
+      await this.onCompact(revision);
+    },
+    defragInFlight: async (endpoint) => {
+      const m = this.byEndpoint(endpoint);
+      this.record('defragInFlight', m, []);
+      return this.onDefragInFlight(m);
+    },
+  };
 
   allAlarms(): AlarmEntry[] {
     return [...this.members.flatMap((m) => m.alarms.map((alarm) => ({ memberId: m.memberId, alarm }))), ...this.orphanAlarms];

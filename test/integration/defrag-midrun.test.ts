@@ -13,7 +13,7 @@ describe('between members', () => {
     const client = connect({ endpoints: c.endpoints, commandTimeoutMs: 2_000 });
     try {
       await fragmentAndWait({ endpoints: c.endpoints }, { bytes: 4 * MiB, passes: 2, minFree: 2 * MiB, members: 3 });
-      const run = await prepareRun(client, buildPolicy({}), { cluster: true, commandTimeoutMs: 2_000 });
+      const run = await prepareRun(client, buildPolicy({}), { observe: { cluster: true } });
       const order = run.plan.decisions.filter((d) => d.action === 'defragment').map((d) => d.name);
       expect(order).toHaveLength(3);
       // The member already defragmented goes down: the next one in line is itself fine, so only the

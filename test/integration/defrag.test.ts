@@ -29,7 +29,7 @@ describe('defrag on a shared 3-member cluster', () => {
       const [firstByName, secondByName] = Object.keys(initial).filter((n) => !initial[n]?.isLeader).sort() as [string, string];
       await client.member(initial[firstByName]?.endpoint as string).defragment({ timeoutMs: 60_000 });
 
-      const run = await prepareRun(client, buildPolicy({}), { cluster: true });
+      const run = await prepareRun(client, buildPolicy({}), { observe: { cluster: true } });
       const originalLeader = run.snapshot.leaderId as string;
       expect(originalLeader).toBe(initial[Object.keys(initial).find((n) => initial[n]?.isLeader) as string]?.memberId);
       const planned = run.plan.decisions.filter((d) => d.action === 'defragment');

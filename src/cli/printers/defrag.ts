@@ -27,8 +27,13 @@ export function planRows(plan: Plan): string[][] {
 
 const nameOf = (plan: Plan, id: string) => plan.decisions.find((d) => d.memberId === id)?.name || id;
 
-export function printPlan(plan: Plan, format: 'table' | 'json'): string {
-  if (format === 'json') return JSON.stringify({ dryRun: true, ...plan }, null, 2) + '\n';
+/** A dry run: the plan as a table, or the dry-run report (with the plan in `plan`) as JSON, the same shape the library returns. */
+export function printDryRun(report: RunReport, format: 'table' | 'json'): string {
+  if (format === 'json' || report.plan === null) return printReport(report, format);
+  return printPlan(report.plan);
+}
+
+export function printPlan(plan: Plan): string {
   let out = 'Dry run: nothing will be changed.\n';
   if (plan.refusal) out += `REFUSED: ${plan.refusal.reason}\n`;
   if (plan.compaction) out += `Would compact (physically) to revision ${plan.compaction.revision}, keeping the last ${plan.compaction.keepRevisions} revisions.\n`;
@@ -60,6 +65,7 @@ export function summaryRows(report: RunReport): string[][] {
 export function reportJson(report: RunReport): object {
   return {
     outcome: report.outcome,
+    dryRun: report.dryRun,
     message: report.message,
     startedAt: report.startedAt,
     finishedAt: report.finishedAt,
@@ -81,7 +87,9 @@ export function reportJson(report: RunReport): object {
       durationMs: m.durationMs,
       revision: m.revision,
       deadlinePassed: m.deadlinePassed,
+      connectionLost: m.connectionLost,
     })),
+    plan: report.plan,
   };
 }
 
@@ -94,11 +102,14 @@ export function printReport(report: RunReport, format: 'table' | 'json'): string
     'nothing-to-do': 'nothing to do: no member needed defragmenting',
     failed: 'FAILED',
     refused: 'REFUSED: nothing was changed',
+    interrupted: `INTERRUPTED: defragmented ${n} member(s) before stopping`,
+    'dry-run': 'dry run: nothing was changed',
   };
   out += `${headline[report.outcome]}${report.message ? `: ${report.message}` : ''}\n`;
   if (report.compactedRevision !== null) out += `compacted to revision ${report.compactedRevision}\n`;
   if (report.disarmed) out += 'NOSPACE alarm disarmed\n';
   if (report.disarmNote) out += `${report.disarmNote}\n`;
+  for (const w of report.warnings) out += `warning: ${w}\n`;
   return out;
 }
 
@@ -109,7 +120,8 @@ export function eventLine(e: StepEvent): string | null {
       const todo = e.plan.decisions.filter((d) => d.action === 'defragment');
       if (e.plan.refusal) return null;
       if (todo.length === 0) return 'plan: no member to defragment';
-      const order = todo.map((d) => (d.moveLeaderTo ? `${d.name || d.endpoint} (leader; hands over to ${nameOf(e.plan, d.moveLeaderTo)} first)` : d.name || d.endpoint));
+      // The transferee is chosen again at the leader's turn (the best voter then), so it is not named here.
+      const order = todo.map((d) => (d.moveLeaderTo ? `${d.name || d.endpoint} (leader: hands leadership over first)` : d.name || d.endpoint));
       return `plan: ${todo.length} member(s) to defragment, one at a time: ${order.join(' → ')}`;
     }
     case 'compaction-started':
@@ -124,10 +136,12 @@ export function eventLine(e: StepEvent): string | null {
       return `leadership moved in ${formatDuration(e.durationMs)}`;
     case 'member-started':
       return `${e.decision.name || e.decision.endpoint}: defragmenting (${e.index}/${e.total}, ${formatBytes(e.before.dbSize)}, deadline ${formatDuration(e.timeoutMs)})`;
-    case 'member-deadline-passed':
-      return `${e.name}: deadline of ${formatDuration(e.timeoutMs)} passed; etcd keeps defragmenting, NOT retrying`;
+    case 'member-no-answer':
+      return e.why === 'deadline'
+        ? `${e.name}: deadline of ${formatDuration(e.timeoutMs)} passed; etcd keeps defragmenting, NOT retrying`
+        : `${e.name}: connection lost during its defragmentation (${e.detail}); etcd may still be defragmenting, NOT retrying`;
     case 'member-waiting':
-      return null;
+      return `${e.name}: waiting for ${e.what} (at most ${formatDuration(e.limitMs)})`;
     case 'member-finished': {
       const r = e.result;
       if (r.action === 'defragmented') {

@@ -3,7 +3,7 @@ import { aPolicy, aSnapshot, MiB } from '../../../test/builders.js';
 import { planDefrag } from '../../planner/index.js';
 import { dryRunReport } from '../../app/defragment.js';
 import type { RunReport } from '../../domain/run.js';
-import { eventLine, planRows, printPlan, printReport, reportJson } from './defrag.js';
+import { eventLine, planRows, printDryRun, printPlan, printReport, reportJson } from './defrag.js';
 import { printStatus, statusJson, statusRows, STATUS_HEAD } from './status.js';
 
 const snap = aSnapshot().withMembers(3).withLeader('m2').withMember('m1', { dbSize: 300 * MiB, dbSizeInUse: 100 * MiB }).unreachable('m3').build();
@@ -38,6 +38,8 @@ describe('status printers', () => {
 
 const executed: RunReport = {
   outcome: 'success',
+  dryRun: false,
+  plan: null,
   message: null,
   startedAt: '2026-01-01T00:00:00.000Z',
   finishedAt: '2026-01-01T00:00:02.000Z',
@@ -49,7 +51,7 @@ const executed: RunReport = {
   members: [
     {
       endpoint: 'http://127.0.0.1:2379', memberId: '8e9e05c52164694d', name: 'm2', action: 'defragmented', reason: 'no rule', wasLeader: false, movedLeaderTo: null,
-      before: { dbSize: 300 * MiB, dbSizeInUse: 100 * MiB }, after: { dbSize: 100 * MiB, dbSizeInUse: 100 * MiB }, durationMs: 1234, revision: 42, deadlinePassed: false,
+      before: { dbSize: 300 * MiB, dbSizeInUse: 100 * MiB }, after: { dbSize: 100 * MiB, dbSizeInUse: 100 * MiB }, durationMs: 1234, revision: 42, deadlinePassed: false, connectionLost: false,
     },
   ],
 };
@@ -64,13 +66,17 @@ describe('defrag printers', () => {
     expect(rows[0]![1]).toBe('m2');
     expect(rows[2]![1]).toBe('m1');
     expect(rows[2]![5]).toMatch(/^yes, move to m[23]$/);
-    expect(printPlan(plan, 'table')).toMatch(/^Dry run: nothing will be changed\./);
-    expect(JSON.parse(printPlan(plan, 'json')).dryRun).toBe(true);
+    expect(printPlan(plan)).toMatch(/^Dry run: nothing will be changed\./);
   });
 
-  it('a dry-run report changes nothing and says what would happen', () => {
+  it('a dry-run report changes nothing and says what would happen, in the same shape for the CLI and the library', () => {
     const report = dryRunReport(plan, '2026-01-01T00:00:00.000Z');
-    expect(report.outcome).toBe('nothing-to-do');
+    expect(report.outcome).toBe('dry-run');
+    expect(report.dryRun).toBe(true);
+    expect(report.plan).toEqual(plan);
+    const json = JSON.parse(printDryRun(report, 'json'));
+    expect(json).toMatchObject({ outcome: 'dry-run', dryRun: true, plan: { decisions: plan.decisions } });
+    expect(printDryRun(report, 'table')).toBe(printPlan(plan));
     expect(report.message).toMatch(/3 member\(s\) would be defragmented/);
     expect(report.members.every((m) => m.action === 'skipped' && m.reason.startsWith('dry run: would defragment'))).toBe(true);
   });
@@ -89,11 +95,14 @@ describe('defrag printers', () => {
   });
 
   it('the run-started line gives the order and the leader hand-over', () => {
-    expect(eventLine({ type: 'run-started', at: 'x', plan })).toMatch(/^plan: 3 member\(s\) to defragment, one at a time: m2 → m3 → m1 \(leader; hands over to m[23] first\)$/);
+    expect(eventLine({ type: 'run-started', at: 'x', plan })).toMatch(/^plan: 3 member\(s\) to defragment, one at a time: m2 → m3 → m1 \(leader: hands leadership over first\)$/);
   });
 
-  it('event lines never claim a retry after a passed deadline', () => {
-    expect(eventLine({ type: 'member-deadline-passed', memberId: 'a', name: 'm1', timeoutMs: 5_000 })).toMatch(/NOT retrying/);
+  it('event lines never claim a retry after a Defragment got no answer, and say which way it got none', () => {
+    expect(eventLine({ type: 'member-no-answer', memberId: 'a', name: 'm1', why: 'deadline', timeoutMs: 5_000, detail: 'x' })).toMatch(/deadline of 5s passed.*NOT retrying/);
+    const lost = eventLine({ type: 'member-no-answer', memberId: 'a', name: 'm1', why: 'connection-lost', timeoutMs: 75_000, detail: 'connection reset' });
+    expect(lost).toMatch(/connection lost during its defragmentation \(connection reset\).*NOT retrying/);
+    expect(lost).not.toMatch(/deadline/);
     expect(eventLine({ type: 'run-finished', report: dryRunReport(plan, 'x') })).toBeNull();
   });
 });

@@ -1,0 +1,48 @@
+/**
+ * The executor's ClusterPort on the real wire client: each call goes to
+ * exactly the member named, with the client's deadlines unless the executor
+ * gives its own.
+ */
+import type { EtcdClient } from '../etcd/client.js';
+import { fetchGauges, METRIC_DEFRAG_INFLIGHT } from '../etcd/metrics.js';
+import type { ClusterPort } from '../executor/port.js';
+import { observeCluster } from '../observe/observe.js';
+
+export interface ObserveTarget {
+  /** Discover every member from MemberList (default true: a safe run must see every voter). */
+  cluster?: boolean | undefined;
+  /** Quota to assume when etcd does not report it. */
+  quotaBytes?: number | null | undefined;
+}
+
+/** Builds the port the executor acts through. */
+export function clusterPort(client: EtcdClient, target: ObserveTarget = {}): ClusterPort {
+  return {
+    observe: ({ light = false, signal } = {}) =>
+      observeCluster(client, {
+        cluster: target.cluster ?? true,
+        quotaBytes: target.quotaBytes ?? null,
+        signal,
+        ...(light && { alarms: false, metrics: false }),
+      }),
+    defragment: async (endpoint, opts) => ({ revision: (await client.member(endpoint).defragment(opts)).revision }),
+    moveLeader: async (endpoint, targetId, opts) => {
+      await client.member(endpoint).moveLeader(targetId, opts);
+    },
+    status: async (endpoint, opts) => {
+      const s = await client.member(endpoint).status(opts);
+      return { dbSize: s.dbSize, dbSizeInUse: s.dbSizeInUse, revision: s.header.revision };
+    },
+    compact: async (endpoint, revision, opts = {}) => {
+      // Never shorter than an ordinary call: a compaction is one request, never repeated.
+      const timeoutMs = Math.max(opts.timeoutMs ?? 0, client.context.commandTimeoutMs);
+      await client.member(endpoint).compact(revision, { physical: true, signal: opts.signal, timeoutMs });
+    },
+    alarmList: (endpoint, opts) => client.member(endpoint).alarmList(opts),
+    alarmDisarm: async (endpoint, memberId, alarm, opts) => {
+      await client.member(endpoint).alarmDisarm(memberId, alarm, opts);
+    },
+    defragInFlight: async (endpoint, opts) =>
+      (await fetchGauges(endpoint, [METRIC_DEFRAG_INFLIGHT], client.context.httpTls, opts))?.get(METRIC_DEFRAG_INFLIGHT) ?? null,
+  };
+}

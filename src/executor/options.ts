@@ -1,0 +1,45 @@
+/**
+ * The executor's own options and their defaults, in one place. Connection
+ * deadlines belong to the client, rules and safety switches to the Policy;
+ * these say only how the run paces and how long it waits.
+ */
+
+export interface ExecuteOptions {
+  /** Pause after each member has caught up (--wait-between). */
+  waitBetweenMs?: number | undefined;
+  /** Go on with the next member after one fails (the run still fails). */
+  continueOnError?: boolean | undefined;
+  /** How long a defragmented member may take to answer and catch up with the leader. */
+  catchUpTimeoutMs?: number | undefined;
+  /** How long a leadership transfer may take to be seen. */
+  leaderMoveTimeoutMs?: number | undefined;
+  /**
+   * How long to wait for a member whose Defragment got no answer (deadline
+   * passed, connection lost) to answer again with no defrag in flight; null:
+   * as long as that member's defrag deadline (--recovery-timeout).
+   */
+  recoveryTimeoutMs?: number | null | undefined;
+  /** Poll interval while waiting. */
+  pollIntervalMs?: number | undefined;
+  /** Deadline of the physical compaction before the first member. */
+  compactTimeoutMs?: number | undefined;
+}
+
+export type ResolvedExecuteOptions = { readonly [K in keyof ExecuteOptions]-?: Exclude<ExecuteOptions[K], undefined> };
+
+export const EXECUTE_DEFAULTS: ResolvedExecuteOptions = Object.freeze({
+  waitBetweenMs: 0,
+  continueOnError: false,
+  catchUpTimeoutMs: 60_000,
+  leaderMoveTimeoutMs: 15_000,
+  recoveryTimeoutMs: null,
+  pollIntervalMs: 250,
+  // A physical compaction of a large history takes a while; it is one request, never repeated.
+  compactTimeoutMs: 60_000,
+});
+
+/** Fills in the defaults; undefined means "default", null is kept where it has a meaning. */
+export function resolveExecuteOptions(options: ExecuteOptions = {}): ResolvedExecuteOptions {
+  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+  return Object.freeze({ ...EXECUTE_DEFAULTS, ...given });
+}

@@ -1,0 +1,32 @@
+/**
+ * Everything the executor may do to a cluster, and nothing more. Built where
+ * the client is made (src/app) and faked in unit tests, so the executor never
+ * depends on the wire client and a test fake needs no casts.
+ */
+import type { ClusterAlarm, ClusterSnapshot } from '../domain/snapshot.js';
+
+export interface PortCall {
+  timeoutMs?: number | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+export interface ClusterPort {
+  /**
+   * Observes the cluster afresh, as the plan was made. `light` polls skip the
+   * alarm list (a raft round trip in etcd 3.4) and /metrics, and so report the
+   * quota only as far as Status or the flags tell it.
+   */
+  observe(opts?: { light?: boolean; signal?: AbortSignal | undefined }): Promise<ClusterSnapshot>;
+  /** One Defragment of one member; resolves with the revision in the response header (0 when etcd leaves it empty). */
+  defragment(endpoint: string, opts: PortCall & { timeoutMs: number }): Promise<{ revision: number }>;
+  /** Asks `leaderEndpoint` (which must lead) to hand leadership to `targetId`. */
+  moveLeader(leaderEndpoint: string, targetId: string, opts?: PortCall): Promise<void>;
+  /** One member's sizes and revision, from its Status. */
+  status(endpoint: string, opts?: PortCall): Promise<{ dbSize: number; dbSizeInUse: number; revision: number }>;
+  /** Physical compaction to `revision`, sent through `endpoint`. */
+  compact(endpoint: string, revision: number, opts?: PortCall): Promise<void>;
+  alarmList(endpoint: string, opts?: PortCall): Promise<ClusterAlarm[]>;
+  alarmDisarm(endpoint: string, memberId: string, alarm: string, opts?: PortCall): Promise<void>;
+  /** etcd_disk_defrag_inflight from the member's /metrics; null when it cannot be read. */
+  defragInFlight(endpoint: string, opts?: PortCall): Promise<number | null>;
+}
