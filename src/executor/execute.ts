@@ -148,6 +148,9 @@ async function* compactPhase(run: Run, keepRevisions: number): AsyncGenerator<St
 
 type Next = 'next' | 'stop';
 
+/** Floor of the default wait for a member whose Defragment got no answer. */
+export const MIN_RECOVERY_MS = 60_000;
+
 const nameOfDecision = (d: MemberDecision) => d.name || d.endpoint;
 
 /** Acts on a turn that is not "defragment": stop the run, skip the member, or fail it. */
@@ -177,9 +180,13 @@ function waiting(run: Run, planned: MemberDecision, what: string, limitMs: numbe
   return { type: 'member-waiting', memberId: planned.memberId, name: planned.name, what, at: new Date(run.now()).toISOString(), limitMs };
 }
 
-/** How long a member whose Defragment got no answer is waited for. */
+/**
+ * How long a member whose Defragment got no answer is waited for: --recovery-timeout, else as long
+ * as its defrag deadline, and never less than MIN_RECOVERY_MS (a short deadline says nothing of how
+ * long etcd keeps going).
+ */
 function recoveryLimitMs(run: Run, defragTimeoutMs: number): number {
-  return run.o.recoveryTimeoutMs ?? defragTimeoutMs;
+  return run.o.recoveryTimeoutMs ?? Math.max(defragTimeoutMs, MIN_RECOVERY_MS);
 }
 
 async function* memberTurn(run: Run, planned: MemberDecision, index: number, toDefrag: readonly MemberDecision[]): AsyncGenerator<StepEvent, Next> {

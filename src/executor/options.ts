@@ -16,7 +16,7 @@ export interface ExecuteOptions {
   /**
    * How long to wait for a member whose Defragment got no answer (deadline
    * passed, connection lost) to answer again with no defrag in flight; null:
-   * as long as that member's defrag deadline (--recovery-timeout).
+   * as long as that member's defrag deadline, at least a minute (--recovery-timeout).
    */
   recoveryTimeoutMs?: number | null | undefined;
   /** Poll interval while waiting. */

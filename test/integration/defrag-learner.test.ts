@@ -24,7 +24,7 @@ describe('defrag with a learner', () => {
 
     const dry = await cli(['defrag', '--endpoints', eps, '--dry-run', '-w', 'json']);
     expect(dry.code, show(dry)).toBe(0);
-    const plan = parseJson<Plan>(dry);
+    const plan = parseJson<{ plan: Plan }>(dry).plan;
     const planned = plan.decisions.find((d) => d.name === learner.name);
     expect(planned?.action).toBe('skip');
     expect(planned?.code).toBe('learner');

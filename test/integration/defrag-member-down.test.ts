@@ -41,7 +41,7 @@ describe('defrag with a stopped member', () => {
 
     const dry = await cli(['defrag', '--endpoints', eps, '--command-timeout', '2s', '--dry-run', '-w', 'json']);
     expect(dry.code, show(dry)).toBe(3);
-    const plan = parseJson<Plan>(dry);
+    const plan = parseJson<{ plan: Plan }>(dry).plan;
     expect(plan.refusal?.reason).toContain(stopped.name);
     expect(plan.refusal?.memberIds).toHaveLength(1);
     expect(await dbSizes(conn)).toEqual(before);

@@ -72,7 +72,7 @@ describe('NOSPACE on a 3-member cluster with a 16 MiB quota', () => {
 
     const dry = await cli(['defrag', '--endpoints', eps(), '--disarm-nospace', '--disarm-below', '0.8', '--dry-run', '-w', 'json']);
     expect(dry.code, show(dry)).toBe(0);
-    const plan = parseJson<Plan>(dry);
+    const plan = parseJson<{ plan: Plan }>(dry).plan;
     expect(plan.disarmNospace).toBe(true);
     const hints = plan.warnings.filter((w) => w.includes('--compact-keep-revisions'));
     expect(hints, plan.warnings.join('\n')).toHaveLength(3);

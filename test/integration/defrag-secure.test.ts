@@ -25,16 +25,15 @@ describe('defrag with auth enabled', () => {
   const conn = (): ConnectionOptions => ({ endpoints: cluster().endpoints, auth: { user: 'root', password: PASSWORD } });
   const eps = () => cluster().endpoints.join(',');
 
-  it('a wrong password exits non-zero with one line and changes nothing', async () => {
+  it('a wrong password is refused (exit 3, nothing changed) with one line, and -w json still prints the report', async () => {
     await fragmentAndWait(conn(), FRAGMENT);
     const before = await dbSizes(conn());
     const r = await cli(['defrag', '--endpoints', eps(), '--user', 'root:wrong-password', '-w', 'json']);
-    expect(r.code, show(r)).not.toBe(0);
-    expect(r.code).toBe(1);
-    expect(r.stdout).toBe('');
+    expect(r.code, show(r)).toBe(3);
+    expect(parseJson<ReportJson>(r)).toMatchObject({ outcome: 'refused', message: expect.stringMatching(/authentication failed/), members: [] });
     const lines = r.stderr.trimEnd().split('\n');
     expect(lines, r.stderr).toHaveLength(1);
-    expect(lines[0]).toMatch(/^defragd: .*authentication failed/);
+    expect(lines[0]).toMatch(/^defragd: refused: .*authentication failed/);
     expect(await dbSizes(conn())).toEqual(before);
   });
 
@@ -56,16 +55,16 @@ describe('defrag over TLS', () => {
   const eps = () => cluster().endpoints.join(',');
   const clientCert = () => ['--cert', tls().clientCertFile, '--key', tls().clientKeyFile];
 
-  it('a CA that did not sign the server certificate fails with one line and changes nothing', async () => {
+  it('a CA that did not sign the server certificate is refused (exit 3) with one line and changes nothing', async () => {
     expect(cluster().endpoints.every((e) => e.startsWith('https://'))).toBe(true);
     await fragmentAndWait(conn(), FRAGMENT);
     const before = await dbSizes(conn());
     const r = await cli(['defrag', '--endpoints', eps(), '--cacert', tls().otherCaFile, ...clientCert(), '-w', 'json']);
-    expect(r.code, show(r)).toBe(1);
-    expect(r.stdout).toBe('');
+    expect(r.code, show(r)).toBe(3);
+    expect(parseJson<ReportJson>(r)).toMatchObject({ outcome: 'refused', message: expect.stringMatching(/certificate/) });
     const lines = r.stderr.trimEnd().split('\n');
     expect(lines, r.stderr).toHaveLength(1);
-    expect(lines[0]).toMatch(/^defragd: .*certificate/);
+    expect(lines[0]).toMatch(/^defragd: refused: .*certificate/);
     expect(await dbSizes(conn())).toEqual(before);
   });
 

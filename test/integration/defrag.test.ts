@@ -151,8 +151,9 @@ describe('defrag on a shared 3-member cluster', () => {
 
     const r = await cli(['defrag', '--endpoints', eps(), '--dry-run', '--rule', 'memberName == "m1" && dbSizeFree > 1*MiB', '-w', 'json']);
     expect(r.code, show(r)).toBe(0);
-    const plan = parseJson<Plan & { dryRun: boolean }>(r);
-    expect(plan.dryRun).toBe(true);
+    const report = parseJson<{ dryRun: boolean; outcome: string; plan: Plan }>(r);
+    expect(report).toMatchObject({ dryRun: true, outcome: 'dry-run' });
+    const plan = report.plan;
     expect(plan.refusal).toBeNull();
     expect(plan.decisions.map((d) => d.name).sort()).toEqual(['m1', 'm2', 'm3']);
     for (const d of plan.decisions) {
@@ -199,7 +200,8 @@ describe('defrag on a shared 3-member cluster', () => {
     const before = await dbSizes(conn());
     const r = await cli(['defrag', '--endpoints', eps(), '--rule', 'dbSize >', '-w', 'json']);
     expect(r.code, show(r)).toBe(2);
-    expect(r.stdout).toBe('');
+    // -w json always prints one JSON object.
+    expect(parseJson<{ outcome: string; message: string }>(r)).toMatchObject({ outcome: 'refused', message: expect.stringMatching(/column/) });
     const lines = r.stderr.trimEnd().split('\n');
     expect(lines, r.stderr).toHaveLength(1);
     expect(lines[0]).toMatch(/^defragd: /);

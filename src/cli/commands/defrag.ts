@@ -70,6 +70,8 @@ export function defragCommand(io: CliIO, done: (code: number) => void): Command 
           progress.close();
         }
         io.stdout(printReport(report, config.writeOut));
+        // With -w json the why goes to stderr too, as one line (cron mails stderr).
+        if (json && report.outcome !== 'success' && report.outcome !== 'nothing-to-do') io.stderr(`defragd: ${report.outcome}: ${report.message ?? 'see the report'}\n`);
         done(exitCodeForReport(report));
       } finally {
         client.close();

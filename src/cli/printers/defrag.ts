@@ -95,7 +95,8 @@ export function reportJson(report: RunReport): object {
 
 export function printReport(report: RunReport, format: 'table' | 'json'): string {
   if (format === 'json') return JSON.stringify(reportJson(report), null, 2) + '\n';
-  let out = renderTable(SUMMARY_HEAD, summaryRows(report));
+  // A run refused before it saw any member has no rows to show.
+  let out = report.members.length > 0 ? renderTable(SUMMARY_HEAD, summaryRows(report)) : '';
   const n = report.members.filter((m) => m.action === 'defragmented').length;
   const headline: Record<RunReport['outcome'], string> = {
     success: `defragmented ${n} member(s), reclaimed ${formatBytes(report.reclaimedBytes)}`,
