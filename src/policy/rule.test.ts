@@ -3,7 +3,7 @@ import { RuleError } from '../domain/errors.js';
 import type { RuleVariables } from '../domain/plan.js';
 import { GiB, MiB } from '../domain/snapshot.js';
 import { aSnapshot } from '../../test/builders.js';
-import { compileRule, ruleVariables } from './rule.js';
+import { compileRule, MAX_RULE_LENGTH, ruleVariables } from './rule.js';
 
 function vars(overrides: Partial<RuleVariables> = {}): RuleVariables {
   const dbSize = overrides.dbSize ?? 300 * MiB;
@@ -42,6 +42,10 @@ describe('compileRule: ahrtr/etcd-defrag examples verbatim', () => {
     ['dbQuotaUsage > 0.8 || dbSize - dbSizeInUse > 200*1024*1024', big, true],
     ['dbQuotaUsage > 0.8 || dbSize - dbSizeInUse > 200*1024*1024', small, false],
     ['dbQuotaUsage > 0.8 || dbSize - dbSizeInUse > 200*1024*1024', full, true],
+    ['dbSize > dbQuota*80/100 || dbSize - dbSizeInUse > 200*1024*1024', full, true],
+    ['dbSize > dbQuota*80/100 || dbSize - dbSizeInUse > 200*1024*1024', big, true],
+    ['dbSize > dbQuota*80/100 || dbSize - dbSizeInUse > 200*1024*1024', small, false],
+    ['dbSize > dbQuota*80/100 && dbSize - dbSizeInUse > 200*1024*1024', big, false],
     ['dbSize - dbSizeInUse > 200*1024*1024', big, true],
     ['dbSize - dbSizeInUse > 200*1024*1024', small, false],
     ['dbQuotaUsage > 0.8', full, true],
@@ -78,16 +82,69 @@ describe('compileRule: int and double', () => {
     expect(compileRule('dbSize == 1000').evaluate(vars({ dbSize: 1000.7 }))).toBe(true);
   });
 
-  it('rejects == between double and int with a hint to write 0.0', () => {
-    const err = compileError('fragmentation == 0');
-    expect(err.message).toMatch(/^invalid rule at column 1: no such overload: double == int/);
-    expect(err.message).toContain('write 0.0');
-    expect(compileRule('fragmentation == 0.0').evaluate(vars({ dbSize: 0, dbSizeInUse: 0 }))).toBe(true);
+  it('compares an int with a double exactly, not through a rounded double', () => {
+    // 2^53 + 1 as a double would be 2^53: a conversion would call them equal.
+    expect(compileRule('9007199254740993 == 9007199254740992.0').evaluate(vars())).toBe(false);
+    expect(compileRule('9007199254740992 == 9007199254740992.0').evaluate(vars())).toBe(true);
+    expect(compileRule('dbSize != 1000.5').evaluate(vars({ dbSize: 1000 }))).toBe(true);
   });
 
-  it('rejects int * double, and accepts it with double()', () => {
-    expect(compileError('dbSize * 1.5 > 2').message).toContain('double(dbSize)');
-    expect(compileRule('double(dbSize) * 1.5 > 2.0').evaluate(vars())).toBe(true);
+  it('refuses % on a double with a hint', () => {
+    const err = compileError('dbSize % 2.0 == 0');
+    expect(err.message).toMatch(/^invalid rule at column 1: no such overload: int % double/);
+    expect(err.message).toContain('% takes two ints');
+  });
+});
+
+describe('compileRule: rules written for etcd-defrag, where ints and floats mix', () => {
+  // Real members: sizes in bytes, quota 2 GiB unless said.
+  const at = (dbSize: number, dbSizeInUse: number, dbQuota = 2 * GiB): RuleVariables => vars({ dbSize, dbSizeInUse, dbQuota });
+  it.each([
+    ['dbSize > dbQuota*0.8', at(1.7 * GiB, GiB), true],
+    ['dbSize > dbQuota*0.8', at(1.5 * GiB, GiB), false],
+    ['dbSize > dbQuota*0.8', at(7 * GiB, GiB, 8 * GiB), true],
+    ['dbQuota*0.8 < dbSize', at(1.7 * GiB, GiB), true],
+    ['dbQuota*0.8 < dbSize', at(1.5 * GiB, GiB), false],
+    ['dbQuotaUsage > 0.8', at(1.7 * GiB, GiB), true],
+    ['dbQuotaUsage > 0.8', at(1.5 * GiB, GiB), false],
+    ['dbSize - dbSizeInUse > 200*1024*1024', at(300 * MiB, 50 * MiB), true],
+    ['dbSize - dbSizeInUse > 200*1024*1024', at(300 * MiB, 150 * MiB), false],
+    ['dbSize > 1.5*GiB', at(1.6 * GiB, GiB), true],
+    ['dbSize > 1.5*GiB', at(1.5 * GiB, GiB), false],
+    ['fragmentation > 0.45 && dbSize > 100*MiB', at(300 * MiB, 50 * MiB), true],
+    ['fragmentation > 0.45 && dbSize > 100*MiB', at(80 * MiB, 10 * MiB), false],
+    ['fragmentation > 0.45 && dbSize > 100*MiB', at(300 * MiB, 250 * MiB), false],
+    ['fragmentation == 0', at(100 * MiB, 100 * MiB), true],
+    ['fragmentation == 0', at(300 * MiB, 50 * MiB), false],
+    ['0 == fragmentation', at(100 * MiB, 100 * MiB), true],
+    ['fragmentation != 0', at(300 * MiB, 50 * MiB), true],
+    ['dbSizeFree * 2 > dbSize', at(300 * MiB, 50 * MiB), true],
+    ['dbSizeFree * 2 > dbSize', at(300 * MiB, 200 * MiB), false],
+    ['dbSize * 1.5 > dbQuota', at(1.5 * GiB, GiB), true],
+    ['dbSize * 1.5 > dbQuota', at(GiB, GiB / 2), false],
+    ['dbSizeFree / 2.0 > 100*MiB', at(300 * MiB, 50 * MiB), true],
+    ['dbSizeFree / 2.0 > 100*MiB', at(300 * MiB, 150 * MiB), false],
+    ['double(dbSize) / double(dbQuota) > 0.5', at(1.5 * GiB, GiB), true],
+    ['double(dbSize) / double(dbQuota) > 0.5', at(300 * MiB, 50 * MiB), false],
+    ['dbSize / 1024 / 1024 > 100', at(200 * MiB, 50 * MiB), true],
+    ['dbSize / 1024 / 1024 > 100', at(50 * MiB, 10 * MiB), false],
+    // int / int truncates (CEL, Go): 100.5 MiB is "100" here, while etcd-defrag
+    // divides floats and says true. Documented in the module header and README.
+    ['dbSize / 1024 / 1024 > 100', at(100.5 * MiB, 10 * MiB), false],
+    ['dbSize / 1024 / 1024 > 100', at(101 * MiB, 10 * MiB), true],
+  ] as const)('%s', (source, v, expected) => {
+    expect(compileRule(source).evaluate(v)).toBe(expected);
+  });
+
+  it('fails rather than giving Infinity when a mixed division divides by zero', () => {
+    const rule = compileRule('dbSize / fragmentation > 2.0');
+    expect(rule.evaluate(vars())).toBe(true);
+    expect(() => rule.evaluate(vars({ dbSize: 100 * MiB, dbSizeInUse: 100 * MiB }))).toThrow(
+      /^rule failed at column 1: division by zero$/,
+    );
+    expect(() => compileRule('fragmentation / dbSizeFree > 0.0').evaluate(vars({ dbSize: 10, dbSizeInUse: 10 }))).toThrow(
+      /^rule failed at column 1: division by zero$/,
+    );
   });
 });
 
@@ -137,12 +194,16 @@ describe('compileRule: mistakes are RuleErrors pointing at them', () => {
     expect(compileRule('dyn(dbSize) > 1').evaluate(vars())).toBe(true);
   });
 
-  it('rejects an empty rule', () => {
-    expect(compileError('  ').message).toMatch(/^invalid rule: it is empty/);
+  it.each(['', '  ', ' \n\t '])('refuses an empty rule %j and says how to pick every member', (source) => {
+    const err = compileError(source);
+    expect(err.message).toMatch(/^invalid rule: it is empty, and an empty rule is refused/);
+    expect(err.message).toContain('every member');
+    expect(err.message).toContain('--rule true');
+    expect(err.message).toContain('no --rule');
   });
 
   it('messages are one line', () => {
-    for (const source of ['dbSize >', 'foo > 1', 'dbSize + 1', 'fragmentation == 0']) {
+    for (const source of ['dbSize >', 'foo > 1', 'dbSize + 1', 'dbSize % 2.0 == 0', '', 'dbSize / 0 > 1', '(true)'.repeat(1000)]) {
       expect(compileError(source).message).not.toContain('\n');
     }
   });
@@ -157,8 +218,16 @@ describe('Rule.evaluate: run-time failures are RuleErrors', () => {
   });
 
   it('integer overflow', () => {
-    const rule = compileRule('dbSize * GiB * GiB > 1');
+    const rule = compileRule('dbSize * dbSize > 1');
+    expect(rule.evaluate(vars({ dbSize: GiB }))).toBe(true);
     expect(() => rule.evaluate(vars({ dbSize: 8 * GiB }))).toThrow(/^rule failed at column 1: integer overflow/);
+  });
+
+  it('a non-finite ratio', () => {
+    expect(() => compileRule('fragmentation > 0.5').evaluate(vars({ fragmentation: Number.NaN }))).toThrow(
+      /^rule variable fragmentation is not a number \(NaN\)$/,
+    );
+    expect(() => compileRule('dbQuotaUsage > 0.5').evaluate(vars({ dbQuotaUsage: Infinity }))).toThrow(RuleError);
   });
 
   it('a non-finite size', () => {
@@ -173,6 +242,82 @@ describe('Rule.evaluate: run-time failures are RuleErrors', () => {
 
   it('uses the KiB, MiB, GiB constants', () => {
     expect(compileRule('KiB == 1024 && MiB == 1024*KiB && GiB == 1024*MiB').evaluate(vars())).toBe(true);
+  });
+});
+
+describe('compileRule: a rule that fails whatever the member is refused up front', () => {
+  it.each([
+    ['dbSize / 0 > 1', /^invalid rule at column 1: division by zero \(whatever the member\)$/],
+    ['fragmentation > 1/0', /^invalid rule at column 17: division by zero/],
+    ['dbSize > 1/0', /^invalid rule at column 10: division by zero/],
+    ['fragmentation / 0 > 1.0', /^invalid rule at column 1: division by zero/],
+    ['9223372036854775807 + 1 > 0', /^invalid rule at column 1: integer overflow/],
+    ['dbSize * GiB * GiB > 1', /^invalid rule at column 1: integer overflow/],
+    ['dbSize * 1e308 > 1.0', /^invalid rule at column 1: double overflow/],
+    ['dyn(memberName) > 1', /^invalid rule at column 1: no such overload: dyn<string> > int/],
+  ])('%s', (source, pattern) => {
+    const err = compileError(source);
+    expect(err.message).toMatch(pattern);
+    expect(err.kind).toBe('usage');
+  });
+
+  it('accepts a rule that fails only on some members, and fails there as a RuleError, not false', () => {
+    // An empty member (dbSize 0) is real, but the rule is fine for every other one.
+    const rule = compileRule('dbSizeFree / dbSize > 0');
+    expect(rule.evaluate(vars({ dbSize: 300 * MiB, dbSizeInUse: 50 * MiB }))).toBe(false);
+    expect(() => rule.evaluate(vars({ dbSize: 0, dbSizeInUse: 0 }))).toThrow(/^rule failed at column 1: division by zero$/);
+    const leaderOnly = compileRule('isLeader ? dyn(memberName) > 1 : true');
+    expect(leaderOnly.evaluate(vars())).toBe(true);
+    expect(() => leaderOnly.evaluate(vars({ isLeader: true }))).toThrow(/^rule failed at column 12: no such overload: dyn<string> > int$/);
+    // Zero on the samples whose quota is 2 GiB, not on the others.
+    const quotaRule = compileRule('dbQuota / (dbQuota - 2*GiB) > 1');
+    expect(quotaRule.evaluate(vars({ dbQuota: 4 * GiB }))).toBe(true);
+    expect(() => quotaRule.evaluate(vars({ dbQuota: 2 * GiB }))).toThrow(/^rule failed at column 1: division by zero$/);
+  });
+});
+
+describe('compileRule: size and nesting limits', () => {
+  it('accepts a rule of exactly MAX_RULE_LENGTH characters', () => {
+    const source = 'dbSize > 1' + ' '.repeat(MAX_RULE_LENGTH - 10);
+    expect(source).toHaveLength(MAX_RULE_LENGTH);
+    expect(compileRule(source).evaluate(vars())).toBe(true);
+  });
+
+  it.each([
+    ['one character too many', 'dbSize > 1' + ' '.repeat(MAX_RULE_LENGTH - 9)],
+    ['a 20,000-term || chain', Array(20_000).fill('dbSize > 1').join(' || ')],
+    ['5,000 nested parentheses', '('.repeat(5000) + 'true' + ')'.repeat(5000)],
+  ])('refuses a rule longer than MAX_RULE_LENGTH: %s', (_, source) => {
+    const err = compileError(source);
+    expect(err.message).toBe(`invalid rule: it is ${source.length} characters long; the limit is ${MAX_RULE_LENGTH}`);
+  });
+
+  it('refuses more than 250 nested parentheses in words', () => {
+    const err = compileError('('.repeat(300) + 'true' + ')'.repeat(300));
+    expect(err.message).toMatch(/^invalid rule at column \d+: nested too deeply \(more than 250 levels\)$/);
+  });
+
+  it('refuses a short rule that exhausts the stack instead of crashing', () => {
+    const source = '!'.repeat(MAX_RULE_LENGTH - 6) + 'true';
+    const err = compileError(source);
+    expect(err.message).toMatch(/^invalid rule: nested too deeply \(the stack ran out\)/);
+    expect(err.cause).toBeInstanceOf(RangeError);
+  });
+
+  it('turns a stack overflow while evaluating into a RuleError', () => {
+    const rule = compileRule('!'.repeat(1000) + 'true');
+    // Evaluate with almost no stack left, as deep inside a caller: each frame
+    // that runs out retries one level up, so some call has room for the error
+    // handling but not for the rule.
+    const nearStackLimit = (): boolean => {
+      try {
+        return nearStackLimit();
+      } catch (err) {
+        if (!(err instanceof RangeError)) throw err;
+        return rule.evaluate(vars());
+      }
+    };
+    expect(nearStackLimit).toThrow(/^rule failed: nested too deeply \(the stack ran out\)/);
   });
 });
 

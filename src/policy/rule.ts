@@ -1,28 +1,50 @@
 /**
  * Defragmentation rules: CEL expressions (the language Kubernetes uses for
  * validation rules) that say, per member, whether it is worth defragmenting.
- * Variable names follow ahrtr/etcd-defrag so its documented rules work
- * verbatim, e.g. `dbQuotaUsage > 0.8 || dbSize - dbSizeInUse > 200*1024*1024`.
+ * Variable names follow ahrtr/etcd-defrag, so its documented rules compile
+ * unchanged, e.g. `dbQuotaUsage > 0.8 || dbSize - dbSizeInUse > 200*1024*1024`.
  *
- * A rule is parsed and type-checked once, when it is compiled, so a typo is a
- * usage error before anything touches the cluster, not a surprise per member.
+ * A rule is parsed, type-checked and tried on sample members once, when it is
+ * compiled, so a typo or a rule that can only fail is a usage error before
+ * anything touches the cluster, not a surprise per member.
  *
- * CEL keeps int and double apart. In @marcbachmann/cel-js 8:
- * - ints are BigInt at run time, so sizes are handed over as BigInt (a JS
- *   number for an int variable is rejected at run time);
- * - ordering comparisons across int and double work (`dbQuotaUsage > 1`,
- *   `dbSize > 0.5`), as the CEL spec allows;
- * - `==`/`!=` and arithmetic across them do not (`fragmentation == 0`,
- *   `dbSize * 1.5`): the checker reports "no such overload", which we turn into
- *   a hint to write `0.0` or `double(dbSize)`.
- * So sizes are ints and the ratios doubles, as in etcd-defrag (cel-go), and
- * every documented example type-checks unchanged.
+ * Numbers. etcd-defrag (goval) hands every size over as a float64, so ints and
+ * floats mix freely there; plain CEL refuses `dbSize > dbQuota*0.8` ("no such
+ * overload: int * double"). Two ways out were weighed:
+ * - sizes as double: float division like goval, but double/double is IEEE
+ *   (cel-js will not let the built-in be replaced), so `dbSize / dbSizeFree`
+ *   on a member with nothing free gives Infinity, and `dbSizeFree / dbSize` on
+ *   an empty one NaN: a failed rule that reads as true or false.
+ * - sizes as int (chosen): byte counts stay exact (BigInt), int overflow and
+ *   int division by zero are errors, and we register the mixed overloads CEL
+ *   lacks: int and double under + - * / give a double (the int converted first,
+ *   exact for any byte count, which is < 2^53), and int == double compares
+ *   exactly. A mixed division by zero and a non-finite mixed result are errors
+ *   too. Ordering across int and double (`dbSize > 0.5`) is built in.
+ * The one difference from etcd-defrag: int / int truncates, as in CEL and Go, so
+ * `dbSize / 1024 / 1024 > 100` holds from 101 MiB on (etcd-defrag: above 100
+ * MiB); `dbSize > 100*MiB` says it exactly. `%` stays int-only. An explicit
+ * double / double (`double(dbSize) / double(dbQuota)`) is IEEE, as in CEL.
+ * fragmentation and dbQuotaUsage are doubles that defragd computes as 0 when
+ * their divisor is 0.
+ *
+ * Limits. A rule is at most MAX_RULE_LENGTH characters and nests at most 250
+ * levels deep (cel-js's parser limit); the evaluator recurses over the syntax
+ * tree, so what passes both can still exhaust the JavaScript stack (4,000
+ * `!`s): that is caught and reported as "nested too deeply", never a crash.
  */
-import { Environment, type TypeCheckResult } from '@marcbachmann/cel-js';
+import { type ASTNode, Environment, EvaluationError, type TypeCheckResult } from '@marcbachmann/cel-js';
 import { RuleError } from '../domain/errors.js';
 import type { Rule, RuleVariables } from '../domain/plan.js';
 import type { MemberSnapshot } from '../domain/snapshot.js';
 import { GiB, KiB, MiB } from '../domain/snapshot.js';
+
+/**
+ * The longest rule accepted, in characters. Longer rules are refused before
+ * parsing: real rules are a line or two, and a limit in words beats a stack
+ * overflow somewhere in the parser.
+ */
+export const MAX_RULE_LENGTH = 4096;
 
 /** CEL type of each variable a rule may use. */
 const VARIABLE_TYPES = {
@@ -43,24 +65,75 @@ const CONSTANTS = { KiB, MiB, GiB } as const;
 /** Every name a rule can refer to, for "unknown variable" messages. */
 export const RULE_NAMES: readonly string[] = [...Object.keys(VARIABLE_TYPES), ...Object.keys(CONSTANTS)];
 
-/** A plausible member, used to check rules whose type is only known at run time (dyn). */
-const SAMPLE: RuleVariables = {
-  dbSize: 300 * MiB,
-  dbSizeInUse: 100 * MiB,
-  dbSizeFree: 200 * MiB,
-  dbQuota: 2 * GiB,
-  dbQuotaUsage: (300 * MiB) / (2 * GiB),
-  fragmentation: 2 / 3,
-  isLeader: false,
-  isLearner: false,
-  memberName: 'sample',
-  version: '3.5.17',
+function sampleMember(dbSize: number, dbSizeInUse: number, dbQuota: number, more: Partial<RuleVariables> = {}): RuleVariables {
+  return {
+    dbSize,
+    dbSizeInUse,
+    dbSizeFree: dbSize - dbSizeInUse,
+    dbQuota,
+    dbQuotaUsage: dbSize / dbQuota,
+    fragmentation: (dbSize - dbSizeInUse) / dbSize,
+    isLeader: false,
+    isLearner: false,
+    memberName: 'sample',
+    version: '3.5.17',
+    ...more,
+  };
+}
+
+/**
+ * Plausible members a rule is tried on when compiled. A rule that fails on
+ * every one of them fails for a reason that does not depend on the member
+ * (`1/0`, a literal overflow) and is refused. A rule that fails on only some
+ * is accepted: `dbSizeFree / dbSize` fails on an empty member, yet is a fine
+ * rule for every other one, and on an empty member it fails at run time as a
+ * RuleError, never as false. So no sample has a zero size (a zero would only
+ * let such rules through, it cannot catch more), and the samples' sizes and
+ * quotas differ, so that a divisor like `dbQuota - 2*GiB` is zero on some only.
+ * The cost: an error behind a member-dependent branch (`isLeader && 1/0 > 0`)
+ * is not all-failing and is only reported when it is hit, as a RuleError.
+ */
+const SAMPLES: readonly RuleVariables[] = [
+  sampleMember(300 * MiB, 100 * MiB, 2 * GiB),
+  sampleMember(1536 * MiB, 1228 * MiB, 8 * GiB, { isLeader: true, memberName: 'sample-leader' }),
+  sampleMember(64 * MiB, 63 * MiB, 4 * GiB, { isLearner: true, memberName: 'sample-learner', version: '3.4.23' }),
+  sampleMember(1945 * MiB, 410 * MiB, 2 * GiB, { version: '3.6.5' }),
+];
+
+type Arithmetic = '+' | '-' | '*' | '/';
+const ARITHMETIC: Record<Arithmetic, (x: number, y: number) => number> = {
+  '+': (x, y) => x + y,
+  '-': (x, y) => x - y,
+  '*': (x, y) => x * y,
+  '/': (x, y) => x / y,
 };
+
+/** int ⊕ double in double arithmetic, failing where CEL's int arithmetic would rather than giving Infinity or NaN. */
+function mixed(op: Arithmetic, x: number, y: number, node: ASTNode | undefined): number {
+  // cel-js hands handlers the operator's AST node; an error built on it carries its position.
+  if (op === '/' && y === 0) throw new EvaluationError({ code: 'division_by_zero', message: 'division by zero', node });
+  const result = ARITHMETIC[op](x, y);
+  if (!Number.isFinite(result)) {
+    throw new EvaluationError({ code: 'numeric_overflow', message: `double overflow: ${x} ${op} ${y}`, node });
+  }
+  return result;
+}
+
+/** Exact: 2^53 + 1 == 9007199254740992.0 is false, as the values differ. */
+function intEqualsDouble(a: bigint, b: number): boolean {
+  return Number.isInteger(b) && a === BigInt(b);
+}
 
 function newEnvironment(): Environment {
   const env = new Environment();
   for (const [name, type] of Object.entries(VARIABLE_TYPES)) env.registerVariable(name, type);
   for (const [name, value] of Object.entries(CONSTANTS)) env.registerConstant(name, 'int', BigInt(value));
+  for (const op of Object.keys(ARITHMETIC) as Arithmetic[]) {
+    env.registerOperator(`int ${op} double: double`, (a: bigint, b: number, node?: ASTNode) => mixed(op, Number(a), b, node));
+    env.registerOperator(`double ${op} int: double`, (a: number, b: bigint, node?: ASTNode) => mixed(op, a, Number(b), node));
+  }
+  // Also gives double == int and both != (cel-js derives them).
+  env.registerOperator('int == double', intEqualsDouble);
   return env;
 }
 
@@ -92,34 +165,52 @@ function lowerFirst(s: string): string {
 /** A short hint for the mistakes people make most with CEL. */
 function hint(code: string | undefined, summary: string): string {
   if (/overload/.test(code ?? summary) && /\bint\b/.test(summary) && /\bdouble\b/.test(summary)) {
-    return ' (CEL does not mix int and double here: write 0.0 instead of 0, or convert with double(dbSize))';
+    // The mixed overloads cover + - * / == and ordering; what is left is mostly %.
+    return summary.includes('%')
+      ? ' (% takes two ints: convert with int(...))'
+      : ' (convert with int(...) or double(...))';
   }
   if (code === 'unknown_variable') return ` (known: ${RULE_NAMES.join(', ')})`;
   return '';
 }
 
+/**
+ * V8's RangeError for a recursion that ran out of stack; cel-js parses, checks
+ * and evaluates recursively. No regular expression here: compiling one needs
+ * stack, which is what just ran out.
+ */
+function isStackOverflow(err: unknown): boolean {
+  return err instanceof RangeError && err.message.includes('call stack');
+}
+
+const TOO_DEEP = 'nested too deeply (the stack ran out); write it with fewer nested operators';
+
 /** Turn a cel-js error into a one-line RuleError that points at the mistake. */
-function toRuleError(prefix: string, source: string, err: unknown): RuleError {
+function toRuleError(prefix: string, source: string, err: unknown, suffix = ''): RuleError {
+  if (isStackOverflow(err)) return new RuleError(`${prefix}: ${TOO_DEEP}`, null, { cause: err });
   const e = asCelError(err);
   const summary = (e.summary ?? e.message ?? 'unknown error').split('\n')[0] ?? '';
   const position = typeof e.range?.start === 'number' ? e.range.start : null;
   const at = position === null ? '' : ` at ${where(source, position)}`;
-  return new RuleError(`${prefix}${at}: ${lowerFirst(summary)}${hint(e.code, summary)}`, position, { cause: err });
+  const depth = e.code === 'limit_exceeded' ? /maxDepth \((\d+)\)/.exec(summary) : null;
+  const what = depth ? `nested too deeply (more than ${depth[1]} levels)` : `${lowerFirst(summary)}${hint(e.code, summary)}`;
+  return new RuleError(`${prefix}${at}: ${what}${suffix}`, position, { cause: err });
 }
 
-/** Integers as CEL ints (BigInt); throws on a non-finite size. */
+/** Integers as CEL ints (BigInt); throws on a non-finite figure, which no rule can judge. */
 function toContext(vars: RuleVariables): Record<string, unknown> {
-  const int = (name: string, v: number): bigint => {
+  const finite = (name: string, v: number): number => {
     if (!Number.isFinite(v)) throw new RuleError(`rule variable ${name} is not a number (${v})`);
-    return BigInt(Math.trunc(v));
+    return v;
   };
+  const int = (name: string, v: number): bigint => BigInt(Math.trunc(finite(name, v)));
   return {
     dbSize: int('dbSize', vars.dbSize),
     dbSizeInUse: int('dbSizeInUse', vars.dbSizeInUse),
     dbSizeFree: int('dbSizeFree', vars.dbSizeFree),
     dbQuota: int('dbQuota', vars.dbQuota),
-    dbQuotaUsage: vars.dbQuotaUsage,
-    fragmentation: vars.fragmentation,
+    dbQuotaUsage: finite('dbQuotaUsage', vars.dbQuotaUsage),
+    fragmentation: finite('fragmentation', vars.fragmentation),
     isLeader: vars.isLeader,
     isLearner: vars.isLearner,
     memberName: vars.memberName,
@@ -138,48 +229,55 @@ function describe(value: unknown): string {
 const MUST_BE_BOOL = 'a rule must be true or false, e.g. "dbSizeFree > 100*MiB"';
 
 /**
- * Parse and type-check a CEL rule.
+ * Parse, type-check and try a CEL rule on sample members.
  *
- * @throws RuleError with a one-line message (and `position`) on a syntax error,
- *   an unknown variable, a type mismatch, or a result that is not a bool.
+ * @throws RuleError with a one-line message (and `position` when known) on an
+ *   empty or over-long rule, a syntax error, an unknown variable, a type
+ *   mismatch, a result that is not a bool, a rule nested too deeply, or one
+ *   that fails whatever the member (`dbSize / 0 > 1`).
  * @example
  * const rule = compileRule('fragmentation >= 0.45 && dbSize >= 100*MiB');
- * rule.evaluate(vars); // true or false
+ * rule.evaluate(vars); // true or false; throws RuleError if the rule fails for this member
  */
 export function compileRule(source: string): Rule {
-  if (source.trim() === '') throw new RuleError('invalid rule: it is empty; ' + MUST_BE_BOOL, 0);
+  if (source.trim() === '') {
+    throw new RuleError('invalid rule: it is empty, and an empty rule is refused; to defragment every member, pass --rule true or no --rule at all', 0);
+  }
+  if (source.length > MAX_RULE_LENGTH) {
+    throw new RuleError(`invalid rule: it is ${source.length} characters long; the limit is ${MAX_RULE_LENGTH}`, MAX_RULE_LENGTH);
+  }
 
   const env = newEnvironment();
   let program: ReturnType<Environment['parse']>;
-  try {
-    program = env.parse(source);
-  } catch (err) {
-    throw toRuleError('invalid rule', source, err);
-  }
-
   let checked: TypeCheckResult;
   try {
+    program = env.parse(source);
     checked = program.check();
   } catch (err) {
     throw toRuleError('invalid rule', source, err);
   }
   if (!checked.valid) throw toRuleError('invalid rule', source, checked.error);
+  if (checked.type !== 'bool' && checked.type !== 'dyn') {
+    throw new RuleError(`invalid rule: it gives ${checked.type ?? 'an unknown type'}, but ${MUST_BE_BOOL}`, 0);
+  }
 
-  if (checked.type !== 'bool') {
-    if (checked.type !== 'dyn') {
-      throw new RuleError(`invalid rule: it gives ${checked.type ?? 'an unknown type'}, but ${MUST_BE_BOOL}`, 0);
-    }
-    // The type is only known at run time: try it on a sample member. A run-time
-    // failure here proves nothing about real members, so only a non-bool result rejects.
-    let sample: unknown;
+  // See SAMPLES: refuse what fails on all of them, and a dyn rule that gives a non-bool on any.
+  const failures: unknown[] = [];
+  for (const sample of SAMPLES) {
+    let result: unknown;
     try {
-      sample = program(toContext(SAMPLE));
-    } catch {
-      sample = true;
+      result = program(toContext(sample));
+    } catch (err) {
+      if (isStackOverflow(err)) throw toRuleError('invalid rule', source, err);
+      failures.push(err);
+      continue;
     }
-    if (typeof sample !== 'boolean') {
-      throw new RuleError(`invalid rule: it gives ${describe(sample)} for a sample member, but ${MUST_BE_BOOL}`, 0);
+    if (typeof result !== 'boolean') {
+      throw new RuleError(`invalid rule: it gives ${describe(result)} for a sample member, but ${MUST_BE_BOOL}`, 0);
     }
+  }
+  if (failures.length === SAMPLES.length) {
+    throw toRuleError('invalid rule', source, failures[0], ' (whatever the member)');
   }
 
   return Object.freeze({
