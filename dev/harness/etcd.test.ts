@@ -399,3 +399,84 @@ describe('close() with faults in progress', () => {
     expect(Date.now() - startedAt).toBeLessThan(4000);
   });
 });
+
+const disk = await canLimitDiskSpace();
+
+describe('small data dirs (dataDirSizeBytes)', () => {
+  it.skipIf(!disk.ok)(`puts each data dir on its own small filesystem, unmounted by close() (${disk.why})`, async () => {
+    const c = await startCluster({ members: 1, dataDirSizeBytes: 64 * MiB });
+    const m = c.members[0]!;
+    try {
+      expect(mountedAt(m.dataDir)).toBe(true);
+      // etcd preallocates 64 MB WAL segments: they must live outside the small filesystem.
+      expect(m.walDir).not.toBeNull();
+      expect(existsSync(path.join(m.walDir!, '0000000000000000-0000000000000000.wal'))).toBe(true);
+      expect(existsSync(path.join(m.dataDir, 'member', 'wal'))).toBe(false);
+
+      const empty = await statfs(m.dataDir);
+      expect(empty.blocks * empty.bsize).toBe(64 * MiB);
+      expect(empty.bavail * empty.bsize).toBeGreaterThan(60 * MiB);
+
+      await fragment({ endpoints: [m.clientUrl] }, { bytes: 8 * MiB, passes: 2, compact: false });
+      const used = await statfs(m.dataDir);
+      expect(empty.bavail * empty.bsize - used.bavail * used.bsize).toBeGreaterThan(8 * MiB);
+    } finally {
+      await c.close();
+    }
+    expect(mountedAt(m.dataDir)).toBe(false);
+    expect(existsSync(c.dir)).toBe(false);
+  });
+});
+
+describe('cleanup when the test process ends', () => {
+  const harness = path.join(path.dirname(fileURLToPath(import.meta.url)), 'etcd.ts');
+
+  /**
+   * Start a 1-member cluster in a child node process (tsx loads the harness), pause its
+   * member, then either `process.exit(0)` or wait to be SIGKILLed. Resolves with what the
+   * child reported and the child itself.
+   */
+  async function clusterInChild(ending: 'exit' | 'sigkill') {
+    const opts = disk.ok ? { members: 1, dataDirSizeBytes: 16 * MiB } : { members: 1 };
+    const script = `
+      const { startCluster } = await import(${JSON.stringify(harness)});
+      const c = await startCluster(${JSON.stringify(opts)});
+      c.pauseMember('m1');
+      console.log(JSON.stringify({ dir: c.dir, pid: c.memberPid('m1'), dataDir: c.members[0].dataDir }));
+      if (${JSON.stringify(ending)} === 'exit') process.exit(0);
+      setInterval(() => {}, 1000);
+    `;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const report = await new Promise<{ dir: string; pid: number; dataDir: string }>((resolve, reject) => {
+      let stdout = '';
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        const line = stdout.split('\n').find((l) => l.startsWith('{'));
+        if (line) resolve(JSON.parse(line));
+      });
+      child.once('exit', (code) => reject(new Error(`child exited (${code}) before reporting:\n${stderr}`)));
+    });
+    return { report, child };
+  }
+
+  it('the exit handler kills a paused member, unmounts and removes the dir', async () => {
+    const { report, child } = await clusterInChild('exit');
+    if (child.exitCode === null) await new Promise((resolve) => child.once('exit', resolve));
+    expect(await eventually(() => procState(report.pid) === null)).toBe(true);
+    expect(mountedAt(report.dataDir)).toBe(false);
+    expect(existsSync(report.dir)).toBe(false);
+  });
+
+  it('the watchdog does the same when the test process is SIGKILLed', async () => {
+    const { report, child } = await clusterInChild('sigkill');
+    expect(procState(report.pid)).toBe('T');
+    child.kill('SIGKILL');
+    // The watchdog polls the test process once a second.
+    expect(await eventually(() => procState(report.pid) === null && !existsSync(report.dir), 5000)).toBe(true);
+    expect(mountedAt(report.dataDir)).toBe(false);
+  });
+});
