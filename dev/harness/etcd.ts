@@ -178,7 +178,8 @@ export interface EtcdCluster {
   resumeMember(name: string): void;
   /**
    * Make a member slow but alive: repeatedly SIGSTOP it for `stoppedMs`, then let it run for
-   * `runningMs`. Ends on `stop()`, on pause/stop/kill of that member, or on `close()`.
+   * `runningMs`. Replaces an earlier slowdown or pause of that member. Ends on `stop()`, on
+   * pause/stop/kill of that member, or on `close()`.
    * @example
    * const slow = c.slowMember('m2', { stoppedMs: 400, runningMs: 100 });
    * try { ... } finally { slow.stop(); }
