@@ -6,16 +6,22 @@
  * test time), auth and a learner member. Everything a cluster owns lives in a
  * fresh temp dir (`os.tmpdir()/defragd-test-XXXXXX`):
  *
- * - `<dir>/<name>.etcd`   member data dirs
+ * - `<dir>/<name>.etcd`   member data dirs (a small tmpfs each with `dataDirSizeBytes`)
+ * - `<dir>/<name>.wal`    WAL dirs, only with `dataDirSizeBytes`
  * - `<dir>/<name>.log`    each member's stderr (zap logger, level error)
  * - `<dir>/tls/`          certificates when `tls` is on
  *
- * Nothing leaks: `close()` kills every process and removes the dir; a process
- * 'exit' handler SIGKILLs any member still alive; and a small detached `sh`
- * watchdog per cluster kills the members and removes the dir if the test
- * process dies without running its handlers (e.g. SIGKILL from a timeout).
+ * Faults for fault-injection tests: members can be paused (SIGSTOP), slowed
+ * (a SIGSTOP/SIGCONT duty cycle), killed without a graceful shutdown, and
+ * restarted; see `dev/harness/faults.ts` for sockets that misbehave.
+ *
+ * Nothing leaks: `close()` kills every process, unmounts and removes the dir; a
+ * process 'exit' handler SIGCONTs and SIGKILLs any member still alive (a
+ * stopped process would keep a SIGTERM pending) and lazily unmounts; and a
+ * small detached `sh` watchdog per cluster does the same if the test process
+ * dies without running its handlers (e.g. SIGKILL from a timeout).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, openSync, closeSync, readFileSync, rmSync, appendFileSync } from 'node:fs';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -61,6 +67,13 @@ export interface ClusterOptions {
    * (e.g. `['--heartbeat-interval', '100', '--election-timeout', '1000']`).
    */
   extraArgs?: string[];
+  /**
+   * Put each member's data dir on its own tmpfs of this size (rounded up to 4 KiB), so
+   * free-disk checks and ENOSPC can be tested. The WAL then goes to `<dir>/<name>.wal`
+   * (`--wal-dir`) because etcd preallocates 64 MB WAL segments, which would fill a small
+   * filesystem by themselves. Needs root (mount); check {@link canLimitDiskSpace} first.
+   */
+  dataDirSizeBytes?: number;
 }
 
 /** One etcd member process of a harness cluster. */
@@ -75,8 +88,29 @@ export interface HarnessMember {
   dataDir: string;
   /** True for the member added by `learner: true` (until it is promoted by a test, this stays true). */
   isLearner: boolean;
-  /** Whether the harness's process for this member is alive. */
+  /** `--wal-dir` when it is outside the data dir (with `dataDirSizeBytes`), else null. */
+  walDir: string | null;
+  /** Whether the harness's process for this member is alive (true while paused too). */
   running(): boolean;
+  /** Whether the member is SIGSTOPped now, by {@link EtcdCluster.pauseMember} or a slowdown. */
+  paused(): boolean;
+}
+
+/** A member's hash of its key-value store at a revision, from etcd's HashKV. */
+export interface MemberHashKV {
+  name: string;
+  /** HashKV's hash (uint32) of the keys up to `revision`. */
+  hash: number;
+  /** The revision hashed, the same for every member in one {@link EtcdCluster.hashKV} answer. */
+  revision: number;
+  /** The member's compacted revision (-1 if none yet). */
+  compactRevision: number;
+}
+
+/** A running SIGSTOP/SIGCONT duty cycle from {@link EtcdCluster.slowMember}. */
+export interface Slowdown {
+  /** End the cycle and leave the member running (SIGCONT). Idempotent. */
+  stop(): void;
 }
 
 /** Certificate files generated for a TLS cluster (all PEM). */
@@ -119,10 +153,60 @@ export interface EtcdCluster {
     args: string[],
     opts?: { endpoints?: string[] },
   ): Promise<{ stdout: string; stderr: string; code: number }>;
-  /** SIGTERM the member, wait for it to exit (SIGKILL after 5 s). No-op if not running. */
+  /**
+   * SIGTERM the member, wait for it to exit (SIGKILL after 5 s). No-op if not running.
+   * A paused member is continued first so it can shut down; its slowdowns end.
+   */
   stopMember(name: string): Promise<void>;
-  /** Restart a stopped member with the same data dir and wait until it answers (20 s bound). */
+  /**
+   * Restart a stopped or killed member with the same data dir and ports, and wait until it
+   * answers (20 s bound).
+   */
   startMember(name: string): Promise<void>;
+  /**
+   * SIGKILL the member (no graceful shutdown, as on a crash or OOM kill) and wait for it to
+   * exit. Works on paused members. No-op if not running. Its slowdowns end.
+   */
+  killMember(name: string): Promise<void>;
+  /**
+   * SIGSTOP the member: it answers nothing, but its ports stay bound and the kernel still
+   * accepts TCP connections on them, so clients hang instead of being refused, as with a
+   * hung host. Its slowdowns end. Undo with {@link resumeMember}.
+   */
+  pauseMember(name: string): void;
+  /** SIGCONT a paused member. No-op if it is not paused. */
+  resumeMember(name: string): void;
+  /**
+   * Make a member slow but alive: repeatedly SIGSTOP it for `stoppedMs`, then let it run for
+   * `runningMs`. Replaces an earlier slowdown or pause of that member. Ends on `stop()`, on
+   * pause/stop/kill of that member, or on `close()`.
+   * @example
+   * const slow = c.slowMember('m2', { stoppedMs: 400, runningMs: 100 });
+   * try { ... } finally { slow.stop(); }
+   */
+  slowMember(name: string, cycle: { stoppedMs: number; runningMs: number }): Slowdown;
+  /** The member's process id while it runs (paused included), else null. */
+  memberPid(name: string): number | null;
+  /**
+   * The member's Prometheus `/metrics`, over http or https (with the harness's CA and client
+   * cert) as the cluster serves. Unlabelled series are keyed by their name (e.g.
+   * `etcd_disk_defrag_inflight`, `etcd_disk_backend_defrag_duration_seconds_count`), labelled
+   * ones by the series as printed (`name{label="v"}`). Rejects if the member does not answer
+   * within `timeoutMs` (default 2000), e.g. while it is paused.
+   */
+  memberMetrics(name: string, opts?: { timeoutMs?: number }): Promise<Map<string, number>>;
+  /**
+   * HashKV of every running, unpaused voting member at one common revision (the highest
+   * current revision among them; retried until each has applied it, 20 s bound). Equal
+   * hashes mean equal data. Learners are left out: they reject HashKV.
+   */
+  hashKV(): Promise<MemberHashKV[]>;
+  /**
+   * Start `etcdctl defrag` against one member in the background, as another tool would
+   * (with the cluster's TLS files and root's credentials). `commandTimeoutMs` becomes
+   * `--command-timeout` (etcdctl's default is 5 s). `close()` kills it if still running.
+   */
+  etcdctlDefrag(name: string, opts?: { commandTimeoutMs?: number }): { done: Promise<{ code: number; stdout: string; stderr: string }> };
   /** Name of the current leader, from `etcdctl endpoint status -w json` on the running members. */
   leaderName(): Promise<string>;
   /** Kill every process the cluster started, wait for them to exit, remove `dir`. Idempotent. */
@@ -134,6 +218,8 @@ export interface EtcdCluster {
 
 const liveChildren = new Set<ChildProcess>();
 const openDirs = new Set<string>();
+/** tmpfs mount points of `dataDirSizeBytes` clusters, unmounted before their dir is removed. */
+const openMounts = new Set<string>();
 let exitHandlerInstalled = false;
 
 function installExitHandlers(): void {
@@ -156,12 +242,19 @@ function installExitHandlers(): void {
 function killAllSync(): void {
   for (const child of liveChildren) {
     try {
+      // SIGKILL ends a stopped process too; SIGCONT is for anything that signals it after us.
+      child.kill('SIGCONT');
       child.kill('SIGKILL');
     } catch {
       /* already gone */
     }
   }
   liveChildren.clear();
+  for (const mountPoint of openMounts) {
+    // Lazy: the members just SIGKILLed may not have exited yet, keeping the mount busy.
+    spawnSync('umount', ['-l', mountPoint], { stdio: 'ignore', timeout: 5000 });
+  }
+  openMounts.clear();
   for (const dir of openDirs) {
     try {
       rmSync(dir, { recursive: true, force: true });
@@ -238,12 +331,13 @@ interface RunResult {
 function run(
   cmd: string,
   args: string[],
-  opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; onSpawn?: (child: ChildProcess) => void } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = track(
       spawn(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] }),
     );
+    opts.onSpawn?.(child);
     let stdout = '';
     let stderr = '';
     child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -271,6 +365,16 @@ function quoteBigInts(json: string): string {
   return json.replace(/([:\[,]\s*)(-?\d{16,})(?=\s*[,\]}])/g, '$1"$2"');
 }
 
+/** Parse etcdctl's `-w json` array output (uint64 IDs kept as strings); [] if it is not one. */
+function parseJsonArray<T>(stdout: string): T[] {
+  try {
+    const parsed: unknown = JSON.parse(quoteBigInts(stdout.trim() || '[]'));
+    return Array.isArray(parsed) ? (parsed as T[]) : [];
+  } catch {
+    return [];
+  }
+}
+
 function tail(file: string, lines = 40): string {
   try {
     const text = readFileSync(file, 'utf8').trimEnd();
@@ -281,6 +385,53 @@ function tail(file: string, lines = 40): string {
 }
 
 class PortClashError extends Error {}
+
+/** Prometheus text format → series → value; unlabelled series keyed by name. */
+function parsePrometheusText(text: string): Map<string, number> {
+  const series = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{.*\})?)\s+(\S+)/.exec(line);
+    if (!match) continue;
+    const raw = match[2]!;
+    const value = raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : Number(raw);
+    series.set(match[1]!, value);
+  }
+  return series;
+}
+
+/** Page size multiple, as tmpfs rounds `size=` anyway; keeps statfs totals predictable. */
+function roundUpToPage(bytes: number): number {
+  const pageBytes = 4096;
+  return Math.ceil(bytes / pageBytes) * pageBytes;
+}
+
+/**
+ * Whether this process may mount a small tmpfs (what `dataDirSizeBytes` needs): tries a
+ * 1 MiB mount in a temp dir and unmounts it. `why` carries the error text when not.
+ * @example
+ * const disk = await canLimitDiskSpace();
+ * it.skipIf(!disk.ok)(`free-disk check (${disk.why})`, async () => { ... });
+ */
+export async function canLimitDiskSpace(): Promise<{ ok: boolean; why: string }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'defragd-mountcheck-'));
+  try {
+    const mounted = await run('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dir], { timeoutMs: 10_000 }).catch(
+      (err: Error) => ({ code: -1, stdout: '', stderr: err.message }),
+    );
+    if (mounted.code !== 0) {
+      return { ok: false, why: `mount -t tmpfs failed (${mounted.code}): ${mounted.stderr.trim() || mounted.stdout.trim()}` };
+    }
+    const unmounted = await run('umount', [dir], { timeoutMs: 10_000 });
+    if (unmounted.code !== 0) {
+      await run('umount', ['-l', dir], { timeoutMs: 10_000 });
+      return { ok: false, why: `umount failed (${unmounted.code}): ${unmounted.stderr.trim()}` };
+    }
+    return { ok: true, why: 'tmpfs mount and umount work' };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
 
 // ---------------------------------------------------------------------------
 // TLS material.
@@ -367,6 +518,9 @@ interface MemberState extends HarnessMember {
   /** The `--initial-cluster` value this member was first started with. */
   initialCluster: string;
   proc: ChildProcess | null;
+  isPaused: boolean;
+  /** Stops for the member's running slowdowns. */
+  slowdowns: Set<() => void>;
 }
 
 class Cluster implements EtcdCluster {
@@ -377,6 +531,9 @@ class Cluster implements EtcdCluster {
   private closing: Promise<void> | null = null;
   private authOn = false;
   private tlsPem: { ca: Buffer; cert: Buffer; key: Buffer } | null = null;
+  /** Background etcdctl processes (etcdctlDefrag), killed by close(). */
+  private readonly background = new Set<ChildProcess>();
+  private readonly mounts: string[] = [];
 
   constructor(
     readonly dir: string,
@@ -409,6 +566,7 @@ class Cluster implements EtcdCluster {
     const initialCluster = this.members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
     for (const m of this.members) {
       m.initialCluster = initialCluster;
+      await this.prepareDirs(m);
       this.spawnMember(m, 'new');
     }
     await Promise.all(this.members.map((m) => this.waitReady(m)));
@@ -423,14 +581,38 @@ class Cluster implements EtcdCluster {
       clientUrl: `${scheme}://127.0.0.1:${clientPort}`,
       peerUrl: `http://127.0.0.1:${peerPort}`,
       dataDir: path.join(this.dir, `${name}.etcd`),
+      walDir: this.opts.dataDirSizeBytes === undefined ? null : path.join(this.dir, `${name}.wal`),
       isLearner,
       clientPort,
       logFile: path.join(this.dir, `${name}.log`),
       initialCluster: '',
       proc: null,
+      isPaused: false,
+      slowdowns: new Set(),
       running: () => isAlive(m.proc),
+      paused: () => m.isPaused && isAlive(m.proc),
     };
     return m;
+  }
+
+  /** With `dataDirSizeBytes`: mount the member's data dir as a tmpfs of that size. */
+  private async prepareDirs(m: MemberState): Promise<void> {
+    const sizeBytes = this.opts.dataDirSizeBytes;
+    if (sizeBytes === undefined) return;
+    await mkdir(m.dataDir, { recursive: true });
+    // Recorded before mounting, so a mount that succeeds while we are killed is still undone.
+    openMounts.add(m.dataDir);
+    this.mounts.push(m.dataDir);
+    appendFileSync(path.join(this.dir, 'mounts'), m.dataDir + '\n');
+    // mode=0700: etcd warns about (and 3.5+ refuses) a group/world-accessible data dir.
+    const r = await run('mount', ['-t', 'tmpfs', '-o', `size=${roundUpToPage(sizeBytes)},mode=0700`, 'tmpfs', m.dataDir], {
+      timeoutMs: 10_000,
+    });
+    if (r.code !== 0) {
+      throw new Error(
+        `dataDirSizeBytes: mount -t tmpfs on ${m.dataDir} failed (${r.code}): ${r.stderr.trim()} (see canLimitDiskSpace())`,
+      );
+    }
   }
 
   private memberArgs(m: MemberState, state: 'new' | 'existing'): string[] {
@@ -445,6 +627,7 @@ class Cluster implements EtcdCluster {
       '--initial-cluster', m.initialCluster,
       '--initial-cluster-token', this.token,
       '--initial-cluster-state', state,
+      ...(m.walDir === null ? [] : ['--wal-dir', m.walDir]),
       '--heartbeat-interval', String(HEARTBEAT_MS),
       '--election-timeout', String(ELECTION_MS),
       '--logger', 'zap',
@@ -469,6 +652,7 @@ class Cluster implements EtcdCluster {
     } finally {
       closeSync(fd);
     }
+    m.isPaused = false;
     m.proc.once('error', () => {
       /* reported through waitReady (process not alive) */
     });
@@ -494,8 +678,10 @@ class Cluster implements EtcdCluster {
     const script = [
       'while kill -0 "$1" 2>/dev/null; do sleep 1; done',
       'if [ -f "$2/pids" ]; then for p in $(sort -u "$2/pids"); do',
-      '  grep -qaF -- "$2" "/proc/$p/cmdline" 2>/dev/null && kill -9 "$p" 2>/dev/null',
+      '  grep -qaF -- "$2" "/proc/$p/cmdline" 2>/dev/null && kill -CONT "$p" 2>/dev/null && kill -9 "$p" 2>/dev/null',
       'done; fi',
+      // Lazy, as the members just killed may still hold the mounts; never rm -rf into a tmpfs.
+      'if [ -f "$2/mounts" ]; then while IFS= read -r m; do umount -l "$m" 2>/dev/null; done < "$2/mounts"; fi',
       'rm -rf -- "$2"',
     ].join('\n');
     const wd = spawn('/bin/sh', ['-c', script, 'defragd-test-watchdog', String(process.pid), this.dir], {
@@ -543,9 +729,9 @@ class Cluster implements EtcdCluster {
   }
 
   /** GET a path on the member's client URL (with the CA and client cert under TLS); null if no answer. */
-  private httpGet(m: MemberState, urlPath: string): Promise<string | null> {
+  private httpGet(m: MemberState, urlPath: string, timeoutMs = 2000): Promise<string | null> {
     return new Promise((resolve) => {
-      const options: https.RequestOptions = { host: '127.0.0.1', port: m.clientPort, path: urlPath, timeout: 2000 };
+      const options: https.RequestOptions = { host: '127.0.0.1', port: m.clientPort, path: urlPath, timeout: timeoutMs };
       if (this.tlsPem) Object.assign(options, this.tlsPem);
       const req = (this.tlsPem ? https : http).get(options, (res) => {
         let body = '';
@@ -591,6 +777,7 @@ class Cluster implements EtcdCluster {
     if (!initial) throw new Error(`cannot parse 'etcdctl member add' output:\n${out}`);
     m.initialCluster = initial;
     this.members.push(m);
+    await this.prepareDirs(m);
     this.spawnMember(m, 'existing');
     await this.waitReady(m);
   }
@@ -601,7 +788,12 @@ class Cluster implements EtcdCluster {
     return this.runEtcdctl(args, opts?.endpoints ?? this.defaultEndpoints(), true);
   }
 
-  private runEtcdctl(args: string[], endpoints: string[], withCredentials: boolean): Promise<RunResult> {
+  private runEtcdctl(
+    args: string[],
+    endpoints: string[],
+    withCredentials: boolean,
+    onSpawn?: (child: ChildProcess) => void,
+  ): Promise<RunResult> {
     const full = [`--endpoints=${endpoints.join(',')}`];
     if (this.tls) {
       full.push(`--cacert=${this.tls.caFile}`, `--cert=${this.tls.clientCertFile}`, `--key=${this.tls.clientKeyFile}`);
@@ -615,7 +807,7 @@ class Cluster implements EtcdCluster {
     for (const k of Object.keys(env)) {
       if (k.startsWith('ETCDCTL_') && k !== 'ETCDCTL_API') delete env[k];
     }
-    return run(ETCDCTL_BIN, full, { env });
+    return run(ETCDCTL_BIN, full, { env, onSpawn });
   }
 
   /**
@@ -636,6 +828,9 @@ class Cluster implements EtcdCluster {
 
   async stopMember(name: string): Promise<void> {
     const m = this.member(name);
+    this.endSlowdowns(m);
+    // A stopped process keeps SIGTERM pending: continue it so it can shut down gracefully.
+    this.resumeMember(name);
     if (m.proc) await terminate(m.proc, 'SIGTERM', 5000);
   }
 
@@ -645,6 +840,126 @@ class Cluster implements EtcdCluster {
     if (isAlive(m.proc)) throw new Error(`member ${name} is already running`);
     this.spawnMember(m, 'existing');
     await this.waitReady(m);
+  }
+
+  async killMember(name: string): Promise<void> {
+    const m = this.member(name);
+    this.endSlowdowns(m);
+    if (m.proc) await terminate(m.proc, 'SIGKILL', 5000);
+    m.isPaused = false;
+  }
+
+  pauseMember(name: string): void {
+    const m = this.member(name);
+    this.endSlowdowns(m);
+    this.signal(m, 'SIGSTOP');
+  }
+
+  resumeMember(name: string): void {
+    const m = this.member(name);
+    if (m.isPaused && isAlive(m.proc)) this.signal(m, 'SIGCONT');
+  }
+
+  slowMember(name: string, cycle: { stoppedMs: number; runningMs: number }): Slowdown {
+    const m = this.member(name);
+    if (!(cycle.stoppedMs > 0 && cycle.runningMs > 0)) {
+      throw new Error(`slowMember: stoppedMs and runningMs must be > 0 (got ${cycle.stoppedMs}, ${cycle.runningMs})`);
+    }
+    if (!isAlive(m.proc)) throw new Error(`member ${name} is not running`);
+    this.endSlowdowns(m);
+    let timer: NodeJS.Timeout | undefined;
+    let ended = false;
+    const end = (): void => {
+      if (ended) return;
+      ended = true;
+      clearTimeout(timer);
+      m.slowdowns.delete(end);
+      if (m.isPaused && isAlive(m.proc)) this.signal(m, 'SIGCONT');
+    };
+    const phase = (stopNow: boolean): void => {
+      if (ended) return;
+      if (!isAlive(m.proc)) return end();
+      this.signal(m, stopNow ? 'SIGSTOP' : 'SIGCONT');
+      // Unref'd: a forgotten slowdown must not keep the test process alive (the exit handler kills the member).
+      timer = setTimeout(() => phase(!stopNow), stopNow ? cycle.stoppedMs : cycle.runningMs).unref();
+    };
+    m.slowdowns.add(end);
+    phase(true);
+    return { stop: end };
+  }
+
+  private endSlowdowns(m: MemberState): void {
+    for (const end of [...m.slowdowns]) end();
+  }
+
+  private signal(m: MemberState, sig: 'SIGSTOP' | 'SIGCONT'): void {
+    if (!m.proc || !isAlive(m.proc)) throw new Error(`member ${m.name} is not running`);
+    m.proc.kill(sig);
+    m.isPaused = sig === 'SIGSTOP';
+  }
+
+  memberPid(name: string): number | null {
+    const m = this.member(name);
+    return m.proc && isAlive(m.proc) ? (m.proc.pid ?? null) : null;
+  }
+
+  async memberMetrics(name: string, opts?: { timeoutMs?: number }): Promise<Map<string, number>> {
+    const m = this.member(name);
+    const timeoutMs = opts?.timeoutMs ?? 2000;
+    // The socket timeout only fires when the connection is idle; bound the whole request too.
+    let timer: NodeJS.Timeout | undefined;
+    const body = await Promise.race([
+      this.httpGet(m, '/metrics', timeoutMs),
+      new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), timeoutMs))),
+    ]).finally(() => clearTimeout(timer));
+    if (body === null) throw new Error(`member ${name} (${m.clientUrl}) did not answer /metrics within ${timeoutMs} ms`);
+    return parsePrometheusText(body);
+  }
+
+  async hashKV(): Promise<MemberHashKV[]> {
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    let last = '';
+    for (;;) {
+      const targets = this.members.filter((m) => !m.isLearner && m.running() && !m.paused());
+      if (targets.length === 0) throw new Error('hashKV: no running, unpaused voting member');
+      const endpoints = targets.map((m) => m.clientUrl);
+      const status = await this.etcdctl(['endpoint', 'status', '-w', 'json', '--command-timeout=2s'], { endpoints });
+      const revisions = parseJsonArray<{ Status?: { header?: { revision?: number } } }>(status.stdout).map((row) =>
+        Number(row.Status?.header?.revision ?? 0),
+      );
+      if (status.code === 0 && revisions.length === targets.length) {
+        const revision = Math.max(...revisions);
+        // A follower that has not applied `revision` yet answers "future revision": retried below.
+        const r = await this.etcdctl(['endpoint', 'hashkv', `--rev=${revision}`, '-w', 'json', '--command-timeout=5s'], {
+          endpoints,
+        });
+        const rows = parseJsonArray<{ Endpoint?: string; HashKV?: { hash?: number; compact_revision?: number } }>(r.stdout);
+        if (r.code === 0 && rows.length === targets.length) {
+          return targets.map((m) => {
+            const row = rows.find((x) => x.Endpoint === m.clientUrl);
+            if (row?.HashKV?.hash === undefined) throw new Error(`hashKV: no answer for ${m.name} in:\n${r.stdout}`);
+            return { name: m.name, hash: row.HashKV.hash, revision, compactRevision: Number(row.HashKV.compact_revision ?? -1) };
+          });
+        }
+        last = `${r.stderr}${r.stdout}`;
+      } else {
+        last = `${status.stderr}${status.stdout}`;
+      }
+      if (Date.now() > deadline) throw new Error(`hashKV: no common answer within ${START_TIMEOUT_MS} ms; last etcdctl output:\n${last}`);
+      await sleep(100);
+    }
+  }
+
+  etcdctlDefrag(name: string, opts?: { commandTimeoutMs?: number }): { done: Promise<RunResult> } {
+    if (this.closing) throw new Error('cluster is closed');
+    const m = this.member(name);
+    const args = ['defrag'];
+    if (opts?.commandTimeoutMs !== undefined) args.push(`--command-timeout=${opts.commandTimeoutMs}ms`);
+    const done = this.runEtcdctl(args, [m.clientUrl], true, (child) => {
+      this.background.add(child);
+      child.once('exit', () => this.background.delete(child));
+    });
+    return { done };
   }
 
   async leaderName(): Promise<string> {
@@ -699,13 +1014,23 @@ class Cluster implements EtcdCluster {
   }
 
   private async doClose(): Promise<void> {
-    await Promise.all(this.members.map((m) => (m.proc ? terminate(m.proc, 'SIGKILL', 5000) : Promise.resolve())));
+    for (const m of this.members) this.endSlowdowns(m);
+    await Promise.all([
+      ...this.members.map((m) => (m.proc ? terminate(m.proc, 'SIGKILL', 5000) : Promise.resolve())),
+      ...[...this.background].map((child) => terminate(child, 'SIGKILL', 5000)),
+    ]);
     if (this.watchdog?.pid !== undefined && isAlive(this.watchdog)) {
       try {
         this.watchdog.kill('SIGKILL');
       } catch {
         /* gone */
       }
+    }
+    for (const mountPoint of this.mounts) {
+      // Members have exited, so a plain umount should do; never let rm -rf run into a live mount.
+      const r = await run('umount', [mountPoint], { timeoutMs: 10_000 });
+      if (r.code !== 0 && !/not mounted|no mount point/i.test(r.stderr)) await run('umount', ['-l', mountPoint], { timeoutMs: 10_000 });
+      openMounts.delete(mountPoint);
     }
     await rm(this.dir, { recursive: true, force: true, maxRetries: 3 });
     openDirs.delete(this.dir);
