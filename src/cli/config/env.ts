@@ -67,11 +67,6 @@ export function sourceOf(opts: ResolvedOptions, key: string): string {
   return opts[SOURCES]?.[key] ?? `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 }
 
-/** Whether option `key` was read from the environment rather than the command line or a default. */
-export function fromEnv(opts: ResolvedOptions, key: string): boolean {
-  return !sourceOf(opts, key).startsWith('-');
-}
-
 export function parseBool(text: string, source: string): boolean {
   if (/^(1|true|yes|on)$/i.test(text)) return true;
   if (/^(0|false|no|off)$/i.test(text)) return false;
