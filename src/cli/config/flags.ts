@@ -2,13 +2,17 @@
  * The connection flags every cluster command shares, named as etcdctl names
  * them, and their resolution: a flag given on the command line wins, then
  * DEFRAGD_<FLAG>, then the ETCDCTL_<FLAG> operators already have set, then
- * the default. The result is one frozen config object passed down.
+ * the default. The result is one frozen config object passed down. Errors
+ * name the flag or the variable the bad value was read from.
  */
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { UsageError } from '../../domain/errors.js';
 import type { ConnectionOptions } from '../../etcd/options.js';
 import { DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_DIAL_TIMEOUT_MS } from '../../etcd/options.js';
-import { parsePositiveDuration, parseSize } from './units.js';
+import { EnvOption, sourceOf, type ResolvedOptions } from './env.js';
+import { parsePositiveDuration, parseSize, shortDuration } from './units.js';
+
+export { withEnv, sourceOf, SOURCES, EnvOption, type Env, type ResolvedOptions } from './env.js';
 
 export type WriteOut = 'table' | 'json';
 
@@ -22,11 +26,26 @@ export interface ClusterConfig {
   readonly debug: boolean;
 }
 
-export type Env = Readonly<Record<string, string | undefined>>;
+/** etcdctl's default endpoint. */
+export const DEFAULT_ENDPOINT = '127.0.0.1:2379';
+
+/**
+ * Connecting takes milliseconds on a LAN and seconds across regions; an hour
+ * is already far past anything useful, and keeps a typo such as 9999h from
+ * overflowing Node's timers (MAX_TIMER_MS).
+ */
+export const MAX_DIAL_TIMEOUT_MS = 3_600_000;
+/**
+ * Ordinary calls (Status, MemberList, MoveLeader, a physical Compact) take
+ * milliseconds to minutes even on multi-GiB members; an hour bounds a typo
+ * such as 999999999h, which grpc-js would reject mid-run ("Deadline is too
+ * far in the future") after members may already have been touched.
+ */
+export const MAX_COMMAND_TIMEOUT_MS = 3_600_000;
 
 /** Flag definitions; `env` is the suffix after DEFRAGD_ / ETCDCTL_. */
 const FLAGS = [
-  { flags: '--endpoints <list>', description: 'comma-separated gRPC endpoints', env: 'ENDPOINTS', default: '127.0.0.1:2379' },
+  { flags: '--endpoints <list>', description: 'comma-separated gRPC endpoints', env: 'ENDPOINTS', default: DEFAULT_ENDPOINT },
   { flags: '--cluster', description: 'use every member the cluster lists (MemberList), not only --endpoints', env: 'CLUSTER' },
   { flags: '--cacert <file>', description: 'verify servers with this CA bundle', env: 'CACERT' },
   { flags: '--cert <file>', description: 'client TLS certificate', env: 'CERT' },
@@ -35,8 +54,8 @@ const FLAGS = [
   { flags: '--server-name <name>', description: 'verify the server certificate against this name', env: 'SERVER_NAME' },
   { flags: '--user <user[:password]>', description: 'user name, or user:password', env: 'USER' },
   { flags: '--password <password>', description: 'password of --user', env: 'PASSWORD' },
-  { flags: '--dial-timeout <duration>', description: 'timeout to connect to a member', env: 'DIAL_TIMEOUT', default: '2s' },
-  { flags: '--command-timeout <duration>', description: 'timeout of ordinary requests (Defragment has its own)', env: 'COMMAND_TIMEOUT', default: '5s' },
+  { flags: '--dial-timeout <duration>', description: `timeout to connect to a member (at most ${shortDuration(MAX_DIAL_TIMEOUT_MS)})`, env: 'DIAL_TIMEOUT', default: '2s' },
+  { flags: '--command-timeout <duration>', description: `timeout of ordinary requests, at most ${shortDuration(MAX_COMMAND_TIMEOUT_MS)} (Defragment has its own)`, env: 'COMMAND_TIMEOUT', default: '5s' },
   { flags: '--quota-bytes <size>', description: 'quota to assume when etcd does not report it (etcd < 3.6 with /metrics unreachable)', env: 'QUOTA_BYTES' },
   { flags: '-w, --write-out <format>', description: 'output format: table or json', env: 'WRITE_OUT', default: 'table' },
   { flags: '--debug', description: 'print stack traces of errors', env: 'DEBUG' },
@@ -44,42 +63,24 @@ const FLAGS = [
 
 export function addClusterFlags(cmd: Command): Command {
   for (const f of FLAGS) {
-    const o = new Option(f.flags, f.description + ` [env DEFRAGD_${f.env}, ETCDCTL_${f.env}]`);
+    const o = new EnvOption(f.flags, f.description, [`DEFRAGD_${f.env}`, `ETCDCTL_${f.env}`]);
     if ('default' in f) o.default(f.default);
     cmd.addOption(o);
   }
   return cmd;
 }
 
-/** Applies env fallbacks to whatever was not given on the command line. */
-export function withEnv(cmd: Command, env: Env): Record<string, unknown> {
-  const opts = { ...cmd.opts() } as Record<string, unknown>;
-  for (const f of FLAGS) {
-    const key = attributeName(f.flags);
-    if (cmd.getOptionValueSource(key) === 'cli') continue;
-    const fromEnv = env[`DEFRAGD_${f.env}`] ?? env[`ETCDCTL_${f.env}`];
-    if (fromEnv === undefined || fromEnv === '') continue;
-    opts[key] = f.flags.includes('<') ? fromEnv : parseBool(fromEnv, `DEFRAGD_${f.env}`);
-  }
-  return opts;
-}
-
-function attributeName(flags: string): string {
-  const long = /--([a-z-]+)/.exec(flags)?.[1] ?? '';
-  return long.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-}
-
-function parseBool(v: string, name: string): boolean {
-  if (/^(1|true|yes|on)$/i.test(v)) return true;
-  if (/^(0|false|no|off)$/i.test(v)) return false;
-  throw new UsageError(`${name}: expected true or false, got "${v}"`);
-}
-
-/** Builds the frozen config from resolved option values. Throws UsageError on bad values. */
-export function clusterConfig(opts: Record<string, unknown>): ClusterConfig {
+/** Builds the frozen config from resolved option values (see withEnv). Throws UsageError on bad values, naming their source. */
+export function clusterConfig(opts: ResolvedOptions): ClusterConfig {
   const str = (k: string): string | undefined => (typeof opts[k] === 'string' ? (opts[k] as string) : undefined);
+  const from = (k: string): string => sourceOf(opts, k);
+
   const writeOut = str('writeOut') ?? 'table';
-  if (writeOut !== 'table' && writeOut !== 'json') throw new UsageError(`--write-out: unknown format "${writeOut}" (use table or json)`);
+  if (writeOut !== 'table' && writeOut !== 'json') {
+    // etcdctl knows more formats (simple, fields, protobuf): say how to keep an etcdctl setting and still run defragd.
+    const hint = from('writeOut').startsWith('ETCDCTL_') ? '; DEFRAGD_WRITE_OUT overrides it for defragd' : '';
+    throw new UsageError(`${from('writeOut')}: unknown format "${writeOut}" (use table or json${hint})`);
+  }
 
   let user = str('user');
   let password = str('password');
@@ -88,8 +89,14 @@ export function clusterConfig(opts: Record<string, unknown>): ClusterConfig {
     password = user.slice(i + 1);
     user = user.slice(0, i);
   }
-  if (user !== undefined && password === undefined) throw new UsageError('--user given without a password: use --password or --user user:password');
-  if (user === undefined && password !== undefined) throw new UsageError('--password given without --user');
+  if (user !== undefined && password === undefined) {
+    throw new UsageError(
+      from('user').startsWith('-')
+        ? '--user given without a password: use --password or --user user:password'
+        : `${from('user')} given without a password: set --password or ${from('user').replace(/USER$/, 'PASSWORD')}, or write user:password`,
+    );
+  }
+  if (user === undefined && password !== undefined) throw new UsageError(`${from('password')} given without --user`);
 
   const cacert = str('cacert');
   const cert = str('cert');
@@ -97,20 +104,23 @@ export function clusterConfig(opts: Record<string, unknown>): ClusterConfig {
   const skip = opts['insecureSkipTlsVerify'] === true;
   const serverName = str('serverName');
   const anyTls = cacert !== undefined || cert !== undefined || key !== undefined || skip || serverName !== undefined;
-  const endpoints = (str('endpoints') ?? '127.0.0.1:2379').split(',').map((s) => s.trim()).filter(Boolean);
-  if (endpoints.length === 0) throw new UsageError('--endpoints: no endpoint given');
+  const endpoints = (str('endpoints') ?? DEFAULT_ENDPOINT).split(',').map((s) => s.trim()).filter(Boolean);
+  if (endpoints.length === 0) throw new UsageError(`${from('endpoints')}: no endpoint given`);
 
+  const dialTimeout = str('dialTimeout');
+  const commandTimeout = str('commandTimeout');
+  const quotaBytes = str('quotaBytes');
   const connection: ConnectionOptions = Object.freeze({
     endpoints,
     tls: anyTls ? Object.freeze({ caFile: cacert, certFile: cert, keyFile: key, insecureSkipVerify: skip, serverName }) : null,
     auth: user !== undefined ? Object.freeze({ user, password: password as string }) : null,
-    dialTimeoutMs: str('dialTimeout') ? parsePositiveDuration(str('dialTimeout') as string, '--dial-timeout') : DEFAULT_DIAL_TIMEOUT_MS,
-    commandTimeoutMs: str('commandTimeout') ? parsePositiveDuration(str('commandTimeout') as string, '--command-timeout') : DEFAULT_COMMAND_TIMEOUT_MS,
+    dialTimeoutMs: dialTimeout !== undefined ? parsePositiveDuration(dialTimeout, from('dialTimeout'), { maxMs: MAX_DIAL_TIMEOUT_MS }) : DEFAULT_DIAL_TIMEOUT_MS,
+    commandTimeoutMs: commandTimeout !== undefined ? parsePositiveDuration(commandTimeout, from('commandTimeout'), { maxMs: MAX_COMMAND_TIMEOUT_MS }) : DEFAULT_COMMAND_TIMEOUT_MS,
   });
   return Object.freeze({
     connection,
     cluster: opts['cluster'] === true,
-    quotaBytes: str('quotaBytes') ? parseSize(str('quotaBytes') as string, '--quota-bytes') : null,
+    quotaBytes: quotaBytes !== undefined ? parseSize(quotaBytes, from('quotaBytes')) : null,
     writeOut,
     debug: opts['debug'] === true,
   });

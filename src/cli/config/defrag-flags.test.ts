@@ -1,0 +1,140 @@
+import { Command } from 'commander';
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_LOCK_KEY } from '../../lock/lock.js';
+import {
+  addDefragFlags,
+  DEFAULT_DISARM_BELOW,
+  defragConfig,
+  MAX_DEFRAG_TIMEOUT_MS,
+  MAX_LOCK_WAIT_MS,
+  MAX_WAIT_BETWEEN_MS,
+} from './defrag-flags.js';
+import { addClusterFlags, clusterConfig, withEnv } from './flags.js';
+
+function command() {
+  return addDefragFlags(addClusterFlags(new Command('defrag'))).exitOverride();
+}
+
+function resolve(argv: string[], env: Record<string, string> = {}) {
+  const cmd = command();
+  cmd.parse(argv, { from: 'user' });
+  return defragConfig(withEnv(cmd, env));
+}
+
+describe('defrag flags', () => {
+  it('defaults: a safe run that moves the leader, takes the lock and refuses to wait for it', () => {
+    expect(resolve([])).toEqual({
+      policy: { rule: null, moveLeader: true, skipHealthCheck: false, compactKeepRevisions: null, disarmNospace: false, disarmBelow: 0.9, defragTimeoutMs: null },
+      execute: { waitBetweenMs: 0, continueOnError: false },
+      lock: { key: '/defragd/lock', waitMs: 0 },
+      dryRun: false,
+    });
+    expect(DEFAULT_DISARM_BELOW).toBe(0.9);
+    expect(DEFAULT_LOCK_KEY).toBe('/defragd/lock');
+  });
+
+  it('every flag lands in its consumer', () => {
+    const c = resolve([
+      '--rule', 'dbSizeFree > 100*MiB', '--no-move-leader', '--skip-health-check', '--compact-keep-revisions', '1000',
+      '--disarm-nospace', '--disarm-below', '0.8', '--defrag-timeout', '2m', '--wait-between', '1m30s',
+      '--continue-on-error', '--dry-run', '--lock-key', '/ops/lock', '--lock-wait', '10m',
+    ]);
+    expect(c).toEqual({
+      policy: { rule: 'dbSizeFree > 100*MiB', moveLeader: false, skipHealthCheck: true, compactKeepRevisions: 1000, disarmNospace: true, disarmBelow: 0.8, defragTimeoutMs: 120_000 },
+      execute: { waitBetweenMs: 90_000, continueOnError: true },
+      lock: { key: '/ops/lock', waitMs: 600_000 },
+      dryRun: true,
+    });
+  });
+
+  it('--no-lock gives lock: false', () => {
+    expect(resolve(['--no-lock']).lock).toBe(false);
+  });
+
+  it('an empty --rule stays empty, for compileRule to refuse', () => {
+    expect(resolve(['--rule', '']).policy.rule).toBe('');
+  });
+
+  it('the config and each part are frozen', () => {
+    const c = resolve([]);
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.policy)).toBe(true);
+    expect(Object.isFrozen(c.execute)).toBe(true);
+    expect(Object.isFrozen(c.lock)).toBe(true);
+  });
+
+  it('reads DEFRAGD_<FLAG> when the flag is not given; the flag wins; no ETCDCTL_ fallback', () => {
+    const env = {
+      DEFRAGD_RULE: 'fragmentation > 0.5', DEFRAGD_NO_MOVE_LEADER: 'true', DEFRAGD_DEFRAG_TIMEOUT: '5m',
+      DEFRAGD_WAIT_BETWEEN: '10s', DEFRAGD_LOCK_WAIT: '1m', DEFRAGD_LOCK_KEY: '/x', DEFRAGD_DRY_RUN: 'yes',
+    };
+    const c = resolve([], env);
+    expect(c.policy).toMatchObject({ rule: 'fragmentation > 0.5', moveLeader: false, defragTimeoutMs: 300_000 });
+    expect(c.execute.waitBetweenMs).toBe(10_000);
+    expect(c.lock).toEqual({ key: '/x', waitMs: 60_000 });
+    expect(c.dryRun).toBe(true);
+    expect(resolve(['--rule', 'isLeader', '--defrag-timeout', '1m'], env).policy).toMatchObject({ rule: 'isLeader', defragTimeoutMs: 60_000 });
+    expect(resolve([], { ETCDCTL_RULE: 'isLeader', ETCDCTL_DEFRAG_TIMEOUT: '1m' }).policy).toMatchObject({ rule: null, defragTimeoutMs: null });
+  });
+
+  it('negated flags from the environment: DEFRAGD_NO_LOCK=true turns the lock off, =false leaves it on', () => {
+    expect(resolve([], { DEFRAGD_NO_LOCK: 'true' }).lock).toBe(false);
+    expect(resolve([], { DEFRAGD_NO_LOCK: 'false' }).lock).toEqual({ key: DEFAULT_LOCK_KEY, waitMs: 0 });
+    expect(resolve([], { DEFRAGD_NO_MOVE_LEADER: '0' }).policy.moveLeader).toBe(true);
+  });
+
+  it('an empty variable counts as unset', () => {
+    expect(resolve([], { DEFRAGD_RULE: '' }).policy.rule).toBeNull();
+  });
+
+  it('help names the variable and the maximum', () => {
+    const help = command().helpInformation().replace(/\s+/g, ' ');
+    expect(help).toMatch(/--rule <cel> CEL expression .* constants KiB, MiB, GiB \[env DEFRAGD_RULE\]/);
+    expect(help).toMatch(/--no-lock do not take the cluster lock .* \[env DEFRAGD_NO_LOCK\]/);
+    expect(help).toMatch(/--defrag-timeout <duration> deadline of each Defragment call, at most 24h .* \[env DEFRAGD_DEFRAG_TIMEOUT\]/);
+    expect(help).toMatch(/--lock-key <key> .* \[env DEFRAGD_LOCK_KEY\] \(default: "\/defragd\/lock"\)/);
+  });
+
+  it.each([
+    [['--defrag-timeout', '999999999h'], /^--defrag-timeout: 999999999h is more than the maximum of 24h$/],
+    [['--defrag-timeout', '5'], /^--defrag-timeout: "5" has no unit; write 5s \(units: ms, s, m, h\)$/],
+    [['--defrag-timeout', '0'], /^--defrag-timeout: must be more than 0/],
+    [['--defrag-timeout', ''], /^--defrag-timeout: invalid duration ""/],
+    [['--wait-between', '25h'], /^--wait-between: 25h is more than the maximum of 24h$/],
+    [['--wait-between', '3'], /^--wait-between: "3" has no unit; write 3s/],
+    [['--lock-wait', '24h1s'], /^--lock-wait: 24h1s is more than the maximum of 24h$/],
+    [['--lock-wait', 'soon'], /^--lock-wait: invalid duration "soon"/],
+    [['--compact-keep-revisions', '-1'], /^--compact-keep-revisions: expected a whole number >= 0/],
+    [['--disarm-below', '1.5'], /^--disarm-below: expected a fraction in \(0, 1\]/],
+    [['--lock-key', ''], /^--lock-key: the lock key must not be empty$/],
+  ])('%j is a usage error naming the flag', (argv, message) => {
+    expect(() => resolve(argv)).toThrow(message);
+  });
+
+  it.each([
+    [{ DEFRAGD_DEFRAG_TIMEOUT: '999999999h' }, /^DEFRAGD_DEFRAG_TIMEOUT: 999999999h is more than the maximum of 24h$/],
+    [{ DEFRAGD_DEFRAG_TIMEOUT: '5' }, /^DEFRAGD_DEFRAG_TIMEOUT: "5" has no unit; write 5s/],
+    [{ DEFRAGD_WAIT_BETWEEN: 'abc' }, /^DEFRAGD_WAIT_BETWEEN: invalid duration "abc"/],
+    [{ DEFRAGD_LOCK_WAIT: '48h' }, /^DEFRAGD_LOCK_WAIT: 48h is more than the maximum of 24h$/],
+    [{ DEFRAGD_COMPACT_KEEP_REVISIONS: 'many' }, /^DEFRAGD_COMPACT_KEEP_REVISIONS: expected a whole number/],
+    [{ DEFRAGD_DISARM_BELOW: '2' }, /^DEFRAGD_DISARM_BELOW: expected a fraction/],
+    [{ DEFRAGD_DRY_RUN: 'maybe' }, /^DEFRAGD_DRY_RUN: expected true or false, got "maybe"$/],
+    [{ DEFRAGD_NO_LOCK: 'maybe' }, /^DEFRAGD_NO_LOCK: expected true or false/],
+  ])('a bad value from the environment names the variable: %j', (env, message) => {
+    expect(() => resolve([], env)).toThrow(message);
+  });
+
+  it('the limits are the documented ones and each is accepted', () => {
+    expect([MAX_DEFRAG_TIMEOUT_MS, MAX_WAIT_BETWEEN_MS, MAX_LOCK_WAIT_MS]).toEqual([86_400_000, 86_400_000, 86_400_000]);
+    const c = resolve(['--defrag-timeout', '24h', '--wait-between', '24h', '--lock-wait', '1440m']);
+    expect([c.policy.defragTimeoutMs, c.execute.waitBetweenMs, c.lock && c.lock.waitMs]).toEqual([86_400_000, 86_400_000, 86_400_000]);
+  });
+
+  it('the same resolved options feed both builders; defrag implies --cluster as the command does', () => {
+    const cmd = command();
+    cmd.parse(['--endpoints', 'a:1', '--rule', 'isLeader'], { from: 'user' });
+    const opts = withEnv(cmd, { ETCDCTL_COMMAND_TIMEOUT: '7s' });
+    expect(clusterConfig({ ...opts, cluster: true })).toMatchObject({ cluster: true, connection: { endpoints: ['a:1'], commandTimeoutMs: 7_000 } });
+    expect(defragConfig(opts).policy.rule).toBe('isLeader');
+  });
+});

@@ -1,0 +1,140 @@
+/**
+ * The flags of `defragd defrag` and the frozen config they resolve to, split
+ * per consumer: the planner's policy, the executor's options, the cluster
+ * lock. Each flag also reads DEFRAGD_<FLAG> (e.g. DEFRAGD_RULE for a cron
+ * job) when it is not on the command line; there is no ETCDCTL_ fallback,
+ * since etcdctl has no such flags. Errors name the flag or the variable.
+ */
+import type { Command } from 'commander';
+import { UsageError } from '../../domain/errors.js';
+import { DEFAULT_LOCK_KEY } from '../../lock/lock.js';
+import { EnvOption, sourceOf, type ResolvedOptions } from './env.js';
+import { parseDuration, parseFraction, parseNonNegativeInt, parsePositiveDuration, shortDuration } from './units.js';
+
+/** --disarm-below: disarm NOSPACE only when every dbSize is under this fraction of the quota. */
+export const DEFAULT_DISARM_BELOW = 0.9;
+/** --wait-between: no extra pause; the executor already waits for each member to catch up. */
+export const DEFAULT_WAIT_BETWEEN_MS = 0;
+/** --lock-wait: refuse at once when another run holds the lock. */
+export const DEFAULT_LOCK_WAIT_MS = 0;
+
+/**
+ * Reported defrags take about 1 s per 100 MB and up to minutes for 8 GiB
+ * (ETCD-FACTS.md); a day covers the slowest disk with a wide margin. Longer
+ * is a typo, and past Node's timer limit it would fire at once.
+ */
+export const MAX_DEFRAG_TIMEOUT_MS = 24 * 3_600_000;
+/** A pause of more than a day between members is a schedule, not a pause: use cron. */
+export const MAX_WAIT_BETWEEN_MS = 24 * 3_600_000;
+/** Runs are scheduled daily at most often in practice; waiting a day for the lock means the holder is stuck. */
+export const MAX_LOCK_WAIT_MS = 24 * 3_600_000;
+
+export interface DefragPolicyConfig {
+  /** --rule as typed; null when absent. '' stays '' so compileRule can refuse it. */
+  readonly rule: string | null;
+  readonly moveLeader: boolean;
+  readonly skipHealthCheck: boolean;
+  readonly compactKeepRevisions: number | null;
+  readonly disarmNospace: boolean;
+  readonly disarmBelow: number;
+  /** Null: the executor's size-based default. */
+  readonly defragTimeoutMs: number | null;
+}
+
+export interface DefragExecuteConfig {
+  readonly waitBetweenMs: number;
+  readonly continueOnError: boolean;
+}
+
+export interface DefragLockConfig {
+  readonly key: string;
+  readonly waitMs: number;
+}
+
+export interface DefragConfig {
+  readonly policy: DefragPolicyConfig;
+  readonly execute: DefragExecuteConfig;
+  /** false: --no-lock. */
+  readonly lock: DefragLockConfig | false;
+  readonly dryRun: boolean;
+}
+
+/** Flag definitions; each reads DEFRAGD_ + the long name in upper snake case. */
+const DEFRAG_FLAGS: readonly { flags: string; description: string; default?: string }[] = [
+  { flags: '--rule <cel>', description: 'CEL expression evaluated per member right before its turn, e.g. "dbSizeFree > 100*MiB"; variables: dbSize, dbSizeInUse, dbSizeFree, dbQuota, dbQuotaUsage, fragmentation, isLeader, isLearner, memberName, version; constants KiB, MiB, GiB' },
+  { flags: '--no-move-leader', description: 'do not hand leadership away; the leader is then skipped (never defragmented while it leads)' },
+  { flags: '--skip-health-check', description: 'go ahead although some members are unreachable or unhealthy (they are skipped)' },
+  { flags: '--compact-keep-revisions <n>', description: 'compact (physically) to revision - n once before the first defrag; breaks watchers older than that' },
+  { flags: '--disarm-nospace', description: 'disarm NOSPACE alarms after the run when every member is under the margin' },
+  { flags: '--disarm-below <fraction>', description: 'margin for --disarm-nospace: every dbSize under this fraction of the quota', default: String(DEFAULT_DISARM_BELOW) },
+  { flags: '--defrag-timeout <duration>', description: `deadline of each Defragment call, at most ${shortDuration(MAX_DEFRAG_TIMEOUT_MS)} (default: 60s + 1s per 10 MiB in use); a passed deadline is never retried` },
+  { flags: '--wait-between <duration>', description: `extra pause after each member has caught up (at most ${shortDuration(MAX_WAIT_BETWEEN_MS)})`, default: `${DEFAULT_WAIT_BETWEEN_MS / 1_000}s` },
+  { flags: '--continue-on-error', description: 'go on with the next member after one fails (still exits 1)' },
+  { flags: '--dry-run', description: 'print the plan with each rule result and reason; change nothing' },
+  { flags: '--no-lock', description: 'do not take the cluster lock (only when nothing else can defragment this cluster)' },
+  { flags: '--lock-key <key>', description: 'key of the lease-bound cluster lock that keeps runs from overlapping', default: DEFAULT_LOCK_KEY },
+  { flags: '--lock-wait <duration>', description: `wait this long for another run to finish instead of refusing at once (at most ${shortDuration(MAX_LOCK_WAIT_MS)})`, default: `${DEFAULT_LOCK_WAIT_MS / 1_000}s` },
+];
+
+/** DEFRAGD_ + the long flag in upper snake case: --no-lock → DEFRAGD_NO_LOCK. */
+function envName(flags: string): string {
+  const long = /--([a-z-]+)/.exec(flags)?.[1] ?? '';
+  return `DEFRAGD_${long.replace(/-/g, '_').toUpperCase()}`;
+}
+
+/**
+ * Adds the defrag flags to `cmd` (the connection flags come from addClusterFlags).
+ *
+ * @example defragConfig(withEnv(addDefragFlags(addClusterFlags(new Command('defrag'))).parse(argv), env))
+ */
+export function addDefragFlags(cmd: Command): Command {
+  for (const f of DEFRAG_FLAGS) {
+    const o = new EnvOption(f.flags, f.description, [envName(f.flags)]);
+    if (f.default !== undefined) o.default(f.default);
+    cmd.addOption(o);
+  }
+  return cmd;
+}
+
+/**
+ * Builds the frozen defrag config from resolved option values (see withEnv).
+ * Throws UsageError naming the flag or variable of the first bad value.
+ *
+ * @example
+ * const opts = withEnv(cmd, io.env);
+ * const { policy, execute, lock, dryRun } = defragConfig(opts);
+ */
+export function defragConfig(opts: ResolvedOptions): DefragConfig {
+  const str = (k: string): string | undefined => (typeof opts[k] === 'string' ? (opts[k] as string) : undefined);
+  const from = (k: string): string => sourceOf(opts, k);
+  const text = {
+    compactKeepRevisions: str('compactKeepRevisions'),
+    disarmBelow: str('disarmBelow'),
+    defragTimeout: str('defragTimeout'),
+    waitBetween: str('waitBetween'),
+    lockKey: str('lockKey'),
+    lockWait: str('lockWait'),
+  };
+
+  const policy: DefragPolicyConfig = Object.freeze({
+    rule: str('rule') ?? null,
+    moveLeader: opts['moveLeader'] !== false,
+    skipHealthCheck: opts['skipHealthCheck'] === true,
+    compactKeepRevisions: text.compactKeepRevisions !== undefined ? parseNonNegativeInt(text.compactKeepRevisions, from('compactKeepRevisions')) : null,
+    disarmNospace: opts['disarmNospace'] === true,
+    disarmBelow: text.disarmBelow !== undefined ? parseFraction(text.disarmBelow, from('disarmBelow')) : DEFAULT_DISARM_BELOW,
+    defragTimeoutMs: text.defragTimeout !== undefined ? parsePositiveDuration(text.defragTimeout, from('defragTimeout'), { maxMs: MAX_DEFRAG_TIMEOUT_MS }) : null,
+  });
+  const execute: DefragExecuteConfig = Object.freeze({
+    waitBetweenMs: text.waitBetween !== undefined ? parseDuration(text.waitBetween, from('waitBetween'), { maxMs: MAX_WAIT_BETWEEN_MS }) : DEFAULT_WAIT_BETWEEN_MS,
+    continueOnError: opts['continueOnError'] === true,
+  });
+
+  // Validated even under --no-lock, so a bad value fails the same way whichever flags accompany it.
+  const lockKey = text.lockKey ?? DEFAULT_LOCK_KEY;
+  if (lockKey === '') throw new UsageError(`${from('lockKey')}: the lock key must not be empty`);
+  const lockWaitMs = text.lockWait !== undefined ? parseDuration(text.lockWait, from('lockWait'), { maxMs: MAX_LOCK_WAIT_MS }) : DEFAULT_LOCK_WAIT_MS;
+  const lock: DefragLockConfig | false = opts['lock'] === false ? false : Object.freeze({ key: lockKey, waitMs: lockWaitMs });
+
+  return Object.freeze({ policy, execute, lock, dryRun: opts['dryRun'] === true });
+}
