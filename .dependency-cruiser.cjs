@@ -1,9 +1,14 @@
 /**
  * The floors of defragd's architecture, checked by `make lint-imports` (and so
- * by `make test`, before vitest). Bottom to top:
+ * by `make test`, before vitest). Bottom to top, each may import:
  *
- *   domain  ←  etcd, policy  ←  observe, planner, lock  ←  executor  ←  app  ←  cli
- *                                                     index.ts (the library's face)
+ *   domain    nothing outside domain, no node:*
+ *   etcd      domain                      policy    domain
+ *   observe   domain, etcd                lock      domain, etcd
+ *   planner   domain, policy; no node:* (pure)
+ *   executor  domain, planner, policy types; not etcd
+ *   app       everything but cli          index.ts  everything but cli
+ *   cli       anything in src; and nothing else in src imports cli
  *
  * Each rule below is one sentence of that design; its `comment` is what a
  * failing build prints next to the offending import.
@@ -73,7 +78,7 @@ function withKnownViolations(rules) {
 /** Production files of one layer: `layer('planner')`. */
 const layer = (name) => ({ path: `^src/${name}/`, pathNot: TEST_FILE });
 
-/** Any src file outside the given layers (and outside src/cli/ unless listed). */
+/** Any file under src/ outside the given layers (src/index.ts and src/version.ts included). */
 const srcOutside = (...names) => ({ path: '^src/', pathNot: `^src/(${names.join('|')})/` });
 
 /** Node's built-in modules (`node:fs`, `fs`, ...). */
