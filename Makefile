@@ -3,11 +3,12 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: help deps etcd build test unit demo bench bench-readme typecheck clean
+.PHONY: help deps etcd build test unit demo bench bench-readme typecheck lint-imports clean
 
 help:
 	@echo "make demo   start a local 3-member etcd, fragment it, and show defragd at work"
 	@echo "make test   unit and integration tests against real etcd"
+	@echo "make lint-imports  the import boundaries between src's layers (part of make test)"
 	@echo "make bench  benchmarks (not part of make test)"
 
 $(NPM_STAMP): package.json package-lock.json
@@ -25,8 +26,14 @@ build: $(NPM_STAMP)
 typecheck: $(NPM_STAMP)
 	npx tsc -p tsconfig.json --noEmit
 
+# The floors of src/ (domain < etcd, policy < ... < cli), as rules in
+# .dependency-cruiser.cjs; a broken one prints the import, the rule and why.
+lint-imports: $(NPM_STAMP)
+	@npx depcruise --config .dependency-cruiser.cjs --output-type err-long src dev test
+
 # The last line printed is the plain verdict "N passed, N failed".
-test: deps typecheck build
+# lint-imports runs before vitest; a broken boundary stops here.
+test: deps typecheck lint-imports build
 	@rm -f .vitest-results.json
 	@npx vitest run --reporter=default --reporter=json --outputFile.json=.vitest-results.json; \
 	  code=$$?; node scripts/test-summary.mjs .vitest-results.json; s=$$?; \

@@ -1,0 +1,79 @@
+/**
+ * The import-boundary rules (.dependency-cruiser.cjs) can fail: run against a
+ * small generated tree that breaks some of them, they name exactly those
+ * imports, and they leave alone what they allow (a unit test's builders, the
+ * executor's known violations).
+ */
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cruise, type ICruiseResult, type IConfiguration } from 'dependency-cruiser';
+
+const config = createRequire(import.meta.url)('../.dependency-cruiser.cjs') as IConfiguration;
+
+const FIXTURE: Record<string, string> = {
+  'src/domain/plan.ts': 'export interface Plan { steps: string[] }\n',
+  // broken: domain reaches up into etcd (type only still counts)
+  'src/domain/format.ts': "import type { EtcdClient } from '../etcd/client.js';\nexport type F = EtcdClient;\n",
+  'src/etcd/client.ts': "import type { Plan } from '../domain/plan.js';\nexport interface EtcdClient { plan?: Plan }\n",
+  'src/etcd/options.ts': 'export interface ConnectionOptions { endpoints: string[] }\n',
+  'src/etcd/metrics.ts': 'export const METRIC = 1;\n',
+  // broken: the planner does I/O
+  'src/planner/plan.ts': "import { readFileSync } from 'node:fs';\nexport const read = readFileSync;\n",
+  // allowed: a unit test beside its module uses node:* and test/'s builders
+  'src/planner/plan.test.ts': "import { readFileSync } from 'node:fs';\nimport { aPlan } from '../../test/builders.js';\nexport const t = [readFileSync, aPlan];\n",
+  // allowed: the known violations (client, metrics); broken: a new etcd import
+  'src/executor/execute.ts':
+    "import type { EtcdClient } from '../etcd/client.js';\nimport { METRIC } from '../etcd/metrics.js';\nimport type { ConnectionOptions } from '../etcd/options.js';\nexport type E = [EtcdClient, ConnectionOptions, typeof METRIC];\n",
+  // broken: a cycle
+  'src/observe/a.ts': "import { b } from './b.js';\nexport const a = () => b;\n",
+  'src/observe/b.ts': "import { a } from './a.js';\nexport const b = () => a;\n",
+  // broken: the app imports the CLI
+  'src/app/defragment.ts': "import { printPlan } from '../cli/printer.js';\nexport const run = printPlan;\n",
+  'src/cli/printer.ts': 'export const printPlan = (): string => "";\n',
+  'test/builders.ts': "import type { Plan } from '../src/domain/plan.js';\nexport const aPlan = (): Plan => ({ steps: [] });\n",
+};
+
+let dir: string;
+let result: ICruiseResult;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'defragd-boundaries-'));
+  for (const [path, text] of Object.entries(FIXTURE)) {
+    mkdirSync(dirname(join(dir, path)), { recursive: true });
+    writeFileSync(join(dir, path), text);
+  }
+  const { forbidden, options } = config;
+  const reported = await cruise(['src', 'test'], {
+    ...options,
+    tsConfig: undefined,
+    baseDir: dir,
+    validate: true,
+    ruleSet: { forbidden },
+  });
+  result = reported.output as ICruiseResult;
+});
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('import boundaries', () => {
+  it('name exactly the imports that break a rule', () => {
+    const found = result.summary.violations
+      .map((v) => `${v.rule.name}: ${v.from} → ${v.to}`)
+      .sort();
+    expect(found).toEqual(
+      [
+        'app-not-cli: src/app/defragment.ts → src/cli/printer.ts',
+        'domain-imports-only-domain: src/domain/format.ts → src/etcd/client.ts',
+        'executor-not-etcd: src/executor/execute.ts → src/etcd/options.ts',
+        'no-cycles-in-src: src/observe/a.ts → src/observe/b.ts',
+        'only-cli-imports-cli: src/app/defragment.ts → src/cli/printer.ts',
+        'planner-no-node-builtins: src/planner/plan.ts → fs',
+      ].sort(),
+    );
+  });
+});
