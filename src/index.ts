@@ -31,7 +31,7 @@ export { executePlan } from './executor/execute.js';
 export type { ExecuteOptions } from './executor/options.js';
 export type { ClusterPort, PortCall } from './executor/port.js';
 export { clusterPort, type ObserveTarget } from './app/port.js';
-export { defragment, runDefrag, prepareRun, buildPolicy, type DefragmentOptions, type RunOptions, type PolicyOptions, type PreparedRun } from './app/defragment.js';
+export { defragment, runDefrag, dryRun, prepareRun, buildPolicy, type DefragmentOptions, type RunOptions, type PolicyOptions, type PreparedRun } from './app/defragment.js';
 export { acquireLock, LockBusyError, type ClusterLock, type LockOptions } from './lock/lock.js';
 export { VERSION } from './version.js';
 

@@ -125,16 +125,24 @@ export async function defragment(options: DefragmentOptions): Promise<RunReport>
   const policy = buildPolicy(options.policy);
   const client = new EtcdClient(options.connection);
   try {
-    if (options.dryRun) {
-      const at = new Date().toISOString();
-      const seen = await observeOrRefuse(clusterPort(client, options.observe), options.signal);
-      if ('report' in seen) return seen.report;
-      return dryRunReport(planDefrag(seen.snapshot, policy), at);
-    }
-    return await runDefrag(client, policy, options);
+    return await (options.dryRun ? dryRun(client, policy, options) : runDefrag(client, policy, options));
   } finally {
     client.close();
   }
+}
+
+/**
+ * What a run would do now, without doing it: observes and plans, and returns
+ * the dry-run report (outcome `dry-run`, or `refused` with the reason, also
+ * when the cluster cannot be observed). The caller owns the client.
+ *
+ * @example (await dryRun(client, buildPolicy({ rule: 'dbSizeFree > 100*MiB' }))).plan?.decisions
+ */
+export async function dryRun(client: EtcdClient, policy: Policy, o: Pick<RunOptions, 'observe' | 'signal'> = {}): Promise<RunReport> {
+  const at = new Date().toISOString();
+  const seen = await observeOrRefuse(clusterPort(client, o.observe), o.signal);
+  if ('report' in seen) return { ...seen.report, dryRun: true };
+  return dryRunReport(planDefrag(seen.snapshot, policy), at);
 }
 
 /**

@@ -1,9 +1,8 @@
 /** `defragd defrag`: a safe rolling defragmentation of the cluster, or its plan with --dry-run. */
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { addClusterFlags, clusterConfig, withEnv } from '../config/flags.js';
-import { parseDuration, parseFraction, parseNonNegativeInt, parsePositiveDuration } from '../config/units.js';
-import { buildPolicy, dryRunReport, runDefrag } from '../../app/defragment.js';
-import { DEFAULT_DISARM_BELOW, DEFAULT_LOCK_KEY } from '../../domain/defaults.js';
+import { addDefragFlags, defragConfig } from '../config/defrag-flags.js';
+import { buildPolicy, dryRun, runDefrag } from '../../app/defragment.js';
 import { AbortedError, DefragdError } from '../../domain/errors.js';
 import type { RunReport } from '../../domain/run.js';
 import { EtcdClient } from '../../etcd/client.js';
@@ -11,52 +10,33 @@ import { exitCodeForReport } from '../exit-codes.js';
 import type { CliIO } from '../io.js';
 import { printDryRun, printReport } from '../printers/defrag.js';
 import { createProgress } from '../progress.js';
-import { prepareRun } from '../../app/defragment.js';
 
 export function defragCommand(io: CliIO, done: (code: number) => void): Command {
   const cmd = new Command('defrag').description('defragment every member, one at a time: followers first, the leader last after moving leadership away');
   addClusterFlags(cmd);
-  cmd
-    .addOption(new Option('--rule <cel>', 'CEL expression evaluated per member right before its turn, e.g. "dbSizeFree > 100*MiB"; variables: dbSize, dbSizeInUse, dbSizeFree, dbQuota, dbQuotaUsage, fragmentation, isLeader, isLearner, memberName, version; constants KiB, MiB, GiB'))
-    .addOption(new Option('--no-move-leader', 'do not hand leadership away; the leader is then skipped (never defragmented while it leads)'))
-    .addOption(new Option('--skip-health-check', 'go ahead although some members are unreachable or unhealthy (they are skipped)'))
-    .addOption(new Option('--compact-keep-revisions <n>', 'compact (physically) to revision - n once before the first defrag; breaks watchers older than that'))
-    .addOption(new Option('--disarm-nospace', 'disarm NOSPACE alarms after the run when every member is under the margin'))
-    .addOption(new Option('--disarm-below <fraction>', 'margin for --disarm-nospace: every dbSize under this fraction of the quota').default(String(DEFAULT_DISARM_BELOW)))
-    .addOption(new Option('--defrag-timeout <duration>', 'deadline of each Defragment call (default: 60s + 1s per 10 MiB in use); a passed deadline is never retried'))
-    .addOption(new Option('--wait-between <duration>', 'extra pause after each member has caught up').default('0s'))
-    .addOption(new Option('--continue-on-error', 'go on with the next member after one fails (still exits 1)'))
-    .addOption(new Option('--dry-run', 'print the plan with each rule result and reason; change nothing'))
-    .addOption(new Option('--no-lock', 'do not take the cluster lock (only when nothing else can defragment this cluster)'))
-    .addOption(new Option('--lock-key <key>', 'key of the lease-bound cluster lock that keeps runs from overlapping').default(DEFAULT_LOCK_KEY))
-    .addOption(new Option('--lock-wait <duration>', 'wait this long for another run to finish instead of refusing at once').default('0s'));
+  addDefragFlags(cmd);
   cmd.action(async () => {
     const opts = withEnv(cmd, io.env);
     // A safe run must see every voter, so defrag always discovers the whole membership (--cluster is implied).
     const config = clusterConfig({ ...opts, cluster: true });
     const json = config.writeOut === 'json';
     const startedAt = new Date().toISOString();
+    // With -w json the why of a run that did not succeed goes to stderr too, as one line (cron mails stderr).
+    const sayWhyOnStderr = (report: RunReport) => {
+      if (json && exitCodeForReport(report) !== 0) io.stderr(`defragd: ${report.outcome}: ${report.message ?? 'see the report'}\n`);
+    };
     try {
-      const str = (k: string) => opts[k] as string | undefined;
-      const policy = buildPolicy({
-        rule: str('rule'),
-        moveLeader: opts['moveLeader'] !== false,
-        skipHealthCheck: opts['skipHealthCheck'] === true,
-        compactKeepRevisions: str('compactKeepRevisions') !== undefined ? parseNonNegativeInt(str('compactKeepRevisions') as string, '--compact-keep-revisions') : null,
-        disarmNospace: opts['disarmNospace'] === true,
-        disarmBelow: parseFraction(str('disarmBelow') ?? String(DEFAULT_DISARM_BELOW), '--disarm-below'),
-        defragTimeoutMs: str('defragTimeout') ? parsePositiveDuration(str('defragTimeout') as string, '--defrag-timeout') : null,
-      });
-      const execute = { waitBetweenMs: parseDuration(str('waitBetween') ?? '0s', '--wait-between'), continueOnError: opts['continueOnError'] === true };
-      const lock = opts['lock'] === false ? false : { key: str('lockKey') ?? DEFAULT_LOCK_KEY, waitMs: parseDuration(str('lockWait') ?? '0s', '--lock-wait') };
+      const defrag = defragConfig(opts);
+      const policy = buildPolicy(defrag.policy);
+      const { execute, lock } = defrag;
       const observe = { cluster: true, quotaBytes: config.quotaBytes };
 
       const client = new EtcdClient(config.connection);
       try {
-        if (opts['dryRun'] === true) {
-          const run = await prepareRun(client, policy, { observe, signal: io.signal });
-          const report = dryRunReport(run.plan, startedAt);
+        if (defrag.dryRun) {
+          const report = await dryRun(client, policy, { observe, signal: io.signal });
           io.stdout(printDryRun(report, config.writeOut));
+          sayWhyOnStderr(report);
           done(exitCodeForReport(report));
           return;
         }
@@ -70,8 +50,7 @@ export function defragCommand(io: CliIO, done: (code: number) => void): Command 
           progress.close();
         }
         io.stdout(printReport(report, config.writeOut));
-        // With -w json the why goes to stderr too, as one line (cron mails stderr).
-        if (json && report.outcome !== 'success' && report.outcome !== 'nothing-to-do') io.stderr(`defragd: ${report.outcome}: ${report.message ?? 'see the report'}\n`);
+        sayWhyOnStderr(report);
         done(exitCodeForReport(report));
       } finally {
         client.close();

@@ -1,9 +1,8 @@
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_LOCK_KEY } from '../../lock/lock.js';
+import { DEFAULT_DISARM_BELOW, DEFAULT_LOCK_KEY } from '../../domain/defaults.js';
 import {
   addDefragFlags,
-  DEFAULT_DISARM_BELOW,
   defragConfig,
   MAX_DEFRAG_TIMEOUT_MS,
   MAX_LOCK_WAIT_MS,
@@ -25,7 +24,7 @@ describe('defrag flags', () => {
   it('defaults: a safe run that moves the leader, takes the lock and refuses to wait for it', () => {
     expect(resolve([])).toEqual({
       policy: { rule: null, moveLeader: true, skipHealthCheck: false, compactKeepRevisions: null, disarmNospace: false, disarmBelow: 0.9, defragTimeoutMs: null },
-      execute: { waitBetweenMs: 0, continueOnError: false },
+      execute: { waitBetweenMs: 0, continueOnError: false, recoveryTimeoutMs: null },
       lock: { key: '/defragd/lock', waitMs: 0 },
       dryRun: false,
     });
@@ -37,11 +36,11 @@ describe('defrag flags', () => {
     const c = resolve([
       '--rule', 'dbSizeFree > 100*MiB', '--no-move-leader', '--skip-health-check', '--compact-keep-revisions', '1000',
       '--disarm-nospace', '--disarm-below', '0.8', '--defrag-timeout', '2m', '--wait-between', '1m30s',
-      '--continue-on-error', '--dry-run', '--lock-key', '/ops/lock', '--lock-wait', '10m',
+      '--continue-on-error', '--dry-run', '--lock-key', '/ops/lock', '--lock-wait', '10m', '--recovery-timeout', '5m',
     ]);
     expect(c).toEqual({
       policy: { rule: 'dbSizeFree > 100*MiB', moveLeader: false, skipHealthCheck: true, compactKeepRevisions: 1000, disarmNospace: true, disarmBelow: 0.8, defragTimeoutMs: 120_000 },
-      execute: { waitBetweenMs: 90_000, continueOnError: true },
+      execute: { waitBetweenMs: 90_000, continueOnError: true, recoveryTimeoutMs: 300_000 },
       lock: { key: '/ops/lock', waitMs: 600_000 },
       dryRun: true,
     });
@@ -77,10 +76,16 @@ describe('defrag flags', () => {
     expect(resolve([], { ETCDCTL_RULE: 'isLeader', ETCDCTL_DEFRAG_TIMEOUT: '1m' }).policy).toMatchObject({ rule: null, defragTimeoutMs: null });
   });
 
-  it('negated flags from the environment: DEFRAGD_NO_LOCK=true turns the lock off, =false leaves it on', () => {
-    expect(resolve([], { DEFRAGD_NO_LOCK: 'true' }).lock).toBe(false);
-    expect(resolve([], { DEFRAGD_NO_LOCK: 'false' }).lock).toEqual({ key: DEFAULT_LOCK_KEY, waitMs: 0 });
+  it('negated flags from the environment: DEFRAGD_NO_MOVE_LEADER=true keeps leadership, =0 moves it', () => {
+    expect(resolve([], { DEFRAGD_NO_MOVE_LEADER: 'true' }).policy.moveLeader).toBe(false);
     expect(resolve([], { DEFRAGD_NO_MOVE_LEADER: '0' }).policy.moveLeader).toBe(true);
+  });
+
+  it('flags that loosen a safety check are command-line only: a leftover variable never weakens a run', () => {
+    const c = resolve([], { DEFRAGD_NO_LOCK: 'true', DEFRAGD_SKIP_HEALTH_CHECK: 'true', DEFRAGD_CONTINUE_ON_ERROR: 'true' });
+    expect(c.lock).toEqual({ key: DEFAULT_LOCK_KEY, waitMs: 0 });
+    expect(c.policy.skipHealthCheck).toBe(false);
+    expect(c.execute.continueOnError).toBe(false);
   });
 
   it('an empty variable counts as unset', () => {
@@ -90,7 +95,8 @@ describe('defrag flags', () => {
   it('help names the variable and the maximum', () => {
     const help = command().helpInformation().replace(/\s+/g, ' ');
     expect(help).toMatch(/--rule <cel> CEL expression .* constants KiB, MiB, GiB \[env DEFRAGD_RULE\]/);
-    expect(help).toMatch(/--no-lock do not take the cluster lock .* \[env DEFRAGD_NO_LOCK\]/);
+    expect(help).toMatch(/--no-lock do not take the cluster lock/);
+    expect(help).not.toMatch(/DEFRAGD_NO_LOCK|DEFRAGD_SKIP_HEALTH_CHECK|DEFRAGD_CONTINUE_ON_ERROR/);
     expect(help).toMatch(/--defrag-timeout <duration> deadline of each Defragment call, at most 24h .* \[env DEFRAGD_DEFRAG_TIMEOUT\]/);
     expect(help).toMatch(/--lock-key <key> .* \[env DEFRAGD_LOCK_KEY\] \(default: "\/defragd\/lock"\)/);
   });
@@ -119,7 +125,8 @@ describe('defrag flags', () => {
     [{ DEFRAGD_COMPACT_KEEP_REVISIONS: 'many' }, /^DEFRAGD_COMPACT_KEEP_REVISIONS: expected a whole number/],
     [{ DEFRAGD_DISARM_BELOW: '2' }, /^DEFRAGD_DISARM_BELOW: expected a fraction/],
     [{ DEFRAGD_DRY_RUN: 'maybe' }, /^DEFRAGD_DRY_RUN: expected true or false, got "maybe"$/],
-    [{ DEFRAGD_NO_LOCK: 'maybe' }, /^DEFRAGD_NO_LOCK: expected true or false/],
+    [{ DEFRAGD_NO_MOVE_LEADER: 'maybe' }, /^DEFRAGD_NO_MOVE_LEADER: expected true or false/],
+    [{ DEFRAGD_RECOVERY_TIMEOUT: '2d' }, /^DEFRAGD_RECOVERY_TIMEOUT: invalid duration "2d"/],
   ])('a bad value from the environment names the variable: %j', (env, message) => {
     expect(() => resolve([], env)).toThrow(message);
   });

@@ -7,12 +7,10 @@
  */
 import type { Command } from 'commander';
 import { UsageError } from '../../domain/errors.js';
-import { DEFAULT_LOCK_KEY } from '../../lock/lock.js';
+import { DEFAULT_DISARM_BELOW, DEFAULT_LOCK_KEY } from '../../domain/defaults.js';
 import { EnvOption, sourceOf, type ResolvedOptions } from './env.js';
 import { parseDuration, parseFraction, parseNonNegativeInt, parsePositiveDuration, shortDuration } from './units.js';
 
-/** --disarm-below: disarm NOSPACE only when every dbSize is under this fraction of the quota. */
-export const DEFAULT_DISARM_BELOW = 0.9;
 /** --wait-between: no extra pause; the executor already waits for each member to catch up. */
 export const DEFAULT_WAIT_BETWEEN_MS = 0;
 /** --lock-wait: refuse at once when another run holds the lock. */
@@ -26,6 +24,8 @@ export const DEFAULT_LOCK_WAIT_MS = 0;
 export const MAX_DEFRAG_TIMEOUT_MS = 24 * 3_600_000;
 /** A pause of more than a day between members is a schedule, not a pause: use cron. */
 export const MAX_WAIT_BETWEEN_MS = 24 * 3_600_000;
+/** A member that has not answered for a day after its Defragment is not coming back by itself. */
+export const MAX_RECOVERY_TIMEOUT_MS = 24 * 3_600_000;
 /** Runs are scheduled daily at most often in practice; waiting a day for the lock means the holder is stuck. */
 export const MAX_LOCK_WAIT_MS = 24 * 3_600_000;
 
@@ -44,6 +44,8 @@ export interface DefragPolicyConfig {
 export interface DefragExecuteConfig {
   readonly waitBetweenMs: number;
   readonly continueOnError: boolean;
+  /** Null: as long as the member's defrag deadline, at least a minute. */
+  readonly recoveryTimeoutMs: number | null;
 }
 
 export interface DefragLockConfig {
@@ -59,19 +61,24 @@ export interface DefragConfig {
   readonly dryRun: boolean;
 }
 
-/** Flag definitions; each reads DEFRAGD_ + the long name in upper snake case. */
-const DEFRAG_FLAGS: readonly { flags: string; description: string; default?: string }[] = [
+/**
+ * Flag definitions; each reads DEFRAGD_ + the long name in upper snake case,
+ * except those that loosen a safety check (`cliOnly`): a variable left over
+ * in a cron environment must never quietly weaken every run.
+ */
+const DEFRAG_FLAGS: readonly { flags: string; description: string; default?: string; cliOnly?: boolean }[] = [
   { flags: '--rule <cel>', description: 'CEL expression evaluated per member right before its turn, e.g. "dbSizeFree > 100*MiB"; variables: dbSize, dbSizeInUse, dbSizeFree, dbQuota, dbQuotaUsage, fragmentation, isLeader, isLearner, memberName, version; constants KiB, MiB, GiB' },
   { flags: '--no-move-leader', description: 'do not hand leadership away; the leader is then skipped (never defragmented while it leads)' },
-  { flags: '--skip-health-check', description: 'go ahead although some members are unreachable or unhealthy (they are skipped)' },
+  { flags: '--skip-health-check', description: 'go ahead although some members are unreachable or unhealthy (they are skipped)', cliOnly: true },
   { flags: '--compact-keep-revisions <n>', description: 'compact (physically) to revision - n once before the first defrag; breaks watchers older than that' },
   { flags: '--disarm-nospace', description: 'disarm NOSPACE alarms after the run when every member is under the margin' },
   { flags: '--disarm-below <fraction>', description: 'margin for --disarm-nospace: every dbSize under this fraction of the quota', default: String(DEFAULT_DISARM_BELOW) },
   { flags: '--defrag-timeout <duration>', description: `deadline of each Defragment call, at most ${shortDuration(MAX_DEFRAG_TIMEOUT_MS)} (default: 60s + 1s per 10 MiB in use); a passed deadline is never retried` },
   { flags: '--wait-between <duration>', description: `extra pause after each member has caught up (at most ${shortDuration(MAX_WAIT_BETWEEN_MS)})`, default: `${DEFAULT_WAIT_BETWEEN_MS / 1_000}s` },
-  { flags: '--continue-on-error', description: 'go on with the next member after one fails (still exits 1)' },
+  { flags: '--continue-on-error', description: 'go on with the next member after one fails (still exits 1)', cliOnly: true },
+  { flags: '--recovery-timeout <duration>', description: `how long to wait for a member whose Defragment got no answer (deadline passed, connection lost) to answer again before the run fails, at most ${shortDuration(MAX_RECOVERY_TIMEOUT_MS)} (default: its defrag deadline, at least 1m)` },
   { flags: '--dry-run', description: 'print the plan with each rule result and reason; change nothing' },
-  { flags: '--no-lock', description: 'do not take the cluster lock (only when nothing else can defragment this cluster)' },
+  { flags: '--no-lock', description: 'do not take the cluster lock (only when nothing else can defragment this cluster)', cliOnly: true },
   { flags: '--lock-key <key>', description: 'key of the lease-bound cluster lock that keeps runs from overlapping', default: DEFAULT_LOCK_KEY },
   { flags: '--lock-wait <duration>', description: `wait this long for another run to finish instead of refusing at once (at most ${shortDuration(MAX_LOCK_WAIT_MS)})`, default: `${DEFAULT_LOCK_WAIT_MS / 1_000}s` },
 ];
@@ -89,7 +96,7 @@ function envName(flags: string): string {
  */
 export function addDefragFlags(cmd: Command): Command {
   for (const f of DEFRAG_FLAGS) {
-    const o = new EnvOption(f.flags, f.description, [envName(f.flags)]);
+    const o = new EnvOption(f.flags, f.description, f.cliOnly ? [] : [envName(f.flags)]);
     if (f.default !== undefined) o.default(f.default);
     cmd.addOption(o);
   }
@@ -114,6 +121,7 @@ export function defragConfig(opts: ResolvedOptions): DefragConfig {
     waitBetween: str('waitBetween'),
     lockKey: str('lockKey'),
     lockWait: str('lockWait'),
+    recoveryTimeout: str('recoveryTimeout'),
   };
 
   const policy: DefragPolicyConfig = Object.freeze({
@@ -128,6 +136,7 @@ export function defragConfig(opts: ResolvedOptions): DefragConfig {
   const execute: DefragExecuteConfig = Object.freeze({
     waitBetweenMs: text.waitBetween !== undefined ? parseDuration(text.waitBetween, from('waitBetween'), { maxMs: MAX_WAIT_BETWEEN_MS }) : DEFAULT_WAIT_BETWEEN_MS,
     continueOnError: opts['continueOnError'] === true,
+    recoveryTimeoutMs: text.recoveryTimeout !== undefined ? parsePositiveDuration(text.recoveryTimeout, from('recoveryTimeout'), { maxMs: MAX_RECOVERY_TIMEOUT_MS }) : null,
   });
 
   // Validated even under --no-lock, so a bad value fails the same way whichever flags accompany it.
