@@ -117,3 +117,17 @@ export class AbortedError extends DefragdError {
     super('aborted', message, options);
   }
 }
+
+/**
+ * The endpoints given reach members of more than one cluster (their response
+ * headers carry different cluster IDs). Acting on the union would report on,
+ * or defragment, one cluster while silently ignoring the other.
+ */
+export class MixedClustersError extends UsageError {
+  /** Every endpoint that answered, with the hex cluster ID it answered for, in the order given. */
+  readonly endpoints: readonly { endpoint: string; clusterId: string }[];
+  constructor(message: string, endpoints: readonly { endpoint: string; clusterId: string }[]) {
+    super(message);
+    this.endpoints = endpoints;
+  }
+}

@@ -3,11 +3,15 @@
  * ClusterSnapshot. Every member is asked concurrently for Status, a health
  * read and its quota; alarms are cluster-wide and read once. A member that
  * does not answer still gets a row, with the error, so callers see it.
+ *
+ * Every answer's header names its cluster: endpoints of two clusters are
+ * refused (MixedClustersError) rather than merged, and one member reached
+ * under two names (127.0.0.1 and localhost) is shown once.
  */
 import type { ClusterAlarm, ClusterSnapshot, MemberSnapshot, MemberStatus, QuotaSource } from '../domain/snapshot.js';
 import { DEFAULT_QUOTA_BYTES } from '../domain/snapshot.js';
-import { AbortedError, ConnectionError, DefragdError, etcdReason } from '../domain/errors.js';
-import type { EtcdClient, MemberClient, MemberEntry, StatusReply } from '../etcd/client.js';
+import { AbortedError, ConnectionError, DefragdError, etcdReason, EtcdError, MixedClustersError } from '../domain/errors.js';
+import type { EtcdClient, MemberClient, MemberEntry, ResponseHeader, StatusReply } from '../etcd/client.js';
 import { parseEndpoint } from '../etcd/endpoint.js';
 import { fetchGauges, METRIC_QUOTA } from '../etcd/metrics.js';
 
@@ -46,21 +50,31 @@ interface Target {
 export async function observeCluster(client: EtcdClient, opts: ObserveOptions = {}): Promise<ClusterSnapshot> {
   const call = { timeoutMs: opts.timeoutMs, signal: opts.signal };
   const seeds = client.seeds;
-  const list = await firstMemberList(client, seeds, call, opts.cluster === true);
+  const listed = await firstMemberList(client, seeds, call, opts.cluster === true);
+  const list = listed.reply;
   const targets = opts.cluster ? clusterTargets(list?.members ?? null, seeds, client) : seeds.map((endpoint) => ({ endpoint, info: null }));
+  const others = opts.cluster && list ? unlistedSeeds(seeds, list.members, listed, client) : [];
 
-  const [alarms, observed] = await Promise.all([
+  const [alarms, observed, otherIds] = await Promise.all([
     opts.alarms === false ? Promise.resolve({ ok: true as const, value: [] }) : readAlarms(client, targets, list?.members ?? [], call),
     Promise.all(targets.map((t) => observeMember(client, t, list?.members ?? [], opts))),
+    Promise.all(others.map((endpoint) => clusterIdOf(client, endpoint, call))),
   ]);
   if (opts.signal?.aborted) throw new AbortedError('observation aborted');
-  const members = observed.map((o) => o.member);
+
+  const answers: ClusterAnswer[] = [
+    ...(listed.seed !== null && list ? [{ endpoint: listed.seed, clusterId: list.header.clusterId }] : []),
+    ...observed.map((o, i) => ({ endpoint: targets[i]?.endpoint ?? '', clusterId: o.clusterId })),
+    ...others.map((endpoint, i) => ({ endpoint, clusterId: otherIds[i] ?? null })),
+  ];
+  const clusterId = checkOneCluster(answers, seeds);
+  const members = firstPerMember(observed.map((o) => o.member));
 
   const clusterAlarms = alarms.ok ? alarms.value : [];
   for (const m of members) m.alarms = clusterAlarms.filter((a) => a.memberId === m.memberId).map((a) => a.alarm);
   return {
     observedAt: (opts.now?.() ?? new Date()).toISOString(),
-    clusterId: observed.find((o) => o.clusterId !== null)?.clusterId ?? list?.header.clusterId ?? null,
+    clusterId,
     leaderId: agreedLeader(members),
     members,
     alarms: clusterAlarms,
@@ -68,23 +82,102 @@ export async function observeCluster(client: EtcdClient, opts: ObserveOptions = 
   };
 }
 
+type Call = { timeoutMs?: number | undefined; signal?: AbortSignal | undefined };
+
+interface Listed {
+  reply: { header: ResponseHeader; members: MemberEntry[] } | null;
+  /** The seed that answered MemberList. */
+  seed: string | null;
+  /** Seeds that were asked before it and did not answer at all (refused, unreachable, deadline). */
+  silent: Set<string>;
+}
+
 /** MemberList from the first seed that answers; with --cluster a total failure is an error. */
-async function firstMemberList(client: EtcdClient, seeds: string[], call: { timeoutMs?: number | undefined; signal?: AbortSignal | undefined }, required: boolean) {
+async function firstMemberList(client: EtcdClient, seeds: string[], call: Call, required: boolean): Promise<Listed> {
   const errors: DefragdError[] = [];
+  const silent = new Set<string>();
   for (const seed of seeds) {
     try {
-      return await client.member(seed).memberList(call);
+      return { reply: await client.member(seed).memberList(call), seed, silent };
     } catch (err) {
       if (err instanceof AbortedError) throw err;
       if (!(err instanceof DefragdError)) throw err;
       errors.push(err);
+      if (!(err instanceof EtcdError)) silent.add(seed);
       // Bad credentials or a refused request are the same on every seed: say so now.
       if (etcdReason(err) === 'auth-failed' || etcdReason(err) === 'permission-denied') break;
     }
   }
-  if (!required) return null;
+  if (!required) return { reply: null, seed: null, silent };
   const first = errors[0];
   throw new ConnectionError(seeds.join(','), `cannot list the cluster's members: ${first?.message ?? 'no endpoint answered'}`, { cause: first });
+}
+
+/**
+ * Seeds that are none of the listed members' client URLs and whose cluster is
+ * not known yet: they may belong to another cluster, which only their own
+ * answer tells. A seed that already failed to answer is not asked again.
+ */
+function unlistedSeeds(seeds: string[], members: MemberEntry[], listed: Listed, client: EtcdClient): string[] {
+  const listedUrls = new Set(members.flatMap((m) => m.clientUrls.map((u) => parseEndpoint(u, client.context.tlsByDefault).url)));
+  return seeds.filter((s) => !listedUrls.has(s) && s !== listed.seed && !listed.silent.has(s));
+}
+
+/** The cluster ID one endpoint answers Status with; null when it does not answer. */
+async function clusterIdOf(client: EtcdClient, endpoint: string, call: Call): Promise<string | null> {
+  const status = await settle(client.member(endpoint).status(call));
+  if (status.ok) return status.value.header.clusterId;
+  if (status.error instanceof AbortedError) throw status.error;
+  return null;
+}
+
+interface ClusterAnswer {
+  endpoint: string;
+  /** Null when the endpoint did not answer. */
+  clusterId: string | null;
+}
+
+/**
+ * The one cluster ID every answer agrees on (null when none answered);
+ * throws MixedClustersError naming each endpoint's cluster when they differ.
+ * An endpoint that did not answer is no evidence of another cluster.
+ */
+function checkOneCluster(answers: ClusterAnswer[], seeds: string[]): string | null {
+  const known = new Map<string, string>();
+  for (const a of answers) {
+    // etcd fills every header; an absent one (cluster ID 0) identifies nothing.
+    if (a.endpoint === '' || a.clusterId === null || a.clusterId === '0' || known.has(a.endpoint)) continue;
+    known.set(a.endpoint, a.clusterId);
+  }
+  const ids = [...new Set(known.values())];
+  if (ids.length <= 1) return ids[0] ?? null;
+
+  // Name the endpoints the operator gave, in their order; a discovered member only when it is the one
+  // answering for another cluster (its advertised URL reaches a different cluster's member).
+  const given = seeds.filter((e) => known.has(e)).map((endpoint) => ({ endpoint, clusterId: known.get(endpoint) as string }));
+  const givenIds = new Set(given.map((e) => e.clusterId));
+  const discovered = [...known].filter(([e, id]) => !seeds.includes(e) && !givenIds.has(id)).map(([endpoint, clusterId]) => ({ endpoint, clusterId }));
+  const entries = [...given, ...discovered];
+  const byCluster = new Map<string, string[]>();
+  for (const e of entries) byCluster.set(e.clusterId, [...(byCluster.get(e.clusterId) ?? []), e.endpoint]);
+  const groups = [...byCluster].map(([id, eps]) => `${eps.join(', ')} ${eps.length === 1 ? 'is' : 'are'} cluster ${id}`);
+  const subject = discovered.length === 0 ? '--endpoints name' : 'the endpoints reach';
+  throw new MixedClustersError(`${subject} members of more than one cluster: ${groups.join('; ')}; give the endpoints of one cluster`, entries);
+}
+
+/**
+ * One row per member: the same member reached under two endpoints (e.g.
+ * 127.0.0.1 and localhost) keeps the first one given. Rows without a member
+ * ID (no answer) cannot be matched and are all kept.
+ */
+function firstPerMember(members: MemberSnapshot[]): MemberSnapshot[] {
+  const seen = new Set<string>();
+  return members.filter((m) => {
+    if (m.memberId === '') return true;
+    if (seen.has(m.memberId)) return false;
+    seen.add(m.memberId);
+    return true;
+  });
 }
 
 function clusterTargets(members: MemberEntry[] | null, seeds: string[], client: EtcdClient): Target[] {
@@ -107,7 +200,7 @@ function clusterTargets(members: MemberEntry[] | null, seeds: string[], client: 
 }
 
 /** The cluster's alarms from the first voter that answers, or why none did. */
-async function readAlarms(client: EtcdClient, targets: Target[], members: MemberEntry[], call: { timeoutMs?: number | undefined; signal?: AbortSignal | undefined }): Promise<Settled<ClusterAlarm[]>> {
+async function readAlarms(client: EtcdClient, targets: Target[], members: MemberEntry[], call: Call): Promise<Settled<ClusterAlarm[]>> {
   // Alarm requests go through raft; learners refuse them, so ask voters first.
   const learnerIds = new Set(members.filter((m) => m.isLearner).map((m) => m.memberId));
   const ordered = [...targets.filter((t) => t.endpoint && !(t.info && learnerIds.has(t.info.memberId))), ...targets.filter((t) => t.endpoint && t.info && learnerIds.has(t.info.memberId))];
@@ -178,7 +271,7 @@ async function observeMember(client: EtcdClient, target: Target, members: Member
   return { member, clusterId: s.header.clusterId };
 }
 
-async function healthRead(mc: MemberClient, call: { timeoutMs?: number | undefined; signal?: AbortSignal | undefined }): Promise<void> {
+async function healthRead(mc: MemberClient, call: Call): Promise<void> {
   try {
     await mc.range(HEALTH_KEY, { ...call, limit: 1, keysOnly: true });
   } catch (err) {
