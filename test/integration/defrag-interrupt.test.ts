@@ -38,7 +38,7 @@ describe('interrupting defragd defrag', () => {
     expect(stderr).toMatch(/SIGINT: stopping after the current step/);
 
     const report = JSON.parse(stdout) as { outcome: string; message: string; members: { name: string; action: string; reason: string }[] };
-    expect(report.outcome).toBe('failed');
+    expect(report.outcome).toBe('interrupted');
     expect(report.message).toMatch(/interrupted/);
     const first = report.members[0]!;
     expect(first.action, JSON.stringify(first)).toBe('defragmented');
