@@ -29,9 +29,11 @@ export function createProgress(write: (s: string) => void, live: boolean, now: (
         if (line) write(`${new Date(now()).toISOString()} ${line}\n`);
         return;
       }
+      // A member's own live line (its defrag, or a wait for it to answer again) keeps running through
+      // the catch-up wait that follows; any other wait gets a live line of its own.
       if (e.type === 'member-waiting' && liveText) return;
       clearLive();
-      if (e.type === 'member-started' && line) {
+      if ((e.type === 'member-started' || e.type === 'member-waiting') && line) {
         liveText = `⟳ ${line}`;
         liveStart = now();
         draw();

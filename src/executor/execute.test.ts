@@ -733,3 +733,14 @@ describe('executePlan: --disarm-nospace', () => {
     expect(report.outcome).toBe('failed');
   });
 });
+
+describe('executePlan: warnings', () => {
+  it("every plan warning is an event, so it reaches the terminal in a real run, not only in a dry run's output", async () => {
+    const fake = threeVoters();
+    const { report, events } = await run(fake, aPolicy({ compactKeepRevisions: 999_999_999 }));
+    const planWarnings = report.plan?.warnings ?? [];
+    expect(planWarnings.some((w) => /no compaction/.test(w))).toBe(true);
+    expect(ofType(events, 'warning').map((e) => e.message)).toEqual(expect.arrayContaining(planWarnings));
+    expect(report.warnings).toEqual(planWarnings);
+  });
+});
