@@ -16,6 +16,7 @@ import { executePlan } from '../executor/execute.js';
 import type { ExecuteOptions } from '../executor/options.js';
 import type { ClusterPort } from '../executor/port.js';
 import { acquireLock, isNoSpace, LockBusyError, type ClusterLock, type LockOptions } from '../lock/lock.js';
+import { observeCluster } from '../observe/observe.js';
 import { planDefrag } from '../planner/index.js';
 import { compileRule } from '../policy/index.js';
 import { clusterPort, type ObserveTarget } from './port.js';
@@ -140,7 +141,7 @@ export async function defragment(options: DefragmentOptions): Promise<RunReport>
  */
 export async function dryRun(client: EtcdClient, policy: Policy, o: Pick<RunOptions, 'observe' | 'signal'> = {}): Promise<RunReport> {
   const at = new Date().toISOString();
-  const seen = await observeOrRefuse(clusterPort(client, o.observe), o.signal);
+  const seen = await observeOrRefuse(client, o.observe, o.signal);
   if ('report' in seen) return { ...seen.report, dryRun: true };
   return dryRunReport(planDefrag(seen.snapshot, policy), at);
 }
@@ -154,7 +155,7 @@ export async function dryRun(client: EtcdClient, policy: Policy, o: Pick<RunOpti
 export async function runDefrag(client: EtcdClient, policy: Policy, o: RunOptions = {}): Promise<RunReport> {
   const emit = (e: StepEvent) => o.onEvent?.(e);
   const port = clusterPort(client, o.observe);
-  const seen = await observeOrRefuse(port, o.signal);
+  const seen = await observeOrRefuse(client, o.observe, o.signal);
   if ('report' in seen) return seen.report;
   let run = planned(port, seen.snapshot, policy, o);
   if (run.plan.refusal) return drain(run.execute(o.signal), emit);
@@ -172,7 +173,7 @@ export async function runDefrag(client: EtcdClient, policy: Policy, o: RunOption
     }
     // A plan made before a wait for the lock is stale: another run may have defragmented since.
     if (lock && Date.now() - t0 > 1_000) {
-      const again = await observeOrRefuse(port, o.signal);
+      const again = await observeOrRefuse(client, o.observe, o.signal);
       if ('report' in again) {
         await lock.release();
         return again.report;
@@ -208,9 +209,10 @@ async function drain(events: AsyncGenerator<StepEvent, RunReport>, emit: (e: Ste
  * refused run, not a crash. Usage errors (such as endpoints of two clusters)
  * and interrupts are thrown.
  */
-async function observeOrRefuse(port: ClusterPort, signal: AbortSignal | undefined): Promise<{ snapshot: ClusterSnapshot } | { report: RunReport }> {
+async function observeOrRefuse(client: EtcdClient, target: ObserveTarget | undefined, signal: AbortSignal | undefined): Promise<{ snapshot: ClusterSnapshot } | { report: RunReport }> {
   try {
-    return { snapshot: await port.observe({ signal }) };
+    // The first look also reads the user's roles, so a missing root role refuses before anything is written.
+    return { snapshot: await observeCluster(client, { cluster: target?.cluster ?? true, quotaBytes: target?.quotaBytes ?? null, signal, userRoles: true }) };
   } catch (err) {
     if (!(err instanceof DefragdError) || err.kind === 'usage' || err instanceof AbortedError) throw err;
     return { report: refusedReport(err.message, null) };

@@ -93,4 +93,16 @@ export interface ClusterSnapshot {
   alarms: ClusterAlarm[];
   /** Why the alarm list could not be read (then `alarms` is empty but unknown); null when it was read. */
   alarmsError: string | null;
+  /**
+   * The user defragd authenticates as and its roles, when auth is used and the
+   * roles were asked for (observeCluster's `userRoles`); absent otherwise.
+   */
+  auth?: UserView | null;
+}
+
+/** A user's roles as etcd reported them; `roles` is null when they could not be read (`error` says why). */
+export interface UserView {
+  user: string;
+  roles: string[] | null;
+  error: string | null;
 }

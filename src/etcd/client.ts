@@ -190,7 +190,8 @@ export class MemberClient {
   private async call<T>(service: ServiceName, method: string, request: object, opts: CallOptions = {}, authRetry = true): Promise<T> {
     const timeoutMs = opts.timeoutMs ?? this.ctx.commandTimeoutMs;
     if (opts.signal?.aborted) throw new AbortedError(`${this.url}: ${method} not sent: aborted`);
-    const metadata = await this.prepare(opts, service !== 'Auth');
+    // Authenticate itself goes without a token; every other call (UserGet too) carries it.
+    const metadata = await this.prepare(opts, method !== 'Authenticate');
     try {
       return await this.rawCall<T>(service, method, request, metadata, timeoutMs, opts.signal);
     } catch (err) {
@@ -308,6 +309,16 @@ export class MemberClient {
   async defragment(opts: CallOptions & { timeoutMs: number }): Promise<ResponseHeader> {
     const r = await this.call<{ header: RawHeader }>('Maintenance', 'Defragment', {}, opts);
     return header(r.header);
+  }
+
+  /**
+   * The roles of a user. etcd lets any user read its own (other users need the
+   * root role), so this is how a run learns, before touching anything, whether
+   * it may Defragment (which needs root).
+   */
+  async userGet(name: string, opts?: CallOptions): Promise<{ roles: string[] }> {
+    const r = await this.call<{ roles: string[] }>('Auth', 'UserGet', { name }, opts);
+    return { roles: r.roles ?? [] };
   }
 
   async alarmList(opts?: CallOptions): Promise<AlarmEntry[]> {

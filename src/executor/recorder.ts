@@ -162,10 +162,14 @@ export class RunRecorder {
           : anyDefragmented || this.disarmed
             ? 'success'
             : 'nothing-to-do';
+    const failedMembers = members.filter((r) => r.action === 'failed');
+    const message =
+      this.message ??
+      (outcome === 'failed' && failedMembers.length > 0 ? `${failedMembers.map((r) => `${r.name || r.endpoint}: ${r.reason}`).join('; ')}` : null);
     return {
       outcome,
       dryRun: false,
-      message: this.message,
+      message,
       startedAt: this.startedAt,
       finishedAt: new Date(this.now()).toISOString(),
       compactedRevision: this.compactedRevision,

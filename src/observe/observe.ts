@@ -8,7 +8,7 @@
  * refused (MixedClustersError) rather than merged, and one member reached
  * under two names (127.0.0.1 and localhost) is shown once.
  */
-import type { ClusterAlarm, ClusterSnapshot, MemberSnapshot, MemberStatus, QuotaSource } from '../domain/snapshot.js';
+import type { ClusterAlarm, ClusterSnapshot, MemberSnapshot, MemberStatus, QuotaSource, UserView } from '../domain/snapshot.js';
 import { DEFAULT_QUOTA_BYTES } from '../domain/snapshot.js';
 import { AbortedError, ConnectionError, DefragdError, etcdReason, EtcdError, MixedClustersError } from '../domain/errors.js';
 import type { EtcdClient, MemberClient, MemberEntry, ResponseHeader, StatusReply } from '../etcd/client.js';
@@ -27,6 +27,8 @@ export interface ObserveOptions {
   /** Deadline of each call; the client's command timeout when absent. */
   timeoutMs?: number | undefined;
   signal?: AbortSignal | undefined;
+  /** With auth, read the user's own roles (one request), so a plan can tell a missing root role before anything is touched. */
+  userRoles?: boolean | undefined;
   /** Clock, for tests. */
   now?: () => Date;
 }
@@ -55,10 +57,11 @@ export async function observeCluster(client: EtcdClient, opts: ObserveOptions = 
   const targets = opts.cluster ? clusterTargets(list?.members ?? null, seeds, client) : seeds.map((endpoint) => ({ endpoint, info: null }));
   const others = opts.cluster && list ? unlistedSeeds(seeds, list.members, listed, client) : [];
 
-  const [alarms, observed, otherIds] = await Promise.all([
+  const [alarms, observed, otherIds, auth] = await Promise.all([
     opts.alarms === false ? Promise.resolve({ ok: true as const, value: [] }) : readAlarms(client, targets, list?.members ?? [], call),
     Promise.all(targets.map((t) => observeMember(client, t, list?.members ?? [], opts))),
     Promise.all(others.map((endpoint) => clusterIdOf(client, endpoint, call))),
+    opts.userRoles ? readUserRoles(client, listed.seed ?? seeds[0], call) : Promise.resolve(undefined),
   ]);
   if (opts.signal?.aborted) throw new AbortedError('observation aborted');
 
@@ -79,7 +82,20 @@ export async function observeCluster(client: EtcdClient, opts: ObserveOptions = 
     members,
     alarms: clusterAlarms,
     alarmsError: alarms.ok ? null : messageOf(alarms.error),
+    ...(auth !== undefined && { auth }),
   };
+}
+
+/** The configured user's own roles, through one member; null without auth. */
+async function readUserRoles(client: EtcdClient, endpoint: string | undefined, call: Call): Promise<UserView | null> {
+  const auth = client.context.auth;
+  if (auth === null || endpoint === undefined) return null;
+  try {
+    return { user: auth.user, roles: (await client.member(endpoint).userGet(auth.user, call)).roles, error: null };
+  } catch (err) {
+    if (err instanceof AbortedError) throw err;
+    return { user: auth.user, roles: null, error: messageOf(err) };
+  }
 }
 
 type Call = { timeoutMs?: number | undefined; signal?: AbortSignal | undefined };

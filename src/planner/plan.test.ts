@@ -681,3 +681,22 @@ describe('planTurn', () => {
     expect(planTurn(threeVoters().withLeader('m1').unhealthy('m2').build(), aPolicy({ rule }), m3, { ...ctx, safetyOnly: true }).action).toBe('stop');
   });
 });
+
+describe('planDefrag: the user', () => {
+  it('refuses a user without the root role (etcd needs it for Defragment and MoveLeader), whatever the flags', () => {
+    const snapshot = { ...threeVoters().withLeader('m1').build(), auth: { user: 'alice', roles: ['rw'], error: null } };
+    for (const skipHealthCheck of [false, true]) {
+      const plan = planDefrag(snapshot, aPolicy({ skipHealthCheck }));
+      expect(plan.refusal?.reason).toMatch(/user alice does not have the root role .*\(its roles: rw\)/);
+      expect(plan.refusal?.reason).not.toMatch(/--skip-health-check would/);
+    }
+  });
+
+  it('goes ahead for root, and with a warning when the roles could not be read', () => {
+    const base = threeVoters().withLeader('m1').build();
+    expect(planDefrag({ ...base, auth: { user: 'root', roles: ['root'], error: null } }, aPolicy()).refusal).toBeNull();
+    const unknown = planDefrag({ ...base, auth: { user: 'bob', roles: null, error: 'deadline exceeded' } }, aPolicy());
+    expect(unknown.refusal).toBeNull();
+    expect(unknown.warnings).toContain('the roles of user bob could not be read (deadline exceeded); a missing root role would show only at the first Defragment');
+  });
+});

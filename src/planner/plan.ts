@@ -130,6 +130,14 @@ export function planDefrag(snapshot: ClusterSnapshot, policy: Policy): Plan {
       skipHealthCheckWouldHelp = true;
     }
   }
+  // Defragment and MoveLeader need the root role: find that out before anything is touched.
+  const auth = snapshot.auth;
+  if (auth?.roles && !auth.roles.includes('root')) {
+    refusals.push(`user ${auth.user} does not have the root role, which etcd requires for Defragment and MoveLeader (its roles: ${auth.roles.join(', ') || 'none'})`);
+    alarmRefusal = true; // no flag helps
+  } else if (auth && auth.roles === null) {
+    warnings.push(`the roles of user ${auth.user} could not be read (${auth.error ?? 'no answer'}); a missing root role would show only at the first Defragment`);
+  }
   const agreedLeader = snapshot.leaderId === null ? undefined : snapshot.members.find((m) => m.memberId === snapshot.leaderId);
   if (agreedLeader === undefined) {
     const what =

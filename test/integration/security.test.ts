@@ -90,17 +90,24 @@ describe('auth', () => {
     expect(r.stderr + r.stdout).toMatch(/auth is enabled on this cluster: give --user/);
   });
 
-  it('a user without the root role: Defragment is refused by etcd, the run stops at the first member and says why', async () => {
+  it('a user without the root role is refused before anything is touched (no lock, no Defragment), naming the role', async () => {
     for (const a of [['user', 'add', 'alice:alicepw'], ['role', 'add', 'rw'], ['role', 'grant-permission', 'rw', '--prefix=true', 'readwrite', ''], ['user', 'grant-role', 'alice', 'rw']]) {
       expect((await cluster().etcdctl(a)).code).toBe(0);
     }
+    const defrags = async () => Promise.all(cluster().members.map(async (m) => (await cluster().memberMetrics(m.name)).get('etcd_disk_backend_defrag_duration_seconds_count')));
+    const revision = async () => JSON.parse((await cluster().etcdctl(['endpoint', 'status', '-w', 'json'], { endpoints: [cluster().endpoints[0] as string] })).stdout)[0].Status.header.revision as number;
+    const [defragsBefore, revisionBefore] = [await defrags(), await revision()];
+
     const r = await cli(['defrag', '--endpoints', cluster().endpoints[0] as string, '--user', 'alice:alicepw', '-w', 'json']);
-    expect(r.code).toBe(1);
-    const report = json<{ outcome: string; members: { action: string; reason: string }[] }>(r);
-    expect(report.outcome).toBe('failed');
-    expect(report.members.filter((m) => m.action === 'failed')).toHaveLength(1);
-    expect(report.members.filter((m) => m.action === 'defragmented')).toHaveLength(0);
-    expect(report.members.find((m) => m.action === 'failed')?.reason).toMatch(/permission denied \(Defragment needs a user with the root role\)/);
+    expect(r.code, r.stderr).toBe(3);
+    const report = json<{ outcome: string; message: string; members: { action: string; reason: string }[] }>(r);
+    expect(report.outcome).toBe('refused');
+    expect(report.message).toMatch(/user alice does not have the root role, which etcd requires for Defragment and MoveLeader \(its roles: rw\)/);
+    expect(report.members.every((m) => m.action === 'skipped')).toBe(true);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    // Nothing was written (not even the lock) and no Defragment reached etcd.
+    expect(await revision()).toBe(revisionBefore);
+    expect(await defrags()).toEqual(defragsBefore);
   });
 
   it('the token is renewed once when etcd says it is invalid', async () => {
