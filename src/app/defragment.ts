@@ -212,7 +212,7 @@ async function drain(events: AsyncGenerator<StepEvent, RunReport>, emit: (e: Ste
 async function observeOrRefuse(client: EtcdClient, target: ObserveTarget | undefined, signal: AbortSignal | undefined): Promise<{ snapshot: ClusterSnapshot } | { report: RunReport }> {
   try {
     // The first look also reads the user's roles, so a missing root role refuses before anything is written.
-    return { snapshot: await observeCluster(client, { cluster: target?.cluster ?? true, quotaBytes: target?.quotaBytes ?? null, signal, userRoles: true }) };
+    return { snapshot: await observeCluster(client, { cluster: target?.cluster ?? true, quotaBytes: target?.quotaBytes ?? null, dataDirs: target?.dataDirs, signal, userRoles: true }) };
   } catch (err) {
     if (!(err instanceof DefragdError) || err.kind === 'usage' || err instanceof AbortedError) throw err;
     return { report: refusedReport(err.message, null) };

@@ -13,6 +13,8 @@ export interface ObserveTarget {
   cluster?: boolean | undefined;
   /** Quota to assume when etcd does not report it. */
   quotaBytes?: number | null | undefined;
+  /** Data dirs this host can see (member name or hex ID → path), for the free-disk check. */
+  dataDirs?: Readonly<Record<string, string>> | undefined;
 }
 
 /** Builds the port the executor acts through. */
@@ -23,7 +25,7 @@ export function clusterPort(client: EtcdClient, target: ObserveTarget = {}): Clu
         cluster: target.cluster ?? true,
         quotaBytes: target.quotaBytes ?? null,
         signal,
-        ...(light && { alarms: false, metrics: false }),
+        ...(light ? { alarms: false, metrics: false } : { dataDirs: target.dataDirs }),
       }),
     defragment: async (endpoint, opts) => ({ revision: (await client.member(endpoint).defragment(opts)).revision }),
     moveLeader: async (endpoint, targetId, opts) => {

@@ -53,7 +53,8 @@ export type DecisionCode =
   | 'learner'
   | 'unreachable'
   | 'leader-no-move'
-  | 'leader-no-transferee';
+  | 'leader-no-transferee'
+  | 'low-disk';
 
 export interface MemberDecision {
   memberId: string;
@@ -75,6 +76,11 @@ export interface MemberDecision {
   dbSizeFree: number | null;
   /** Deadline for this member's Defragment call. */
   timeoutMs: number;
+  /**
+   * The free-disk check: free bytes where the member's data dir lives and what a defrag needs there;
+   * null when defragd cannot see the member's disk (no --data-dir for it), so the check was not made.
+   */
+  disk: { path: string; freeBytes: number | null; neededBytes: number } | null;
 }
 
 export interface Refusal {

@@ -75,6 +75,15 @@ export interface MemberSnapshot extends MemberInfo {
   status: MemberStatus | null;
   /** First error met while observing this member; null when none. */
   error: string | null;
+  /** Free space where the member's data dir lives, when defragd was told the dir (--data-dir); absent otherwise. */
+  disk?: DiskView | undefined;
+}
+
+/** A data dir's filesystem as seen from here; `freeBytes` is null when it could not be read (`error` says why). */
+export interface DiskView {
+  path: string;
+  freeBytes: number | null;
+  error: string | null;
 }
 
 export interface ClusterAlarm {

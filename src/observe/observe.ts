@@ -8,7 +8,8 @@
  * refused (MixedClustersError) rather than merged, and one member reached
  * under two names (127.0.0.1 and localhost) is shown once.
  */
-import type { ClusterAlarm, ClusterSnapshot, MemberSnapshot, MemberStatus, QuotaSource, UserView } from '../domain/snapshot.js';
+import { statfs } from 'node:fs/promises';
+import type { ClusterAlarm, ClusterSnapshot, DiskView, MemberSnapshot, MemberStatus, QuotaSource, UserView } from '../domain/snapshot.js';
 import { DEFAULT_QUOTA_BYTES } from '../domain/snapshot.js';
 import { AbortedError, ConnectionError, DefragdError, etcdReason, EtcdError, MixedClustersError } from '../domain/errors.js';
 import type { EtcdClient, MemberClient, MemberEntry, ResponseHeader, StatusReply } from '../etcd/client.js';
@@ -27,6 +28,11 @@ export interface ObserveOptions {
   /** Deadline of each call; the client's command timeout when absent. */
   timeoutMs?: number | undefined;
   signal?: AbortSignal | undefined;
+  /**
+   * Data dirs of members whose disk this process can see (member name or hex ID → path): their free
+   * space is read, for the free-disk check a defrag needs (it writes a copy of the db beside it).
+   */
+  dataDirs?: Readonly<Record<string, string>> | undefined;
   /** With auth, read the user's own roles (one request), so a plan can tell a missing root role before anything is touched. */
   userRoles?: boolean | undefined;
   /** Clock, for tests. */
@@ -75,6 +81,15 @@ export async function observeCluster(client: EtcdClient, opts: ObserveOptions = 
 
   const clusterAlarms = alarms.ok ? alarms.value : [];
   for (const m of members) m.alarms = clusterAlarms.filter((a) => a.memberId === m.memberId).map((a) => a.alarm);
+  if (opts.dataDirs) {
+    const dirs = opts.dataDirs;
+    await Promise.all(
+      members.map(async (m) => {
+        const path = (m.name && dirs[m.name]) || dirs[m.memberId];
+        if (path !== undefined) m.disk = await readDisk(path);
+      }),
+    );
+  }
   return {
     observedAt: (opts.now?.() ?? new Date()).toISOString(),
     clusterId,
@@ -84,6 +99,16 @@ export async function observeCluster(client: EtcdClient, opts: ObserveOptions = 
     alarmsError: alarms.ok ? null : messageOf(alarms.error),
     ...(auth !== undefined && { auth }),
   };
+}
+
+/** Free bytes (for unprivileged writers, as etcd runs) on the filesystem holding `path`. */
+async function readDisk(path: string): Promise<DiskView> {
+  try {
+    const st = await statfs(path);
+    return { path, freeBytes: st.bavail * st.bsize, error: null };
+  } catch (err) {
+    return { path, freeBytes: null, error: messageOf(err) };
+  }
 }
 
 /** The configured user's own roles, through one member; null without auth. */

@@ -700,3 +700,27 @@ describe('planDefrag: the user', () => {
     expect(unknown.warnings).toContain('the roles of user bob could not be read (deadline exceeded); a missing root role would show only at the first Defragment');
   });
 });
+
+describe('planDefrag: free disk', () => {
+  const withDisk = (freeBytes: number | null) => {
+    const snap = threeVoters().withLeader('m1').build();
+    const m2 = snap.members.find((m) => m.name === 'm2')!;
+    m2.disk = { path: '/var/lib/etcd', freeBytes, error: freeBytes === null ? 'ENOENT' : null };
+    return snap;
+  };
+
+  it('skips a member without room for dbSizeInUse + 10% + 64 MiB, and says the figures', () => {
+    // m2 has 50 MiB in use: it needs 55 MiB + 64 MiB.
+    const plan = planDefrag(withDisk(100 * MiB), aPolicy());
+    expect(decisionFor(plan, 'm2')).toMatchObject({ action: 'skip', code: 'low-disk', disk: { path: '/var/lib/etcd', freeBytes: 100 * MiB, neededBytes: Math.ceil(55 * MiB) + 64 * MiB } });
+    expect(decisionFor(plan, 'm2').reason).toBe('not enough free disk for the copy a defrag writes: 100.0 MiB free in /var/lib/etcd, needs 119.0 MiB (50.0 MiB in use + 10% + 64 MiB for the WAL)');
+    expect(decisionFor(plan, 'm3').disk).toBeNull();
+  });
+
+  it('goes ahead with room, and warns (without skipping) when the dir cannot be read', () => {
+    expect(decisionFor(planDefrag(withDisk(120 * MiB), aPolicy()), 'm2').action).toBe('defragment');
+    const unreadable = planDefrag(withDisk(null), aPolicy());
+    expect(decisionFor(unreadable, 'm2').action).toBe('defragment');
+    expect(unreadable.warnings).toContainEqual(expect.stringMatching(/^free disk of m2 .* not checked: \/var\/lib\/etcd: ENOENT$/));
+  });
+});

@@ -20,6 +20,19 @@ import { formatBytes, formatPercent } from '../domain/format.js';
 import { badAlarms, byName, chooseTransferee, currentRevision, healthProblem, isLearner, label, leaderOf, nameOf, problem, voters } from './cluster.js';
 import { checkDisarm } from './disarm.js';
 
+/**
+ * A defrag writes a compacted copy of the db (about dbSizeInUse) beside the old one before renaming it:
+ * it needs that much free space, with a margin for bbolt's page overhead, plus room for etcd to cut a new
+ * WAL segment (64 MB preallocated) while it runs. A full disk can take the member down.
+ */
+const DISK_MARGIN_PERCENT = 10;
+const DISK_RESERVE_BYTES = 64 * MiB;
+
+/** Free bytes a member's data dir needs before it is defragmented (whole bytes; no float rounding). */
+export function diskNeededBytes(dbSizeInUse: number): number {
+  return Math.ceil((dbSizeInUse * (100 + DISK_MARGIN_PERCENT)) / 100) + DISK_RESERVE_BYTES;
+}
+
 /** Floor of every defrag deadline: connection setup, a cold page cache, a slow disk. */
 const BASE_TIMEOUT_MS = 60_000;
 /** 1 s per 10 MiB in use: ~10x etcd's own "100 MB usually takes 1 sec", since a timed-out defrag cannot be retried. */
@@ -170,6 +183,25 @@ export function planDefrag(snapshot: ClusterSnapshot, policy: Policy): Plan {
     return { ...base, ...ruleDraft(m, isLeader, policy) };
   });
 
+  // Free disk for the copy a defrag writes, where defragd can see the member's data dir.
+  for (const d of drafts) {
+    const disk = d.member.disk;
+    const s = d.member.status;
+    if (!d.defragment || disk === undefined || s === null) continue;
+    if (disk.freeBytes === null) {
+      warnings.push(`free disk of ${label(d.member)} not checked: ${disk.path}: ${disk.error ?? 'unreadable'}`);
+      continue;
+    }
+    const needed = diskNeededBytes(s.dbSizeInUse);
+    if (disk.freeBytes < needed) {
+      d.defragment = false;
+      d.code = 'low-disk';
+      d.reason =
+        `not enough free disk for the copy a defrag writes: ${formatBytes(disk.freeBytes)} free in ${disk.path}, ` +
+        `needs ${formatBytes(needed)} (${formatBytes(s.dbSizeInUse)} in use + 10% + 64 MiB for the WAL)`;
+    }
+  }
+
   // A rule that fails is an error, never a silent "no": cron would never notice a broken rule.
   for (const d of drafts) {
     if (d.code === 'rule-error') {
@@ -275,6 +307,7 @@ export function planDefrag(snapshot: ClusterSnapshot, policy: Policy): Plan {
       dbSizeInUse: s?.dbSizeInUse ?? null,
       dbSizeFree: s?.dbSizeFree ?? null,
       timeoutMs: defragTimeoutMs(s?.dbSizeInUse ?? 0, policy.defragTimeoutMs),
+      disk: d.member.disk && s ? { path: d.member.disk.path, freeBytes: d.member.disk.freeBytes, neededBytes: diskNeededBytes(s.dbSizeInUse) } : null,
     };
   });
 

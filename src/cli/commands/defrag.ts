@@ -29,7 +29,7 @@ export function defragCommand(io: CliIO, done: (code: number) => void): Command 
       const defrag = defragConfig(opts);
       const policy = buildPolicy(defrag.policy);
       const { execute, lock } = defrag;
-      const observe = { cluster: true, quotaBytes: config.quotaBytes };
+      const observe = { cluster: true, quotaBytes: config.quotaBytes, dataDirs: defrag.dataDirs };
 
       const client = new EtcdClient(config.connection);
       try {

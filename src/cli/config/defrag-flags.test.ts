@@ -23,6 +23,7 @@ function resolve(argv: string[], env: Record<string, string> = {}) {
 describe('defrag flags', () => {
   it('defaults: a safe run that moves the leader, takes the lock and refuses to wait for it', () => {
     expect(resolve([])).toEqual({
+      dataDirs: {},
       policy: { rule: null, moveLeader: true, skipHealthCheck: false, compactKeepRevisions: null, disarmNospace: false, disarmBelow: 0.9, defragTimeoutMs: null },
       execute: { waitBetweenMs: 0, continueOnError: false, recoveryTimeoutMs: null },
       lock: { key: '/defragd/lock', waitMs: 0 },

@@ -54,6 +54,8 @@ export interface DefragLockConfig {
 }
 
 export interface DefragConfig {
+  /** --data-dir NAME=PATH: data dirs this host can see, for the free-disk check; empty when none. */
+  readonly dataDirs: Readonly<Record<string, string>>;
   readonly policy: DefragPolicyConfig;
   readonly execute: DefragExecuteConfig;
   /** false: --no-lock. */
@@ -66,7 +68,7 @@ export interface DefragConfig {
  * except those that loosen a safety check (`cliOnly`): a variable left over
  * in a cron environment must never quietly weaken every run.
  */
-const DEFRAG_FLAGS: readonly { flags: string; description: string; default?: string; cliOnly?: boolean }[] = [
+const DEFRAG_FLAGS: readonly { flags: string; description: string; default?: string; cliOnly?: boolean; repeatable?: boolean }[] = [
   { flags: '--rule <cel>', description: 'CEL expression evaluated per member right before its turn, e.g. "dbSizeFree > 100*MiB"; variables: dbSize, dbSizeInUse, dbSizeFree, dbQuota, dbQuotaUsage, fragmentation, isLeader, isLearner, memberName, version; constants KiB, MiB, GiB' },
   { flags: '--no-move-leader', description: 'do not hand leadership away; the leader is then skipped (never defragmented while it leads)' },
   { flags: '--skip-health-check', description: 'go ahead although some members are unreachable or unhealthy (they are skipped)', cliOnly: true },
@@ -77,6 +79,7 @@ const DEFRAG_FLAGS: readonly { flags: string; description: string; default?: str
   { flags: '--wait-between <duration>', description: `extra pause after each member has caught up (at most ${shortDuration(MAX_WAIT_BETWEEN_MS)})`, default: `${DEFAULT_WAIT_BETWEEN_MS / 1_000}s` },
   { flags: '--continue-on-error', description: 'go on with the next member after one fails (still exits 1)', cliOnly: true },
   { flags: '--recovery-timeout <duration>', description: `how long to wait for a member whose Defragment got no answer (deadline passed, connection lost) to answer again before the run fails, at most ${shortDuration(MAX_RECOVERY_TIMEOUT_MS)} (default: its defrag deadline, at least 1m)` },
+  { flags: '--data-dir <name=path>', description: "a member's data dir on this host (member name or hex ID = path; repeat the flag, or separate with commas): a member without room for the copy a defrag writes is skipped", repeatable: true },
   { flags: '--dry-run', description: 'print the plan with each rule result and reason; change nothing' },
   { flags: '--no-lock', description: 'do not take the cluster lock (only when nothing else can defragment this cluster)', cliOnly: true },
   { flags: '--lock-key <key>', description: 'key of the lease-bound cluster lock that keeps runs from overlapping', default: DEFAULT_LOCK_KEY },
@@ -98,6 +101,7 @@ export function addDefragFlags(cmd: Command): Command {
   for (const f of DEFRAG_FLAGS) {
     const o = new EnvOption(f.flags, f.description, f.cliOnly ? [] : [envName(f.flags)]);
     if (f.default !== undefined) o.default(f.default);
+    if (f.repeatable) o.argParser((value: string, previous: unknown) => (typeof previous === 'string' && previous !== '' ? `${previous},${value}` : value));
     cmd.addOption(o);
   }
   return cmd;
@@ -145,5 +149,20 @@ export function defragConfig(opts: ResolvedOptions): DefragConfig {
   const lockWaitMs = text.lockWait !== undefined ? parseDuration(text.lockWait, from('lockWait'), { maxMs: MAX_LOCK_WAIT_MS }) : DEFAULT_LOCK_WAIT_MS;
   const lock: DefragLockConfig | false = opts['lock'] === false ? false : Object.freeze({ key: lockKey, waitMs: lockWaitMs });
 
-  return Object.freeze({ policy, execute, lock, dryRun: opts['dryRun'] === true });
+  return Object.freeze({ dataDirs: parseDataDirs(str('dataDir'), from('dataDir')), policy, execute, lock, dryRun: opts['dryRun'] === true });
+}
+
+/** "m1=/var/lib/etcd,m2=/data/etcd" → { m1: '/var/lib/etcd', m2: '/data/etcd' }; UsageError naming the source otherwise. */
+function parseDataDirs(text: string | undefined, source: string): Readonly<Record<string, string>> {
+  const out: Record<string, string> = {};
+  if (text === undefined) return Object.freeze(out);
+  for (const part of text.split(',')) {
+    const i = part.indexOf('=');
+    const name = part.slice(0, i).trim();
+    const path = part.slice(i + 1).trim();
+    if (i <= 0 || name === '' || path === '') throw new UsageError(`${source}: expected NAME=PATH (a member's name or hex ID, then its data dir), got "${part}"`);
+    if (out[name] !== undefined) throw new UsageError(`${source}: ${name} is given twice`);
+    out[name] = path;
+  }
+  return Object.freeze(out);
 }

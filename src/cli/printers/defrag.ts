@@ -40,6 +40,8 @@ export function printPlan(plan: Plan): string {
   out += renderTable(PLAN_HEAD, planRows(plan));
   const n = plan.decisions.filter((d) => d.action === 'defragment').length;
   out += `${n} member(s) to defragment, about ${formatBytes(plan.expectedReclaimBytes)} to reclaim.${plan.disarmNospace ? ' NOSPACE would be disarmed afterwards if every member is under the margin.' : ''}\n`;
+  const unchecked = plan.decisions.filter((d) => d.action === 'defragment' && d.disk === null).map((d) => d.name || d.endpoint);
+  if (unchecked.length > 0) out += `Free disk not checked for ${unchecked.join(', ')}: defragd cannot see their data dirs (--data-dir NAME=PATH for members on this host).\n`;
   for (const w of plan.warnings) out += `warning: ${w}\n`;
   return out;
 }
