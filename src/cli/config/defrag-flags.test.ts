@@ -38,8 +38,10 @@ describe('defrag flags', () => {
       '--rule', 'dbSizeFree > 100*MiB', '--no-move-leader', '--skip-health-check', '--compact-keep-revisions', '1000',
       '--disarm-nospace', '--disarm-below', '0.8', '--defrag-timeout', '2m', '--wait-between', '1m30s',
       '--continue-on-error', '--dry-run', '--lock-key', '/ops/lock', '--lock-wait', '10m', '--recovery-timeout', '5m',
+      '--data-dir', 'm1=/var/lib/etcd', '--data-dir', 'm2=/data/etcd,8e9e05c52164694d=/x',
     ]);
     expect(c).toEqual({
+      dataDirs: { m1: '/var/lib/etcd', m2: '/data/etcd', '8e9e05c52164694d': '/x' },
       policy: { rule: 'dbSizeFree > 100*MiB', moveLeader: false, skipHealthCheck: true, compactKeepRevisions: 1000, disarmNospace: true, disarmBelow: 0.8, defragTimeoutMs: 120_000 },
       execute: { waitBetweenMs: 90_000, continueOnError: true, recoveryTimeoutMs: 300_000 },
       lock: { key: '/ops/lock', waitMs: 600_000 },
