@@ -75,7 +75,7 @@ function ruleDraft(m: MemberSnapshot, isLeader: boolean, policy: Policy): Omit<D
   if (policy.rule === null) {
     return { defragment: true, code: 'no-rule', reason: 'no rule: every voter is defragmented', ruleResult: null };
   }
-  const vars = ruleVariables(m, isLeader);
+  const vars = ruleVariables(m, { isLeader, isLearner: isLearner(m) });
   if (vars === null) {
     return { defragment: false, code: 'rule-error', reason: 'rule not evaluated: the member sent no status', ruleResult: null };
   }

@@ -332,7 +332,7 @@ describe('ruleVariables', () => {
   const [m1, m2, m3, m4] = snapshot.members;
 
   it('copies the figures ahrtr/etcd-defrag exposes', () => {
-    expect(ruleVariables(m1!, false)).toEqual({
+    expect(ruleVariables(m1!, { isLeader: false, isLearner: false })).toEqual({
       dbSize: 300 * MiB,
       dbSizeInUse: 100 * MiB,
       dbSizeFree: 200 * MiB,
@@ -346,12 +346,12 @@ describe('ruleVariables', () => {
     });
   });
 
-  it('takes isLeader from the caller and isLearner from the member', () => {
-    expect(ruleVariables(m2!, true)?.isLeader).toBe(true);
-    expect(ruleVariables(m4!, false)?.isLearner).toBe(true);
+  it('takes isLeader and isLearner from the caller (the planner decides both)', () => {
+    expect(ruleVariables(m2!, { isLeader: true, isLearner: false })?.isLeader).toBe(true);
+    expect(ruleVariables(m4!, { isLeader: false, isLearner: true })?.isLearner).toBe(true);
   });
 
   it('is null without a status', () => {
-    expect(ruleVariables(m3!, false)).toBeNull();
+    expect(ruleVariables(m3!, { isLeader: false, isLearner: false })).toBeNull();
   });
 });

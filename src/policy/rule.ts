@@ -300,13 +300,14 @@ export function compileRule(source: string): Rule {
 
 /**
  * The variables a rule sees for one member; null when the member's Status
- * did not answer (a rule cannot be judged without sizes).
+ * did not answer (a rule cannot be judged without sizes). Who leads and who
+ * is a learner are the planner's to say, so the caller passes them in.
  *
  * @example
- * const vars = ruleVariables(member, member.memberId === snapshot.leaderId);
+ * const vars = ruleVariables(member, { isLeader: leaderOf(snapshot) === member.memberId, isLearner: isLearner(member) });
  * if (vars) rule.evaluate(vars);
  */
-export function ruleVariables(member: MemberSnapshot, isLeader: boolean): RuleVariables | null {
+export function ruleVariables(member: MemberSnapshot, role: { isLeader: boolean; isLearner: boolean }): RuleVariables | null {
   const s = member.status;
   if (s === null) return null;
   return {
@@ -316,8 +317,8 @@ export function ruleVariables(member: MemberSnapshot, isLeader: boolean): RuleVa
     dbQuota: s.quota,
     dbQuotaUsage: s.quotaUsage,
     fragmentation: s.fragmentation,
-    isLeader,
-    isLearner: member.isLearner || s.isLearner,
+    isLeader: role.isLeader,
+    isLearner: role.isLearner,
     memberName: member.name,
     version: s.version,
   };
