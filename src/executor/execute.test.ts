@@ -744,3 +744,12 @@ describe('executePlan: warnings', () => {
     expect(report.warnings).toEqual(planWarnings);
   });
 });
+
+describe('executePlan: reasons', () => {
+  it("a defragmented member's reason is its rule's, not the safety-only last look's", async () => {
+    const fake = threeVoters();
+    const { report, events } = await run(fake, aPolicy({ rule: compileRule('dbSizeFree > 10*MiB') }));
+    expect(result(report, 'm3').reason).toMatch(/^rule is true \(/);
+    expect(ofType(events, 'member-started').map((e) => e.decision.code)).toEqual(['rule-true', 'rule-true', 'rule-true']);
+  });
+});

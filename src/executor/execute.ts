@@ -198,6 +198,8 @@ async function* memberTurn(run: Run, planned: MemberDecision, index: number, toD
   let turn = planTurn(snap, policy, id, { unfitAtStart: run.unfitAtStart, leaderMoved: false });
   const wasLeader = leads(snap, id);
   if (turn.action !== 'defragment') return yield* notDefragmenting(run, planned, turn, rest, { wasLeader });
+  // The decision (rule result, reason) of this turn; the last look below checks safety only.
+  const decision = turn.decision;
 
   let movedLeaderTo: string | null = null;
   if (turn.moveLeaderTo !== null) {
@@ -226,7 +228,7 @@ async function* memberTurn(run: Run, planned: MemberDecision, index: number, toD
   if (turn.action !== 'defragment') return yield* notDefragmenting(run, planned, turn, rest, { wasLeader, movedLeaderTo });
 
   const { before, timeoutMs, endpoint } = turn;
-  yield { type: 'member-started', decision: turn.decision, before, timeoutMs, index: index + 1, total: toDefrag.length };
+  yield { type: 'member-started', decision, before, timeoutMs, index: index + 1, total: toDefrag.length };
   const t0 = now();
   const base = { wasLeader, movedLeaderTo, before };
   let revision: number | null = null;
@@ -320,7 +322,7 @@ async function* memberTurn(run: Run, planned: MemberDecision, index: number, toD
     memberId: id,
     name: planned.name,
     action: noAnswer !== null && !shrank ? 'failed' : 'defragmented',
-    reason: memberReason({ noAnswer, shrank, timeoutMs, movedTo: movedLeaderTo && shortName(caught, movedLeaderTo), leadsAgain, planned: turn.decision.reason }),
+    reason: memberReason({ noAnswer, shrank, timeoutMs, movedTo: movedLeaderTo && shortName(caught, movedLeaderTo), leadsAgain, planned: decision.reason }),
     wasLeader,
     movedLeaderTo,
     before,
