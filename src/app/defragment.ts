@@ -219,23 +219,37 @@ async function observeOrRefuse(client: EtcdClient, target: ObserveTarget | undef
   }
 }
 
-/** A run refused before anything was executed. */
-export function refusedReport(message: string, plan: Plan | null): RunReport {
+/**
+ * A report for a run that executed nothing: refused before it started, a
+ * dry run, or an error before the executor. The one place such a report is
+ * shaped.
+ */
+export function reportWithoutRun(
+  outcome: RunReport['outcome'],
+  message: string,
+  o: { plan?: Plan | null; dryRun?: boolean; startedAt?: string; members?: RunReport['members'] } = {},
+): RunReport {
   const at = new Date().toISOString();
+  const plan = o.plan ?? null;
   return {
-    outcome: 'refused',
-    dryRun: false,
+    outcome,
+    dryRun: o.dryRun ?? false,
     message,
-    startedAt: at,
+    startedAt: o.startedAt ?? at,
     finishedAt: at,
     compactedRevision: null,
     disarmed: false,
     disarmNote: null,
     reclaimedBytes: 0,
-    members: [],
+    members: o.members ?? [],
     warnings: plan?.warnings ?? [],
     plan,
   };
+}
+
+/** A run refused before anything was executed. */
+export function refusedReport(message: string, plan: Plan | null): RunReport {
+  return reportWithoutRun('refused', message, { plan });
 }
 
 /**
@@ -247,16 +261,10 @@ export function refusedReport(message: string, plan: Plan | null): RunReport {
  */
 export function dryRunReport(plan: Plan, at: string): RunReport {
   const would = plan.decisions.filter((d) => d.action === 'defragment').length;
-  return {
-    outcome: plan.refusal ? 'refused' : 'dry-run',
+  return reportWithoutRun(plan.refusal ? 'refused' : 'dry-run', plan.refusal?.reason ?? `dry run: nothing was changed; ${would} member(s) would be defragmented`, {
+    plan,
     dryRun: true,
-    message: plan.refusal?.reason ?? `dry run: nothing was changed; ${would} member(s) would be defragmented`,
     startedAt: at,
-    finishedAt: at,
-    compactedRevision: null,
-    disarmed: false,
-    disarmNote: null,
-    reclaimedBytes: 0,
     members: plan.decisions.map((d) => ({
       endpoint: d.endpoint,
       memberId: d.memberId,
@@ -272,7 +280,5 @@ export function dryRunReport(plan: Plan, at: string): RunReport {
       deadlinePassed: false,
       connectionLost: false,
     })),
-    warnings: plan.warnings,
-    plan,
-  };
+  });
 }

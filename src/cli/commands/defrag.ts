@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { addClusterFlags, clusterConfig, withEnv } from '../config/flags.js';
 import { addDefragFlags, defragConfig } from '../config/defrag-flags.js';
-import { buildPolicy, dryRun, runDefrag } from '../../app/defragment.js';
+import { buildPolicy, dryRun, reportWithoutRun, runDefrag } from '../../app/defragment.js';
 import { AbortedError, DefragdError } from '../../domain/errors.js';
 import type { RunReport } from '../../domain/run.js';
 import { EtcdClient } from '../../etcd/client.js';
@@ -66,18 +66,6 @@ export function defragCommand(io: CliIO, done: (code: number) => void): Command 
 
 /** A run that ended in an error before or outside the executor: nothing was started by it. */
 function errorReport(err: DefragdError, at: string): RunReport {
-  return {
-    outcome: err instanceof AbortedError ? 'interrupted' : err.kind === 'usage' || err.kind === 'refused' ? 'refused' : 'failed',
-    dryRun: false,
-    message: err.message,
-    startedAt: at,
-    finishedAt: new Date().toISOString(),
-    compactedRevision: null,
-    disarmed: false,
-    disarmNote: null,
-    reclaimedBytes: 0,
-    members: [],
-    warnings: [],
-    plan: null,
-  };
+  const outcome = err instanceof AbortedError ? 'interrupted' : err.kind === 'usage' || err.kind === 'refused' ? 'refused' : 'failed';
+  return reportWithoutRun(outcome, err.message, { startedAt: at });
 }
