@@ -13,7 +13,7 @@
  */
 import type { MemberDecision, Plan, Policy, Turn } from '../domain/plan.js';
 import type { MemberResult, RunReport, Sizes, StepEvent } from '../domain/run.js';
-import type { ClusterSnapshot } from '../domain/snapshot.js';
+import type { ClusterAlarm, ClusterSnapshot } from '../domain/snapshot.js';
 import { AbortedError, ConnectionError, DeadlineError, DefragdError, etcdReason } from '../domain/errors.js';
 import { formatDuration } from '../domain/format.js';
 import {
@@ -32,6 +32,7 @@ import {
   unfitVoters,
 } from '../planner/index.js';
 import { resolveExecuteOptions, type ExecuteOptions, type ResolvedExecuteOptions } from './options.js';
+import { disarmAlarms } from './disarm.js';
 import type { ClusterPort } from './port.js';
 import { failedResult, RunRecorder, skippedResult } from './recorder.js';
 import { pause, waitFor, waitForDefragEnd, type WaitDeps } from './wait.js';
@@ -434,13 +435,14 @@ async function* disarmPhase(run: Run): AsyncGenerator<StepEvent, void> {
     return;
   }
   if (decision.alarms.length === 0) return;
-  const via = leaderOrHealthyVoter(snap);
-  if (!via) {
-    yield refuse('NOSPACE not disarmed: no voting member answered');
+  let left: ClusterAlarm[];
+  try {
+    left = (await disarmAlarms(port, snap, decision.alarms, signal)).remaining.filter((a) => a.alarm === 'NOSPACE');
+  } catch (err) {
+    if (err instanceof AbortedError || !(err instanceof DefragdError) || err.kind !== 'failed') throw err;
+    yield refuse(`NOSPACE not disarmed: ${err.message}`);
     return;
   }
-  for (const a of decision.alarms) await port.alarmDisarm(via.endpoint, a.memberId, 'NOSPACE', { signal });
-  const left = (await port.alarmList(via.endpoint, { signal })).filter((a) => a.alarm === 'NOSPACE');
   if (left.length > 0) {
     yield refuse(`NOSPACE is still raised on ${left.map((a) => shortName(snap, a.memberId)).join(', ')} after disarming`);
     return;

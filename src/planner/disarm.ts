@@ -85,3 +85,11 @@ export function disarmDecision(snapshot: ClusterSnapshot, disarmBelow: number, c
   }
   return { blocked: null, alarms: nospace };
 }
+
+/**
+ * The alarms `alarm disarm` may clear: NOSPACE, or with `all` every type but
+ * CORRUPT. CORRUPT is never among them: a corrupt member needs an operator.
+ */
+export function alarmsToDisarm(snapshot: ClusterSnapshot, all: boolean): ClusterAlarm[] {
+  return snapshot.alarms.filter((a) => a.alarm !== 'CORRUPT' && (all || a.alarm === 'NOSPACE'));
+}

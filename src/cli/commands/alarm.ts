@@ -4,7 +4,9 @@
  */
 import { Command, Option } from 'commander';
 import { addClusterFlags, clusterConfig, withEnv } from '../config/flags.js';
-import { checkDisarm, leaderOrHealthyVoter } from '../../planner/index.js';
+import { alarmsToDisarm, checkDisarm } from '../../planner/index.js';
+import { clusterPort } from '../../app/port.js';
+import { disarmAlarms } from '../../executor/disarm.js';
 import { EtcdClient } from '../../etcd/client.js';
 import { observeCluster } from '../../observe/observe.js';
 import type { ClusterSnapshot } from '../../domain/snapshot.js';
@@ -40,16 +42,12 @@ export function alarmCommand(io: CliIO, done: (code: number) => void): Command {
       const snap = await observe(client, config, io);
       if (snap.alarmsError) throw new ConnectionError(config.connection.endpoints.join(','), `could not read the alarm list: ${snap.alarmsError}`);
       const corrupt = snap.alarms.filter((a) => a.alarm === 'CORRUPT');
-      const targets = snap.alarms.filter((a) => a.alarm !== 'CORRUPT' && (opts['all'] === true || a.alarm === 'NOSPACE'));
-      const via = leaderOrHealthyVoter(snap);
-      if (!via) throw new ConnectionError(config.connection.endpoints.join(','), 'no voting member answered');
+      const targets = alarmsToDisarm(snap, opts['all'] === true);
       const check = checkDisarm(snap, 0.999_999);
       if (targets.some((a) => a.alarm === 'NOSPACE') && !check.ok) {
         io.stderr(`defragd: warning: ${check.blockers.map((b) => `${b.name || b.memberId} is at or over its quota`).join('; ')}; NOSPACE will come back on the next write (defragment, or compact and defragment, first)\n`);
       }
-      const mc = client.member(via.endpoint);
-      for (const a of targets) await mc.alarmDisarm(a.memberId, a.alarm, { timeoutMs: config.connection.commandTimeoutMs, signal: io.signal });
-      const left = await mc.alarmList({ timeoutMs: config.connection.commandTimeoutMs, signal: io.signal });
+      const { remaining: left } = await disarmAlarms(clusterPort(client), snap, targets, io.signal);
       io.stdout(printDisarm(snap, targets, left, config.writeOut));
       if (corrupt.length > 0) io.stderr('defragd: CORRUPT alarms are never disarmed by defragd: investigate the member (etcdctl check hashkv / restore it from a snapshot)\n');
       const stillTargeted = left.filter((a) => targets.some((t) => t.memberId === a.memberId && t.alarm === a.alarm));

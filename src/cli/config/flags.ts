@@ -26,8 +26,8 @@ export interface ClusterConfig {
   readonly debug: boolean;
 }
 
-/** etcdctl's default endpoint. */
-export const DEFAULT_ENDPOINT = '127.0.0.1:2379';
+export { DEFAULT_ENDPOINT } from '../../domain/defaults.js';
+import { DEFAULT_ENDPOINT } from '../../domain/defaults.js';
 
 /**
  * Connecting takes milliseconds on a LAN and seconds across regions; an hour
