@@ -44,7 +44,9 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<number
       // Help and --version "fail" with exit code 0; commander has already printed its one line otherwise.
       return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
     }
-    const debug = argv.includes('--debug') || /^(1|true)$/i.test(io.env['DEFRAGD_DEBUG'] ?? '');
+    // The same variables and words as the --debug flag's own resolution (DEFRAGD_, then ETCDCTL_).
+    const debugEnv = io.env['DEFRAGD_DEBUG'] || io.env['ETCDCTL_DEBUG'] || '';
+    const debug = argv.includes('--debug') || /^(1|true|yes|on)$/i.test(debugEnv);
     io.stderr(`defragd: ${err instanceof Error ? err.message : String(err)}\n`);
     if (debug && err instanceof Error) io.stderr(`${err.stack ?? ''}\n${err.cause ? `cause: ${String((err.cause as Error).stack ?? err.cause)}\n` : ''}`);
     else if (!(err instanceof DefragdError)) io.stderr('defragd: this is a bug in defragd; run with --debug for the stack trace\n');
