@@ -17,15 +17,16 @@ export function defragCommand(io: CliIO, done: (code: number) => void): Command 
   addDefragFlags(cmd);
   cmd.action(async () => {
     const opts = withEnv(cmd, io.env);
-    // A safe run must see every voter, so defrag always discovers the whole membership (--cluster is implied).
-    const config = clusterConfig({ ...opts, cluster: true });
-    const json = config.writeOut === 'json';
+    // Known before the connection flags are checked, so that a bad one (--command-timeout 999h) still gets its JSON report.
+    const json = opts['writeOut'] === 'json';
     const startedAt = new Date().toISOString();
     // With -w json the why of a run that did not succeed goes to stderr too, as one line (cron mails stderr).
     const sayWhyOnStderr = (report: RunReport) => {
       if (json && exitCodeForReport(report) !== 0) io.stderr(`defragd: ${report.outcome}: ${report.message ?? 'see the report'}\n`);
     };
     try {
+      // A safe run must see every voter, so defrag always discovers the whole membership (--cluster is implied).
+      const config = clusterConfig({ ...opts, cluster: true });
       const defrag = defragConfig(opts);
       const policy = buildPolicy(defrag.policy);
       const { execute, lock } = defrag;
