@@ -44,10 +44,25 @@ export function defragCommand(io: CliIO, done: (code: number) => void): Command 
         if (policy.skipHealthCheck) io.stderr('defragd: warning: --skip-health-check: unreachable or unhealthy members are skipped, not waited for\n');
         // With -w json, stdout carries only the JSON report; progress goes to stderr.
         const progress = createProgress(json ? io.stderr : io.stdout, io.isTTY && !json);
+        // A second Ctrl-C exits at once, before the run's report: -w json still prints one JSON object.
+        const finished: RunReport['members'] = [];
+        const forcedExit = new AbortedError('interrupted: exited at once on a second signal; the member in progress, if any, may still be defragmenting in etcd');
+        const unregisterJson = json ? io.registerCleanup?.(async () => io.stdout(printReport({ ...errorReport(forcedExit, startedAt), members: [...finished] }, 'json'))) : undefined;
         let report: RunReport;
         try {
-          report = await runDefrag(client, policy, { observe, execute, lock, signal: io.signal, registerCleanup: io.registerCleanup, onEvent: (e) => progress.onEvent(e) });
+          report = await runDefrag(client, policy, {
+            observe,
+            execute,
+            lock,
+            signal: io.signal,
+            registerCleanup: io.registerCleanup,
+            onEvent: (e) => {
+              if (e.type === 'member-finished') finished.push(e.result);
+              progress.onEvent(e);
+            },
+          });
         } finally {
+          unregisterJson?.();
           progress.close();
         }
         io.stdout(printReport(report, config.writeOut));
