@@ -17,15 +17,16 @@ export function defragCommand(io: CliIO, done: (code: number) => void): Command 
   addDefragFlags(cmd);
   cmd.action(async () => {
     const opts = withEnv(cmd, io.env);
-    // A safe run must see every voter, so defrag always discovers the whole membership (--cluster is implied).
-    const config = clusterConfig({ ...opts, cluster: true });
-    const json = config.writeOut === 'json';
+    // Known before the connection flags are checked, so that a bad one (--command-timeout 999h) still gets its JSON report.
+    const json = opts['writeOut'] === 'json';
     const startedAt = new Date().toISOString();
     // With -w json the why of a run that did not succeed goes to stderr too, as one line (cron mails stderr).
     const sayWhyOnStderr = (report: RunReport) => {
       if (json && exitCodeForReport(report) !== 0) io.stderr(`defragd: ${report.outcome}: ${report.message ?? 'see the report'}\n`);
     };
     try {
+      // A safe run must see every voter, so defrag always discovers the whole membership (--cluster is implied).
+      const config = clusterConfig({ ...opts, cluster: true });
       const defrag = defragConfig(opts);
       const policy = buildPolicy(defrag.policy);
       const { execute, lock } = defrag;
@@ -43,10 +44,25 @@ export function defragCommand(io: CliIO, done: (code: number) => void): Command 
         if (policy.skipHealthCheck) io.stderr('defragd: warning: --skip-health-check: unreachable or unhealthy members are skipped, not waited for\n');
         // With -w json, stdout carries only the JSON report; progress goes to stderr.
         const progress = createProgress(json ? io.stderr : io.stdout, io.isTTY && !json);
+        // A second Ctrl-C exits at once, before the run's report: -w json still prints one JSON object.
+        const finished: RunReport['members'] = [];
+        const forcedExit = new AbortedError('interrupted: exited at once on a second signal; the member in progress, if any, may still be defragmenting in etcd');
+        const unregisterJson = json ? io.registerCleanup?.(async () => io.stdout(printReport({ ...errorReport(forcedExit, startedAt), members: [...finished] }, 'json'))) : undefined;
         let report: RunReport;
         try {
-          report = await runDefrag(client, policy, { observe, execute, lock, signal: io.signal, registerCleanup: io.registerCleanup, onEvent: (e) => progress.onEvent(e) });
+          report = await runDefrag(client, policy, {
+            observe,
+            execute,
+            lock,
+            signal: io.signal,
+            registerCleanup: io.registerCleanup,
+            onEvent: (e) => {
+              if (e.type === 'member-finished') finished.push(e.result);
+              progress.onEvent(e);
+            },
+          });
         } finally {
+          unregisterJson?.();
           progress.close();
         }
         io.stdout(printReport(report, config.writeOut));
