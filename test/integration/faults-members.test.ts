@@ -1,0 +1,240 @@
+/**
+ * Faults of the member being defragmented, on a real 3-member etcd 3.4
+ * cluster: it is killed while etcd copies its db (the connection is lost,
+ * not a deadline; the wait for it is bounded; nothing else is taken out),
+ * it comes back during that wait, or it is stopped (SIGSTOP) past its
+ * deadline and continued. Each time: exactly what reached etcd, a report
+ * that says what is true, no lock left behind, equal data on every member.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useCluster } from '../../dev/harness/etcd.js';
+import type { StepEvent } from '../../src/index.js';
+import { runCli } from '../../src/cli/run.js';
+import { defragCount, parseJson, show, type ReportJson } from './helpers-defrag.js';
+import { addGarbage, drive, loadData, lockHeld, MiB, ofType, restoreAndCompare, result, untilDefragInFlight } from './faults-support.js';
+
+describe('the member being defragmented', () => {
+  const cluster = useCluster({ members: 3 });
+  // ~48 MiB in use: a Defragment takes over a second here, so a fault lands while etcd copies.
+  beforeAll(() => loadData(cluster(), 48 * MiB), 60_000);
+
+  it('killed during its Defragment: connection lost (not a deadline), a bounded wait, it fails, nothing else is taken out, no lock left', async () => {
+    const c = cluster();
+    let victim: string | null = null;
+    let killedInFlight = false;
+    const run = await drive(c, {
+      execute: { recoveryTimeoutMs: 3_000 },
+      hook: (e) => {
+        if (e.type !== 'member-started' || victim !== null) return;
+        victim = e.decision.name;
+        const name = victim;
+        return untilDefragInFlight(c, name).then(async (seen) => {
+          killedInFlight = seen;
+          await c.killMember(name);
+        });
+      },
+    });
+    try {
+      expect(victim).not.toBeNull();
+      const name = victim as unknown as string;
+      expect(killedInFlight, 'the kill must land while etcd_disk_defrag_inflight is 1').toBe(true);
+      const { report, events } = run;
+
+      const noAnswer = ofType(events, 'member-no-answer');
+      expect(noAnswer.map((e) => [e.name, e.why])).toEqual([[name, 'connection-lost']]);
+      const waits = ofType(events, 'member-waiting').filter((e) => e.name === name);
+      expect(waits.length).toBeGreaterThanOrEqual(1);
+      expect(waits[0]?.limitMs).toBe(3_000);
+      expect(waits[0]?.what).toMatch(/connection was lost/);
+      // Only one member was ever started: the run took no second member out.
+      expect(ofType(events, 'member-started').map((e) => e.decision.name)).toEqual([name]);
+
+      expect(report.outcome).toBe('failed');
+      const r = result(report, name);
+      expect(r.action).toBe('failed');
+      expect(r.connectionLost).toBe(true);
+      expect(r.deadlinePassed).toBe(false);
+      expect(r.reason).toMatch(/did not answer within 3s after the connection was lost/);
+      expect(r.reason).not.toMatch(/deadline/);
+      expect(report.message).toMatch(/connection was lost/);
+      expect(report.message).not.toMatch(/deadline/);
+      const rest = report.members.filter((m) => m.name !== name);
+      expect(rest).toHaveLength(2);
+      for (const m of rest) {
+        expect(m.action, m.name).toBe('skipped');
+        expect(m.reason).toMatch(/^not attempted/);
+      }
+      // Bounded by --recovery-timeout, not by a 30-minute default: a generous bound, far below that.
+      expect(run.elapsedMs).toBeLessThan(60_000);
+      expect(await lockHeld(c)).toBe(false);
+    } finally {
+      await restoreAndCompare(c);
+    }
+  });
+
+  it('killed during its Defragment and restarted during the wait: the run waits for it and records the lost connection and no shrink', async () => {
+    const c = cluster();
+    await addGarbage(c);
+    let victim: string | null = null;
+    let killedInFlight = false;
+    let killed: Promise<void> = Promise.resolve();
+    const run = await drive(c, {
+      execute: { recoveryTimeoutMs: 30_000 },
+      hook: (e) => {
+        if (e.type === 'member-started' && victim === null) {
+          victim = e.decision.name;
+          const name = victim;
+          killed = untilDefragInFlight(c, name).then(async (seen) => {
+            killedInFlight = seen;
+            await c.killMember(name);
+          });
+          return killed;
+        }
+        // The client may see the connection drop before the harness has reaped the process.
+        if (e.type === 'member-no-answer' && e.name === victim) return killed.then(() => c.startMember(e.name));
+        return undefined;
+      },
+    });
+    try {
+      const name = victim as unknown as string;
+      expect(killedInFlight, 'the kill must land while etcd_disk_defrag_inflight is 1').toBe(true);
+      const { report, events } = run;
+      expect(ofType(events, 'member-no-answer').map((e) => [e.name, e.why])).toEqual([[name, 'connection-lost']]);
+      // It waited for the member, then for it to catch up: both steps were reached.
+      const waits = ofType(events, 'member-waiting').filter((e) => e.name === name).map((e) => e.what);
+      expect(waits.some((w) => /connection was lost/.test(w)), waits.join('\n')).toBe(true);
+      expect(waits.some((w) => /catch up/.test(w)), waits.join('\n')).toBe(true);
+
+      const r = result(report, name);
+      expect(r.connectionLost).toBe(true);
+      expect(r.deadlinePassed).toBe(false);
+      expect(r.after, 'it answered again, so its size after is known').not.toBeNull();
+      const shrank = (r.after?.dbSize as number) < (r.before?.dbSize as number);
+      // Killed mid-copy, etcd keeps its old db file: the defrag did not happen, and the report says so.
+      expect(shrank).toBe(false);
+      expect(r.action).toBe('failed');
+      expect(r.reason).toMatch(/connection was lost during its defragmentation and the member did not shrink/);
+      expect(r.reason).not.toMatch(/deadline/);
+      // Its defrag did not happen, so the run stops there as after any failed member (--continue-on-error would go on).
+      for (const m of report.members.filter((x) => x.name !== name)) expect(m.reason, m.name).toBe('not attempted: an earlier member failed');
+      expect(report.outcome).toBe('failed');
+      // The Defragment was not re-sent to the restarted member (its counter starts at 0 after a restart).
+      expect(await defragCount(c.members.find((m) => m.name === name)!.clientUrl)).toBe(0);
+      expect(await lockHeld(c)).toBe(false);
+    } finally {
+      await restoreAndCompare(c);
+    }
+  });
+
+  it('CLI: killed during its Defragment with --recovery-timeout 3s: exit 1, one JSON report naming the lost connection', async () => {
+    const c = cluster();
+    await addGarbage(c);
+    const eps = c.endpoints;
+    let stdout = '';
+    let stderr = '';
+    let victim: string | null = null;
+    let watching = true;
+    // Like an operator's crash: whichever member etcd says is defragmenting is killed.
+    const killer = (async () => {
+      while (watching && victim === null) {
+        for (const m of c.members) {
+          const metrics = await c.memberMetrics(m.name, { timeoutMs: 500 }).catch(() => null);
+          if (metrics?.get('etcd_disk_defrag_inflight') === 1 && victim === null) {
+            victim = m.name;
+            await c.killMember(m.name);
+          }
+        }
+      }
+    })();
+    const t0 = Date.now();
+    const code = await runCli(['defrag', '--endpoints', eps.join(','), '--command-timeout', '2s', '--recovery-timeout', '3s', '-w', 'json'], {
+      stdout: (s) => (stdout += s),
+      stderr: (s) => (stderr += s),
+      isTTY: false,
+      env: {},
+    }).finally(() => {
+      watching = false;
+    });
+    const elapsedMs = Date.now() - t0;
+    await killer;
+    try {
+      const r = { code, stdout, stderr };
+      expect(victim, show(r)).not.toBeNull();
+      const name = victim as unknown as string;
+      expect(code, show(r)).toBe(1);
+      const report = parseJson<ReportJson>(r);
+      expect(report.outcome).toBe('failed');
+      const mine = result(report, name);
+      expect(mine.action).toBe('failed');
+      expect(mine.connectionLost).toBe(true);
+      expect(mine.deadlinePassed).toBe(false);
+      expect(mine.reason).toMatch(/did not answer within 3s after the connection was lost/);
+      const started = report.plan?.decisions.filter((d) => d.action === 'defragment').map((d) => d.name) ?? [];
+      const after = started.slice(started.indexOf(name) + 1);
+      for (const n of after) expect(result(report, n).reason, n).toMatch(/^not attempted/);
+      expect(report.members.filter((m) => m.action === 'defragmented').length).toBe(started.indexOf(name));
+      expect(stderr).toMatch(/defragd: failed: .*connection was lost/);
+      expect(elapsedMs).toBeLessThan(60_000);
+      expect(await lockHeld(c)).toBe(false);
+    } finally {
+      await restoreAndCompare(c);
+    }
+  });
+
+  it('stopped (SIGSTOP) past --defrag-timeout, then continued: one Defragment reached etcd, a deadline (not a lost connection), the run waits and says what is true', async () => {
+    const c = cluster();
+    await addGarbage(c);
+    const counts: Record<string, number> = {};
+    for (const m of c.members) counts[m.name] = (await defragCount(m.clientUrl)) as number;
+    let victim: string | null = null;
+    let pausedInFlight = false;
+    const run = await drive(c, {
+      policy: { defragTimeoutMs: 1_000 },
+      hook: (e: StepEvent) => {
+        if (e.type !== 'member-started' || victim !== null) return;
+        victim = e.decision.name;
+        const name = victim;
+        return untilDefragInFlight(c, name).then(async (seen) => {
+          pausedInFlight = seen;
+          if (!seen) return;
+          c.pauseMember(name);
+          await new Promise((resolve) => setTimeout(resolve, 3_000));
+          c.resumeMember(name);
+        });
+      },
+    });
+    try {
+      const name = victim as unknown as string;
+      expect(pausedInFlight, 'the pause must land while etcd_disk_defrag_inflight is 1').toBe(true);
+      const { report, events } = run;
+      const mine = ofType(events, 'member-no-answer').filter((e) => e.name === name);
+      expect(mine.map((e) => e.why)).toEqual(['deadline']);
+      const waits = ofType(events, 'member-waiting').filter((e) => e.name === name);
+      expect(waits[0]?.what).toMatch(/etcd to finish/);
+      // Default wait: at least a minute, not the 1 s deadline.
+      expect(waits[0]?.limitMs).toBeGreaterThanOrEqual(60_000);
+
+      // etcd's own counter: exactly one Defragment per member (none re-sent after its deadline).
+      const after: Record<string, number> = {};
+      for (const m of c.members) after[m.name] = (await defragCount(m.clientUrl)) as number;
+      expect(after[name]! - counts[name]!).toBe(1);
+
+      const r = result(report, name);
+      expect(r.deadlinePassed).toBe(true);
+      expect(r.connectionLost).toBe(false);
+      // Continued, etcd finished the copy it had started: the member shrank, and the report says how.
+      expect(r.after?.dbSize as number).toBeLessThan(r.before?.dbSize as number);
+      expect(r.action, r.reason).toBe('defragmented');
+      expect(r.reason).toMatch(/deadline passed but etcd finished on its own/);
+      expect(r.reason).not.toMatch(/connection/);
+      // The run went on after it: every other member was started too, each exactly once.
+      expect(ofType(events, 'member-started').map((e) => e.decision.name).sort()).toEqual(['m1', 'm2', 'm3']);
+      for (const m of c.members) if (m.name !== name) expect(after[m.name]! - counts[m.name]!, m.name).toBe(1);
+      // Success only when every member really was defragmented.
+      expect(report.outcome === 'success').toBe(report.members.every((m) => m.action === 'defragmented'));
+      expect(await lockHeld(c)).toBe(false);
+    } finally {
+      await restoreAndCompare(c);
+    }
+  });
+});
