@@ -1,14 +1,13 @@
 /**
- * Faults of the member being defragmented, on a real 3-member etcd 3.4
- * cluster: it is killed while etcd copies its db (the connection is lost,
- * not a deadline; the wait for it is bounded; nothing else is taken out),
- * it comes back during that wait, or it is stopped (SIGSTOP) past its
- * deadline and continued. Each time: exactly what reached etcd, a report
- * that says what is true, no lock left behind, equal data on every member.
+ * The member being defragmented is killed, on a real 3-member etcd 3.4
+ * cluster, while etcd copies its db: the connection is lost (not a
+ * deadline), the wait for it is bounded, nothing else is taken out; or it
+ * comes back during that wait. Each time: what reached etcd, a report that
+ * says what is true, no lock left behind, equal data on every member.
+ * (Stopped with SIGSTOP instead: faults-paused.test.ts.)
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useCluster } from '../../dev/harness/etcd.js';
-import type { StepEvent } from '../../src/index.js';
 import { runCli } from '../../src/cli/run.js';
 import { defragCount, parseJson, show, type ReportJson } from './helpers-defrag.js';
 import { addGarbage, drive, loadData, lockHeld, MiB, ofType, restoreAndCompare, result, untilDefragInFlight } from './faults-support.js';
@@ -175,63 +174,6 @@ describe('the member being defragmented', () => {
       expect(report.members.filter((m) => m.action === 'defragmented').length).toBe(started.indexOf(name));
       expect(stderr).toMatch(/defragd: failed: .*connection was lost/);
       expect(elapsedMs).toBeLessThan(60_000);
-      expect(await lockHeld(c)).toBe(false);
-    } finally {
-      await restoreAndCompare(c);
-    }
-  });
-
-  it('stopped (SIGSTOP) past --defrag-timeout, then continued: one Defragment reached etcd, a deadline (not a lost connection), the run waits and says what is true', async () => {
-    const c = cluster();
-    await addGarbage(c);
-    const counts: Record<string, number> = {};
-    for (const m of c.members) counts[m.name] = (await defragCount(m.clientUrl)) as number;
-    let victim: string | null = null;
-    let pausedInFlight = false;
-    const run = await drive(c, {
-      policy: { defragTimeoutMs: 1_000 },
-      hook: (e: StepEvent) => {
-        if (e.type !== 'member-started' || victim !== null) return;
-        victim = e.decision.name;
-        const name = victim;
-        return untilDefragInFlight(c, name).then(async (seen) => {
-          pausedInFlight = seen;
-          if (!seen) return;
-          c.pauseMember(name);
-          await new Promise((resolve) => setTimeout(resolve, 3_000));
-          c.resumeMember(name);
-        });
-      },
-    });
-    try {
-      const name = victim as unknown as string;
-      expect(pausedInFlight, 'the pause must land while etcd_disk_defrag_inflight is 1').toBe(true);
-      const { report, events } = run;
-      const mine = ofType(events, 'member-no-answer').filter((e) => e.name === name);
-      expect(mine.map((e) => e.why)).toEqual(['deadline']);
-      const waits = ofType(events, 'member-waiting').filter((e) => e.name === name);
-      expect(waits[0]?.what).toMatch(/etcd to finish/);
-      // Default wait: at least a minute, not the 1 s deadline.
-      expect(waits[0]?.limitMs).toBeGreaterThanOrEqual(60_000);
-
-      // etcd's own counter: exactly one Defragment per member (none re-sent after its deadline).
-      const after: Record<string, number> = {};
-      for (const m of c.members) after[m.name] = (await defragCount(m.clientUrl)) as number;
-      expect(after[name]! - counts[name]!).toBe(1);
-
-      const r = result(report, name);
-      expect(r.deadlinePassed).toBe(true);
-      expect(r.connectionLost).toBe(false);
-      // Continued, etcd finished the copy it had started: the member shrank, and the report says how.
-      expect(r.after?.dbSize as number).toBeLessThan(r.before?.dbSize as number);
-      expect(r.action, r.reason).toBe('defragmented');
-      expect(r.reason).toMatch(/deadline passed but etcd finished on its own/);
-      expect(r.reason).not.toMatch(/connection/);
-      // The run went on after it: every other member was started too, each exactly once.
-      expect(ofType(events, 'member-started').map((e) => e.decision.name).sort()).toEqual(['m1', 'm2', 'm3']);
-      for (const m of c.members) if (m.name !== name) expect(after[m.name]! - counts[m.name]!, m.name).toBe(1);
-      // Success only when every member really was defragmented.
-      expect(report.outcome === 'success').toBe(report.members.every((m) => m.action === 'defragmented'));
       expect(await lockHeld(c)).toBe(false);
     } finally {
       await restoreAndCompare(c);
