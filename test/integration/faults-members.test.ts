@@ -172,6 +172,10 @@ describe('the member being defragmented', () => {
       const after = started.slice(started.indexOf(name) + 1);
       for (const n of after) expect(result(report, n).reason, n).toMatch(/^not attempted/);
       expect(report.members.filter((m) => m.action === 'defragmented').length).toBe(started.indexOf(name));
+      // The progress on stderr says what happened, once, and how long the run waits.
+      expect(stderr.match(new RegExp(`^(?:\\S+ )?${name}: connection lost during its defragmentation .*NOT retrying$`, 'gm')), stderr).toHaveLength(1);
+      expect(stderr).toMatch(new RegExp(`^(?:\\S+ )?${name}: waiting for the member to answer again .*\\(at most 3s\\)$`, 'm'));
+      expect(stderr).not.toMatch(/deadline of .* passed/);
       expect(stderr).toMatch(/defragd: failed: .*connection was lost/);
       expect(elapsedMs).toBeLessThan(60_000);
       expect(await lockHeld(c)).toBe(false);

@@ -109,6 +109,34 @@ describe('other voters failing during a run', () => {
     }
   });
 
+  it('the new leader killed while the old leader is defragmented (the race of the test below, forced): the run fails naming it', async () => {
+    const c = cluster();
+    let newLeader: string | null = null;
+    let last: string | null = null;
+    const seen: StepEvent[] = [];
+    const run = await drive(c, {
+      hook: (e) => {
+        seen.push(e);
+        if (e.type === 'leader-move-finished') newLeader = nameOf(seen, e.to);
+        if (e.type !== 'member-started' || e.index !== e.total || newLeader === null) return;
+        last = e.decision.name;
+        return c.killMember(newLeader);
+      },
+    });
+    try {
+      expect(last).not.toBeNull();
+      const [l, k] = [last as unknown as string, newLeader as unknown as string];
+      const { report } = run;
+      expect(report.outcome).toBe('failed');
+      // The Defragment got through: the check after the member stops the run, naming the dead one.
+      expect(report.message).toMatch(new RegExp(`^after ${l}: .*${k} \\(http://[^)]+\\) is unreachable`));
+      expect(result(report, l).action, result(report, l).reason).toBe('defragmented');
+      expect(await lockHeld(c)).toBe(false);
+    } finally {
+      await restoreAndCompare(c);
+    }
+  });
+
   it('the leader killed right before its turn: the run stops before it, naming it; never success', async () => {
     const c = cluster();
     let plan: Plan | null = null;
