@@ -162,10 +162,12 @@ export class RunRecorder {
           : anyDefragmented || this.disarmed
             ? 'success'
             : 'nothing-to-do';
+    // A failed member that stopped nothing itself still says why the run failed (the CLI's one line on stderr).
+    const firstFailed = outcome === 'failed' ? members.find((r) => r.action === 'failed') : undefined;
     return {
       outcome,
       dryRun: false,
-      message: this.message,
+      message: this.message ?? (firstFailed ? `${firstFailed.name || firstFailed.endpoint} failed: ${firstFailed.reason}` : null),
       startedAt: this.startedAt,
       finishedAt: new Date(this.now()).toISOString(),
       compactedRevision: this.compactedRevision,

@@ -117,6 +117,8 @@ describe('the member being defragmented', () => {
       // Its defrag did not happen, so the run stops there as after any failed member (--continue-on-error would go on).
       for (const m of report.members.filter((x) => x.name !== name)) expect(m.reason, m.name).toBe('not attempted: an earlier member failed');
       expect(report.outcome).toBe('failed');
+      // The why of a failed run is in its message too (the CLI's one line on stderr for cron), not just in a member row.
+      expect(report.message).toMatch(new RegExp(`^${name} failed: the connection was lost during its defragmentation`));
       // The Defragment was not re-sent to the restarted member (its counter starts at 0 after a restart).
       expect(await defragCount(c.members.find((m) => m.name === name)!.clientUrl)).toBe(0);
       expect(await lockHeld(c)).toBe(false);
