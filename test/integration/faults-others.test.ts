@@ -171,6 +171,33 @@ describe('other voters failing during a run', () => {
     }
   });
 
+  it('the hand-over target killed as the hand-over starts: the old leader is not defragmented, the run fails naming the target', async () => {
+    const c = cluster();
+    let target: string | null = null;
+    let oldLeader: string | null = null;
+    const run = await drive(c, {
+      hook: (e) => {
+        if (e.type !== 'leader-move-started' || target !== null) return;
+        [target, oldLeader] = [e.toName, e.fromName];
+        return c.killMember(e.toName);
+      },
+    });
+    try {
+      expect(target).not.toBeNull();
+      const [t, l] = [target as unknown as string, oldLeader as unknown as string];
+      const { report, events } = run;
+      expect(report.outcome).toBe('failed');
+      expect(ofType(events, 'member-started').map((e) => e.decision.name)).not.toContain(l);
+      expect(result(report, l).action).toBe('failed');
+      expect(result(report, l).reason).toMatch(new RegExp(`^moving leadership to ${t} failed`));
+      // The true reason: the target is down (not merely a MoveLeader that took too long), and since when.
+      expect(report.message).toMatch(new RegExp(`^after ${l}: ${t} \\(http://[^)]+\\) is unreachable.*\\(${t}: since `));
+      expect(await lockHeld(c)).toBe(false);
+    } finally {
+      await restoreAndCompare(c);
+    }
+  });
+
   it('the new leader killed right after the hand-over: the old leader is not reported defragmented with a voter down (3 runs)', async () => {
     const c = cluster();
     const branches: string[] = [];
