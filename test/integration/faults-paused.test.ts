@@ -70,10 +70,9 @@ describe('the member being defragmented, stopped', () => {
     }
   });
 
-  // Stopped while etcd copies (seen by its inflight gauge), or before the request has even left the
-  // client: etcd reads the request when continued, and runs it then.
+  // Stopped while etcd copies (seen by its inflight gauge), or before the request has even left the client.
   for (const when of ['while etcd copies', 'as soon as member-started is emitted'] as const) {
-    it(`stopped (SIGSTOP) ${when}, past --defrag-timeout, then continued: one Defragment reached etcd, a deadline (not a lost connection), the run waits and goes on`, async () => {
+    it(`stopped (SIGSTOP) ${when}, past --defrag-timeout, then continued: a deadline (not a lost connection), never re-sent, the run waits and the report agrees with etcd's counter`, async () => {
       const c = cluster();
       await addGarbage(c);
       const counts: Record<string, number> = {};
@@ -112,22 +111,37 @@ describe('the member being defragmented, stopped', () => {
         // Default wait: at least a minute, not the 1 s deadline.
         expect(waits[0]?.limitMs).toBeGreaterThanOrEqual(60_000);
 
-        // etcd's own counter: exactly one Defragment per member (none re-sent after its deadline).
+        // etcd's own counter: never more than one Defragment (none re-sent after its deadline).
         const after: Record<string, number> = {};
         for (const m of c.members) after[m.name] = (await defragCount(m.clientUrl)) as number;
-        expect(after[name]! - counts[name]!).toBe(1);
+        const ran = after[name]! - counts[name]!;
+        // Paused while etcd copies, it finishes that copy when continued. Paused before the request left the
+        // client, etcd sometimes runs the request it reads on SIGCONT and sometimes drops it (the client had
+        // reset the stream at its deadline): seen both ways here. The report must agree with etcd either way.
+        if (when === 'while etcd copies') expect(ran).toBe(1);
+        else expect([0, 1]).toContain(ran);
 
         const r = result(report, name);
         expect(r.deadlinePassed).toBe(true);
         expect(r.connectionLost).toBe(false);
-        // Continued, etcd finished the copy it had started: the member shrank, and the report says how.
-        expect(r.after?.dbSize as number).toBeLessThan(r.before?.dbSize as number);
-        expect(r.action, r.reason).toBe('defragmented');
-        expect(r.reason).toMatch(/deadline passed but etcd finished on its own/);
         expect(r.reason).not.toMatch(/connection/);
-        // The run went on after it: every other member was started too, each exactly once.
-        expect(ofType(events, 'member-started').map((e) => e.decision.name).sort()).toEqual(['m1', 'm2', 'm3']);
-        for (const m of c.members) if (m.name !== name) expect(after[m.name]! - counts[m.name]!, m.name).toBe(1);
+        if (ran === 1) {
+          // etcd finished the copy: the member shrank, and the report says how; the run went on.
+          expect(r.after?.dbSize as number).toBeLessThan(r.before?.dbSize as number);
+          expect(r.action, r.reason).toBe('defragmented');
+          expect(r.reason).toMatch(/deadline passed but etcd finished on its own/);
+          expect(ofType(events, 'member-started').map((e) => e.decision.name).sort()).toEqual(['m1', 'm2', 'm3']);
+          for (const m of c.members) if (m.name !== name) expect(after[m.name]! - counts[m.name]!, m.name).toBe(1);
+        } else {
+          // Nothing ran: the member did not shrink, it failed, and no other member was taken out.
+          expect(r.after?.dbSize as number).toBeGreaterThanOrEqual(r.before?.dbSize as number);
+          expect(r.action).toBe('failed');
+          expect(r.reason).toMatch(/deadline passed and the member did not shrink; not retried/);
+          expect(report.outcome).toBe('failed');
+          expect(ofType(events, 'member-started').map((e) => e.decision.name)).toEqual([name]);
+          for (const m of c.members) if (m.name !== name) expect(after[m.name]! - counts[m.name]!, m.name).toBe(0);
+        }
+        console.log(`paused ${when}: etcd ran ${ran} Defragment(s) on ${name}; ${r.action}`);
         // Success only when every member really was defragmented.
         expect(report.outcome === 'success').toBe(report.members.every((m) => m.action === 'defragmented'));
         expect(await lockHeld(c)).toBe(false);
