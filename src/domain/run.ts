@@ -49,7 +49,7 @@ export interface RunReport {
   outcome: RunOutcome;
   /** True when nothing was executed: the report shows what the plan would do. */
   dryRun: boolean;
-  /** Why the run refused or stopped early; null otherwise. */
+  /** Why the run refused, failed or stopped early (naming the failed members); null otherwise. */
   message: string | null;
   startedAt: string;
   finishedAt: string;

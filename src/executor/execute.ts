@@ -207,7 +207,8 @@ async function* memberTurn(run: Run, planned: MemberDecision, index: number, toD
     const moved = yield* handOver(run, planned, turn.endpoint, turn.moveLeaderTo, snap);
     if (typeof moved === 'string') {
       yield rec.finish(failedResult(planned, moved, { wasLeader }));
-      return 'next';
+      // A hand-over often fails because a voter (the transferee) went down: say so rather than only "deadline exceeded".
+      return yield* stopIfVoterDown(run, planned, observeNoted(run, await port.observe({ light: true, signal })), rest);
     }
     snap = moved;
     movedLeaderTo = leaderOf(snap);
@@ -336,13 +337,16 @@ async function* memberTurn(run: Run, planned: MemberDecision, index: number, toD
   yield rec.finish(result);
 
   // After each member, every voter must still be there: never report success with a voter down.
-  const down = unfitVoters(caught, new Set(run.unfitAtStart));
-  if (down.length > 0) {
-    const since = down.map((m) => `${m.name || m.endpoint}: ${rec.since(m.memberId)}`).join('; ');
-    yield rec.stop(`after ${nameOfDecision(planned)}: ${describeMembers(caught, down)} (${since})`, rest);
-    return 'stop';
-  }
-  return 'next';
+  return yield* stopIfVoterDown(run, planned, caught, rest);
+}
+
+/** Stops the run, naming them and since when, when a voter (other than those unfit at the start) is down in `snap`. */
+function* stopIfVoterDown(run: Run, planned: MemberDecision, snap: ClusterSnapshot, rest: readonly MemberDecision[]): Generator<StepEvent, Next> {
+  const down = unfitVoters(snap, new Set(run.unfitAtStart));
+  if (down.length === 0) return 'next';
+  const since = down.map((m) => `${m.name || m.endpoint}: ${run.rec.since(m.memberId)}`).join('; ');
+  yield run.rec.stop(`after ${nameOfDecision(planned)}: ${describeMembers(snap, down)} (${since})`, rest);
+  return 'stop';
 }
 
 function memberReason(r: { noAnswer: 'deadline' | 'connection-lost' | null; shrank: boolean; timeoutMs: number; movedTo: string | null; leadsAgain: boolean; planned: string }): string {

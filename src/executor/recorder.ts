@@ -162,10 +162,9 @@ export class RunRecorder {
           : anyDefragmented || this.disarmed
             ? 'success'
             : 'nothing-to-do';
-    const failedMembers = members.filter((r) => r.action === 'failed');
-    const message =
-      this.message ??
-      (outcome === 'failed' && failedMembers.length > 0 ? `${failedMembers.map((r) => `${r.name || r.endpoint}: ${r.reason}`).join('; ')}` : null);
+    // A failed member that stopped nothing itself still says why the run failed (the CLI's one line on stderr).
+    const failedMembers = outcome === 'failed' ? members.filter((r) => r.action === 'failed') : [];
+    const message = this.message ?? (failedMembers.length > 0 ? failedMembers.map((r) => `${r.name || r.endpoint} failed: ${r.reason}`).join('; ') : null);
     return {
       outcome,
       dryRun: false,
