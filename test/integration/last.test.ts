@@ -8,6 +8,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import net from 'node:net';
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -149,6 +150,22 @@ describe('defragmentation records and `defragd last`', () => {
     // m1 and m3 were skipped by the rule: no record under this prefix.
     expect(status.filter((m) => m.name !== 'm2').map((m) => m.lastDefrag)).toEqual([null, null]);
     expect(await keysUnder('/ops/')).toEqual([`/ops/defragd/members/${m2.memberId}/last-defrag`]);
+  });
+
+  it('a member that does not answer: its row says so, the others are shown, exit 1', async () => {
+    const srv = net.createServer();
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', () => resolve()));
+    const dead = `127.0.0.1:${(srv.address() as net.AddressInfo).port}`;
+    await new Promise<void>((resolve) => srv.close(() => resolve()));
+    const r = await defragd(['last', '--endpoints', `${eps()},${dead}`, '--dial-timeout', '1s', '-w', 'json']);
+    expect(r.code, r.stderr).toBe(1);
+    const rows = JSON.parse(r.stdout) as MemberDefragStatus[];
+    expect(rows).toHaveLength(4);
+    expect(rows.filter((m) => m.record === 'found')).toHaveLength(3);
+    const down = rows.find((m) => m.endpoint.includes(dead))!;
+    expect(down).toMatchObject({ dbSizeFree: null, lastDefrag: null });
+    expect(down.error).not.toBeNull();
+    expect(r.stderr).toContain(dead);
   });
 
   it('a value that is not a record: shown as unknown with a warning on stderr, exit 0, no crash; an empty prefix is a usage error', async () => {
