@@ -119,12 +119,12 @@ export function reclaimedBy(r: DefragRecord): number | null {
 
 /**
  * Endpoints to write and read records through, best first: the leader (or a
- * healthy voter) from the snapshot, then every other reachable voter, then
- * any other reachable member (a learner still serves serializable reads).
+ * healthy voter) from the snapshot, then every other reachable voter.
+ * Learners are left out: they refuse writes and linearizable reads.
  */
 export function recordEndpoints(snapshot: ClusterSnapshot): string[] {
   const first = leaderOrHealthyVoter(snapshot);
-  const rest = [...voters(snapshot), ...snapshot.members].filter((m) => m.reachable && m.endpoint);
+  const rest = voters(snapshot).filter((m) => m.reachable && m.endpoint);
   return [...new Set([first?.endpoint, ...rest.map((m) => m.endpoint)].filter((e): e is string => !!e))];
 }
 
