@@ -19,7 +19,8 @@ export * from './domain/snapshot.js';
 export * from './domain/plan.js';
 export * from './domain/run.js';
 export * from './domain/errors.js';
-export { DEFAULT_DISARM_BELOW, DEFAULT_ENDPOINT, DEFAULT_LOCK_KEY } from './domain/defaults.js';
+export * from './domain/record.js';
+export { DEFAULT_DISARM_BELOW, DEFAULT_ENDPOINT, DEFAULT_LOCK_KEY, DEFAULT_RECORD_PREFIX } from './domain/defaults.js';
 export { formatBytes, formatDuration, formatPercent } from './domain/format.js';
 export type { ConnectionOptions, TlsOptions, AuthOptions, CallOptions } from './etcd/options.js';
 export { EtcdClient, MemberClient } from './etcd/client.js';
@@ -32,6 +33,8 @@ export type { ExecuteOptions } from './executor/options.js';
 export type { ClusterPort, PortCall } from './executor/port.js';
 export { clusterPort, type ObserveTarget } from './app/port.js';
 export { defragment, runDefrag, dryRun, prepareRun, buildPolicy, type DefragmentOptions, type RunOptions, type PolicyOptions, type PreparedRun } from './app/defragment.js';
+export { defragmentationStatus, type DefragmentationStatusOptions } from './app/last.js';
+export { recordKey, type RecordOptions } from './app/record.js';
 export { acquireLock, LockBusyError, type ClusterLock, type LockOptions } from './lock/lock.js';
 export { VERSION } from './version.js';
 

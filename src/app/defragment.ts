@@ -20,6 +20,7 @@ import { observeCluster } from '../observe/observe.js';
 import { planDefrag } from '../planner/index.js';
 import { compileRule } from '../policy/index.js';
 import { clusterPort, type ObserveTarget } from './port.js';
+import { recording, recordSettings, recordWriter, type RecordOptions } from './record.js';
 
 /** What the operator asks for: the planner's Policy as plain options. */
 export interface PolicyOptions {
@@ -46,6 +47,11 @@ export interface RunOptions {
   execute?: ExecuteOptions | undefined;
   /** The cluster lock; false runs without it (default: /defragd/lock, refuse at once when busy). */
   lock?: LockOptions | false | undefined;
+  /**
+   * After each member defragmented, a record in the cluster (`<prefix>/members/<id>/last-defrag`,
+   * read by defragmentationStatus()); false writes none. Default: prefix /defragd, trigger `api`.
+   */
+  record?: RecordOptions | false | undefined;
   onEvent?: ((event: StepEvent) => void) | undefined;
   /** Aborting stops the run after the current step (outcome `interrupted`). */
   signal?: AbortSignal | undefined;
@@ -154,6 +160,7 @@ export async function dryRun(client: EtcdClient, policy: Policy, o: Pick<RunOpti
  */
 export async function runDefrag(client: EtcdClient, policy: Policy, o: RunOptions = {}): Promise<RunReport> {
   const emit = (e: StepEvent) => o.onEvent?.(e);
+  const recordAs = o.record === false ? null : recordSettings(o.record);
   const port = clusterPort(client, o.observe);
   const seen = await observeOrRefuse(client, o.observe, o.signal);
   if ('report' in seen) return seen.report;
@@ -188,7 +195,8 @@ export async function runDefrag(client: EtcdClient, policy: Policy, o: RunOption
     // prints a MaxListenersExceededWarning on every run against 4 or more members.
     if (lock && signal) setMaxListeners(1_000, signal);
     lock?.useEndpoints(run.snapshot.members.filter((m) => !m.isLearner && m.endpoint).map((m) => m.endpoint));
-    return await drain(run.execute(signal), emit);
+    const events = run.execute(signal);
+    return await drain(recordAs ? recording(events, recordWriter(client, run.snapshot, recordAs)) : events, emit);
   } finally {
     unregister?.();
     await lock?.release();

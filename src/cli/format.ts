@@ -23,3 +23,16 @@ export function renderTable(head: string[], rows: string[][]): string {
   for (const r of rows) t.push(r);
   return t.toString() + '\n';
 }
+
+/**
+ * Seconds ago as an operator says it: "45s ago", "12m ago", "3h12m ago", "2d5h ago"; "-" for unknown.
+ * Coarser as it grows: minutes matter for a run an hour ago, not for one last week.
+ */
+export function formatAge(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return '-';
+  const s = Math.max(0, Math.floor(seconds));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3_600) return `${Math.floor(s / 60)}m ago`;
+  if (s < 86_400) return `${Math.floor(s / 3_600)}h${Math.floor((s % 3_600) / 60)}m ago`;
+  return `${Math.floor(s / 86_400)}d${Math.floor((s % 86_400) / 3_600)}h ago`;
+}

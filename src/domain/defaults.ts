@@ -16,3 +16,9 @@ export const DEFAULT_LOCK_KEY = '/defragd/lock';
 
 /** The cluster lock's lease TTL: how long a holder that died blocks other runs. */
 export const DEFAULT_LOCK_TTL_SECONDS = 30;
+
+/**
+ * Where each run records, in the cluster itself, when it last defragmented a
+ * member: `<prefix>/members/<memberIdHex>/last-defrag`.
+ */
+export const DEFAULT_RECORD_PREFIX = '/defragd';

@@ -13,6 +13,7 @@ import { useCluster } from '../../dev/harness/etcd.js';
 import { fragment } from '../../dev/workload.js';
 import type { Plan } from '../../src/domain/plan.js';
 import type { StatusJson } from '../../src/cli/printers/status.js';
+import { defragmentationStatus } from '../../src/app/last.js';
 import { cli, MiB, observe, parseJson, show, sizes, tryPut, type ReportJson } from './helpers-defrag.js';
 
 const QUOTA = 16 * MiB;
@@ -92,13 +93,20 @@ describe('NOSPACE on a 3-member cluster with a 16 MiB quota', () => {
     expect(r.stderr).toContain('--compact-keep-revisions');
     expect((await observe(conn())).alarms.filter((a) => a.alarm === 'NOSPACE'), show(r)).toHaveLength(3);
     expect(await tryPut(conn(), cluster().endpoints[0] as string, '/after-defrag-only', 'x')).toMatch(NOSPACE);
+    // Nor can the records of the run be written, even once more after it: one warning per member, none stored.
+    const unrecorded = report.warnings.filter((w) => /could not record its defragmentation at \/defragd\/members\/[0-9a-f]+\/last-defrag: .*database space exceeded/.test(w));
+    expect(unrecorded, report.warnings.join('\n')).toHaveLength(3);
+    expect((await defragmentationStatus({ ...conn(), cluster: true })).map((m) => m.record)).toEqual(['none', 'none', 'none']);
   });
 
   it('`defrag --compact-keep-revisions 0 --disarm-nospace` compacts, defragments, disarms: exit 0 and writes succeed again', async () => {
     const revisionBefore = Math.max(...(await observe(conn())).members.map((m) => m.status?.revision ?? 0));
+    const t0 = Date.now();
     const r = await cli(['defrag', '--endpoints', eps(), '--compact-keep-revisions', '0', '--disarm-nospace', '-w', 'json']);
+    const t1 = Date.now();
     expect(r.code, show(r)).toBe(0);
     const report = parseJson<ReportJson>(r);
+    expect(report.warnings).toEqual([]);
     expect(report.outcome).toBe('success');
     expect(report.disarmed).toBe(true);
     expect(report.disarmNote).toBeNull();
@@ -112,6 +120,15 @@ describe('NOSPACE on a 3-member cluster with a 16 MiB quota', () => {
     const table = await cli(['alarm', 'list', '--endpoints', eps()]);
     expect(table.stdout).toBe('no alarms\n');
     for (const ep of cluster().endpoints) expect(await tryPut(conn(), ep, '/after-recovery', 'x'), ep).toBeNull();
+    // Refused under NOSPACE while the members were defragmented, the records were written once the run had disarmed it.
+    const recorded = await defragmentationStatus({ ...conn(), cluster: true });
+    for (const m of report.members) {
+      const row = recorded.find((x) => x.memberId === m.memberId);
+      expect(row?.lastDefrag?.revision, m.name).toBe(m.revision);
+      expect(Date.parse(row?.lastDefrag?.at ?? '')).toBeGreaterThanOrEqual(t0);
+      expect(Date.parse(row?.lastDefrag?.at ?? '')).toBeLessThanOrEqual(t1);
+      expect(row?.reclaimedBytes).toBe(m.before!.dbSize - m.after!.dbSize);
+    }
   });
 
   it('`alarm disarm` clears NOSPACE on every member, warns that members over the quota will raise it again, and they do', async () => {

@@ -30,6 +30,7 @@ export function defragCommand(io: CliIO, done: (code: number) => void): Command 
       const defrag = defragConfig(opts);
       const policy = buildPolicy(defrag.policy);
       const { execute, lock } = defrag;
+      const record = defrag.record === false ? false : { prefix: defrag.record.prefix, trigger: 'manual' as const };
       const observe = { cluster: true, quotaBytes: config.quotaBytes, dataDirs: defrag.dataDirs };
 
       const client = new EtcdClient(config.connection);
@@ -54,6 +55,7 @@ export function defragCommand(io: CliIO, done: (code: number) => void): Command 
             observe,
             execute,
             lock,
+            record,
             signal: io.signal,
             registerCleanup: io.registerCleanup,
             onEvent: (e) => {

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_DISARM_BELOW, DEFAULT_LOCK_KEY } from '../../domain/defaults.js';
+import { DEFAULT_DISARM_BELOW, DEFAULT_LOCK_KEY, DEFAULT_RECORD_PREFIX } from '../../domain/defaults.js';
 import {
   addDefragFlags,
   defragConfig,
@@ -27,8 +27,10 @@ describe('defrag flags', () => {
       policy: { rule: null, moveLeader: true, skipHealthCheck: false, compactKeepRevisions: null, disarmNospace: false, disarmBelow: 0.9, defragTimeoutMs: null },
       execute: { waitBetweenMs: 0, continueOnError: false, recoveryTimeoutMs: null },
       lock: { key: '/defragd/lock', waitMs: 0 },
+      record: { prefix: '/defragd' },
       dryRun: false,
     });
+    expect(DEFAULT_RECORD_PREFIX).toBe('/defragd');
     expect(DEFAULT_DISARM_BELOW).toBe(0.9);
     expect(DEFAULT_LOCK_KEY).toBe('/defragd/lock');
   });
@@ -38,19 +40,29 @@ describe('defrag flags', () => {
       '--rule', 'dbSizeFree > 100*MiB', '--no-move-leader', '--skip-health-check', '--compact-keep-revisions', '1000',
       '--disarm-nospace', '--disarm-below', '0.8', '--defrag-timeout', '2m', '--wait-between', '1m30s',
       '--continue-on-error', '--dry-run', '--lock-key', '/ops/lock', '--lock-wait', '10m', '--recovery-timeout', '5m',
-      '--data-dir', 'm1=/var/lib/etcd', '--data-dir', 'm2=/data/etcd,8e9e05c52164694d=/x',
+      '--data-dir', 'm1=/var/lib/etcd', '--data-dir', 'm2=/data/etcd,8e9e05c52164694d=/x', '--record-prefix', '/ops/defragd/',
     ]);
     expect(c).toEqual({
       dataDirs: { m1: '/var/lib/etcd', m2: '/data/etcd', '8e9e05c52164694d': '/x' },
       policy: { rule: 'dbSizeFree > 100*MiB', moveLeader: false, skipHealthCheck: true, compactKeepRevisions: 1000, disarmNospace: true, disarmBelow: 0.8, defragTimeoutMs: 120_000 },
       execute: { waitBetweenMs: 90_000, continueOnError: true, recoveryTimeoutMs: 300_000 },
       lock: { key: '/ops/lock', waitMs: 600_000 },
+      record: { prefix: '/ops/defragd' },
       dryRun: true,
     });
   });
 
   it('--no-lock gives lock: false', () => {
     expect(resolve(['--no-lock']).lock).toBe(false);
+  });
+
+  it('--no-record gives record: false; an empty --record-prefix is a usage error naming its source, also with --no-record', () => {
+    expect(resolve(['--no-record']).record).toBe(false);
+    expect(resolve([], { DEFRAGD_NO_RECORD: 'true' }).record).toBe(false);
+    expect(resolve([], { DEFRAGD_RECORD_PREFIX: '/env' }).record).toEqual({ prefix: '/env' });
+    expect(() => resolve(['--record-prefix', ''])).toThrow(/^--record-prefix: the record prefix must not be empty$/);
+    expect(() => resolve(['--no-record', '--record-prefix', ' '])).toThrow(/^--record-prefix: /);
+    expect(() => resolve([], { DEFRAGD_RECORD_PREFIX: ' ' })).toThrow(/^DEFRAGD_RECORD_PREFIX: /);
   });
 
   it('an empty --rule stays empty, for compileRule to refuse', () => {

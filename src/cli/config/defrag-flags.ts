@@ -7,7 +7,8 @@
  */
 import type { Command } from 'commander';
 import { UsageError } from '../../domain/errors.js';
-import { DEFAULT_DISARM_BELOW, DEFAULT_LOCK_KEY } from '../../domain/defaults.js';
+import { DEFAULT_DISARM_BELOW, DEFAULT_LOCK_KEY, DEFAULT_RECORD_PREFIX } from '../../domain/defaults.js';
+import { recordPrefix } from '../../app/record.js';
 import { EnvOption, sourceOf, type ResolvedOptions } from './env.js';
 import { parseDuration, parseFraction, parseNonNegativeInt, parsePositiveDuration, shortDuration } from './units.js';
 
@@ -53,6 +54,11 @@ export interface DefragLockConfig {
   readonly waitMs: number;
 }
 
+export interface DefragRecordConfig {
+  /** Trailing slashes dropped. */
+  readonly prefix: string;
+}
+
 export interface DefragConfig {
   /** --data-dir NAME=PATH: data dirs this host can see, for the free-disk check; empty when none. */
   readonly dataDirs: Readonly<Record<string, string>>;
@@ -60,6 +66,8 @@ export interface DefragConfig {
   readonly execute: DefragExecuteConfig;
   /** false: --no-lock. */
   readonly lock: DefragLockConfig | false;
+  /** false: --no-record. */
+  readonly record: DefragRecordConfig | false;
   readonly dryRun: boolean;
 }
 
@@ -84,6 +92,8 @@ const DEFRAG_FLAGS: readonly { flags: string; description: string; default?: str
   { flags: '--no-lock', description: 'do not take the cluster lock (only when nothing else can defragment this cluster)', cliOnly: true },
   { flags: '--lock-key <key>', description: 'key of the lease-bound cluster lock that keeps runs from overlapping', default: DEFAULT_LOCK_KEY },
   { flags: '--lock-wait <duration>', description: `wait this long for another run to finish instead of refusing at once (at most ${shortDuration(MAX_LOCK_WAIT_MS)})`, default: `${DEFAULT_LOCK_WAIT_MS / 1_000}s` },
+  { flags: '--no-record', description: "do not record each member's defragmentation in the cluster (read by `defragd last`)" },
+  { flags: '--record-prefix <key>', description: 'prefix of the records: <key>/members/<member ID>/last-defrag', default: DEFAULT_RECORD_PREFIX },
 ];
 
 /** DEFRAGD_ + the long flag in upper snake case: --no-lock → DEFRAGD_NO_LOCK. */
@@ -126,6 +136,7 @@ export function defragConfig(opts: ResolvedOptions): DefragConfig {
     lockKey: str('lockKey'),
     lockWait: str('lockWait'),
     recoveryTimeout: str('recoveryTimeout'),
+    recordPrefix: str('recordPrefix'),
   };
 
   const policy: DefragPolicyConfig = Object.freeze({
@@ -149,7 +160,11 @@ export function defragConfig(opts: ResolvedOptions): DefragConfig {
   const lockWaitMs = text.lockWait !== undefined ? parseDuration(text.lockWait, from('lockWait'), { maxMs: MAX_LOCK_WAIT_MS }) : DEFAULT_LOCK_WAIT_MS;
   const lock: DefragLockConfig | false = opts['lock'] === false ? false : Object.freeze({ key: lockKey, waitMs: lockWaitMs });
 
-  return Object.freeze({ dataDirs: parseDataDirs(str('dataDir'), from('dataDir')), policy, execute, lock, dryRun: opts['dryRun'] === true });
+  // Validated even under --no-record, as the lock key is.
+  const prefix = recordPrefix(text.recordPrefix ?? DEFAULT_RECORD_PREFIX, from('recordPrefix'));
+  const record: DefragRecordConfig | false = opts['record'] === false ? false : Object.freeze({ prefix });
+
+  return Object.freeze({ dataDirs: parseDataDirs(str('dataDir'), from('dataDir')), policy, execute, lock, record, dryRun: opts['dryRun'] === true });
 }
 
 /** "m1=/var/lib/etcd,m2=/data/etcd" → { m1: '/var/lib/etcd', m2: '/data/etcd' }; UsageError naming the source otherwise. */
