@@ -2,7 +2,10 @@
  * A run's listener that writes it to the store: the executor's events as they
  * come, the report at the end. A store that fails (a full disk, a lock held
  * too long) must never stop a defrag half-way, so with `onError` given,
- * failures are reported there once and recording stops; without it they throw.
+ * failures once the run has started are reported there once and recording
+ * stops; without it they throw. Inserting the run always throws: nothing has
+ * been done yet, and a run the operator asked to record should not go
+ * unrecorded from its first step.
  */
 import type { RunReport, StepEvent } from '../domain/run.js';
 import type { Store } from './store.js';
@@ -15,13 +18,13 @@ export interface RecordRunOptions {
   /** ISO time; default now. */
   startedAt?: string | undefined;
   dryRun?: boolean | undefined;
-  /** Called once with the first store error; recording then stops and the run goes on. */
+  /** Called once with the first store error after the start; recording then stops and the run goes on. */
   onError?: ((err: unknown) => void) | undefined;
 }
 
 export interface RunRecorder {
-  /** The run's id in the store; null when it could not be inserted (see onError). */
-  readonly runId: number | null;
+  /** The run's id in the store. */
+  readonly runId: number;
   onEvent(event: StepEvent): void;
   /** Writes the outcome and member results; later calls do nothing. */
   finish(report: RunReport): void;
@@ -48,19 +51,14 @@ export function recordRun(store: Store, o: RecordRunOptions): RunRecorder {
       o.onError(err);
     }
   };
-  let runId: number | null = null;
-  guard(() => {
-    runId = store.startRun({ cluster: o.cluster, trigger: o.trigger, by: o.by, startedAt: o.startedAt, dryRun: o.dryRun });
-  });
+  const runId = store.startRun({ cluster: o.cluster, trigger: o.trigger, by: o.by, startedAt: o.startedAt, dryRun: o.dryRun });
   return {
-    get runId() {
-      return runId;
-    },
+    runId,
     onEvent(event) {
-      guard(() => store.appendEvent(runId as number, event));
+      guard(() => store.appendEvent(runId, event));
     },
     finish(report) {
-      guard(() => store.finishRun(runId as number, report));
+      guard(() => store.finishRun(runId, report));
       finished = true;
     },
   };

@@ -86,7 +86,8 @@ function storeErrorOf(fn: () => unknown): StoreError {
 describe('runs', () => {
   it('records a run from start to finish and gives back the same report, member results and events in order', () => {
     const store = track(openStore(':memory:'));
-    const id = store.startRun({ cluster: 'prod', trigger: 'manual', by: 'host:1', startedAt: iso(T0) });
+    // Recording began a little before the executor's own start: the report's times win.
+    const id = store.startRun({ cluster: 'prod', trigger: 'manual', by: 'host:1', startedAt: iso(T0 - 700) });
     expect(store.runs()).toMatchObject([{ id, outcome: 'running', finishedAt: null, durationMs: null }]);
     expect(store.run(id)?.report).toBeNull();
 
@@ -156,12 +157,14 @@ describe('runs', () => {
     rec.onEvent({ type: 'pause', ms: 5 });
     rec.finish(report());
     rec.finish(report({ outcome: 'failed' }));
-    expect(store.run(rec.runId as number)?.run.outcome).toBe('success');
-    expect(store.run(rec.runId as number)?.events).toHaveLength(1);
+    expect(store.run(rec.runId)?.run.outcome).toBe('success');
+    expect(store.run(rec.runId)?.events).toHaveLength(1);
 
     const errors: unknown[] = [];
     const rec2 = recordRun(store, { cluster: 'c', trigger: 'manual', by: 'x', onError: (e) => errors.push(e) });
     store.close();
+    // Starting is not guarded: nothing has run yet, so the caller hears of it.
+    expect(() => recordRun(store, { cluster: 'c', trigger: 'manual', by: 'x', onError: (e) => errors.push(e) })).toThrow(StoreError);
     rec2.onEvent({ type: 'pause', ms: 5 });
     rec2.onEvent({ type: 'pause', ms: 5 });
     rec2.finish(report());

@@ -138,17 +138,22 @@ export class Store {
     );
   }
 
-  /** Writes a running run's outcome and member results, in one transaction. */
+  /**
+   * Writes a running run's outcome, times and member results from its report,
+   * in one transaction: `run(id).report` then equals `report`.
+   */
   finishRun(runId: number, report: RunReport): void {
     this.#write('cannot record the end of the run', () =>
       this.#db.transaction(() => {
         this.#mustBeRunning(runId);
         this.#db
           .prepare(
-            `UPDATE runs SET finished_at = ?, outcome = ?, message = ?, compacted_revision = ?, disarmed = ?, disarm_note = ?,
+            `UPDATE runs SET started_at = ?, finished_at = ?, outcome = ?, message = ?, compacted_revision = ?, disarmed = ?, disarm_note = ?,
                reclaimed_bytes = ?, dry_run = ?, warnings = ?, plan = ? WHERE id = ?`,
           )
           .run(
+            // The report is the run's record: its times replace the provisional start (when recording began).
+            isoToMs(report.startedAt),
             isoToMs(report.finishedAt),
             report.outcome,
             report.message,
