@@ -28,6 +28,7 @@ describe('defrag flags', () => {
       execute: { waitBetweenMs: 0, continueOnError: false, recoveryTimeoutMs: null },
       lock: { key: '/defragd/lock', waitMs: 0 },
       dryRun: false,
+      store: null,
     });
     expect(DEFAULT_DISARM_BELOW).toBe(0.9);
     expect(DEFAULT_LOCK_KEY).toBe('/defragd/lock');
@@ -38,7 +39,7 @@ describe('defrag flags', () => {
       '--rule', 'dbSizeFree > 100*MiB', '--no-move-leader', '--skip-health-check', '--compact-keep-revisions', '1000',
       '--disarm-nospace', '--disarm-below', '0.8', '--defrag-timeout', '2m', '--wait-between', '1m30s',
       '--continue-on-error', '--dry-run', '--lock-key', '/ops/lock', '--lock-wait', '10m', '--recovery-timeout', '5m',
-      '--data-dir', 'm1=/var/lib/etcd', '--data-dir', 'm2=/data/etcd,8e9e05c52164694d=/x',
+      '--data-dir', 'm1=/var/lib/etcd', '--data-dir', 'm2=/data/etcd,8e9e05c52164694d=/x', '--store', '/var/lib/defragd/h.db', '--store-cluster', 'prod',
     ]);
     expect(c).toEqual({
       dataDirs: { m1: '/var/lib/etcd', m2: '/data/etcd', '8e9e05c52164694d': '/x' },
@@ -46,7 +47,13 @@ describe('defrag flags', () => {
       execute: { waitBetweenMs: 90_000, continueOnError: true, recoveryTimeoutMs: 300_000 },
       lock: { key: '/ops/lock', waitMs: 600_000 },
       dryRun: true,
+      store: { path: '/var/lib/defragd/h.db', cluster: 'prod' },
     });
+  });
+
+  it('--store alone files runs under "default"; DEFRAGD_STORE and DEFRAGD_STORE_CLUSTER work like the flags', () => {
+    expect(resolve(['--store', 'h.db']).store).toEqual({ path: 'h.db', cluster: 'default' });
+    expect(resolve([], { DEFRAGD_STORE: '/s.db', DEFRAGD_STORE_CLUSTER: 'lab' }).store).toEqual({ path: '/s.db', cluster: 'lab' });
   });
 
   it('--no-lock gives lock: false', () => {

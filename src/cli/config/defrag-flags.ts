@@ -61,7 +61,18 @@ export interface DefragConfig {
   /** false: --no-lock. */
   readonly lock: DefragLockConfig | false;
   readonly dryRun: boolean;
+  /** --store: record the run in this history file; null without it. */
+  readonly store: DefragStoreConfig | null;
 }
+
+export interface DefragStoreConfig {
+  readonly path: string;
+  /** --store-cluster: the name the run is filed under (several clusters may share one store). */
+  readonly cluster: string;
+}
+
+/** --store-cluster when not given: the store files runs by name, and the CLI does not know the cluster's before it connects. */
+export const DEFAULT_STORE_CLUSTER = 'default';
 
 /**
  * Flag definitions; each reads DEFRAGD_ + the long name in upper snake case,
@@ -84,6 +95,8 @@ const DEFRAG_FLAGS: readonly { flags: string; description: string; default?: str
   { flags: '--no-lock', description: 'do not take the cluster lock (only when nothing else can defragment this cluster)', cliOnly: true },
   { flags: '--lock-key <key>', description: 'key of the lease-bound cluster lock that keeps runs from overlapping', default: DEFAULT_LOCK_KEY },
   { flags: '--lock-wait <duration>', description: `wait this long for another run to finish instead of refusing at once (at most ${shortDuration(MAX_LOCK_WAIT_MS)})`, default: `${DEFAULT_LOCK_WAIT_MS / 1_000}s` },
+  { flags: '--store <file>', description: 'record the run (its events, member results and outcome) in this SQLite history file, created when missing; see defragd history' },
+  { flags: '--store-cluster <name>', description: 'name the run is recorded under in --store', default: DEFAULT_STORE_CLUSTER },
 ];
 
 /** DEFRAGD_ + the long flag in upper snake case: --no-lock → DEFRAGD_NO_LOCK. */
@@ -149,7 +162,13 @@ export function defragConfig(opts: ResolvedOptions): DefragConfig {
   const lockWaitMs = text.lockWait !== undefined ? parseDuration(text.lockWait, from('lockWait'), { maxMs: MAX_LOCK_WAIT_MS }) : DEFAULT_LOCK_WAIT_MS;
   const lock: DefragLockConfig | false = opts['lock'] === false ? false : Object.freeze({ key: lockKey, waitMs: lockWaitMs });
 
-  return Object.freeze({ dataDirs: parseDataDirs(str('dataDir'), from('dataDir')), policy, execute, lock, dryRun: opts['dryRun'] === true });
+  const storePath = str('store');
+  if (storePath === '') throw new UsageError(`${from('store')}: the store file must not be empty`);
+  const storeCluster = str('storeCluster') ?? DEFAULT_STORE_CLUSTER;
+  if (storeCluster.trim() === '') throw new UsageError(`${from('storeCluster')}: the cluster name must not be empty`);
+  const store: DefragStoreConfig | null = storePath === undefined ? null : Object.freeze({ path: storePath, cluster: storeCluster });
+
+  return Object.freeze({ dataDirs: parseDataDirs(str('dataDir'), from('dataDir')), policy, execute, lock, dryRun: opts['dryRun'] === true, store });
 }
 
 /** "m1=/var/lib/etcd,m2=/data/etcd" → { m1: '/var/lib/etcd', m2: '/data/etcd' }; UsageError naming the source otherwise. */
