@@ -9,6 +9,7 @@ import type { CliIO } from './io.js';
 import { statusCommand } from './commands/status.js';
 import { defragCommand } from './commands/defrag.js';
 import { alarmCommand } from './commands/alarm.js';
+import { historyCommand } from './commands/history.js';
 import { VERSION } from '../version.js';
 
 export async function runCli(argv: readonly string[], io: CliIO): Promise<number> {
@@ -27,7 +28,7 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<number
     .showSuggestionAfterError(true)
     .configureOutput(output)
     .exitOverride();
-  const commands = [statusCommand(io, done), defragCommand(io, done), alarmCommand(io, done)];
+  const commands = [statusCommand(io, done), defragCommand(io, done), alarmCommand(io, done), historyCommand(io, done)];
   for (const c of commands) {
     c.exitOverride().configureOutput(output);
     program.addCommand(c);
