@@ -189,7 +189,8 @@ describe('crash recovery', () => {
     const run = store.run(id);
     expect(run?.run.outcome).toBe('interrupted');
     expect(run?.run.message).toMatch(new RegExp(`pid ${pid} on here\\) died before the run finished`));
-    expect(run?.run.finishedAt).not.toBeNull();
+    // Finished at its last sign of life (the last event), not when the next process found it.
+    expect(run?.run.finishedAt).toBe(run?.events.at(-1)?.at);
     expect(run?.report?.members.map((m) => [m.name, m.action])).toEqual([['m1', 'defragmented']]);
     expect(run?.run.reclaimedBytes).toBe(200 * MiB);
     expect(store.run(liveId)?.run.outcome).toBe('running');

@@ -335,10 +335,9 @@ export class Store {
    * while `history` reads) and of other hosts are left alone.
    */
   #recoverDeadRuns(alive: (pid: number) => boolean): void {
-    const running = this.#db.prepare(`SELECT id, host, pid, by FROM runs WHERE outcome = 'running'`).all() as Row[];
+    const running = this.#db.prepare(`SELECT id, host, pid, by, started_at FROM runs WHERE outcome = 'running'`).all() as Row[];
     const dead = running.filter((r) => r['host'] === this.#owner.host && r['pid'] !== this.#owner.pid && !alive(r['pid'] as number));
     if (dead.length === 0) return;
-    const now = this.#now();
     this.#db.transaction(() => {
       for (const r of dead) {
         const id = r['id'] as number;
@@ -347,10 +346,12 @@ export class Store {
         const reclaimed = members.reduce((sum, m) => sum + (m.action === 'defragmented' && m.before && m.after ? m.before.dbSize - m.after.dbSize : 0), 0);
         const last = this.#db.prepare(`SELECT MAX(at) AS at FROM events WHERE run_id = ?`).get(id) as Row;
         const message = `the process running it (${String(r['by'])}, pid ${String(r['pid'])} on ${String(r['host'])}) died before the run finished; results are those recorded until then`;
+        // When it died is unknown: its last sign of life (last event, or its start) says more than the time it was found.
+        const lastSeen = (last['at'] as number | null) ?? (r['started_at'] as number);
         // Guarded by outcome: another process opening the store at the same moment recovers it only once.
         const changed = this.#db
           .prepare(`UPDATE runs SET outcome = 'interrupted', finished_at = ?, message = ?, reclaimed_bytes = ? WHERE id = ? AND outcome = 'running'`)
-          .run((last['at'] as number | null) ?? now, message, reclaimed, id).changes;
+          .run(lastSeen, message, reclaimed, id).changes;
         if (changed === 1) this.#insertMembers(id, members);
       }
     }).immediate();
