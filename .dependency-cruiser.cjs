@@ -7,6 +7,7 @@
  *   observe   domain, etcd                lock      domain, etcd
  *   planner   domain, policy; no node:* (pure)
  *   executor  domain, planner, policy types; not etcd
+ *   store     domain (and node:*, better-sqlite3): the run history
  *   app       everything but cli          index.ts  everything but cli
  *   cli       anything in src; and nothing else in src imports cli
  *
@@ -182,6 +183,16 @@ module.exports = {
       severity: 'error',
       from: layer('lock'),
       to: srcOutside('lock', 'domain', 'etcd'),
+    },
+
+    // --- store -------------------------------------------------------------
+    {
+      name: 'store-imports-only-domain',
+      comment:
+        'src/store/ (the SQLite run history) may import src/domain/ only: it records RunReports, StepEvents and ClusterSnapshots as data; it does not observe, plan or act. app and cli import it.',
+      severity: 'error',
+      from: layer('store'),
+      to: srcOutside('store', 'domain'),
     },
 
     // --- app, cli, index ---------------------------------------------------

@@ -31,6 +31,8 @@ const FIXTURE: Record<string, string> = {
   // broken: the app imports the CLI
   'src/app/defragment.ts': "import { printPlan } from '../cli/printer.js';\nexport const run = printPlan;\n",
   'src/cli/printer.ts': 'export const printPlan = (): string => "";\n',
+  // allowed: the store uses node:* and records domain types; broken: it reaches into the executor
+  'src/store/store.ts': "import { statSync } from 'node:fs';\nimport type { Plan } from '../domain/plan.js';\nimport type { E } from '../executor/execute.js';\nexport type S = [Plan, E, typeof statSync];\n",
   'test/builders.ts': "import type { Plan } from '../src/domain/plan.js';\nexport const aPlan = (): Plan => ({ steps: [] });\n",
 };
 
@@ -71,6 +73,7 @@ describe('import boundaries', () => {
         'no-cycles-in-src: src/observe/a.ts → src/observe/b.ts',
         'only-cli-imports-cli: src/app/defragment.ts → src/cli/printer.ts',
         'planner-no-node-builtins: src/planner/plan.ts → fs',
+        'store-imports-only-domain: src/store/store.ts → src/executor/execute.ts',
       ].sort(),
     );
   });

@@ -10,6 +10,7 @@ import { statusCommand } from './commands/status.js';
 import { defragCommand } from './commands/defrag.js';
 import { alarmCommand } from './commands/alarm.js';
 import { lastCommand } from './commands/last.js';
+import { historyCommand } from './commands/history.js';
 import { VERSION } from '../version.js';
 
 export async function runCli(argv: readonly string[], io: CliIO): Promise<number> {
@@ -28,7 +29,7 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<number
     .showSuggestionAfterError(true)
     .configureOutput(output)
     .exitOverride();
-  const commands = [statusCommand(io, done), defragCommand(io, done), alarmCommand(io, done), lastCommand(io, done)];
+  const commands = [statusCommand(io, done), defragCommand(io, done), alarmCommand(io, done), lastCommand(io, done), historyCommand(io, done)];
   for (const c of commands) {
     c.exitOverride().configureOutput(output);
     program.addCommand(c);

@@ -10,6 +10,7 @@ import { exitCodeForReport } from '../exit-codes.js';
 import type { CliIO } from '../io.js';
 import { printDryRun, printReport } from '../printers/defrag.js';
 import { createProgress } from '../progress.js';
+import { recordCliRun, type CliRunRecorder } from '../run-store.js';
 
 export function defragCommand(io: CliIO, done: (code: number) => void): Command {
   const cmd = new Command('defrag').description('defragment every member, one at a time: followers first, the leader last after moving leadership away');
@@ -24,6 +25,7 @@ export function defragCommand(io: CliIO, done: (code: number) => void): Command 
     const sayWhyOnStderr = (report: RunReport) => {
       if (json && exitCodeForReport(report) !== 0) io.stderr(`defragd: ${report.outcome}: ${report.message ?? 'see the report'}\n`);
     };
+    let recorder: CliRunRecorder | null = null;
     try {
       // A safe run must see every voter, so defrag always discovers the whole membership (--cluster is implied).
       const config = clusterConfig({ ...opts, cluster: true });
@@ -32,11 +34,14 @@ export function defragCommand(io: CliIO, done: (code: number) => void): Command 
       const { execute, lock } = defrag;
       const record = defrag.record === false ? false : { prefix: defrag.record.prefix, trigger: 'manual' as const };
       const observe = { cluster: true, quotaBytes: config.quotaBytes, dataDirs: defrag.dataDirs };
+      // Before any contact with etcd: an unusable --store stops the run before it changes anything.
+      recorder = defrag.store ? recordCliRun(defrag.store, defrag.dryRun, io) : null;
 
       const client = new EtcdClient(config.connection);
       try {
         if (defrag.dryRun) {
           const report = await dryRun(client, policy, { observe, signal: io.signal });
+          recorder?.finish(report);
           io.stdout(printDryRun(report, config.writeOut));
           sayWhyOnStderr(report);
           done(exitCodeForReport(report));
@@ -61,12 +66,14 @@ export function defragCommand(io: CliIO, done: (code: number) => void): Command 
             onEvent: (e) => {
               if (e.type === 'member-finished') finished.push(e.result);
               progress.onEvent(e);
+              recorder?.onEvent(e);
             },
           });
         } finally {
           unregisterJson?.();
           progress.close();
         }
+        recorder?.finish(report);
         io.stdout(printReport(report, config.writeOut));
         sayWhyOnStderr(report);
         done(exitCodeForReport(report));
@@ -76,7 +83,10 @@ export function defragCommand(io: CliIO, done: (code: number) => void): Command 
     } catch (err) {
       // -w json always prints one JSON object, also when the run could not start.
       if (json && err instanceof DefragdError) io.stdout(printReport(errorReport(err, startedAt), 'json'));
+      if (err instanceof DefragdError) recorder?.finish(errorReport(err, startedAt));
       throw err;
+    } finally {
+      recorder?.close();
     }
   });
   return cmd;

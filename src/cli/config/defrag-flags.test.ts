@@ -29,6 +29,7 @@ describe('defrag flags', () => {
       lock: { key: '/defragd/lock', waitMs: 0 },
       record: { prefix: '/defragd' },
       dryRun: false,
+      store: null,
     });
     expect(DEFAULT_RECORD_PREFIX).toBe('/defragd');
     expect(DEFAULT_DISARM_BELOW).toBe(0.9);
@@ -41,6 +42,7 @@ describe('defrag flags', () => {
       '--disarm-nospace', '--disarm-below', '0.8', '--defrag-timeout', '2m', '--wait-between', '1m30s',
       '--continue-on-error', '--dry-run', '--lock-key', '/ops/lock', '--lock-wait', '10m', '--recovery-timeout', '5m',
       '--data-dir', 'm1=/var/lib/etcd', '--data-dir', 'm2=/data/etcd,8e9e05c52164694d=/x', '--record-prefix', '/ops/defragd/',
+      '--store', '/var/lib/defragd/h.db', '--store-cluster', 'prod',
     ]);
     expect(c).toEqual({
       dataDirs: { m1: '/var/lib/etcd', m2: '/data/etcd', '8e9e05c52164694d': '/x' },
@@ -49,7 +51,13 @@ describe('defrag flags', () => {
       lock: { key: '/ops/lock', waitMs: 600_000 },
       record: { prefix: '/ops/defragd' },
       dryRun: true,
+      store: { path: '/var/lib/defragd/h.db', cluster: 'prod' },
     });
+  });
+
+  it('--store alone files runs under "default"; DEFRAGD_STORE and DEFRAGD_STORE_CLUSTER work like the flags', () => {
+    expect(resolve(['--store', 'h.db']).store).toEqual({ path: 'h.db', cluster: 'default' });
+    expect(resolve([], { DEFRAGD_STORE: '/s.db', DEFRAGD_STORE_CLUSTER: 'lab' }).store).toEqual({ path: '/s.db', cluster: 'lab' });
   });
 
   it('--no-lock gives lock: false', () => {

@@ -69,7 +69,18 @@ export interface DefragConfig {
   /** false: --no-record. */
   readonly record: DefragRecordConfig | false;
   readonly dryRun: boolean;
+  /** --store: record the run in this history file; null without it. */
+  readonly store: DefragStoreConfig | null;
 }
+
+export interface DefragStoreConfig {
+  readonly path: string;
+  /** --store-cluster: the name the run is filed under (several clusters may share one store). */
+  readonly cluster: string;
+}
+
+/** --store-cluster when not given: the store files runs by name, and the CLI does not know the cluster's before it connects. */
+export const DEFAULT_STORE_CLUSTER = 'default';
 
 /**
  * Flag definitions; each reads DEFRAGD_ + the long name in upper snake case,
@@ -94,6 +105,8 @@ const DEFRAG_FLAGS: readonly { flags: string; description: string; default?: str
   { flags: '--lock-wait <duration>', description: `wait this long for another run to finish instead of refusing at once (at most ${shortDuration(MAX_LOCK_WAIT_MS)})`, default: `${DEFAULT_LOCK_WAIT_MS / 1_000}s` },
   { flags: '--no-record', description: "do not record each member's defragmentation in the cluster (read by `defragd last`)" },
   { flags: '--record-prefix <key>', description: 'prefix of the records: <key>/members/<member ID>/last-defrag', default: DEFAULT_RECORD_PREFIX },
+  { flags: '--store <file>', description: 'record the run (its events, member results and outcome) in this SQLite history file, created when missing; see defragd history' },
+  { flags: '--store-cluster <name>', description: 'name the run is recorded under in --store', default: DEFAULT_STORE_CLUSTER },
 ];
 
 /** DEFRAGD_ + the long flag in upper snake case: --no-lock → DEFRAGD_NO_LOCK. */
@@ -164,7 +177,14 @@ export function defragConfig(opts: ResolvedOptions): DefragConfig {
   const prefix = recordPrefix(text.recordPrefix ?? DEFAULT_RECORD_PREFIX, from('recordPrefix'));
   const record: DefragRecordConfig | false = opts['record'] === false ? false : Object.freeze({ prefix });
 
-  return Object.freeze({ dataDirs: parseDataDirs(str('dataDir'), from('dataDir')), policy, execute, lock, record, dryRun: opts['dryRun'] === true });
+
+  const storePath = str('store');
+  if (storePath === '') throw new UsageError(`${from('store')}: the store file must not be empty`);
+  const storeCluster = str('storeCluster') ?? DEFAULT_STORE_CLUSTER;
+  if (storeCluster.trim() === '') throw new UsageError(`${from('storeCluster')}: the cluster name must not be empty`);
+  const store: DefragStoreConfig | null = storePath === undefined ? null : Object.freeze({ path: storePath, cluster: storeCluster });
+
+  return Object.freeze({ dataDirs: parseDataDirs(str('dataDir'), from('dataDir')), policy, execute, lock, record, dryRun: opts['dryRun'] === true, store });
 }
 
 /** "m1=/var/lib/etcd,m2=/data/etcd" → { m1: '/var/lib/etcd', m2: '/data/etcd' }; UsageError naming the source otherwise. */

@@ -1,0 +1,40 @@
+/** `defragd history`: the runs recorded with `defrag --store`, newest first. */
+import { Command } from 'commander';
+import { UsageError } from '../../domain/errors.js';
+import { DEFAULT_RUNS_LIMIT, openStore } from '../../store/index.js';
+import { EnvOption, sourceOf, withEnv } from '../config/env.js';
+import { EXIT } from '../exit-codes.js';
+import type { CliIO } from '../io.js';
+import { printHistory } from '../printers/history.js';
+
+/** More runs than this in one listing is a report, not a look: use -w json and a query. */
+export const MAX_HISTORY_LIMIT = 10_000;
+
+export function historyCommand(io: CliIO, done: (code: number) => void): Command {
+  const cmd = new Command('history').description('list the runs recorded with defrag --store, newest first');
+  cmd.addOption(new EnvOption('--store <file>', 'the history file defrag --store writes (never created here)', ['DEFRAGD_STORE']));
+  cmd.addOption(new EnvOption('--cluster-name <name>', 'only the runs recorded under this --store-cluster name', []));
+  cmd.addOption(new EnvOption('--limit <n>', `at most this many runs (1-${MAX_HISTORY_LIMIT})`, []).default(String(DEFAULT_RUNS_LIMIT)));
+  cmd.addOption(new EnvOption('-w, --write-out <format>', 'output format: table or json', ['DEFRAGD_WRITE_OUT', 'ETCDCTL_WRITE_OUT']).default('table'));
+  cmd.addOption(new EnvOption('--debug', 'print stack traces of errors', ['DEFRAGD_DEBUG']));
+  cmd.action(() => {
+    const opts = withEnv(cmd, io.env);
+    const str = (k: string): string | undefined => (typeof opts[k] === 'string' ? (opts[k] as string) : undefined);
+    const path = str('store');
+    if (path === undefined || path === '') throw new UsageError('history needs --store FILE (the file defrag --store writes)');
+    const limitText = str('limit') ?? String(DEFAULT_RUNS_LIMIT);
+    const limit = /^\s*\d+\s*$/.test(limitText) ? Number(limitText) : NaN;
+    if (!(limit >= 1 && limit <= MAX_HISTORY_LIMIT)) throw new UsageError(`${sourceOf(opts, 'limit')}: expected a whole number from 1 to ${MAX_HISTORY_LIMIT}, got "${limitText}"`);
+    const writeOut = str('writeOut') ?? 'table';
+    if (writeOut !== 'table' && writeOut !== 'json') throw new UsageError(`${sourceOf(opts, 'writeOut')}: unknown format "${writeOut}" (use table or json)`);
+
+    const store = openStore(path, { mustExist: true });
+    try {
+      io.stdout(printHistory(store.runs({ cluster: str('clusterName'), limit }), writeOut));
+    } finally {
+      store.close();
+    }
+    done(EXIT.OK);
+  });
+  return cmd;
+}

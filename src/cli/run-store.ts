@@ -1,0 +1,36 @@
+/**
+ * `defrag --store`: the CLI's run, recorded as it goes. The store is opened
+ * before anything is sent to etcd, so an unusable file stops the run before
+ * it changes anything; a store that fails later only warns, and the defrag
+ * goes on (a half-done defrag is worse than a gap in the history).
+ */
+import { hostname } from 'node:os';
+import { openStore, recordRun, type RunRecorder } from '../store/index.js';
+import type { DefragStoreConfig } from './config/defrag-flags.js';
+import type { CliIO } from './io.js';
+
+export interface CliRunRecorder extends RunRecorder {
+  close(): void;
+}
+
+/**
+ * @example
+ * const rec = recordCliRun({ path: 'history.db', cluster: 'prod' }, false, io);
+ * try { rec.finish(await runDefrag(client, policy, { onEvent: (e) => rec.onEvent(e) })); } finally { rec.close(); }
+ */
+export function recordCliRun(config: DefragStoreConfig, dryRun: boolean, io: CliIO): CliRunRecorder {
+  const store = openStore(config.path);
+  try {
+    const rec = recordRun(store, {
+      cluster: config.cluster,
+      trigger: 'manual',
+      by: `${hostname()}:${process.pid}`,
+      dryRun,
+      onError: (err) => io.stderr(`defragd: warning: ${err instanceof Error ? err.message : String(err)}; the run goes on unrecorded\n`),
+    });
+    return { runId: rec.runId, onEvent: (e) => rec.onEvent(e), finish: (r) => rec.finish(r), close: () => store.close() };
+  } catch (err) {
+    store.close();
+    throw err;
+  }
+}

@@ -1,0 +1,346 @@
+/**
+ * The run history store on :memory: and on real files: what an operator
+ * relies on is that a run is never half-written, that a crash shows as an
+ * interrupted run, that an unusable file is refused in one line naming it,
+ * and that old samples thin out on schedule.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { MemberResult, RunReport, StepEvent } from '../domain/run.js';
+import { aSnapshot, MiB } from '../../test/builders.js';
+import { migrate, openStore, recordRun, SCHEMA_VERSION, StoreError, type Store } from './index.js';
+
+const T0 = Date.parse('2026-01-01T00:00:00.000Z');
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function member(name: string, o: Partial<MemberResult> = {}): MemberResult {
+  return {
+    endpoint: `http://${name}:2379`,
+    memberId: `${name}aa`,
+    name,
+    action: 'defragmented',
+    reason: 'no rule',
+    wasLeader: false,
+    movedLeaderTo: null,
+    before: { dbSize: 300 * MiB, dbSizeInUse: 100 * MiB },
+    after: { dbSize: 100 * MiB, dbSizeInUse: 100 * MiB },
+    durationMs: 1_200,
+    revision: 42,
+    deadlinePassed: false,
+    connectionLost: false,
+    ...o,
+  };
+}
+
+function report(o: Partial<RunReport> = {}): RunReport {
+  const members = o.members ?? [member('m1'), member('m2', { action: 'skipped', reason: 'rule is false', after: null, durationMs: null, revision: null })];
+  return {
+    outcome: 'success',
+    dryRun: false,
+    message: null,
+    startedAt: iso(T0),
+    finishedAt: iso(T0 + 5_000),
+    compactedRevision: 40,
+    disarmed: false,
+    disarmNote: null,
+    reclaimedBytes: 200 * MiB,
+    members,
+    warnings: ['a warning'],
+    plan: null,
+    ...o,
+  };
+}
+
+let dir: string;
+const open: Store[] = [];
+const track = (s: Store) => (open.push(s), s);
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'defragd-store-'));
+});
+afterEach(() => {
+  for (const s of open.splice(0)) s.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A pid that existed and has exited: a child run to completion. */
+function deadPid(): number {
+  const r = spawnSync(process.execPath, ['-e', '']);
+  return r.pid as number;
+}
+
+/** The StoreError an action throws (fails the test when it throws nothing or something else). */
+function storeErrorOf(fn: () => unknown): StoreError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(StoreError);
+    return err as StoreError;
+  }
+  throw new Error('expected a StoreError, nothing was thrown');
+}
+
+describe('runs', () => {
+  it('records a run from start to finish and gives back the same report, member results and events in order', () => {
+    const store = track(openStore(':memory:'));
+    // Recording began a little before the executor's own start: the report's times win.
+    const id = store.startRun({ cluster: 'prod', trigger: 'manual', by: 'host:1', startedAt: iso(T0 - 700) });
+    expect(store.runs()).toMatchObject([{ id, outcome: 'running', finishedAt: null, durationMs: null }]);
+    expect(store.run(id)?.report).toBeNull();
+
+    const events: StepEvent[] = [
+      { type: 'compaction-started', revision: 40, keepRevisions: 0 },
+      { type: 'member-finished', result: member('m1') },
+      { type: 'warning', message: 'w' },
+    ];
+    for (const e of events) store.appendEvent(id, e);
+    const r = report();
+    store.finishRun(id, r);
+
+    const got = store.run(id);
+    expect(got?.report).toEqual(r);
+    expect(got?.events.map((e) => e.seq)).toEqual([1, 2, 3]);
+    expect(got?.events.map((e) => e.event)).toEqual(events);
+    expect(got?.run).toMatchObject({
+      cluster: 'prod',
+      trigger: 'manual',
+      by: 'host:1',
+      outcome: 'success',
+      reclaimedBytes: 200 * MiB,
+      membersTotal: 2,
+      membersDefragmented: 1,
+      membersFailed: 0,
+      durationMs: 5_000,
+      compactedRevision: 40,
+    });
+    expect(store.run(id + 1)).toBeNull();
+  });
+
+  it('lists runs newest first, per cluster, up to the limit', () => {
+    const store = track(openStore(':memory:'));
+    const ids = [3, 1, 2].map((minute) => ({ minute, id: store.startRun({ cluster: minute === 2 ? 'b' : 'a', trigger: 'schedule', by: 'x', startedAt: iso(T0 + minute * 60_000) }) }));
+    expect(store.runs().map((r) => r.startedAt)).toEqual([3, 2, 1].map((m) => iso(T0 + m * 60_000)));
+    expect(store.runs({ cluster: 'a' }).map((r) => r.id)).toEqual([ids[0]?.id, ids[1]?.id]);
+    expect(store.runs({ limit: 1 })).toHaveLength(1);
+    expect(storeErrorOf(() => store.runs({ limit: 0 })).message).toMatch(/limit must be a whole number >= 1/);
+  });
+
+  it('refuses events and a second finish for a finished run, and an unknown trigger, leaving the run as it was', () => {
+    const store = track(openStore(':memory:'));
+    const id = store.startRun({ cluster: 'c', trigger: 'api', by: 'x' });
+    store.finishRun(id, report({ outcome: 'failed', message: 'm2 failed' }));
+    expect(storeErrorOf(() => store.appendEvent(id, { type: 'pause', ms: 1 })).message).toMatch(/already finished \(failed\)/);
+    expect(() => store.finishRun(id, report())).toThrow(StoreError);
+    expect(store.run(id)?.run).toMatchObject({ outcome: 'failed', message: 'm2 failed', membersTotal: 2 });
+    expect(store.run(id)?.events).toEqual([]);
+    // @ts-expect-error: a trigger the schema does not know
+    expect(storeErrorOf(() => store.startRun({ cluster: 'c', trigger: 'cron', by: 'x' })).kind).toBe('usage');
+  });
+
+  it('a finish that fails half-way writes nothing of it: the run stays running', () => {
+    const store = track(openStore(':memory:'));
+    const id = store.startRun({ cluster: 'c', trigger: 'manual', by: 'x' });
+    // The second member violates the schema (action), after the run row was updated and the first member inserted.
+    const bad = report({ members: [member('m1'), member('m2', { action: 'exploded' as never })] });
+    expect(() => store.finishRun(id, bad)).toThrow(StoreError);
+    expect(store.run(id)?.run).toMatchObject({ outcome: 'running', membersTotal: 0, reclaimedBytes: 0 });
+    store.finishRun(id, report());
+    expect(store.run(id)?.run.outcome).toBe('success');
+  });
+
+  it('recordRun feeds events and the report through, and with onError a failing store stops recording instead of throwing into the run', () => {
+    const store = track(openStore(':memory:'));
+    const rec = recordRun(store, { cluster: 'c', trigger: 'manual', by: 'x' });
+    rec.onEvent({ type: 'pause', ms: 5 });
+    rec.finish(report());
+    rec.finish(report({ outcome: 'failed' }));
+    expect(store.run(rec.runId)?.run.outcome).toBe('success');
+    expect(store.run(rec.runId)?.events).toHaveLength(1);
+
+    const errors: unknown[] = [];
+    const rec2 = recordRun(store, { cluster: 'c', trigger: 'manual', by: 'x', onError: (e) => errors.push(e) });
+    store.close();
+    // Starting is not guarded: nothing has run yet, so the caller hears of it.
+    expect(() => recordRun(store, { cluster: 'c', trigger: 'manual', by: 'x', onError: (e) => errors.push(e) })).toThrow(StoreError);
+    rec2.onEvent({ type: 'pause', ms: 5 });
+    rec2.onEvent({ type: 'pause', ms: 5 });
+    rec2.finish(report());
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toBeInstanceOf(StoreError);
+  });
+});
+
+describe('crash recovery', () => {
+  it('marks a run left running by a dead process interrupted, keeping the members its events recorded; a live process keeps its run', () => {
+    const file = join(dir, 'h.db');
+    const pid = deadPid();
+    const crashed = track(openStore(file, { owner: { host: 'here', pid } }));
+    const id = crashed.startRun({ cluster: 'c', trigger: 'manual', by: `here:${pid}`, startedAt: iso(T0) });
+    crashed.appendEvent(id, { type: 'member-finished', result: member('m1') });
+    const liveId = track(openStore(file, { owner: { host: 'here', pid: process.pid } })).startRun({ cluster: 'c', trigger: 'manual', by: 'me', startedAt: iso(T0 + 1) });
+    const elsewhere = track(openStore(file, { owner: { host: 'other-host', pid } })).startRun({ cluster: 'c', trigger: 'manual', by: 'far', startedAt: iso(T0 + 2) });
+    crashed.close();
+
+    // Reopened by another process of the same host.
+    const store = track(openStore(file, { owner: { host: 'here', pid: process.pid + 100_000 } }));
+    const run = store.run(id);
+    expect(run?.run.outcome).toBe('interrupted');
+    expect(run?.run.message).toMatch(new RegExp(`pid ${pid} on here\\) died before the run finished`));
+    // Finished at its last sign of life (the last event), not when the next process found it.
+    expect(run?.run.finishedAt).toBe(run?.events.at(-1)?.at);
+    expect(run?.report?.members.map((m) => [m.name, m.action])).toEqual([['m1', 'defragmented']]);
+    expect(run?.run.reclaimedBytes).toBe(200 * MiB);
+    expect(store.run(liveId)?.run.outcome).toBe('running');
+    expect(store.run(elsewhere)?.run.outcome).toBe('running');
+  });
+});
+
+describe('files', () => {
+  it('creates a new file at the current schema version in WAL mode with a busy timeout', () => {
+    const file = join(dir, 'new.db');
+    const store = track(openStore(file));
+    expect(store.openedAtVersion).toBe(0);
+    store.close();
+    const db = new Database(file, { readonly: true });
+    try {
+      expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+      expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+      const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).all() as { name: string }[]).map((t) => t.name);
+      expect(tables).toEqual(expect.arrayContaining(['events', 'member_results', 'runs', 'samples']));
+    } finally {
+      db.close();
+    }
+    expect(track(openStore(file)).openedAtVersion).toBe(SCHEMA_VERSION);
+  });
+
+  it('migrates an empty version-0 file, and a failing migration leaves it at version 0 with none of the earlier steps', () => {
+    const file = join(dir, 'v0.db');
+    new Database(file).close();
+    const db = new Database(file);
+    try {
+      expect(() => migrate(db, ['CREATE TABLE a (x)', 'CREATE TABLE b (y'])).toThrow();
+      expect(db.pragma('user_version', { simple: true })).toBe(0);
+      expect(db.prepare(`SELECT name FROM sqlite_master WHERE name = 'a'`).get()).toBeUndefined();
+      expect(migrate(db, ['CREATE TABLE a (x)', 'CREATE TABLE b (y)'])).toEqual({ from: 0, to: 2 });
+      expect(migrate(db, ['CREATE TABLE a (x)', 'CREATE TABLE b (y)', 'CREATE TABLE c (z)'])).toEqual({ from: 2, to: 3 });
+      expect(db.pragma('user_version', { simple: true })).toBe(3);
+    } finally {
+      db.close();
+    }
+    const fresh = join(dir, 'v0b.db');
+    new Database(fresh).close();
+    const store = track(openStore(fresh));
+    expect(store.openedAtVersion).toBe(0);
+    expect(store.runs()).toEqual([]);
+  });
+
+  it('refuses a store written by a newer schema, naming the file and both versions, and changes nothing', () => {
+    const file = join(dir, 'newer.db');
+    track(openStore(file)).close();
+    const db = new Database(file);
+    db.pragma(`user_version = ${SCHEMA_VERSION + 5}`);
+    db.close();
+    const err = storeErrorOf(() => openStore(file));
+    expect(err.message).toBe(
+      `store ${file}: was written by a newer defragd (schema version ${SCHEMA_VERSION + 5}; this defragd knows up to version ${SCHEMA_VERSION}): upgrade defragd, or use another store file`,
+    );
+    expect(err.kind).toBe('usage');
+    const after = new Database(file, { readonly: true });
+    expect(after.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION + 5);
+    after.close();
+  });
+
+  it.each([
+    ['a text file', (f: string) => writeFileSync(f, 'this is not a database, just text that is long enough to have a header\n'.repeat(20)), /is not a defragd store \(not a SQLite database\)$/],
+    ['a directory', (f: string) => mkdirSync(f), /is a directory, not a store file$/],
+    ['another program\'s SQLite database', (f: string) => {
+      const db = new Database(f);
+      db.exec('CREATE TABLE users (name TEXT)');
+      db.close();
+    }, /is a SQLite database with tables of its own, not a defragd store$/],
+  ])('refuses %s in one line naming the file (exit 2), leaving it untouched', (_what, make, message) => {
+    const file = join(dir, 'bad');
+    make(file);
+    const err = storeErrorOf(() => openStore(file));
+    expect(err.message.startsWith(`store ${file}: `)).toBe(true);
+    expect(err.message).toMatch(message);
+    expect(err.message).not.toMatch(/\n/);
+    expect(err.kind).toBe('usage');
+  });
+
+  it('with mustExist, a missing file is refused and not created', () => {
+    const file = join(dir, 'missing.db');
+    expect(storeErrorOf(() => openStore(file, { mustExist: true })).message).toMatch(/does not exist/);
+    expect(existsSync(file)).toBe(false);
+  });
+
+  it('a second connection reads while the first holds a write transaction (WAL), and sees the commit after', () => {
+    const file = join(dir, 'wal.db');
+    const writer = track(openStore(file));
+    const reader = track(openStore(file, { busyTimeoutMs: 100 }));
+    const id = writer.startRun({ cluster: 'c', trigger: 'manual', by: 'x' });
+    // An open write transaction on a raw connection to the same file: readers must not wait for it.
+    const raw = new Database(file);
+    try {
+      raw.exec('BEGIN IMMEDIATE');
+      raw.prepare(`UPDATE runs SET message = 'uncommitted' WHERE id = ?`).run(id);
+      expect(reader.runs().map((r) => [r.id, r.message])).toEqual([[id, null]]);
+      // A writer does wait, and after the busy timeout fails in one line (exit 1, not a usage error).
+      const err = storeErrorOf(() => reader.startRun({ cluster: 'c', trigger: 'manual', by: 'y' }));
+      expect(err.message).toMatch(new RegExp(`^store ${file}: cannot record the run: another process holds it locked`));
+      expect(err.kind).toBe('failed');
+      raw.exec('COMMIT');
+    } finally {
+      raw.close();
+    }
+    expect(reader.run(id)?.run.message).toBe('uncommitted');
+  });
+});
+
+describe('samples', () => {
+  it('records one row per member that answered, and queries by member and inclusive time range', () => {
+    const store = track(openStore(':memory:'));
+    const snap = aSnapshot().withMembers(3).withMember('m2', { dbSize: 300 * MiB, dbSizeInUse: 120 * MiB }).withLeader('m2').unreachable('m3').build();
+    expect(store.recordSamples('prod', { ...snap, observedAt: iso(T0) })).toBe(2);
+    store.recordSamples('prod', { ...snap, observedAt: iso(T0 + 60_000) });
+    store.recordSamples('other', { ...snap, observedAt: iso(T0) });
+    const m2 = snap.members[1]?.memberId as string;
+    expect(store.samples({ cluster: 'prod', memberId: m2 })).toEqual([T0, T0 + 60_000].map((at) => ({
+      cluster: 'prod', memberId: m2, memberName: 'm2', at: iso(at), dbSize: 300 * MiB, dbSizeInUse: 120 * MiB, quota: 2 * 1024 * MiB, revision: 10_000, isLeader: true,
+    })));
+    // m3 did not answer: no row for it, not a row of zeros.
+    expect(store.samples({ cluster: 'prod' }).map((s) => `${s.at} ${s.memberName}`).sort()).toEqual([`${iso(T0)} m1`, `${iso(T0)} m2`, `${iso(T0 + 60_000)} m1`, `${iso(T0 + 60_000)} m2`]);
+    expect(store.samples({ cluster: 'prod', from: iso(T0 + 1), to: iso(T0 + 60_000) })).toHaveLength(2);
+    expect(store.samples({ cluster: 'prod', to: iso(T0) })).toHaveLength(2);
+  });
+
+  it('downsample keeps 24 h in full, then the last sample per member per 5-minute bucket, and deletes past retention; again changes nothing', () => {
+    const store = track(openStore(':memory:'));
+    const HOUR = 3_600_000;
+    const MIN = 60_000;
+    const now = T0 + 200 * 24 * HOUR;
+    const snap = aSnapshot().withMembers(2).build();
+    const at = (ms: number) => store.recordSamples('c', { ...snap, observedAt: iso(ms) });
+    // Every minute for an hour, 30 h ago (older than full resolution): 12 buckets of 5 minutes.
+    const old = now - 30 * HOUR - ((now - 30 * HOUR) % (5 * MIN));
+    for (let i = 0; i < 60; i++) at(old + i * MIN);
+    // Every minute for 10 minutes, 1 h ago: kept as they are.
+    for (let i = 0; i < 10; i++) at(now - HOUR + i * MIN);
+    // 91 and 100 days ago: gone.
+    at(now - 91 * 24 * HOUR);
+    at(now - 100 * 24 * HOUR);
+
+    expect(store.downsample(now)).toEqual({ expired: 4, thinned: 2 * (60 - 12) });
+    const m1 = snap.members[0]?.memberId as string;
+    const left = store.samples({ cluster: 'c', memberId: m1 }).map((s) => Date.parse(s.at));
+    // The last minute of each old bucket (…+4, …+9, …), then the recent minutes untouched.
+    expect(left).toEqual([...Array.from({ length: 12 }, (_, b) => old + (b * 5 + 4) * MIN), ...Array.from({ length: 10 }, (_, i) => now - HOUR + i * MIN)]);
+    expect(store.downsample(now)).toEqual({ expired: 0, thinned: 0 });
+    // A day later the once-recent minutes are old too: two of their buckets remain per member.
+    expect(store.downsample(now + 24 * HOUR).thinned).toBe(2 * (10 - 2));
+    expect(storeErrorOf(() => store.downsample(now, { bucketMs: 0 })).message).toMatch(/bucketMs must be a whole number of ms > 0/);
+  });
+});

@@ -1,0 +1,487 @@
+/**
+ * The run history: runs with their member results and events, and member
+ * samples over time, in one SQLite file (better-sqlite3, synchronous: a
+ * write is a few microseconds and never spans an await, so a run's rows
+ * cannot interleave with another caller's half-written ones).
+ *
+ * Crash safety: a run is inserted as `running` when it starts and finished in
+ * one transaction (outcome and every member result together), so a kill at
+ * any moment leaves either a running run or a finished one, never half of
+ * one. A run left `running` by a process that no longer exists is marked
+ * `interrupted` the next time the store is opened, with the member results
+ * its events had recorded so far.
+ */
+import { statSync } from 'node:fs';
+import { hostname } from 'node:os';
+import Database from 'better-sqlite3';
+import type { MemberResult, RunReport, StepEvent } from '../domain/run.js';
+import type { ClusterSnapshot } from '../domain/snapshot.js';
+import { StoreError } from './errors.js';
+import { APPLICATION_ID, migrate, MIGRATIONS, SCHEMA_VERSION } from './schema.js';
+import type {
+  DownsampleOptions,
+  DownsampleResult,
+  RunTrigger,
+  Sample,
+  SampleQuery,
+  StartRun,
+  StoredEvent,
+  StoredOutcome,
+  StoredRun,
+  StoredRunDetail,
+} from './types.js';
+import { RUN_TRIGGERS } from './types.js';
+
+/** How long a write waits for another process's transaction before failing (SQLITE_BUSY). */
+export const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
+export const DEFAULT_FULL_RESOLUTION_MS = 24 * 3_600_000;
+export const DEFAULT_BUCKET_MS = 5 * 60_000;
+export const DEFAULT_RETENTION_MS = 90 * 24 * 3_600_000;
+/** `runs()` without a limit. */
+export const DEFAULT_RUNS_LIMIT = 20;
+
+export interface StoreOptions {
+  /** Refuse a file that does not exist instead of creating it (`defragd history` reads; it must not create). */
+  mustExist?: boolean | undefined;
+  busyTimeoutMs?: number | undefined;
+  /** The clock, for the times the store stamps itself (events, crash recovery). */
+  now?: (() => number) | undefined;
+  /** This process, as recorded with each run it starts (default: this host and pid). */
+  owner?: { host: string; pid: number } | undefined;
+  /** Whether a process on this host still exists (default: signal 0); injected by tests. */
+  processAlive?: ((pid: number) => boolean) | undefined;
+  /** The schema to migrate to (default MIGRATIONS); only tests pass another. */
+  migrations?: readonly string[] | undefined;
+}
+
+/**
+ * Opens (creating and migrating when needed) a run history store.
+ * Throws StoreError naming the file when it is not a usable store.
+ *
+ * @example
+ * const store = openStore('/var/lib/defragd/history.db');
+ * const id = store.startRun({ cluster: 'prod', trigger: 'manual', by: 'ops@host' });
+ * store.finishRun(id, report);
+ * console.log(store.runs({ cluster: 'prod', limit: 5 }));
+ * store.close();
+ */
+export function openStore(path: string, opts: StoreOptions = {}): Store {
+  return new Store(path, opts);
+}
+
+type Row = Record<string, unknown>;
+
+export class Store {
+  readonly path: string;
+  /** The schema version the store had when it was opened (0: created now). */
+  readonly openedAtVersion: number;
+  readonly #db: Database.Database;
+  readonly #now: () => number;
+  readonly #owner: { host: string; pid: number };
+
+  /** Use openStore(). */
+  constructor(path: string, opts: StoreOptions = {}) {
+    this.path = path;
+    this.#now = opts.now ?? Date.now;
+    this.#owner = opts.owner ?? { host: hostname(), pid: process.pid };
+    const migrations = opts.migrations ?? MIGRATIONS;
+    if (path !== ':memory:') checkPath(path, opts.mustExist === true);
+    let db: Database.Database | null = null;
+    try {
+      db = new Database(path, { fileMustExist: opts.mustExist === true });
+      db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS))}`);
+      // Reading the header first: a file that is not SQLite fails here with NOTADB, before anything is written.
+      const appId = db.pragma('application_id', { simple: true }) as number;
+      const version = db.pragma('user_version', { simple: true }) as number;
+      if (appId !== 0 && appId !== APPLICATION_ID) throw new StoreError(path, 'is a SQLite database of another program (application_id), not a defragd store', { kind: 'usage' });
+      if (appId === 0 && version === 0 && hasTables(db)) throw new StoreError(path, 'is a SQLite database with tables of its own, not a defragd store', { kind: 'usage' });
+      if (version > migrations.length) throw newerError(path, version, migrations.length);
+      // WAL: readers (history, the dashboard) never block the run being written, nor it them.
+      db.pragma('journal_mode = WAL');
+      // In WAL mode NORMAL loses no committed transaction when the process dies (only on power loss).
+      db.pragma('synchronous = NORMAL');
+      db.pragma('foreign_keys = ON');
+      const { from, to } = migrate(db, migrations);
+      // Another process may have upgraded the file between the check above and the transaction.
+      if (to > migrations.length) throw newerError(path, to, migrations.length);
+      this.openedAtVersion = from;
+      this.#db = db;
+      this.#recoverDeadRuns(opts.processAlive ?? processAlive);
+    } catch (err) {
+      db?.close();
+      throw wrap(path, err, 'cannot be opened');
+    }
+  }
+
+  /** Inserts a run as `running`; returns its id. */
+  startRun(run: StartRun): number {
+    if (!RUN_TRIGGERS.includes(run.trigger)) throw new StoreError(this.path, `unknown trigger "${String(run.trigger)}" (one of ${RUN_TRIGGERS.join(', ')})`, { kind: 'usage' });
+    const startedAt = run.startedAt !== undefined ? isoToMs(run.startedAt) : this.#now();
+    return this.#write('cannot record the run', () =>
+      Number(
+        this.#db
+          .prepare(`INSERT INTO runs (cluster, trigger, started_at, outcome, by, dry_run, host, pid) VALUES (?, ?, ?, 'running', ?, ?, ?, ?)`)
+          .run(run.cluster, run.trigger, startedAt, run.by, run.dryRun ? 1 : 0, this.#owner.host, this.#owner.pid).lastInsertRowid,
+      ),
+    );
+  }
+
+  /** Appends one event to a running run (numbered from 1 in arrival order). */
+  appendEvent(runId: number, event: StepEvent): void {
+    this.#write('cannot record an event', () =>
+      this.#db.transaction(() => {
+        this.#mustBeRunning(runId);
+        this.#db
+          .prepare(`INSERT INTO events (run_id, seq, type, at, data) SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM events WHERE run_id = ?`)
+          .run(runId, event.type, this.#now(), JSON.stringify(event), runId);
+      })(),
+    );
+  }
+
+  /**
+   * Writes a running run's outcome, times and member results from its report,
+   * in one transaction: `run(id).report` then equals `report`.
+   */
+  finishRun(runId: number, report: RunReport): void {
+    this.#write('cannot record the end of the run', () =>
+      this.#db.transaction(() => {
+        this.#mustBeRunning(runId);
+        this.#db
+          .prepare(
+            `UPDATE runs SET started_at = ?, finished_at = ?, outcome = ?, message = ?, compacted_revision = ?, disarmed = ?, disarm_note = ?,
+               reclaimed_bytes = ?, dry_run = ?, warnings = ?, plan = ? WHERE id = ?`,
+          )
+          .run(
+            // The report is the run's record: its times replace the provisional start (when recording began).
+            isoToMs(report.startedAt),
+            isoToMs(report.finishedAt),
+            report.outcome,
+            report.message,
+            report.compactedRevision,
+            report.disarmed ? 1 : 0,
+            report.disarmNote,
+            report.reclaimedBytes,
+            report.dryRun ? 1 : 0,
+            JSON.stringify(report.warnings),
+            report.plan === null ? null : JSON.stringify(report.plan),
+            runId,
+          );
+        this.#insertMembers(runId, report.members);
+      })(),
+    );
+  }
+
+  /** One sample per member that answered Status; returns how many were written. */
+  recordSamples(cluster: string, snapshot: ClusterSnapshot): number {
+    const at = isoToMs(snapshot.observedAt);
+    return this.#write('cannot record samples', () =>
+      this.#db.transaction(() => {
+        const insert = this.#db.prepare(
+          `INSERT INTO samples (cluster, member_id, member_name, at, db_size, db_size_in_use, quota, revision, is_leader) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        );
+        let n = 0;
+        for (const m of snapshot.members) {
+          if (m.status === null) continue;
+          insert.run(cluster, m.memberId, m.name, at, m.status.dbSize, m.status.dbSizeInUse, m.status.quota, m.status.revision, m.status.isLeader ? 1 : 0);
+          n++;
+        }
+        return n;
+      })(),
+    );
+  }
+
+  /** Runs newest first, of one cluster or all. */
+  runs(q: { cluster?: string | undefined; limit?: number | undefined } = {}): StoredRun[] {
+    const limit = q.limit ?? DEFAULT_RUNS_LIMIT;
+    if (!Number.isSafeInteger(limit) || limit < 1) throw new StoreError(this.path, `limit must be a whole number >= 1, got ${limit}`, { kind: 'usage' });
+    const where = q.cluster !== undefined ? 'WHERE r.cluster = ?' : '';
+    const args: unknown[] = q.cluster !== undefined ? [q.cluster, limit] : [limit];
+    return this.#read(() =>
+      (this.#db.prepare(`${RUN_SELECT} ${where} ORDER BY r.started_at DESC, r.id DESC LIMIT ?`).all(...args) as Row[]).map(toRun),
+    );
+  }
+
+  /** A run with its report (null while running) and events; null when there is no such run. */
+  run(id: number): StoredRunDetail | null {
+    return this.#read(() => {
+      const row = this.#db.prepare(`${RUN_SELECT} WHERE r.id = ?`).get(id) as Row | undefined;
+      if (!row) return null;
+      const run = toRun(row);
+      const events = (this.#db.prepare(`SELECT seq, at, data FROM events WHERE run_id = ? ORDER BY seq`).all(id) as Row[]).map(
+        (e): StoredEvent => ({ seq: e['seq'] as number, at: msToIso(e['at'] as number), event: JSON.parse(e['data'] as string) as StepEvent }),
+      );
+      const members = (this.#db.prepare(`SELECT * FROM member_results WHERE run_id = ? ORDER BY seq`).all(id) as Row[]).map(toMember);
+      const report: RunReport | null =
+        run.outcome === 'running' || run.finishedAt === null
+          ? null
+          : {
+              outcome: run.outcome,
+              dryRun: run.dryRun,
+              message: run.message,
+              startedAt: run.startedAt,
+              finishedAt: run.finishedAt,
+              compactedRevision: run.compactedRevision,
+              disarmed: run.disarmed,
+              disarmNote: (row['disarm_note'] as string | null) ?? null,
+              reclaimedBytes: run.reclaimedBytes,
+              members,
+              warnings: JSON.parse(row['warnings'] as string) as string[],
+              plan: row['plan'] === null ? null : (JSON.parse(row['plan'] as string) as RunReport['plan']),
+            };
+      return { run, report, events };
+    });
+  }
+
+  /** Samples oldest first, of a cluster (and one member), in an inclusive time range. */
+  samples(q: SampleQuery): Sample[] {
+    const conds = ['cluster = ?'];
+    const args: unknown[] = [q.cluster];
+    if (q.memberId !== undefined) (conds.push('member_id = ?'), args.push(q.memberId));
+    if (q.from !== undefined) (conds.push('at >= ?'), args.push(isoToMs(q.from)));
+    if (q.to !== undefined) (conds.push('at <= ?'), args.push(isoToMs(q.to)));
+    return this.#read(() =>
+      (this.#db.prepare(`SELECT * FROM samples WHERE ${conds.join(' AND ')} ORDER BY at, member_id, id`).all(...args) as Row[]).map(
+        (r): Sample => ({
+          cluster: r['cluster'] as string,
+          memberId: r['member_id'] as string,
+          memberName: r['member_name'] as string,
+          at: msToIso(r['at'] as number),
+          dbSize: r['db_size'] as number,
+          dbSizeInUse: r['db_size_in_use'] as number,
+          quota: r['quota'] as number,
+          revision: r['revision'] as number,
+          isLeader: r['is_leader'] === 1,
+        }),
+      ),
+    );
+  }
+
+  /**
+   * Keeps every sample younger than fullResolutionMs; older ones are thinned
+   * to the last sample of each member in each bucketMs-wide bucket (buckets
+   * aligned to the epoch, so thinning again changes nothing), and samples
+   * older than retentionMs are deleted. One transaction.
+   *
+   * @example store.downsample(Date.now()) // daily, from the daemon
+   */
+  downsample(now: number, o: DownsampleOptions = {}): DownsampleResult {
+    const full = o.fullResolutionMs ?? DEFAULT_FULL_RESOLUTION_MS;
+    const bucket = o.bucketMs ?? DEFAULT_BUCKET_MS;
+    const retention = o.retentionMs ?? DEFAULT_RETENTION_MS;
+    for (const [name, v] of [['fullResolutionMs', full], ['bucketMs', bucket], ['retentionMs', retention]] as const) {
+      if (!Number.isSafeInteger(v) || v <= 0) throw new StoreError(this.path, `downsample: ${name} must be a whole number of ms > 0, got ${v}`, { kind: 'usage' });
+    }
+    return this.#write('cannot downsample samples', () =>
+      this.#db.transaction((): DownsampleResult => {
+        const expired = this.#db.prepare(`DELETE FROM samples WHERE at < ?`).run(now - retention).changes;
+        // The last sample of each bucket stays: a real observation, its figures consistent with each other.
+        const thinned = this.#db
+          .prepare(
+            `DELETE FROM samples WHERE id IN (
+               SELECT id FROM (
+                 SELECT id, ROW_NUMBER() OVER (PARTITION BY cluster, member_id, at / :bucket ORDER BY at DESC, id DESC) AS rn
+                 FROM samples WHERE at < :cutoff
+               ) WHERE rn > 1)`,
+          )
+          .run({ bucket: BigInt(bucket), cutoff: now - full }).changes;
+        return { thinned, expired };
+      })(),
+    );
+  }
+
+  close(): void {
+    if (this.#db.open) this.#db.close();
+  }
+
+  #insertMembers(runId: number, members: readonly MemberResult[]): void {
+    const insert = this.#db.prepare(
+      `INSERT INTO member_results (run_id, seq, endpoint, member_id, name, action, reason, was_leader, moved_leader_to,
+         before_db_size, before_db_size_in_use, after_db_size, after_db_size_in_use, duration_ms, revision, deadline_passed, connection_lost)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    members.forEach((m, i) =>
+      insert.run(
+        runId,
+        i + 1,
+        m.endpoint,
+        m.memberId,
+        m.name,
+        m.action,
+        m.reason,
+        m.wasLeader ? 1 : 0,
+        m.movedLeaderTo,
+        m.before?.dbSize ?? null,
+        m.before?.dbSizeInUse ?? null,
+        m.after?.dbSize ?? null,
+        m.after?.dbSizeInUse ?? null,
+        m.durationMs,
+        m.revision,
+        m.deadlinePassed ? 1 : 0,
+        m.connectionLost ? 1 : 0,
+      ),
+    );
+  }
+
+  #mustBeRunning(runId: number): void {
+    const row = this.#db.prepare(`SELECT outcome FROM runs WHERE id = ?`).get(runId) as Row | undefined;
+    if (!row) throw new StoreError(this.path, `there is no run ${runId}`, { kind: 'usage' });
+    if (row['outcome'] !== 'running') throw new StoreError(this.path, `run ${runId} has already finished (${String(row['outcome'])})`, { kind: 'usage' });
+  }
+
+  /**
+   * Runs left `running` by a process of this host that no longer exists died
+   * with it: mark them interrupted, with the member results their
+   * member-finished events recorded. Runs of live processes (a defrag going on
+   * while `history` reads) and of other hosts are left alone.
+   */
+  #recoverDeadRuns(alive: (pid: number) => boolean): void {
+    const running = this.#db.prepare(`SELECT id, host, pid, by, started_at FROM runs WHERE outcome = 'running'`).all() as Row[];
+    const dead = running.filter((r) => r['host'] === this.#owner.host && r['pid'] !== this.#owner.pid && !alive(r['pid'] as number));
+    if (dead.length === 0) return;
+    this.#db.transaction(() => {
+      for (const r of dead) {
+        const id = r['id'] as number;
+        const events = this.#db.prepare(`SELECT data FROM events WHERE run_id = ? AND type = 'member-finished' ORDER BY seq`).all(id) as Row[];
+        const members = events.map((e) => (JSON.parse(e['data'] as string) as Extract<StepEvent, { type: 'member-finished' }>).result);
+        const reclaimed = members.reduce((sum, m) => sum + (m.action === 'defragmented' && m.before && m.after ? m.before.dbSize - m.after.dbSize : 0), 0);
+        const last = this.#db.prepare(`SELECT MAX(at) AS at FROM events WHERE run_id = ?`).get(id) as Row;
+        const message = `the process running it (${String(r['by'])}, pid ${String(r['pid'])} on ${String(r['host'])}) died before the run finished; results are those recorded until then`;
+        // When it died is unknown: its last sign of life (last event, or its start) says more than the time it was found.
+        const lastSeen = (last['at'] as number | null) ?? (r['started_at'] as number);
+        // Guarded by outcome: another process opening the store at the same moment recovers it only once.
+        const changed = this.#db
+          .prepare(`UPDATE runs SET outcome = 'interrupted', finished_at = ?, message = ?, reclaimed_bytes = ? WHERE id = ? AND outcome = 'running'`)
+          .run(lastSeen, message, reclaimed, id).changes;
+        if (changed === 1) this.#insertMembers(id, members);
+      }
+    }).immediate();
+  }
+
+  #write<T>(what: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw wrap(this.path, err, what);
+    }
+  }
+
+  #read<T>(fn: () => T): T {
+    return this.#write('cannot be read', fn);
+  }
+}
+
+const RUN_SELECT = `
+  SELECT r.*,
+    (SELECT COUNT(*) FROM member_results m WHERE m.run_id = r.id) AS members_total,
+    (SELECT COUNT(*) FROM member_results m WHERE m.run_id = r.id AND m.action = 'defragmented') AS members_defragmented,
+    (SELECT COUNT(*) FROM member_results m WHERE m.run_id = r.id AND m.action = 'failed') AS members_failed
+  FROM runs r`;
+
+function toRun(r: Row): StoredRun {
+  const started = r['started_at'] as number;
+  const finished = r['finished_at'] as number | null;
+  return {
+    id: r['id'] as number,
+    cluster: r['cluster'] as string,
+    trigger: r['trigger'] as RunTrigger,
+    by: r['by'] as string,
+    startedAt: msToIso(started),
+    finishedAt: finished === null ? null : msToIso(finished),
+    outcome: r['outcome'] as StoredOutcome,
+    message: (r['message'] as string | null) ?? null,
+    dryRun: r['dry_run'] === 1,
+    compactedRevision: (r['compacted_revision'] as number | null) ?? null,
+    disarmed: r['disarmed'] === 1,
+    reclaimedBytes: r['reclaimed_bytes'] as number,
+    membersTotal: r['members_total'] as number,
+    membersDefragmented: r['members_defragmented'] as number,
+    membersFailed: r['members_failed'] as number,
+    durationMs: finished === null ? null : finished - started,
+  };
+}
+
+function toMember(r: Row): MemberResult {
+  const sizes = (a: unknown, b: unknown) => (a === null || b === null ? null : { dbSize: a as number, dbSizeInUse: b as number });
+  return {
+    endpoint: r['endpoint'] as string,
+    memberId: r['member_id'] as string,
+    name: r['name'] as string,
+    action: r['action'] as MemberResult['action'],
+    reason: r['reason'] as string,
+    wasLeader: r['was_leader'] === 1,
+    movedLeaderTo: (r['moved_leader_to'] as string | null) ?? null,
+    before: sizes(r['before_db_size'], r['before_db_size_in_use']),
+    after: sizes(r['after_db_size'], r['after_db_size_in_use']),
+    durationMs: (r['duration_ms'] as number | null) ?? null,
+    revision: (r['revision'] as number | null) ?? null,
+    deadlinePassed: r['deadline_passed'] === 1,
+    connectionLost: r['connection_lost'] === 1,
+  };
+}
+
+function isoToMs(iso: string): number {
+  const ms = Date.parse(iso);
+  if (!Number.isFinite(ms)) throw new TypeError(`not an ISO time: "${iso}"`);
+  return ms;
+}
+
+const msToIso = (ms: number) => new Date(ms).toISOString();
+
+function hasTables(db: Database.Database): boolean {
+  return db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1`).get() !== undefined;
+}
+
+function newerError(path: string, found: number, known: number): StoreError {
+  return new StoreError(path, `was written by a newer defragd (schema version ${found}; this defragd knows up to version ${known}): upgrade defragd, or use another store file`, { kind: 'usage' });
+}
+
+/** A directory, or a missing file where one must exist, said plainly (SQLite would say "unable to open database file"). */
+function checkPath(path: string, mustExist: boolean): void {
+  let isDir = false;
+  try {
+    isDir = statSync(path).isDirectory();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      if (mustExist) throw new StoreError(path, 'does not exist (no run has been recorded there: defragd defrag --store creates it)', { kind: 'usage' });
+      return;
+    }
+    throw new StoreError(path, `cannot be read: ${(err as Error).message}`, { cause: err });
+  }
+  if (isDir) throw new StoreError(path, 'is a directory, not a store file', { kind: 'usage' });
+}
+
+/** SQLite's result codes, turned into one line naming the file; the caller's usage errors pass through. */
+function wrap(path: string, err: unknown, what: string): Error {
+  if (err instanceof StoreError) return err;
+  const code = (err as { code?: unknown }).code;
+  const text = err instanceof Error ? err.message : String(err);
+  if (err instanceof TypeError || err instanceof RangeError) return new StoreError(path, `${what}: ${text}`, { kind: 'usage', cause: err });
+  switch (typeof code === 'string' ? code.replace(/^(SQLITE_[A-Z]+).*/, '$1') : '') {
+    case 'SQLITE_NOTADB':
+      return new StoreError(path, 'is not a defragd store (not a SQLite database)', { kind: 'usage', cause: err });
+    case 'SQLITE_CORRUPT':
+      return new StoreError(path, `is corrupt (${text})`, { kind: 'usage', cause: err });
+    case 'SQLITE_CANTOPEN':
+      return new StoreError(path, `cannot be opened (${text}): does its directory exist, and may this user write there?`, { kind: 'usage', cause: err });
+    case 'SQLITE_BUSY':
+    case 'SQLITE_LOCKED':
+      return new StoreError(path, `${what}: another process holds it locked (${text})`, { cause: err });
+    case 'SQLITE_READONLY':
+    case 'SQLITE_PERM':
+    case 'SQLITE_AUTH':
+      return new StoreError(path, `${what}: not writable (${text})`, { cause: err });
+    default:
+      return new StoreError(path, `${what}: ${text}`, { cause: err });
+  }
+}
+
+/** Signal 0 tests for the process without touching it; EPERM means it exists under another user. */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+

@@ -1,0 +1,97 @@
+/** What the run history store takes and gives back: plain data with stable field names (the JSON of `defragd history`). */
+import type { RunOutcome, RunReport, StepEvent } from '../domain/run.js';
+
+/** What started a run. */
+export type RunTrigger = 'schedule' | 'auto' | 'nospace' | 'manual' | 'api' | 'external';
+
+export const RUN_TRIGGERS: readonly RunTrigger[] = Object.freeze(['schedule', 'auto', 'nospace', 'manual', 'api', 'external']);
+
+/** A run's outcome as stored: `running` until it finishes (or its process is found dead: then `interrupted`). */
+export type StoredOutcome = RunOutcome | 'running';
+
+export interface StartRun {
+  /** The operator's name for the cluster (several clusters may share one store). */
+  cluster: string;
+  trigger: RunTrigger;
+  /** Who ran it, for people: host:pid, or a user. */
+  by: string;
+  /** ISO time; default now. */
+  startedAt?: string | undefined;
+  dryRun?: boolean | undefined;
+}
+
+/** One run, as `defragd history` lists it. */
+export interface StoredRun {
+  id: number;
+  cluster: string;
+  trigger: RunTrigger;
+  by: string;
+  startedAt: string;
+  /** Null while running. */
+  finishedAt: string | null;
+  outcome: StoredOutcome;
+  message: string | null;
+  dryRun: boolean;
+  compactedRevision: number | null;
+  disarmed: boolean;
+  reclaimedBytes: number;
+  /** Members in the run's results (every member of the plan, skipped ones included). */
+  membersTotal: number;
+  membersDefragmented: number;
+  membersFailed: number;
+  /** finishedAt - startedAt; null while running. */
+  durationMs: number | null;
+}
+
+export interface StoredEvent {
+  seq: number;
+  /** ISO time the store received it. */
+  at: string;
+  event: StepEvent;
+}
+
+/** A run with its report (null while it runs) and every event it emitted, in order. */
+export interface StoredRunDetail {
+  run: StoredRun;
+  report: RunReport | null;
+  events: StoredEvent[];
+}
+
+/** One member's figures at one moment. */
+export interface Sample {
+  cluster: string;
+  memberId: string;
+  memberName: string;
+  /** ISO time of the observation. */
+  at: string;
+  dbSize: number;
+  dbSizeInUse: number;
+  quota: number;
+  revision: number;
+  isLeader: boolean;
+}
+
+export interface SampleQuery {
+  cluster: string;
+  memberId?: string | undefined;
+  /** ISO time, inclusive. */
+  from?: string | undefined;
+  /** ISO time, inclusive. */
+  to?: string | undefined;
+}
+
+export interface DownsampleOptions {
+  /** Samples younger than this keep every point (default 24 h). */
+  fullResolutionMs?: number | undefined;
+  /** Older samples keep one point per member per bucket (default 5 min). */
+  bucketMs?: number | undefined;
+  /** Samples older than this are deleted (default 90 days). */
+  retentionMs?: number | undefined;
+}
+
+export interface DownsampleResult {
+  /** Points merged away (older than full resolution, not the last of their bucket). */
+  thinned: number;
+  /** Points older than the retention. */
+  expired: number;
+}
