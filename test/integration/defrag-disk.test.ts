@@ -9,17 +9,16 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { canLimitDiskSpace, useCluster } from '../../dev/harness/etcd.js';
-import { cli, defragCount, fragmentAndWait, MiB, parseJson, show, type ReportJson } from './helpers-defrag.js';
+import { cli, defragCount, MiB, parseJson, show, type ReportJson } from './helpers-defrag.js';
 
 const disk = await canLimitDiskSpace();
 
 describe.skipIf(!disk.ok)(`free disk (${disk.ok ? 'tmpfs data dirs' : `skipped: ${disk.why}`})`, () => {
   const cluster = useCluster({ members: 3, dataDirSizeBytes: 160 * MiB });
-  const conn = () => ({ endpoints: cluster().endpoints });
   const eps = () => cluster().endpoints.join(',');
 
   it('a member without room for the copy is skipped with the figures; members whose disk is not visible go ahead; with room, it is defragmented', async () => {
-    await fragmentAndWait(conn(), { bytes: 4 * MiB, passes: 2, minFree: 2 * MiB, members: 3 });
+    // Without a rule every voter is defragmented, fragmented or not: the sizes here only need to exist.
     const m1 = cluster().members[0]!;
     const dataDir = `m1=${m1.dataDir}`;
 
