@@ -1,0 +1,443 @@
+/**
+ * The daemon: one loop per cluster that observes it every interval, asks the
+ * scheduler whether a run is due (NOSPACE recovery, a cron start, the rule in
+ * auto mode), runs it through the same runDefrag the CLI uses (cluster lock,
+ * planner, executor), and remembers: samples and runs in the store, series
+ * in the metrics, every StepEvent to whoever subscribed. It decides nothing
+ * about members itself; the scheduler says when, the planner says what.
+ *
+ * Clusters are independent: each has its own client, loop and deadlines, so
+ * one that is down or slow never delays another. Runs across the daemon are
+ * capped by maxConcurrentRuns (NOSPACE recovery excepted: writes are down).
+ */
+import { hostname } from 'node:os';
+import { setMaxListeners } from 'node:events';
+import { buildPolicy, dryRun, runDefrag, type PolicyOptions } from '../app/defragment.js';
+import { defragmentationStatus } from '../app/last.js';
+import type { MemberDefragStatus } from '../domain/record.js';
+import type { RunReport, StepEvent } from '../domain/run.js';
+import type { ClusterSnapshot } from '../domain/snapshot.js';
+import { EtcdClient } from '../etcd/client.js';
+import type { ConnectionOptions } from '../etcd/options.js';
+import type { ExecuteOptions } from '../executor/options.js';
+import { observeCluster } from '../observe/observe.js';
+import { currentRevision, planDefrag } from '../planner/index.js';
+import { recordRun, type RunRecorder, type Store } from '../store/index.js';
+import type { RunTrigger, StoredRun, StoredRunDetail } from '../store/types.js';
+import { clusterState, decide, drawScheduledStart, leaderMovesAllowed, retentionRevision, startQueuePosition, type PendingStart } from './schedule.js';
+import type { Window } from './window.js';
+import type { ClusterView, DaemonEvent, DaemonView, StartRunResult } from './types.js';
+
+/** What the daemon needs of one cluster's configuration (the config loader's per-cluster part). */
+export interface DaemonClusterConfig {
+  name: string;
+  connection: ConnectionOptions;
+  policy: PolicyOptions;
+  execute: ExecuteOptions;
+  quotaBytes: number | null;
+  schedule: { cron: string; jitterMs: number } | null;
+  timezone: string;
+  windows: Window[];
+  windowTexts: string[];
+  auto: { cooldownMs: number } | null;
+  observeIntervalMs: number;
+  nospace: 'recover' | 'ignore';
+  compaction: { retainMs: number } | { retainRevisions: number } | null;
+  record: { prefix: string } | false;
+}
+
+export interface DaemonConfig {
+  clusters: DaemonClusterConfig[];
+  maxConcurrentRuns: number;
+}
+
+/** The metrics the daemon feeds (src/serve/metrics.ts). */
+export interface DaemonMetrics {
+  observed(cluster: string, snapshot: ClusterSnapshot | null, error: string | null): void;
+  runStarted(cluster: string, trigger: string): void;
+  runFinished(cluster: string, trigger: string, report: RunReport): void;
+  nextRun(cluster: string, atMs: number | null): void;
+  lockHeld(cluster: string, held: boolean): void;
+}
+
+/** A pino-like logger: one JSON object per line, context first. */
+export interface DaemonLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
+}
+
+export interface DaemonDeps {
+  store: Store;
+  metrics: DaemonMetrics;
+  logger: DaemonLogger;
+  now?: () => number;
+  random?: () => number;
+  /** Who runs are recorded as (default host:pid). */
+  by?: string;
+  /** How long a run waits for the cluster lock before giving up until the next trigger (default 1 minute). */
+  lockWaitMs?: number;
+}
+
+/** How long a run waits for another's cluster lock before it records nothing and waits for the next trigger. */
+const DEFAULT_LOCK_WAIT_MS = 60_000;
+/** Where a daemon-wide wake-up check comes at the latest, so a clock jump never stalls a loop. */
+const MAX_SLEEP_MS = 60_000;
+
+interface Runner {
+  config: DaemonClusterConfig;
+  client: EtcdClient;
+  policy: ReturnType<typeof buildPolicy>;
+  snapshot: ClusterSnapshot | null;
+  observedAt: string | null;
+  observeError: string | null;
+  observedOnce: boolean;
+  /** The drawn (jittered) scheduled start this cluster waits for. */
+  pendingStart: PendingStart | null;
+  /** The cron time the last start was drawn for: the next is drawn after it, so none is lost or doubled. */
+  lastScheduledMs: number | null;
+  running: { runId: number | null; trigger: RunTrigger; currentMember: ClusterView['currentMember']; done: Promise<RunReport | null> } | null;
+  lastRunFinishedMs: number | null;
+  leaderMovesMs: number[];
+  timer: NodeJS.Timeout | null;
+  wake: (() => void) | null;
+}
+
+/**
+ * The daemon. start() begins observing every cluster; stop() stops starting
+ * runs, lets a run in progress finish its current member and stop, and
+ * closes the clients.
+ *
+ * @example
+ * const daemon = new Daemon(config, { store, metrics, logger });
+ * daemon.start();
+ * process.once('SIGTERM', () => void daemon.stop());
+ */
+export class Daemon implements DaemonView {
+  private readonly runners = new Map<string, Runner>();
+  private readonly listeners = new Set<(e: DaemonEvent) => void>();
+  private readonly stopping = new AbortController();
+  /** Clusters waiting for a free run slot, with when their start fell due (first seen), shared by all loops. */
+  private readonly queue = new Map<string, number>();
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private readonly by: string;
+  private loops: Promise<void>[] = [];
+
+  constructor(
+    private config: DaemonConfig,
+    private readonly deps: DaemonDeps,
+  ) {
+    this.now = deps.now ?? Date.now;
+    this.random = deps.random ?? Math.random;
+    this.by = deps.by ?? `${hostname()}:${process.pid}`;
+    setMaxListeners(1_000, this.stopping.signal);
+    for (const c of config.clusters) this.runners.set(c.name, this.newRunner(c));
+  }
+
+  private newRunner(config: DaemonClusterConfig): Runner {
+    // Cooldown counts from the last run of this cluster, also one recorded before this process started.
+    const last = this.deps.store.runs({ cluster: config.name, limit: 1 })[0];
+    return {
+      config,
+      client: new EtcdClient(config.connection),
+      policy: buildPolicy(config.policy),
+      snapshot: null,
+      observedAt: null,
+      observeError: null,
+      observedOnce: false,
+      pendingStart: null,
+      lastScheduledMs: null,
+      running: null,
+      lastRunFinishedMs: last?.finishedAt ? Date.parse(last.finishedAt) : null,
+      leaderMovesMs: [],
+      timer: null,
+      wake: null,
+    };
+  }
+
+  start(): void {
+    this.loops = [...this.runners.values()].map((r) => this.loop(r));
+  }
+
+  /** Stops starting runs; a run in progress finishes its current member and is recorded as interrupted. */
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    for (const r of this.runners.values()) r.wake?.();
+    await Promise.allSettled(this.loops);
+    await Promise.allSettled([...this.runners.values()].map((r) => r.running?.done));
+    for (const r of this.runners.values()) r.client.close();
+  }
+
+  // --- DaemonView -------------------------------------------------------------
+
+  ready(): { ok: boolean; reason: string | null } {
+    const waiting = [...this.runners.values()].filter((r) => !r.observedOnce).map((r) => r.config.name);
+    return waiting.length === 0 ? { ok: true, reason: null } : { ok: false, reason: `not observed yet: ${waiting.join(', ')}` };
+  }
+
+  clusters(): ClusterView[] {
+    return [...this.runners.values()].map((r) => this.view(r));
+  }
+
+  cluster(name: string): ClusterView | undefined {
+    const r = this.runners.get(name);
+    return r ? this.view(r) : undefined;
+  }
+
+  history(name: string, limit: number): StoredRun[] {
+    return this.deps.store.runs({ cluster: name, limit });
+  }
+
+  run(id: number): StoredRunDetail | null {
+    return this.deps.store.run(id);
+  }
+
+  async defragmentationStatus(name: string, signal?: AbortSignal): Promise<MemberDefragStatus[]> {
+    const r = this.runners.get(name);
+    if (!r) return [];
+    return defragmentationStatus(r.client, { cluster: true, recordPrefix: r.config.record === false ? undefined : r.config.record.prefix, signal });
+  }
+
+  async startRun(name: string, opts: { dryRun: boolean }): Promise<StartRunResult> {
+    const r = this.runners.get(name);
+    if (!r) return { ok: false, status: 404, reason: `no cluster named ${name}` };
+    if (opts.dryRun) {
+      const report = await dryRun(r.client, r.policy, { observe: { cluster: true, quotaBytes: r.config.quotaBytes } });
+      return { ok: true, runId: 0, dryRun: true, report };
+    }
+    if (r.running) return { ok: false, status: 409, reason: `a run of ${name} is in progress (run ${r.running.runId ?? 'starting'})` };
+    if (this.stopping.signal.aborted) return { ok: false, status: 409, reason: 'the daemon is stopping' };
+    const started = this.launch(r, 'api');
+    const runId = await started.runId;
+    if (runId === null) {
+      const report = await started.done;
+      return { ok: false, status: 409, reason: report?.message ?? 'the run did not start' };
+    }
+    return { ok: true, runId, dryRun: false };
+  }
+
+  subscribe(listener: (e: DaemonEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  // --- The loop ---------------------------------------------------------------
+
+  private view(r: Runner): ClusterView {
+    const now = this.now();
+    const lastRun = this.deps.store.runs({ cluster: r.config.name, limit: 1 })[0] ?? null;
+    return {
+      name: r.config.name,
+      state: clusterState({ running: r.running !== null, unreachable: r.observedOnce && r.snapshot === null, auto: r.config.auto, lastRunFinishedMs: r.lastRunFinishedMs }, now),
+      snapshot: r.snapshot,
+      observedAt: r.observedAt,
+      observeError: r.observeError,
+      lastRun,
+      nextRun: r.pendingStart === null ? null : { at: new Date(r.pendingStart.startMs).toISOString(), trigger: 'schedule' },
+      schedule: r.config.schedule?.cron ?? null,
+      timezone: r.config.timezone,
+      windows: r.config.windowTexts,
+      runningRunId: r.running?.runId ?? null,
+      currentMember: r.running?.currentMember ?? null,
+      lockHeld: r.running?.runId !== null && r.running !== null,
+    };
+  }
+
+  private async loop(r: Runner): Promise<void> {
+    const signal = this.stopping.signal;
+    while (!signal.aborted) {
+      await this.observe(r);
+      this.schedule(r);
+      const name = r.config.name;
+      const verdict = decide(
+        {
+          running: r.running !== null,
+          unreachable: r.snapshot === null,
+          nospace: r.snapshot?.alarms.some((a) => a.alarm === 'NOSPACE') ?? false,
+          nospaceMode: r.config.nospace,
+          schedule: r.config.schedule,
+          pendingStart: r.pendingStart,
+          auto: r.config.auto,
+          ruleHoldsForSome: r.snapshot !== null && planDefrag(r.snapshot, r.policy).decisions.some((d) => d.action === 'defragment'),
+          lastRunFinishedMs: r.lastRunFinishedMs,
+          windows: r.config.windows,
+          timezone: r.config.timezone,
+          globalRunning: [...this.runners.values()].filter((x) => x.running !== null).length,
+          maxConcurrentRuns: this.config.maxConcurrentRuns,
+          queuedAhead: this.queue.has(name) ? startQueuePosition([...this.queue].map(([cluster, dueMs]) => ({ cluster, dueMs })), name) : 0,
+        },
+        this.now(),
+      );
+      if (verdict.action === 'wait' && verdict.waitingFor === 'slot') {
+        if (!this.queue.has(name)) this.queue.set(name, verdict.dueMs ?? this.now());
+      } else {
+        this.queue.delete(name);
+      }
+      if (verdict.action === 'start') {
+        this.deps.logger.info({ cluster: name, trigger: verdict.trigger, reason: verdict.reason }, 'starting a run');
+        if (verdict.trigger === 'schedule') r.pendingStart = null;
+        this.launch(r, verdict.trigger);
+      } else if (verdict.action === 'skip-scheduled') {
+        this.deps.logger.info({ cluster: name, reason: verdict.reason }, 'scheduled start skipped');
+        r.pendingStart = null;
+        this.schedule(r);
+      }
+      await this.sleep(r, this.sleepMs(r));
+    }
+  }
+
+  /** Until the next observation, or the pending scheduled start if that comes first. */
+  private sleepMs(r: Runner): number {
+    const untilStart = r.pendingStart === null ? Infinity : Math.max(0, r.pendingStart.startMs - this.now());
+    return Math.min(r.config.observeIntervalMs, untilStart, MAX_SLEEP_MS);
+  }
+
+  private sleep(r: Runner, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        if (r.timer) clearTimeout(r.timer);
+        r.timer = null;
+        r.wake = null;
+        resolve();
+      };
+      r.wake = done;
+      r.timer = setTimeout(done, ms);
+    });
+  }
+
+  /** Draws the next scheduled start (jitter included) when none is pending. */
+  private schedule(r: Runner): void {
+    const s = r.config.schedule;
+    if (!s || r.pendingStart !== null) return;
+    // After the cron time of the previous start, so a start is never lost or doubled; after now on the first draw.
+    r.pendingStart = drawScheduledStart(s, r.config.timezone, Math.max(r.lastScheduledMs ?? 0, this.now() - 1), this.random);
+    if (r.pendingStart) r.lastScheduledMs = r.pendingStart.scheduledMs;
+    this.deps.metrics.nextRun(r.config.name, r.pendingStart?.startMs ?? null);
+  }
+
+  private async observe(r: Runner): Promise<void> {
+    try {
+      const snapshot = await observeCluster(r.client, { cluster: true, quotaBytes: r.config.quotaBytes, signal: this.stopping.signal });
+      r.snapshot = snapshot;
+      r.observeError = null;
+      this.deps.store.recordSamples(r.config.name, snapshot);
+      this.deps.metrics.observed(r.config.name, snapshot, null);
+    } catch (err) {
+      if (this.stopping.signal.aborted) return;
+      r.snapshot = null;
+      r.observeError = err instanceof Error ? err.message : String(err);
+      this.deps.metrics.observed(r.config.name, null, r.observeError);
+      this.deps.logger.warn({ cluster: r.config.name, err: r.observeError }, 'observation failed');
+    } finally {
+      r.observedAt = new Date(this.now()).toISOString();
+      r.observedOnce = true;
+    }
+  }
+
+  /** The policy of one run: NOSPACE recovery compacts and disarms; retention compacts; rationed leader moves. */
+  private runPolicy(r: Runner, trigger: RunTrigger): ReturnType<typeof buildPolicy> {
+    const base = r.policy;
+    const keep = this.keepRevisions(r);
+    const moves = leaderMovesAllowed(r.leaderMovesMs, this.now(), {});
+    const policy = { ...base, moveLeader: base.moveLeader && moves.ok };
+    if (!moves.ok) this.deps.logger.info({ cluster: r.config.name }, 'leadership moved twice in the last 15 minutes: the leader is skipped this run');
+    if (trigger === 'nospace') {
+      if (keep === null) this.deps.logger.warn({ cluster: r.config.name }, 'NOSPACE recovery without a compaction retention: compacting to the newest revision');
+      return { ...policy, compactKeepRevisions: keep ?? 0, disarmNospace: true };
+    }
+    return keep === null ? policy : { ...policy, compactKeepRevisions: keep };
+  }
+
+  /** Revisions to keep by the compaction retention; null when there is none (or it reaches beyond what is known). */
+  private keepRevisions(r: Runner): number | null {
+    const c = r.config.compaction;
+    if (c === null) return null;
+    if ('retainRevisions' in c) return c.retainRevisions;
+    const current = r.snapshot ? currentRevision(r.snapshot) : null;
+    if (current === null) return null;
+    const samples = this.deps.store.samples({ cluster: r.config.name, from: new Date(this.now() - c.retainMs * 2).toISOString() });
+    const points = samples.filter((s) => s.isLeader).map((s) => ({ atMs: Date.parse(s.at), revision: s.revision }));
+    const target = retentionRevision(points, c.retainMs, this.now());
+    return target === null ? null : Math.max(0, current - target);
+  }
+
+  /** Starts a run in the background; runId resolves once the store knows it (null when nothing was started). */
+  private launch(r: Runner, trigger: RunTrigger): { runId: Promise<number | null>; done: Promise<RunReport | null> } {
+    let announce: (id: number | null) => void = () => undefined;
+    const runId = new Promise<number | null>((resolve) => (announce = resolve));
+    let recorder: RunRecorder | null = null;
+    const name = r.config.name;
+    const running: NonNullable<Runner['running']> = { runId: null, trigger, currentMember: null, done: Promise.resolve(null) };
+    r.running = running;
+    this.deps.metrics.runStarted(name, trigger);
+    running.done = (async () => {
+      try {
+        const report = await runDefrag(r.client, this.runPolicy(r, trigger), {
+          observe: { cluster: true, quotaBytes: r.config.quotaBytes },
+          execute: r.config.execute,
+          lock: { waitMs: this.deps.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS, holder: `${this.by} (defragd serve)` },
+          record: r.config.record === false ? false : { prefix: r.config.record.prefix, trigger: trigger === 'api' ? 'api' : trigger === 'external' ? 'manual' : trigger, by: this.by },
+          signal: this.stopping.signal,
+          onEvent: (event) => {
+            // A run is recorded from its first event: a run that found the lock busy records nothing.
+            if (recorder === null) {
+              recorder = recordRun(this.deps.store, {
+                cluster: name,
+                trigger,
+                by: this.by,
+                onError: (err) => this.deps.logger.error({ cluster: name, err: String(err) }, 'the store failed; the run goes on unrecorded'),
+              });
+              running.runId = recorder.runId;
+              announce(recorder.runId);
+              this.deps.metrics.lockHeld(name, true);
+            }
+            recorder.onEvent(event);
+            this.track(r, running, event);
+            this.emit({ cluster: name, runId: running.runId, at: new Date(this.now()).toISOString(), event });
+          },
+        });
+        if (recorder === null) {
+          this.deps.logger.info({ cluster: name, trigger, outcome: report.outcome, reason: report.message }, 'run not started');
+        } else {
+          (recorder as RunRecorder).finish(report);
+          r.lastRunFinishedMs = this.now();
+          this.deps.logger.info({ cluster: name, trigger, runId: running.runId, outcome: report.outcome, reclaimedBytes: report.reclaimedBytes, message: report.message }, 'run finished');
+        }
+        this.deps.metrics.runFinished(name, trigger, report);
+        return report;
+      } catch (err) {
+        this.deps.logger.error({ cluster: name, trigger, err: err instanceof Error ? err.message : String(err) }, 'run failed to start');
+        return null;
+      } finally {
+        announce(null);
+        r.running = null;
+        this.deps.metrics.lockHeld(name, false);
+        r.wake?.();
+      }
+    })();
+    return { runId, done: running.done };
+  }
+
+  private track(r: Runner, running: NonNullable<Runner['running']>, event: StepEvent): void {
+    if (event.type === 'member-started') {
+      running.currentMember = { memberId: event.decision.memberId, name: event.decision.name, startedAt: new Date(this.now()).toISOString() };
+    } else if (event.type === 'member-finished') {
+      running.currentMember = null;
+    } else if (event.type === 'leader-move-finished') {
+      r.leaderMovesMs.push(this.now());
+      r.leaderMovesMs = r.leaderMovesMs.filter((t) => t > this.now() - 3_600_000);
+    }
+  }
+
+  private emit(e: DaemonEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(e);
+      } catch (err) {
+        this.deps.logger.warn({ err: String(err) }, 'an event listener failed');
+      }
+    }
+  }
+}
