@@ -132,7 +132,7 @@ describe('GET /api/v1/clusters/:name/history', () => {
     expect(body.runs.map((r: { id: number }) => r.id)).toEqual(limit === 1 ? [2] : [2, 1]);
   });
 
-  it.each(['0', '1001', '-1', '1.5', 'abc', ''])('limit=%j is a 400', async (limit) => {
+  it.each(['0', '1001', '-1', '1.5', 'abc', '', '1e2', '%205', '0x10'])('limit=%j is a 400', async (limit) => {
     const view = aView();
     const body = await expectJson(await anApi(view).request(`/api/v1/clusters/prod/history?limit=${limit}`), 400);
     expect(body.error).toBe('limit must be an integer from 1 to 1000');
@@ -338,6 +338,15 @@ describe('GET /api/v1/events', () => {
 
     await reader.cancel();
     await subscribed(view, 0);
+  });
+
+  it('ends the stream and logs when subscribing fails, without telling the client why', async () => {
+    const lines: string[] = [];
+    const view = aView();
+    view.failWith = new Error('subscribers full');
+    const res = await anApi(view, { logger: pino({}, { write: (s: string) => void lines.push(s) }) }).request('/api/v1/events');
+    expect(await res.text()).toBe('');
+    expect(JSON.parse(lines[0]!)).toMatchObject({ msg: 'HTTP request failed', path: '/api/v1/events', err: { message: 'subscribers full' } });
   });
 
   it('sends a keep-alive comment while idle', async () => {

@@ -11,6 +11,7 @@ import { serve } from '@hono/node-server';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { createMiddleware } from 'hono/factory';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
@@ -39,10 +40,10 @@ export const HISTORY_LIMIT_MAX = 1000;
 /** A run request is a few bytes; anything large is not one. */
 export const BODY_LIMIT_BYTES = 64 * 1024;
 
-const historyQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(HISTORY_LIMIT_MAX).default(HISTORY_LIMIT_DEFAULT),
-});
-const runId = z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+/** Digits only: Number() alone would take "1e3", " 5" or "0x10". */
+const positiveInt = (max: number) => z.string().regex(/^[0-9]+$/).transform(Number).pipe(z.number().int().min(1).max(max));
+const historyLimit = positiveInt(HISTORY_LIMIT_MAX).default(HISTORY_LIMIT_DEFAULT);
+const runId = positiveInt(Number.MAX_SAFE_INTEGER);
 // Strict: a misspelt `dryrun: true` must not start a real run.
 const runRequest = z.strictObject({ dryRun: z.boolean().default(false) });
 
@@ -58,6 +59,27 @@ const issues = (e: z.ZodError) => e.issues.map((i) => `${i.path.join('.') || 'bo
 
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 
+const unknownCluster = (c: Context, name: string) => problem(c, 404, `no cluster named "${name}"`);
+
+/**
+ * Lets a request through only with `Authorization: Bearer <token>`. Without a
+ * configured token nothing gets through (403): an open mutating endpoint is
+ * never the default.
+ */
+function requireToken(token: string | null) {
+  const expected = token === null ? null : digest(token);
+  return createMiddleware(async (c, next) => {
+    if (expected === null) return problem(c, 403, 'no API token is configured (apiTokenFile): mutating endpoints are disabled');
+    const m = /^Bearer +(\S+) *$/i.exec(c.req.header('authorization') ?? '');
+    // Equal-length digests compared in constant time: neither the token nor its length leaks through timing.
+    if (m === null || !timingSafeEqual(digest(m[1]!), expected)) {
+      c.header('www-authenticate', 'Bearer');
+      return problem(c, 401, 'a valid bearer token is required');
+    }
+    await next();
+  });
+}
+
 /**
  * The API as a hono app; test it with `app.request(path)`, serve it with serveApi.
  *
@@ -67,7 +89,6 @@ const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
  */
 export function createApi(view: DaemonView, opts: ApiOptions): Hono {
   const keepAliveMs = opts.keepAliveMs ?? SSE_KEEP_ALIVE_MS;
-  const tokenDigest = opts.token === null ? null : digest(opts.token);
   const app = new Hono();
 
   app.onError((err, c) => {
@@ -92,48 +113,39 @@ export function createApi(view: DaemonView, opts: ApiOptions): Hono {
 
   api.get('/clusters/:name', (c) => {
     const cluster = view.cluster(c.req.param('name'));
-    return cluster === undefined ? unknownCluster(c) : json(c, clusterJson(cluster));
+    return cluster === undefined ? unknownCluster(c, c.req.param('name')) : json(c, clusterJson(cluster));
   });
 
   api.get('/clusters/:name/history', (c) => {
     const name = c.req.param('name');
-    if (view.cluster(name) === undefined) return unknownCluster(c);
-    const q = historyQuery.safeParse({ limit: c.req.query('limit') });
-    if (!q.success) return problem(c, 400, `limit must be an integer from 1 to ${HISTORY_LIMIT_MAX}`);
-    return json(c, { cluster: name, runs: view.history(name, q.data.limit) });
+    if (view.cluster(name) === undefined) return unknownCluster(c, name);
+    const limit = historyLimit.safeParse(c.req.query('limit'));
+    if (!limit.success) return problem(c, 400, `limit must be an integer from 1 to ${HISTORY_LIMIT_MAX}`);
+    return json(c, { cluster: name, runs: view.history(name, limit.data) });
   });
 
   api.get('/clusters/:name/status', async (c) => {
     const name = c.req.param('name');
-    if (view.cluster(name) === undefined) return unknownCluster(c);
+    if (view.cluster(name) === undefined) return unknownCluster(c, name);
     const members = await view.defragmentationStatus(name, c.req.raw.signal);
     return json(c, { cluster: name, members });
   });
 
   api.get('/runs/:id', (c) => {
     const id = c.req.param('id');
-    const parsed = /^[0-9]+$/.test(id) ? runId.safeParse(id) : null;
-    if (parsed === null || !parsed.success) return problem(c, 400, `run id must be a positive integer, not "${id}"`);
+    const parsed = runId.safeParse(id);
+    if (!parsed.success) return problem(c, 400, `run id must be a positive integer, not "${id}"`);
     const detail = view.run(parsed.data);
     return detail === null ? problem(c, 404, `no run ${parsed.data}`) : json(c, detail);
   });
 
   api.post(
     '/clusters/:name/runs',
-    (c, next) => {
-      if (tokenDigest === null) return Promise.resolve(problem(c, 403, 'no API token is configured (apiTokenFile): mutating endpoints are disabled'));
-      const m = /^Bearer +(\S+) *$/i.exec(c.req.header('authorization') ?? '');
-      // Equal-length digests, compared in constant time: neither the token nor its length leaks through timing.
-      if (m === null || !timingSafeEqual(digest(m[1]!), tokenDigest)) {
-        c.header('www-authenticate', 'Bearer');
-        return Promise.resolve(problem(c, 401, 'a valid bearer token is required'));
-      }
-      return next();
-    },
+    requireToken(opts.token),
     bodyLimit({ maxSize: BODY_LIMIT_BYTES, onError: (c) => problem(c, 413, `request body over ${BODY_LIMIT_BYTES} bytes`) }),
     async (c) => {
       const name = c.req.param('name');
-      if (view.cluster(name) === undefined) return unknownCluster(c);
+      if (view.cluster(name) === undefined) return unknownCluster(c, name);
       const text = await c.req.text();
       let body: unknown;
       try {
@@ -154,7 +166,14 @@ export function createApi(view: DaemonView, opts: ApiOptions): Hono {
     streamSSE(c, async (stream) => {
       // Writes are queued in order by the stream; a write to a closed stream is dropped by hono.
       const send = (e: DaemonEvent) => void stream.writeSSE({ event: 'step', data: JSON.stringify(e) });
-      const unsubscribe = view.subscribe(send);
+      let unsubscribe: () => void;
+      try {
+        unsubscribe = view.subscribe(send);
+      } catch (err) {
+        // Logged here: hono's own handler would print to the console and send the message to the client.
+        opts.logger?.error({ err, method: c.req.method, path: c.req.path }, 'HTTP request failed');
+        return;
+      }
       const keepAlive = setInterval(() => void stream.write(': keep-alive\n\n'), keepAliveMs);
       await new Promise<void>((resolve) => {
         stream.onAbort(() => resolve());
@@ -170,10 +189,6 @@ export function createApi(view: DaemonView, opts: ApiOptions): Hono {
   app.all('/api/*', (c) => problem(c, 404, `no such route: ${c.req.method} ${c.req.path}`));
   if (opts.staticDir) app.use('/*', serveStatic({ root: opts.staticDir }));
   return app;
-
-  function unknownCluster(c: Context): Response {
-    return problem(c, 404, `no cluster named "${c.req.param('name') ?? ''}"`);
-  }
 }
 
 export interface ListenAddress {

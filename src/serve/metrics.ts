@@ -256,15 +256,19 @@ export function createMetrics(registry: Registry = new Registry()): DaemonMetric
     else lastDefragRevision.set(labels, last.revision);
   };
 
-  const runStarted = (cluster: string, trigger: RunTrigger) => {
-    runInProgress.set({ cluster }, 1);
-    // Every outcome present from the first run, so increase() sees the first failure.
+  /** Every outcome present (at 0) from the first run, so increase() sees the first failure. */
+  const runSeries = (cluster: string, trigger: RunTrigger) => {
     for (const outcome of RUN_OUTCOMES) runs.inc({ cluster, trigger, outcome }, 0);
     reclaimed.inc({ cluster }, 0);
   };
 
+  const runStarted = (cluster: string, trigger: RunTrigger) => {
+    runSeries(cluster, trigger);
+    runInProgress.set({ cluster }, 1);
+  };
+
   const runFinished = (cluster: string, trigger: RunTrigger, report: RunReport) => {
-    runStarted(cluster, trigger);
+    runSeries(cluster, trigger);
     runInProgress.set({ cluster }, 0);
     runs.inc({ cluster, trigger, outcome: report.outcome });
     lastRunAt.set({ cluster, outcome: report.outcome }, msToSeconds(Date.parse(report.finishedAt)));
