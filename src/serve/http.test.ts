@@ -90,6 +90,33 @@ describe('/metrics', () => {
   });
 });
 
+describe('/metrics and /api/v1/clusters', () => {
+  it('say the same of every member: bytes exactly, ratios to the 4 decimals the JSON keeps', async () => {
+    const metrics = createMetrics();
+    metrics.observed('prod', snapshot, null);
+    const app = createApi(aView(), { token: null, metrics });
+    const text = await (await app.request('/metrics')).text();
+    const value = (name: string, m: { name: string; memberId: string }) => {
+      const line = text.split('\n').find((l) => l.startsWith(`${name}{cluster="prod",member="${m.name}",member_id="${m.memberId}"} `));
+      if (line === undefined) throw new Error(`no ${name} for ${m.name}`);
+      return Number(line.slice(line.lastIndexOf(' ') + 1));
+    };
+    const body = await expectJson(await app.request('/api/v1/clusters/prod'), 200);
+    expect(body.observation.members).toHaveLength(3);
+    for (const m of body.observation.members) {
+      expect(value('defragd_member_db_size_bytes', m)).toBe(m.dbSize);
+      expect(value('defragd_member_db_size_in_use_bytes', m)).toBe(m.dbSizeInUse);
+      expect(value('defragd_member_db_size_free_bytes', m)).toBe(m.dbSizeFree);
+      expect(value('defragd_member_quota_bytes', m)).toBe(m.quota);
+      expect(value('defragd_member_fragmentation_ratio', m)).toBeCloseTo(m.fragmentation, 4);
+      expect(value('defragd_member_quota_usage_ratio', m)).toBeCloseTo(m.quotaUsage, 4);
+      expect(value('defragd_member_is_leader', m)).toBe(m.isLeader ? 1 : 0);
+      expect(value('defragd_member_is_learner', m)).toBe(m.isLearner ? 1 : 0);
+      expect(value('defragd_member_up', m)).toBe(m.healthy ? 1 : 0);
+    }
+  });
+});
+
 describe('GET /api/v1/clusters', () => {
   it("lists each cluster with its members as `status -w json` prints them, state, last and next run", async () => {
     const body = await expectJson(await anApi().request('/api/v1/clusters'), 200);
