@@ -272,6 +272,13 @@ module.exports = {
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
     doNotFollow: { path: 'node_modules' },
+    // Packages' subpath exports (`hono/streaming`, `@hono/node-server/serve-static`)
+    // resolve only through package.json `exports` and its conditions; without
+    // these the `resolvable` rule reports them as unresolvable.
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['import', 'require', 'node', 'default', 'types'],
+    },
     // NodeNext's `import './x.js'` resolves to ./x.ts (dependency-cruiser
     // does this itself for TypeScript sources; the `resolvable` rule would
     // say so if it stopped).

@@ -1,0 +1,445 @@
+/**
+ * The HTTP API against a fake DaemonView: every route and status code, the
+ * bearer token, the SSE stream, through `app.request()` without a socket, and
+ * once through serveApi on a loopback socket.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { aSnapshot, MiB } from '../../test/builders.js';
+import { aClusterView, aStoredRun, FakeDaemonView } from '../../test/fakes/daemon-view.js';
+import { statusJson } from '../app/status-json.js';
+import type { RunReport } from '../domain/run.js';
+import { createApi, serveApi, type ApiLogger, type ApiOptions } from './http.js';
+import { createMetrics } from './metrics.js';
+import type { DaemonEvent } from './types.js';
+
+const TOKEN = 's3cret-token';
+
+const snapshot = aSnapshot().withMembers(3).withLeader('m2').withMember('m1', { dbSize: 300 * MiB, dbSizeInUse: 100 * MiB }).withAlarm('m3', 'NOSPACE').build();
+
+function aView(): FakeDaemonView {
+  return new FakeDaemonView()
+    .withCluster(
+      aClusterView('prod', {
+        snapshot,
+        observedAt: snapshot.observedAt,
+        state: 'running',
+        lastRun: aStoredRun(3, 'prod'),
+        nextRun: { at: '2024-05-05T03:00:00.000Z', trigger: 'schedule' },
+        schedule: '0 3 * * 0',
+        runningRunId: 4,
+        lockHeld: true,
+      }),
+    )
+    .withCluster(aClusterView('dev', { state: 'unreachable', observedAt: snapshot.observedAt, observeError: 'connection refused' }));
+}
+
+function anApi(view = aView(), opts: Partial<ApiOptions> = {}) {
+  const metrics = createMetrics();
+  return createApi(view, { token: TOKEN, metrics, ...opts });
+}
+
+async function expectJson(res: Response, status: number): Promise<any> {
+  expect(res.status).toBe(status);
+  expect(res.headers.get('content-type')).toMatch(/^application\/json\b/);
+  expect(res.headers.get('cache-control')).toBe('no-store');
+  return res.json();
+}
+
+const report: RunReport = {
+  outcome: 'dry-run',
+  dryRun: true,
+  message: null,
+  startedAt: '2024-05-01T03:00:00.000Z',
+  finishedAt: '2024-05-01T03:00:00.000Z',
+  compactedRevision: null,
+  disarmed: false,
+  disarmNote: null,
+  reclaimedBytes: 0,
+  members: [],
+  warnings: [],
+  plan: null,
+};
+
+describe('health and readiness', () => {
+  it('/healthz answers ok', async () => {
+    expect(await expectJson(await anApi().request('/healthz'), 200)).toEqual({ ok: true });
+  });
+
+  it.each([
+    [{ ok: true, reason: null }, 200, { ok: true }],
+    [{ ok: false, reason: 'cluster prod not observed yet' }, 503, { ok: false, reason: 'cluster prod not observed yet' }],
+  ])('/readyz with %j answers %i', async (readiness, status, body) => {
+    const view = aView();
+    view.readiness = readiness;
+    expect(await expectJson(await anApi(view).request('/readyz'), status)).toEqual(body);
+  });
+});
+
+describe('/metrics', () => {
+  it("answers the metrics' text with their content type", async () => {
+    const metrics = createMetrics();
+    metrics.observed('prod', snapshot, null);
+    const res = await createApi(aView(), { token: null, metrics }).request('/metrics');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe(metrics.contentType);
+    expect(await res.text()).toContain('defragd_member_db_size_bytes{cluster="prod",member="m1"');
+  });
+});
+
+describe('/metrics and /api/v1/clusters', () => {
+  it('say the same of every member: bytes exactly, ratios to the 4 decimals the JSON keeps', async () => {
+    const metrics = createMetrics();
+    metrics.observed('prod', snapshot, null);
+    const app = createApi(aView(), { token: null, metrics });
+    const text = await (await app.request('/metrics')).text();
+    const value = (name: string, m: { name: string; memberId: string }) => {
+      const line = text.split('\n').find((l) => l.startsWith(`${name}{cluster="prod",member="${m.name}",member_id="${m.memberId}"} `));
+      if (line === undefined) throw new Error(`no ${name} for ${m.name}`);
+      return Number(line.slice(line.lastIndexOf(' ') + 1));
+    };
+    const body = await expectJson(await app.request('/api/v1/clusters/prod'), 200);
+    expect(body.observation.members).toHaveLength(3);
+    for (const m of body.observation.members) {
+      expect(value('defragd_member_db_size_bytes', m)).toBe(m.dbSize);
+      expect(value('defragd_member_db_size_in_use_bytes', m)).toBe(m.dbSizeInUse);
+      expect(value('defragd_member_db_size_free_bytes', m)).toBe(m.dbSizeFree);
+      expect(value('defragd_member_quota_bytes', m)).toBe(m.quota);
+      expect(value('defragd_member_fragmentation_ratio', m)).toBeCloseTo(m.fragmentation, 4);
+      expect(value('defragd_member_quota_usage_ratio', m)).toBeCloseTo(m.quotaUsage, 4);
+      expect(value('defragd_member_is_leader', m)).toBe(m.isLeader ? 1 : 0);
+      expect(value('defragd_member_is_learner', m)).toBe(m.isLearner ? 1 : 0);
+      expect(value('defragd_member_up', m)).toBe(m.healthy ? 1 : 0);
+    }
+  });
+});
+
+describe('GET /api/v1/clusters', () => {
+  it("lists each cluster with its members as `status -w json` prints them, state, last and next run", async () => {
+    const body = await expectJson(await anApi().request('/api/v1/clusters'), 200);
+    expect(body.clusters.map((c: { name: string }) => c.name)).toEqual(['prod', 'dev']);
+    const [prod, dev] = body.clusters;
+    expect(prod.observation.members).toEqual(statusJson(snapshot));
+    expect(Object.keys(prod.observation.members[0]).sort()).toEqual(Object.keys(statusJson(snapshot)[0]!).sort());
+    expect(prod.observation.members[0].dbSizeFree).toBe(200 * MiB);
+    expect(prod.observation.alarms).toEqual([{ memberId: snapshot.members[2]!.memberId, alarm: 'NOSPACE' }]);
+    expect(prod.observation.leaderId).toBe(snapshot.members[1]!.memberId);
+    expect(prod).toMatchObject({
+      state: 'running',
+      lastRun: { id: 3, outcome: 'success' },
+      nextRun: { at: '2024-05-05T03:00:00.000Z', trigger: 'schedule' },
+      runningRunId: 4,
+      lockHeld: true,
+    });
+    expect(prod).not.toHaveProperty('snapshot');
+    expect(dev).toMatchObject({ state: 'unreachable', observation: null, observeError: 'connection refused' });
+  });
+
+  it('answers one cluster, and 404 for an unknown one', async () => {
+    const app = anApi();
+    expect((await expectJson(await app.request('/api/v1/clusters/prod'), 200)).name).toBe('prod');
+    expect(await expectJson(await app.request('/api/v1/clusters/nope'), 404)).toEqual({ error: 'no cluster named "nope"' });
+  });
+});
+
+describe('GET /api/v1/clusters/:name/history', () => {
+  it.each([
+    ['', 50],
+    ['?limit=1', 1],
+    ['?limit=10', 10],
+    ['?limit=1000', 1000],
+  ])('history%s asks for %i runs', async (query, limit) => {
+    const view = aView();
+    view.histories.set('prod', [aStoredRun(2, 'prod'), aStoredRun(1, 'prod')]);
+    const body = await expectJson(await anApi(view).request(`/api/v1/clusters/prod/history${query}`), 200);
+    expect(view.calls.filter((c) => c.method === 'history')).toEqual([{ method: 'history', args: ['prod', limit] }]);
+    expect(body.runs.map((r: { id: number }) => r.id)).toEqual(limit === 1 ? [2] : [2, 1]);
+  });
+
+  it.each(['0', '1001', '-1', '1.5', 'abc', '', '1e2', '%205', '0x10'])('limit=%j is a 400', async (limit) => {
+    const view = aView();
+    const body = await expectJson(await anApi(view).request(`/api/v1/clusters/prod/history?limit=${limit}`), 400);
+    expect(body.error).toBe('limit must be an integer from 1 to 1000');
+    expect(view.calls.some((c) => c.method === 'history')).toBe(false);
+  });
+
+  it('answers 404 for an unknown cluster', async () => {
+    await expectJson(await anApi().request('/api/v1/clusters/nope/history'), 404);
+  });
+});
+
+describe('GET /api/v1/clusters/:name/status', () => {
+  it("answers the view's defragmentation status", async () => {
+    const view = aView();
+    const member = {
+      endpoint: 'https://10.0.0.1:2379', memberId: 'abc', name: 'm1', lastDefrag: null, record: 'none' as const,
+      ageSeconds: null, reclaimedBytes: null, dbSize: 1, dbSizeInUse: 1, dbSizeFree: 0, fragmentation: 0, warning: null, error: null,
+    };
+    view.statuses.set('prod', [member]);
+    expect(await expectJson(await anApi(view).request('/api/v1/clusters/prod/status'), 200)).toEqual({ cluster: 'prod', members: [member] });
+  });
+
+  it('answers 404 for an unknown cluster without asking the view', async () => {
+    const view = aView();
+    await expectJson(await anApi(view).request('/api/v1/clusters/nope/status'), 404);
+    expect(view.calls.some((c) => c.method === 'defragmentationStatus')).toBe(false);
+  });
+});
+
+describe('GET /api/v1/runs/:id', () => {
+  it('answers the report and events of a run', async () => {
+    const view = aView();
+    const detail = { run: aStoredRun(12, 'prod'), report: null, events: [{ seq: 1, at: '2024-05-01T03:00:00.000Z', event: { type: 'pause' as const, ms: 5 } }] };
+    view.runs.set(12, detail);
+    expect(await expectJson(await anApi(view).request('/api/v1/runs/12'), 200)).toEqual(detail);
+  });
+
+  it.each(['abc', '0', '-1', '1.5', '1e3', '99999999999999999999'])('id %s is a 400', async (id) => {
+    const body = await expectJson(await anApi().request(`/api/v1/runs/${id}`), 400);
+    expect(body.error).toContain('run id must be a positive integer');
+  });
+
+  it('answers 404 for an unknown run', async () => {
+    expect(await expectJson(await anApi().request('/api/v1/runs/99'), 404)).toEqual({ error: 'no run 99' });
+  });
+});
+
+describe('POST /api/v1/clusters/:name/runs', () => {
+  const post = (app: ReturnType<typeof anApi>, body: string | null, auth: string | null = `Bearer ${TOKEN}`, name = 'prod') =>
+    app.request(`/api/v1/clusters/${name}/runs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(auth === null ? {} : { authorization: auth }) },
+      ...(body === null ? {} : { body }),
+    });
+  const started = (view: FakeDaemonView) => view.calls.filter((c) => c.method === 'startRun');
+
+  it('starts a run: 202 with its id', async () => {
+    const view = aView();
+    expect(await expectJson(await post(anApi(view), '{"dryRun": false}'), 202)).toEqual({ runId: 7, dryRun: false });
+    expect(started(view)).toEqual([{ method: 'startRun', args: ['prod', { dryRun: false }] }]);
+  });
+
+  it('takes an empty body as a real run', async () => {
+    const view = aView();
+    await expectJson(await post(anApi(view), null), 202);
+    expect(started(view)[0]!.args).toEqual(['prod', { dryRun: false }]);
+  });
+
+  it('answers a dry run at once: 200 with the report', async () => {
+    const view = aView();
+    view.startRunAnswer = { ok: true, runId: 8, dryRun: true, report };
+    expect(await expectJson(await post(anApi(view), '{"dryRun": true}'), 200)).toEqual({ runId: 8, dryRun: true, report });
+    expect(started(view)[0]!.args).toEqual(['prod', { dryRun: true }]);
+  });
+
+  it('answers 409 with the reason when the view says so', async () => {
+    const view = aView();
+    view.startRunAnswer = { ok: false, status: 409, reason: 'the cluster lock is held by host-b:42' };
+    expect(await expectJson(await post(anApi(view), '{}'), 409)).toEqual({ error: 'the cluster lock is held by host-b:42' });
+  });
+
+  it('answers 404 for an unknown cluster', async () => {
+    const view = aView();
+    await expectJson(await post(anApi(view), '{}', `Bearer ${TOKEN}`, 'nope'), 404);
+    expect(started(view)).toEqual([]);
+  });
+
+  it.each([
+    ['not JSON', '{dryRun: true', 'the body is not valid JSON'],
+    ['a misspelt key', '{"dryrun": true}', 'bad run request'],
+    ['a non-boolean', '{"dryRun": "yes"}', 'bad run request: dryRun'],
+    ['an array', '[]', 'bad run request'],
+  ])('answers 400 for %s', async (_what, body, error) => {
+    const view = aView();
+    expect((await expectJson(await post(anApi(view), body), 400)).error).toContain(error);
+    expect(started(view)).toEqual([]);
+  });
+
+  it('answers 413 for a huge body', async () => {
+    await expectJson(await post(anApi(), JSON.stringify({ dryRun: true, pad: 'x'.repeat(100_000) })), 413);
+  });
+
+  describe('auth', () => {
+    it('answers 403 when no token is configured, saying so, even with a header', async () => {
+      const view = aView();
+      const body = await expectJson(await post(anApi(view, { token: null }), '{}', `Bearer ${TOKEN}`), 403);
+      expect(body.error).toContain('no API token is configured');
+      expect(started(view)).toEqual([]);
+    });
+
+    it.each([
+      ['no header', null],
+      ['an empty bearer', 'Bearer '],
+      ['a wrong token', 'Bearer s3cret-tokem'],
+      ['a longer token', `Bearer ${TOKEN}x`],
+      ['a prefix of the token', 'Bearer s3cret'],
+      ['another scheme', `Basic ${TOKEN}`],
+    ])('answers 401 with %s', async (_what, auth) => {
+      const view = aView();
+      const res = await post(anApi(view), '{}', auth);
+      expect((await expectJson(res, 401)).error).toBe('a valid bearer token is required');
+      expect(res.headers.get('www-authenticate')).toBe('Bearer');
+      expect(started(view)).toEqual([]);
+    });
+
+    it('checks the token before anything else: no 404 for an unknown cluster without it', async () => {
+      await expectJson(await post(anApi(), '{}', null, 'nope'), 401);
+    });
+
+    it('accepts the right token in any case of the scheme', async () => {
+      await expectJson(await post(anApi(), '{}', `bearer ${TOKEN}`), 202);
+    });
+  });
+});
+
+describe('errors', () => {
+  it('answers an unknown route with a JSON 404', async () => {
+    const app = anApi();
+    expect((await expectJson(await app.request('/nope'), 404)).error).toBe('no such route: GET /nope');
+    expect((await expectJson(await app.request('/api/v1/nope'), 404)).error).toBe('no such route: GET /api/v1/nope');
+    await expectJson(await app.request('/api/v1/clusters', { method: 'DELETE' }), 404);
+  });
+
+  it('answers a thrown error with a bare 500 and logs it with its stack', async () => {
+    const lines: string[] = [];
+    const logger: ApiLogger = pino({ level: 'info' }, { write: (s: string) => void lines.push(s) });
+    const view = aView();
+    view.failWith = new Error('database is locked at /var/lib/defragd.sqlite');
+    const app = anApi(view, { logger });
+    for (const path of ['/readyz', '/api/v1/clusters', '/api/v1/clusters/prod/history', '/api/v1/runs/1']) {
+      const res = await app.request(path);
+      const text = await res.clone().text();
+      expect(await expectJson(res, 500)).toEqual({ error: 'internal error' });
+      expect(text).not.toContain('database is locked');
+      expect(text).not.toContain('at ');
+    }
+    expect(lines).toHaveLength(4);
+    const logged = JSON.parse(lines[0]!);
+    expect(logged).toMatchObject({ level: 50, msg: 'HTTP request failed', method: 'GET', path: '/readyz' });
+    expect(logged.err.message).toBe('database is locked at /var/lib/defragd.sqlite');
+    expect(logged.err.stack).toContain('Error: database is locked');
+  });
+});
+
+describe('GET /api/v1/events', () => {
+  const anEvent = (cluster: string): DaemonEvent => ({
+    cluster,
+    runId: 4,
+    at: '2024-05-01T03:00:01.000Z',
+    event: { type: 'warning', message: 'slow member' },
+  });
+
+  async function readUntil(reader: ReadableStreamDefaultReader<Uint8Array>, done: (text: string) => boolean): Promise<string> {
+    const decoder = new TextDecoder();
+    let text = '';
+    while (!done(text)) {
+      const { value, done: ended } = await reader.read();
+      if (ended) throw new Error(`stream ended after ${JSON.stringify(text)}`);
+      text += decoder.decode(value, { stream: true });
+    }
+    return text;
+  }
+
+  const subscribed = async (view: FakeDaemonView, n: number) => {
+    for (let i = 0; i < 100 && view.subscribers !== n; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(view.subscribers).toBe(n);
+  };
+
+  it('carries every daemon event as `event: step` with JSON data, and unsubscribes when the client goes', async () => {
+    const view = aView();
+    const res = await anApi(view).request('/api/v1/events');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('text/event-stream');
+    const reader = res.body!.getReader();
+    await subscribed(view, 1);
+
+    view.emit(anEvent('prod'));
+    view.emit(anEvent('dev'));
+    const text = await readUntil(reader, (t) => t.split('\n\n').length > 2);
+    const events = text.split('\n\n').filter(Boolean);
+    expect(events[0]).toBe(`event: step\ndata: ${JSON.stringify(anEvent('prod'))}`);
+    expect(events[1]).toBe(`event: step\ndata: ${JSON.stringify(anEvent('dev'))}`);
+
+    await reader.cancel();
+    await subscribed(view, 0);
+  });
+
+  it('ends the stream and logs when subscribing fails, without telling the client why', async () => {
+    const lines: string[] = [];
+    const view = aView();
+    view.failWith = new Error('subscribers full');
+    const res = await anApi(view, { logger: pino({}, { write: (s: string) => void lines.push(s) }) }).request('/api/v1/events');
+    expect(await res.text()).toBe('');
+    expect(JSON.parse(lines[0]!)).toMatchObject({ msg: 'HTTP request failed', path: '/api/v1/events', err: { message: 'subscribers full' } });
+  });
+
+  it('sends a keep-alive comment while idle', async () => {
+    const view = aView();
+    const res = await anApi(view, { keepAliveMs: 20 }).request('/api/v1/events');
+    const reader = res.body!.getReader();
+    expect(await readUntil(reader, (t) => t.includes('\n\n'))).toBe(': keep-alive\n\n');
+    await reader.cancel();
+    await subscribed(view, 0);
+  });
+});
+
+describe('static files', () => {
+  let dir: string | null = null;
+  afterEach(() => {
+    if (dir !== null) rmSync(dir, { recursive: true, force: true });
+    dir = null;
+  });
+
+  it('serves the dashboard from staticDir, and still answers unknown API routes with JSON', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'defragd-static-'));
+    writeFileSync(join(dir, 'index.html'), '<h1>defragd</h1>');
+    const app = anApi(aView(), { staticDir: dir });
+    const res = await app.request('/');
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe('<h1>defragd</h1>');
+    await expectJson(await app.request('/api/v2/x'), 404);
+    await expectJson(await app.request('/missing.js'), 404);
+  });
+});
+
+describe('serveApi', () => {
+  it('serves the API on a loopback socket, and closes with an SSE client still connected', async () => {
+    const view = aView();
+    const server = await serveApi(anApi(view), { host: '127.0.0.1', port: 0 });
+    try {
+      expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      const health = await fetch(`${server.url}/healthz`);
+      expect(await expectJson(health, 200)).toEqual({ ok: true });
+      const clusters = await expectJson(await fetch(`${server.url}/api/v1/clusters`), 200);
+      expect(clusters.clusters[0].observation.members).toEqual(statusJson(snapshot));
+
+      const unauthorized = await fetch(`${server.url}/api/v1/clusters/prod/runs`, { method: 'POST', body: '{}' });
+      await expectJson(unauthorized, 401);
+
+      const events = await fetch(`${server.url}/api/v1/events`);
+      const reader = events.body!.getReader();
+      await new Promise((r) => setTimeout(r, 50));
+      view.emit({ cluster: 'prod', runId: 1, at: '2024-05-01T03:00:00.000Z', event: { type: 'pause', ms: 1 } });
+      const { value } = await reader.read();
+      expect(new TextDecoder().decode(value)).toContain('event: step\ndata: {"cluster":"prod"');
+    } finally {
+      await server.close();
+    }
+    // The server ended the SSE connection: the subscription went with it.
+    for (let i = 0; i < 100 && view.subscribers !== 0; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(view.subscribers).toBe(0);
+  });
+
+  it('rejects when the address is taken', async () => {
+    const first = await serveApi(anApi(), { host: '127.0.0.1', port: 0 });
+    try {
+      const port = Number(new URL(first.url).port);
+      await expect(serveApi(anApi(), { host: '127.0.0.1', port })).rejects.toThrow(/EADDRINUSE/);
+    } finally {
+      await first.close();
+    }
+  });
+});

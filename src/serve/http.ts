@@ -1,0 +1,232 @@
+/**
+ * The daemon's HTTP API (hono): health, readiness, /metrics, the JSON API
+ * under /api/v1 and the Server-Sent Events stream the dashboard listens to.
+ * It reads and asks through DaemonView only, and is the only socket code
+ * (serveApi). Every answer is JSON or an exposition; none carries a stack.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { serve } from '@hono/node-server';
+import { serveStatic } from '@hono/node-server/serve-static';
+import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { createMiddleware } from 'hono/factory';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { streamSSE } from 'hono/streaming';
+import { z } from 'zod';
+import { clusterJson } from './cluster-json.js';
+import type { DaemonEvent, DaemonView } from './types.js';
+
+/** What the API logs: pino's Logger fits. */
+export interface ApiLogger {
+  error(obj: object, msg: string): void;
+}
+
+export interface ApiOptions {
+  /** The bearer token mutating endpoints require; null: they answer 403. */
+  token: string | null;
+  metrics: { text(): Promise<string>; readonly contentType: string };
+  /** Files served at / (the dashboard); null or absent: none. */
+  staticDir?: string | null | undefined;
+  logger?: ApiLogger | undefined;
+  /** How often an idle SSE stream gets a comment so proxies keep it open. */
+  keepAliveMs?: number | undefined;
+}
+
+export const SSE_KEEP_ALIVE_MS = 15_000;
+export const HISTORY_LIMIT_DEFAULT = 50;
+export const HISTORY_LIMIT_MAX = 1000;
+/** A run request is a few bytes; anything large is not one. */
+export const BODY_LIMIT_BYTES = 64 * 1024;
+
+/** Digits only: Number() alone would take "1e3", " 5" or "0x10". */
+const positiveInt = (max: number) => z.string().regex(/^[0-9]+$/).transform(Number).pipe(z.number().int().min(1).max(max));
+const historyLimit = positiveInt(HISTORY_LIMIT_MAX).default(HISTORY_LIMIT_DEFAULT);
+const runId = positiveInt(Number.MAX_SAFE_INTEGER);
+// Strict: a misspelt `dryrun: true` must not start a real run.
+const runRequest = z.strictObject({ dryRun: z.boolean().default(false) });
+
+/** Every JSON answer: no caching (the figures change with each observation). */
+function json(c: Context, body: unknown, status: ContentfulStatusCode = 200): Response {
+  c.header('cache-control', 'no-store');
+  return c.json(body, status);
+}
+
+const problem = (c: Context, status: ContentfulStatusCode, error: string) => json(c, { error }, status);
+
+const issues = (e: z.ZodError) => e.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
+
+const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+
+const unknownCluster = (c: Context, name: string) => problem(c, 404, `no cluster named "${name}"`);
+
+/**
+ * Lets a request through only with `Authorization: Bearer <token>`. Without a
+ * configured token nothing gets through (403): an open mutating endpoint is
+ * never the default.
+ */
+function requireToken(token: string | null) {
+  const expected = token === null ? null : digest(token);
+  return createMiddleware(async (c, next) => {
+    if (expected === null) return problem(c, 403, 'no API token is configured (apiTokenFile): mutating endpoints are disabled');
+    const m = /^Bearer +(\S+) *$/i.exec(c.req.header('authorization') ?? '');
+    // Equal-length digests compared in constant time: neither the token nor its length leaks through timing.
+    if (m === null || !timingSafeEqual(digest(m[1]!), expected)) {
+      c.header('www-authenticate', 'Bearer');
+      return problem(c, 401, 'a valid bearer token is required');
+    }
+    await next();
+  });
+}
+
+/**
+ * The API as a hono app; test it with `app.request(path)`, serve it with serveApi.
+ *
+ * @example
+ *   const app = createApi(daemon, { token: readToken(), metrics, logger });
+ *   const server = await serveApi(app, { host: '127.0.0.1', port: 9479 });
+ */
+export function createApi(view: DaemonView, opts: ApiOptions): Hono {
+  const keepAliveMs = opts.keepAliveMs ?? SSE_KEEP_ALIVE_MS;
+  const app = new Hono();
+
+  app.onError((err, c) => {
+    opts.logger?.error({ err, method: c.req.method, path: c.req.path }, 'HTTP request failed');
+    return problem(c, 500, 'internal error');
+  });
+  app.notFound((c) => problem(c, 404, `no such route: ${c.req.method} ${c.req.path}`));
+
+  app.get('/healthz', (c) => json(c, { ok: true }));
+  app.get('/readyz', (c) => {
+    const r = view.ready();
+    return r.ok ? json(c, { ok: true }) : json(c, { ok: false, reason: r.reason }, 503);
+  });
+  app.get('/metrics', async (c) => {
+    const body = await opts.metrics.text();
+    return c.body(body, 200, { 'content-type': opts.metrics.contentType, 'cache-control': 'no-store' });
+  });
+
+  const api = new Hono();
+
+  api.get('/clusters', (c) => json(c, { clusters: view.clusters().map(clusterJson) }));
+
+  api.get('/clusters/:name', (c) => {
+    const cluster = view.cluster(c.req.param('name'));
+    return cluster === undefined ? unknownCluster(c, c.req.param('name')) : json(c, clusterJson(cluster));
+  });
+
+  api.get('/clusters/:name/history', (c) => {
+    const name = c.req.param('name');
+    if (view.cluster(name) === undefined) return unknownCluster(c, name);
+    const limit = historyLimit.safeParse(c.req.query('limit'));
+    if (!limit.success) return problem(c, 400, `limit must be an integer from 1 to ${HISTORY_LIMIT_MAX}`);
+    return json(c, { cluster: name, runs: view.history(name, limit.data) });
+  });
+
+  api.get('/clusters/:name/status', async (c) => {
+    const name = c.req.param('name');
+    if (view.cluster(name) === undefined) return unknownCluster(c, name);
+    const members = await view.defragmentationStatus(name, c.req.raw.signal);
+    return json(c, { cluster: name, members });
+  });
+
+  api.get('/runs/:id', (c) => {
+    const id = c.req.param('id');
+    const parsed = runId.safeParse(id);
+    if (!parsed.success) return problem(c, 400, `run id must be a positive integer, not "${id}"`);
+    const detail = view.run(parsed.data);
+    return detail === null ? problem(c, 404, `no run ${parsed.data}`) : json(c, detail);
+  });
+
+  api.post(
+    '/clusters/:name/runs',
+    requireToken(opts.token),
+    bodyLimit({ maxSize: BODY_LIMIT_BYTES, onError: (c) => problem(c, 413, `request body over ${BODY_LIMIT_BYTES} bytes`) }),
+    async (c) => {
+      const name = c.req.param('name');
+      if (view.cluster(name) === undefined) return unknownCluster(c, name);
+      const text = await c.req.text();
+      let body: unknown;
+      try {
+        body = text.trim() === '' ? {} : JSON.parse(text);
+      } catch {
+        return problem(c, 400, 'the body is not valid JSON');
+      }
+      const req = runRequest.safeParse(body);
+      if (!req.success) return problem(c, 400, `bad run request: ${issues(req.error)}`);
+      const started = await view.startRun(name, { dryRun: req.data.dryRun });
+      if (!started.ok) return problem(c, started.status, started.reason);
+      if (started.dryRun) return json(c, { runId: started.runId, dryRun: true, report: started.report ?? null });
+      return json(c, { runId: started.runId, dryRun: false }, 202);
+    },
+  );
+
+  api.get('/events', (c) =>
+    streamSSE(c, async (stream) => {
+      // Writes are queued in order by the stream; a write to a closed stream is dropped by hono.
+      const send = (e: DaemonEvent) => void stream.writeSSE({ event: 'step', data: JSON.stringify(e) });
+      let unsubscribe: () => void;
+      try {
+        unsubscribe = view.subscribe(send);
+      } catch (err) {
+        // Logged here: hono's own handler would print to the console and send the message to the client.
+        opts.logger?.error({ err, method: c.req.method, path: c.req.path }, 'HTTP request failed');
+        return;
+      }
+      const keepAlive = setInterval(() => void stream.write(': keep-alive\n\n'), keepAliveMs);
+      await new Promise<void>((resolve) => {
+        stream.onAbort(() => resolve());
+        if (stream.aborted) resolve();
+      });
+      clearInterval(keepAlive);
+      unsubscribe();
+    }),
+  );
+
+  app.route('/api/v1', api);
+  // Unknown /api routes answer JSON 404 even when a dashboard is served at /.
+  app.all('/api/*', (c) => problem(c, 404, `no such route: ${c.req.method} ${c.req.path}`));
+  if (opts.staticDir) app.use('/*', serveStatic({ root: opts.staticDir }));
+  return app;
+}
+
+export interface ListenAddress {
+  host: string;
+  /** 0: any free port (the answer's url says which). */
+  port: number;
+}
+
+export interface RunningServer {
+  /** e.g. `http://127.0.0.1:9479` */
+  url: string;
+  /** Stops accepting, ends open connections (SSE streams included) and resolves once closed. */
+  close(): Promise<void>;
+}
+
+/**
+ * Serves the app on a TCP socket; rejects when the address cannot be bound.
+ *
+ * @example
+ *   const { url, close } = await serveApi(app, { host: '127.0.0.1', port: 0 });
+ */
+export function serveApi(app: Hono, listen: ListenAddress): Promise<RunningServer> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch: app.fetch, hostname: listen.host, port: listen.port }) as Server;
+    server.once('error', reject);
+    server.once('listening', () => {
+      server.off('error', reject);
+      const { address, port } = server.address() as AddressInfo;
+      const host = address.includes(':') ? `[${address}]` : address;
+      resolve({
+        url: `http://${host}:${port}`,
+        close: () =>
+          new Promise<void>((done, fail) => {
+            server.close((err) => (err ? fail(err) : done()));
+            // SSE streams never end by themselves; close() would wait for them forever.
+            server.closeAllConnections();
+          }),
+      });
+    });
+  });
+}
