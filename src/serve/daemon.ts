@@ -26,6 +26,7 @@ import { recordRun, type RunRecorder, type Store } from '../store/index.js';
 import type { RunTrigger, StoredRun, StoredRunDetail } from '../store/types.js';
 import { clusterState, decide, drawScheduledStart, leaderMovesAllowed, retentionRevision, startQueuePosition, type PendingStart } from './schedule.js';
 import type { Window } from './window.js';
+import type { DaemonMetrics } from './metrics.js';
 import type { ClusterView, DaemonEvent, DaemonView, StartRunResult } from './types.js';
 
 /** What the daemon needs of one cluster's configuration (the config loader's per-cluster part). */
@@ -49,15 +50,6 @@ export interface DaemonClusterConfig {
 export interface DaemonConfig {
   clusters: DaemonClusterConfig[];
   maxConcurrentRuns: number;
-}
-
-/** The metrics the daemon feeds (src/serve/metrics.ts). */
-export interface DaemonMetrics {
-  observed(cluster: string, snapshot: ClusterSnapshot | null, error: string | null): void;
-  runStarted(cluster: string, trigger: string): void;
-  runFinished(cluster: string, trigger: string, report: RunReport): void;
-  nextRun(cluster: string, atMs: number | null): void;
-  lockHeld(cluster: string, held: boolean): void;
 }
 
 /** A pino-like logger: one JSON object per line, context first. */
@@ -425,6 +417,8 @@ export class Daemon implements DaemonView {
       running.currentMember = { memberId: event.decision.memberId, name: event.decision.name, startedAt: new Date(this.now()).toISOString() };
     } else if (event.type === 'member-finished') {
       running.currentMember = null;
+      const m = event.result;
+      if (m.action === 'defragmented') this.deps.metrics.lastDefrag(r.config.name, m.name, m.memberId, { atMs: this.now(), durationMs: m.durationMs, revision: m.revision });
     } else if (event.type === 'leader-move-finished') {
       r.leaderMovesMs.push(this.now());
       r.leaderMovesMs = r.leaderMovesMs.filter((t) => t > this.now() - 3_600_000);
