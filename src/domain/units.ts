@@ -27,19 +27,46 @@ export interface DurationBounds {
  * @example parseDuration('1m30s', '--wait-between', { maxMs: MAX_WAIT_BETWEEN_MS }) // 90_000
  */
 export function parseDuration(text: string, source: string, bounds: DurationBounds = {}): number {
+  return sumDuration(text, source, DURATION_UNITS, Math.min(bounds.maxMs ?? MAX_TIMER_MS, MAX_TIMER_MS));
+}
+
+/** parseDuration's units plus days. */
+const LONG_DURATION_UNITS: Record<string, number> = { ...DURATION_UNITS, d: 86_400_000 };
+
+/**
+ * Ten years: the longest retention or cooldown accepted. These durations are
+ * compared with timestamps, never handed to a timer, so Node's timer limit
+ * does not bound them; ten years bounds a typo.
+ */
+export const MAX_LONG_DURATION_MS = 3_650 * 86_400_000;
+
+/**
+ * A duration compared with timestamps, never given to a timer (a store
+ * retention, a cooldown): parseDuration's units plus days ("90d", "1d12h"),
+ * up to MAX_LONG_DURATION_MS.
+ *
+ * @example parseLongDuration('90d', 'storeRetention') // 7_776_000_000
+ */
+export function parseLongDuration(text: string, source: string): number {
+  return sumDuration(text, source, LONG_DURATION_UNITS, MAX_LONG_DURATION_MS);
+}
+
+function sumDuration(text: string, source: string, units: Record<string, number>, maxMs: number): number {
   const t = text.trim();
-  const maxMs = Math.min(bounds.maxMs ?? MAX_TIMER_MS, MAX_TIMER_MS);
+  const names = Object.keys(units).join(', ');
   if (t === '0') return 0;
-  if (/^\d+(\.\d+)?$/.test(t)) throw new UsageError(`${source}: "${text}" has no unit; write ${t}s (units: ms, s, m, h)`);
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
+  if (/^\d+(\.\d+)?$/.test(t)) throw new UsageError(`${source}: "${text}" has no unit; write ${t}s (units: ${names})`);
+  // Longest unit names first, so "ms" is not read as "m" then "s".
+  const alternatives = Object.keys(units).sort((a, b) => b.length - a.length).join('|');
+  const re = new RegExp(`(\\d+(?:\\.\\d+)?)(${alternatives})`, 'gy');
   let total = 0;
   let consumed = 0;
   let m: RegExpExecArray | null;
   while ((m = re.exec(t)) !== null) {
-    total += Number(m[1]) * (DURATION_UNITS[m[2] as string] as number);
+    total += Number(m[1]) * (units[m[2] as string] as number);
     consumed = re.lastIndex;
   }
-  if (t === '' || consumed !== t.length) throw new UsageError(`${source}: invalid duration "${text}" (examples: 5s, 500ms, 1m30s)`);
+  if (t === '' || consumed !== t.length) throw new UsageError(`${source}: invalid duration "${text}" (examples: 5s, 500ms, 1m30s${units['d'] ? ', 90d' : ''})`);
   // `!(<=)` also catches Infinity from absurdly long digit strings.
   if (!(total <= maxMs)) throw new UsageError(`${source}: ${t} is more than the maximum of ${shortDuration(maxMs)}`);
   return Math.round(total);
