@@ -63,6 +63,7 @@ describe('invalid configs: exactly the expected line(s)', () => {
     ['user:password in user', cluster('user: "root:hunter2"'), ['clusters[0].user: a user name only (no "user:password"): give the password with passwordFile or password: ${ENV_VAR}']],
     ['a user without a password', cluster('user: root'), ['clusters[0].user: user given without a password: add passwordFile, or password: ${ENV_VAR}']],
     ['an unset ${VAR}', cluster('user: root', 'password: ${ETCD_PASSWORD}'), ['clusters[0].password: environment variable ETCD_PASSWORD is not set']],
+    ['an empty ${VAR} as the password', cluster('user: root', 'password: ${ETCD_PASSWORD}'), ['clusters[0].password: the environment variable it names is empty'], { ETCD_PASSWORD: '' }],
     ['an unset ${VAR} in a duration: named once, not judged again', cluster('dialTimeout: ${DIAL}'), ['clusters[0].dialTimeout: environment variable DIAL is not set']],
     ['a broken ${', cluster('serverName: "${not closed"'), ['clusters[0].serverName: invalid reference "${not closed": write ${NAME} (letters, digits, _), or $${ for a literal ${']],
     ['a missing passwordFile', cluster('user: root', 'passwordFile: secrets/etcd'), ['clusters[0].passwordFile: /etc/defragd/secrets/etcd: no such file']],

@@ -532,7 +532,9 @@ function crossChecks(data: Loose, baseDir: string, readFile: (p: string) => stri
     } else if (ok('passwordFile') && typeof c['passwordFile'] === 'string') {
       passwords[i] = readSecretFile(resolve(baseDir, c['passwordFile']), at('passwordFile'), readFile, problems);
     } else if (ok('password') && typeof c['password'] === 'string') {
-      passwords[i] = c['password'];
+      // An empty variable is no password (as the CLI reads an empty ETCDCTL_PASSWORD as unset).
+      if (c['password'] === '') problems.add(at('password'), 'the environment variable it names is empty');
+      else passwords[i] = c['password'];
     }
     if (user !== null && user.includes(':')) {
       problems.add(at('user'), 'a user name only (no "user:password"): give the password with passwordFile or password: ${ENV_VAR}');
