@@ -597,7 +597,7 @@ function buildCluster(c: ParsedCluster, password: string | null, baseDir: string
     policy,
     execute,
     observe: Object.freeze({ cluster: true as const, quotaBytes: c.quotaBytes ?? null }),
-    schedule: c.schedule !== undefined ? Object.freeze({ cron: c.schedule, timezone, jitterMs: c.jitter ?? 0, windows }) : null,
+    schedule: c.schedule !== undefined ? Object.freeze({ cron: c.schedule, timezone, jitterMs: c.jitter ?? parseDuration(SERVE_DEFAULTS.jitter, 'jitter'), windows }) : null,
     auto,
     observeIntervalMs: auto?.intervalMs ?? observeIntervalMs,
     timezone,
