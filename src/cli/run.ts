@@ -11,6 +11,7 @@ import { defragCommand } from './commands/defrag.js';
 import { alarmCommand } from './commands/alarm.js';
 import { lastCommand } from './commands/last.js';
 import { historyCommand } from './commands/history.js';
+import { serveCommand } from './commands/serve.js';
 import { VERSION } from '../version.js';
 
 export async function runCli(argv: readonly string[], io: CliIO): Promise<number> {
@@ -29,7 +30,7 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<number
     .showSuggestionAfterError(true)
     .configureOutput(output)
     .exitOverride();
-  const commands = [statusCommand(io, done), defragCommand(io, done), alarmCommand(io, done), lastCommand(io, done), historyCommand(io, done)];
+  const commands = [statusCommand(io, done), defragCommand(io, done), alarmCommand(io, done), lastCommand(io, done), historyCommand(io, done), serveCommand(io, done)];
   for (const c of commands) {
     c.exitOverride().configureOutput(output);
     program.addCommand(c);

@@ -62,7 +62,7 @@ export function parseWindow(text: string): Window {
   if (startMinute === endMinute) {
     throw new Error(`invalid window "${text}": it starts and ends at ${startText}; write 00:00-24:00 for a whole day`);
   }
-  return { text, days, startMinute, endMinute };
+  return Object.freeze({ text, days: Object.freeze(days), startMinute, endMinute });
 }
 
 function parseDays(text: string, daysText: string): Set<Weekday> {

@@ -17,14 +17,8 @@ export const DEFAULT_WAIT_BETWEEN_MS = 0;
 /** --lock-wait: refuse at once when another run holds the lock. */
 export const DEFAULT_LOCK_WAIT_MS = 0;
 
-/**
- * Reported defrags take about 1 s per 100 MB and up to minutes for 8 GiB
- * (ETCD-FACTS.md); a day covers the slowest disk with a wide margin. Longer
- * is a typo, and past Node's timer limit it would fire at once.
- */
-export const MAX_DEFRAG_TIMEOUT_MS = 24 * 3_600_000;
-/** A pause of more than a day between members is a schedule, not a pause: use cron. */
-export const MAX_WAIT_BETWEEN_MS = 24 * 3_600_000;
+export { MAX_DEFRAG_TIMEOUT_MS, MAX_WAIT_BETWEEN_MS } from '../../domain/limits.js';
+import { MAX_DEFRAG_TIMEOUT_MS, MAX_WAIT_BETWEEN_MS } from '../../domain/limits.js';
 /** A member that has not answered for a day after its Defragment is not coming back by itself. */
 export const MAX_RECOVERY_TIMEOUT_MS = 24 * 3_600_000;
 /** Runs are scheduled daily at most often in practice; waiting a day for the lock means the holder is stuck. */

@@ -29,19 +29,8 @@ export interface ClusterConfig {
 export { DEFAULT_ENDPOINT } from '../../domain/defaults.js';
 import { DEFAULT_ENDPOINT } from '../../domain/defaults.js';
 
-/**
- * Connecting takes milliseconds on a LAN and seconds across regions; an hour
- * is already far past anything useful, and keeps a typo such as 9999h from
- * overflowing Node's timers (MAX_TIMER_MS).
- */
-export const MAX_DIAL_TIMEOUT_MS = 3_600_000;
-/**
- * Ordinary calls (Status, MemberList, MoveLeader, a physical Compact) take
- * milliseconds to minutes even on multi-GiB members; an hour bounds a typo
- * such as 999999999h, which grpc-js would reject mid-run ("Deadline is too
- * far in the future") after members may already have been touched.
- */
-export const MAX_COMMAND_TIMEOUT_MS = 3_600_000;
+export { MAX_DIAL_TIMEOUT_MS, MAX_COMMAND_TIMEOUT_MS } from '../../domain/limits.js';
+import { MAX_COMMAND_TIMEOUT_MS, MAX_DIAL_TIMEOUT_MS } from '../../domain/limits.js';
 
 /** Flag definitions; `env` is the suffix after DEFRAGD_ / ETCDCTL_. */
 const FLAGS = [

@@ -1,0 +1,115 @@
+/**
+ * `defragd serve --check-config`: what a valid config means in practice, per
+ * cluster: which members it reaches now, and when its next scheduled runs
+ * would start. The results are data; the CLI's printer shows them.
+ */
+import { Cron } from 'croner';
+import { EtcdClient } from '../etcd/client.js';
+import { observeCluster } from '../observe/observe.js';
+import type { ScheduleConfig, ServeClusterConfig, ServeConfig } from './config.js';
+import { inWindow } from './window.js';
+
+/** How many scheduled starts --check-config shows. */
+export const CHECK_NEXT_STARTS = 5;
+
+export interface ScheduledStart {
+  /** ISO 8601 in the cluster's time zone, with its offset: "2026-11-29T03:00:00+01:00". Jitter not included. */
+  at: string;
+  /** Inside a window (or no windows set); a start outside one is skipped, not queued. */
+  inWindow: boolean;
+}
+
+export interface ClusterCheck {
+  name: string;
+  endpoints: string[];
+  /** Members the cluster lists (MemberList), or the endpoints when none answered. */
+  membersTotal: number;
+  membersReachable: number;
+  /** Names (or endpoints, for members without a name yet) of the members that answered Status. */
+  reachable: string[];
+  /** Members that did not answer, with why. */
+  unreachable: { member: string; error: string }[];
+  /** Why the cluster could not be observed at all; null when it could. */
+  error: string | null;
+  rule: string | null;
+  schedule: string | null;
+  timezone: string;
+  windows: string[];
+  /** Empty without a schedule. */
+  nextStarts: ScheduledStart[];
+  auto: { intervalMs: number; cooldownMs: number } | null;
+}
+
+/**
+ * An instant as ISO 8601 with the offset it has in the time zone:
+ * isoInZone(new Date('2026-11-29T02:00:00Z'), 'Europe/Berlin') === '2026-11-29T03:00:00+01:00'.
+ */
+export function isoInZone(at: Date, timezone: string): string {
+  const parts = new Intl.DateTimeFormat('en-US', {
+    timeZone: timezone,
+    hourCycle: 'h23',
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+  }).formatToParts(at);
+  const get = (type: string) => parts.find((p) => p.type === type)?.value ?? '00';
+  const wall = `${get('year')}-${get('month')}-${get('day')}T${get('hour')}:${get('minute')}:${get('second')}`;
+  // The wall-clock time read as if it were UTC, minus the instant, is the zone's offset then.
+  const offsetMin = Math.round((Date.parse(`${wall}Z`) - Math.floor(at.getTime() / 1_000) * 1_000) / 60_000);
+  const sign = offsetMin < 0 ? '-' : '+';
+  const abs = Math.abs(offsetMin);
+  return `${wall}${sign}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
+}
+
+/**
+ * The next `count` scheduled starts after `from` (croner, in the cluster's time zone), without jitter.
+ *
+ * @example nextStarts(config.clusters[0].schedule, 5, new Date())
+ */
+export function nextStarts(schedule: ScheduleConfig, count: number, from: Date): ScheduledStart[] {
+  const cron = new Cron(schedule.cron, { timezone: schedule.timezone, paused: true, mode: '5-or-6-parts' });
+  try {
+    return cron.nextRuns(count, from).map((d) => ({ at: isoInZone(d, schedule.timezone), inWindow: inWindow(schedule.windows, schedule.timezone, d.getTime()) }));
+  } finally {
+    cron.stop();
+  }
+}
+
+/** Observes one cluster once (every member, from MemberList); an unreachable cluster is a result, not an error. */
+export async function checkCluster(c: ServeClusterConfig, opts: { now: Date; signal?: AbortSignal | undefined }): Promise<ClusterCheck> {
+  const base = {
+    name: c.name,
+    endpoints: [...c.connection.endpoints],
+    rule: c.policy.rule ?? null,
+    schedule: c.schedule?.cron ?? null,
+    timezone: c.timezone,
+    windows: c.windows.map((w) => w.text),
+    nextStarts: c.schedule ? nextStarts(c.schedule, CHECK_NEXT_STARTS, opts.now) : [],
+    auto: c.auto ? { ...c.auto } : null,
+  };
+  const client = new EtcdClient(c.connection);
+  try {
+    const snapshot = await observeCluster(client, { cluster: true, quotaBytes: c.observe.quotaBytes, alarms: false, timeoutMs: c.connection.commandTimeoutMs, signal: opts.signal });
+    const label = (m: { name: string; endpoint: string }) => m.name || m.endpoint;
+    return {
+      ...base,
+      membersTotal: snapshot.members.length,
+      membersReachable: snapshot.members.filter((m) => m.reachable).length,
+      reachable: snapshot.members.filter((m) => m.reachable).map(label),
+      unreachable: snapshot.members.filter((m) => !m.reachable).map((m) => ({ member: label(m), error: m.error ?? 'did not answer' })),
+      error: null,
+    };
+  } catch (err) {
+    return { ...base, membersTotal: 0, membersReachable: 0, reachable: [], unreachable: [], error: err instanceof Error ? err.message : String(err) };
+  } finally {
+    client.close();
+  }
+}
+
+/** Every cluster at once: a slow or unreachable one does not hold up the others beyond its own deadlines. */
+export function checkConfig(config: ServeConfig, opts: { now: Date; signal?: AbortSignal | undefined }): Promise<ClusterCheck[]> {
+  return Promise.all(config.clusters.map((c) => checkCluster(c, opts)));
+}
