@@ -12,43 +12,26 @@
  */
 import { hostname } from 'node:os';
 import { setMaxListeners } from 'node:events';
-import { buildPolicy, dryRun, runDefrag, type PolicyOptions } from '../app/defragment.js';
+import { buildPolicy, dryRun, runDefrag } from '../app/defragment.js';
 import { defragmentationStatus } from '../app/last.js';
 import type { MemberDefragStatus } from '../domain/record.js';
 import type { RunReport, StepEvent } from '../domain/run.js';
 import type { ClusterSnapshot } from '../domain/snapshot.js';
 import { EtcdClient } from '../etcd/client.js';
-import type { ConnectionOptions } from '../etcd/options.js';
-import type { ExecuteOptions } from '../executor/options.js';
 import { observeCluster } from '../observe/observe.js';
 import { currentRevision, planDefrag } from '../planner/index.js';
 import { recordRun, type RunRecorder, type Store } from '../store/index.js';
 import type { RunTrigger, StoredRun, StoredRunDetail } from '../store/types.js';
 import { clusterState, decide, drawScheduledStart, leaderMovesAllowed, retentionRevision, startQueuePosition, type PendingStart } from './schedule.js';
-import type { Window } from './window.js';
+import type { ServeClusterConfig } from './config.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { ClusterView, DaemonEvent, DaemonView, StartRunResult } from './types.js';
 
-/** What the daemon needs of one cluster's configuration (the config loader's per-cluster part). */
-export interface DaemonClusterConfig {
-  name: string;
-  connection: ConnectionOptions;
-  policy: PolicyOptions;
-  execute: ExecuteOptions;
-  quotaBytes: number | null;
-  schedule: { cron: string; jitterMs: number } | null;
-  timezone: string;
-  windows: Window[];
-  windowTexts: string[];
-  auto: { cooldownMs: number } | null;
-  observeIntervalMs: number;
-  nospace: 'recover' | 'ignore';
-  compaction: { retainMs: number } | { retainRevisions: number } | null;
-  record: { prefix: string } | false;
-}
+/** What the daemon needs of one cluster's configuration: the config loader's per-cluster part. */
+export type DaemonClusterConfig = ServeClusterConfig;
 
 export interface DaemonConfig {
-  clusters: DaemonClusterConfig[];
+  clusters: readonly DaemonClusterConfig[];
   maxConcurrentRuns: number;
 }
 
@@ -74,6 +57,8 @@ export interface DaemonDeps {
 
 /** How long a run waits for another's cluster lock before it records nothing and waits for the next trigger. */
 const DEFAULT_LOCK_WAIT_MS = 60_000;
+/** After a NOSPACE recovery that did not clear the alarm, the next attempt waits this long (it would fail the same way). */
+const NOSPACE_RETRY_MS = 5 * 60_000;
 /** Where a daemon-wide wake-up check comes at the latest, so a clock jump never stalls a loop. */
 const MAX_SLEEP_MS = 60_000;
 
@@ -92,6 +77,8 @@ interface Runner {
   running: { runId: number | null; trigger: RunTrigger; currentMember: ClusterView['currentMember']; done: Promise<RunReport | null> } | null;
   lastRunFinishedMs: number | null;
   leaderMovesMs: number[];
+  /** No NOSPACE recovery before this time (the last one did not clear the alarm). */
+  nospaceRetryAtMs: number;
   timer: NodeJS.Timeout | null;
   wake: (() => void) | null;
 }
@@ -144,6 +131,7 @@ export class Daemon implements DaemonView {
       running: null,
       lastRunFinishedMs: last?.finishedAt ? Date.parse(last.finishedAt) : null,
       leaderMovesMs: [],
+      nospaceRetryAtMs: 0,
       timer: null,
       wake: null,
     };
@@ -196,7 +184,7 @@ export class Daemon implements DaemonView {
     const r = this.runners.get(name);
     if (!r) return { ok: false, status: 404, reason: `no cluster named ${name}` };
     if (opts.dryRun) {
-      const report = await dryRun(r.client, r.policy, { observe: { cluster: true, quotaBytes: r.config.quotaBytes } });
+      const report = await dryRun(r.client, r.policy, { observe: { cluster: true, quotaBytes: r.config.observe.quotaBytes } });
       return { ok: true, runId: 0, dryRun: true, report };
     }
     if (r.running) return { ok: false, status: 409, reason: `a run of ${name} is in progress (run ${r.running.runId ?? 'starting'})` };
@@ -230,7 +218,7 @@ export class Daemon implements DaemonView {
       nextRun: r.pendingStart === null ? null : { at: new Date(r.pendingStart.startMs).toISOString(), trigger: 'schedule' },
       schedule: r.config.schedule?.cron ?? null,
       timezone: r.config.timezone,
-      windows: r.config.windowTexts,
+      windows: r.config.windows.map((w) => w.text),
       runningRunId: r.running?.runId ?? null,
       currentMember: r.running?.currentMember ?? null,
       lockHeld: r.running?.runId !== null && r.running !== null,
@@ -247,7 +235,7 @@ export class Daemon implements DaemonView {
         {
           running: r.running !== null,
           unreachable: r.snapshot === null,
-          nospace: r.snapshot?.alarms.some((a) => a.alarm === 'NOSPACE') ?? false,
+          nospace: (r.snapshot?.alarms.some((a) => a.alarm === 'NOSPACE') ?? false) && this.now() >= r.nospaceRetryAtMs,
           nospaceMode: r.config.nospace,
           schedule: r.config.schedule,
           pendingStart: r.pendingStart,
@@ -311,7 +299,7 @@ export class Daemon implements DaemonView {
 
   private async observe(r: Runner): Promise<void> {
     try {
-      const snapshot = await observeCluster(r.client, { cluster: true, quotaBytes: r.config.quotaBytes, signal: this.stopping.signal });
+      const snapshot = await observeCluster(r.client, { cluster: true, quotaBytes: r.config.observe.quotaBytes, signal: this.stopping.signal });
       r.snapshot = snapshot;
       r.observeError = null;
       this.deps.store.recordSamples(r.config.name, snapshot);
@@ -337,7 +325,8 @@ export class Daemon implements DaemonView {
     if (!moves.ok) this.deps.logger.info({ cluster: r.config.name }, 'leadership moved twice in the last 15 minutes: the leader is skipped this run');
     if (trigger === 'nospace') {
       if (keep === null) this.deps.logger.warn({ cluster: r.config.name }, 'NOSPACE recovery without a compaction retention: compacting to the newest revision');
-      return { ...policy, compactKeepRevisions: keep ?? 0, disarmNospace: true };
+      // Recovery defragments every member whatever the rule says: writes are down until every dbSize is under the margin.
+      return { ...policy, rule: null, compactKeepRevisions: keep ?? 0, disarmNospace: true };
     }
     return keep === null ? policy : { ...policy, compactKeepRevisions: keep };
   }
@@ -367,7 +356,7 @@ export class Daemon implements DaemonView {
     running.done = (async () => {
       try {
         const report = await runDefrag(r.client, this.runPolicy(r, trigger), {
-          observe: { cluster: true, quotaBytes: r.config.quotaBytes },
+          observe: { cluster: true, quotaBytes: r.config.observe.quotaBytes },
           execute: r.config.execute,
           lock: { waitMs: this.deps.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS, holder: `${this.by} (defragd serve)` },
           record: r.config.record === false ? false : { prefix: r.config.record.prefix, trigger: trigger === 'api' ? 'api' : trigger === 'external' ? 'manual' : trigger, by: this.by },
@@ -395,6 +384,10 @@ export class Daemon implements DaemonView {
         } else {
           (recorder as RunRecorder).finish(report);
           r.lastRunFinishedMs = this.now();
+          if (trigger === 'nospace' && !report.disarmed) {
+            r.nospaceRetryAtMs = this.now() + NOSPACE_RETRY_MS;
+            this.deps.logger.error({ cluster: name, message: report.message }, 'NOSPACE recovery did not clear the alarm; the next attempt waits 5 minutes');
+          }
           this.deps.logger.info({ cluster: name, trigger, runId: running.runId, outcome: report.outcome, reclaimedBytes: report.reclaimedBytes, message: report.message }, 'run finished');
         }
         this.deps.metrics.runFinished(name, trigger, report);

@@ -66,10 +66,12 @@ describe('serve: without etcd', () => {
     expect([r.code, r.stdout, r.stderr]).toEqual([2, '', `${line}\n`]);
   });
 
-  it('without --check-config: not wired yet, exit 2 (after the config was checked)', async () => {
-    const file = configFile('ok.yaml', 'clusters:\n  - { name: a, endpoints: ["127.0.0.1:2379"] }\n');
+  it('without --check-config, a store that cannot be used stops serve before anything starts: one line naming the file, exit 2', async () => {
+    const file = configFile('dir-store.yaml', `store: ${JSON.stringify(dir)}\nclusters:\n  - { name: a, endpoints: ["127.0.0.1:1"] }\n`);
     const r = await cli(['serve', '--config', file, '--log-format', 'pretty', '--log-level', 'debug']);
-    expect([r.code, r.stdout, r.stderr]).toEqual([2, '', 'defragd: serve: not wired yet\n']);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(new RegExp(`^defragd: store ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `));
   });
 });
 

@@ -1,9 +1,10 @@
 /**
- * `defragd serve`: the daemon. For now only `--check-config` is wired: it
- * validates the config file (every problem on its own line, exit 2) and shows
- * per cluster the members it reaches and its next scheduled starts (exit 0,
- * also when a cluster is unreachable: that is the cluster's state, not the
- * config's fault).
+ * `defragd serve`: the daemon, until SIGTERM/SIGINT (then it stops starting
+ * runs, lets a run in progress finish its current member, and exits 0).
+ * `--check-config` validates the config file (every problem on its own line,
+ * exit 2) and shows per cluster the members it reaches and its next
+ * scheduled starts (exit 0, also when a cluster is unreachable: that is the
+ * cluster's state, not the config's fault).
  */
 import { Command } from 'commander';
 import { UsageError } from '../../domain/errors.js';
@@ -13,6 +14,7 @@ import { EnvOption, sourceOf, withEnv, type ResolvedOptions, type WriteOut } fro
 import { EXIT } from '../exit-codes.js';
 import type { CliIO } from '../io.js';
 import { printCheck } from '../printers/serve-check.js';
+import { createLogger, serve } from '../../serve/serve.js';
 
 /** pino's levels. */
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -69,7 +71,12 @@ export function serveCommand(io: CliIO, done: (code: number) => void): Command {
       done(EXIT.USAGE);
       return;
     }
-    if (!options.checkConfig) throw new UsageError('serve: not wired yet');
+    if (!options.checkConfig) {
+      const logger = createLogger({ level: options.logLevel, format: options.logFormat, write: io.stdout, colorize: io.isTTY });
+      await serve(config, { logger, signal: io.signal ?? new AbortController().signal });
+      done(EXIT.OK);
+      return;
+    }
     const checks = await checkConfig(config, { now: new Date(), signal: io.signal });
     io.stdout(printCheck(checks, redactedConfig(config), options.writeOut));
     done(EXIT.OK);

@@ -1,0 +1,90 @@
+/**
+ * `defragd serve` as a function: opens the store, starts the daemon and the
+ * HTTP server, and runs until `signal` aborts; then it stops starting runs,
+ * lets a run in progress finish its current member (recorded as
+ * interrupted), closes the server and the store. The CLI command wires it to
+ * the process; tests call it directly.
+ */
+import { Writable } from 'node:stream';
+import { pino, type Logger } from 'pino';
+import pretty from 'pino-pretty';
+import { openStore } from '../store/index.js';
+import type { ServeConfig } from './config.js';
+import { Daemon } from './daemon.js';
+import { createApi, serveApi } from './http.js';
+import { createMetrics } from './metrics.js';
+
+/** How often old samples are thinned and expired (full resolution 24 h, then 5-minute points). */
+const DOWNSAMPLE_EVERY_MS = 3_600_000;
+
+export interface LogSettings {
+  level: string;
+  format: 'json' | 'pretty';
+  /** Where log lines go (default: standard output). */
+  write?: ((line: string) => void) | undefined;
+  /** Colours for the pretty format (a terminal). */
+  colorize?: boolean | undefined;
+}
+
+/** A pino logger: one JSON object per line, or pino-pretty's lines for a terminal. */
+export function createLogger(s: LogSettings): Logger {
+  const write = s.write;
+  const destination = write
+    ? new Writable({
+        write(chunk: Buffer | string, _encoding, callback) {
+          write(chunk.toString());
+          callback();
+        },
+      })
+    : process.stdout;
+  if (s.format === 'pretty') return pino({ level: s.level }, pretty({ colorize: s.colorize ?? false, destination, sync: true }));
+  return pino({ level: s.level, base: { pid: process.pid } }, destination);
+}
+
+export interface ServeRun {
+  logger: Logger;
+  signal: AbortSignal;
+  /** Called once the HTTP server listens, with its URL. */
+  onListening?: ((url: string) => void) | undefined;
+  now?: (() => number) | undefined;
+}
+
+/**
+ * Runs the daemon until `signal` aborts.
+ *
+ * @example
+ * const ac = new AbortController();
+ * await serve(loadConfig('defragd.yaml', process.env), { logger: createLogger({ level: 'info', format: 'json' }), signal: ac.signal });
+ */
+export async function serve(config: ServeConfig, o: ServeRun): Promise<void> {
+  const { logger } = o;
+  const store = openStore(config.store);
+  const metrics = createMetrics();
+  const daemon = new Daemon(config, { store, metrics, logger, now: o.now });
+  let server: Awaited<ReturnType<typeof serveApi>> | null = null;
+  const downsample = setInterval(() => {
+    try {
+      store.downsample(Date.now(), { retentionMs: config.storeRetentionMs });
+    } catch (err) {
+      logger.warn({ err: String(err) }, 'thinning the store failed');
+    }
+  }, DOWNSAMPLE_EVERY_MS);
+  downsample.unref();
+  try {
+    server = await serveApi(createApi(daemon, { token: config.apiToken, metrics, logger }), config.listen);
+    logger.info({ url: server.url, clusters: config.clusters.map((c) => c.name), store: config.store }, 'defragd serve listening');
+    o.onListening?.(server.url);
+    daemon.start();
+    await new Promise<void>((resolve) => {
+      if (o.signal.aborted) return resolve();
+      o.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    logger.info({}, 'stopping: no new runs; a run in progress finishes its current member');
+    await daemon.stop();
+    logger.info({}, 'stopped');
+  } finally {
+    clearInterval(downsample);
+    await server?.close();
+    store.close();
+  }
+}
