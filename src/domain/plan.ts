@@ -30,6 +30,8 @@ export interface Policy {
   rule: Rule | null;
   /** Hand leadership to another voter before defragmenting the leader (default true). */
   moveLeader: boolean;
+  /** Why moveLeader is off when it is not the operator's flag (e.g. the daemon's ration of leader moves); absent: --no-move-leader. */
+  moveLeaderOffReason?: string | undefined;
   /** Go ahead although some members are unreachable or unhealthy (they are skipped). */
   skipHealthCheck: boolean;
   /** Compact (physically) to revision - N once before the first defrag; null: never compact. */

@@ -724,3 +724,10 @@ describe('planDefrag: free disk', () => {
     expect(unreadable.warnings).toContainEqual(expect.stringMatching(/^free disk of m2 .* not checked: \/var\/lib\/etcd: ENOENT$/));
   });
 });
+
+describe('planDefrag: a leader move rationed by the daemon', () => {
+  it('says why the leader is skipped when moveLeader is off for a reason other than the flag', () => {
+    const plan = planDefrag(threeVoters().withLeader('m1').build(), aPolicy({ moveLeader: false, moveLeaderOffReason: 'leadership was already moved twice in the last 15 minutes' }));
+    expect(decisionFor(plan, 'm1')).toMatchObject({ action: 'skip', code: 'leader-no-move', reason: expect.stringMatching(/^leader: leadership was already moved twice in the last 15 minutes and a leader is never defragmented while it leads/) });
+  });
+});

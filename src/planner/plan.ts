@@ -226,7 +226,7 @@ export function planDefrag(snapshot: ClusterSnapshot, policy: Policy): Plan {
       leaderDraft.defragment = false;
       leaderDraft.code = 'leader-no-move';
       leaderDraft.reason =
-        'leader: --no-move-leader was given and a leader is never defragmented while it leads ' +
+        `leader: ${policy.moveLeaderOffReason ?? '--no-move-leader was given'} and a leader is never defragmented while it leads ` +
         '(its stall would hold up lease renewals and writes cluster-wide)';
     } else if (transferee === null) {
       leaderDraft.defragment = false;

@@ -321,7 +321,9 @@ export class Daemon implements DaemonView {
     const base = r.policy;
     const keep = this.keepRevisions(r);
     const moves = leaderMovesAllowed(r.leaderMovesMs, this.now(), {});
-    const policy = { ...base, moveLeader: base.moveLeader && moves.ok };
+    const policy = moves.ok
+      ? base
+      : { ...base, moveLeader: false, moveLeaderOffReason: 'leadership was already moved twice in the last 15 minutes (etcdHighNumberOfLeaderChanges fires at 4)' };
     if (!moves.ok) this.deps.logger.info({ cluster: r.config.name }, 'leadership moved twice in the last 15 minutes: the leader is skipped this run');
     if (trigger === 'nospace') {
       if (keep === null) this.deps.logger.warn({ cluster: r.config.name }, 'NOSPACE recovery without a compaction retention: compacting to the newest revision');
