@@ -5,7 +5,9 @@
  * interrupted), closes the server and the store. The CLI command wires it to
  * the process; tests call it directly.
  */
+import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
+import { UsageError } from '../domain/errors.js';
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import { openStore } from '../store/index.js';
@@ -58,7 +60,15 @@ export interface ServeRun {
  */
 export async function serve(config: ServeConfig, o: ServeRun): Promise<void> {
   const { logger } = o;
-  const store = openStore(config.store);
+  // One daemon per store file: two would both record and both schedule from one history.
+  const releaseStore = lockStoreFile(config.store);
+  let store: ReturnType<typeof openStore>;
+  try {
+    store = openStore(config.store);
+  } catch (err) {
+    releaseStore();
+    throw err;
+  }
   const metrics = createMetrics();
   const daemon = new Daemon(config, { store, metrics, logger, now: o.now });
   let server: Awaited<ReturnType<typeof serveApi>> | null = null;
@@ -86,5 +96,46 @@ export async function serve(config: ServeConfig, o: ServeRun): Promise<void> {
     clearInterval(downsample);
     await server?.close();
     store.close();
+    releaseStore();
+  }
+}
+
+/**
+ * Takes `<store>.lock` (created exclusively, holding this pid) or throws a
+ * UsageError naming the pid that holds it. A lock left by a process that is
+ * gone is taken over. Returns the release. Nothing to lock for ":memory:".
+ */
+export function lockStoreFile(storePath: string): () => void {
+  if (storePath === ':memory:') return () => undefined;
+  const lockPath = `${storePath}.lock`;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(lockPath, `${process.pid}\n`, { flag: 'wx' });
+      return () => {
+        try {
+          if (readFileSync(lockPath, 'utf8').trim() === String(process.pid)) unlinkSync(lockPath);
+        } catch {
+          // already gone
+        }
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new UsageError(`store ${storePath}: cannot create its lock file ${lockPath}: ${(err as Error).message}`);
+      const pid = Number(readFileSync(lockPath, 'utf8').trim());
+      if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) {
+        throw new UsageError(`store ${storePath} is in use by another defragd serve (pid ${pid}); one daemon per store file`);
+      }
+      // Left by a process that is gone: take it over.
+      unlinkSync(lockPath);
+    }
+  }
+  throw new UsageError(`store ${storePath}: could not take its lock file ${lockPath}`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
