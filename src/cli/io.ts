@@ -11,4 +11,6 @@ export interface CliIO {
   signal?: AbortSignal | undefined;
   /** Registers a clean-up to run before the process exits at once (a second SIGINT); returns its unregister. */
   registerCleanup?: ((cleanup: () => Promise<void>) => () => void) | undefined;
+  /** Registers a handler for SIGHUP (reload); returns its unregister. Without one, SIGHUP stops like SIGTERM. */
+  onReload?: ((handler: () => void) => () => void) | undefined;
 }

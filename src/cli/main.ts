@@ -38,6 +38,17 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+// SIGHUP reloads where a command registered for it (serve); elsewhere it stops like SIGTERM.
+const reloaders = new Set<() => void>();
+const onReload = (handler: () => void) => {
+  reloaders.add(handler);
+  return () => void reloaders.delete(handler);
+};
+process.on('SIGHUP', () => {
+  if (reloaders.size > 0) for (const r of reloaders) r();
+  else controller.abort();
+});
+
 const code = await runCli(process.argv.slice(2), {
   stdout: (s) => process.stdout.write(s),
   stderr: (s) => process.stderr.write(s),
@@ -45,6 +56,7 @@ const code = await runCli(process.argv.slice(2), {
   env: process.env,
   signal: controller.signal,
   registerCleanup,
+  onReload,
 });
 process.exitCode = code;
 // gRPC channels may keep the event loop alive a little; exit once output is flushed.

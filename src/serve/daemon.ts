@@ -81,6 +81,10 @@ interface Runner {
   nospaceRetryAtMs: number;
   timer: NodeJS.Timeout | null;
   wake: (() => void) | null;
+  /** Aborted when this cluster leaves the config (a reload): its loop ends, a run in progress finishes. */
+  retired: AbortController;
+  /** The loop's promise. */
+  loop: Promise<void> | null;
 }
 
 /**
@@ -102,7 +106,6 @@ export class Daemon implements DaemonView {
   private readonly now: () => number;
   private readonly random: () => number;
   private readonly by: string;
-  private loops: Promise<void>[] = [];
 
   constructor(
     private config: DaemonConfig,
@@ -134,18 +137,57 @@ export class Daemon implements DaemonView {
       nospaceRetryAtMs: 0,
       timer: null,
       wake: null,
+      retired: new AbortController(),
+      loop: null,
     };
   }
 
   start(): void {
-    this.loops = [...this.runners.values()].map((r) => this.loop(r));
+    for (const r of this.runners.values()) r.loop = this.loop(r);
+  }
+
+  /**
+   * Takes a new config (SIGHUP): clusters whose settings are unchanged keep
+   * their loop and state; changed ones get a new loop once their run in
+   * progress, if any, has finished; removed ones stop; new ones start.
+   */
+  async reload(config: DaemonConfig): Promise<{ added: string[]; changed: string[]; removed: string[] }> {
+    const next = new Map(config.clusters.map((c) => [c.name, c]));
+    const added: string[] = [];
+    const changed: string[] = [];
+    const removed: string[] = [];
+    for (const [name, r] of this.runners) {
+      const c = next.get(name);
+      if (c === undefined) removed.push(name);
+      else if (JSON.stringify(c) !== JSON.stringify(r.config)) changed.push(name);
+    }
+    for (const name of next.keys()) if (!this.runners.has(name)) added.push(name);
+    this.config = config;
+    await Promise.all(
+      [...removed, ...changed].map(async (name) => {
+        const r = this.runners.get(name) as Runner;
+        r.retired.abort();
+        r.wake?.();
+        await Promise.allSettled([r.loop, r.running?.done]);
+        r.client.close();
+        this.runners.delete(name);
+        this.queue.delete(name);
+        if (removed.includes(name)) await this.deps.metrics.forgetCluster(name);
+      }),
+    );
+    for (const name of [...changed, ...added]) {
+      const r = this.newRunner(next.get(name) as DaemonClusterConfig);
+      this.runners.set(name, r);
+      if (!this.stopping.signal.aborted) r.loop = this.loop(r);
+    }
+    return { added, changed, removed };
   }
 
   /** Stops starting runs; a run in progress finishes its current member and is recorded as interrupted. */
   async stop(): Promise<void> {
     this.stopping.abort();
     for (const r of this.runners.values()) r.wake?.();
-    await Promise.allSettled(this.loops);
+    await Promise.allSettled([...this.runners.values()].map((r) => r.loop));
     await Promise.allSettled([...this.runners.values()].map((r) => r.running?.done));
     for (const r of this.runners.values()) r.client.close();
   }
@@ -227,8 +269,9 @@ export class Daemon implements DaemonView {
 
   private async loop(r: Runner): Promise<void> {
     const signal = this.stopping.signal;
-    while (!signal.aborted) {
+    while (!signal.aborted && !r.retired.signal.aborted) {
       await this.observe(r);
+      if (r.retired.signal.aborted) break;
       this.schedule(r);
       const name = r.config.name;
       const verdict = decide(

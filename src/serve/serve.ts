@@ -11,7 +11,7 @@ import { UsageError } from '../domain/errors.js';
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import { openStore } from '../store/index.js';
-import type { ServeConfig } from './config.js';
+import { ConfigError, type ServeConfig } from './config.js';
 import { Daemon } from './daemon.js';
 import { createApi, serveApi } from './http.js';
 import { createMetrics } from './metrics.js';
@@ -48,6 +48,13 @@ export interface ServeRun {
   signal: AbortSignal;
   /** Called once the HTTP server listens, with its URL. */
   onListening?: ((url: string) => void) | undefined;
+  /**
+   * Reloading (SIGHUP): `subscribeReload` registers the handler; `reloadConfig`
+   * reads the config anew (throwing ConfigError for an invalid file, which
+   * keeps the running config).
+   */
+  subscribeReload?: ((handler: () => void) => () => void) | undefined;
+  reloadConfig?: (() => ServeConfig) | undefined;
   now?: (() => number) | undefined;
 }
 
@@ -72,6 +79,7 @@ export async function serve(config: ServeConfig, o: ServeRun): Promise<void> {
   const metrics = createMetrics();
   const daemon = new Daemon(config, { store, metrics, logger, now: o.now });
   let server: Awaited<ReturnType<typeof serveApi>> | null = null;
+  let unsubscribeReload: (() => void) | undefined;
   const downsample = setInterval(() => {
     try {
       store.downsample(Date.now(), { retentionMs: config.storeRetentionMs });
@@ -85,6 +93,8 @@ export async function serve(config: ServeConfig, o: ServeRun): Promise<void> {
     logger.info({ url: server.url, clusters: config.clusters.map((c) => c.name), store: config.store }, 'defragd serve listening');
     o.onListening?.(server.url);
     daemon.start();
+    const reloadConfig = o.reloadConfig;
+    unsubscribeReload = reloadConfig ? o.subscribeReload?.(() => void reload(daemon, config, reloadConfig, logger)) : undefined;
     await new Promise<void>((resolve) => {
       if (o.signal.aborted) return resolve();
       o.signal.addEventListener('abort', () => resolve(), { once: true });
@@ -93,11 +103,33 @@ export async function serve(config: ServeConfig, o: ServeRun): Promise<void> {
     await daemon.stop();
     logger.info({}, 'stopped');
   } finally {
+    unsubscribeReload?.();
     clearInterval(downsample);
     await server?.close();
     store.close();
     releaseStore();
   }
+}
+
+/**
+ * SIGHUP: a valid new config replaces the clusters' settings (unchanged
+ * clusters keep running undisturbed); an invalid one is logged and the
+ * running config kept. listen, store and the API token are read only at
+ * start-up.
+ */
+async function reload(daemon: Daemon, running: ServeConfig, read: () => ServeConfig, logger: Logger): Promise<void> {
+  let next: ServeConfig;
+  try {
+    next = read();
+  } catch (err) {
+    const problems = err instanceof ConfigError ? err.problems : [err instanceof Error ? err.message : String(err)];
+    logger.error({ problems }, 'reload: the new config is invalid; the running config is kept');
+    return;
+  }
+  const fixed = (['listen', 'store', 'apiToken'] as const).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(running[k]));
+  if (fixed.length > 0) logger.warn({ keys: fixed }, 'reload: these keys are read only at start-up; restart to change them');
+  const changes = await daemon.reload({ ...next, clusters: next.clusters });
+  logger.info(changes, 'reloaded the config');
 }
 
 /**

@@ -31,6 +31,9 @@ interface Running {
   url: string;
   logs: () => Record<string, unknown>[];
   stop: () => Promise<void>;
+  /** What SIGHUP does: re-reads the config file. */
+  reload: () => void;
+  file: string;
 }
 
 /** Starts serve() with a config text; resolves once the API listens. */
@@ -42,12 +45,21 @@ async function startServe(name: string, yaml: string): Promise<Running> {
   const ac = new AbortController();
   let url = '';
   let running: Promise<void> = Promise.resolve();
+  const handlers = new Set<() => void>();
   await new Promise<void>((resolve, reject) => {
-    running = serve(config, { logger: createLogger({ level: 'debug', format: 'json', write: (l) => lines.push(l) }), signal: ac.signal, onListening: (u) => ((url = u), resolve()) });
+    running = serve(config, {
+      logger: createLogger({ level: 'debug', format: 'json', write: (l) => lines.push(l) }),
+      signal: ac.signal,
+      onListening: (u) => ((url = u), resolve()),
+      subscribeReload: (h) => (handlers.add(h), () => void handlers.delete(h)),
+      reloadConfig: () => loadConfig(file, {}),
+    });
     running.catch(reject);
   });
   return {
     url,
+    file,
+    reload: () => handlers.forEach((h) => h()),
     logs: () => lines.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>),
     stop: async () => {
       ac.abort();
@@ -170,6 +182,40 @@ describe('serve: auto mode, the API and the metrics on a 3-member cluster', () =
       expect(runs[runs.length - 1]).toMatchObject({ trigger: 'schedule', outcome: 'nothing-to-do' });
     } finally {
       await inside.stop();
+    }
+  });
+});
+
+describe('serve: SIGHUP reloads the config', () => {
+  let c: EtcdCluster;
+  beforeAll(async () => {
+    c = await startCluster({ members: 1 });
+  }, 60_000);
+  afterAll(async () => c?.close());
+
+  it('a valid new config adds and removes clusters; an invalid one is logged and the running config kept', async () => {
+    const one = (name: string) => `  - name: ${name}\n    endpoints: [${c.endpoints.join(', ')}]\n`;
+    const s = await startServe('reload', `listen: 127.0.0.1:0\nstore: ":memory:"\nclusters:\n${one('a')}`);
+    const names = async () => (((await getJson(`${s.url}/api/v1/clusters`)).body['clusters'] as { name: string }[]).map((x) => x.name)).sort();
+    try {
+      expect(await names()).toEqual(['a']);
+      writeFileSync(s.file, `listen: 127.0.0.1:0\nstore: ":memory:"\nclusters:\n${one('a')}${one('b')}`);
+      s.reload();
+      await until('cluster b', async () => (await names()).includes('b'));
+      expect(await names()).toEqual(['a', 'b']);
+
+      writeFileSync(s.file, `listen: 127.0.0.1:0\nstore: ":memory:"\nclusters:\n  - name: Bad\n    endpoints: []\n`);
+      s.reload();
+      await until('the invalid reload in the log', async () => s.logs().some((l) => /the new config is invalid/.test(String(l['msg']))));
+      expect(await names()).toEqual(['a', 'b']);
+
+      writeFileSync(s.file, `listen: 127.0.0.1:0\nstore: ":memory:"\nclusters:\n${one('b')}`);
+      s.reload();
+      await until('cluster a gone', async () => !(await names()).includes('a'));
+      expect(await names()).toEqual(['b']);
+      expect((await fetch(`${s.url}/api/v1/clusters/a`)).status).toBe(404);
+    } finally {
+      await s.stop();
     }
   });
 });

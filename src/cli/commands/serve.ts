@@ -73,7 +73,12 @@ export function serveCommand(io: CliIO, done: (code: number) => void): Command {
     }
     if (!options.checkConfig) {
       const logger = createLogger({ level: options.logLevel, format: options.logFormat, write: io.stdout, colorize: io.isTTY });
-      await serve(config, { logger, signal: io.signal ?? new AbortController().signal });
+      await serve(config, {
+        logger,
+        signal: io.signal ?? new AbortController().signal,
+        subscribeReload: io.onReload,
+        reloadConfig: () => loadConfig(options.configPath, io.env),
+      });
       done(EXIT.OK);
       return;
     }
