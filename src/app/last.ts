@@ -48,17 +48,30 @@ export async function defragmentationStatus(
     const call = { timeoutMs: opts.timeoutMs, signal: opts.signal };
     // Neither alarms nor the quota matter here: one Status and health read per member.
     const snapshot = await observeCluster(client, { cluster: opts.cluster ?? fromOptions.cluster ?? false, alarms: false, metrics: false, ...call });
-    let records: Map<string, Buffer> | { error: string };
-    try {
-      const { key, rangeEnd } = recordRange(prefix);
-      const r = await onFirstAnswering(recordEndpoints(snapshot), (ep) => client.member(ep).range(key, { rangeEnd, ...call }));
-      records = new Map(r.kvs.map((k: KeyValue) => [k.key.toString(), k.value]));
-    } catch (err) {
-      records = { error: `could not read the records under ${prefix}/members/: ${err instanceof Error ? err.message : String(err)}` };
-    }
+    const records = await readRecords(client, snapshot, prefix, call);
     return memberStatuses(snapshot, prefix, records, (opts.now ?? (() => new Date()))());
   } finally {
     if (!(target instanceof EtcdClient)) client.close();
+  }
+}
+
+/**
+ * Every stored value under `<prefix>/members/` (by key), read through the
+ * snapshot's leader or another voter; `{ error }` when none could be read.
+ * Never throws: memberStatuses() turns either into per-member statuses.
+ */
+export async function readRecords(
+  client: EtcdClient,
+  snapshot: ClusterSnapshot,
+  prefix: string,
+  call: { timeoutMs?: number | undefined; signal?: AbortSignal | undefined } = {},
+): Promise<Map<string, Buffer> | { error: string }> {
+  try {
+    const { key, rangeEnd } = recordRange(prefix);
+    const r = await onFirstAnswering(recordEndpoints(snapshot), (ep) => client.member(ep).range(key, { rangeEnd, ...call }));
+    return new Map(r.kvs.map((k: KeyValue) => [k.key.toString(), k.value]));
+  } catch (err) {
+    return { error: `could not read the records under ${prefix}/members/: ${err instanceof Error ? err.message : String(err)}` };
   }
 }
 

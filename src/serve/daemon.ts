@@ -13,17 +13,21 @@
 import { hostname } from 'node:os';
 import { setMaxListeners } from 'node:events';
 import { buildPolicy, dryRun, runDefrag } from '../app/defragment.js';
-import { defragmentationStatus } from '../app/last.js';
+import { defragmentationStatus, memberStatuses, readRecords } from '../app/last.js';
+import { recordPrefix } from '../app/record.js';
+import { DEFAULT_RECORD_PREFIX } from '../domain/defaults.js';
 import type { MemberDefragStatus } from '../domain/record.js';
 import type { RunReport, StepEvent } from '../domain/run.js';
 import type { ClusterSnapshot } from '../domain/snapshot.js';
 import { EtcdClient } from '../etcd/client.js';
+import { fetchGauges } from '../etcd/metrics.js';
 import { observeCluster } from '../observe/observe.js';
 import { currentRevision, planDefrag } from '../planner/index.js';
 import { recordRun, type RunRecorder, type Store } from '../store/index.js';
 import type { RunTrigger, StoredRun, StoredRunDetail } from '../store/types.js';
 import { clusterState, decide, drawScheduledStart, leaderMovesAllowed, retentionRevision, startQueuePosition, type PendingStart } from './schedule.js';
 import type { ServeClusterConfig } from './config.js';
+import { countRose, decideExternal, externalMemberResult, METRIC_DEFRAG_COUNT, ownRunTouched, type DefragBaseline, type ExternalEntry } from './external.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { ClusterView, DaemonEvent, DaemonView, StartRunResult } from './types.js';
 
@@ -85,6 +89,8 @@ interface Runner {
   retired: AbortController;
   /** The loop's promise. */
   loop: Promise<void> | null;
+  /** Per member ID: its defrag count (from /metrics) as last observed, to notice defragmentations of others. */
+  defragCounts: Map<string, DefragBaseline>;
 }
 
 /**
@@ -139,6 +145,7 @@ export class Daemon implements DaemonView {
       wake: null,
       retired: new AbortController(),
       loop: null,
+      defragCounts: new Map(),
     };
   }
 
@@ -347,6 +354,7 @@ export class Daemon implements DaemonView {
       r.observeError = null;
       this.deps.store.recordSamples(r.config.name, snapshot);
       this.deps.metrics.observed(r.config.name, snapshot, null);
+      await this.noticeExternal(r, snapshot);
     } catch (err) {
       if (this.stopping.signal.aborted) return;
       r.snapshot = null;
@@ -356,6 +364,75 @@ export class Daemon implements DaemonView {
     } finally {
       r.observedAt = new Date(this.now()).toISOString();
       r.observedOnce = true;
+    }
+  }
+
+  /**
+   * Defragmentations someone else did (another defragd, etcdctl): each
+   * member's defrag count from its /metrics against the last observation; a
+   * rise that no run of this daemon explains is recorded as an `external` run
+   * of its own, as the other defragd's (its in-cluster record) or unknown
+   * (see external.ts). Not while a run of this cluster is in progress (the
+   * baseline stays, and the run is told apart afterwards). Never throws.
+   */
+  private async noticeExternal(r: Runner, snapshot: ClusterSnapshot): Promise<void> {
+    if (r.running) return;
+    const name = r.config.name;
+    try {
+      const call = { timeoutMs: r.client.context.commandTimeoutMs, signal: this.stopping.signal };
+      // Taken before the reads: a defragmentation finishing after it is in the next window.
+      const atMs = this.now();
+      const counts = await Promise.all(
+        snapshot.members.map(async (m) => {
+          const g = m.endpoint ? await fetchGauges(m.endpoint, [METRIC_DEFRAG_COUNT], r.client.context.httpTls, call) : null;
+          return { m, count: g?.get(METRIC_DEFRAG_COUNT) ?? null };
+        }),
+      );
+      if (r.running || this.stopping.signal.aborted) return;
+      const rose = counts.filter(({ m, count }) => countRose(r.defragCounts.get(m.memberId) ?? null, count));
+      let statuses: MemberDefragStatus[] = [];
+      let own: { run: StoredRun; report: RunReport | null }[] = [];
+      if (rose.length > 0) {
+        const prefix = recordPrefix(r.config.record === false ? DEFAULT_RECORD_PREFIX : r.config.record.prefix);
+        statuses = memberStatuses(snapshot, prefix, await readRecords(r.client, snapshot, prefix, call), new Date(this.now()));
+        const since = Math.min(...rose.map(({ m }) => r.defragCounts.get(m.memberId)?.atMs ?? atMs));
+        own = this.deps.store
+          .runs({ cluster: name, limit: 10 })
+          .filter((run) => run.by === this.by && run.trigger !== 'external' && (run.finishedAt === null || Date.parse(run.finishedAt) > since))
+          .map((run) => ({ run, report: this.deps.store.run(run.id)?.report ?? null }));
+      }
+      const next = new Map<string, DefragBaseline>();
+      const entries: { m: (typeof counts)[number]['m']; e: ExternalEntry }[] = [];
+      for (const { m, count } of counts) {
+        const previous = r.defragCounts.get(m.memberId) ?? null;
+        const status = statuses.find((s) => s.memberId === m.memberId);
+        const d = decideExternal(
+          {
+            memberId: m.memberId,
+            name: m.name,
+            endpoint: m.endpoint,
+            previous,
+            count,
+            atMs,
+            sizes: m.status ? { dbSize: m.status.dbSize, dbSizeInUse: m.status.dbSizeInUse } : null,
+            record: status?.lastDefrag ?? null,
+            recordError: status?.record === 'unreadable' ? status.error : null,
+            ownRun: previous !== null && ownRunTouched(own, this.by, m.memberId, previous.atMs),
+          },
+          { ourBy: this.by },
+        );
+        if (d.baseline) next.set(m.memberId, d.baseline);
+        entries.push(...d.entries.map((e) => ({ m, e })));
+      }
+      // Remembered before writing: an entry the store fails to write is lost, never recorded twice.
+      r.defragCounts = next;
+      for (const { m, e } of entries) {
+        const runId = this.deps.store.recordExternal({ cluster: name, by: e.by, startedAt: e.startedAt, finishedAt: e.finishedAt, message: e.message, member: externalMemberResult(e) });
+        this.deps.metrics.lastDefrag(name, m.name, m.memberId, { atMs: Date.parse(e.finishedAt), durationMs: e.durationMs, revision: e.revision });
+        this.deps.logger.info({ cluster: name, member: m.name, by: e.by, trigger: e.trigger, runId, message: e.message }, 'a defragmentation by someone else noticed');
+      }
+    } catch (err) {
+      this.deps.logger.warn({ cluster: name, err: err instanceof Error ? err.message : String(err) }, 'noticing defragmentations by others failed');
     }
   }
 

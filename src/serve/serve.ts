@@ -56,6 +56,8 @@ export interface ServeRun {
   subscribeReload?: ((handler: () => void) => () => void) | undefined;
   reloadConfig?: (() => ServeConfig) | undefined;
   now?: (() => number) | undefined;
+  /** Who the daemon's runs are recorded as (default host:pid); tests running a CLI in the same process tell them apart by it. */
+  by?: string | undefined;
 }
 
 /**
@@ -77,7 +79,7 @@ export async function serve(config: ServeConfig, o: ServeRun): Promise<void> {
     throw err;
   }
   const metrics = createMetrics();
-  const daemon = new Daemon(config, { store, metrics, logger, now: o.now });
+  const daemon = new Daemon(config, { store, metrics, logger, now: o.now, by: o.by });
   let server: Awaited<ReturnType<typeof serveApi>> | null = null;
   let unsubscribeReload: (() => void) | undefined;
   const downsample = setInterval(() => {

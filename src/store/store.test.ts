@@ -173,6 +173,26 @@ describe('runs', () => {
   });
 });
 
+describe('external runs', () => {
+  it('recordExternal writes a finished external run with its one member in one go; a bad member writes nothing', () => {
+    const store = track(openStore(':memory:'));
+    const m = member('m2', { reason: 'by another defragd (ops1:42, trigger manual)', before: { dbSize: 30 * MiB, dbSizeInUse: 10 * MiB }, after: { dbSize: 10 * MiB, dbSizeInUse: 10 * MiB } });
+    const id = store.recordExternal({ cluster: 'prod', by: 'ops1:42', startedAt: iso(T0), finishedAt: iso(T0 + 1_500), message: 'noticed', member: m });
+    const got = store.run(id);
+    expect(got?.run).toMatchObject({ cluster: 'prod', trigger: 'external', by: 'ops1:42', outcome: 'success', message: 'noticed', reclaimedBytes: 20 * MiB, membersTotal: 1, membersDefragmented: 1, durationMs: 1_500, dryRun: false });
+    expect(got?.report?.members).toEqual([m]);
+    expect(got?.events).toEqual([]);
+
+    // Sizes observed around writes can show growth: nothing reclaimed, never a negative figure.
+    const grew = store.recordExternal({ cluster: 'prod', by: 'x', startedAt: iso(T0), finishedAt: iso(T0 + 1), message: 'm', member: member('m3', { before: { dbSize: 1, dbSizeInUse: 1 }, after: { dbSize: 2, dbSizeInUse: 2 } }) });
+    expect(store.run(grew)?.run.reclaimedBytes).toBe(0);
+
+    expect(() => store.recordExternal({ cluster: 'prod', by: 'x', startedAt: iso(T0), finishedAt: iso(T0 + 1), message: 'm', member: member('m4', { action: 'exploded' as never }) })).toThrow(StoreError);
+    expect(store.runs({ cluster: 'prod' }).map((r) => r.id)).toEqual([grew, id].sort((a, b) => b - a));
+    expect(store.runs().every((r) => r.outcome !== 'running')).toBe(true);
+  });
+});
+
 describe('crash recovery', () => {
   it('marks a run left running by a dead process interrupted, keeping the members its events recorded; a live process keeps its run', () => {
     const file = join(dir, 'h.db');

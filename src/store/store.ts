@@ -21,6 +21,7 @@ import { APPLICATION_ID, migrate, MIGRATIONS, SCHEMA_VERSION } from './schema.js
 import type {
   DownsampleOptions,
   DownsampleResult,
+  ExternalRun,
   RunTrigger,
   Sample,
   SampleQuery,
@@ -167,6 +168,37 @@ export class Store {
             runId,
           );
         this.#insertMembers(runId, report.members);
+      })(),
+    );
+  }
+
+  /**
+   * Records a defragmentation someone else did as a finished run (trigger
+   * `external`, outcome `success`, the one member result), in one
+   * transaction: it never shows as running. Returns its id.
+   */
+  recordExternal(e: ExternalRun): number {
+    const m = e.member;
+    const reclaimed = m.before && m.after ? Math.max(0, m.before.dbSize - m.after.dbSize) : 0;
+    const report: RunReport = {
+      outcome: 'success',
+      dryRun: false,
+      message: e.message,
+      startedAt: e.startedAt,
+      finishedAt: e.finishedAt,
+      compactedRevision: null,
+      disarmed: false,
+      disarmNote: null,
+      reclaimedBytes: reclaimed,
+      members: [m],
+      warnings: [],
+      plan: null,
+    };
+    return this.#write('cannot record an external run', () =>
+      this.#db.transaction(() => {
+        const id = this.startRun({ cluster: e.cluster, trigger: 'external', by: e.by, startedAt: e.startedAt });
+        this.finishRun(id, report);
+        return id;
       })(),
     );
   }

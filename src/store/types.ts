@@ -1,5 +1,5 @@
 /** What the run history store takes and gives back: plain data with stable field names (the JSON of `defragd history`). */
-import type { RunOutcome, RunReport, StepEvent } from '../domain/run.js';
+import type { MemberResult, RunOutcome, RunReport, StepEvent } from '../domain/run.js';
 
 /** What started a run. */
 export type RunTrigger = 'schedule' | 'auto' | 'nospace' | 'manual' | 'api' | 'external';
@@ -18,6 +18,24 @@ export interface StartRun {
   /** ISO time; default now. */
   startedAt?: string | undefined;
   dryRun?: boolean | undefined;
+}
+
+/**
+ * A defragmentation someone else did (another defragd, etcdctl), noticed by
+ * the daemon and recorded as a finished run with trigger `external`: one
+ * member, its result as observed.
+ */
+export interface ExternalRun {
+  cluster: string;
+  /** The other defragd's `by`, or who is known to have done it. */
+  by: string;
+  /** ISO times (the window it happened in when the exact times are unknown). */
+  startedAt: string;
+  finishedAt: string;
+  /** How it was noticed, for people. */
+  message: string;
+  /** The member, action `defragmented`, with its sizes as observed (or as the other defragd recorded them). */
+  member: MemberResult;
 }
 
 /** One run, as `defragd history` lists it. */

@@ -1,0 +1,139 @@
+/**
+ * `defragd serve` notices defragmentations it did not do, against a real
+ * 3-member etcd: an `etcdctl defrag` of one member shows in the daemon's
+ * history as one external run by an unknown tool; a `defragd defrag` run
+ * elsewhere (here: the CLI in this process, recorded under its own host:pid,
+ * while the daemon goes by another name) shows once, as that defragd's, with
+ * the details of its in-cluster record.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCluster, type EtcdCluster } from '../../dev/harness/etcd.js';
+import type { RunReport } from '../../src/domain/run.js';
+import { loadConfig } from '../../src/serve/config.js';
+import { UNKNOWN_BY } from '../../src/serve/external.js';
+import { createLogger, serve } from '../../src/serve/serve.js';
+import { cli, parseJson, show } from './helpers-defrag.js';
+
+const DAEMON_BY = 'replica-a:1 (defragd serve under test)';
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'defragd-serve-external-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface RunRow {
+  id: number;
+  trigger: string;
+  by: string;
+  outcome: string;
+  message: string | null;
+  startedAt: string;
+  finishedAt: string | null;
+  membersTotal: number;
+  membersDefragmented: number;
+}
+
+describe('serve notices defragmentations by others', () => {
+  let c: EtcdCluster;
+  beforeAll(async () => {
+    c = await startCluster({ members: 3 });
+  }, 60_000);
+  afterAll(async () => c?.close());
+
+  it('etcdctl defrag → one external run by an unknown tool; a defragd CLI run → once, as that defragd with its record', async () => {
+    const file = join(dir, 'serve.yaml');
+    writeFileSync(file, `listen: 127.0.0.1:0\nstore: ${join(dir, 'history.sqlite')}\nclusters:\n  - name: main\n    endpoints: [${c.endpoints.join(', ')}]\n`);
+    const loaded = loadConfig(file, {});
+    // No schedule, no auto: only observed, every second.
+    const config = { ...loaded, clusters: loaded.clusters.map((k) => ({ ...k, observeIntervalMs: 1_000 })) };
+    const lines: string[] = [];
+    const ac = new AbortController();
+    let url = '';
+    let running: Promise<void> = Promise.resolve();
+    await new Promise<void>((resolve, reject) => {
+      running = serve(config, { logger: createLogger({ level: 'debug', format: 'json', write: (l) => lines.push(l) }), signal: ac.signal, by: DAEMON_BY, onListening: (u) => ((url = u), resolve()) });
+      running.catch(reject);
+    });
+    const history = async () => ((await (await fetch(`${url}/api/v1/clusters/main/history`)).json()) as { runs: RunRow[] }).runs;
+    const detail = async (id: number) => (await (await fetch(`${url}/api/v1/runs/${id}`)).json()) as { run: RunRow; report: RunReport };
+    try {
+      await until('ready', async () => (await fetch(`${url}/readyz`)).status === 200);
+      // A couple of observations: every member's count is known before anyone defragments.
+      await sleep(2_500);
+      expect(await history()).toEqual([]);
+
+      // etcdctl defrag of m2: no record explains it.
+      const etcdctl = await c.etcdctlDefrag('m2').done;
+      expect(etcdctl.code, etcdctl.stderr).toBe(0);
+      const doneAt = Date.now();
+      const [unknown] = await until('the etcdctl defrag in the history', async () => {
+        const runs = await history();
+        return runs.length > 0 ? runs : null;
+      }, 20_000);
+      expect(Date.now() - doneAt).toBeLessThan(15_000);
+      expect(unknown).toMatchObject({ trigger: 'external', by: UNKNOWN_BY, outcome: 'success', membersTotal: 1, membersDefragmented: 1 });
+      expect(unknown!.message).toMatch(/m2 \([0-9a-f]+\) was defragmented by something other than defragd \(etcdctl defrag or another tool\)/);
+      const d1 = await detail(unknown!.id);
+      expect(d1.report.members).toMatchObject([{ name: 'm2', action: 'defragmented', endpoint: c.endpoints[1] }]);
+      expect(d1.report.members[0]!.before?.dbSize).toBeGreaterThan(0);
+      expect(d1.report.members[0]!.after?.dbSize).toBeGreaterThan(0);
+      // The window holds the defrag: it ended before the history showed it.
+      expect(Date.parse(unknown!.finishedAt!)).toBeLessThanOrEqual(Date.now());
+      expect(Date.parse(unknown!.startedAt)).toBeLessThan(doneAt);
+
+      // A defragd run elsewhere (the CLI), of m2 only: the daemon records it as that defragd's, once.
+      const run = await cli(['defrag', '--endpoints', c.endpoints.join(','), '--rule', 'memberName == "m2"', '-w', 'json']);
+      expect(run.code, show(run)).toBe(0);
+      const report = parseJson<RunReport>(run);
+      expect(report.members.filter((m) => m.action === 'defragmented').map((m) => m.name)).toEqual(['m2']);
+      const cliBy = `${hostname()}:${process.pid}`;
+      const last = parseJson<{ name: string; lastDefrag: { by: string; trigger: string; at: string; revision: number } | null }[]>(await cli(['last', '--endpoints', c.endpoints.join(','), '--cluster', '-w', 'json']));
+      const record = last.find((m) => m.name === 'm2')!.lastDefrag!;
+      expect(record).toMatchObject({ by: cliBy, trigger: 'manual' });
+
+      const theirs = await until('the CLI run in the history', async () => {
+        const runs = await history();
+        return runs.length > 1 ? runs[0] : null;
+      }, 20_000);
+      expect(theirs).toMatchObject({ trigger: 'external', by: cliBy, outcome: 'success', membersDefragmented: 1, finishedAt: record.at });
+      expect(theirs.message).toContain(`another defragd (${cliBy}, trigger manual) defragmented m2`);
+      const d2 = await detail(theirs.id);
+      const m2 = report.members.find((m) => m.name === 'm2')!;
+      expect(d2.report.members).toMatchObject([{ name: 'm2', action: 'defragmented', before: m2.before, after: m2.after, durationMs: m2.durationMs, revision: record.revision }]);
+
+      // Only once, and nothing else: no second entry for either, no run of the daemon's own.
+      await sleep(7_000);
+      const runs = await history();
+      expect(runs.map((r) => [r.trigger, r.by])).toEqual([
+        ['external', cliBy],
+        ['external', UNKNOWN_BY],
+      ]);
+      const logs = lines.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(logs.filter((l) => l['msg'] === 'a defragmentation by someone else noticed')).toHaveLength(2);
+      expect(logs.filter((l) => l['msg'] === 'noticing defragmentations by others failed')).toEqual([]);
+
+      // The last-defrag series of m2 is the CLI's.
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      expect(metrics).toMatch(new RegExp(`defragd_member_last_defrag_revision\\{[^}]*member="m2"[^}]*\\} ${record.revision}\\b`));
+    } finally {
+      ac.abort();
+      await running;
+    }
+  }, 120_000);
+});
