@@ -10,7 +10,7 @@ import { Writable } from 'node:stream';
 import { UsageError } from '../domain/errors.js';
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
-import { openStore } from '../store/index.js';
+import { openStore, processAlive } from '../store/index.js';
 import { ConfigError, type ServeConfig } from './config.js';
 import { Daemon } from './daemon.js';
 import { createApi, serveApi } from './http.js';
@@ -155,7 +155,7 @@ export function lockStoreFile(storePath: string): () => void {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new UsageError(`store ${storePath}: cannot create its lock file ${lockPath}: ${(err as Error).message}`);
       const pid = Number(readFileSync(lockPath, 'utf8').trim());
-      if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) {
+      if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) {
         throw new UsageError(`store ${storePath} is in use by another defragd serve (pid ${pid}); one daemon per store file`);
       }
       // Left by a process that is gone: take it over.
@@ -163,13 +163,4 @@ export function lockStoreFile(storePath: string): () => void {
     }
   }
   throw new UsageError(`store ${storePath}: could not take its lock file ${lockPath}`);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

@@ -508,7 +508,7 @@ function wrap(path: string, err: unknown, what: string): Error {
 }
 
 /** Signal 0 tests for the process without touching it; EPERM means it exists under another user. */
-function processAlive(pid: number): boolean {
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
