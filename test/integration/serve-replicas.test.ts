@@ -158,6 +158,7 @@ describe('serve: replicas with one config on one cluster', () => {
     const loserRuns = runs[withDefrags.findIndex((x) => x.length === 0)]!;
     for (const d of loserRuns) {
       expect(d.run, JSON.stringify(d.report)).toMatchObject({ trigger: 'auto', outcome: 'nothing-to-do', membersDefragmented: 0, membersFailed: 0 });
+      expect(d.report?.warnings.join('\n')).toMatch(/waited \S+ for the cluster lock held by .+ \(defragd serve\).*; planned again from a fresh observation/);
       // It started after the winner's last member had finished: it waited for the lock rather than overlapping.
       const lastDefrag = Math.max(...winner.events.filter((e) => e.event.type === 'member-finished').map((e) => Date.parse(e.at)));
       expect(Date.parse(d.run.startedAt)).toBeGreaterThanOrEqual(lastDefrag);
