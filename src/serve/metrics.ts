@@ -269,7 +269,8 @@ export function createMetrics(registry: Registry = new Registry()): DaemonMetric
 
   const runFinished = (cluster: string, trigger: RunTrigger, report: RunReport) => {
     runSeries(cluster, trigger);
-    runInProgress.set({ cluster }, 0);
+    // An external run is noticed after the fact, maybe while one of this daemon's own is in progress.
+    if (trigger !== 'external') runInProgress.set({ cluster }, 0);
     runs.inc({ cluster, trigger, outcome: report.outcome });
     lastRunAt.set({ cluster, outcome: report.outcome }, msToSeconds(Date.parse(report.finishedAt)));
     // A dry run changed nothing: its plan says what would have been done.

@@ -54,6 +54,14 @@ describe('serve notices defragmentations by others', () => {
     const url = daemon.url;
     const history = async () => ((await (await fetch(`${url}/api/v1/clusters/main/history`)).json()) as { runs: RunRow[] }).runs;
     const detail = async (id: number) => (await (await fetch(`${url}/api/v1/runs/${id}`)).json()) as { run: RunRow; report: RunReport };
+    // The event stream, as the dashboard reads it.
+    const sse = new AbortController();
+    let streamed = '';
+    const reading = fetch(`${url}/api/v1/events`, { signal: sse.signal })
+      .then(async (res) => {
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) streamed += Buffer.from(chunk).toString();
+      })
+      .catch(() => undefined);
     try {
       await until('ready', async () => (await fetch(`${url}/readyz`)).status === 200);
       // A couple of observations: every member's count is known before anyone defragments.
@@ -113,7 +121,17 @@ describe('serve notices defragmentations by others', () => {
       // The last-defrag series of m2 is the CLI's.
       const metrics = await (await fetch(`${url}/metrics`)).text();
       expect(metrics).toMatch(new RegExp(`defragd_member_last_defrag_revision\\{[^}]*member="m2"[^}]*\\} ${record.revision}\\b`));
+      // Both are counted as runs, and were streamed as they were noticed.
+      expect(metrics).toMatch(/defragd_runs_total\{[^}]*trigger="external"[^}]*outcome="success"[^}]*\} 2\b|defragd_runs_total\{[^}]*outcome="success"[^}]*trigger="external"[^}]*\} 2\b/);
+      const finished = streamed
+        .split('\n')
+        .filter((l) => l.startsWith('data: '))
+        .map((l) => JSON.parse(l.slice(6)) as { cluster: string; runId: number; event: { type: string } })
+        .filter((e) => e.event.type === 'run-finished');
+      expect(finished.map((e) => [e.cluster, e.runId]).sort()).toEqual(runs.map((r) => ['main', r.id]).sort());
     } finally {
+      sse.abort();
+      await reading;
       await daemon.stop();
     }
   }, 120_000);
