@@ -29,8 +29,11 @@ describe('narrateLog', () => {
     });
   });
 
-  it('asks for the run when one finished', () => {
-    expect(narrateLog(log({ msg: 'run finished', runId: 7, outcome: 'success' }))).toEqual({ runFinished: 7 });
+  it('says how a run ended, with its id so that the caller can fetch its members', () => {
+    expect(narrateLog(log({ msg: 'run finished', runId: 7, trigger: 'auto', outcome: 'interrupted', reclaimedBytes: 2 * MiB, message: 'stopped by SIGTERM' }))).toEqual({
+      say: '✘ run 7 (auto) interrupted: stopped by SIGTERM; reclaimed 2.0 MiB',
+      runId: 7,
+    });
   });
 
   it('passes warnings and errors on, and keeps routine lines quiet', () => {

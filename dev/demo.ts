@@ -75,17 +75,24 @@ export function parseLogLine(line: string): DaemonLogLine | null {
 const PINO_WARN = 40;
 
 /**
- * What the demo prints for a daemon log line: `run-finished` asks the caller
- * to fetch the run (its line needs the members), `say` is a line to print,
- * null is nothing (routine lines stay in the log file).
+ * What the demo prints for a daemon log line: `say` is a line to print, null
+ * is nothing (routine lines stay in the log file). A finished run also gives
+ * its `runId`: the caller prints {@link runLine} of the run instead when the
+ * API can still answer (the members are not in the log).
  */
-export function narrateLog(l: DaemonLogLine): { say: string } | { runFinished: number } | null {
+export function narrateLog(l: DaemonLogLine): { say: string; runId?: number } | null {
   const s = (v: unknown) => (v === undefined || v === null ? '' : String(v));
   switch (l.msg) {
     case 'starting a run':
       return { say: `▶ ${s(l['trigger'])} run starting: ${s(l['reason'])}` };
     case 'run finished':
-      return typeof l['runId'] === 'number' ? { runFinished: l['runId'] } : { say: `run finished: ${s(l['outcome'])}` };
+    {
+      const outcome = s(l['outcome']);
+      const mark = outcome === 'success' || outcome === 'nothing-to-do' ? '✔' : '✘';
+      const reclaimed = typeof l['reclaimedBytes'] === 'number' && l['reclaimedBytes'] > 0 ? `; reclaimed ${mib(l['reclaimedBytes'])}` : '';
+      const say = `${mark} run ${s(l['runId'])} (${s(l['trigger'])}) ${outcome}${l['message'] ? `: ${s(l['message'])}` : ''}${reclaimed}`;
+      return typeof l['runId'] === 'number' ? { say, runId: l['runId'] } : { say };
+    }
     case 'run not started':
       return { say: `${s(l['trigger'])} run not started: ${s(l['reason'] ?? l['outcome'])}` };
     case 'scheduled start skipped':

@@ -94,7 +94,7 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     if (signals === 1) {
       exitCode = sig === 'SIGINT' ? 130 : 143;
       say();
-      say(`${sig === 'SIGINT' ? 'Ctrl-C' : sig}: stopping the workload, then the daemon (a run in progress finishes its current member), then etcd. Ctrl-C again to stop at once.`);
+      say(`${sig === 'SIGINT' ? 'Ctrl-C' : sig}: stopping what the demo started, in order (workload, daemon, etcd). Ctrl-C again to stop at once.`);
       stop.abort();
       return;
     }
@@ -117,9 +117,10 @@ process.on('exit', () => {
 function startWatchdog(pid: number, d: string): void {
   const script = [
     'while kill -0 "$1" 2>/dev/null; do sleep 1; done',
-    'for p in /proc/[0-9]*; do',
-    '  n=${p#/proc/}; [ "$n" = "$$" ] && continue',
-    '  grep -qaF -- "$2" "$p/cmdline" 2>/dev/null && kill -CONT "$n" 2>/dev/null && kill -9 "$n" 2>/dev/null',
+    // One grep over every command line (the grep itself matches too, and is gone by then).
+    'for f in $(grep -laF -- "$2" /proc/[0-9]*/cmdline 2>/dev/null); do',
+    '  n=${f#/proc/}; n=${n%/cmdline}; [ "$n" = "$$" ] && continue',
+    '  kill -CONT "$n" 2>/dev/null; kill -9 "$n" 2>/dev/null',
     'done',
     'sleep 0.5; rm -rf -- "$2"',
   ].join('\n');
@@ -132,7 +133,15 @@ function startWatchdog(pid: number, d: string): void {
 async function teardown(): Promise<void> {
   tearingDown = true;
   await churn?.stop();
-  if (alive(walkthroughChild)) walkthroughChild.kill('SIGINT');
+  if (alive(walkthroughChild)) {
+    // A defrag in progress finishes its member and stops (exit 130); bounded, then killed.
+    const w = walkthroughChild;
+    const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+    w.kill('SIGINT');
+    const timer = setTimeout(() => w.kill('SIGKILL'), DAEMON_STOP_GRACE_MS);
+    await exited;
+    clearTimeout(timer);
+  }
   if (alive(daemon)) {
     const d = daemon;
     const exited = new Promise<void>((resolve) => d.once('exit', () => resolve()));
@@ -151,7 +160,8 @@ async function teardown(): Promise<void> {
   await new Promise<void>((resolve) => (daemonLog ? daemonLog.end(resolve) : resolve()));
   if (dir !== null) {
     rmSync(dir, { recursive: true, force: true });
-    say(`Stopped the workload, the daemon and etcd; removed ${dir}.`);
+    const stopped = [churn && 'the workload', daemon && 'the daemon', cluster && 'etcd'].filter((x): x is string => typeof x === 'string');
+    say(`${stopped.length > 0 ? `Stopped ${stopped.join(', ')}; removed` : 'Removed'} ${dir}.`);
   }
 }
 
@@ -179,10 +189,14 @@ async function defragd(args: string[], endpoints: string[]): Promise<number> {
   say(`\n$ defragd ${args.map(quote).join(' ')}`);
   const child = spawn(process.execPath, [CLI, ...args, '--endpoints', endpoints.join(',')], { stdio: ['ignore', 'inherit', 'inherit'], detached: true });
   walkthroughChild = child;
+  // Stopped meanwhile: the CLI is told as Ctrl-C tells it (a defrag finishes its member, the rest are not started).
+  const interrupt = () => child.kill('SIGINT');
+  stop.signal.addEventListener('abort', interrupt, { once: true });
   const code = await new Promise<number>((resolve) => {
     child.once('exit', (c, s) => resolve(c ?? (s ? 128 : 1)));
     child.once('error', () => resolve(1));
   });
+  stop.signal.removeEventListener('abort', interrupt);
   checkStop();
   return code;
 }
@@ -261,19 +275,20 @@ async function startDaemon(d: string, endpoints: string[]): Promise<{ url: strin
 async function narrate(url: string, l: NonNullable<ReturnType<typeof parseLogLine>>): Promise<void> {
   const n = narrateLog(l);
   if (n === null) return;
-  if ('say' in n) return live(n.say);
+  // While the daemon stops, its API closes: the log's own line is said, in order.
+  if (n.runId === undefined || tearingDown) return live(n.say);
   try {
-    const detail = (await (await fetch(`${url}/api/v1/runs/${n.runFinished}`, { signal: AbortSignal.timeout(5_000) })).json()) as StoredRunDetail;
-    live(runLine(detail));
-  } catch (err) {
-    live(`run ${n.runFinished} finished (${(err as Error).message})`);
+    const res = await fetch(`${url}/api/v1/runs/${n.runId}`, { signal: AbortSignal.timeout(5_000) });
+    live(res.ok ? runLine((await res.json()) as StoredRunDetail) : n.say);
+  } catch {
+    live(n.say);
   }
 }
 
 async function printSizes(url: string): Promise<void> {
   try {
     const c = (await (await fetch(`${url}/api/v1/clusters/demo`, { signal: AbortSignal.timeout(5_000) })).json()) as ClusterJson;
-    live(sizesLine(c));
+    if (!tearingDown) live(sizesLine(c));
   } catch {
     // The daemon is busy or stopping; the next tick prints again.
   }
@@ -358,7 +373,7 @@ async function livePhase(d: string, c: EtcdCluster, seconds: number | null, walk
     },
   );
   const sizes = setInterval(() => void printSizes(url), SIZES_EVERY_MS);
-  setTimeout(() => void printSizes(url), 5_000).unref();
+  const firstSizes = setTimeout(() => void printSizes(url), 5_000);
   try {
     await untilStopped(seconds);
     say();
@@ -367,6 +382,7 @@ async function livePhase(d: string, c: EtcdCluster, seconds: number | null, walk
     if (!(err instanceof Stopped)) throw err;
   } finally {
     clearInterval(sizes);
+    clearTimeout(firstSizes);
   }
 }
 
@@ -397,7 +413,8 @@ try {
     console.error(`demo: ${err.message}`);
     process.exit(2);
   }
-  if (!(err instanceof Stopped)) {
+  // Stopped halfway (e.g. during etcd's start), what failed next is the stop's doing, not an error.
+  if (!(err instanceof Stopped) && !stop.signal.aborted) {
     console.error(`demo failed: ${err instanceof Error ? err.message : String(err)}`);
     exitCode = 1;
   }

@@ -70,7 +70,7 @@ function processesUsing(dir: string): string[] {
 /** Nothing of the demo's is left: no process (its watchdog included, which lingers a second) and no dir. */
 async function expectCleanedUp(dir: string, output: string): Promise<void> {
   let left = processesUsing(dir);
-  for (let i = 0; i < 50 && left.length > 0; i++) {
+  for (let i = 0; i < 100 && left.length > 0; i++) {
     await new Promise((r) => setTimeout(r, 100));
     left = processesUsing(dir);
   }
