@@ -39,8 +39,10 @@ test: deps typecheck lint-imports build
 	  code=$$?; node scripts/test-summary.mjs .vitest-results.json; s=$$?; \
 	  if [ $$code -ne 0 ]; then exit $$code; fi; exit $$s
 
+# node --import tsx, not the tsx CLI: the tsx CLI SIGKILLs its child when the child has not
+# confirmed a signal within 30 ms (a busy machine), which would cut the demo's orderly stop short.
 demo: deps build
-	npx tsx scripts/demo.mts
+	node --import tsx scripts/demo.mts
 
 bench: deps build
 	npx tsx bench/run.mts

@@ -74,6 +74,8 @@ export interface ClusterOptions {
    * filesystem by themselves. Needs root (mount); check {@link canLimitDiskSpace} first.
    */
   dataDirSizeBytes?: number;
+  /** Where the cluster's temp dir is made (default `os.tmpdir()`), e.g. inside a caller's own temp dir. */
+  parentDir?: string;
 }
 
 /** One etcd member process of a harness cluster. */
@@ -1057,7 +1059,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<EtcdClust
   if (opts.clientCertAuth && !opts.tls) throw new Error('clientCertAuth needs tls: true');
   installExitHandlers();
   for (let attempt = 1; ; attempt++) {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'defragd-test-'));
+    const dir = await mkdtemp(path.join(opts.parentDir ?? os.tmpdir(), 'defragd-test-'));
     openDirs.add(dir);
     const cluster = new Cluster(dir, opts);
     try {
