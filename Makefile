@@ -25,11 +25,12 @@ build: $(NPM_STAMP)
 
 typecheck: $(NPM_STAMP)
 	npx tsc -p tsconfig.json --noEmit
+	npx tsc -p web/tsconfig.json
 
 # The floors of src/ (domain < etcd, policy < ... < cli), as rules in
 # .dependency-cruiser.cjs; a broken one prints the import, the rule and why.
 lint-imports: $(NPM_STAMP)
-	@npx depcruise --config .dependency-cruiser.cjs --output-type err-long src dev test
+	@npx depcruise --config .dependency-cruiser.cjs --output-type err-long src dev test web
 
 # The last line printed is the plain verdict "N passed, N failed".
 # lint-imports runs before vitest; a broken boundary stops here.
