@@ -205,7 +205,7 @@ export function planView(report: RunReport | null): HTMLElement {
         'table',
         { class: 'plan-table' },
         h('caption', { class: 'visually-hidden' }, 'Plan per member, in execution order'),
-        h('thead', {}, h('tr', {}, ...['#', 'member', 'action', 'leader hand-over', 'rule', 'free', 'deadline', 'reason'].map((t) => h('th', { scope: 'col' }, t)))),
+        h('thead', {}, h('tr', {}, ...['#', 'member', 'action', 'leader hand-over', 'rule', 'free', 'deadline', 'reason'].map((t, i) => h('th', { scope: 'col', class: i === 0 || i === 5 || i === 6 ? 'num' : null }, t)))),
         h('tbody', {}, ...rows),
       ),
     ),

@@ -56,6 +56,13 @@ export function chartColumns(a: SamplesAnswer): { data: uPlot.AlignedData; label
   return { data: [xsMs.map((x) => x / 1000), ...columns, quota] as uPlot.AlignedData, labels };
 }
 
+/** Whether the quota line fits the sizes: the largest dbSize is at least a fifth of the quota. */
+export function quotaShown(data: uPlot.AlignedData): boolean {
+  const quota = Math.max(0, ...((data[data.length - 1] ?? []) as (number | null)[]).map((v) => v ?? 0));
+  const sizes = data.slice(1, -1).flatMap((col) => (col as (number | null)[]).map((v) => v ?? 0));
+  return quota > 0 && Math.max(0, ...sizes) >= quota / 5;
+}
+
 const cssVar = (name: string, fallback: string) => getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
 
 export function createChart(): ChartHandle {
@@ -132,7 +139,8 @@ export function createChart(): ChartHandle {
       series.push({ label: labels[2 * i], stroke: color, width: 2, spanGaps: true, value: (_u, v) => formatBytes(v) });
       series.push({ label: labels[2 * i + 1], stroke: color, width: 1.5, dash: [6, 4], spanGaps: true, value: (_u, v) => formatBytes(v) });
     }
-    series.push({ label: 'quota', stroke: cssVar('--danger', '#e03131'), width: 1.5, dash: [2, 4], spanGaps: true, value: (_u, v) => formatBytes(v) });
+    // A quota far above the sizes would flatten them against the axis: then it starts hidden (its legend entry shows it).
+    series.push({ label: 'quota', show: quotaShown(data), stroke: cssVar('--danger', '#e03131'), width: 1.5, dash: [2, 4], spanGaps: true, value: (_u, v) => formatBytes(v) });
     const axis = { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
     u = new uPlot(
       {
@@ -140,7 +148,7 @@ export function createChart(): ChartHandle {
         height: height(),
         series,
         scales: { x: { time: true, range: () => [range.from, range.to] }, y: { range: (_u, _min, max) => [0, Math.max(1, max) * 1.08] } },
-        axes: [axis, { ...axis, size: 80, values: (_u, ticks) => ticks.map((t) => formatBytes(t)) }],
+        axes: [axis, { ...axis, size: width() < 600 ? 64 : 80, values: (_u, ticks) => ticks.map((t) => formatBytes(t)) }],
         legend: { live: true },
         cursor: { drag: { x: false, y: false } },
         hooks: { drawClear: [drawRuns], setCursor: [hover] },
@@ -166,7 +174,7 @@ export function createChart(): ChartHandle {
       last = chartColumns(a);
       const sig = last.labels.join('\n');
       // The same members: new data only (keeps the cursor and legend); other members: a new chart.
-      if (u && sig === signature) u.setData(last.data);
+      if (u && sig === signature && quotaShown(last.data) === u.series[u.series.length - 1]?.show) u.setData(last.data);
       else build(last.data, last.labels);
       signature = sig;
       el.dataset['points'] = String(last.data[0].length);

@@ -1,7 +1,7 @@
 /** The cluster page (#/clusters/NAME): actions, members, the chart with its range picker, the run history, the defragmentation status. */
 import { createActions } from './actions.js';
 import { ApiError, api, type DaemonEvent, type SampleRange, type StoredRun, type StoredRunDetail } from './api.js';
-import { createChart } from './chart.js';
+import { chartColumns, createChart, quotaShown } from './chart.js';
 import { fill, h } from './dom.js';
 import { formatBytes, formatDuration, formatPercent, formatRelative, formatTime } from './format.js';
 import { alarmsLine, memberList, outcomeBadge, progressView, scheduleLines, stateBadge, unreachableLine } from './parts.js';
@@ -64,7 +64,7 @@ export function clusterPage(root: HTMLElement, name: string, ctx: AppContext): V
           'table',
           { class: 'history' },
           h('caption', { class: 'visually-hidden' }, `Run history of ${name}, newest first; a run's button opens its members and events`),
-          h('thead', {}, h('tr', {}, ...['started', 'trigger', 'outcome', 'members', 'reclaimed', 'duration'].map((t) => h('th', { scope: 'col' }, t)))),
+          h('thead', {}, h('tr', {}, ...['started', 'trigger', 'outcome', 'members', 'reclaimed', 'duration'].map((t, i) => h('th', { scope: 'col', class: i >= 3 ? 'num' : null }, t)))),
           historyBody,
         ),
       ),
@@ -91,7 +91,12 @@ export function clusterPage(root: HTMLElement, name: string, ctx: AppContext): V
       if (destroyed || asked !== range) return;
       chart.set(a);
       const points = a.members.reduce((n, m) => n + m.atMs.length, 0);
-      chartStatus.textContent = points === 0 ? `No samples in the last ${RANGE_LABEL[asked]} yet: the daemon records one per member at each observation.` : `${a.members.length} members, ${a.runs.length} runs in the last ${RANGE_LABEL[asked]}.`;
+      const quota = Math.max(0, ...a.members.flatMap((m) => m.quota));
+      const hidden = points > 0 && !quotaShown(chartColumns(a).data) ? ` The quota (${formatBytes(quota)}) is far above the sizes: select "quota" in the legend to draw it.` : '';
+      chartStatus.textContent =
+        points === 0
+          ? `No samples in the last ${RANGE_LABEL[asked]} yet: the daemon records one per member at each observation.`
+          : `${a.members.length} members, ${a.runs.length} ${a.runs.length === 1 ? 'run' : 'runs'} in the last ${RANGE_LABEL[asked]}.${hidden}`;
     } catch (err) {
       if (!destroyed) chartStatus.textContent = `Samples could not be loaded: ${err instanceof Error ? err.message : String(err)}`;
     }
@@ -162,7 +167,7 @@ export function clusterPage(root: HTMLElement, name: string, ctx: AppContext): V
             'table',
             { class: 'status' },
             h('caption', { class: 'visually-hidden' }, 'Defragmentation status per member'),
-            h('thead', {}, h('tr', {}, ...['member', 'last defrag', 'revision', 'reclaimed then', 'free now', 'frag now', 'trigger'].map((t) => h('th', { scope: 'col' }, t)))),
+            h('thead', {}, h('tr', {}, ...['member', 'last defrag', 'revision', 'reclaimed then', 'free now', 'frag now', 'by'].map((t, i) => h('th', { scope: 'col', class: i >= 2 && i <= 5 ? 'num' : null }, t)))),
             h(
               'tbody',
               {},
@@ -261,7 +266,7 @@ function runDetail(d: StoredRunDetail): HTMLElement {
           'table',
           { class: 'run-members' },
           h('caption', {}, 'Members'),
-          h('thead', {}, h('tr', {}, ...['member', 'action', 'before', 'after', 'duration', 'note'].map((t) => h('th', { scope: 'col' }, t)))),
+          h('thead', {}, h('tr', {}, ...['member', 'action', 'before', 'after', 'duration', 'note'].map((t, i) => h('th', { scope: 'col', class: i >= 2 && i <= 4 ? 'num' : null }, t)))),
           h(
             'tbody',
             {},

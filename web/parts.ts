@@ -64,7 +64,16 @@ function fig(label: string, cls: string, value: string, extra?: string, extraCls
 export function memberList(c: ClusterJson): HTMLElement {
   const members = c.observation?.members ?? [];
   if (members.length === 0) return h('p', { class: 'empty' }, c.observeError ? 'No member answered.' : 'Not observed yet.');
-  return h('ul', { class: 'members', 'aria-label': `members of ${c.name}` }, ...members.map(memberItem));
+  const list = h('ul', { class: 'members', 'aria-label': `members of ${c.name}` }, ...members.map(memberItem));
+  const key = h(
+    'p',
+    { class: 'bar-key', 'aria-hidden': 'true' },
+    h('span', {}, h('span', { class: 'key key-used' }), 'in use'),
+    h('span', {}, h('span', { class: 'key key-free' }), 'free (a defrag reclaims it)'),
+    h('span', {}, 'full bar: the quota'),
+  );
+  const box = h('div', {}, list, key);
+  return box;
 }
 
 export function alarmsLine(c: ClusterJson): HTMLElement | null {

@@ -57,7 +57,8 @@ export function applyEvent(p: RunProgress | null, e: DaemonEvent): RunProgress |
     case 'pause':
       return { ...base, note: `pausing ${Math.round(ev.ms / 100) / 10}s before the next member` };
     case 'run-finished':
-      return null;
+      // Another run's end (one noticed from someone else) does not end this one.
+      return p !== null && p.runId !== null && e.runId !== null && p.runId !== e.runId ? p : null;
     default:
       return base;
   }
