@@ -178,7 +178,7 @@ export function createChart(): ChartHandle {
       else build(last.data, last.labels);
       signature = sig;
       el.dataset['points'] = String(last.data[0].length);
-      el.dataset['runs'] = String(runs.length);
+      el.dataset['runIds'] = runs.map((r) => r.id).join(' ');
     },
     destroy() {
       resize.disconnect();
