@@ -56,6 +56,22 @@ export function chartColumns(a: SamplesAnswer): { data: uPlot.AlignedData; label
   return { data: [xsMs.map((x) => x / 1000), ...columns, quota] as uPlot.AlignedData, labels };
 }
 
+/**
+ * The time axis: the range asked for, or less when the store holds less
+ * (a new daemon's minutes would otherwise be a sliver at the right edge of
+ * an hour). Seconds.
+ */
+export function visibleRange(a: SamplesAnswer): { from: number; to: number } {
+  const from = Date.parse(a.from) / 1000;
+  const to = Date.parse(a.to) / 1000;
+  const firsts = [...a.members.map((m) => m.atMs[0]), ...a.runs.map((r) => Date.parse(r.startedAt))].filter((t): t is number => t !== undefined && Number.isFinite(t));
+  if (firsts.length === 0) return { from, to };
+  const first = Math.min(...firsts) / 1000;
+  // A little room before the first point; never less than a minute shown.
+  const start = Math.max(from, Math.min(first - (to - first) * 0.05, to - 60));
+  return { from: start, to };
+}
+
 /** Whether the quota line fits the sizes: the largest dbSize is at least a fifth of the quota. */
 export function quotaShown(data: uPlot.AlignedData): boolean {
   const quota = Math.max(0, ...((data[data.length - 1] ?? []) as (number | null)[]).map((v) => v ?? 0));
@@ -148,7 +164,7 @@ export function createChart(): ChartHandle {
         height: height(),
         series,
         scales: { x: { time: true, range: () => [range.from, range.to] }, y: { range: (_u, _min, max) => [0, Math.max(1, max) * 1.08] } },
-        axes: [axis, { ...axis, size: width() < 600 ? 64 : 80, values: (_u, ticks) => ticks.map((t) => formatBytes(t)) }],
+        axes: [axis, { ...axis, size: width() < 600 ? 76 : 84, values: (_u, ticks) => ticks.map((t) => formatBytes(t)) }],
         legend: { live: true },
         cursor: { drag: { x: false, y: false } },
         hooks: { drawClear: [drawRuns], setCursor: [hover] },
@@ -170,7 +186,7 @@ export function createChart(): ChartHandle {
     el: wrap,
     set(a: SamplesAnswer) {
       runs = a.runs;
-      range = { from: Date.parse(a.from) / 1000, to: Date.parse(a.to) / 1000 };
+      range = visibleRange(a);
       last = chartColumns(a);
       const sig = last.labels.join('\n');
       // The same members: new data only (keeps the cursor and legend); other members: a new chart.

@@ -1,7 +1,7 @@
 /** The cluster page (#/clusters/NAME): actions, members, the chart with its range picker, the run history, the defragmentation status. */
 import { createActions } from './actions.js';
 import { ApiError, api, type DaemonEvent, type SampleRange, type StoredRun, type StoredRunDetail } from './api.js';
-import { chartColumns, createChart, quotaShown } from './chart.js';
+import { chartColumns, createChart, quotaShown, visibleRange } from './chart.js';
 import { fill, h } from './dom.js';
 import { formatBytes, formatDuration, formatPercent, formatRelative, formatTime } from './format.js';
 import { alarmsLine, memberList, outcomeBadge, progressView, scheduleLines, stateBadge, unreachableLine } from './parts.js';
@@ -96,7 +96,7 @@ export function clusterPage(root: HTMLElement, name: string, ctx: AppContext): V
       chartStatus.textContent =
         points === 0
           ? `No samples in the last ${RANGE_LABEL[asked]} yet: the daemon records one per member at each observation.`
-          : `${a.members.length} members, ${a.runs.length} ${a.runs.length === 1 ? 'run' : 'runs'} in the last ${RANGE_LABEL[asked]}.${hidden}`;
+          : `${a.members.length} members, ${a.runs.length} ${a.runs.length === 1 ? 'run' : 'runs'} in the last ${RANGE_LABEL[asked]}.${since(a)}${hidden}`;
     } catch (err) {
       if (!destroyed) chartStatus.textContent = `Samples could not be loaded: ${err instanceof Error ? err.message : String(err)}`;
     }
@@ -126,8 +126,8 @@ export function clusterPage(root: HTMLElement, name: string, ctx: AppContext): V
       h('td', {}, toggle),
       h('td', { class: 'trigger' }, r.trigger),
       h('td', { class: 'outcome' }, outcomeBadge(r.outcome)),
-      h('td', { class: 'num' }, `${r.membersDefragmented}/${r.membersTotal}${r.membersFailed > 0 ? `, ${r.membersFailed} failed` : ''}`),
-      h('td', { class: 'num reclaimed' }, formatBytes(r.reclaimedBytes)),
+      h('td', { class: 'num' }, r.outcome === 'running' ? '–' : `${r.membersDefragmented}/${r.membersTotal}${r.membersFailed > 0 ? `, ${r.membersFailed} failed` : ''}`),
+      h('td', { class: 'num reclaimed' }, r.outcome === 'running' ? '–' : formatBytes(r.reclaimedBytes)),
       h('td', { class: 'num' }, r.durationMs === null ? 'running' : formatDuration(r.durationMs)),
     );
     if (!expanded) return [row];
@@ -243,6 +243,12 @@ export function clusterPage(root: HTMLElement, name: string, ctx: AppContext): V
   };
 }
 
+/** Says so when the chart shows less than the range because the store holds less. */
+function since(a: Parameters<typeof visibleRange>[0]): string {
+  const shown = visibleRange(a).from * 1000;
+  return shown > Date.parse(a.from) + 1000 ? ` Samples since ${formatTime(new Date(shown).toISOString()).slice(11, 16)} only: the chart starts there.` : '';
+}
+
 function sessionRange(): string | null {
   try {
     return sessionStorage.getItem('defragd.range');
@@ -308,7 +314,7 @@ export function eventText(ev: StoredRunDetail['events'][number]['event']): strin
     case 'leader-move-finished':
       return `leadership moved in ${formatDuration(ev.durationMs)}`;
     case 'member-started':
-      return `${ev.decision.name}: defragmenting (${ev.index + 1} of ${ev.total}, ${formatBytes(ev.before.dbSize)})`;
+      return `${ev.decision.name}: defragmenting (${ev.index} of ${ev.total}, ${formatBytes(ev.before.dbSize)})`;
     case 'member-no-answer':
       return `${ev.name}: no answer (${ev.why}): ${ev.detail}`;
     case 'member-waiting':

@@ -16,6 +16,8 @@ import { applyEvent } from './progress.js';
 import type { AppContext, AppState, View } from './view.js';
 
 const POLL_MS = 5_000;
+/** A run's progress with no event for this long, while the daemon says no run is going on, is over. */
+const STALE_PROGRESS_MS = 10_000;
 
 const state: AppState = { clusters: null, error: null, progress: new Map() };
 const main = document.getElementById('main') as HTMLElement;
@@ -47,7 +49,9 @@ async function poll(): Promise<void> {
     state.clusters = await api.clusters();
     state.error = null;
     for (const c of state.clusters.clusters) {
-      if (c.state !== 'running') state.progress.delete(c.name);
+      // A poll answered before the run started must not drop what the events built; a stream that missed the end must not keep it forever.
+      const p = state.progress.get(c.name);
+      if (c.state !== 'running' && p && Date.now() - p.updatedAtMs > STALE_PROGRESS_MS) state.progress.delete(c.name);
       else if (c.runningRunId !== null && !state.progress.has(c.name) && !replayed.has(c.runningRunId)) void replay(c.name, c.runningRunId);
     }
   } catch (err) {

@@ -119,8 +119,8 @@ export function runSummary(r: StoredRun | null): HTMLElement {
     { class: 'last-run', 'data-run-id': r.id },
     outcomeBadge(r.outcome),
     ` ${r.trigger}, `,
-    h('span', { class: 'reclaimed' }, `reclaimed ${formatBytes(r.reclaimedBytes)}`),
-    ', ',
+    r.outcome === 'running' ? null : h('span', { class: 'reclaimed' }, `reclaimed ${formatBytes(r.reclaimedBytes)}`),
+    r.outcome === 'running' ? 'started ' : ', ',
     h('time', { datetime: r.startedAt, title: formatTime(r.startedAt) }, formatRelative(r.startedAt)),
   );
 }

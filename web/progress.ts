@@ -15,12 +15,19 @@ export interface RunProgress {
   current: { memberId: string; name: string; startedAtMs: number } | null;
   /** What the run does now besides a member's defrag (compaction, leader hand-over, a wait). */
   note: string | null;
+  /** When the page last applied an event to it (epoch ms). */
+  updatedAtMs: number;
 }
 
 /** The progress after one event; null once the run finished. */
 export function applyEvent(p: RunProgress | null, e: DaemonEvent): RunProgress | null {
+  const next = fold(p, e);
+  return next === null ? null : { ...next, updatedAtMs: Date.now() };
+}
+
+function fold(p: RunProgress | null, e: DaemonEvent): RunProgress | null {
   const ev = e.event;
-  const base: RunProgress = p ?? { runId: e.runId, order: [], current: null, note: null };
+  const base: RunProgress = p ?? { runId: e.runId, order: [], current: null, note: null, updatedAtMs: 0 };
   const at = Date.parse(e.at);
   const setState = (memberId: string, state: MemberProgress) => base.order.map((m) => (m.memberId === memberId ? { ...m, state } : m));
   switch (ev.type) {
@@ -30,6 +37,7 @@ export function applyEvent(p: RunProgress | null, e: DaemonEvent): RunProgress |
         order: ev.plan.decisions.filter((d) => d.action === 'defragment').map((d) => ({ memberId: d.memberId, name: d.name, isLeader: d.isLeader, state: 'pending' as const })),
         current: null,
         note: ev.plan.refusal ? `refused: ${ev.plan.refusal.reason}` : null,
+        updatedAtMs: 0,
       };
     case 'compaction-started':
       return { ...base, note: `compacting to revision ${ev.revision}` };
