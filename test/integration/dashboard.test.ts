@@ -40,7 +40,7 @@ type ChartDump = { labels: string[]; data: (number | null)[][]; runIds: string }
 /** Observe every second (the config's minimum is the default 30 s without auto). */
 const fastObserve = (c: ServeConfig): ServeConfig => ({ ...c, clusters: c.clusters.map((x) => ({ ...x, observeIntervalMs: 1_000 })) });
 
-describe.skipIf(!existsSync(CHROMIUM))('the dashboard in Chromium, on a real daemon and a 3-member cluster', () => {
+describe('the dashboard in Chromium, on a real daemon and a 3-member cluster', () => {
   let cluster: EtcdCluster;
   let dir: string;
   let userDataDir: string;
@@ -57,6 +57,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in Chromium, on a real dae
   const status = async () => parseJson<StatusRow[]>(await cli(['status', '--endpoints', cluster.endpoints.join(','), '--cluster', '-w', 'json']));
 
   beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (scripts/ensure-chromium.sh; make test does)`);
     // The page as `npm run build` makes it, where serve() looks for it by default.
     execFileSync(process.execPath, [join(ROOT, 'scripts', 'build-web.mjs')], { cwd: ROOT, stdio: 'pipe' });
     mkdirSync(ARTIFACTS, { recursive: true });
