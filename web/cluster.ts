@@ -107,7 +107,10 @@ export function clusterPage(root: HTMLElement, name: string, ctx: AppContext): V
       const { runs } = await api.history(name, 50);
       if (destroyed) return;
       historyStatus.textContent = runs.length === 0 ? 'No runs yet.' : '';
+      // Redrawn rows: the run button that had the focus gets it back.
+      const focused = (document.activeElement as HTMLElement | null)?.closest?.('tr.run-row')?.getAttribute('data-run-id');
       fill(historyBody, ...runs.flatMap(historyRows));
+      if (focused) historyBody.querySelector<HTMLButtonElement>(`tr[data-run-id="${focused}"] .run-toggle`)?.focus();
     } catch (err) {
       if (!destroyed) historyStatus.textContent = `History could not be loaded: ${err instanceof Error ? err.message : String(err)}`;
     }
@@ -194,10 +197,14 @@ export function clusterPage(root: HTMLElement, name: string, ctx: AppContext): V
   }
 
   const update = (state: AppState) => {
+    if (destroyed) return;
     const c = state.clusters?.clusters.find((x) => x.name === name);
     if (state.clusters !== null && !c) {
+      destroyed = true;
+      chart.destroy();
       notFound.hidden = false;
       notFound.textContent = `No cluster named "${name}" is configured.`;
+      fill(root, h('h1', {}, name), notFound, h('p', {}, h('a', { href: '#/' }, 'All clusters')));
       return;
     }
     if (!c) return;
