@@ -10,6 +10,8 @@
  *   store     domain (and node:*, better-sqlite3): the run history
  *   app       everything but cli          index.ts  everything but cli
  *   cli       anything in src; and nothing else in src imports cli
+ *   web/      (the dashboard, a browser bundle) src/domain, and the API's
+ *             shapes as types only; nothing imports web/
  *
  * Each rule below is one sentence of that design; its `comment` is what a
  * failing build prints next to the offending import.

@@ -238,6 +238,8 @@ describe('the dashboard in Chromium, on a real daemon and a 3-member cluster', (
     await page.goto(`${daemon.url}/#/clusters/main`);
     await page.getByRole('button', { name: 'Defragment now' }).waitFor();
     await until('the token to be in use', async () => (await page.locator('.token-set').count()) === 1);
+    // The event stream is open (the page says "live"): no event of the run can be missed.
+    await until('the event stream open', async () => (await page.locator('#live').textContent()) === 'live');
     // Everything the page shows as being defragmented, however briefly.
     await page.evaluate(() => {
       const seen: { members: string[]; elapsed: boolean } = { members: [], elapsed: false };
