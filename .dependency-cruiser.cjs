@@ -10,6 +10,8 @@
  *   store     domain (and node:*, better-sqlite3): the run history
  *   app       everything but cli          index.ts  everything but cli
  *   cli       anything in src; and nothing else in src imports cli
+ *   web/      (the dashboard, a browser bundle) src/domain, and the API's
+ *             shapes as types only; nothing imports web/
  *
  * Each rule below is one sentence of that design; its `comment` is what a
  * failing build prints next to the offending import.
@@ -219,6 +221,30 @@ module.exports = {
       severity: 'error',
       from: { path: '^src/index\\.ts$' },
       to: { path: '^src/cli/' },
+    },
+
+    // --- web: the dashboard's page (bundled by esbuild into dist/web) --------
+    {
+      name: 'web-reads-only-the-api',
+      comment:
+        'web/ (the dashboard) runs in a browser and reads only the JSON API: from src/ it may bundle src/domain/ (pure formatting) and take the API\'s shapes as types (`import type`), nothing else.',
+      severity: 'error',
+      from: { path: '^web/' },
+      to: { path: '^src/', pathNot: '^src/domain/', dependencyTypesNot: ['type-only'] },
+    },
+    {
+      name: 'web-no-node-builtins',
+      comment: 'web/ runs in a browser: no node:* imports.',
+      severity: 'error',
+      from: { path: '^web/' },
+      to: NODE_BUILTIN,
+    },
+    {
+      name: 'nothing-imports-web',
+      comment: 'web/ is the page, built apart (scripts/build-web.mjs); the daemon serves its built files and imports none of it.',
+      severity: 'error',
+      from: { path: '^(src|dev|test)/' },
+      to: { path: '^web/' },
     },
 
     // --- the trees around src ----------------------------------------------

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: help deps etcd build test unit demo bench bench-readme typecheck lint-imports clean
+.PHONY: help deps etcd chromium build test unit demo bench bench-readme typecheck lint-imports clean
 
 help:
 	@echo "make demo   start a local 3-member etcd, fragment it, and show defragd at work"
@@ -20,20 +20,26 @@ deps: $(NPM_STAMP) etcd
 etcd:
 	@bash scripts/ensure-etcd.sh
 
+# The dashboard's end-to-end tests drive Debian's Chromium (playwright-core, no downloaded browser);
+# make test installs it, make demo does not need it.
+chromium:
+	@bash scripts/ensure-chromium.sh
+
 build: $(NPM_STAMP)
 	npm run build --silent
 
 typecheck: $(NPM_STAMP)
 	npx tsc -p tsconfig.json --noEmit
+	npx tsc -p web/tsconfig.json
 
 # The floors of src/ (domain < etcd, policy < ... < cli), as rules in
 # .dependency-cruiser.cjs; a broken one prints the import, the rule and why.
 lint-imports: $(NPM_STAMP)
-	@npx depcruise --config .dependency-cruiser.cjs --output-type err-long src dev test
+	@npx depcruise --config .dependency-cruiser.cjs --output-type err-long src dev test web
 
 # The last line printed is the plain verdict "N passed, N failed".
 # lint-imports runs before vitest; a broken boundary stops here.
-test: deps typecheck lint-imports build
+test: deps chromium typecheck lint-imports build
 	@rm -f .vitest-results.json
 	@npx vitest run --reporter=default --reporter=json --outputFile.json=.vitest-results.json; \
 	  code=$$?; node scripts/test-summary.mjs .vitest-results.json; s=$$?; \

@@ -33,6 +33,10 @@ const FIXTURE: Record<string, string> = {
   'src/cli/printer.ts': 'export const printPlan = (): string => "";\n',
   // allowed: the store uses node:* and records domain types; broken: it reaches into the executor
   'src/store/store.ts': "import { statSync } from 'node:fs';\nimport type { Plan } from '../domain/plan.js';\nimport type { E } from '../executor/execute.js';\nexport type S = [Plan, E, typeof statSync];\n",
+  // the dashboard's page: allowed, the API's shapes as types and domain's formatting; broken: a value from the daemon, node:*
+  'src/serve/samples.ts': 'export const RANGES = 1;\n',
+  'web/main.ts':
+    "import type { Plan } from '../src/domain/plan.js';\nimport type { S } from '../src/store/store.js';\nimport { RANGES } from '../src/serve/samples.js';\nimport { readFileSync } from 'node:fs';\nexport const w = [RANGES, readFileSync];\nexport type W = [Plan, S];\n",
   'test/builders.ts': "import type { Plan } from '../src/domain/plan.js';\nexport const aPlan = (): Plan => ({ steps: [] });\n",
 };
 
@@ -46,7 +50,7 @@ beforeAll(async () => {
     writeFileSync(join(dir, path), text);
   }
   const { forbidden, options } = config;
-  const reported = await cruise(['src', 'test'], {
+  const reported = await cruise(['src', 'test', 'web'], {
     ...options,
     tsConfig: undefined,
     baseDir: dir,
@@ -74,6 +78,8 @@ describe('import boundaries', () => {
         'only-cli-imports-cli: src/app/defragment.ts → src/cli/printer.ts',
         'planner-no-node-builtins: src/planner/plan.ts → fs',
         'store-imports-only-domain: src/store/store.ts → src/executor/execute.ts',
+        'web-no-node-builtins: web/main.ts → fs',
+        'web-reads-only-the-api: web/main.ts → src/serve/samples.ts',
       ].sort(),
     );
   });

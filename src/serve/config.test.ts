@@ -90,6 +90,7 @@ describe('invalid configs: exactly the expected line(s)', () => {
     ['a boolean that is not one', cluster('defrag: { moveLeader: maybe }'), ['clusters[0].defrag.moveLeader: expected true or false, got "maybe"']],
     ['a list where a string belongs', cluster('schedule: [1, 2]'), ['clusters[0].schedule: expected a string, got a list']],
     ['maxConcurrentRuns 0', 'maxConcurrentRuns: 0\n' + cluster(), ['maxConcurrentRuns: must be at least 1']],
+    ['dashboard not a boolean', 'dashboard: maybe\n' + cluster(), ['dashboard: expected true or false, got "maybe"']],
     ['a disarmBelow above 1', cluster('defrag: { disarmBelow: 1.5 }'), ['clusters[0].defrag.disarmBelow: expected a fraction in (0, 1], got "1.5"']],
     ['an empty record prefix', cluster('recordPrefix: " "'), ['clusters[0].recordPrefix: the record prefix must not be empty']],
     ['a file that is a list', '- a\n- b\n', ['the config must be a mapping of keys (listen, store, clusters, ...), got a list']],
@@ -120,6 +121,7 @@ store: data/history.sqlite
 apiTokenFile: /run/secrets/api-token
 maxConcurrentRuns: 2
 storeRetention: 30d
+dashboard: false
 clusters:
   - name: prod
     endpoints: [https://10.0.0.1:2379, https://10.0.0.2:2379]
@@ -158,6 +160,7 @@ clusters:
       storeRetentionMs: 30 * 86_400_000,
       apiToken: 'tok-123',
       maxConcurrentRuns: 2,
+      dashboard: false,
       clusters: [
         {
           name: 'prod',
@@ -227,7 +230,7 @@ clusters:
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 9479 });
     expect(config.store).toBe('/etc/defragd/defragd.sqlite');
     expect(config.storeRetentionMs).toBe(90 * 86_400_000);
-    expect([config.apiToken, config.maxConcurrentRuns]).toEqual([null, 1]);
+    expect([config.apiToken, config.maxConcurrentRuns, config.dashboard]).toEqual([null, 1, true]);
     expect(config.clusters[0]?.record).toEqual({ prefix: '/defragd' });
   });
 
@@ -342,7 +345,7 @@ describe('loadConfig: files on disk', () => {
     expect(config.clusters.length).toBeGreaterThanOrEqual(2);
     const text = files[example] as string;
     const keys = [
-      'listen', 'store', 'apiTokenFile', 'maxConcurrentRuns', 'storeRetention', 'clusters', 'name', 'endpoints', 'cacert', 'cert', 'key', 'serverName',
+      'listen', 'store', 'apiTokenFile', 'maxConcurrentRuns', 'storeRetention', 'dashboard', 'clusters', 'name', 'endpoints', 'cacert', 'cert', 'key', 'serverName',
       'insecureSkipTlsVerify', 'user', 'password', 'passwordFile', 'dialTimeout', 'commandTimeout', 'quotaBytes', 'rule', 'schedule', 'timezone', 'jitter',
       'windows', 'auto', 'interval', 'cooldown', 'nospace', 'compaction', 'retain', 'retainRevisions', 'defrag', 'moveLeader', 'waitBetween', 'defragTimeout',
       'continueOnError', 'skipHealthCheck', 'disarmBelow', 'maxDefragDuration', 'record', 'recordPrefix',

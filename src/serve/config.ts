@@ -18,7 +18,7 @@
  *
  * Keys added to the issue's contract: `maxConcurrentRuns`, `storeRetention`,
  * `password` (a `${ENV_VAR}` reference only), `defrag.disarmBelow`,
- * `defrag.maxDefragDuration`, `record`, `recordPrefix`.
+ * `defrag.maxDefragDuration`, `record`, `recordPrefix`, `dashboard`.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -53,6 +53,8 @@ export const SERVE_DEFAULTS = Object.freeze({
   cooldown: '6h',
   nospace: 'recover',
   record: true,
+  /** The web dashboard at / on the listen address. */
+  dashboard: true,
 } as const);
 
 /** A bad config file: every problem, one per line, each naming its path. Exit 2. */
@@ -130,6 +132,8 @@ export interface ServeConfig {
   /** The bearer token of the mutating API endpoints, read from apiTokenFile; null: they answer 403. */
   readonly apiToken: string | null;
   readonly maxConcurrentRuns: number;
+  /** Serve the web dashboard at / (`dashboard: false` turns it off; the API stays). */
+  readonly dashboard: boolean;
   readonly clusters: readonly ServeClusterConfig[];
 }
 
@@ -265,6 +269,7 @@ const TOP_SHAPE = {
   apiTokenFile: text.optional(),
   maxConcurrentRuns: positiveInt.optional(),
   storeRetention: longDuration.optional(),
+  dashboard: bool.optional(),
   clusters: z.array(z.strictObject(CLUSTER_SHAPE)).min(1, { message: 'must list at least one cluster' }),
 };
 
@@ -649,6 +654,7 @@ export function parseConfig(text: string, env: ConfigEnv, baseDir: string, opts:
     storeRetentionMs: c.storeRetention ?? parseLongDuration(SERVE_DEFAULTS.storeRetention, 'storeRetention'),
     apiToken: secrets.apiToken,
     maxConcurrentRuns: c.maxConcurrentRuns ?? SERVE_DEFAULTS.maxConcurrentRuns,
+    dashboard: c.dashboard ?? SERVE_DEFAULTS.dashboard,
     clusters: Object.freeze(c.clusters.map((cl, i) => buildCluster(cl, secrets.passwords[i] ?? null, baseDir))),
   });
 }

@@ -24,7 +24,7 @@ import { fetchGauges } from '../etcd/metrics.js';
 import { observeCluster } from '../observe/observe.js';
 import { currentRevision, planDefrag } from '../planner/index.js';
 import { recordRun, type RunRecorder, type Store } from '../store/index.js';
-import type { RunTrigger, StoredRun, StoredRunDetail } from '../store/types.js';
+import type { RunTrigger, Sample, StoredRun, StoredRunDetail } from '../store/types.js';
 import { clusterState, decide, drawScheduledStart, leaderMovesAllowed, retentionRevision, startQueuePosition, type PendingStart } from './schedule.js';
 import type { ServeClusterConfig } from './config.js';
 import { countRose, decideExternal, externalMemberResult, METRIC_DEFRAG_COUNT, ownRunTouched, type DefragBaseline, type ExternalEntry } from './external.js';
@@ -215,8 +215,12 @@ export class Daemon implements DaemonView {
     return r ? this.view(r) : undefined;
   }
 
-  history(name: string, limit: number): StoredRun[] {
-    return this.deps.store.runs({ cluster: name, limit });
+  history(name: string, limit: number, since?: string): StoredRun[] {
+    return this.deps.store.runs({ cluster: name, limit, since });
+  }
+
+  samples(name: string, from: string): Sample[] {
+    return this.deps.store.samples({ cluster: name, from });
   }
 
   run(id: number): StoredRunDetail | null {

@@ -12,7 +12,9 @@ import { aSnapshot, MiB } from '../../test/builders.js';
 import { aClusterView, aStoredRun, FakeDaemonView } from '../../test/fakes/daemon-view.js';
 import { statusJson } from '../app/status-json.js';
 import type { RunReport } from '../domain/run.js';
-import { createApi, serveApi, type ApiLogger, type ApiOptions } from './http.js';
+import { createApi, DASHBOARD_CSP, serveApi, type ApiLogger, type ApiOptions } from './http.js';
+import { MAX_POINTS_PER_MEMBER } from './samples.js';
+import type { Sample } from '../store/types.js';
 import { createMetrics } from './metrics.js';
 import type { DaemonEvent } from './types.js';
 
@@ -138,10 +140,77 @@ describe('GET /api/v1/clusters', () => {
     expect(dev).toMatchObject({ state: 'unreachable', observation: null, observeError: 'connection refused' });
   });
 
+  it('says whether the dashboard may offer runs: only with a token configured, else why not', async () => {
+    expect((await expectJson(await anApi().request('/api/v1/clusters'), 200)).actions).toEqual({ enabled: true, reason: null });
+    const off = (await expectJson(await anApi(aView(), { token: null }).request('/api/v1/clusters'), 200)).actions;
+    expect(off).toEqual({ enabled: false, reason: expect.stringMatching(/no API token is configured \(apiTokenFile\)/) });
+  });
+
   it('answers one cluster, and 404 for an unknown one', async () => {
     const app = anApi();
     expect((await expectJson(await app.request('/api/v1/clusters/prod'), 200)).name).toBe('prod');
     expect(await expectJson(await app.request('/api/v1/clusters/nope'), 404)).toEqual({ error: 'no cluster named "nope"' });
+  });
+});
+
+describe('GET /api/v1/clusters/:name/samples', () => {
+  const NOW = Date.parse('2024-05-01T12:00:00.000Z');
+  const sample = (member: string, minutesAgo: number, dbSize: number): Sample => ({
+    cluster: 'prod',
+    memberId: `id-${member}`,
+    memberName: member,
+    at: new Date(NOW - minutesAgo * 60_000).toISOString(),
+    dbSize,
+    dbSizeInUse: dbSize / 2,
+    quota: 2048 * MiB,
+    revision: 100,
+    isLeader: member === 'm2',
+  });
+  function viewWithSamples(): FakeDaemonView {
+    const view = aView();
+    // Two hours of samples every minute for m1 and m2; the 1h range keeps the last hour.
+    view.sampleLists.set('prod', Array.from({ length: 120 }, (_, i) => 119 - i).flatMap((ago) => [sample('m1', ago, (200 - ago) * MiB), sample('m2', ago, 10 * MiB)]));
+    view.histories.set('prod', [
+      aStoredRun(9, 'prod', { startedAt: new Date(NOW - 10 * 60_000).toISOString(), finishedAt: new Date(NOW - 9 * 60_000).toISOString(), outcome: 'failed' }),
+      aStoredRun(8, 'prod', { startedAt: new Date(NOW - 20 * 60_000).toISOString(), finishedAt: new Date(NOW - 20 * 60_000).toISOString(), dryRun: true }),
+      aStoredRun(7, 'prod', { startedAt: new Date(NOW - 90 * 60_000).toISOString(), finishedAt: new Date(NOW - 89 * 60_000).toISOString() }),
+    ]);
+    return view;
+  }
+
+  it('answers per member the points of the range (default 1h) as columns, and the runs in it (no dry runs) for the markers', async () => {
+    const body = await expectJson(await anApi(viewWithSamples(), { now: () => NOW }).request('/api/v1/clusters/prod/samples'), 200);
+    expect(body).toMatchObject({ cluster: 'prod', range: '1h', from: '2024-05-01T11:00:00.000Z', to: '2024-05-01T12:00:00.000Z' });
+    expect(body.members.map((m: { name: string }) => m.name)).toEqual(['m1', 'm2']);
+    const m1 = body.members[0];
+    expect(m1.atMs).toHaveLength(61);
+    expect(m1.atMs[0]).toBe(NOW - 60 * 60_000);
+    expect(m1.dbSize.at(-1)).toBe(200 * MiB);
+    expect(m1.dbSizeInUse.at(-1)).toBe(100 * MiB);
+    expect(m1.quota[0]).toBe(2048 * MiB);
+    expect(body.members[1].isLeader.every(Boolean)).toBe(true);
+    expect(body.runs.map((r: { id: number }) => r.id)).toEqual([9]);
+  });
+
+  it('thins a long range to at most a few hundred points per member, each a real sample (the last of its bucket)', async () => {
+    const view = aView();
+    // 7 days, one sample a minute: 10080 per member.
+    view.sampleLists.set('prod', Array.from({ length: 7 * 1440 }, (_, i) => 7 * 1440 - 1 - i).map((ago) => sample('m1', ago, ago * 1024)));
+    const body = await expectJson(await anApi(view, { now: () => NOW }).request('/api/v1/clusters/prod/samples?range=7d'), 200);
+    const m1 = body.members[0];
+    expect(m1.atMs.length).toBeLessThanOrEqual(MAX_POINTS_PER_MEMBER);
+    expect(m1.atMs.length).toBeGreaterThan(MAX_POINTS_PER_MEMBER / 2);
+    expect(m1.atMs.at(-1)).toBe(NOW);
+    m1.atMs.forEach((t: number, i: number) => expect(m1.dbSize[i]).toBe(((NOW - t) / 60_000) * 1024));
+  });
+
+  it.each(['2h', '', '1H', '24h;drop'])('range=%j is a 400 naming the ranges', async (range) => {
+    const body = await expectJson(await anApi(viewWithSamples(), { now: () => NOW }).request(`/api/v1/clusters/prod/samples?range=${encodeURIComponent(range)}`), 400);
+    expect(body).toEqual({ error: 'range must be one of 1h, 24h, 7d, 30d' });
+  });
+
+  it('answers 404 for an unknown cluster', async () => {
+    expect(await expectJson(await anApi().request('/api/v1/clusters/nope/samples?range=1h'), 404)).toEqual({ error: 'no cluster named "nope"' });
   });
 });
 
@@ -400,6 +469,10 @@ describe('static files', () => {
     const res = await app.request('/');
     expect(res.status).toBe(200);
     expect(await res.text()).toBe('<h1>defragd</h1>');
+    // Scripts, styles and connections from the daemon only: no inline script runs, nothing is fetched elsewhere.
+    expect(res.headers.get('content-security-policy')).toBe(DASHBOARD_CSP);
+    expect(DASHBOARD_CSP).toMatch(/default-src 'self'/);
+    expect(DASHBOARD_CSP).not.toMatch(/unsafe-inline/);
     await expectJson(await app.request('/api/v2/x'), 404);
     await expectJson(await app.request('/missing.js'), 404);
   });

@@ -16,7 +16,8 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
 import { clusterJson } from './cluster-json.js';
-import type { DaemonEvent, DaemonView } from './types.js';
+import { memberSeries, SAMPLE_RANGE_NAMES, SAMPLE_RANGES, type SampleRange } from './samples.js';
+import type { ActionsJson, DaemonEvent, DaemonView } from './types.js';
 
 /** What the API logs: pino's Logger fits. */
 export interface ApiLogger {
@@ -32,7 +33,16 @@ export interface ApiOptions {
   logger?: ApiLogger | undefined;
   /** How often an idle SSE stream gets a comment so proxies keep it open. */
   keepAliveMs?: number | undefined;
+  /** The clock of the samples' time ranges (default Date.now). */
+  now?: (() => number) | undefined;
 }
+
+/**
+ * What the static files of the dashboard are sent with: scripts, styles and
+ * connections only from the daemon itself (the page needs nothing else, and
+ * an injected inline script would not run).
+ */
+export const DASHBOARD_CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
 
 export const SSE_KEEP_ALIVE_MS = 15_000;
 export const HISTORY_LIMIT_DEFAULT = 50;
@@ -44,6 +54,10 @@ export const BODY_LIMIT_BYTES = 64 * 1024;
 const positiveInt = (max: number) => z.string().regex(/^[0-9]+$/).transform(Number).pipe(z.number().int().min(1).max(max));
 const historyLimit = positiveInt(HISTORY_LIMIT_MAX).default(HISTORY_LIMIT_DEFAULT);
 const runId = positiveInt(Number.MAX_SAFE_INTEGER);
+const sampleRange = z.enum(SAMPLE_RANGE_NAMES as [SampleRange, ...SampleRange[]]).default('1h');
+/** Runs marked on a chart: more than this in one range would not be told apart anyway. */
+export const CHART_RUNS_MAX = 500;
+const NO_TOKEN = 'no API token is configured (apiTokenFile): mutating endpoints are disabled';
 // Strict: a misspelt `dryrun: true` must not start a real run.
 const runRequest = z.strictObject({ dryRun: z.boolean().default(false) });
 
@@ -69,7 +83,7 @@ const unknownCluster = (c: Context, name: string) => problem(c, 404, `no cluster
 function requireToken(token: string | null) {
   const expected = token === null ? null : digest(token);
   return createMiddleware(async (c, next) => {
-    if (expected === null) return problem(c, 403, 'no API token is configured (apiTokenFile): mutating endpoints are disabled');
+    if (expected === null) return problem(c, 403, NO_TOKEN);
     const m = /^Bearer +(\S+) *$/i.exec(c.req.header('authorization') ?? '');
     // Equal-length digests compared in constant time: neither the token nor its length leaks through timing.
     if (m === null || !timingSafeEqual(digest(m[1]!), expected)) {
@@ -89,6 +103,8 @@ function requireToken(token: string | null) {
  */
 export function createApi(view: DaemonView, opts: ApiOptions): Hono {
   const keepAliveMs = opts.keepAliveMs ?? SSE_KEEP_ALIVE_MS;
+  const now = opts.now ?? Date.now;
+  const actions: ActionsJson = opts.token === null ? { enabled: false, reason: NO_TOKEN } : { enabled: true, reason: null };
   const app = new Hono();
 
   app.onError((err, c) => {
@@ -109,7 +125,8 @@ export function createApi(view: DaemonView, opts: ApiOptions): Hono {
 
   const api = new Hono();
 
-  api.get('/clusters', (c) => json(c, { clusters: view.clusters().map(clusterJson) }));
+  // `actions` tells the dashboard up front whether to offer runs (a token is configured), not only after a 403.
+  api.get('/clusters', (c) => json(c, { clusters: view.clusters().map(clusterJson), actions }));
 
   api.get('/clusters/:name', (c) => {
     const cluster = view.cluster(c.req.param('name'));
@@ -122,6 +139,24 @@ export function createApi(view: DaemonView, opts: ApiOptions): Hono {
     const limit = historyLimit.safeParse(c.req.query('limit'));
     if (!limit.success) return problem(c, 400, `limit must be an integer from 1 to ${HISTORY_LIMIT_MAX}`);
     return json(c, { cluster: name, runs: view.history(name, limit.data) });
+  });
+
+  api.get('/clusters/:name/samples', (c) => {
+    const name = c.req.param('name');
+    if (view.cluster(name) === undefined) return unknownCluster(c, name);
+    const range = sampleRange.safeParse(c.req.query('range'));
+    if (!range.success) return problem(c, 400, `range must be one of ${SAMPLE_RANGE_NAMES.join(', ')}`);
+    const toMs = now();
+    const fromMs = toMs - SAMPLE_RANGES[range.data];
+    const from = new Date(fromMs).toISOString();
+    return json(c, {
+      cluster: name,
+      range: range.data,
+      from,
+      to: new Date(toMs).toISOString(),
+      members: memberSeries(view.samples(name, from), { fromMs, toMs }),
+      runs: view.history(name, CHART_RUNS_MAX, from).filter((r) => !r.dryRun),
+    });
   });
 
   api.get('/clusters/:name/status', async (c) => {
@@ -187,7 +222,17 @@ export function createApi(view: DaemonView, opts: ApiOptions): Hono {
   app.route('/api/v1', api);
   // Unknown /api routes answer JSON 404 even when a dashboard is served at /.
   app.all('/api/*', (c) => problem(c, 404, `no such route: ${c.req.method} ${c.req.path}`));
-  if (opts.staticDir) app.use('/*', serveStatic({ root: opts.staticDir }));
+  if (opts.staticDir) {
+    app.use('/*', async (c, next) => {
+      // Set before the file's response is made (serveStatic's own hooks come after it).
+      c.header('content-security-policy', DASHBOARD_CSP);
+      c.header('x-content-type-options', 'nosniff');
+      // The file names do not change with a new build: always revalidate.
+      c.header('cache-control', 'no-cache');
+      await next();
+    });
+    app.use('/*', serveStatic({ root: opts.staticDir }));
+  }
   return app;
 }
 

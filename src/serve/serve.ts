@@ -5,7 +5,8 @@
  * interrupted), closes the server and the store. The CLI command wires it to
  * the process; tests call it directly.
  */
-import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { UsageError } from '../domain/errors.js';
 import { pino, type Logger } from 'pino';
@@ -58,6 +59,22 @@ export interface ServeRun {
   now?: (() => number) | undefined;
   /** Who the daemon's runs are recorded as (default host:pid); tests running a CLI in the same process tell them apart by it. */
   by?: string | undefined;
+  /** Where the dashboard's built files are (default: the package's own dist/web, see dashboardDir). */
+  dashboardDir?: string | undefined;
+}
+
+/**
+ * The dashboard's built files (index.html, app.js, app.css) as the package
+ * ships them: `dist/web/`, found from this module's own location, so it
+ * works installed from npm (dist/serve/serve.js → dist/web) and from the
+ * sources (src/serve/serve.ts → dist/web after `npm run build`). Null when
+ * it was not built.
+ *
+ * @example dashboardDir() // "/usr/lib/node_modules/defragd/dist/web"
+ */
+export function dashboardDir(): string | null {
+  const candidates = ['../web/', '../../dist/web/'].map((rel) => fileURLToPath(new URL(rel, import.meta.url)));
+  return candidates.find((dir) => existsSync(`${dir}index.html`)) ?? null;
 }
 
 /**
@@ -91,8 +108,10 @@ export async function serve(config: ServeConfig, o: ServeRun): Promise<void> {
   }, DOWNSAMPLE_EVERY_MS);
   downsample.unref();
   try {
-    server = await serveApi(createApi(daemon, { token: config.apiToken, metrics, logger }), config.listen);
-    logger.info({ url: server.url, clusters: config.clusters.map((c) => c.name), store: config.store }, 'defragd serve listening');
+    const staticDir = config.dashboard ? (o.dashboardDir ?? dashboardDir()) : null;
+    if (config.dashboard && staticDir === null) logger.warn({}, 'the dashboard is not built (npm run build makes dist/web): / serves nothing; the API works');
+    server = await serveApi(createApi(daemon, { token: config.apiToken, metrics, logger, staticDir, now: o.now }), config.listen);
+    logger.info({ url: server.url, dashboard: staticDir === null ? null : `${server.url}/`, clusters: config.clusters.map((c) => c.name), store: config.store }, 'defragd serve listening');
     o.onListening?.(server.url);
     daemon.start();
     const reloadConfig = o.reloadConfig;
@@ -128,7 +147,7 @@ async function reload(daemon: Daemon, running: ServeConfig, read: () => ServeCon
     logger.error({ problems }, 'reload: the new config is invalid; the running config is kept');
     return;
   }
-  const fixed = (['listen', 'store', 'apiToken'] as const).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(running[k]));
+  const fixed = (['listen', 'store', 'apiToken', 'dashboard'] as const).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(running[k]));
   if (fixed.length > 0) logger.warn({ keys: fixed }, 'reload: these keys are read only at start-up; restart to change them');
   const changes = await daemon.reload({ ...next, clusters: next.clusters });
   logger.info(changes, 'reloaded the config');

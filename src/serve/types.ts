@@ -6,7 +6,7 @@
 import type { MemberDefragStatus } from '../domain/record.js';
 import type { RunReport, StepEvent } from '../domain/run.js';
 import type { ClusterSnapshot } from '../domain/snapshot.js';
-import type { RunTrigger, StoredRun, StoredRunDetail } from '../store/types.js';
+import type { RunTrigger, Sample, StoredRun, StoredRunDetail } from '../store/types.js';
 
 /** What a cluster is doing now, as the dashboard and /api/v1/clusters say it. */
 export type ClusterState = 'idle' | 'running' | 'cooldown' | 'unreachable';
@@ -35,6 +35,12 @@ export interface ClusterView {
   lockHeld: boolean;
 }
 
+/** Whether the dashboard may offer the mutating actions (dry run, defragment now), and why not (`GET /api/v1/clusters`). */
+export interface ActionsJson {
+  enabled: boolean;
+  reason: string | null;
+}
+
 /** One StepEvent of one cluster's run, as the SSE stream carries it. */
 export interface DaemonEvent {
   cluster: string;
@@ -53,7 +59,10 @@ export interface DaemonView {
   ready(): { ok: boolean; reason: string | null };
   clusters(): ClusterView[];
   cluster(name: string): ClusterView | undefined;
-  history(name: string, limit: number): StoredRun[];
+  /** Runs newest first; with `since` (ISO), only those running or finished since. */
+  history(name: string, limit: number, since?: string): StoredRun[];
+  /** The stored samples of a cluster from an ISO time on, oldest first (the dashboard's chart). */
+  samples(name: string, from: string): Sample[];
   run(id: number): StoredRunDetail | null;
   /** The defragmentation status read from the cluster's in-cluster records (`defragd last`). */
   defragmentationStatus(name: string, signal?: AbortSignal): Promise<MemberDefragStatus[]>;

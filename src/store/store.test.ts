@@ -128,6 +128,21 @@ describe('runs', () => {
     expect(storeErrorOf(() => store.runs({ limit: 0 })).message).toMatch(/limit must be a whole number >= 1/);
   });
 
+  it('lists, with since, only runs still running or finished at or after it (a chart range)', () => {
+    const store = track(openStore(':memory:'));
+    const run = (startMin: number, endMin: number | null) => {
+      const id = store.startRun({ cluster: 'a', trigger: 'auto', by: 'x', startedAt: iso(T0 + startMin * 60_000) });
+      if (endMin !== null) store.finishRun(id, report({ outcome: 'success', startedAt: iso(T0 + startMin * 60_000), finishedAt: iso(T0 + endMin * 60_000) }));
+      return id;
+    };
+    const old = run(0, 1);
+    const spanning = run(9, 11);
+    const inside = run(20, 21);
+    const running = run(30, null);
+    expect(store.runs({ cluster: 'a', since: iso(T0 + 10 * 60_000) }).map((r) => r.id)).toEqual([running, inside, spanning]);
+    expect(store.runs({ cluster: 'a' }).map((r) => r.id)).toContain(old);
+  });
+
   it('refuses events and a second finish for a finished run, and an unknown trigger, leaving the run as it was', () => {
     const store = track(openStore(':memory:'));
     const id = store.startRun({ cluster: 'c', trigger: 'api', by: 'x' });

@@ -222,14 +222,20 @@ export class Store {
     );
   }
 
-  /** Runs newest first, of one cluster or all. */
-  runs(q: { cluster?: string | undefined; limit?: number | undefined } = {}): StoredRun[] {
+  /**
+   * Runs newest first, of one cluster or all; with `since` (ISO time), only
+   * those still running or finished at or after it (a chart's time range).
+   */
+  runs(q: { cluster?: string | undefined; limit?: number | undefined; since?: string | undefined } = {}): StoredRun[] {
     const limit = q.limit ?? DEFAULT_RUNS_LIMIT;
     if (!Number.isSafeInteger(limit) || limit < 1) throw new StoreError(this.path, `limit must be a whole number >= 1, got ${limit}`, { kind: 'usage' });
-    const where = q.cluster !== undefined ? 'WHERE r.cluster = ?' : '';
-    const args: unknown[] = q.cluster !== undefined ? [q.cluster, limit] : [limit];
+    const conds: string[] = [];
+    const args: unknown[] = [];
+    if (q.cluster !== undefined) (conds.push('r.cluster = ?'), args.push(q.cluster));
+    if (q.since !== undefined) (conds.push('(r.finished_at IS NULL OR r.finished_at >= ?)'), args.push(isoToMs(q.since)));
+    const where = conds.length > 0 ? `WHERE ${conds.join(' AND ')}` : '';
     return this.#read(() =>
-      (this.#db.prepare(`${RUN_SELECT} ${where} ORDER BY r.started_at DESC, r.id DESC LIMIT ?`).all(...args) as Row[]).map(toRun),
+      (this.#db.prepare(`${RUN_SELECT} ${where} ORDER BY r.started_at DESC, r.id DESC LIMIT ?`).all(...args, limit) as Row[]).map(toRun),
     );
   }
 

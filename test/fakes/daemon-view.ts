@@ -8,7 +8,7 @@
  */
 import type { MemberDefragStatus } from '../../src/domain/record.js';
 import type { ClusterView, DaemonEvent, DaemonView, StartRunResult } from '../../src/serve/types.js';
-import type { StoredRun, StoredRunDetail } from '../../src/store/types.js';
+import type { Sample, StoredRun, StoredRunDetail } from '../../src/store/types.js';
 
 export function aClusterView(name: string, overrides: Partial<ClusterView> = {}): ClusterView {
   return {
@@ -57,6 +57,8 @@ export class FakeDaemonView implements DaemonView {
   readonly runs = new Map<number, StoredRunDetail>();
   readonly histories = new Map<string, StoredRun[]>();
   readonly statuses = new Map<string, MemberDefragStatus[]>();
+  /** Per cluster, its samples oldest first (what the store would hold). */
+  readonly sampleLists = new Map<string, Sample[]>();
   startRunAnswer: StartRunResult = { ok: true, runId: 7, dryRun: false };
   /** Thrown by every call when set: the daemon failing unexpectedly. */
   failWith: Error | null = null;
@@ -97,9 +99,17 @@ export class FakeDaemonView implements DaemonView {
     return this.clusterViews.get(name);
   }
 
-  history(name: string, limit: number): StoredRun[] {
-    this.call('history', name, limit);
-    return (this.histories.get(name) ?? []).slice(0, limit);
+  history(name: string, limit: number, since?: string): StoredRun[] {
+    if (since === undefined) this.call('history', name, limit);
+    else this.call('history', name, limit, since);
+    const runs = this.histories.get(name) ?? [];
+    const kept = since === undefined ? runs : runs.filter((r) => r.finishedAt === null || r.finishedAt >= since);
+    return kept.slice(0, limit);
+  }
+
+  samples(name: string, from: string): Sample[] {
+    this.call('samples', name, from);
+    return (this.sampleLists.get(name) ?? []).filter((s) => s.at >= from);
   }
 
   run(id: number): StoredRunDetail | null {
