@@ -3,13 +3,14 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: help deps etcd chromium build test unit demo bench bench-readme typecheck lint-imports clean
+.PHONY: help deps etcd chromium build test unit demo bench bench-readme bench-daemon bench-daemon-readme typecheck lint-imports clean
 
 help:
 	@echo "make demo   start a local 3-member etcd, fragment it, and show defragd at work"
 	@echo "make test   unit and integration tests against real etcd"
 	@echo "make lint-imports  the import boundaries between src's layers (part of make test)"
 	@echo "make bench  benchmarks (not part of make test)"
+	@echo "make bench-daemon  what defragd serve costs watching 10 clusters for 10 minutes (BENCH_CLUSTERS, BENCH_MINUTES)"
 
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -56,6 +57,16 @@ bench: deps build
 # Runs the benchmark and pastes its table into README.md's Performance section.
 bench-readme: bench
 	node scripts/paste-bench.mjs
+
+# One defragd serve child process watching BENCH_CLUSTERS (10) real 3-member
+# clusters for BENCH_MINUTES (10): RSS, CPU, event-loop delay, store growth
+# against the goals; results in bench/results/daemon-*.
+bench-daemon: deps build
+	npx tsx bench/daemon.mts
+
+# Runs it and pastes its table into README.md's Daemon performance subsection.
+bench-daemon-readme: bench-daemon
+	node scripts/paste-bench.mjs daemon
 
 clean:
 	rm -rf dist .vitest-results.json .demo

@@ -1,16 +1,34 @@
-// Pastes bench/results/latest.md (written by `make bench`) into README.md between
-// the bench markers, so the Performance table is always a run's output, never typed.
+// Pastes a benchmark's latest table into README.md between its markers, so the
+// tables there are always a run's output, never typed:
+//   node scripts/paste-bench.mjs          bench/results/latest.md        → <!-- bench:start --> ... <!-- bench:end -->
+//   node scripts/paste-bench.mjs daemon   bench/results/daemon-latest.md → <!-- bench-daemon:start --> ... <!-- bench-daemon:end -->
 import { readFileSync, writeFileSync } from 'node:fs';
 
-const START = '<!-- bench:start -->';
-const END = '<!-- bench:end -->';
-const latest = readFileSync('bench/results/latest.md', 'utf8').replace(/^# .*\n+/, '').trim();
+const TABLES = {
+  bench: { file: 'bench/results/latest.md', marker: 'bench', what: 'Performance table', make: 'make bench' },
+  daemon: { file: 'bench/results/daemon-latest.md', marker: 'bench-daemon', what: 'Daemon performance table', make: 'make bench-daemon' },
+};
+const which = process.argv[2] ?? 'bench';
+const t = TABLES[which];
+if (!t) {
+  console.error(`paste-bench: unknown table "${which}" (known: ${Object.keys(TABLES).join(', ')})`);
+  process.exit(2);
+}
+const START = `<!-- ${t.marker}:start -->`;
+const END = `<!-- ${t.marker}:end -->`;
+let latest;
+try {
+  latest = readFileSync(t.file, 'utf8').replace(/^# .*\n+/, '').trim();
+} catch {
+  console.error(`paste-bench: ${t.file} is missing: run ${t.make} first`);
+  process.exit(1);
+}
 const readme = readFileSync('README.md', 'utf8');
 const a = readme.indexOf(START);
 const b = readme.indexOf(END);
 if (a < 0 || b < a) {
-  console.error('README.md has no bench markers');
+  console.error(`README.md has no ${t.marker} markers`);
   process.exit(1);
 }
 writeFileSync('README.md', `${readme.slice(0, a + START.length)}\n${latest}\n${readme.slice(b)}`);
-console.log('README.md: Performance table updated from bench/results/latest.md');
+console.log(`README.md: ${t.what} updated from ${t.file}`);

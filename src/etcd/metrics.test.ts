@@ -1,5 +1,7 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { parseGauges } from './metrics.js';
+import { fetchGauges, GaugeScan, parseGauges } from './metrics.js';
 
 // Lines as etcd 3.4/3.5 print them on /metrics.
 const SAMPLE = `# HELP etcd_server_quota_backend_bytes Current backend storage quota size in bytes.
@@ -21,5 +23,51 @@ describe('parseGauges', () => {
   it('keeps only the names asked for and skips labelled series', () => {
     const g = parseGauges(SAMPLE, ['etcd_disk_defrag_inflight', 'etcd_disk_backend_defrag_duration_seconds_bucket']);
     expect([...g.keys()]).toEqual(['etcd_disk_defrag_inflight']);
+  });
+});
+
+describe('GaugeScan', () => {
+  const names = ['etcd_server_quota_backend_bytes', 'etcd_disk_defrag_inflight', 'etcd_mvcc_db_total_size_in_bytes', 'etcd_disk_backend_defrag_duration_seconds_bucket', 'absent_metric'];
+  const expected = parseGauges(SAMPLE, names);
+
+  it('finds what parseGauges finds, wherever the chunks are cut', () => {
+    const wrong: string[] = [];
+    const want = JSON.stringify([...expected]);
+    for (let a = 0; a <= SAMPLE.length; a++) {
+      for (let b = a; b <= SAMPLE.length; b += 5) {
+        const scan = new GaugeScan(names);
+        for (const chunk of [SAMPLE.slice(0, a), SAMPLE.slice(a, b), SAMPLE.slice(b)]) scan.push(chunk);
+        // absent_metric is never found, so the scan is never done.
+        if (JSON.stringify([...scan.found]) !== want || scan.done) wrong.push(`cut at ${a}, ${b}: ${JSON.stringify([...scan.found])}`);
+      }
+    }
+    expect(expected.size).toBe(3);
+    expect(wrong).toEqual([]);
+  });
+
+  it('is done once every name was found, also on the first line, and tells a name from a longer one and from a labelled series', () => {
+    const scan = new GaugeScan(['a_total', 'b']);
+    expect(scan.push('a_total 1\na_total_x 2\nb{x="1"} 3\nb_c 4\n')).toBe(false);
+    expect(scan.push('b\t5\n')).toBe(true);
+    expect(scan.found).toEqual(new Map([['a_total', 1], ['b', 5]]));
+  });
+});
+
+describe('fetchGauges', () => {
+  it('resolves as soon as every name asked for has arrived, without reading the rest of the exposition', async () => {
+    // A member whose exposition never ends after the gauge: reading to the end would time out (null).
+    const server = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('# TYPE etcd_disk_defrag_inflight gauge\netcd_disk_defrag_inflight 1\n');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const g = await fetchGauges(url, ['etcd_disk_defrag_inflight'], null, { timeoutMs: 3_000 });
+      expect(g).toEqual(new Map([['etcd_disk_defrag_inflight', 1]]));
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
 import { aSnapshot, MiB, memberIdAt } from '../../test/builders.js';
 import type { RunReport } from '../domain/run.js';
-import { createMetrics } from './metrics.js';
+import { collectProcessMetrics, createMetrics } from './metrics.js';
 
 /** The exposition's samples: `name{labels}` → value (label order as prom-client prints it). */
 function samples(text: string): Map<string, number> {
@@ -274,5 +274,31 @@ describe('createMetrics: isolation', () => {
     expect(a.contentType).toMatch(/^text\/plain/);
     const { register } = await import('prom-client');
     expect(await register.metrics()).not.toContain('defragd_');
+  });
+});
+
+describe('collectProcessMetrics', () => {
+  it("adds the process's own figures under the defragd_ prefix: memory, CPU, event-loop delay since the last scrape", async () => {
+    const m = createMetrics();
+    collectProcessMetrics(m.registry);
+    await m.text(); // the event-loop figures are per scrape: start a fresh window
+    // Block the event loop for 120 ms after the monitor has sampled a while.
+    await new Promise((r) => setTimeout(r, 50));
+    const until = Date.now() + 120;
+    while (Date.now() < until) {
+      /* busy */
+    }
+    await new Promise((r) => setTimeout(r, 30));
+    const s = samples(await m.text());
+    const names = [...s.keys()].map((k) => k.replace(/\{.*$/, ''));
+    expect(names.filter((n) => !n.startsWith('defragd_'))).toEqual([]);
+    const rss = s.get('defragd_process_resident_memory_bytes') as number;
+    expect(Math.abs(rss - process.memoryUsage().rss)).toBeLessThan(64 * MiB);
+    expect(s.get('defragd_process_cpu_seconds_total')).toBeGreaterThan(0);
+    expect(s.get('defragd_nodejs_eventloop_lag_max_seconds')).toBeGreaterThanOrEqual(0.1);
+    expect(s.has('defragd_nodejs_eventloop_lag_p99_seconds')).toBe(true);
+    // The daemon's own series are unchanged beside them.
+    m.lockHeld('prod', true);
+    expect(samples(await m.text()).get('defragd_lock_held{cluster="prod"}')).toBe(1);
   });
 });

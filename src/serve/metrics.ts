@@ -8,7 +8,7 @@
  * the JSON rounds to. Series of members that left a cluster are removed, so
  * dashboards do not show ghosts of replaced members.
  */
-import { Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { MemberAction, RunOutcome, RunReport } from '../domain/run.js';
 import type { ClusterSnapshot } from '../domain/snapshot.js';
 import type { RunTrigger } from '../store/types.js';
@@ -313,6 +313,26 @@ export function createMetrics(registry: Registry = new Registry()): DaemonMetric
     contentType: registry.contentType,
     registry,
   };
+}
+
+/** The prefix of every series the daemon exposes, its process metrics included. */
+export const METRICS_PREFIX = 'defragd_';
+
+/**
+ * Adds prom-client's process and Node.js metrics to the daemon's registry,
+ * under the daemon's prefix (`defragd_process_resident_memory_bytes`,
+ * `defragd_process_cpu_seconds_total`, `defragd_nodejs_eventloop_lag_p99_seconds`,
+ * heap and GC figures): what an operator needs to see what the daemon itself
+ * costs. Called once per process by `serve` (not by createMetrics: each call
+ * starts an event-loop delay monitor and a GC observer that live as long as
+ * the process). The event-loop figures are those since the previous scrape.
+ *
+ * @example
+ *   const metrics = createMetrics();
+ *   collectProcessMetrics(metrics.registry);
+ */
+export function collectProcessMetrics(registry: Registry): void {
+  collectDefaultMetrics({ register: registry, prefix: METRICS_PREFIX });
 }
 
 /** Removes every series of a metric whose `cluster` label is `cluster`. */

@@ -15,7 +15,7 @@ import { openStore, processAlive } from '../store/index.js';
 import { ConfigError, type ServeConfig } from './config.js';
 import { Daemon } from './daemon.js';
 import { createApi, serveApi } from './http.js';
-import { createMetrics } from './metrics.js';
+import { collectProcessMetrics, createMetrics } from './metrics.js';
 
 /** How often old samples are thinned and expired (full resolution 24 h, then 5-minute points). */
 const DOWNSAMPLE_EVERY_MS = 3_600_000;
@@ -96,6 +96,7 @@ export async function serve(config: ServeConfig, o: ServeRun): Promise<void> {
     throw err;
   }
   const metrics = createMetrics();
+  collectProcessMetrics(metrics.registry);
   const daemon = new Daemon(config, { store, metrics, logger, now: o.now, by: o.by });
   let server: Awaited<ReturnType<typeof serveApi>> | null = null;
   let unsubscribeReload: (() => void) | undefined;
