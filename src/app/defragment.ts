@@ -6,6 +6,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import { DEFAULT_DISARM_BELOW } from '../domain/defaults.js';
+import { formatDuration } from '../domain/format.js';
 import { AbortedError, DefragdError } from '../domain/errors.js';
 import type { PastDefrag, Plan, Policy } from '../domain/plan.js';
 import type { RunReport, StepEvent } from '../domain/run.js';
@@ -178,6 +179,7 @@ export async function runDefrag(client: EtcdClient, policy: Policy, o: RunOption
   if (run.plan.refusal) return drain(run.execute(o.signal), emit);
 
   let lock: ClusterLock | null = null;
+  let lockNote: string | null = null;
   if (o.lock !== false) {
     const t0 = Date.now();
     try {
@@ -190,6 +192,7 @@ export async function runDefrag(client: EtcdClient, policy: Policy, o: RunOption
     }
     // A plan made before a wait for the lock is stale: another run may have defragmented since.
     if (lock && Date.now() - t0 > 1_000) {
+      if (lock.waited) lockNote = waitedNote(lock.waited);
       const again = await observeOrRefuse(client, o.observe, o.signal);
       if ('report' in again) {
         await lock.release();
@@ -205,12 +208,20 @@ export async function runDefrag(client: EtcdClient, policy: Policy, o: RunOption
     // prints a MaxListenersExceededWarning on every run against 4 or more members.
     if (lock && signal) setMaxListeners(1_000, signal);
     lock?.useEndpoints(run.snapshot.members.filter((m) => !m.isLearner && m.endpoint).map((m) => m.endpoint));
+    if (lockNote) emit({ type: 'warning', message: lockNote });
     const events = run.execute(signal);
-    return await drain(recordAs ? recording(events, recordWriter(client, run.snapshot, recordAs)) : events, emit);
+    const report = await drain(recordAs ? recording(events, recordWriter(client, run.snapshot, recordAs)) : events, emit);
+    return lockNote ? { ...report, warnings: [lockNote, ...report.warnings] } : report;
   } finally {
     unregister?.();
     await lock?.release();
   }
+}
+
+/** What a run that waited for another's lock says: the plan it executes was made after that run. */
+function waitedNote(w: NonNullable<ClusterLock['waited']>): string {
+  const who = w.holder ? ` held by ${w.holder}${w.since ? ` (since ${w.since})` : ''}` : '';
+  return `waited ${formatDuration(w.ms)} for the cluster lock${who}; planned again from a fresh observation after it was released`;
 }
 
 async function drain(events: AsyncGenerator<StepEvent, RunReport>, emit: (e: StepEvent) => void): Promise<RunReport> {

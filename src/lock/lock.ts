@@ -35,6 +35,8 @@ export interface ClusterLock {
   leaseId: string;
   /** Aborted when the lease could not be kept alive: stop before the next member. */
   lost: AbortSignal;
+  /** When another run held the lock first: how long this one waited, and the last holder it saw. */
+  waited: { ms: number; holder: string | null; since: string | null } | null;
   /** Where keep-alives go from now on (e.g. every voter once the cluster is known). */
   useEndpoints(endpoints: string[]): void;
   release(): Promise<void>;
@@ -74,6 +76,8 @@ export async function acquireLock(client: EtcdClient, opts: LockOptions = {}): P
   const call = { timeoutMs: opts.timeoutMs, signal: opts.signal };
   const deadline = Date.now() + (opts.waitMs ?? 0);
   const value = JSON.stringify({ holder, since: new Date().toISOString() } satisfies Holder);
+  const t0 = Date.now();
+  let seen: Holder | null | undefined;
 
   for (;;) {
     const { result: lease, via } = await onAny(client, endpoints, (m) => m.leaseGrant(ttl, call));
@@ -87,10 +91,14 @@ export async function acquireLock(client: EtcdClient, opts: LockOptions = {}): P
       await mc.leaseRevoke(lease.id, call).catch(() => undefined);
       throw err;
     });
-    if (txn.succeeded) return keep(client, endpoints, key, holder, lease.id, ttl);
+    if (txn.succeeded) {
+      const waited = seen === undefined ? null : { ms: Date.now() - t0, holder: seen?.holder ?? null, since: seen?.since ?? null };
+      return keep(client, endpoints, key, holder, lease.id, ttl, waited);
+    }
 
     await mc.leaseRevoke(lease.id, call).catch(() => undefined);
     const current = parseHolder(txn.responses);
+    seen = current;
     if (Date.now() >= deadline) throw new LockBusyError(key, current);
     await sleepFor(Math.min(1_000, Math.max(50, deadline - Date.now())), undefined, { signal: opts.signal }).catch(() => {
       throw new AbortedError('interrupted while waiting for the cluster lock');
@@ -98,7 +106,7 @@ export async function acquireLock(client: EtcdClient, opts: LockOptions = {}): P
   }
 }
 
-function keep(client: EtcdClient, seeds: string[], key: string, holder: string, leaseId: string, ttl: number): ClusterLock {
+function keep(client: EtcdClient, seeds: string[], key: string, holder: string, leaseId: string, ttl: number, waited: ClusterLock['waited']): ClusterLock {
   const lost = new AbortController();
   const stop = new AbortController();
   let endpoints = seeds;
@@ -131,6 +139,7 @@ function keep(client: EtcdClient, seeds: string[], key: string, holder: string, 
     holder,
     leaseId: BigInt(leaseId).toString(16),
     lost: lost.signal,
+    waited,
     useEndpoints(list: string[]) {
       if (list.length > 0) endpoints = list;
     },

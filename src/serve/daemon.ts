@@ -430,6 +430,12 @@ export class Daemon implements DaemonView {
       for (const { m, e } of entries) {
         const runId = this.deps.store.recordExternal({ cluster: name, by: e.by, startedAt: e.startedAt, finishedAt: e.finishedAt, message: e.message, member: externalMemberResult(e) });
         this.deps.metrics.lastDefrag(name, m.name, m.memberId, { atMs: Date.parse(e.finishedAt), durationMs: e.durationMs, revision: e.revision });
+        // Counted and streamed like a run of its own, so /metrics and the dashboard show every run of the cluster.
+        const report = this.deps.store.run(runId)?.report ?? null;
+        if (report) {
+          this.deps.metrics.runFinished(name, 'external', report);
+          this.emit({ cluster: name, runId, at: new Date(this.now()).toISOString(), event: { type: 'run-finished', report } });
+        }
         this.deps.logger.info({ cluster: name, member: m.name, by: e.by, trigger: e.trigger, runId, message: e.message }, 'a defragmentation by someone else noticed');
       }
     } catch (err) {

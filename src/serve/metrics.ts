@@ -103,7 +103,7 @@ export function createMetrics(registry: Registry = new Registry()): DaemonMetric
   });
   const runs = new Counter({
     name: 'defragd_runs_total',
-    help: 'Runs this replica finished, by what started them and how they ended.',
+    help: 'Runs this replica finished, or noticed (trigger external: a defragmentation by someone else), by what started them and how they ended.',
     labelNames: ['cluster', 'trigger', 'outcome'] as const,
     registers,
   });
@@ -121,13 +121,13 @@ export function createMetrics(registry: Registry = new Registry()): DaemonMetric
   });
   const reclaimed = new Counter({
     name: 'defragd_reclaimed_bytes_total',
-    help: "Bytes reclaimed by this replica's runs (sum of dbSize before - after over defragmented members).",
+    help: 'Bytes reclaimed by the runs counted in defragd_runs_total (sum of dbSize before - after over defragmented members).',
     labelNames: ['cluster'] as const,
     registers,
   });
   const memberDefrags = new Counter({
     name: 'defragd_member_defrags_total',
-    help: "Members handled by this replica's runs, by what happened to them (defragmented, skipped, failed).",
+    help: 'Members handled by the runs counted in defragd_runs_total, by what happened to them (defragmented, skipped, failed).',
     labelNames: ['cluster', 'member', 'action'] as const,
     registers,
   });
@@ -269,7 +269,8 @@ export function createMetrics(registry: Registry = new Registry()): DaemonMetric
 
   const runFinished = (cluster: string, trigger: RunTrigger, report: RunReport) => {
     runSeries(cluster, trigger);
-    runInProgress.set({ cluster }, 0);
+    // An external run is noticed after the fact, maybe while one of this daemon's own is in progress.
+    if (trigger !== 'external') runInProgress.set({ cluster }, 0);
     runs.inc({ cluster, trigger, outcome: report.outcome });
     lastRunAt.set({ cluster, outcome: report.outcome }, msToSeconds(Date.parse(report.finishedAt)));
     // A dry run changed nothing: its plan says what would have been done.

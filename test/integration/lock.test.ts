@@ -51,7 +51,7 @@ describe('cluster lock', () => {
     expect(winner.members.filter((m) => m.action === 'defragmented')).toHaveLength(3);
   });
 
-  it("a dead holder's key expires with its lease; --lock-wait waits for that", async () => {
+  it("a dead holder's key expires with its lease; --lock-wait waits for that, and the report says so", async () => {
     const client = connect({ endpoints: cluster().endpoints });
     try {
       const m = client.member(cluster().endpoints[0] as string);
@@ -62,7 +62,10 @@ describe('cluster lock', () => {
       expect(busy.code).toBe(3);
       const waited = await cli(['defrag', '--endpoints', cluster().endpoints[0] as string, '--lock-wait', '20s', '-w', 'json']);
       expect(waited.code, waited.stderr).toBe(0);
-      expect(json<Report>(waited).outcome).toBe('success');
+      const report = json<Report & { warnings: string[] }>(waited);
+      expect(report.outcome).toBe('success');
+      // The report says it waited, for whom, and that its plan came after the wait.
+      expect(report.warnings.join('\n')).toMatch(/^waited \d[\d.]*m?s\S* for the cluster lock held by crashed \(since earlier\); planned again from a fresh observation/m);
     } finally {
       client.close();
     }

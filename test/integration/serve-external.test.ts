@@ -6,16 +6,15 @@
  * while the daemon goes by another name) shows once, as that defragd's, with
  * the details of its in-cluster record.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type EtcdCluster } from '../../dev/harness/etcd.js';
 import type { RunReport } from '../../src/domain/run.js';
-import { loadConfig } from '../../src/serve/config.js';
 import { UNKNOWN_BY } from '../../src/serve/external.js';
-import { createLogger, serve } from '../../src/serve/serve.js';
 import { cli, parseJson, show } from './helpers-defrag.js';
+import { sleep, startServe, until } from './serve-support.js';
 
 const DAEMON_BY = 'replica-a:1 (defragd serve under test)';
 
@@ -24,18 +23,6 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'defragd-serve-external-'));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface RunRow {
   id: number;
@@ -57,21 +44,24 @@ describe('serve notices defragmentations by others', () => {
   afterAll(async () => c?.close());
 
   it('etcdctl defrag → one external run by an unknown tool; a defragd CLI run → once, as that defragd with its record', async () => {
-    const file = join(dir, 'serve.yaml');
-    writeFileSync(file, `listen: 127.0.0.1:0\nstore: ${join(dir, 'history.sqlite')}\nclusters:\n  - name: main\n    endpoints: [${c.endpoints.join(', ')}]\n`);
-    const loaded = loadConfig(file, {});
     // No schedule, no auto: only observed, every second.
-    const config = { ...loaded, clusters: loaded.clusters.map((k) => ({ ...k, observeIntervalMs: 1_000 })) };
-    const lines: string[] = [];
-    const ac = new AbortController();
-    let url = '';
-    let running: Promise<void> = Promise.resolve();
-    await new Promise<void>((resolve, reject) => {
-      running = serve(config, { logger: createLogger({ level: 'debug', format: 'json', write: (l) => lines.push(l) }), signal: ac.signal, by: DAEMON_BY, onListening: (u) => ((url = u), resolve()) });
-      running.catch(reject);
-    });
+    const daemon = await startServe(
+      dir,
+      'serve',
+      `listen: 127.0.0.1:0\nstore: ${join(dir, 'history.sqlite')}\nclusters:\n  - name: main\n    endpoints: [${c.endpoints.join(', ')}]\n`,
+      { by: DAEMON_BY, adjust: (loaded) => ({ ...loaded, clusters: loaded.clusters.map((k) => ({ ...k, observeIntervalMs: 1_000 })) }) },
+    );
+    const url = daemon.url;
     const history = async () => ((await (await fetch(`${url}/api/v1/clusters/main/history`)).json()) as { runs: RunRow[] }).runs;
     const detail = async (id: number) => (await (await fetch(`${url}/api/v1/runs/${id}`)).json()) as { run: RunRow; report: RunReport };
+    // The event stream, as the dashboard reads it.
+    const sse = new AbortController();
+    let streamed = '';
+    const reading = fetch(`${url}/api/v1/events`, { signal: sse.signal })
+      .then(async (res) => {
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) streamed += Buffer.from(chunk).toString();
+      })
+      .catch(() => undefined);
     try {
       await until('ready', async () => (await fetch(`${url}/readyz`)).status === 200);
       // A couple of observations: every member's count is known before anyone defragments.
@@ -124,16 +114,25 @@ describe('serve notices defragmentations by others', () => {
         ['external', cliBy],
         ['external', UNKNOWN_BY],
       ]);
-      const logs = lines.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+      const logs = daemon.logs();
       expect(logs.filter((l) => l['msg'] === 'a defragmentation by someone else noticed')).toHaveLength(2);
       expect(logs.filter((l) => l['msg'] === 'noticing defragmentations by others failed')).toEqual([]);
 
       // The last-defrag series of m2 is the CLI's.
       const metrics = await (await fetch(`${url}/metrics`)).text();
       expect(metrics).toMatch(new RegExp(`defragd_member_last_defrag_revision\\{[^}]*member="m2"[^}]*\\} ${record.revision}\\b`));
+      // Both are counted as runs, and were streamed as they were noticed.
+      expect(metrics).toMatch(/defragd_runs_total\{[^}]*trigger="external"[^}]*outcome="success"[^}]*\} 2\b|defragd_runs_total\{[^}]*outcome="success"[^}]*trigger="external"[^}]*\} 2\b/);
+      const finished = streamed
+        .split('\n')
+        .filter((l) => l.startsWith('data: '))
+        .map((l) => JSON.parse(l.slice(6)) as { cluster: string; runId: number; event: { type: string } })
+        .filter((e) => e.event.type === 'run-finished');
+      expect(finished.map((e) => [e.cluster, e.runId]).sort()).toEqual(runs.map((r) => ['main', r.id]).sort());
     } finally {
-      ac.abort();
-      await running;
+      sse.abort();
+      await reading;
+      await daemon.stop();
     }
   }, 120_000);
 });

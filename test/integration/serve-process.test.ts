@@ -6,7 +6,6 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,16 +14,9 @@ import { startCluster, type EtcdCluster } from '../../dev/harness/etcd.js';
 import { EtcdClient } from '../../src/etcd/client.js';
 import { openStore } from '../../src/store/index.js';
 import { cli, fragmentAndWait, MiB } from './helpers-defrag.js';
+import { freePort } from './serve-support.js';
 
 const BIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
 
 describe('serve as a process', () => {
   let c: EtcdCluster;

@@ -10,21 +10,18 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type EtcdCluster } from '../../dev/harness/etcd.js';
 import { EtcdClient } from '../../src/etcd/client.js';
-import { loadConfig } from '../../src/serve/config.js';
-import { createLogger, serve } from '../../src/serve/serve.js';
 import { openStore } from '../../src/store/index.js';
 import type { StoredRun, StoredRunDetail } from '../../src/store/types.js';
 import { fragmentAndWait, MiB } from './helpers-defrag.js';
+import { freePort, getJson, sleep, startServe, until, type RunningServe } from './serve-support.js';
 
 const BIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let dir: string;
 beforeAll(() => {
@@ -35,34 +32,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const configText = (c: EtcdCluster, store: string, listen = '127.0.0.1:0') =>
   `listen: ${listen}\nstore: ${store}\nclusters:\n  - name: main\n    endpoints: [${c.endpoints.join(', ')}]\n    rule: "dbSizeFree > 8*MiB"\n    auto: { interval: 1s, cooldown: 1h }\n`;
 
-interface Replica {
-  url: string;
-  logs: () => Record<string, unknown>[];
-  stop: () => Promise<void>;
-}
-
-/** serve() in this process with its own config file and store; resolves once its API listens. */
-async function startReplica(name: string, yaml: string): Promise<Replica> {
-  const file = join(dir, `${name}.yaml`);
-  writeFileSync(file, yaml);
-  const config = loadConfig(file, {});
-  const lines: string[] = [];
-  const ac = new AbortController();
-  let url = '';
-  let running: Promise<void> = Promise.resolve();
-  await new Promise<void>((resolve, reject) => {
-    running = serve(config, { logger: createLogger({ level: 'debug', format: 'json', write: (l) => lines.push(l) }), signal: ac.signal, onListening: (u) => ((url = u), resolve()) });
-    running.catch(reject);
-  });
-  return {
-    url,
-    logs: () => lines.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>),
-    stop: async () => {
-      ac.abort();
-      await running;
-    },
-  };
-}
+const startReplica = (name: string, yaml: string) => startServe(dir, name, yaml);
 
 /**
  * Polls every member's etcd_disk_defrag_inflight every ~20 ms until stopped:
@@ -112,21 +82,6 @@ async function defragCounts(c: EtcdCluster): Promise<Record<string, number>> {
 
 const delta = (after: Record<string, number>, before: Record<string, number>) => Object.fromEntries(Object.keys(after).map((k) => [k, (after[k] ?? 0) - (before[k] ?? 0)]));
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs: number, detail: () => string = () => ''): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${detail()}`);
-    await sleep(200);
-  }
-}
-
-const getJson = async <T = Record<string, unknown>>(url: string): Promise<{ status: number; body: T }> => {
-  const res = await fetch(url);
-  return { status: res.status, body: (await res.json()) as T };
-};
-
 type ClusterJson = { name: string; state: string; runningRunId: number | null; currentMember: { name: string } | null };
 
 /** Every run in a store file with its detail, read after its daemon stopped (or died). */
@@ -137,14 +92,6 @@ function storedRuns(path: string): StoredRunDetail[] {
   } finally {
     s.close();
   }
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
 }
 
 describe('serve: replicas with one config on one cluster', () => {
@@ -161,7 +108,7 @@ describe('serve: replicas with one config on one cluster', () => {
     const storeB = join(dir, 'two-b.sqlite');
     const inflight = watchInflight(c);
     let watched: Awaited<ReturnType<ReturnType<typeof watchInflight>['stop']>> | null = null;
-    const replicas: Replica[] = [];
+    const replicas: RunningServe[] = [];
     try {
       // Both start on an already fragmented cluster: both find the rule true at their first observation.
       replicas.push(...(await Promise.all([startReplica('two-a', configText(c, storeA)), startReplica('two-b', configText(c, storeB))])));
@@ -211,6 +158,7 @@ describe('serve: replicas with one config on one cluster', () => {
     const loserRuns = runs[withDefrags.findIndex((x) => x.length === 0)]!;
     for (const d of loserRuns) {
       expect(d.run, JSON.stringify(d.report)).toMatchObject({ trigger: 'auto', outcome: 'nothing-to-do', membersDefragmented: 0, membersFailed: 0 });
+      expect(d.report?.warnings.join('\n')).toMatch(/waited \S+ for the cluster lock held by .+ \(defragd serve\).*; planned again from a fresh observation/);
       // It started after the winner's last member had finished: it waited for the lock rather than overlapping.
       const lastDefrag = Math.max(...winner.events.filter((e) => e.event.type === 'member-finished').map((e) => Date.parse(e.at)));
       expect(Date.parse(d.run.startedAt)).toBeGreaterThanOrEqual(lastDefrag);
@@ -243,7 +191,7 @@ describe('serve: replicas with one config on one cluster', () => {
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
-    let b: Replica | null = null;
+    let b: RunningServe | null = null;
     let lockWatch: Promise<void> = Promise.resolve();
     let killedAt = 0;
     let killedDuring = '';

@@ -13,75 +13,19 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type EtcdCluster } from '../../dev/harness/etcd.js';
 import { fragment } from '../../dev/workload.js';
-import { loadConfig } from '../../src/serve/config.js';
-import { createLogger, serve } from '../../src/serve/serve.js';
 import { openStore } from '../../src/store/index.js';
+import { getJson, startServe as startServeIn, until } from './serve-support.js';
 import { cli, fragmentAndWait, MiB, observe, parseJson, tryPut } from './helpers-defrag.js';
 
 const TOKEN = 's3cret-token-for-tests';
 let dir: string;
+const startServe = (name: string, yaml: string) => startServeIn(dir, name, yaml);
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'defragd-serve-it-'));
   writeFileSync(join(dir, 'token'), `${TOKEN}\n`);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-interface Running {
-  url: string;
-  logs: () => Record<string, unknown>[];
-  stop: () => Promise<void>;
-  /** What SIGHUP does: re-reads the config file. */
-  reload: () => void;
-  file: string;
-}
-
-/** Starts serve() with a config text; resolves once the API listens. */
-async function startServe(name: string, yaml: string): Promise<Running> {
-  const file = join(dir, `${name}.yaml`);
-  writeFileSync(file, yaml);
-  const config = loadConfig(file, {});
-  const lines: string[] = [];
-  const ac = new AbortController();
-  let url = '';
-  let running: Promise<void> = Promise.resolve();
-  const handlers = new Set<() => void>();
-  await new Promise<void>((resolve, reject) => {
-    running = serve(config, {
-      logger: createLogger({ level: 'debug', format: 'json', write: (l) => lines.push(l) }),
-      signal: ac.signal,
-      onListening: (u) => ((url = u), resolve()),
-      subscribeReload: (h) => (handlers.add(h), () => void handlers.delete(h)),
-      reloadConfig: () => loadConfig(file, {}),
-    });
-    running.catch(reject);
-  });
-  return {
-    url,
-    file,
-    reload: () => handlers.forEach((h) => h()),
-    logs: () => lines.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>),
-    stop: async () => {
-      ac.abort();
-      await running;
-    },
-  };
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-const getJson = async (url: string, init?: RequestInit) => {
-  const res = await fetch(url, init);
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-};
 
 type RunRow = { id: number; trigger: string; outcome: string; reclaimedBytes: number; membersDefragmented: number };
 

@@ -1,0 +1,108 @@
+/**
+ * What the `defragd serve` integration tests share: serve() started in this
+ * process from a config text, polling until something holds, JSON over
+ * fetch, a free loopback port.
+ */
+import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { loadConfig, type ServeConfig } from '../../src/serve/config.js';
+import { createLogger, serve } from '../../src/serve/serve.js';
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Polls `fn` every 200 ms until it returns something truthy; throws naming
+ * `what` (and `detail()`, e.g. the daemon's last log lines) after `timeoutMs`.
+ */
+export async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | null | false>,
+  timeoutMs = 30_000,
+  detail: () => string = () => '',
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) {
+      const more = detail();
+      throw new Error(`timed out waiting for ${what}${more ? `\n${more}` : ''}`);
+    }
+    await sleep(200);
+  }
+}
+
+export const getJson = async <T = Record<string, unknown>>(url: string, init?: RequestInit): Promise<{ status: number; body: T }> => {
+  const res = await fetch(url, init);
+  return { status: res.status, body: (await res.json()) as T };
+};
+
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((resolve) => srv.close(resolve));
+  return port;
+}
+
+export interface RunningServe {
+  url: string;
+  /** The config file written from the text (edit it, then `reload()`). */
+  file: string;
+  /** The daemon's log lines so far, parsed. */
+  logs: () => Record<string, unknown>[];
+  /** What SIGHUP does: re-reads the config file. */
+  reload: () => void;
+  /** What SIGTERM does; resolves when serve() has returned. */
+  stop: () => Promise<void>;
+}
+
+export interface StartServeOptions {
+  /** Who the daemon says it is in records (default: host:pid). */
+  by?: string;
+  /** Changes the loaded config before serve() starts (e.g. an interval below the config's minimum). */
+  adjust?: (config: ServeConfig) => ServeConfig;
+}
+
+/**
+ * Writes `yaml` to `<dir>/<name>.yaml`, starts serve() with it in this
+ * process (logs kept in memory) and resolves once its HTTP API listens.
+ */
+export async function startServe(dir: string, name: string, yaml: string, opts: StartServeOptions = {}): Promise<RunningServe> {
+  const file = join(dir, `${name}.yaml`);
+  writeFileSync(file, yaml);
+  const loaded = loadConfig(file, {});
+  const config = opts.adjust ? opts.adjust(loaded) : loaded;
+  const lines: string[] = [];
+  const ac = new AbortController();
+  let url = '';
+  let running: Promise<void> = Promise.resolve();
+  const handlers = new Set<() => void>();
+  await new Promise<void>((resolve, reject) => {
+    running = serve(config, {
+      logger: createLogger({ level: 'debug', format: 'json', write: (l) => lines.push(l) }),
+      signal: ac.signal,
+      ...(opts.by === undefined ? {} : { by: opts.by }),
+      onListening: (u) => ((url = u), resolve()),
+      subscribeReload: (h) => (handlers.add(h), () => void handlers.delete(h)),
+      reloadConfig: () => loadConfig(file, {}),
+    });
+    running.catch(reject);
+  });
+  return {
+    url,
+    file,
+    reload: () => handlers.forEach((h) => h()),
+    logs: () =>
+      lines
+        .join('')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+    stop: async () => {
+      ac.abort();
+      await running;
+    },
+  };
+}
