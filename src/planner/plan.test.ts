@@ -811,6 +811,14 @@ describe('planDefrag: duration forecast and maxDefragDuration', () => {
     expect(planTurn(snap, policy, m2, { unfitAtStart: [], leaderMoved: false, safetyOnly: true }).action).toBe('defragment');
   });
 
+  it('warns when a forecast is longer than the defrag deadline', () => {
+    const plan = planDefrag(snap, aPolicy({ defragHistory: history(snap, { m2: 0.5, m3: 10 }), defragTimeoutMs: 30_000 }));
+    expect(plan.warnings).toEqual([expect.stringMatching(/^m2 \(.*\) is expected to take ~1m40s, longer than its defrag deadline 30s: the deadline would pass while etcd goes on \(never re-sent\)/)]);
+    expect(toDefrag(plan)).toEqual(['m2', 'm3', 'm1']);
+    // Skipped for its duration: nothing to warn about.
+    expect(planDefrag(snap, aPolicy({ defragHistory: history(snap, { m2: 0.5 }), defragTimeoutMs: 30_000, maxDefragDurationMs: 60_000 })).warnings).not.toContainEqual(expect.stringMatching(/deadline/));
+  });
+
   it('a refused run still shows each forecast', () => {
     const refused = threeVoters().withLeader('m1').unreachable('m3').build();
     const plan = planDefrag(refused, aPolicy({ defragHistory: history(refused, { m2: 10 }) }));

@@ -232,6 +232,19 @@ export function planDefrag(snapshot: ClusterSnapshot, policy: Policy): Plan {
     }
   }
 
+  // A deadline shorter than the forecast will pass: etcd goes on, defragd waits for the member and never
+  // re-sends, but the run reports the member as failed. Said before, while the deadline can still be raised.
+  for (const d of drafts) {
+    const forecastMs = d.forecast.forecastMs;
+    const timeoutMs = defragTimeoutMs(d.member.status?.dbSizeInUse ?? 0, policy.defragTimeoutMs);
+    if (d.defragment && forecastMs !== null && forecastMs > timeoutMs) {
+      warnings.push(
+        `${label(d.member)} is expected to take ~${formatDuration(forecastMs)}, longer than its defrag deadline ${formatDuration(timeoutMs)}: ` +
+          'the deadline would pass while etcd goes on (never re-sent); a longer --defrag-timeout (defrag.defragTimeout) fits it',
+      );
+    }
+  }
+
   // A rule that fails is an error, never a silent "no": cron would never notice a broken rule.
   for (const d of drafts) {
     if (d.code === 'rule-error') {
