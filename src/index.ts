@@ -26,7 +26,7 @@ export type { ConnectionOptions, TlsOptions, AuthOptions, CallOptions } from './
 export { EtcdClient, MemberClient } from './etcd/client.js';
 export type { StatusReply, MemberEntry, AlarmEntry, ResponseHeader, KeyValue } from './etcd/client.js';
 export { observeCluster, type ObserveOptions } from './observe/observe.js';
-export { planDefrag, planTurn } from './planner/index.js';
+export { planDefrag, planTurn, forecastDefragMs, memberForecast, describeForecast } from './planner/index.js';
 export { compileRule } from './policy/index.js';
 export { executePlan } from './executor/execute.js';
 export type { ExecuteOptions } from './executor/options.js';

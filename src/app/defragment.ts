@@ -8,7 +8,7 @@ import { setMaxListeners } from 'node:events';
 import { DEFAULT_DISARM_BELOW } from '../domain/defaults.js';
 import { formatDuration } from '../domain/format.js';
 import { AbortedError, DefragdError } from '../domain/errors.js';
-import type { Plan, Policy } from '../domain/plan.js';
+import type { PastDefrag, Plan, Policy } from '../domain/plan.js';
 import type { RunReport, StepEvent } from '../domain/run.js';
 import type { ClusterSnapshot } from '../domain/snapshot.js';
 import { EtcdClient } from '../etcd/client.js';
@@ -38,6 +38,14 @@ export interface PolicyOptions {
   /** Default DEFAULT_DISARM_BELOW (0.9). */
   disarmBelow?: number | undefined;
   defragTimeoutMs?: number | null | undefined;
+  /**
+   * Skip a member whose forecast defrag duration is over this (ms); null or
+   * absent: no limit. The forecast needs `defragHistory`: without it, or for a
+   * member without history, the duration is unknown and never skips.
+   */
+  maxDefragDurationMs?: number | null | undefined;
+  /** Each member's recent successful defrags by hex member ID, oldest first, e.g. `store.defragHistory({ cluster })`. */
+  defragHistory?: Readonly<Record<string, readonly PastDefrag[]>> | undefined;
 }
 
 /** How one run is carried out, beyond the policy: each consumer its own options. */
@@ -85,6 +93,8 @@ export function buildPolicy(o: PolicyOptions = {}): Policy {
     disarmNospace: o.disarmNospace ?? false,
     disarmBelow: o.disarmBelow ?? DEFAULT_DISARM_BELOW,
     defragTimeoutMs: o.defragTimeoutMs ?? null,
+    maxDefragDurationMs: o.maxDefragDurationMs ?? null,
+    ...(o.defragHistory !== undefined ? { defragHistory: o.defragHistory } : {}),
   };
 }
 

@@ -5,11 +5,15 @@
  * goes on (a half-done defrag is worse than a gap in the history).
  */
 import { hostname } from 'node:os';
+import type { PastDefrag } from '../domain/plan.js';
+import { DEFAULT_FORECAST_SAMPLES } from '../planner/index.js';
 import { openStore, recordRun, type RunRecorder } from '../store/index.js';
 import type { DefragStoreConfig } from './config/defrag-flags.js';
 import type { CliIO } from './io.js';
 
 export interface CliRunRecorder extends RunRecorder {
+  /** Each member's recent successful defrags in this store, under the run's cluster name: what the duration forecast is made from. */
+  defragHistory(): Readonly<Record<string, readonly PastDefrag[]>>;
   close(): void;
 }
 
@@ -28,7 +32,13 @@ export function recordCliRun(config: DefragStoreConfig, dryRun: boolean, io: Cli
       dryRun,
       onError: (err) => io.stderr(`defragd: warning: ${err instanceof Error ? err.message : String(err)}; the run goes on unrecorded\n`),
     });
-    return { runId: rec.runId, onEvent: (e) => rec.onEvent(e), finish: (r) => rec.finish(r), close: () => store.close() };
+    return {
+      runId: rec.runId,
+      onEvent: (e) => rec.onEvent(e),
+      finish: (r) => rec.finish(r),
+      defragHistory: () => store.defragHistory({ cluster: config.cluster, limit: DEFAULT_FORECAST_SAMPLES }),
+      close: () => store.close(),
+    };
   } catch (err) {
     store.close();
     throw err;

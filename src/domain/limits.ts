@@ -25,3 +25,8 @@ export const MAX_COMMAND_TIMEOUT_MS = 3_600_000;
 export const MAX_DEFRAG_TIMEOUT_MS = 24 * 3_600_000;
 /** A pause of more than a day between members is a schedule, not a pause: use cron. */
 export const MAX_WAIT_BETWEEN_MS = 24 * 3_600_000;
+/**
+ * maxDefragDuration: a limit on one member's expected defrag time. Anything
+ * a defrag deadline may be, it may be; longer is a typo.
+ */
+export const MAX_MAX_DEFRAG_DURATION_MS = MAX_DEFRAG_TIMEOUT_MS;

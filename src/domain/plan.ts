@@ -42,7 +42,38 @@ export interface Policy {
   disarmBelow: number;
   /** Per-member defrag deadline; null: grow it with the member's size (defragTimeoutMs). */
   defragTimeoutMs: number | null;
+  /**
+   * Each member's own recent successful defrags (by hex member ID, oldest
+   * first), from which its duration is forecast. Absent: no history was given
+   * (the CLI without --store), so every forecast is unknown.
+   */
+  defragHistory?: Readonly<Record<string, readonly PastDefrag[]>> | undefined;
+  /**
+   * Skip a member whose forecast defrag duration is over this (a defrag
+   * blocks every request to the member: kubeadm's liveness probe restarts a
+   * member whose /livez blocks for about 80-95 s). An unknown forecast never
+   * skips. Null or absent: no limit.
+   */
+  maxDefragDurationMs?: number | null | undefined;
 }
+
+/** One of a member's past successful defrags, as the forecast reads it. */
+export interface PastDefrag {
+  /** dbSizeInUse before that defrag: what it copied. */
+  dbSizeInUse: number;
+  durationMs: number;
+}
+
+/**
+ * Where a member's forecast came from: the median throughput (bytes in use
+ * per second) of its own last `defrags` successful defrags; or why there is
+ * none: `no-history` (history was given, none for this member),
+ * `no-status` (the member sent no status, so its size is unknown),
+ * `history-not-given` (the caller passed no history at all).
+ */
+export type ForecastBasis =
+  | { source: 'history'; defrags: number; bytesPerSecond: number }
+  | { source: 'none'; why: 'no-history' | 'no-status' | 'history-not-given' };
 
 export type DecisionAction = 'defragment' | 'skip';
 
@@ -56,7 +87,8 @@ export type DecisionCode =
   | 'unreachable'
   | 'leader-no-move'
   | 'leader-no-transferee'
-  | 'low-disk';
+  | 'low-disk'
+  | 'over-max-duration';
 
 export interface MemberDecision {
   memberId: string;
@@ -78,6 +110,10 @@ export interface MemberDecision {
   dbSizeFree: number | null;
   /** Deadline for this member's Defragment call. */
   timeoutMs: number;
+  /** How long its Defragment is expected to take (its dbSizeInUse at its own past throughput); null: unknown. */
+  forecastMs: number | null;
+  /** What forecastMs is based on, or why it is unknown. */
+  forecastBasis: ForecastBasis;
   /**
    * The free-disk check: free bytes where the member's data dir lives and what a defrag needs there;
    * null when defragd cannot see the member's disk (no --data-dir for it), so the check was not made.

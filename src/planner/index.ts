@@ -1,6 +1,7 @@
 /** The planner's public face: ClusterSnapshot + Policy → Plan, one member's Turn, and the definitions both use. */
 export { planDefrag, defragTimeoutMs } from './plan.js';
 export { planTurn } from './turn.js';
+export { DEFAULT_FORECAST_SAMPLES, describeForecast, exceedsMaxDuration, forecastDefragMs, forecastOrigin, memberForecast, type DurationForecast } from './forecast.js';
 export { alarmsToDisarm, checkDisarm, disarmDecision } from './disarm.js';
 export {
   catchUpTarget,

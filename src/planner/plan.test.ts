@@ -541,7 +541,17 @@ function generate(seed: number): { snapshot: ClusterSnapshot; policy: Policy } {
     compactKeepRevisions: pick([null, 0, 100, 10_000]),
     disarmNospace: rnd() < 0.5,
   });
-  return { snapshot: b.build(), policy };
+  const snapshot = b.build();
+  // Drawn last, so the shapes above stay those of the seeds before forecasts existed.
+  if (rnd() < 0.7) {
+    policy.defragHistory = Object.fromEntries(
+      snapshot.members
+        .filter(() => rnd() < 0.7)
+        .map((m) => [m.memberId, Array.from({ length: 1 + Math.floor(rnd() * 6) }, () => ({ dbSizeInUse: Math.round(rnd() * GiB), durationMs: Math.round(rnd() * 60_000) }))]),
+    );
+  }
+  policy.maxDefragDurationMs = pick([undefined, null, 5_000, 30_000, 120_000]);
+  return { snapshot, policy };
 }
 
 describe('planDefrag: invariants over generated clusters', () => {
@@ -551,6 +561,8 @@ describe('planDefrag: invariants over generated clusters', () => {
     const plans = cases.map(({ snapshot, policy }) => planDefrag(snapshot, policy));
     expect(plans.filter((p) => p.refusal !== null).length).toBeGreaterThan(50);
     expect(plans.filter((p) => p.refusal === null && p.decisions.some((d) => d.isLeader && d.action === 'defragment')).length).toBeGreaterThan(50);
+    expect(plans.filter((p) => p.refusal === null && p.decisions.some((d) => d.code === 'over-max-duration')).length).toBeGreaterThan(30);
+    expect(plans.filter((p) => p.refusal === null && p.decisions.some((d) => d.code === 'over-max-duration' && d.isLeader)).length).toBeGreaterThan(5);
   });
 
   it.each(cases)('seed $seed', ({ snapshot, policy }) => {
@@ -596,6 +608,18 @@ describe('planDefrag: invariants over generated clusters', () => {
       expect(plan.compaction.revision).toBeGreaterThan(0);
     }
     expect(plan.expectedReclaimBytes).toBe(defrag.reduce((s, d) => s + (d.dbSizeFree ?? 0), 0));
+    // Every member has a forecast or says why not; none goes over the maximum, and a member skipped for it had one over it.
+    const maxMs = policy.maxDefragDurationMs ?? null;
+    for (const d of plan.decisions) {
+      expect(d.forecastMs === null).toBe(d.forecastBasis.source === 'none');
+      if (policy.defragHistory === undefined) expect(d.forecastBasis).toEqual({ source: 'none', why: 'history-not-given' });
+      if (d.code === 'over-max-duration') {
+        expect(maxMs).not.toBeNull();
+        expect(d.forecastMs).toBeGreaterThan(maxMs!);
+        expect(d.moveLeaderTo).toBeNull();
+      }
+    }
+    for (const d of defrag) if (maxMs !== null && d.forecastMs !== null) expect(d.forecastMs).toBeLessThanOrEqual(maxMs);
     // JSON-safe (the CLI prints it with -w json).
     expect(JSON.parse(JSON.stringify(plan))).toEqual(plan);
 
@@ -729,5 +753,77 @@ describe('planDefrag: a leader move rationed by the daemon', () => {
   it('says why the leader is skipped when moveLeader is off for a reason other than the flag', () => {
     const plan = planDefrag(threeVoters().withLeader('m1').build(), aPolicy({ moveLeader: false, moveLeaderOffReason: 'leadership was already moved twice in the last 15 minutes' }));
     expect(decisionFor(plan, 'm1')).toMatchObject({ action: 'skip', code: 'leader-no-move', reason: expect.stringMatching(/^leader: leadership was already moved twice in the last 15 minutes and a leader is never defragmented while it leads/) });
+  });
+});
+
+describe('planDefrag: duration forecast and maxDefragDuration', () => {
+  /** A history for each named member: one past defrag at `mibPerSecond`. */
+  const history = (snap: ClusterSnapshot, mibPerSecond: Record<string, number>) =>
+    Object.fromEntries(Object.entries(mibPerSecond).map(([name, rate]) => [idOf(snap, name), [{ dbSizeInUse: 100 * MiB, durationMs: (100 / rate) * 1_000 }]]));
+  // m1 (leader) 70 MiB, m2 50 MiB, m3 90 MiB in use.
+  const snap = threeVoters().withLeader('m1').build();
+
+  it('forecasts every member from its own past throughput, and says where it came from', () => {
+    const plan = planDefrag(snap, aPolicy({ defragHistory: history(snap, { m1: 10, m2: 5 }) }));
+    expect(decisionFor(plan, 'm1')).toMatchObject({ forecastMs: 7_000, forecastBasis: { source: 'history', defrags: 1, bytesPerSecond: 10 * MiB } });
+    expect(decisionFor(plan, 'm2')).toMatchObject({ forecastMs: 10_000, forecastBasis: { source: 'history', defrags: 1, bytesPerSecond: 5 * MiB } });
+    expect(decisionFor(plan, 'm3')).toMatchObject({ forecastMs: null, forecastBasis: { source: 'none', why: 'no-history' } });
+    expect(toDefrag(plan)).toEqual(['m2', 'm3', 'm1']);
+  });
+
+  it('without history every forecast is unknown and nothing is skipped for its duration', () => {
+    const plan = planDefrag(snap, aPolicy({ maxDefragDurationMs: 1 }));
+    expect(plan.decisions.map((d) => [d.forecastMs, d.forecastBasis])).toEqual(Array(3).fill([null, { source: 'none', why: 'history-not-given' }]));
+    expect(toDefrag(plan)).toEqual(['m2', 'm3', 'm1']);
+    expect(plan.warnings).toContain('max defrag duration 1ms not applied: no defrag history was given (--store), so no duration can be forecast');
+  });
+
+  it('skips a follower whose forecast is over the maximum, saying why in figures', () => {
+    // m2: 50 MiB at 0.5 MiB/s = 100 s; m3: 90 MiB at 10 MiB/s = 9 s.
+    const plan = planDefrag(snap, aPolicy({ defragHistory: history(snap, { m2: 0.5, m3: 10 }), maxDefragDurationMs: 60_000 }));
+    expect(toDefrag(plan)).toEqual(['m3', 'm1']);
+    expect(decisionFor(plan, 'm2')).toMatchObject({ action: 'skip', code: 'over-max-duration', forecastMs: 100_000 });
+    expect(decisionFor(plan, 'm2').reason).toBe(
+      'forecast ~1m40s is over the max defrag duration 1m0s (50.0 MiB in use at 512.0 KiB/s, its last defrag): ' +
+        'every request to the member would block that long, long enough for a liveness probe to restart it',
+    );
+    expect(decisionFor(plan, 'm3')).toMatchObject({ action: 'defragment', forecastMs: 9_000 });
+    // m1 has no history: unknown never skips, and the plan says the limit does not hold it.
+    expect(decisionFor(plan, 'm1')).toMatchObject({ action: 'defragment', forecastMs: null });
+    expect(plan.warnings).toEqual([expect.stringMatching(/^max defrag duration 1m0s not applied to m1 \(.*\): no past defrag to forecast from$/)]);
+  });
+
+  it('a forecast exactly at the maximum is not over it', () => {
+    const plan = planDefrag(snap, aPolicy({ defragHistory: history(snap, { m2: 1 }), maxDefragDurationMs: 50_000 }));
+    expect(decisionFor(plan, 'm2').action).toBe('defragment');
+  });
+
+  it('skips a leader over the maximum without handing leadership away', () => {
+    const plan = planDefrag(snap, aPolicy({ defragHistory: history(snap, { m1: 1, m2: 100, m3: 100 }), maxDefragDurationMs: 60_000 }));
+    expect(toDefrag(plan)).toEqual(['m2', 'm3']);
+    expect(decisionFor(plan, 'm1')).toMatchObject({ action: 'skip', code: 'over-max-duration', isLeader: true, moveLeaderTo: null, forecastMs: 70_000 });
+  });
+
+  it('the member turn agrees, and the last look before the Defragment (safety only) does not judge it again', () => {
+    const policy = aPolicy({ defragHistory: history(snap, { m2: 0.5 }), maxDefragDurationMs: 60_000 });
+    const m2 = idOf(snap, 'm2');
+    expect(planTurn(snap, policy, m2, { unfitAtStart: [], leaderMoved: false })).toMatchObject({ action: 'skip', reason: expect.stringMatching(/^forecast ~1m40s is over .*\(re-checked before its turn\)$/) });
+    expect(planTurn(snap, policy, m2, { unfitAtStart: [], leaderMoved: false, safetyOnly: true }).action).toBe('defragment');
+  });
+
+  it('warns when a forecast is longer than the defrag deadline', () => {
+    const plan = planDefrag(snap, aPolicy({ defragHistory: history(snap, { m2: 0.5, m3: 10 }), defragTimeoutMs: 30_000 }));
+    expect(plan.warnings).toEqual([expect.stringMatching(/^m2 \(.*\) is expected to take ~1m40s, longer than its defrag deadline 30s: the deadline would pass while etcd goes on \(never re-sent\)/)]);
+    expect(toDefrag(plan)).toEqual(['m2', 'm3', 'm1']);
+    // Skipped for its duration: nothing to warn about.
+    expect(planDefrag(snap, aPolicy({ defragHistory: history(snap, { m2: 0.5 }), defragTimeoutMs: 30_000, maxDefragDurationMs: 60_000 })).warnings).not.toContainEqual(expect.stringMatching(/deadline/));
+  });
+
+  it('a refused run still shows each forecast', () => {
+    const refused = threeVoters().withLeader('m1').unreachable('m3').build();
+    const plan = planDefrag(refused, aPolicy({ defragHistory: history(refused, { m2: 10 }) }));
+    expect(plan.refusal).not.toBeNull();
+    expect(decisionFor(plan, 'm2').forecastMs).toBe(5_000);
+    expect(decisionFor(plan, 'm3').forecastBasis).toEqual({ source: 'none', why: 'no-status' });
   });
 });

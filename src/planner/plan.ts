@@ -10,15 +10,18 @@
  * - learners are skipped: etcd rejects Defragment on them;
  * - followers go first, most reclaimable space first; the leader goes last,
  *   and only after leadership has been handed to a healthy voter, because a
- *   leader stalled by a defrag stalls lease renewals and writes cluster-wide.
+ *   leader stalled by a defrag stalls lease renewals and writes cluster-wide;
+ * - a member whose forecast defrag duration (from its own past throughput) is
+ *   over maxDefragDuration is skipped: every request to it would block that long.
  */
 import type { DecisionCode, MemberDecision, Plan, Policy, Refusal } from '../domain/plan.js';
 import type { ClusterSnapshot, MemberSnapshot } from '../domain/snapshot.js';
 import { MiB } from '../domain/snapshot.js';
 import { ruleVariables } from '../policy/rule.js';
-import { formatBytes, formatPercent } from '../domain/format.js';
+import { formatBytes, formatDuration, formatPercent } from '../domain/format.js';
 import { badAlarms, byName, chooseTransferee, currentRevision, healthProblem, isLearner, label, leaderOf, nameOf, problem, voters } from './cluster.js';
 import { checkDisarm } from './disarm.js';
+import { exceedsMaxDuration, forecastOrigin, memberForecast, type DurationForecast } from './forecast.js';
 
 /**
  * A defrag writes a compacted copy of the db (about dbSizeInUse) beside the old one before renaming it:
@@ -63,6 +66,7 @@ function figures(m: MemberSnapshot): string {
 interface Draft {
   member: MemberSnapshot;
   isLeader: boolean;
+  forecast: DurationForecast;
   defragment: boolean;
   code: DecisionCode;
   reason: string;
@@ -71,7 +75,7 @@ interface Draft {
 }
 
 /** What the rule (or its absence) says about a healthy voter. */
-function ruleDraft(m: MemberSnapshot, isLeader: boolean, policy: Policy): Omit<Draft, 'member' | 'isLeader' | 'moveLeaderTo'> {
+function ruleDraft(m: MemberSnapshot, isLeader: boolean, policy: Policy): Omit<Draft, 'member' | 'isLeader' | 'forecast' | 'moveLeaderTo'> {
   if (policy.rule === null) {
     return { defragment: true, code: 'no-rule', reason: 'no rule: every voter is defragmented', ruleResult: null };
   }
@@ -172,7 +176,8 @@ export function planDefrag(snapshot: ClusterSnapshot, policy: Policy): Plan {
   // --- One draft per member ------------------------------------------------
   const drafts: Draft[] = snapshot.members.map((m): Draft => {
     const isLeader = m.memberId === leaderId;
-    const base = { member: m, isLeader, moveLeaderTo: null };
+    const forecast = memberForecast(policy.defragHistory === undefined ? undefined : (policy.defragHistory[m.memberId] ?? []), m.status?.dbSizeInUse ?? null);
+    const base = { member: m, isLeader, forecast, moveLeaderTo: null };
     if (isLearner(m)) {
       return { ...base, defragment: false, code: 'learner', reason: 'learner: etcd rejects Defragment on learners', ruleResult: null };
     }
@@ -199,6 +204,44 @@ export function planDefrag(snapshot: ClusterSnapshot, policy: Policy): Plan {
       d.reason =
         `not enough free disk for the copy a defrag writes: ${formatBytes(disk.freeBytes)} free in ${disk.path}, ` +
         `needs ${formatBytes(needed)} (${formatBytes(s.dbSizeInUse)} in use + 10% + 64 MiB for the WAL)`;
+    }
+  }
+
+  // A defrag blocks every request to the member for its whole duration: one expected to outlast
+  // maxDefragDuration (e.g. kubeadm's liveness probe) is skipped. Before the leader's hand-over, so a
+  // leader skipped for its duration keeps leading.
+  const maxMs = policy.maxDefragDurationMs ?? null;
+  if (maxMs !== null) {
+    for (const d of drafts) {
+      const { forecastMs, forecastBasis: basis } = d.forecast;
+      if (!d.defragment || !exceedsMaxDuration(forecastMs, maxMs) || basis.source !== 'history') continue;
+      d.defragment = false;
+      d.code = 'over-max-duration';
+      d.reason =
+        `forecast ~${formatDuration(forecastMs ?? 0)} is over the max defrag duration ${formatDuration(maxMs)} ` +
+        `(${forecastOrigin(d.member.status?.dbSizeInUse ?? 0, basis)}): every request to the member would block that long, ` +
+        'long enough for a liveness probe to restart it';
+    }
+    if (policy.defragHistory === undefined) {
+      warnings.push(`max defrag duration ${formatDuration(maxMs)} not applied: no defrag history was given (--store), so no duration can be forecast`);
+    } else {
+      const unknown = drafts.filter((d) => d.defragment && d.forecast.forecastMs === null).map((d) => label(d.member));
+      if (unknown.length > 0) {
+        warnings.push(`max defrag duration ${formatDuration(maxMs)} not applied to ${unknown.join(', ')}: no past defrag to forecast from`);
+      }
+    }
+  }
+
+  // A deadline shorter than the forecast will pass: etcd goes on, defragd waits for the member and never
+  // re-sends, but the run reports the member as failed. Said before, while the deadline can still be raised.
+  for (const d of drafts) {
+    const forecastMs = d.forecast.forecastMs;
+    const timeoutMs = defragTimeoutMs(d.member.status?.dbSizeInUse ?? 0, policy.defragTimeoutMs);
+    if (d.defragment && forecastMs !== null && forecastMs > timeoutMs) {
+      warnings.push(
+        `${label(d.member)} is expected to take ~${formatDuration(forecastMs)}, longer than its defrag deadline ${formatDuration(timeoutMs)}: ` +
+          'the deadline would pass while etcd goes on (never re-sent); a longer --defrag-timeout (defrag.defragTimeout) fits it',
+      );
     }
   }
 
@@ -307,6 +350,8 @@ export function planDefrag(snapshot: ClusterSnapshot, policy: Policy): Plan {
       dbSizeInUse: s?.dbSizeInUse ?? null,
       dbSizeFree: s?.dbSizeFree ?? null,
       timeoutMs: defragTimeoutMs(s?.dbSizeInUse ?? 0, policy.defragTimeoutMs),
+      forecastMs: d.forecast.forecastMs,
+      forecastBasis: d.forecast.forecastBasis,
       disk: d.member.disk && s ? { path: d.member.disk.path, freeBytes: d.member.disk.freeBytes, neededBytes: diskNeededBytes(s.dbSizeInUse) } : null,
     };
   });

@@ -21,7 +21,9 @@ export function planTurn(snapshot: ClusterSnapshot, policy: Policy, memberId: st
   const failing = unfitVoters(snapshot, new Set(context.unfitAtStart));
   if (failing.length > 0) return { action: 'stop', reason: describeMembers(snapshot, failing) };
 
-  const plan = planDefrag(snapshot, context.safetyOnly ? { ...policy, rule: null } : policy);
+  // The last look before the Defragment judges safety only: the rule and the duration limit were
+  // judged moments ago on a full snapshot, and a light one may lack figures they read.
+  const plan = planDefrag(snapshot, context.safetyOnly ? { ...policy, rule: null, maxDefragDurationMs: null } : policy);
   if (plan.refusal) return { action: 'stop', reason: plan.refusal.reason };
 
   const decision = plan.decisions.find((d) => d.memberId === memberId);

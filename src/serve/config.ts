@@ -29,7 +29,7 @@ import type { PolicyOptions } from '../app/defragment.js';
 import { recordPrefix } from '../app/record.js';
 import { DEFAULT_DISARM_BELOW, DEFAULT_RECORD_PREFIX } from '../domain/defaults.js';
 import { UsageError } from '../domain/errors.js';
-import { MAX_COMMAND_TIMEOUT_MS, MAX_DEFRAG_TIMEOUT_MS, MAX_DIAL_TIMEOUT_MS, MAX_WAIT_BETWEEN_MS } from '../domain/limits.js';
+import { MAX_COMMAND_TIMEOUT_MS, MAX_DEFRAG_TIMEOUT_MS, MAX_DIAL_TIMEOUT_MS, MAX_MAX_DEFRAG_DURATION_MS, MAX_WAIT_BETWEEN_MS } from '../domain/limits.js';
 import { parseDuration, parseFraction, parseLongDuration, parseNonNegativeInt, parsePositiveDuration, parseSize, type DurationBounds } from '../domain/units.js';
 import { parseEndpoint } from '../etcd/endpoint.js';
 import { DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_DIAL_TIMEOUT_MS, type ConnectionOptions } from '../etcd/options.js';
@@ -96,7 +96,10 @@ export interface ServeClusterConfig {
    * For the planner (buildPolicy). `rule` is checked already; `disarmNospace`
    * is true with `nospace: recover`; `compactKeepRevisions` is
    * `compaction.retainRevisions` (a time-based `retain` is the daemon's to
-   * turn into revisions from its samples).
+   * turn into revisions from its samples); `maxDefragDurationMs` is
+   * `defrag.maxDefragDuration`, per member: a member whose defrag is forecast
+   * (from its own past defrags in the store, which the daemon adds) to take
+   * longer is skipped.
    */
   readonly policy: PolicyOptions;
   /** For the executor: waitBetweenMs, continueOnError. */
@@ -116,8 +119,6 @@ export interface ServeClusterConfig {
   readonly nospace: NospaceMode;
   /** Null: no compaction before a run (NOSPACE recovery compacts to the newest revision). */
   readonly compaction: CompactionConfig | null;
-  /** `defrag.maxDefragDuration`: the longest one run may take; null: no limit. */
-  readonly maxDefragDurationMs: number | null;
   /** The in-cluster record of each defragmented member (`defragd last`); false: `record: false`. */
   readonly record: { readonly prefix: string } | false;
 }
@@ -232,7 +233,7 @@ const DEFRAG_SHAPE = {
   continueOnError: bool.optional(),
   skipHealthCheck: bool.optional(),
   disarmBelow: scalar.transform(check((t) => parseFraction(t, SRC))).optional(),
-  maxDefragDuration: positiveDuration().optional(),
+  maxDefragDuration: positiveDuration({ maxMs: MAX_MAX_DEFRAG_DURATION_MS }).optional(),
 };
 
 const CLUSTER_SHAPE = {
@@ -590,6 +591,7 @@ function buildCluster(c: ParsedCluster, password: string | null, baseDir: string
     disarmNospace: nospace === 'recover',
     disarmBelow: c.defrag?.disarmBelow ?? DEFAULT_DISARM_BELOW,
     defragTimeoutMs: c.defrag?.defragTimeout ?? null,
+    maxDefragDurationMs: c.defrag?.maxDefragDuration ?? null,
   });
   const execute: ExecuteOptions = Object.freeze({ waitBetweenMs: c.defrag?.waitBetween ?? EXECUTE_DEFAULTS.waitBetweenMs, continueOnError: c.defrag?.continueOnError ?? false });
   const observeIntervalMs = parseDuration(SERVE_DEFAULTS.observeInterval, 'observeInterval');
@@ -609,7 +611,6 @@ function buildCluster(c: ParsedCluster, password: string | null, baseDir: string
     windows,
     nospace,
     compaction,
-    maxDefragDurationMs: c.defrag?.maxDefragDuration ?? null,
     record: (c.record ?? SERVE_DEFAULTS.record) ? Object.freeze({ prefix: c.recordPrefix ?? DEFAULT_RECORD_PREFIX }) : false,
   });
 }

@@ -22,7 +22,7 @@ import type { ClusterSnapshot } from '../domain/snapshot.js';
 import { EtcdClient } from '../etcd/client.js';
 import { fetchGauges } from '../etcd/metrics.js';
 import { observeCluster } from '../observe/observe.js';
-import { currentRevision, planDefrag } from '../planner/index.js';
+import { currentRevision, DEFAULT_FORECAST_SAMPLES, planDefrag } from '../planner/index.js';
 import { recordRun, type RunRecorder, type Store } from '../store/index.js';
 import type { RunTrigger, Sample, StoredRun, StoredRunDetail } from '../store/types.js';
 import { clusterState, decide, drawScheduledStart, leaderMovesAllowed, retentionRevision, startQueuePosition, type PendingStart } from './schedule.js';
@@ -237,7 +237,7 @@ export class Daemon implements DaemonView {
     const r = this.runners.get(name);
     if (!r) return { ok: false, status: 404, reason: `no cluster named ${name}` };
     if (opts.dryRun) {
-      const report = await dryRun(r.client, r.policy, { observe: { cluster: true, quotaBytes: r.config.observe.quotaBytes } });
+      const report = await dryRun(r.client, this.planningPolicy(r), { observe: { cluster: true, quotaBytes: r.config.observe.quotaBytes } });
       return { ok: true, runId: 0, dryRun: true, report };
     }
     if (r.running) return { ok: false, status: 409, reason: `a run of ${name} is in progress (run ${r.running.runId ?? 'starting'})` };
@@ -294,7 +294,8 @@ export class Daemon implements DaemonView {
           schedule: r.config.schedule,
           pendingStart: r.pendingStart,
           auto: r.config.auto,
-          ruleHoldsForSome: r.snapshot !== null && planDefrag(r.snapshot, r.policy).decisions.some((d) => d.action === 'defragment'),
+          // With the forecast: a cluster whose every candidate is over maxDefragDuration starts no auto run that would skip them all.
+          ruleHoldsForSome: r.snapshot !== null && planDefrag(r.snapshot, this.planningPolicy(r)).decisions.some((d) => d.action === 'defragment'),
           lastRunFinishedMs: r.lastRunFinishedMs,
           windows: r.config.windows,
           timezone: r.config.timezone,
@@ -446,9 +447,25 @@ export class Daemon implements DaemonView {
     }
   }
 
+  /**
+   * The cluster's policy with each member's past defrags from the store, so
+   * the plan forecasts every member's duration and applies maxDefragDuration.
+   * A store that cannot be read leaves the history out (every forecast
+   * unknown; the plan warns that the limit was not applied) rather than
+   * stopping the cluster's loop.
+   */
+  private planningPolicy(r: Runner): ReturnType<typeof buildPolicy> {
+    try {
+      return { ...r.policy, defragHistory: this.deps.store.defragHistory({ cluster: r.config.name, limit: DEFAULT_FORECAST_SAMPLES }) };
+    } catch (err) {
+      this.deps.logger.warn({ cluster: r.config.name, err: err instanceof Error ? err.message : String(err) }, 'the defrag history could not be read: durations are not forecast');
+      return r.policy;
+    }
+  }
+
   /** The policy of one run: NOSPACE recovery compacts and disarms; retention compacts; rationed leader moves. */
   private runPolicy(r: Runner, trigger: RunTrigger): ReturnType<typeof buildPolicy> {
-    const base = r.policy;
+    const base = this.planningPolicy(r);
     const keep = this.keepRevisions(r);
     const moves = leaderMovesAllowed(r.leaderMovesMs, this.now(), {});
     const policy = moves.ok

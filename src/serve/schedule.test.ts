@@ -5,8 +5,6 @@ import {
   clusterState,
   decide,
   drawScheduledStart,
-  exceedsMaxDuration,
-  forecastDefragMs,
   jitteredStart,
   leaderMovesAllowed,
   nextScheduledStart,
@@ -21,7 +19,6 @@ const at = (iso: string): number => Date.parse(iso);
 const isos = (ms: number[]): string[] => ms.map((t) => new Date(t).toISOString());
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
-const MiB = 1024 * 1024;
 
 describe('validateSchedule', () => {
   it('accepts 5 and 6 fields', () => {
@@ -362,43 +359,6 @@ describe('leaderMovesAllowed', () => {
   });
 });
 
-describe('forecastDefragMs', () => {
-  const at100MiBps = (inUseMiB: number) => ({ dbSizeInUse: inUseMiB * MiB, durationMs: inUseMiB * 10 });
-  it.each<[string, { dbSizeInUse: number; durationMs: number }[], number, number | null]>([
-    ['no history', [], 300 * MiB, null],
-    ['one defrag: its throughput', [{ dbSizeInUse: 100 * MiB, durationMs: 1000 }], 300 * MiB, 3000],
-    ['steady throughput', [at100MiBps(50), at100MiBps(200), at100MiBps(400)], 1000 * MiB, 10_000],
-    ['the median ignores one slow defrag', [at100MiBps(100), { dbSizeInUse: 100 * MiB, durationMs: 60_000 }, at100MiBps(100)], 100 * MiB, 1000],
-    ['even count: mean of the middle two', [{ dbSizeInUse: 100, durationMs: 1 }, { dbSizeInUse: 300, durationMs: 1 }], 200, 1],
-    [
-      'only the last five count',
-      [...Array.from({ length: 5 }, () => ({ dbSizeInUse: 100, durationMs: 100 })), ...Array.from({ length: 5 }, () => ({ dbSizeInUse: 100, durationMs: 1 }))],
-      1000,
-      10,
-    ],
-    ['unusable entries are left out', [{ dbSizeInUse: 0, durationMs: 5 }, { dbSizeInUse: 100, durationMs: 0 }], 100, null],
-    ['nothing in use', [at100MiBps(100)], 0, 0],
-  ])('%s', (_name, history, inUse, expected) => {
-    expect(forecastDefragMs(history, inUse)).toBe(expected);
-  });
-
-  it('takes the number of samples', () => {
-    const history = [{ dbSizeInUse: 100, durationMs: 100 }, { dbSizeInUse: 100, durationMs: 1 }];
-    expect(forecastDefragMs(history, 100, { samples: 1 })).toBe(1);
-  });
-});
-
-describe('exceedsMaxDuration', () => {
-  it.each([
-    [31_000, 30_000, true],
-    [30_000, 30_000, false],
-    [1_000, 30_000, false],
-    [null, 30_000, false],
-    [31_000, null, false],
-  ])('forecast %s, max %s: %s', (forecastMs, maxMs, expected) => {
-    expect(exceedsMaxDuration(forecastMs, maxMs)).toBe(expected);
-  });
-});
 
 describe('retentionRevision', () => {
   const samples = [

@@ -314,43 +314,6 @@ export function leaderMovesAllowed(
   return { ok: false, waitMs: mustAgeOut === undefined ? perMs : mustAgeOut + perMs - now };
 }
 
-/** How many of a member's recent defrags the forecast uses. */
-export const DEFAULT_FORECAST_SAMPLES = 5;
-
-/**
- * How long defragmenting a member will take, in ms: its `dbSizeInUse` (what a
- * defrag copies) at the median throughput of its own last `samples` defrags
- * (`history` oldest first). Null without usable history. The median, because
- * one defrag slowed by a busy disk should not move the forecast.
- *
- * @example forecastDefragMs([{ dbSizeInUse: 100 * MiB, durationMs: 1000 }], 300 * MiB) // 3000
- */
-export function forecastDefragMs(
-  history: readonly { dbSizeInUse: number; durationMs: number }[],
-  dbSizeInUse: number,
-  { samples = DEFAULT_FORECAST_SAMPLES }: { samples?: number } = {},
-): number | null {
-  const bytesPerMs = history
-    .filter((h) => h.dbSizeInUse > 0 && h.durationMs > 0)
-    .slice(-samples)
-    .map((h) => h.dbSizeInUse / h.durationMs)
-    .sort((a, b) => a - b);
-  if (bytesPerMs.length === 0) return null;
-  const mid = Math.floor(bytesPerMs.length / 2);
-  const median = bytesPerMs.length % 2 === 1 ? (bytesPerMs[mid] ?? 0) : ((bytesPerMs[mid - 1] ?? 0) + (bytesPerMs[mid] ?? 0)) / 2;
-  return Math.round(dbSizeInUse / median);
-}
-
-/**
- * Whether a forecast is over the allowed duration. An unknown forecast or
- * no maximum never is: the first defrag of a member has no history.
- *
- * @example exceedsMaxDuration(forecastDefragMs(history, inUse), 30_000)
- */
-export function exceedsMaxDuration(forecastMs: number | null, maxMs: number | null): boolean {
-  return forecastMs !== null && maxMs !== null && forecastMs > maxMs;
-}
-
 /**
  * The revision the cluster had `retainMs` ago, as etcd's periodic
  * auto-compaction keeps: the newest sample taken at or before now - retainMs.

@@ -208,6 +208,63 @@ describe('external runs', () => {
   });
 });
 
+describe('defrag history (the duration forecast)', () => {
+  /** A finished run of `cluster` at minute `minute` with these member results. */
+  const runAt = (store: Store, cluster: string, minute: number, members: MemberResult[], o: Partial<RunReport> = {}) => {
+    const id = store.startRun({ cluster, trigger: 'schedule', by: 'x', startedAt: iso(T0 + minute * 60_000) });
+    store.finishRun(id, report({ members, startedAt: iso(T0 + minute * 60_000), finishedAt: iso(T0 + minute * 60_000 + 5_000), ...o }));
+    return id;
+  };
+  const past = (inUseMiB: number, durationMs: number) => ({ before: { dbSize: 2 * inUseMiB * MiB, dbSizeInUse: inUseMiB * MiB }, durationMs });
+
+  it("gives each member's newest successful defrags, oldest first, from a file that was closed and opened again", () => {
+    const path = join(dir, 'history.db');
+    const store = openStore(path);
+    for (let minute = 1; minute <= 7; minute++) runAt(store, 'prod', minute, [member('m1', past(minute * 10, minute * 100)), member('m2', past(50, 1_000 + minute))]);
+    // Not what a forecast may learn from: a skipped or failed member, a lost connection, no duration, no size, a dry run, another cluster.
+    runAt(store, 'prod', 8, [
+      member('m1', { action: 'skipped', reason: 'rule is false', after: null, durationMs: null }),
+      member('m2', { action: 'failed', reason: 'deadline', durationMs: 9_999 }),
+    ]);
+    runAt(store, 'prod', 9, [member('m1', { ...past(10, 50_000), connectionLost: true }), member('m2', { durationMs: null })]);
+    runAt(store, 'prod', 10, [member('m1', { before: null })]);
+    runAt(store, 'prod', 11, [member('m1', past(999, 1))], { outcome: 'dry-run', dryRun: true });
+    runAt(store, 'staging', 12, [member('m1', past(999, 1))]);
+    // A member whose deadline passed still counts: the time until it answered again is its duration.
+    runAt(store, 'prod', 13, [member('m3', { ...past(20, 70_000), deadlinePassed: true })]);
+    // External: with a known duration it counts, without it says nothing.
+    store.recordExternal({ cluster: 'prod', by: 'ops:1', startedAt: iso(T0 + 14 * 60_000), finishedAt: iso(T0 + 15 * 60_000), message: 'noticed', member: member('m3', past(30, 3_000)) });
+    store.recordExternal({ cluster: 'prod', by: 'etcdctl?', startedAt: iso(T0 + 16 * 60_000), finishedAt: iso(T0 + 17 * 60_000), message: 'noticed', member: member('m3', { durationMs: null }) });
+    store.close();
+
+    const reopened = track(openStore(path, { mustExist: true }));
+    expect(reopened.defragHistory({ cluster: 'prod' })).toEqual({
+      m1aa: [3, 4, 5, 6, 7].map((m) => ({ dbSizeInUse: m * 10 * MiB, durationMs: m * 100 })),
+      m2aa: [3, 4, 5, 6, 7].map((m) => ({ dbSizeInUse: 50 * MiB, durationMs: 1_000 + m })),
+      m3aa: [
+        { dbSizeInUse: 20 * MiB, durationMs: 70_000 },
+        { dbSizeInUse: 30 * MiB, durationMs: 3_000 },
+      ],
+    });
+    expect(reopened.defragHistory({ cluster: 'prod', memberId: 'm2aa', limit: 2 })).toEqual({ m2aa: [6, 7].map((m) => ({ dbSizeInUse: 50 * MiB, durationMs: 1_000 + m })) });
+    expect(reopened.defragHistory({ cluster: 'staging' })).toEqual({ m1aa: [{ dbSizeInUse: 999 * MiB, durationMs: 1 }] });
+    expect(reopened.defragHistory({ cluster: 'nowhere' })).toEqual({});
+    expect(storeErrorOf(() => reopened.defragHistory({ cluster: 'prod', limit: 0 })).message).toMatch(/limit must be a whole number >= 1/);
+  });
+
+  it('a run interrupted by a dead process counts with the members its events recorded', () => {
+    const path = join(dir, 'history.db');
+    const pid = deadPid();
+    const first = openStore(path, { owner: { host: 'h', pid } });
+    const id = first.startRun({ cluster: 'prod', trigger: 'manual', by: 'x' });
+    first.appendEvent(id, { type: 'member-finished', result: member('m1', past(40, 400)) });
+    first.close();
+    const store = track(openStore(path, { owner: { host: 'h', pid: process.pid } }));
+    expect(store.run(id)?.run.outcome).toBe('interrupted');
+    expect(store.defragHistory({ cluster: 'prod' })).toEqual({ m1aa: [{ dbSizeInUse: 40 * MiB, durationMs: 400 }] });
+  });
+});
+
 describe('crash recovery', () => {
   it('marks a run left running by a dead process interrupted, keeping the members its events recorded; a live process keeps its run', () => {
     const file = join(dir, 'h.db');

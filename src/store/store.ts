@@ -14,6 +14,7 @@
 import { statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import Database from 'better-sqlite3';
+import type { PastDefrag } from '../domain/plan.js';
 import type { MemberResult, RunReport, StepEvent } from '../domain/run.js';
 import type { ClusterSnapshot } from '../domain/snapshot.js';
 import { StoreError } from './errors.js';
@@ -40,6 +41,8 @@ export const DEFAULT_BUCKET_MS = 5 * 60_000;
 export const DEFAULT_RETENTION_MS = 90 * 24 * 3_600_000;
 /** `runs()` without a limit. */
 export const DEFAULT_RUNS_LIMIT = 20;
+/** `defragHistory()` without a limit: past defrags per member (the planner's forecast uses 5). */
+export const DEFAULT_DEFRAG_HISTORY_LIMIT = 5;
 
 export interface StoreOptions {
   /** Refuse a file that does not exist instead of creating it (`defragd history` reads; it must not create). */
@@ -267,6 +270,38 @@ export class Store {
               plan: row['plan'] === null ? null : (JSON.parse(row['plan'] as string) as RunReport['plan']),
             };
       return { run, report, events };
+    });
+  }
+
+  /**
+   * Each member's own recent successful defrags, for the duration forecast:
+   * its dbSizeInUse before (what the defrag copied) and how long it took, the
+   * newest `limit` per member, each member's oldest first, by hex member ID.
+   * Runs of every trigger count (external ones with a known duration too), a
+   * member whose connection was lost mid-defrag does not (its duration says
+   * nothing about its disk), nor do dry runs.
+   *
+   * @example store.defragHistory({ cluster: 'prod' }) // { '8e9e05c52164694d': [{ dbSizeInUse: 104857600, durationMs: 1200 }] }
+   */
+  defragHistory(q: { cluster: string; memberId?: string | undefined; limit?: number | undefined }): Record<string, PastDefrag[]> {
+    const limit = q.limit ?? DEFAULT_DEFRAG_HISTORY_LIMIT;
+    if (!Number.isSafeInteger(limit) || limit < 1) throw new StoreError(this.path, `limit must be a whole number >= 1, got ${limit}`, { kind: 'usage' });
+    const member = q.memberId !== undefined ? 'AND m.member_id = :memberId' : '';
+    return this.#read(() => {
+      const rows = this.#db
+        .prepare(
+          `SELECT member_id, in_use, duration_ms FROM (
+             SELECT m.member_id, m.before_db_size_in_use AS in_use, m.duration_ms, r.started_at, r.id, m.seq,
+               ROW_NUMBER() OVER (PARTITION BY m.member_id ORDER BY r.started_at DESC, r.id DESC, m.seq DESC) AS rn
+             FROM member_results m JOIN runs r ON r.id = m.run_id
+             WHERE r.cluster = :cluster AND r.dry_run = 0 AND m.action = 'defragmented' AND m.connection_lost = 0
+               AND m.duration_ms > 0 AND m.before_db_size_in_use > 0 ${member}
+           ) WHERE rn <= :limit ORDER BY member_id, started_at, id, seq`,
+        )
+        .all({ cluster: q.cluster, limit, ...(q.memberId !== undefined ? { memberId: q.memberId } : {}) }) as Row[];
+      const out: Record<string, PastDefrag[]> = {};
+      for (const r of rows) (out[r['member_id'] as string] ??= []).push({ dbSizeInUse: r['in_use'] as number, durationMs: r['duration_ms'] as number });
+      return out;
     });
   }
 

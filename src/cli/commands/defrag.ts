@@ -30,12 +30,14 @@ export function defragCommand(io: CliIO, done: (code: number) => void): Command 
       // A safe run must see every voter, so defrag always discovers the whole membership (--cluster is implied).
       const config = clusterConfig({ ...opts, cluster: true });
       const defrag = defragConfig(opts);
-      const policy = buildPolicy(defrag.policy);
+      const rulePolicy = buildPolicy(defrag.policy);
       const { execute, lock } = defrag;
       const record = defrag.record === false ? false : { prefix: defrag.record.prefix, trigger: 'manual' as const };
       const observe = { cluster: true, quotaBytes: config.quotaBytes, dataDirs: defrag.dataDirs };
       // Before any contact with etcd: an unusable --store stops the run before it changes anything.
       recorder = defrag.store ? recordCliRun(defrag.store, defrag.dryRun, io) : null;
+      // The store's past defrags are what each member's duration is forecast from.
+      const policy = recorder ? { ...rulePolicy, defragHistory: recorder.defragHistory() } : rulePolicy;
 
       const client = new EtcdClient(config.connection);
       try {

@@ -5,6 +5,7 @@ import {
   addDefragFlags,
   defragConfig,
   MAX_DEFRAG_TIMEOUT_MS,
+  MAX_MAX_DEFRAG_DURATION_MS,
   MAX_LOCK_WAIT_MS,
   MAX_WAIT_BETWEEN_MS,
 } from './defrag-flags.js';
@@ -24,7 +25,7 @@ describe('defrag flags', () => {
   it('defaults: a safe run that moves the leader, takes the lock and refuses to wait for it', () => {
     expect(resolve([])).toEqual({
       dataDirs: {},
-      policy: { rule: null, moveLeader: true, skipHealthCheck: false, compactKeepRevisions: null, disarmNospace: false, disarmBelow: 0.9, defragTimeoutMs: null },
+      policy: { rule: null, moveLeader: true, skipHealthCheck: false, compactKeepRevisions: null, disarmNospace: false, disarmBelow: 0.9, defragTimeoutMs: null, maxDefragDurationMs: null },
       execute: { waitBetweenMs: 0, continueOnError: false, recoveryTimeoutMs: null },
       lock: { key: '/defragd/lock', waitMs: 0 },
       record: { prefix: '/defragd' },
@@ -42,11 +43,11 @@ describe('defrag flags', () => {
       '--disarm-nospace', '--disarm-below', '0.8', '--defrag-timeout', '2m', '--wait-between', '1m30s',
       '--continue-on-error', '--dry-run', '--lock-key', '/ops/lock', '--lock-wait', '10m', '--recovery-timeout', '5m',
       '--data-dir', 'm1=/var/lib/etcd', '--data-dir', 'm2=/data/etcd,8e9e05c52164694d=/x', '--record-prefix', '/ops/defragd/',
-      '--store', '/var/lib/defragd/h.db', '--store-cluster', 'prod',
+      '--store', '/var/lib/defragd/h.db', '--store-cluster', 'prod', '--max-defrag-duration', '1m',
     ]);
     expect(c).toEqual({
       dataDirs: { m1: '/var/lib/etcd', m2: '/data/etcd', '8e9e05c52164694d': '/x' },
-      policy: { rule: 'dbSizeFree > 100*MiB', moveLeader: false, skipHealthCheck: true, compactKeepRevisions: 1000, disarmNospace: true, disarmBelow: 0.8, defragTimeoutMs: 120_000 },
+      policy: { rule: 'dbSizeFree > 100*MiB', moveLeader: false, skipHealthCheck: true, compactKeepRevisions: 1000, disarmNospace: true, disarmBelow: 0.8, defragTimeoutMs: 120_000, maxDefragDurationMs: 60_000 },
       execute: { waitBetweenMs: 90_000, continueOnError: true, recoveryTimeoutMs: 300_000 },
       lock: { key: '/ops/lock', waitMs: 600_000 },
       record: { prefix: '/ops/defragd' },
@@ -158,6 +159,21 @@ describe('defrag flags', () => {
     expect([MAX_DEFRAG_TIMEOUT_MS, MAX_WAIT_BETWEEN_MS, MAX_LOCK_WAIT_MS]).toEqual([86_400_000, 86_400_000, 86_400_000]);
     const c = resolve(['--defrag-timeout', '24h', '--wait-between', '24h', '--lock-wait', '1440m']);
     expect([c.policy.defragTimeoutMs, c.execute.waitBetweenMs, c.lock && c.lock.waitMs]).toEqual([86_400_000, 86_400_000, 86_400_000]);
+  });
+
+  it('--max-defrag-duration (or DEFRAGD_MAX_DEFRAG_DURATION) goes to the policy, bounded, and needs --store', () => {
+    expect(resolve(['--store', 'h.db', '--max-defrag-duration', '1m']).policy.maxDefragDurationMs).toBe(60_000);
+    expect(resolve(['--store', 'h.db'], { DEFRAGD_MAX_DEFRAG_DURATION: '90s' }).policy.maxDefragDurationMs).toBe(90_000);
+    expect(resolve(['--store', 'h.db', '--max-defrag-duration', '2m'], { DEFRAGD_MAX_DEFRAG_DURATION: '90s' }).policy.maxDefragDurationMs).toBe(120_000);
+    expect(resolve([]).policy.maxDefragDurationMs).toBeNull();
+    expect(MAX_MAX_DEFRAG_DURATION_MS).toBe(86_400_000);
+    expect(() => resolve(['--store', 'h.db', '--max-defrag-duration', '25h'])).toThrow(/^--max-defrag-duration: 25h is more than the maximum of 24h$/);
+    expect(() => resolve(['--store', 'h.db', '--max-defrag-duration', '60'])).toThrow(/^--max-defrag-duration: "60" has no unit; write 60s/);
+    expect(() => resolve(['--store', 'h.db', '--max-defrag-duration', '0s'])).toThrow(/^--max-defrag-duration: must be more than 0/);
+    expect(() => resolve(['--max-defrag-duration', '1m'])).toThrow(/^--max-defrag-duration needs --store: the forecast is made from each member's past defrags recorded there$/);
+    expect(() => resolve([], { DEFRAGD_MAX_DEFRAG_DURATION: '1m' })).toThrow(/^DEFRAGD_MAX_DEFRAG_DURATION needs --store/);
+    const help = command().helpInformation().replace(/\s+/g, ' ');
+    expect(help).toMatch(/--max-defrag-duration <duration> skip a member whose defrag is expected to take longer than this \(at most 24h\).* \[env DEFRAGD_MAX_DEFRAG_DURATION\]/);
   });
 
   it('the same resolved options feed both builders; defrag implies --cluster as the command does', () => {

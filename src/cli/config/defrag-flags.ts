@@ -17,8 +17,8 @@ export const DEFAULT_WAIT_BETWEEN_MS = 0;
 /** --lock-wait: refuse at once when another run holds the lock. */
 export const DEFAULT_LOCK_WAIT_MS = 0;
 
-export { MAX_DEFRAG_TIMEOUT_MS, MAX_WAIT_BETWEEN_MS } from '../../domain/limits.js';
-import { MAX_DEFRAG_TIMEOUT_MS, MAX_WAIT_BETWEEN_MS } from '../../domain/limits.js';
+export { MAX_DEFRAG_TIMEOUT_MS, MAX_MAX_DEFRAG_DURATION_MS, MAX_WAIT_BETWEEN_MS } from '../../domain/limits.js';
+import { MAX_DEFRAG_TIMEOUT_MS, MAX_MAX_DEFRAG_DURATION_MS, MAX_WAIT_BETWEEN_MS } from '../../domain/limits.js';
 /** A member that has not answered for a day after its Defragment is not coming back by itself. */
 export const MAX_RECOVERY_TIMEOUT_MS = 24 * 3_600_000;
 /** Runs are scheduled daily at most often in practice; waiting a day for the lock means the holder is stuck. */
@@ -34,6 +34,8 @@ export interface DefragPolicyConfig {
   readonly disarmBelow: number;
   /** Null: the executor's size-based default. */
   readonly defragTimeoutMs: number | null;
+  /** --max-defrag-duration: skip a member forecast (from --store) to take longer; null: no limit. */
+  readonly maxDefragDurationMs: number | null;
 }
 
 export interface DefragExecuteConfig {
@@ -89,6 +91,7 @@ const DEFRAG_FLAGS: readonly { flags: string; description: string; default?: str
   { flags: '--disarm-nospace', description: 'disarm NOSPACE alarms after the run when every member is under the margin' },
   { flags: '--disarm-below <fraction>', description: 'margin for --disarm-nospace: every dbSize under this fraction of the quota', default: String(DEFAULT_DISARM_BELOW) },
   { flags: '--defrag-timeout <duration>', description: `deadline of each Defragment call, at most ${shortDuration(MAX_DEFRAG_TIMEOUT_MS)} (default: 60s + 1s per 10 MiB in use); a passed deadline is never retried` },
+  { flags: '--max-defrag-duration <duration>', description: `skip a member whose defrag is expected to take longer than this (at most ${shortDuration(MAX_MAX_DEFRAG_DURATION_MS)}), forecast from its own past defrags in --store (required); a defrag blocks every request to the member, and kubeadm's liveness probe restarts a member blocked for about 80-95s` },
   { flags: '--wait-between <duration>', description: `extra pause after each member has caught up (at most ${shortDuration(MAX_WAIT_BETWEEN_MS)})`, default: `${DEFAULT_WAIT_BETWEEN_MS / 1_000}s` },
   { flags: '--continue-on-error', description: 'go on with the next member after one fails (still exits 1)', cliOnly: true },
   { flags: '--recovery-timeout <duration>', description: `how long to wait for a member whose Defragment got no answer (deadline passed, connection lost) to answer again before the run fails, at most ${shortDuration(MAX_RECOVERY_TIMEOUT_MS)} (default: its defrag deadline, at least 1m)` },
@@ -139,6 +142,7 @@ export function defragConfig(opts: ResolvedOptions): DefragConfig {
     compactKeepRevisions: str('compactKeepRevisions'),
     disarmBelow: str('disarmBelow'),
     defragTimeout: str('defragTimeout'),
+    maxDefragDuration: str('maxDefragDuration'),
     waitBetween: str('waitBetween'),
     lockKey: str('lockKey'),
     lockWait: str('lockWait'),
@@ -154,6 +158,8 @@ export function defragConfig(opts: ResolvedOptions): DefragConfig {
     disarmNospace: opts['disarmNospace'] === true,
     disarmBelow: text.disarmBelow !== undefined ? parseFraction(text.disarmBelow, from('disarmBelow')) : DEFAULT_DISARM_BELOW,
     defragTimeoutMs: text.defragTimeout !== undefined ? parsePositiveDuration(text.defragTimeout, from('defragTimeout'), { maxMs: MAX_DEFRAG_TIMEOUT_MS }) : null,
+    maxDefragDurationMs:
+      text.maxDefragDuration !== undefined ? parsePositiveDuration(text.maxDefragDuration, from('maxDefragDuration'), { maxMs: MAX_MAX_DEFRAG_DURATION_MS }) : null,
   });
   const execute: DefragExecuteConfig = Object.freeze({
     waitBetweenMs: text.waitBetween !== undefined ? parseDuration(text.waitBetween, from('waitBetween'), { maxMs: MAX_WAIT_BETWEEN_MS }) : DEFAULT_WAIT_BETWEEN_MS,
@@ -177,6 +183,10 @@ export function defragConfig(opts: ResolvedOptions): DefragConfig {
   const storeCluster = str('storeCluster') ?? DEFAULT_STORE_CLUSTER;
   if (storeCluster.trim() === '') throw new UsageError(`${from('storeCluster')}: the cluster name must not be empty`);
   const store: DefragStoreConfig | null = storePath === undefined ? null : Object.freeze({ path: storePath, cluster: storeCluster });
+  // Without a history nothing can be forecast: a limit that silently never applies would be a false promise.
+  if (policy.maxDefragDurationMs !== null && store === null) {
+    throw new UsageError(`${from('maxDefragDuration')} needs --store: the forecast is made from each member's past defrags recorded there`);
+  }
 
   return Object.freeze({ dataDirs: parseDataDirs(str('dataDir'), from('dataDir')), policy, execute, lock, record, dryRun: opts['dryRun'] === true, store });
 }

@@ -2,11 +2,21 @@
  * Printers for `defragd defrag`: the plan (dry run), live progress from the
  * event stream, and the run summary, each as table or JSON.
  */
-import type { Plan } from '../../domain/plan.js';
+import type { MemberDecision, Plan } from '../../domain/plan.js';
 import type { RunReport, StepEvent } from '../../domain/run.js';
+import { describeForecast } from '../../planner/index.js';
 import { formatBytes, formatDuration, renderTable } from '../format.js';
 
-export const PLAN_HEAD = ['#', 'MEMBER', 'ENDPOINT', 'ID', 'ACTION', 'LEADER', 'RULE', 'DB SIZE', 'FREE', 'TIMEOUT', 'REASON'];
+export const PLAN_HEAD = ['#', 'MEMBER', 'ENDPOINT', 'ID', 'ACTION', 'LEADER', 'RULE', 'DB SIZE', 'FREE', 'TIMEOUT', 'EXPECTED', 'REASON'];
+
+/** A member's expected defrag duration: "~12s", "unknown: no history"; the CLI's history is its --store. */
+export function expectedDuration(d: Pick<MemberDecision, 'forecastMs' | 'forecastBasis'>): string {
+  if (d.forecastBasis.source === 'none' && d.forecastBasis.why === 'history-not-given') return 'unknown: no --store';
+  return describeForecast(d.forecastMs, d.forecastBasis);
+}
+
+/** " ~12s" after a member's name in progress lines; nothing when unknown. */
+const expectedSuffix = (d: Pick<MemberDecision, 'forecastMs'>): string => (d.forecastMs === null ? '' : ` ~${formatDuration(d.forecastMs)}`);
 
 export function planRows(plan: Plan): string[][] {
   let order = 0;
@@ -21,6 +31,7 @@ export function planRows(plan: Plan): string[][] {
     formatBytes(d.dbSize),
     formatBytes(d.dbSizeFree),
     d.action === 'defragment' ? formatDuration(d.timeoutMs) : '-',
+    expectedDuration(d),
     d.reason,
   ]);
 }
@@ -40,6 +51,10 @@ export function printPlan(plan: Plan): string {
   out += renderTable(PLAN_HEAD, planRows(plan));
   const n = plan.decisions.filter((d) => d.action === 'defragment').length;
   out += `${n} member(s) to defragment, about ${formatBytes(plan.expectedReclaimBytes)} to reclaim.${plan.disarmNospace ? ' NOSPACE would be disarmed afterwards if every member is under the margin.' : ''}\n`;
+  const todo = plan.decisions.filter((d) => d.action === 'defragment');
+  if (todo.length > 0 && todo.every((d) => d.forecastMs !== null)) {
+    out += `Expected defrag time ~${formatDuration(todo.reduce((sum, d) => sum + (d.forecastMs ?? 0), 0))} in all, from each member's own past defrags (waits between members not counted).\n`;
+  }
   const unchecked = plan.decisions.filter((d) => d.action === 'defragment' && d.disk === null).map((d) => d.name || d.endpoint);
   if (unchecked.length > 0) out += `Free disk not checked for ${unchecked.join(', ')}: defragd cannot see their data dirs (--data-dir NAME=PATH for members on this host).\n`;
   for (const w of plan.warnings) out += `warning: ${w}\n`;
@@ -124,7 +139,7 @@ export function eventLine(e: StepEvent): string | null {
       if (e.plan.refusal) return null;
       if (todo.length === 0) return 'plan: no member to defragment';
       // The transferee is chosen again at the leader's turn (the best voter then), so it is not named here.
-      const order = todo.map((d) => (d.moveLeaderTo ? `${d.name || d.endpoint} (leader: hands leadership over first)` : d.name || d.endpoint));
+      const order = todo.map((d) => `${d.name || d.endpoint}${expectedSuffix(d)}${d.moveLeaderTo ? ' (leader: hands leadership over first)' : ''}`);
       return `plan: ${todo.length} member(s) to defragment, one at a time: ${order.join(' → ')}`;
     }
     case 'compaction-started':
@@ -138,7 +153,7 @@ export function eventLine(e: StepEvent): string | null {
     case 'leader-move-finished':
       return `leadership moved in ${formatDuration(e.durationMs)}`;
     case 'member-started':
-      return `${e.decision.name || e.decision.endpoint}: defragmenting (${e.index}/${e.total}, ${formatBytes(e.before.dbSize)}, deadline ${formatDuration(e.timeoutMs)})`;
+      return `${e.decision.name || e.decision.endpoint}: defragmenting (${e.index}/${e.total}, ${formatBytes(e.before.dbSize)}, ${e.decision.forecastMs === null ? '' : `expected ~${formatDuration(e.decision.forecastMs)}, `}deadline ${formatDuration(e.timeoutMs)})`;
     case 'member-no-answer':
       return e.why === 'deadline'
         ? `${e.name}: deadline of ${formatDuration(e.timeoutMs)} passed; etcd keeps defragmenting, NOT retrying`

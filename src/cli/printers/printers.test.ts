@@ -3,7 +3,8 @@ import { aPolicy, aSnapshot, MiB } from '../../../test/builders.js';
 import { planDefrag } from '../../planner/index.js';
 import { dryRunReport } from '../../app/defragment.js';
 import type { RunReport } from '../../domain/run.js';
-import { eventLine, planRows, printDryRun, printPlan, printReport, reportJson } from './defrag.js';
+import { formatDuration } from '../../domain/format.js';
+import { eventLine, PLAN_HEAD, planRows, printDryRun, printPlan, printReport, reportJson } from './defrag.js';
 import { printStatus, statusJson, statusRows, STATUS_HEAD } from './status.js';
 
 const snap = aSnapshot().withMembers(3).withLeader('m2').withMember('m1', { dbSize: 300 * MiB, dbSizeInUse: 100 * MiB }).unreachable('m3').build();
@@ -96,6 +97,45 @@ describe('defrag printers', () => {
 
   it('the run-started line gives the order and the leader hand-over', () => {
     expect(eventLine({ type: 'run-started', at: 'x', plan })).toMatch(/^plan: 3 member\(s\) to defragment, one at a time: m2 → m3 → m1 \(leader: hands leadership over first\)$/);
+  });
+
+  describe('the expected duration', () => {
+    const id = (name: string) => healthy.members.find((m) => m.name === name)!.memberId;
+    // m2 has 100 MiB in use, m1 and m3 the builder's default.
+    const forecast = planDefrag(healthy, aPolicy({ defragHistory: { [id('m1')]: [{ dbSizeInUse: 10 * MiB, durationMs: 1_000 }], [id('m2')]: [{ dbSizeInUse: 10 * MiB, durationMs: 2_000 }] } }));
+    const col = PLAN_HEAD.indexOf('EXPECTED');
+
+    it('is a column of the plan table: "~20s", or unknown and why', () => {
+      const rows = planRows(forecast);
+      expect(rows.map((r) => [r[1], r[col]])).toEqual([
+        ['m2', '~20s'],
+        ['m3', 'unknown: no history'],
+        ['m1', `~${formatDuration(forecast.decisions[2]!.forecastMs!)}`],
+      ]);
+      expect(planRows(plan).map((r) => r[col])).toEqual(Array(3).fill('unknown: no --store'));
+      const unreachable = planDefrag(snap, aPolicy({ defragHistory: {} }));
+      expect(planRows(unreachable).find((r) => r[1] === 'm3')![col]).toBe('unknown: no status');
+    });
+
+    it('the table sums it when every member has one', () => {
+      const known = planDefrag(healthy, aPolicy({ defragHistory: Object.fromEntries(['m1', 'm2', 'm3'].map((n) => [id(n), [{ dbSizeInUse: 100 * MiB, durationMs: 10_000 }]])) }));
+      expect(printPlan(known)).toMatch(/\nExpected defrag time ~\d+(\.\d)?s in all, from each member's own past defrags/);
+      expect(printPlan(forecast)).not.toMatch(/Expected defrag time/);
+    });
+
+    it('shows in the live plan line and when a member starts, and not when unknown', () => {
+      expect(eventLine({ type: 'run-started', at: 'x', plan: forecast })).toMatch(/^plan: 3 member\(s\) to defragment, one at a time: m2 ~20s → m3 → m1 ~[\d.]+m?s \(leader: hands leadership over first\)$/);
+      const m2 = forecast.decisions[0]!;
+      expect(eventLine({ type: 'member-started', decision: m2, before: { dbSize: 300 * MiB, dbSizeInUse: 100 * MiB }, timeoutMs: 70_000, index: 1, total: 3 })).toBe('m2: defragmenting (1/3, 300.0 MiB, expected ~20s, deadline 1m10s)');
+      const m3 = forecast.decisions[1]!;
+      expect(eventLine({ type: 'member-started', decision: m3, before: { dbSize: 300 * MiB, dbSizeInUse: 100 * MiB }, timeoutMs: 70_000, index: 2, total: 3 })).toBe('m3: defragmenting (2/3, 300.0 MiB, deadline 1m10s)');
+    });
+
+    it('-w json carries forecastMs and its basis on every decision', () => {
+      const json = JSON.parse(printDryRun(dryRunReport(forecast, 'x'), 'json'));
+      expect(json.plan.decisions[0]).toMatchObject({ name: 'm2', forecastMs: 20_000, forecastBasis: { source: 'history', defrags: 1, bytesPerSecond: 5 * MiB } });
+      expect(json.plan.decisions[1]).toMatchObject({ name: 'm3', forecastMs: null, forecastBasis: { source: 'none', why: 'no-history' } });
+    });
   });
 
   it('event lines never claim a retry after a Defragment got no answer, and say which way it got none', () => {
