@@ -3,13 +3,14 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: help deps etcd build test unit demo bench bench-readme typecheck lint-imports clean
+.PHONY: help deps etcd build test unit demo bench bench-readme bench-schedule bench-schedule-readme typecheck lint-imports clean
 
 help:
 	@echo "make demo   start a local 3-member etcd, fragment it, and show defragd at work"
 	@echo "make test   unit and integration tests against real etcd"
 	@echo "make lint-imports  the import boundaries between src's layers (part of make test)"
 	@echo "make bench  benchmarks (not part of make test)"
+	@echo "make bench-schedule  cron etcdctl defrag vs defragd serve auto on two clusters at once (BENCH_MINUTES, default 12)"
 
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -48,6 +49,14 @@ bench: deps build
 # Runs the benchmark and pastes its table into README.md's Performance section.
 bench-readme: bench
 	node scripts/paste-bench.mjs
+
+# Two clusters side by side for BENCH_MINUTES (default 12): cron etcdctl defrag vs defragd serve auto.
+bench-schedule: deps build
+	npx tsx bench/schedule/run.mts
+
+# Runs it and pastes its table into README.md's Performance section.
+bench-schedule-readme: bench-schedule
+	node scripts/paste-bench-schedule.mjs
 
 clean:
 	rm -rf dist .vitest-results.json .demo
