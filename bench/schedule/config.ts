@@ -29,7 +29,7 @@ Settings (environment):
   BENCH_SCHEDULE_CRON_MINUTES      cron interval of etcdctl defrag --cluster (default 3)
   BENCH_SCHEDULE_RULE              defragd's rule (default "(fragmentation > 0.25 && dbSizeFree > 16*MiB) || dbQuotaUsage > 0.6")
   BENCH_SCHEDULE_AUTO_INTERVAL     defragd's auto.interval (default 10s)
-  BENCH_SCHEDULE_AUTO_COOLDOWN     defragd's auto.cooldown (default 1m)
+  BENCH_SCHEDULE_AUTO_COOLDOWN     defragd's auto.cooldown (default 2m)
   BENCH_SCHEDULE_OPS               workload writes per second per cluster (default 40)
   BENCH_SCHEDULE_SLOTS             workload keys (default 3000)
   BENCH_SCHEDULE_COMPACT_SEC       compaction interval (default 60)
@@ -60,7 +60,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): ScheduleConfig {
     cronEveryMin: num(env, 'BENCH_SCHEDULE_CRON_MINUTES', 3, 0.25, 600),
     rule,
     autoInterval: duration(env, 'BENCH_SCHEDULE_AUTO_INTERVAL', '10s'),
-    autoCooldown: duration(env, 'BENCH_SCHEDULE_AUTO_COOLDOWN', '1m'),
+    autoCooldown: duration(env, 'BENCH_SCHEDULE_AUTO_COOLDOWN', '2m'),
     opsPerSec: num(env, 'BENCH_SCHEDULE_OPS', 40, 1, 1000),
     slots: num(env, 'BENCH_SCHEDULE_SLOTS', 3000, 10, 1_000_000),
     compactEverySec: num(env, 'BENCH_SCHEDULE_COMPACT_SEC', 60, 5, 3600),

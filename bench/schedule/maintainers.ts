@@ -48,7 +48,10 @@ export interface CronRun {
   lines: { t: number; line: string }[];
 }
 
-/** `etcdctl defrag --cluster` at every multiple of everyMs after start(). */
+/**
+ * `etcdctl defrag --cluster` every everyMs, the first half an interval after
+ * start(): BENCH_MINUTES / N starts, none racing the end of the measurement.
+ */
 export class CronDefrag {
   readonly runs: CronRun[] = [];
   /** Starts skipped because the previous run was still going. */
@@ -73,7 +76,7 @@ export class CronDefrag {
     const t0 = now();
     this.loop = (async () => {
       for (let i = 1; !this.stopper.signal.aborted; i++) {
-        await sleep(Math.max(0, t0 + i * this.everyMs - now()), this.stopper.signal);
+        await sleep(Math.max(0, t0 + (i - 0.5) * this.everyMs - now()), this.stopper.signal);
         if (this.stopper.signal.aborted) break;
         if (this.current) this.skipped++;
         else this.current = this.runOnce().finally(() => (this.current = null));

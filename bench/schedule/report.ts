@@ -57,6 +57,9 @@ export function markdown(r: ScheduleResult): string {
   const nospace = (f: ClusterFigures, refused: number): string =>
     f.nospaceMembers.length === 0 && refused === 0 ? '0' : `**${f.nospaceMembers.length} members (${f.nospaceMembers.join(', ')}), alarm active ${sec(f.nospaceSec)}, ${refused} writes refused**`;
   const spg = (f: ClusterFigures): string => (f.stallSecPerGiB === null ? '– (nothing reclaimed)' : `**${f.stallSecPerGiB.toFixed(2)} s/GiB**`);
+  const perDefrag = (f: ClusterFigures): string =>
+    f.memberDefrags === 0 ? '–' : `${mib(f.reclaimedBytes / f.memberDefrags)} / ${f.meanReclaimedShare === null ? '–' : pct(f.meanReclaimedShare)} / ${sec(f.runStallSec / f.memberDefrags)}`;
+  const perGiB = (x: number | null): string => (x === null ? '–' : `${x.toFixed(1)} s/GiB`);
   const lines = [
     `Command: \`${r.command}\` (${r.startedAt})`,
     '',
@@ -67,8 +70,11 @@ export function markdown(r: ScheduleResult): string {
     row('Member defrags (etcd counter) / of the leader while leading', `${c.memberDefrags} / ${c.leaderDefrags}`, `${d.memberDefrags} / ${d.leaderDefrags}`),
     row('Σ member defrag time (etcd metric)', sec(c.defragSeconds), sec(d.defragSeconds)),
     row('Bytes reclaimed (Σ dbSize drops)', mib(c.reclaimedBytes), mib(d.reclaimedBytes)),
-    row(`Client stall-seconds (> ${s.stallThresholdMs} ms, Σ over members)`, sec(c.clientStallSec), sec(d.clientStallSec)),
-    row('**Stall-seconds per GiB reclaimed**', spg(c), spg(d)),
+    row('Per member defrag: reclaimed / share of its dbSize / stall-seconds inside the runs', perDefrag(c), perDefrag(d)),
+    row('Time inside maintenance runs', sec(c.runSeconds), sec(d.runSeconds)),
+    row(`Client stall-seconds inside the runs (> ${s.stallThresholdMs} ms, Σ over members)`, sec(c.runStallSec), sec(d.runStallSec)),
+    row('**Stall-seconds per GiB reclaimed** (inside the runs)', spg(c), spg(d)),
+    row('Client stall-seconds over the whole period, machine noise included / per GiB', `${sec(c.clientStallSec)} / ${perGiB(c.totalStallSecPerGiB)}`, `${sec(d.clientStallSec)} / ${perGiB(d.totalStallSecPerGiB)}`),
     row('Lease keep-alives: stall-seconds / longest / > 1 s', `${sec(c.keepAliveStallSec)} / ${ms(c.longestKeepAliveMs)} / ${c.keepAlivesOver1s}`, `${sec(d.keepAliveStallSec)} / ${ms(d.longestKeepAliveMs)} / ${d.keepAlivesOver1s}`),
     row('Longest probe request', ms(c.longestRequestMs), ms(d.longestRequestMs)),
     row('Failed probe requests', failed(c), failed(d)),
@@ -80,8 +86,8 @@ export function markdown(r: ScheduleResult): string {
     '',
     `**Goal** (defragd ≥ 3× fewer stall-seconds per GiB reclaimed at an equal or lower peak dbSize, 0 NOSPACE): **${r.verdict.pass ? 'PASS' : 'FAIL'}**: ${r.verdict.checks.map((x) => `${x.what}: ${x.ok ? 'yes' : 'no'} (${x.detail})`).join('; ')}.`,
     '',
-    `- Two identical 3-member etcd ${r.machine.etcd} clusters (quota ${mib(s.quotaBytes)}) run at the same time on this machine for ${s.minutes} min of maintenance after ${s.warmupSec} s of load only; each gets the same workload from the same seed: ${s.churn.opsPerSec} writes/s (create, overwrite or delete over ${s.churn.slots} keys of 0.5–128 KiB, ≈15 KiB mean; ${(c.churn.mibWritten).toFixed(0)} / ${(d.churn.mibWritten).toFixed(0)} MiB written), spread over the members, and a compaction every ${s.churn.compactEverySec} s to the revision of ${s.churn.compactEverySec} s before (kube-apiserver: every 5 min, keeping one interval).`,
-    `- Probes through each member: one client alternating linearizable reads and 128-byte writes ${s.probe.pauseMs} ms apart, one lease (TTL ${s.probe.leaseTtlSec} s) kept alive every ${s.probe.keepAliveEveryMs} ms; deadline ${ms(s.probe.deadlineMs)}. Stall-seconds = for each member, the wall time during which at least one of its probe requests had been waiting more than ${s.stallThresholdMs} ms (union of [start + ${s.stallThresholdMs} ms, end]), summed over the members. Noise floor during the warm-up (no maintenance): ${r.warmup.cron.toFixed(2)} / ${r.warmup.defragd.toFixed(2)} stall-seconds per minute.`,
+    `- Two identical 3-member etcd ${r.machine.etcd} clusters (quota ${mib(s.quotaBytes)}) run at the same time on this machine for ${s.minutes} min of maintenance after ${s.warmupSec} s of load only (the cron's first start half an interval in); each gets the same workload from the same seed: ${s.churn.opsPerSec} writes/s (create, overwrite or delete over ${s.churn.slots} keys of 0.5–128 KiB, ≈15 KiB mean; ${(c.churn.mibWritten).toFixed(0)} / ${(d.churn.mibWritten).toFixed(0)} MiB written), spread over the members, and a compaction every ${s.churn.compactEverySec} s to the revision of ${s.churn.compactEverySec} s before (kube-apiserver: every 5 min, keeping one interval).`,
+    `- Probes through each member: one client alternating linearizable reads and 128-byte writes ${s.probe.pauseMs} ms apart, one lease (TTL ${s.probe.leaseTtlSec} s) kept alive every ${s.probe.keepAliveEveryMs} ms; deadline ${ms(s.probe.deadlineMs)}. Stall-seconds = for each member, the wall time during which at least one of its probe requests had been waiting more than ${s.stallThresholdMs} ms (union of [start + ${s.stallThresholdMs} ms, end]), summed over the members; the goal counts the part inside the maintenance runs (etcdctl's process from start to exit, defragd's runs from start to finish per its history). Noise floor during the warm-up (no maintenance): ${r.warmup.cron.toFixed(2)} / ${r.warmup.defragd.toFixed(2)} stall-seconds per minute.`,
     `- Sizes, quota, the defrag counter and leadership from each member's /metrics every second; reclaimed = Σ of every dbSize drop between two samples. Machine: ${r.machine.cpus} CPUs (${r.machine.cpuModel}), Node ${r.machine.node}, shared with other work (1-min load average ${r.machine.loadAvgAtStart.toFixed(1)} at the start, ${r.machine.loadAvgAtEnd.toFixed(1)} at the end); the run took ${Math.round(r.totalSeconds)} s.`,
   ];
   return lines.join('\n');

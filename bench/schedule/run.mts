@@ -187,8 +187,13 @@ try {
   await Promise.all(sides.map((s) => s.sampler.stop()));
 
   const window = { start: m0, end: m1 };
-  const figA = analyzeCluster(A.probe.records, A.sampler.samples, A.sampler.alarms, window, config.stallThresholdMs);
-  const figB = analyzeCluster(B.probe.records, B.sampler.samples, B.sampler.alarms, window, config.stallThresholdMs);
+  const cronRuns = cron.runs.map((r) => ({ start: r.start, end: r.end }));
+  // defragd's own runs (not the cron's of the other cluster, not external ones), from its history.
+  const defragdRuns = history
+    .filter((r) => r.trigger !== 'external' && typeof r.startedAt === 'string')
+    .map((r) => ({ start: Date.parse(r.startedAt as string), end: typeof r.finishedAt === 'string' ? Date.parse(r.finishedAt) : m1 }));
+  const figA = analyzeCluster(A.probe.records, A.sampler.samples, A.sampler.alarms, window, cronRuns, config.stallThresholdMs);
+  const figB = analyzeCluster(B.probe.records, B.sampler.samples, B.sampler.alarms, window, defragdRuns, config.stallThresholdMs);
   const warm = (s: Side): number => (w1 > w0 ? stallSeconds(s.probe.records.filter((r) => r.start >= w0 && r.start < w1), config.stallThresholdMs) / ((w1 - w0) / 60_000) : 0);
   const runsByTrigger: Record<string, number> = {};
   for (const r of history) {
