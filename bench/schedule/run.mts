@@ -16,7 +16,7 @@
  * Everything it starts (both clusters, the daemon, etcdctl children, temp
  * dirs) is stopped at the end, on error and on Ctrl-C.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
@@ -98,7 +98,11 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     void cleanup().finally(() => process.exit(130));
   });
 }
-process.on('exit', killChildren);
+process.on('exit', () => {
+  // Also when a signal handler elsewhere (the harness's) ends the process first.
+  killChildren();
+  if (daemonDir) rmSync(daemonDir, { recursive: true, force: true });
+});
 
 async function freePort(): Promise<number> {
   const srv = createServer();
