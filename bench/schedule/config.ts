@@ -22,6 +22,7 @@ export interface ScheduleConfig {
 export class ConfigError extends Error {}
 
 export const USAGE = `make bench-schedule (npx tsx bench/schedule/run.mts): cron etcdctl defrag vs defragd serve auto, side by side.
+--rerender: only write schedule-latest.md again from schedule-latest.json (the latest run's figures).
 Settings (environment):
   BENCH_MINUTES                    minutes of maintenance (default 12; 2 for a quick look)
   BENCH_SCHEDULE_WARMUP_SEC        load-only seconds first (default 60)

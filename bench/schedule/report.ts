@@ -1,5 +1,5 @@
 /** The markdown table of `make bench-schedule` and the results files. */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GiB, type ClusterFigures, type Verdict } from './analyze.js';
 
@@ -51,7 +51,9 @@ export function markdown(r: ScheduleResult): string {
   const c = r.cron;
   const d = r.defragd;
   const s = r.settings;
-  const row = (label: string, a: string, b: string): string => `| ${label} | ${a} | ${b} |`;
+  // A "|" inside a cell ends it, even in a code span (the rule's ||): GitHub's tables want it escaped.
+  const cell = (x: string): string => x.replace(/\|/g, '\\|');
+  const row = (label: string, a: string, b: string): string => `| ${label} | ${cell(a)} | ${cell(b)} |`;
   const failed = (f: ClusterFigures): string => `${f.failed.get + f.failed.put + f.failed.keepalive} (reads ${f.failed.get}, writes ${f.failed.put}, keep-alives ${f.failed.keepalive})`;
   const runsOf = (runs: Record<string, number>): string => Object.entries(runs).map(([k, v]) => `${v} ${k}`).join(', ') || '0';
   const nospace = (f: ClusterFigures, refused: number): string =>
@@ -91,6 +93,14 @@ export function markdown(r: ScheduleResult): string {
     `- Sizes, quota, the defrag counter and leadership from each member's /metrics every second; reclaimed = Σ of every dbSize drop between two samples. Machine: ${r.machine.cpus} CPUs (${r.machine.cpuModel}), Node ${r.machine.node}, shared with other work (1-min load average ${r.machine.loadAvgAtStart.toFixed(1)} at the start, ${r.machine.loadAvgAtEnd.toFixed(1)} at the end); the run took ${Math.round(r.totalSeconds)} s.`,
   ];
   return lines.join('\n');
+}
+
+/** Re-renders schedule-latest.md from schedule-latest.json (the same run's numbers), e.g. after a change of layout. */
+export async function rerender(outDir: string): Promise<string> {
+  const r = JSON.parse(await readFile(path.join(outDir, 'schedule-latest.json'), 'utf8')) as ScheduleResult;
+  const latest = path.join(outDir, 'schedule-latest.md');
+  await writeFile(latest, `# make bench-schedule\n\n${markdown(r)}\n`);
+  return latest;
 }
 
 export async function writeResults(r: ScheduleResult, raw: unknown, outDir: string): Promise<string[]> {

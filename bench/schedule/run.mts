@@ -29,7 +29,7 @@ import { Churn, prefill, type ChurnStats } from './churn.js';
 import { ConfigError, loadConfig, USAGE, type ScheduleConfig } from './config.js';
 import { CronDefrag, Daemon, daemonConfig, killChildren } from './maintainers.js';
 import { Probe } from './probe.js';
-import { markdown, writeResults, type ChurnSummary, type ScheduleResult } from './report.js';
+import { markdown, rerender, writeResults, type ChurnSummary, type ScheduleResult } from './report.js';
 import { Sampler } from './sampler.js';
 import { now, sleep } from '../util.js';
 
@@ -52,6 +52,11 @@ try {
   process.exit(2);
 }
 const config = cfg;
+if (process.argv.includes('--rerender')) {
+  // The table again from the latest run's recorded figures (no new run), after a change of layout.
+  console.log(`wrote ${path.relative(process.cwd(), await rerender(path.resolve(ROOT, config.outDir)))}`);
+  process.exit(0);
+}
 if (!existsSync(CLI)) {
   console.error(`bench-schedule: ${path.relative(process.cwd(), CLI)} is missing: build first (npx tsc -p tsconfig.build.json)`);
   process.exit(2);
