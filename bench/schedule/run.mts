@@ -17,7 +17,7 @@
  * dirs) is stopped at the end, on error and on Ctrl-C.
  */
 import { existsSync, rmSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -171,7 +171,9 @@ try {
   const w1 = now();
 
   cron = new CronDefrag(A.members[0]!.url, config.cronEveryMin * 60_000, CRON_COMMAND_TIMEOUT);
-  daemonDir = await mkdtemp(path.join(os.tmpdir(), 'defragd-bench-schedule-'));
+  // Inside the cluster's temp dir: the harness removes it on every way out, Ctrl-C included.
+  daemonDir = path.join(B.cluster.dir, 'defragd-serve');
+  await mkdir(daemonDir);
   daemon = new Daemon({ cliPath: CLI, dir: daemonDir, clusterName: 'bench', endpoints: B.cluster.endpoints, port: await freePort(), rule: config.rule, interval: config.autoInterval, cooldown: config.autoCooldown });
   await daemon.start();
   cron.start();
