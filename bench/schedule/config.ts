@@ -1,4 +1,5 @@
 /** `make bench-schedule`'s settings, from the environment, with their defaults and checks. */
+import { compileRule } from '../../src/index.js';
 
 export interface ScheduleConfig {
   /** Minutes of maintenance (both clusters at once). */
@@ -53,7 +54,12 @@ function duration(env: NodeJS.ProcessEnv, name: string, dflt: string): string {
 
 export function loadConfig(env: NodeJS.ProcessEnv): ScheduleConfig {
   const rule = env.BENCH_SCHEDULE_RULE ?? '(fragmentation > 0.25 && dbSizeFree > 16*MiB) || dbQuotaUsage > 0.6';
-  if (rule.trim() === '') throw new ConfigError('BENCH_SCHEDULE_RULE is empty');
+  try {
+    // Checked before two clusters are started for it: defragd serve would refuse it only then.
+    compileRule(rule);
+  } catch (err) {
+    throw new ConfigError(`BENCH_SCHEDULE_RULE: ${(err as Error).message}`);
+  }
   return {
     minutes: num(env, 'BENCH_MINUTES', 12, 0.5, 600),
     warmupSec: num(env, 'BENCH_SCHEDULE_WARMUP_SEC', 60, 0, 3600),
