@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: help deps etcd chromium build test unit demo bench bench-readme bench-daemon bench-daemon-readme typecheck lint-imports clean
+.PHONY: help deps etcd chromium build test unit demo bench bench-readme bench-daemon bench-daemon-readme bench-schedule bench-schedule-readme bench-reads bench-reads-readme typecheck lint-imports clean
 
 help:
 	@echo "make demo   start a local 3-member etcd, fragment it, and show defragd at work"
@@ -11,6 +11,7 @@ help:
 	@echo "make lint-imports  the import boundaries between src's layers (part of make test)"
 	@echo "make bench  benchmarks (not part of make test)"
 	@echo "make bench-daemon  what defragd serve costs watching 10 clusters for 10 minutes (BENCH_CLUSTERS, BENCH_MINUTES)"
+	@echo "make bench-schedule  cron etcdctl defrag vs defragd serve auto on two clusters at once (BENCH_MINUTES, default 12)"
 
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -67,6 +68,14 @@ bench-daemon: deps build
 # Runs it and pastes its table into README.md's Daemon performance subsection.
 bench-daemon-readme: bench-daemon
 	node scripts/paste-bench.mjs daemon
+
+# Two clusters side by side for BENCH_MINUTES (default 12): cron etcdctl defrag vs defragd serve auto.
+bench-schedule: deps build
+	npx tsx bench/schedule/run.mts
+
+# Runs it and pastes its table into README.md's Performance section.
+bench-schedule-readme: bench-schedule
+	node scripts/paste-bench-schedule.mjs
 
 clean:
 	rm -rf dist .vitest-results.json .demo
