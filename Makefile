@@ -3,13 +3,14 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: help deps etcd build test unit demo bench bench-readme typecheck lint-imports clean
+.PHONY: help deps etcd build test unit demo bench bench-readme bench-reads bench-reads-readme typecheck lint-imports clean
 
 help:
 	@echo "make demo   start a local 3-member etcd, fragment it, and show defragd at work"
 	@echo "make test   unit and integration tests against real etcd"
 	@echo "make lint-imports  the import boundaries between src's layers (part of make test)"
 	@echo "make bench  benchmarks (not part of make test)"
+	@echo "make bench-reads  does a defragmented member serve reads faster? (not part of make test)"
 
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -48,6 +49,16 @@ bench: deps build
 # Runs the benchmark and pastes its table into README.md's Performance section.
 bench-readme: bench
 	node scripts/paste-bench.mjs
+
+# One etcd member, the same data in a fragmented and a defragmented file: read
+# latencies, snapshot time and size, warm and (where allowed) cold page cache.
+# Settings: npx tsx bench/reads/run.mts --help (e.g. DEFRAGD_BENCH_READS_QUICK=1).
+bench-reads: deps
+	npx tsx bench/reads/run.mts
+
+# Runs it and pastes its table into README.md's Performance section.
+bench-reads-readme: bench-reads
+	node scripts/paste-bench.mjs bench/results/reads-latest.md bench-reads
 
 clean:
 	rm -rf dist .vitest-results.json .demo
