@@ -161,7 +161,7 @@ async function main(): Promise<void> {
   log(`${cfg.keys} keys, ${cfg.churnRounds} churn rounds, ${cfg.runs} runs; cold cache: ${drop.why}`);
 
   // The default logger level of the harness is error; info gives etcd's own "opened backend db … took".
-  cluster = await startCluster({ members: 1, quotaBackendBytes: 8 * 1024 * MiB, extraArgs: ['--log-level', 'info'] });
+  cluster = await startCluster({ members: 1, quotaBackendBytes: 8 * 1024 * MiB, extraArgs: ['--log-level', 'info'], startTimeoutMs: 300_000 });
   const member = cluster.members[0] as HarnessMember;
   const fs = filesystemOf(cluster.dir);
   log(`etcd ${member.clientUrl}, data dir ${member.dataDir} (${fs})`);
@@ -214,7 +214,7 @@ async function main(): Promise<void> {
       }
       const spawnedAt = process.hrtime.bigint();
       const started = cluster.startMember(member.name);
-      await waitVersion(member.clientUrl, 120_000);
+      await waitVersion(member.clientUrl, 300_000);
       const startMs = Number(process.hrtime.bigint() - spawnedAt) / 1e6;
       await started;
       const residentAfterStart = resident(dbFile);
