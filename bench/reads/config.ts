@@ -42,11 +42,11 @@ Does a defragmented etcd member serve reads faster than a fragmented one with th
   --keys N            live keys of 1-8 KiB                                   DEFRAGD_BENCH_READS_KEYS (100000)
   --churn-rounds N    overwrite/delete rounds before the compaction          DEFRAGD_BENCH_READS_CHURN (3)
   --runs N            measured runs (each: both files, alternating order)    DEFRAGD_BENCH_READS_RUNS (5)
-  --gets N            single-key gets per pass                               DEFRAGD_BENCH_READS_GETS (2000)
-  --range100 N        ranges of 100 keys per pass                            DEFRAGD_BENCH_READS_RANGE100 (200)
-  --range10k N        ranges of 10 000 keys per pass                         DEFRAGD_BENCH_READS_RANGE10K (10)
-  --scans N           full keys-only scans per pass                          DEFRAGD_BENCH_READS_SCANS (5)
-  --counts N          count_only ranges per pass                             DEFRAGD_BENCH_READS_COUNTS (50)
+  --gets N            single-key gets per pass                               DEFRAGD_BENCH_READS_GETS (1000)
+  --range100 N        ranges of 100 keys per pass                            DEFRAGD_BENCH_READS_RANGE100 (100)
+  --range10k N        ranges of 10 000 keys per pass                         DEFRAGD_BENCH_READS_RANGE10K (5)
+  --scans N           full keys-only scans per pass                          DEFRAGD_BENCH_READS_SCANS (3)
+  --counts N          count_only ranges per pass                             DEFRAGD_BENCH_READS_COUNTS (30)
   --linearizable      linearizable reads (default: serializable)             DEFRAGD_BENCH_READS_LINEARIZABLE=1
   --no-cold           skip the cold-cache passes                             DEFRAGD_BENCH_READS_COLD=0
   --out DIR           results directory                                      DEFRAGD_BENCH_OUT (bench/results)
@@ -93,11 +93,11 @@ export function loadReadsConfig(argv: string[], env: NodeJS.ProcessEnv): ReadsCo
     keys: num('--keys', values.keys ?? env.DEFRAGD_BENCH_READS_KEYS, quick ? 12_000 : 100_000, 200, 999_999),
     churnRounds: num('--churn-rounds', values['churn-rounds'] ?? env.DEFRAGD_BENCH_READS_CHURN, quick ? 2 : 3, 1, 20),
     runs: num('--runs', values.runs ?? env.DEFRAGD_BENCH_READS_RUNS, quick ? 2 : 5, 1, 100),
-    gets: num('--gets', values.gets ?? env.DEFRAGD_BENCH_READS_GETS, quick ? 500 : 2000, 10, 1_000_000),
-    range100: num('--range100', values.range100 ?? env.DEFRAGD_BENCH_READS_RANGE100, quick ? 50 : 200, 1, 100_000),
-    range10k: num('--range10k', values.range10k ?? env.DEFRAGD_BENCH_READS_RANGE10K, quick ? 3 : 10, 1, 10_000),
-    scans: num('--scans', values.scans ?? env.DEFRAGD_BENCH_READS_SCANS, quick ? 3 : 5, 1, 1_000),
-    counts: num('--counts', values.counts ?? env.DEFRAGD_BENCH_READS_COUNTS, quick ? 20 : 50, 1, 100_000),
+    gets: num('--gets', values.gets ?? env.DEFRAGD_BENCH_READS_GETS, quick ? 300 : 1000, 10, 1_000_000),
+    range100: num('--range100', values.range100 ?? env.DEFRAGD_BENCH_READS_RANGE100, quick ? 30 : 100, 1, 100_000),
+    range10k: num('--range10k', values.range10k ?? env.DEFRAGD_BENCH_READS_RANGE10K, quick ? 2 : 5, 1, 10_000),
+    scans: num('--scans', values.scans ?? env.DEFRAGD_BENCH_READS_SCANS, quick ? 2 : 3, 1, 1_000),
+    counts: num('--counts', values.counts ?? env.DEFRAGD_BENCH_READS_COUNTS, quick ? 10 : 30, 1, 100_000),
     serializable: !(values.linearizable ?? yes(env.DEFRAGD_BENCH_READS_LINEARIZABLE)),
     cold: !(values['no-cold'] ?? no(env.DEFRAGD_BENCH_READS_COLD)),
     outDir: path.resolve(values.out ?? env.DEFRAGD_BENCH_OUT ?? path.join(BENCH_DIR, 'results')),

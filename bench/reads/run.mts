@@ -223,7 +223,9 @@ async function main(): Promise<void> {
       await mc.status({ timeoutMs: 30_000 }); // connects; reads nothing from the backend
       const seed = 1000 + run;
       const record = async (cache: CacheState, facts: FileFacts, withEtcdctl: boolean): Promise<void> => {
-        const result = await measurePass(mc, cfg, seed, withEtcdctl ? { snapshot: true, etcdctl: { bin: ETCDCTL_BIN, endpoint: member.clientUrl, snapshotFile: path.join(cluster!.dir, 'snapshot.db') } } : { snapshot: false });
+        const etcdctl = { bin: ETCDCTL_BIN, endpoint: member.clientUrl, snapshotFile: path.join(cluster!.dir, 'snapshot.db') };
+        // The cold pass takes no snapshot: it would only repeat the warm one (the file is in memory by then).
+        const result = await measurePass(mc, cfg, seed, { snapshot: cache === 'warm', ...(withEtcdctl && { etcdctl }) });
         passes.push({
           run, order: pos, variant, cache, facts, result,
           startMs: cache === 'cold' ? startMs : null,
@@ -242,7 +244,8 @@ async function main(): Promise<void> {
       const want = variant === 'fragmented' ? fragFacts : defragFacts;
       if (!sameData(facts, want)) throw new Error(`run ${run}, ${variant}: data changed: ${JSON.stringify({ facts, want })}`);
       for (const p of passes) if (p.run === run && p.variant === variant && p.cache === 'cold') p.facts = facts;
-      await record('warm', facts, true);
+      // etcdctl's scan and snapshot save only check this client's overhead: the first run is enough.
+      await record('warm', facts, run === 1);
       log(`run ${run} ${variant}: start ${Math.round(startMs)} ms (backend open ${openMs ?? '?'} ms), db in page cache ${fmtBytes(residentBeforeStart)} before start, ${fmtBytes(residentAfterStart)} after; dbSize ${(facts.dbSize / MiB).toFixed(1)} MiB`);
       release(client);
     }
@@ -309,7 +312,7 @@ function markdownOf(r: Result): string {
   const c = r.config;
   out.push(
     `- Data: ${c.keys} keys of 1–8 KiB written, then ${c.churnRounds} churn rounds (each overwrites about half of the keys, deletes and re-creates a sixth, writes and deletes temporary keys beside half of them, shuffled): ${r.churn.puts} puts (${fmtBytes(r.churn.bytesWritten)}) and ${r.churn.deletes} deletes in ${r.churn.txns} transactions of up to 16, in ${(r.writeMs / 1000).toFixed(0)} s, then a physical compaction. The defragmented file is that file after one Defragment (${(r.defragMs / 1000).toFixed(1)} s); each run starts etcd on a copy of each.`,
-    `- Reads: one at a time, ${c.serializable ? 'serializable (served from the member\'s own backend; a linearizable read adds a ReadIndex round that has nothing to do with the file)' : 'linearizable'}, through defragd's own client (\`src/etcd\`, @grpc/grpc-js), timed from call to decoded answer; per pass ${c.gets} gets of random keys, ${c.range100} and ${c.range10k} aligned prefix ranges of 100 and 10 000 keys, ${c.scans} full keys-only scans, ${c.counts} \`count_only\`; the same keys for both files within a run. The etcdctl row is one \`etcdctl get --prefix --keys-only\` per pass (Go client), a check on this client's overhead.`,
+    `- Reads: one at a time, ${c.serializable ? 'serializable (served from the member\'s own backend; a linearizable read adds a ReadIndex round that has nothing to do with the file)' : 'linearizable'}, through defragd's own client (\`src/etcd\`, @grpc/grpc-js), timed from call to decoded answer; per pass ${c.gets} gets of random keys, ${c.range100} and ${c.range10k} aligned prefix ranges of 100 and 10 000 keys, ${c.scans} full keys-only scans, ${c.counts} \`count_only\`; the same keys for both files within a run. The etcdctl rows (first run only) are one \`etcdctl get --prefix --keys-only\` and one \`etcdctl snapshot save\` (Go client), a check on this client's overhead.`,
     `- Snapshot: Maintenance.Snapshot streamed to its end by defragd's client and counted, not written; etcdctl's row writes and fsyncs the file beside the data dir (then deletes it). Its size is the file's dbSize: bbolt copies every page, free or not.`,
     `- Runs: ${runs}, the two files alternating which goes first; ratio = fragmented / defragmented within a run (above 1: the fragmented file is slower), its median and min–max over the runs; the value columns are medians over runs.`,
     `- Where the files live: the harness's temp dir under ${os.tmpdir()} (${r.dataDirFilesystem}), a disk, not a tmpfs: a tmpfs keeps every page in memory, so a dropped cache could not send a read to the disk.`,
