@@ -197,8 +197,41 @@ async function main(): Promise<void> {
   await rename(member.dataDir, dirOf('defragmented'));
   let mounted: Variant | null = null;
 
-  // 3. The runs.
   const passes: PassRecord[] = [];
+
+  // 4. The report: rewritten after every run, so an interrupted benchmark still leaves the runs it finished.
+  async function writeReport(done: boolean): Promise<string> {
+    const result = {
+      startedAt,
+      command: commandLine(),
+      config: cfg,
+      runsDone: new Set(passes.map((p) => p.run)).size,
+      machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '', node: process.version, load1, memGiB: os.totalmem() / 1024 ** 3 },
+      dataDirFilesystem: fs,
+      coldCache: drop,
+      churn,
+      writeMs,
+      defragMs,
+      files: { fragmented: fragFacts, defragmented: defragFacts },
+      digest: fragDigest,
+      passes,
+      durationSec: (Date.now() - t0) / 1000,
+    };
+    await mkdir(cfg.outDir, { recursive: true });
+    const stamp = startedAt.replace(/[:.]/g, '-');
+    const json = JSON.stringify(result, null, 1) + '\n';
+    await writeFile(path.join(cfg.outDir, `reads-${stamp}.json`), json);
+    await writeFile(path.join(cfg.outDir, 'reads-latest.json'), json);
+    const md = `# defragd read benchmark\n\n${markdownOf(result)}\n`;
+    await writeFile(path.join(cfg.outDir, 'reads-latest.md'), md);
+    if (done) {
+      console.log(md);
+      log(`results in ${path.relative(process.cwd(), cfg.outDir) || '.'}/reads-${stamp}.json and reads-latest.md`);
+    }
+    return md;
+  }
+
+  // 3. The runs.
   for (let run = 1; run <= cfg.runs; run++) {
     const order: Variant[] = run % 2 === 1 ? [...VARIANTS] : [...VARIANTS].reverse();
     for (const [pos, variant] of order.entries()) {
@@ -249,34 +282,10 @@ async function main(): Promise<void> {
       log(`run ${run} ${variant}: start ${Math.round(startMs)} ms (backend open ${openMs ?? '?'} ms), db in page cache ${fmtBytes(residentBeforeStart)} before start, ${fmtBytes(residentAfterStart)} after; dbSize ${(facts.dbSize / MiB).toFixed(1)} MiB`);
       release(client);
     }
+    if (run < cfg.runs) await writeReport(false);
   }
   await cluster.stopMember(member.name);
-
-  // 4. The report.
-  const result = {
-    startedAt,
-    command: commandLine(),
-    config: cfg,
-    machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '', node: process.version, load1, memGiB: os.totalmem() / 1024 ** 3 },
-    dataDirFilesystem: fs,
-    coldCache: drop,
-    churn,
-    writeMs,
-    defragMs,
-    files: { fragmented: fragFacts, defragmented: defragFacts },
-    digest: fragDigest,
-    passes,
-    durationSec: (Date.now() - t0) / 1000,
-  };
-  await mkdir(cfg.outDir, { recursive: true });
-  const stamp = startedAt.replace(/[:.]/g, '-');
-  const json = JSON.stringify(result, null, 1) + '\n';
-  await writeFile(path.join(cfg.outDir, `reads-${stamp}.json`), json);
-  await writeFile(path.join(cfg.outDir, 'reads-latest.json'), json);
-  const md = `# defragd read benchmark\n\n${markdownOf(result)}\n`;
-  await writeFile(path.join(cfg.outDir, 'reads-latest.md'), md);
-  console.log(md);
-  log(`results in ${path.relative(process.cwd(), cfg.outDir) || '.'}/reads-${stamp}.json and reads-latest.md`);
+  await writeReport(true);
 }
 
 function fmtBytes(b: number | null): string {
@@ -284,7 +293,7 @@ function fmtBytes(b: number | null): string {
 }
 
 type Result = {
-  startedAt: string; command: string; config: ReadsConfig; dataDirFilesystem: string; coldCache: { ok: boolean; why: string };
+  startedAt: string; command: string; config: ReadsConfig; runsDone: number; dataDirFilesystem: string; coldCache: { ok: boolean; why: string };
   machine: { cpus: number; cpu: string; node: string; load1: number; memGiB: number };
   churn: ChurnResult; writeMs: number; defragMs: number; files: Record<Variant, FileFacts>; digest: LogicalDigest; passes: PassRecord[]; durationSec: number;
 };
@@ -292,7 +301,7 @@ type Result = {
 function markdownOf(r: Result): string {
   const f = r.files.fragmented;
   const d = r.files.defragmented;
-  const runs = r.config.runs;
+  const runs = r.runsDone;
   const cold = r.passes.filter((p) => p.cache === 'cold');
   const range = (xs: (number | null)[]): string => {
     const v = xs.filter((x): x is number => x !== null);
@@ -314,7 +323,7 @@ function markdownOf(r: Result): string {
     `- Data: ${c.keys} keys of 1–8 KiB written, then ${c.churnRounds} churn rounds (each overwrites about half of the keys, deletes and re-creates a sixth, writes and deletes temporary keys beside half of them, shuffled): ${r.churn.puts} puts (${fmtBytes(r.churn.bytesWritten)}) and ${r.churn.deletes} deletes in ${r.churn.txns} transactions of up to 16, in ${(r.writeMs / 1000).toFixed(0)} s, then a physical compaction. The defragmented file is that file after one Defragment (${(r.defragMs / 1000).toFixed(1)} s); each run starts etcd on a copy of each.`,
     `- Reads: one at a time, ${c.serializable ? 'serializable (served from the member\'s own backend; a linearizable read adds a ReadIndex round that has nothing to do with the file)' : 'linearizable'}, through defragd's own client (\`src/etcd\`, @grpc/grpc-js), timed from call to decoded answer; per pass ${c.gets} gets of random keys, ${c.range100} and ${c.range10k} aligned prefix ranges of 100 and 10 000 keys, ${c.scans} full keys-only scans, ${c.counts} \`count_only\`; the same keys for both files within a run. The etcdctl rows (first run only) are one \`etcdctl get --prefix --keys-only\` and one \`etcdctl snapshot save\` (Go client), a check on this client's overhead.`,
     `- Snapshot: Maintenance.Snapshot streamed to its end by defragd's client and counted, not written; etcdctl's row writes and fsyncs the file beside the data dir (then deletes it). Its size is the file's dbSize: bbolt copies every page, free or not.`,
-    `- Runs: ${runs}, the two files alternating which goes first; ratio = fragmented / defragmented within a run (above 1: the fragmented file is slower), its median and min–max over the runs; the value columns are medians over runs.`,
+    `- Runs: ${runs}${runs < r.config.runs ? ` of ${r.config.runs} (interrupted)` : ''}, the two files alternating which goes first; ratio = fragmented / defragmented within a run (above 1: the fragmented file is slower), its median and min–max over the runs; the value columns are medians over runs.`,
     `- Where the files live: the harness's temp dir under ${os.tmpdir()} (${r.dataDirFilesystem}), a disk, not a tmpfs: a tmpfs keeps every page in memory, so a dropped cache could not send a read to the disk.`,
   );
   if (r.coldCache.ok) {
