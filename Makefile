@@ -12,6 +12,7 @@ help:
 	@echo "make bench  benchmarks (not part of make test)"
 	@echo "make bench-daemon  what defragd serve costs watching 10 clusters for 10 minutes (BENCH_CLUSTERS, BENCH_MINUTES)"
 	@echo "make bench-schedule  cron etcdctl defrag vs defragd serve auto on two clusters at once (BENCH_MINUTES, default 12)"
+	@echo "make bench-reads  does a defragmented member serve reads faster? (not part of make test)"
 
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -76,6 +77,16 @@ bench-schedule: deps build
 # Runs it and pastes its table into README.md's Performance section.
 bench-schedule-readme: bench-schedule
 	node scripts/paste-bench-schedule.mjs
+
+# One etcd member, the same data in a fragmented and a defragmented file: read
+# latencies, snapshot time and size, warm and (where allowed) cold page cache.
+# Settings: npx tsx bench/reads/run.mts --help (e.g. DEFRAGD_BENCH_READS_QUICK=1).
+bench-reads: deps
+	npx tsx bench/reads/run.mts
+
+# Runs it and pastes its table into README.md's Performance section.
+bench-reads-readme: bench-reads
+	node scripts/paste-bench.mjs reads
 
 clean:
 	rm -rf dist .vitest-results.json .demo

@@ -2,11 +2,13 @@
 // tables there are always a run's output, never typed:
 //   node scripts/paste-bench.mjs          bench/results/latest.md        → <!-- bench:start --> ... <!-- bench:end -->
 //   node scripts/paste-bench.mjs daemon   bench/results/daemon-latest.md → <!-- bench-daemon:start --> ... <!-- bench-daemon:end -->
+//   node scripts/paste-bench.mjs reads    bench/results/reads-latest.md  → <!-- bench-reads:start --> ... <!-- bench-reads:end -->
 import { readFileSync, writeFileSync } from 'node:fs';
 
 const TABLES = {
   bench: { file: 'bench/results/latest.md', marker: 'bench', what: 'Performance table', make: 'make bench' },
   daemon: { file: 'bench/results/daemon-latest.md', marker: 'bench-daemon', what: 'Daemon performance table', make: 'make bench-daemon' },
+  reads: { file: 'bench/results/reads-latest.md', marker: 'bench-reads', what: 'Reads performance table', make: 'make bench-reads' },
 };
 const which = process.argv[2] ?? 'bench';
 const t = TABLES[which];

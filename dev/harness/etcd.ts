@@ -76,6 +76,12 @@ export interface ClusterOptions {
   dataDirSizeBytes?: number;
   /** Where the cluster's temp dir is made (default `os.tmpdir()`), e.g. inside a caller's own temp dir. */
   parentDir?: string;
+  /**
+   * How long a (re)started member may take to answer, ms; default 20 000. etcd reads its whole
+   * db file at start (bbolt's mmap with MAP_POPULATE, then the index): a multi-GiB file on a busy
+   * machine needs more.
+   */
+  startTimeoutMs?: number;
 }
 
 /** One etcd member process of a harness cluster. */
@@ -698,7 +704,8 @@ class Cluster implements EtcdCluster {
   }
 
   private async waitReady(m: MemberState): Promise<void> {
-    const deadline = Date.now() + START_TIMEOUT_MS;
+    const timeoutMs = this.opts.startTimeoutMs ?? START_TIMEOUT_MS;
+    const deadline = Date.now() + timeoutMs;
     // Stop waiting on a probe as soon as the process dies (a clashing port may accept and hang).
     const exited = m.proc ? waitExit(m.proc).then(() => null) : Promise.resolve(null);
     const probe = (urlPath: string): Promise<string | null> => Promise.race([this.httpGet(m, urlPath), exited]);
@@ -723,7 +730,7 @@ class Cluster implements EtcdCluster {
       }
       if (Date.now() > deadline) {
         throw new Error(
-          `etcd member ${m.name} (${m.clientUrl}) did not become healthy within ${START_TIMEOUT_MS} ms. Log tail (${m.logFile}):\n${tail(m.logFile)}`,
+          `etcd member ${m.name} (${m.clientUrl}) did not become healthy within ${timeoutMs} ms. Log tail (${m.logFile}):\n${tail(m.logFile)}`,
         );
       }
       await sleep(100);
