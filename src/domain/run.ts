@@ -33,6 +33,38 @@ export interface MemberResult {
   deadlinePassed: boolean;
   /** The connection to the member was lost during its Defragment (e.g. the member died or restarted). */
   connectionLost: boolean;
+  /** Where this member's turn spent its time; absent when its turn did not reach the Defragment. */
+  timings?: MemberTimings;
+}
+
+/**
+ * Where one member's turn spent its time, by the executor's clock. Only the
+ * Defragment and the leader move are etcd's work; the rest is defragd looking
+ * and waiting, which is what these make visible.
+ */
+export interface MemberTimings {
+  /** When the turn began (its first observation). */
+  turnStartedAt: string;
+  /** Observations and checks before the Defragment (first look and plan, in-flight check, last look), leader move excluded. */
+  checksMs: number;
+  /** Handing leadership away until the move was seen; 0 when it was not the leader. */
+  leaderMoveMs: number;
+  /** When the Defragment was sent. */
+  defragmentStartedAt: string;
+  /** From the Defragment's answer (or the member answering again) until it was seen caught up; null when it was not. */
+  catchUpMs: number | null;
+}
+
+/** Where a whole run spent its time outside the members' turns, ms; null where that part did not happen. */
+export interface RunTimings {
+  /** The first observation and plan, before anything was written. */
+  observeMs: number | null;
+  /** Taking the cluster lock (and, after a wait, the fresh observation). */
+  lockMs: number | null;
+  /** After the last member: the final observation and disarm. */
+  finishMs: number | null;
+  /** Releasing the cluster lock after the run. */
+  releaseMs: number | null;
 }
 
 /**
@@ -65,6 +97,8 @@ export interface RunReport {
   warnings: string[];
   /** The plan the run started from; null when the run was refused before a plan was made (e.g. a busy lock). */
   plan: Plan | null;
+  /** Where the run spent its time outside the members' turns (those are in each member's `timings`); absent when nothing was executed. */
+  timings?: RunTimings;
 }
 
 export type StepEvent =

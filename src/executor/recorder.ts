@@ -42,6 +42,7 @@ export class RunRecorder {
   private failedFlag = false;
   private interruptedFlag = false;
   private refusedFlag = false;
+  private finishMs: number | null = null;
   /** memberId → when the member was last seen fit / first seen unfit (ISO), from the snapshots shown. */
   private readonly lastFit = new Map<string, string>();
   private readonly unfitSince = new Map<string, string>();
@@ -107,6 +108,11 @@ export class RunRecorder {
   warn(message: string): StepEvent {
     this.extraWarnings.push(message);
     return { type: 'warning', message };
+  }
+
+  /** How long the run took after its last member (final observation, disarm). */
+  finishTook(ms: number): void {
+    this.finishMs = ms;
   }
 
   compacted(revision: number): void {
@@ -181,6 +187,8 @@ export class RunRecorder {
       members,
       warnings: [...this.plan.warnings, ...this.extraWarnings],
       plan: this.plan,
+      // What happens before the executor (observation, lock) and after it (release) is added by whoever did it.
+      ...(!this.refusedFlag && { timings: { observeMs: null, lockMs: null, finishMs: this.finishMs, releaseMs: null } }),
     };
   }
 }
