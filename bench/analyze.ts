@@ -279,9 +279,10 @@ export function breakdownOf(run: ToolRun, defragSumMs: number): Breakdown | null
   const members: Breakdown['members'] = [];
   let prevEnd = execStart;
   let leaderMovesMs = 0;
-  const turns = report.members.filter((m) => m.timings).sort((a, b) => (at(a.timings?.turnStartedAt) ?? 0) - (at(b.timings?.turnStartedAt) ?? 0));
-  for (const m of turns) {
-    const tm = m.timings as NonNullable<typeof m.timings>;
+  const turns = [...(timings?.members ?? [])].sort((a, b) => (at(a.turnStartedAt) ?? 0) - (at(b.turnStartedAt) ?? 0));
+  for (const tm of turns) {
+    const m = report.members.find((x) => x.memberId === tm.memberId);
+    if (!m) continue;
     const turnStart = at(tm.turnStartedAt) as number;
     const defragStart = at(tm.defragmentStartedAt) as number;
     const defragmentMs = m.durationMs ?? 0;
@@ -308,7 +309,7 @@ export function breakdownOf(run: ToolRun, defragSumMs: number): Breakdown | null
     startupMs,
     observeMs: firstSeenMs,
     lockMs,
-    toFirstTurnMs: execStart === null || members.length === 0 ? null : (at(turns[0]?.timings?.turnStartedAt) as number) - execStart,
+    toFirstTurnMs: execStart === null || members.length === 0 ? null : (at(turns[0]?.turnStartedAt) as number) - execStart,
     members,
     endMs: finished === null || prevEnd === null ? null : finished - prevEnd,
     finishMs: timings?.finishMs ?? null,

@@ -137,7 +137,7 @@ export async function runDefragd(members: readonly BenchMember[], signal: AbortS
   }
   const intervals: MemberInterval[] = [];
   for (const r of report.members) {
-    const s = t(r.timings?.defragmentStartedAt);
+    const s = t(report.timings?.members.find((x) => x.memberId === r.memberId)?.defragmentStartedAt);
     if (s === null || r.durationMs === null) continue;
     intervals.push({ name: nameOf(members, r.memberId), memberId: r.memberId, start: s, end: s + r.durationMs, ok: r.action === 'defragmented', note: r.reason });
   }

@@ -33,8 +33,6 @@ export interface MemberResult {
   deadlinePassed: boolean;
   /** The connection to the member was lost during its Defragment (e.g. the member died or restarted). */
   connectionLost: boolean;
-  /** Where this member's turn spent its time; absent when its turn did not reach the Defragment. */
-  timings?: MemberTimings;
 }
 
 /**
@@ -43,6 +41,8 @@ export interface MemberResult {
  * and waiting, which is what these make visible.
  */
 export interface MemberTimings {
+  memberId: string;
+  name: string;
   /** When the turn began (its first observation). */
   turnStartedAt: string;
   /** Observations and checks before the Defragment (first look and plan, in-flight check, last look), leader move excluded. */
@@ -65,6 +65,8 @@ export interface RunTimings {
   finishMs: number | null;
   /** Releasing the cluster lock after the run. */
   releaseMs: number | null;
+  /** Each member's turn that reached its Defragment, in order. */
+  members: MemberTimings[];
 }
 
 /**
@@ -97,7 +99,7 @@ export interface RunReport {
   warnings: string[];
   /** The plan the run started from; null when the run was refused before a plan was made (e.g. a busy lock). */
   plan: Plan | null;
-  /** Where the run spent its time outside the members' turns (those are in each member's `timings`); absent when nothing was executed. */
+  /** Where the run and each member's turn spent their time; absent when nothing was executed. */
   timings?: RunTimings;
 }
 

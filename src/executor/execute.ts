@@ -238,7 +238,7 @@ async function* memberTurn(run: Run, planned: MemberDecision, index: number, toD
   const { before, timeoutMs, endpoint } = turn;
   yield { type: 'member-started', decision, before, timeoutMs, index: index + 1, total: toDefrag.length };
   const t0 = now();
-  const timingsSoFar = { turnStartedAt: new Date(turnStart).toISOString(), checksMs: t0 - turnStart - leaderMoveMs, leaderMoveMs, defragmentStartedAt: new Date(t0).toISOString() };
+  const timingsSoFar = { memberId: id, name: planned.name, turnStartedAt: new Date(turnStart).toISOString(), checksMs: t0 - turnStart - leaderMoveMs, leaderMoveMs, defragmentStartedAt: new Date(t0).toISOString() };
   const base = { wasLeader, movedLeaderTo, before };
   let revision: number | null = null;
   let noAnswer: 'deadline' | 'connection-lost' | null = null;
@@ -320,7 +320,8 @@ async function* memberTurn(run: Run, planned: MemberDecision, index: number, toD
       yield rec.finish(await interruptedResult(run, planned, endpoint, { ...base, durationMs, revision, deadlinePassed, connectionLost }));
       throw err;
     }
-    yield rec.finish(failedResult(planned, messageOf(err), { ...base, durationMs, revision, deadlinePassed, connectionLost, timings: { ...timingsSoFar, catchUpMs: null } }));
+    rec.timed({ ...timingsSoFar, catchUpMs: null });
+    yield rec.finish(failedResult(planned, messageOf(err), { ...base, durationMs, revision, deadlinePassed, connectionLost }));
     return 'next';
   }
   const catchUpMs = now() - tAnswered;
@@ -342,8 +343,8 @@ async function* memberTurn(run: Run, planned: MemberDecision, index: number, toD
     revision,
     deadlinePassed,
     connectionLost,
-    timings: { ...timingsSoFar, catchUpMs },
   };
+  rec.timed({ ...timingsSoFar, catchUpMs });
   yield rec.finish(result);
 
   // After each member, every voter must still be there: never report success with a voter down.

@@ -6,7 +6,7 @@
  * emitted.
  */
 import type { MemberDecision, Plan } from '../domain/plan.js';
-import type { MemberResult, RunOutcome, RunReport, StepEvent } from '../domain/run.js';
+import type { MemberResult, MemberTimings, RunOutcome, RunReport, StepEvent } from '../domain/run.js';
 import type { ClusterSnapshot } from '../domain/snapshot.js';
 
 /** A result for a member that was not defragmented (the other fields say nothing happened to it). */
@@ -43,6 +43,7 @@ export class RunRecorder {
   private interruptedFlag = false;
   private refusedFlag = false;
   private finishMs: number | null = null;
+  private readonly timings: MemberTimings[] = [];
   /** memberId → when the member was last seen fit / first seen unfit (ISO), from the snapshots shown. */
   private readonly lastFit = new Map<string, string>();
   private readonly unfitSince = new Map<string, string>();
@@ -108,6 +109,11 @@ export class RunRecorder {
   warn(message: string): StepEvent {
     this.extraWarnings.push(message);
     return { type: 'warning', message };
+  }
+
+  /** Where a member's turn spent its time. */
+  timed(t: MemberTimings): void {
+    this.timings.push(t);
   }
 
   /** How long the run took after its last member (final observation, disarm). */
@@ -188,7 +194,7 @@ export class RunRecorder {
       warnings: [...this.plan.warnings, ...this.extraWarnings],
       plan: this.plan,
       // What happens before the executor (observation, lock) and after it (release) is added by whoever did it.
-      ...(!this.refusedFlag && { timings: { observeMs: null, lockMs: null, finishMs: this.finishMs, releaseMs: null } }),
+      ...(!this.refusedFlag && { timings: { observeMs: null, lockMs: null, finishMs: this.finishMs, releaseMs: null, members: [...this.timings] } }),
     };
   }
 }

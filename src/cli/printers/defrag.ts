@@ -90,7 +90,6 @@ export function reportJson(report: RunReport): object {
       revision: m.revision,
       deadlinePassed: m.deadlinePassed,
       connectionLost: m.connectionLost,
-      ...(m.timings && { timings: m.timings }),
     })),
     plan: report.plan,
     ...(report.timings && { timings: report.timings }),
