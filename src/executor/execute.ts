@@ -223,12 +223,15 @@ async function* memberTurn(run: Run, planned: MemberDecision, index: number, toD
   // Both right before the Defragment, asked at once (neither changes the cluster): whether another tool (or a
   // run without the lock) is defragmenting a member right now (never add a second), and, as late as possible,
   // voters, membership and leadership once more.
-  const [busy, lastLook] = await Promise.all([defragsInFlight(run, snap), port.observe({ light: true, signal })]);
+  // When another defrag is in flight the run stops at once, as it always did, without waiting for the last look.
+  const lastLook = port.observe({ light: true, signal });
+  lastLook.catch(() => undefined);
+  const busy = await defragsInFlight(run, snap);
   if (busy.length > 0) {
     const why = `${busy.join(', ')} ${busy.length === 1 ? 'is' : 'are'} being defragmented by someone else (etcd_disk_defrag_inflight is 1)`;
     return yield* notDefragmenting(run, planned, { action: 'stop', reason: why }, rest, { wasLeader, movedLeaderTo });
   }
-  snap = observeNoted(run, lastLook);
+  snap = observeNoted(run, await lastLook);
   turn = planTurn(snap, policy, id, { unfitAtStart: run.unfitAtStart, leaderMoved: movedLeaderTo !== null, safetyOnly: true });
   if (turn.action === 'defragment' && turn.moveLeaderTo !== null) {
     turn = { action: 'fail', reason: 'it became the leader right before its defragmentation; a leader is never defragmented while it leads' };
