@@ -11,8 +11,9 @@
  *   the tool's own start-up).
  */
 import type { ToolName } from './config.js';
+import type { GoEvent } from './goclients.js';
 import { ledDuring, type LeaderSample } from './leader.js';
-import type { RequestRecord } from './load.js';
+import { goClientRetries, type RequestRecord } from './load.js';
 import type { BenchMember, MemberInterval, ToolRun } from './tools.js';
 import { max, percentile } from './util.js';
 
@@ -32,6 +33,31 @@ export interface ToolContext {
   eventLoopMaxMs: number | null;
   /** The machine's 1-minute load average right before the run. */
   loadAvgBefore: number;
+  /** Per member, how many leader changes it saw from before the run to after its settle time (etcd_server_leader_changes_seen_total). */
+  leaderChanges: Record<string, number | null>;
+  /** Errors the etcdctl processes printed (or their exits) from the run's start to the end of its settle time; null when none ran. */
+  goErrors: GoEvent[] | null;
+}
+
+/** Where defragd's run spent its time (section 2 of issue 11), from its report and its process's probe. */
+export interface Breakdown {
+  startupMs: number | null;
+  observeMs: number | null;
+  lockMs: number | null;
+  /** From the lock taken to the first member's turn (plan, run-started). */
+  toFirstTurnMs: number | null;
+  members: { name: string; gapBeforeMs: number; checksMs: number; leaderMoveMs: number; defragmentMs: number; catchUpMs: number | null }[];
+  /** Last catch-up to the report (the last record write, the final observation and disarm). */
+  endMs: number | null;
+  finishMs: number | null;
+  releaseMs: number | null;
+  /** Report finished + lock released to process exit (printing the report, closing connections). */
+  exitMs: number | null;
+  /** Wall − start-up − Σ Defragment − Σ leader moves − configured waits. */
+  overheadMs: number | null;
+  /** The goal for it: 5 % of Σ Defragment + 300 ms. */
+  goalMs: number;
+  leaderMovesMs: number;
 }
 
 export interface MemberFigures {
@@ -79,6 +105,20 @@ export interface ToolFigures {
   /** The failed requests (at most 50), with where they fell. */
   failures: RequestDetail[];
   intervals: (MemberInterval & { durationMs: number; startOffsetMs: number })[];
+  keepAlive: {
+    /** Longest keep-alive wait through members not being defragmented at the time. */
+    maxOtherMs: number | null;
+    /** Longest keep-alive wait through the member being defragmented. */
+    maxOwnMs: number | null;
+    requests: number;
+    failed: number;
+    byError: Record<string, number>;
+  };
+  elections: { total: number | null; askedFor: number; other: number | null; perMember: Record<string, number | null> };
+  /** Plain clients' failures split by what etcd's Go client would do with them, and the go-retry clients' failures. */
+  failedSplit: { plainFailed: number; goWouldRetry: number; goWouldNotRetry: number; goClientFailed: number; goClientRetries: number; goClientByError: Record<string, number> };
+  goErrors: { member: string; kind: string; line: string; offsetMs: number }[] | null;
+  breakdown: Breakdown | null;
 }
 
 export interface WindowStats {
@@ -111,8 +151,10 @@ export function windowStats(records: readonly RequestRecord[], start: number, en
   return { p50Ms: percentile(lat, 50), p99Ms: percentile(lat, 99), maxMs: max(lat), requests: inside.length, failed: inside.filter((r) => !r.ok).length };
 }
 
-export function analyzeTool(ctx: ToolContext, records: readonly RequestRecord[], samples: readonly LeaderSample[], members: readonly BenchMember[]): ToolFigures {
+export function analyzeTool(ctx: ToolContext, allRecords: readonly RequestRecord[], samples: readonly LeaderSample[], members: readonly BenchMember[]): ToolFigures {
   const { run } = ctx;
+  const records = allRecords.filter((r) => r.op !== 'keepalive');
+  const keepAlives = allRecords.filter((r) => r.op === 'keepalive' && overlaps(r, run));
   const inRun = records.filter((r) => overlaps(r, run));
   const categorize = (r: RequestRecord): Category => {
     if (run.intervals.some((i) => i.name === r.member && overlaps(r, i))) return 'own';
@@ -164,6 +206,37 @@ export function analyzeTool(ctx: ToolContext, records: readonly RequestRecord[],
   const slowest = [...cats].sort((a, b) => latency(b.r) - latency(a.r)).slice(0, 8).map(detail);
   const failures = cats.filter((x) => !x.r.ok).slice(0, 50).map(detail);
 
+  const isOwn = (r: RequestRecord) => run.intervals.some((i) => i.name === r.member && overlaps(r, i));
+  const kaByError: Record<string, number> = {};
+  for (const r of keepAlives) if (!r.ok) kaByError[r.error ?? 'unknown'] = (kaByError[r.error ?? 'unknown'] ?? 0) + 1;
+  const keepAlive = {
+    maxOtherMs: max(keepAlives.filter((r) => !isOwn(r)).map(latency)),
+    maxOwnMs: max(keepAlives.filter(isOwn).map(latency)),
+    requests: keepAlives.length,
+    failed: keepAlives.filter((r) => !r.ok).length,
+    byError: kaByError,
+  };
+
+  const perMember = ctx.leaderChanges;
+  const seen = Object.values(perMember).filter((x): x is number => x !== null);
+  const total = seen.length > 0 ? Math.max(...seen) : null;
+  const askedFor = run.report?.members.filter((m) => m.movedLeaderTo !== null).length ?? 0;
+  const elections = { total, askedFor, other: total === null ? null : Math.max(0, total - askedFor), perMember };
+
+  const plainFailed = inRun.filter((r) => r.mode === 'plain' && !r.ok);
+  const goFailed = inRun.filter((r) => r.mode === 'go-retry' && !r.ok);
+  const goClientByError: Record<string, number> = {};
+  for (const r of goFailed) goClientByError[r.error ?? 'unknown'] = (goClientByError[r.error ?? 'unknown'] ?? 0) + 1;
+  const failedSplit = {
+    plainFailed: plainFailed.length,
+    goWouldRetry: plainFailed.filter((r) => goClientRetries(r.op, r.code)).length,
+    goWouldNotRetry: plainFailed.filter((r) => !goClientRetries(r.op, r.code)).length,
+    goClientFailed: goFailed.length,
+    goClientRetries: inRun.filter((r) => r.mode === 'go-retry').reduce((n, r) => n + r.retries, 0),
+    goClientByError,
+  };
+  const goErrors = ctx.goErrors?.map((e) => ({ member: e.member, kind: e.kind, line: e.line, offsetMs: round(e.t - run.start) })) ?? null;
+
   return {
     tool: run.tool,
     command: run.command,
@@ -186,6 +259,65 @@ export function analyzeTool(ctx: ToolContext, records: readonly RequestRecord[],
     slowest,
     failures,
     intervals: run.intervals.map((i) => ({ ...i, durationMs: round(i.end - i.start), startOffsetMs: round(i.start - run.start) })),
+    keepAlive,
+    elections,
+    failedSplit,
+    goErrors,
+    breakdown: breakdownOf(run, defragSumMs),
+  };
+}
+
+const at = (iso: string | undefined | null): number | null => (iso ? Date.parse(iso) : null);
+
+/** defragd's run, phase by phase, from its report's timings and the probe's process times. */
+export function breakdownOf(run: ToolRun, defragSumMs: number): Breakdown | null {
+  const report = run.report;
+  const proc = run.process;
+  if (!report || !proc) return null;
+  const timings = report.timings;
+  const execStart = at(report.startedAt);
+  const members: Breakdown['members'] = [];
+  let prevEnd = execStart;
+  let leaderMovesMs = 0;
+  const turns = [...(timings?.members ?? [])].sort((a, b) => (at(a.turnStartedAt) ?? 0) - (at(b.turnStartedAt) ?? 0));
+  for (const tm of turns) {
+    const m = report.members.find((x) => x.memberId === tm.memberId);
+    if (!m) continue;
+    const turnStart = at(tm.turnStartedAt) as number;
+    const defragStart = at(tm.defragmentStartedAt) as number;
+    const defragmentMs = m.durationMs ?? 0;
+    members.push({
+      name: m.name,
+      gapBeforeMs: prevEnd === null ? 0 : turnStart - prevEnd,
+      checksMs: tm.checksMs,
+      leaderMoveMs: tm.leaderMoveMs,
+      defragmentMs,
+      catchUpMs: tm.catchUpMs,
+    });
+    leaderMovesMs += tm.leaderMoveMs;
+    prevEnd = defragStart + defragmentMs + (tm.catchUpMs ?? 0);
+  }
+  const finished = at(report.finishedAt);
+  const releaseMs = timings?.releaseMs ?? null;
+  const startupMs = proc.firstConnect === null ? null : proc.firstConnect - proc.spawn;
+  const observeMs = timings?.observeMs ?? null;
+  const lockMs = timings?.lockMs ?? null;
+  // observeMs is timed inside the process from before its first connection (it includes loading the
+  // schema and dialling); from the probe's first connection, the first observation is what is left before the lock.
+  const firstSeenMs = proc.firstConnect === null || execStart === null ? observeMs : execStart - proc.firstConnect - (lockMs ?? 0);
+  return {
+    startupMs,
+    observeMs: firstSeenMs,
+    lockMs,
+    toFirstTurnMs: execStart === null || members.length === 0 ? null : (at(turns[0]?.turnStartedAt) as number) - execStart,
+    members,
+    endMs: finished === null || prevEnd === null ? null : finished - prevEnd,
+    finishMs: timings?.finishMs ?? null,
+    releaseMs,
+    exitMs: finished === null ? null : proc.exit - finished - (releaseMs ?? 0),
+    overheadMs: startupMs === null ? null : run.wallMs - startupMs - defragSumMs - leaderMovesMs - run.waitsMs,
+    goalMs: 0.05 * defragSumMs + 300,
+    leaderMovesMs,
   };
 }
 

@@ -32,6 +32,14 @@ export interface BenchConfig {
   /** Where results go (git-ignored). */
   outDir: string;
   quick: boolean;
+  /** The --big preset: a leader defrag longer than etcd's election timeout and the lease TTL. */
+  big: boolean;
+  /** TTL of the keep-alive clients' leases and of the etcdctl sessions, s. */
+  leaseTtlSec: number;
+  /** Pause between two keep-alives of one lease, ms. */
+  keepAliveEveryMs: number;
+  /** Run etcdctl (Go clientv3) lock, lease keep-alive and watch processes against every member. */
+  goClients: boolean;
 }
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
@@ -39,6 +47,8 @@ const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 export const USAGE = `Usage: npx tsx bench/run.mts [options]     (or: make bench, configured by the environment)
 
   --quick                 fast sanity run: 40 MiB, 3 s baseline, 1 s settle    DEFRAGD_BENCH_QUICK=1
+  --big                   a leader defrag longer than etcd's election timeout
+                          (1 s) and the 5 s lease TTL: 1400 MiB               DEFRAGD_BENCH_BIG=1
   --mb N                  MiB written in total (two passes over N/2 MiB of keys,
                           then compaction: about half of dbSize is free)          DEFRAGD_BENCH_MB (300)
   --clients N             load clients per member                                 DEFRAGD_BENCH_CLIENTS (2)
@@ -52,6 +62,9 @@ export const USAGE = `Usage: npx tsx bench/run.mts [options]     (or: make bench
                           etcdctl,defragd,defragd,etcdctl                         DEFRAGD_BENCH_TOOLS (etcdctl,defragd)
   --out DIR               results directory                                       DEFRAGD_BENCH_OUT (bench/results)
   --value-kib N           value size of the fragmenting writes                    DEFRAGD_BENCH_VALUE_KIB (64)
+  --lease-ttl-s N         TTL of the keep-alive leases and etcdctl sessions       DEFRAGD_BENCH_LEASE_TTL_S (5)
+  --keepalive-ms N        pause between two keep-alives of one lease              DEFRAGD_BENCH_KEEPALIVE_MS (75)
+  --no-go-clients         no etcdctl lock / lease keep-alive / watch processes    DEFRAGD_BENCH_GO_CLIENTS=0
   -h, --help
 `;
 
@@ -71,6 +84,10 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): BenchConfig 
     strict: true,
     options: {
       quick: { type: 'boolean' },
+      big: { type: 'boolean' },
+      'lease-ttl-s': { type: 'string' },
+      'keepalive-ms': { type: 'string' },
+      'no-go-clients': { type: 'boolean' },
       mb: { type: 'string' },
       clients: { type: 'string' },
       'deadline-ms': { type: 'string' },
@@ -86,13 +103,16 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): BenchConfig 
   });
   if (values.help) return null;
   const quick = values.quick ?? /^(1|true|yes)$/i.test(env.DEFRAGD_BENCH_QUICK ?? '');
+  const big = values.big ?? /^(1|true|yes)$/i.test(env.DEFRAGD_BENCH_BIG ?? '');
+  if (quick && big) throw new ConfigError('--quick and --big: choose one');
   const toolsRaw = values.tools ?? env.DEFRAGD_BENCH_TOOLS ?? TOOLS.join(',');
   const tools = toolsRaw.split(',').map((t) => t.trim()).filter(Boolean);
   for (const t of tools) if (!(TOOLS as readonly string[]).includes(t)) throw new ConfigError(`--tools: unknown tool ${JSON.stringify(t)} (known: ${TOOLS.join(', ')})`);
   if (tools.length === 0) throw new ConfigError('--tools: name at least one tool');
   return {
     quick,
-    mb: num('--mb', values.mb ?? env.DEFRAGD_BENCH_MB, quick ? 40 : 300, 2, 4096),
+    big,
+    mb: num('--mb', values.mb ?? env.DEFRAGD_BENCH_MB, quick ? 40 : big ? 1400 : 300, 2, 8192),
     valueKiB: num('--value-kib', values['value-kib'] ?? env.DEFRAGD_BENCH_VALUE_KIB, 64, 1, 1024),
     clientsPerMember: Math.round(num('--clients', values.clients ?? env.DEFRAGD_BENCH_CLIENTS, 2, 1, 64)),
     deadlineMs: num('--deadline-ms', values['deadline-ms'] ?? env.DEFRAGD_BENCH_DEADLINE_MS, 5_000, 10, 600_000),
@@ -101,6 +121,9 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): BenchConfig 
     baselineSec: num('--baseline-s', values['baseline-s'] ?? env.DEFRAGD_BENCH_BASELINE_S, quick ? 3 : 10, 0, 3_600),
     settleSec: num('--settle-s', values['settle-s'] ?? env.DEFRAGD_BENCH_SETTLE_S, quick ? 1 : 3, 0, 3_600),
     tools: tools as ToolName[],
+    leaseTtlSec: Math.round(num('--lease-ttl-s', values['lease-ttl-s'] ?? env.DEFRAGD_BENCH_LEASE_TTL_S, 5, 2, 3_600)),
+    keepAliveEveryMs: num('--keepalive-ms', values['keepalive-ms'] ?? env.DEFRAGD_BENCH_KEEPALIVE_MS, 75, 10, 60_000),
+    goClients: !(values['no-go-clients'] ?? /^(0|false|no)$/i.test(env.DEFRAGD_BENCH_GO_CLIENTS ?? '')),
     outDir: path.resolve(values.out ?? env.DEFRAGD_BENCH_OUT ?? path.join(BENCH_DIR, 'results')),
   };
 }

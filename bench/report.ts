@@ -1,7 +1,7 @@
 /** The markdown table (one column per tool, one row per figure) and the result files. */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { ToolFigures, WindowStats, Sizes } from './analyze.js';
+import type { Breakdown, ToolFigures, WindowStats, Sizes } from './analyze.js';
 import type { BenchConfig, ToolName } from './config.js';
 import { fmtMiB, fmtMs, MiB } from './util.js';
 
@@ -67,6 +67,17 @@ export function markdownTable(r: BenchResult): string {
     ['Longest latency between defrags (leader moves, waits, start-up)', (t) => fmtMs(t.outside.maxMs)],
     [`Longest stall of the measuring process itself (event-loop delay; baseline ${fmtMs(r.baseline.eventLoopMaxMs)})`, (t) => fmtMs(t.eventLoopMaxMs)],
     ['Failed requests', (t) => failures(t.failed)],
+    ["Failed requests of the plain clients: ones etcd's Go client retries by itself (reads, UNAVAILABLE) / ones it does not", (t) => `${t.failedSplit.goWouldRetry} / ${t.failedSplit.goWouldNotRetry}`],
+    ['Failed requests as a client retrying like the Go client sees them (its retries)', (t) => `${t.failedSplit.goClientFailed > 0 ? `**${t.failedSplit.goClientFailed}**: ${byError(t.failedSplit.goClientByError)}` : '0'} (${t.failedSplit.goClientRetries} retries)`],
+    [`Lease keep-alives (one lease per member, TTL ${r.config.leaseTtlSec} s, every ${r.config.keepAliveEveryMs} ms through it): longest wait through members not being defragmented`, (t) => fmtMs(t.keepAlive.maxOtherMs)],
+    ['Lease keep-alives: longest wait through the member being defragmented', (t) => fmtMs(t.keepAlive.maxOwnMs)],
+    ['Failed lease keep-alives (errors, expired leases)', (t) => (t.keepAlive.failed > 0 ? `**${t.keepAlive.failed}**: ${byError(t.keepAlive.byError)}` : `0 of ${t.keepAlive.requests}`)],
+    ['Leader elections (etcd_server_leader_changes_seen_total): total = asked for by the tool (MoveLeader) + other', (t) => {
+      const e = t.elections;
+      if (e.total === null) return '–';
+      return `${e.total} = ${e.askedFor} + ${e.other !== null && e.other > 0 ? `**${e.other}**` : String(e.other)}`;
+    }],
+    [`etcdctl (Go clientv3) processes on every member: \`lock --ttl ${r.config.leaseTtlSec}\`, \`lease keep-alive\`, \`watch\`: errors during the run and ${r.config.settleSec} s after`, (t) => goErrorsCell(t)],
     ['Leader defragmented while leading', (t) => {
       const led = t.members.filter((m) => m.ledWhileDefragmented).map((m) => m.name);
       return led.length > 0 ? `**yes** (${led.join(', ')})` : 'no';
@@ -77,7 +88,13 @@ export function markdownTable(r: BenchResult): string {
       const s = server.every((x) => x !== null) ? server.reduce<number>((a, b) => a + (b ?? 0), 0) : null;
       return `${fmtMs(t.defragSumMs)} (${fmtMs(s)})`;
     }],
-    ['Orchestration overhead: wall − defrags − configured waits', (t) => `${fmtMs(t.overheadMs)}${t.tool === 'etcdctl' ? ' ¹' : ''}`],
+    ['Start-up: process start to its first connection (goal ≤ 250 ms)', (t) => (t.breakdown ? fmtMs(t.breakdown.startupMs) : '–')],
+    ['Leader moves (MoveLeader until the new leader is seen)', (t) => (t.breakdown ? fmtMs(t.breakdown.leaderMovesMs) : '–')],
+    ['Orchestration: wall − start-up − defrags − leader moves − configured waits (goal ≤ 5 % of defrags + 300 ms)', (t) => {
+      if (t.tool === 'etcdctl' || !t.breakdown) return `${fmtMs(t.overheadMs)} ¹`;
+      const b = t.breakdown;
+      return `${fmtMs(b.overheadMs)} (goal ≤ ${fmtMs(b.goalMs)})`;
+    }],
     ['After: dbSize / dbSizeInUse per member (1.00 is the limit)', (t) => names.map((n) => (t.ratioAfter[n] ?? NaN).toFixed(2)).join(' / ')],
     ['Space reclaimed (all members)', (t) => fmtMiB(t.reclaimedBytes)],
     ['Latency p50 / p99 over the run', (t) => `${fmtMs(t.latency.p50Ms)} / ${fmtMs(t.latency.p99Ms)}`],
@@ -95,6 +112,41 @@ export function markdownTable(r: BenchResult): string {
   return [header, sep, ...body].join('\n');
 }
 
+function byError(m: Record<string, number>): string {
+  return Object.entries(m)
+    .sort((a, b) => b[1] - a[1])
+    .map(([e, n]) => `${n}× ${e.replace(/\|/g, '\\|')}`)
+    .join('; ');
+}
+
+function goErrorsCell(t: ToolFigures): string {
+  if (t.goErrors === null) return '–';
+  if (t.goErrors.length === 0) return 'none';
+  const groups = new Map<string, string>();
+  for (const e of t.goErrors) {
+    const k = `${e.member} ${e.kind}`;
+    if (!groups.has(k)) groups.set(k, `${k}: ${e.line.replace(/\|/g, '\\|')} (+${fmtMs(e.offsetMs)})`);
+  }
+  return `**${[...groups.values()].join('; ')}**`;
+}
+
+/** "start-up 180 ms · observe 40 ms · lock 12 ms · m1 [checks 30 ms · Defragment 2.1 s · catch-up 25 ms] · ...". */
+export function breakdownLine(b: Breakdown): string {
+  const parts = [`start-up ${fmtMs(b.startupMs)}`, `first observation (from the first connection) ${fmtMs(b.observeMs)}`, `lock ${fmtMs(b.lockMs)}`, `plan to the first turn ${fmtMs(b.toFirstTurnMs)}`];
+  for (const m of b.members) {
+    const inner = [
+      ...(m.gapBeforeMs >= 1 ? [`before its turn ${fmtMs(m.gapBeforeMs)}`] : []),
+      `re-observation ${fmtMs(m.checksMs)}`,
+      ...(m.leaderMoveMs > 0 ? [`leader move ${fmtMs(m.leaderMoveMs)}`] : []),
+      `Defragment ${fmtMs(m.defragmentMs)}`,
+      `catch-up ${fmtMs(m.catchUpMs)}`,
+    ];
+    parts.push(`${m.name} [${inner.join(' · ')}]`);
+  }
+  parts.push(`end [record, final observation, disarm ${fmtMs(b.endMs)} · lock release ${fmtMs(b.releaseMs)} · report and exit ${fmtMs(b.exitMs)}]`);
+  return parts.join(' · ');
+}
+
 export function notes(r: BenchResult): string {
   const c = r.config;
   const b = r.baseline;
@@ -103,9 +155,12 @@ export function notes(r: BenchResult): string {
     `Baseline (${b.seconds} s of load before any defrag): p50 ${fmtMs(b.p50Ms)}, p99 ${fmtMs(b.p99Ms)}, max ${fmtMs(b.maxMs)}, ${b.requests} requests, ${b.failed} failed.`,
     `Data: ${c.mb} MiB written per tool (two passes of ${c.valueKiB} KiB values over ${c.mb / 2} MiB of keys, then a physical compaction); before the next tool the keys are deleted, compacted, the then near-empty members defragmented (outside the measured runs) and the same data written again, so every tool starts from the same files. The disk is flushed (sync) right before each tool.`,
     `Stall = longest latency of a request overlapping the interval; defrag duration = the Defragment call (defragd's report) or the time between etcdctl's "Finished defragmenting" lines, which includes etcdctl dialling each member.`,
-    `Each tool runs in a process of its own (defragd: the library's defragment() in a child Node process, started before the measured window); the benchmark process runs only the load. When it is itself stalled (the event-loop delay row: 2 CPUs shared with 3 etcd members and the tool), every request in flight looks slower by as much, so collateral stalls near that figure are the machine's, not the cluster's.`,
+    `Each tool runs in a process of its own, as an operator runs it (defragd: \`node dist/cli/main.js defrag -w json\`, with a probe preloaded that notes its first connection and its exit; its run is measured from the process start); the benchmark process runs only the load. When it is itself stalled (the event-loop delay row: 2 CPUs shared with 3 etcd members and the tool), every request in flight looks slower by as much, so collateral stalls near that figure are the machine's, not the cluster's.`,
     `Longest collateral request of each run: ${r.tools.map((t) => { const w = t.collateral.worst; return w ? `${t.tool}: ${w.member} ${w.op} ${fmtMs(t.collateral.maxMs)}, started ${fmtMs(w.startedBeforeEndMs)} before the end of ${w.during}'s defrag` : `${t.tool}: none`; }).join('; ')} (all three members share one disk and two CPUs here).`,
     `The disk is not the bottleneck here; the ${r.machine.cpus} CPUs are shared by 3 etcd members, the load, the tool and anything else running, so defrag durations vary from run to run (${range(r.tools.flatMap((t) => t.members.map((m) => m.defragMs)), fmtMs)} per member in this one; 1-minute load average before the benchmark started: ${r.machine.loadAvgAtStart.toFixed(1)}); read a member's stall against its own defrag in the same column. \`--tools defragd,etcdctl\` or \`--tools etcdctl,defragd,defragd,etcdctl\` check the order.`,
+    ...r.tools.flatMap((t, i) => (t.breakdown ? [`defragd run ${i + 1}, where its time went: ${breakdownLine(t.breakdown)}; orchestration ${fmtMs(t.breakdown.overheadMs)} against a goal of ${fmtMs(t.breakdown.goalMs)}.`] : [])),
+    `Keep-alives: one lease per member, each kept alive through its own member by a closed loop (wait for the answer, pause ${r.config.keepAliveEveryMs} ms); a member's keep-alive counts as "not being defragmented" when it overlaps no defrag of that member. etcd serves keep-alives on the leader: a follower forwards them, so a leader's stall shows on every member's keep-alives. Elections: the largest increase over the members of etcd_server_leader_changes_seen_total from before the run to ${r.config.settleSec} s after it; defragd's MoveLeader calls are counted from its report.`,
+    "Go client retries: every second load client per member retries as etcd's Go client (clientv3 retry interceptor) does by itself: a Range (\"repeatable\") on UNAVAILABLE such as `leader changed`, after 25 ms ± 10 %, until its deadline; a Put (\"non-repeatable\") only when it never left the client, which a connected client does not see; never on other codes or deadlines. The other clients do not retry; their failures are split by what the Go client would have done.",
     '¹ etcdctl defragments the members back to back and the intervals are taken from its output, so its overhead is ≈0 by construction (what is left is process start-up and exit).',
     `Machine: ${r.machine.cpus} CPUs (${r.machine.cpuModel}), Node ${r.machine.node}, etcd ${r.machine.etcd}, 3 members on loopback; benchmark run took ${r.totalSeconds.toFixed(0)} s.`,
   ];

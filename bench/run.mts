@@ -27,9 +27,10 @@ import { fragment } from '../dev/workload.js';
 import { analyzeTool, windowStats, type Sizes, type ToolContext } from './analyze.js';
 import { ConfigError, loadConfig, USAGE, type BenchConfig } from './config.js';
 import { LeaderPoller, leaderTimeline } from './leader.js';
+import { GoClients } from './goclients.js';
 import { Load } from './load.js';
 import { markdown, writeResults, type BenchResult } from './report.js';
-import { ETCDCTL_BIN, killChildren, runDefragd, runEtcdctl, serverDefragSeconds, type BenchMember, type ToolRun } from './tools.js';
+import { ETCDCTL_BIN, killChildren, leaderChangesSeen, runDefragd, runEtcdctl, serverDefragSeconds, type BenchMember, type ToolRun } from './tools.js';
 import { fmtMs, MiB, now, sleep } from './util.js';
 
 const FRAGMENT_PREFIX = '/fragment/';
@@ -66,10 +67,12 @@ let cluster: EtcdCluster | undefined;
 let admin: EtcdClient | undefined;
 let load: Load | undefined;
 let poller: LeaderPoller | undefined;
+let goClients: GoClients | undefined;
 const abort = new AbortController();
 
 async function cleanup(): Promise<void> {
   killChildren();
+  goClients?.stop();
   load?.close();
   admin?.close();
   await poller?.stop().catch(() => undefined);
@@ -87,7 +90,10 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     void cleanup().finally(() => process.exit(130));
   });
 }
-process.on('exit', killChildren);
+process.on('exit', () => {
+  killChildren();
+  goClients?.stop();
+});
 
 async function sizesOf(members: readonly BenchMember[]): Promise<Record<string, Sizes>> {
   const out: Record<string, Sizes> = {};
@@ -164,7 +170,8 @@ try {
   if (loadAvgAtStart > 1) log(`warning: load average ${loadAvgAtStart.toFixed(1)} before anything started: something else is busy on this machine; expect noisy figures`);
   log(`config: ${JSON.stringify({ ...config, outDir: path.relative(process.cwd(), config.outDir) || '.' })}`);
   log('starting a local 3-member etcd cluster ...');
-  cluster = await startCluster({ members: 3 });
+  // etcd's own defaults (the harness shortens them for tests): a leader that stalls longer than 1 s may lose an election.
+  cluster = await startCluster({ members: 3, extraArgs: ['--heartbeat-interval', '100', '--election-timeout', '1000'] });
   admin = new EtcdClient({ endpoints: cluster.endpoints, commandTimeoutMs: 30_000 });
   const list = await admin.member(cluster.endpoints[0] as string).memberList();
   const members: BenchMember[] = cluster.members.map((hm) => {
@@ -184,8 +191,19 @@ try {
   const quietBeforeToolMs: number[] = [];
   log(`written in ${fmtMs(fragmentMs[0])}`);
 
-  load = new Load(members, { clientsPerMember: config.clientsPerMember, deadlineMs: config.deadlineMs, readPct: config.readPct, sleepMs: config.sleepMs });
+  load = new Load(members, {
+    clientsPerMember: config.clientsPerMember,
+    deadlineMs: config.deadlineMs,
+    readPct: config.readPct,
+    sleepMs: config.sleepMs,
+    leaseTtlSec: config.leaseTtlSec,
+    keepAliveEveryMs: config.keepAliveEveryMs,
+  });
   await load.start();
+  if (config.goClients) {
+    goClients = new GoClients(members, config.leaseTtlSec);
+    await goClients.start();
+  }
   poller = new LeaderPoller(members);
   poller.start();
   log(`load started: ${members.length * config.clientsPerMember} clients; baseline window ${config.baselineSec} s ...`);
@@ -214,6 +232,7 @@ try {
     showSizes(`before ${tool}`, sizesBefore);
     log(`leader before ${tool}: ${await leaderName(members)}; running ${tool} ...`);
     const serverBefore = await serverDefragSeconds(members);
+    const leaderChangesBefore = await leaderChangesSeen(members);
     quietBeforeToolMs.push(Math.round(now() - filledAt));
     const loadAvgBefore = os.loadavg()[0] ?? 0;
     const eld = monitorEventLoopDelay({ resolution: 10 });
@@ -225,10 +244,21 @@ try {
     log(`${tool} finished in ${fmtMs(run.wallMs)} (${run.ok ? 'ok' : 'NOT OK'}): ${run.intervals.map((x) => `${x.name} ${fmtMs(x.end - x.start)}${x.ok ? '' : ' FAILED'}`).join(', ')}`);
     if (!run.ok) for (const l of run.log) log(`  ${tool}: ${l.line}`);
     await sleep(config.settleSec * 1000, abort.signal);
+    const leaderChangesAfter = await leaderChangesSeen(members);
+    // Go clients' errors from the tool's start until the end of the settle time (a session expires up to a TTL late).
+    const goErrors = goClients ? goClients.errorsBetween(run.start, now()) : null;
+    for (const e of goErrors ?? []) log(`  etcdctl ${e.kind} on ${e.member}: ${e.line}`);
+    const restarted = goClients ? await goClients.restartEnded() : 0;
+    if (restarted > 0) log(`restarted ${restarted} etcdctl process(es) that ended`);
     const sizesAfter = await sizesOf(members);
     showSizes(`after ${tool}`, sizesAfter);
     const serverDefragMs = subtractServer(await serverDefragSeconds(members), serverBefore);
-    contexts.push({ run, sizesBefore, sizesAfter, serverDefragMs, eventLoopMaxMs: eld.max / 1e6, loadAvgBefore });
+    const leaderChanges = Object.fromEntries(members.map((m) => {
+      const a = leaderChangesAfter[m.name];
+      const b = leaderChangesBefore[m.name];
+      return [m.name, a !== null && a !== undefined && b !== null && b !== undefined ? a - b : null];
+    }));
+    contexts.push({ run, sizesBefore, sizesAfter, serverDefragMs, eventLoopMaxMs: eld.max / 1e6, loadAvgBefore, leaderChanges, goErrors });
   }
 
   log('stopping the load ...');
@@ -277,7 +307,9 @@ try {
     members: members.map((m) => m.name),
     errors,
     member: records.map((r) => members.findIndex((m) => m.name === r.member)),
-    op: records.map((r) => (r.op === 'get' ? 0 : 1)),
+    ops: ['get', 'put', 'keepalive'],
+    op: records.map((r) => ['get', 'put', 'keepalive'].indexOf(r.op)),
+    goRetry: records.map((r) => (r.mode === 'go-retry' ? 1 : 0)),
     startMs: records.map((r) => Math.round((r.start - origin) * 10) / 10),
     latencyMs: records.map((r) => Math.round((r.end - r.start) * 10) / 10),
     error: records.map((r) => (r.error === null ? -1 : errors.indexOf(r.error))),

@@ -12,8 +12,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { RunReport, StepEvent } from '../src/index.js';
+import type { RunReport } from '../src/index.js';
 import { fetchGauges } from '../src/etcd/metrics.js';
 import type { ToolName } from './config.js';
 import { now } from './util.js';
@@ -50,6 +51,8 @@ export interface ToolRun {
   /** defragd: the events with their times; etcdctl: output lines with their times. */
   log: { t: number; line: string }[];
   report: RunReport | null;
+  /** defragd: when its process started, first connected and exited. */
+  process?: ProcessTimes;
 }
 
 /** Child processes this module started, so they can be killed on Ctrl-C. */
@@ -77,101 +80,81 @@ export function killChildren(): void {
   children.clear();
 }
 
-const CHILD = fileURLToPath(new URL('./defragd-child.mts', import.meta.url));
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+/** The built CLI (`make bench` builds it first), run by plain Node as an operator runs it. */
+export const DEFRAGD_MAIN = path.join(ROOT, 'dist/cli/main.js');
+const PROBE = fileURLToPath(new URL('./wire-probe.mjs', import.meta.url));
 
-type ChildLine =
-  | { type: 'ready' }
-  | { type: 'event'; t: number; event: StepEvent }
-  | { type: 'report'; start: number; end: number; report: RunReport }
-  | { type: 'error'; message: string };
+/** What the probe preloaded into defragd's process saw, on the benchmark's clock. */
+export interface ProcessTimes {
+  spawn: number;
+  /** The first connection it opened (its first byte on the wire); null when none was seen. */
+  firstConnect: number | null;
+  exit: number;
+}
+
+const t = (iso: string | undefined | null): number | null => (iso ? Date.parse(iso) : null);
 
 /**
- * Runs defragd in a child process (bench/defragd-child.mts, the same Node and
- * loader as this process). Its start-up is not measured: the run starts when
- * the child calls defragment() and ends when the report is back.
+ * Runs `defragd defrag --endpoints <every member> -w json` (dist/cli/main.js,
+ * plain Node, no loader) with a probe preloaded that tells when the process
+ * opened its first connection and when it exited. A member's interval starts
+ * at its Defragment (`timings.defragmentStartedAt` in the report) and lasts the
+ * call's `durationMs`.
  */
 export async function runDefragd(members: readonly BenchMember[], signal: AbortSignal, onStart: () => void = () => undefined): Promise<ToolRun> {
-  const endpoints = members.map((m) => m.url);
-  const child = spawn(process.execPath, [...process.execArgv, CHILD, ...endpoints], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const args = ['defrag', `--endpoints=${members.map((m) => m.url).join(',')}`, '-w', 'json'];
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const k of Object.keys(env)) if (k.startsWith('ETCDCTL_') || k.startsWith('DEFRAGD_')) delete env[k];
+  onStart();
+  const spawnAt = now();
+  const child = spawn(process.execPath, ['--import', PROBE, DEFRAGD_MAIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
-  child.stdin.on('error', () => undefined); // EPIPE when the child died first: its exit code tells
   const onAbort = () => child.kill('SIGINT');
   signal.addEventListener('abort', onAbort, { once: true });
   const log: { t: number; line: string }[] = [];
-  const started = new Map<string, number>();
-  const intervals: MemberInterval[] = [];
-  let waitsMs = 0;
-  let result: { start: number; end: number; report: RunReport } | null = null;
-  let failure: string | null = null;
-  createInterface({ input: child.stderr }).on('line', (line) => log.push({ t: now(), line: `stderr: ${line}` }));
-  const lines = createInterface({ input: child.stdout });
-  lines.on('line', (line) => {
-    let msg: ChildLine;
-    try {
-      msg = JSON.parse(line) as ChildLine;
-    } catch {
-      log.push({ t: now(), line: `stdout: ${line}` });
+  let firstConnect: number | null = null;
+  let exitAt: number | null = null;
+  createInterface({ input: child.stderr }).on('line', (line) => {
+    if (line.startsWith('#probe ')) {
+      const o = JSON.parse(line.slice(7)) as { firstConnect?: number; exit?: number };
+      if (o.firstConnect !== undefined) firstConnect = o.firstConnect;
+      if (o.exit !== undefined) exitAt = o.exit;
       return;
     }
-    if (msg.type === 'ready') {
-      onStart();
-      child.stdin.end('go\n');
-    }
-    else if (msg.type === 'error') failure = msg.message;
-    else if (msg.type === 'report') result = msg;
-    else {
-      const e = msg.event;
-      log.push({ t: msg.t, line: describe(e) });
-      if (e.type === 'member-started') started.set(e.decision.memberId, msg.t);
-      if (e.type === 'pause') waitsMs += e.ms;
-      if (e.type === 'member-finished') {
-        const r = e.result;
-        const s = started.get(r.memberId);
-        if (s !== undefined && r.durationMs !== null) {
-          intervals.push({ name: nameOf(members, r.memberId), memberId: r.memberId, start: s, end: s + r.durationMs, ok: r.action === 'defragmented', note: r.reason });
-        }
-      }
-    }
+    log.push({ t: now(), line });
   });
+  let stdout = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk: string) => (stdout += chunk));
   const code = await exitOf(child, signal, onAbort);
-  const done = result as { start: number; end: number; report: RunReport } | null;
-  if (done === null) {
-    const tail = log.slice(-20).map((l) => l.line).join('\n');
-    throw new Error(`defragd child exited with code ${code} without a report${failure ? `: ${failure}` : ''}\n${tail}`);
+  const end = exitAt ?? now();
+  let report: RunReport | null = null;
+  try {
+    report = JSON.parse(stdout) as RunReport;
+  } catch {
+    throw new Error(`defragd exited with code ${code} without a JSON report\n${log.slice(-20).map((l) => l.line).join('\n')}\n${stdout.slice(0, 2000)}`);
   }
+  const intervals: MemberInterval[] = [];
+  for (const r of report.members) {
+    const s = t(report.timings?.members.find((x) => x.memberId === r.memberId)?.defragmentStartedAt);
+    if (s === null || r.durationMs === null) continue;
+    intervals.push({ name: nameOf(members, r.memberId), memberId: r.memberId, start: s, end: s + r.durationMs, ok: r.action === 'defragmented', note: r.reason });
+  }
+  intervals.sort((a, b) => a.start - b.start);
   return {
     tool: 'defragd',
-    command: `defragment({ endpoints: [${members.length} client URLs] })  (what defragd defrag --endpoints <all members> runs)`,
-    start: done.start,
-    end: done.end,
-    wallMs: done.end - done.start,
-    waitsMs,
+    command: `defragd defrag --endpoints <all ${members.length} members> -w json`,
+    start: spawnAt,
+    end,
+    wallMs: end - spawnAt,
+    waitsMs: 0,
     intervals,
-    ok: done.report.outcome === 'success' && code === 0,
+    ok: report.outcome === 'success' && code === 0,
     log,
-    report: done.report,
+    report,
+    process: { spawn: spawnAt, firstConnect, exit: end },
   };
-}
-
-function describe(e: StepEvent): string {
-  switch (e.type) {
-    case 'run-started':
-      return `run-started: ${e.plan.decisions.map((d) => `${d.name} ${d.action}${d.isLeader ? ' (leader)' : ''}`).join(', ')}`;
-    case 'member-started':
-      return `member-started ${e.decision.name} (${e.index}/${e.total})`;
-    case 'member-finished':
-      return `member-finished ${e.result.name}: ${e.result.action} in ${e.result.durationMs ?? '?'} ms (${e.result.reason})`;
-    case 'leader-move-started':
-      return `leader-move-started ${e.fromName} -> ${e.toName}`;
-    case 'leader-move-finished':
-      return `leader-move-finished in ${e.durationMs} ms`;
-    case 'member-waiting':
-      return `member-waiting ${e.name}: ${e.what}`;
-    case 'run-finished':
-      return `run-finished: ${e.report.outcome}${e.report.message ? ` (${e.report.message})` : ''}`;
-    default:
-      return e.type;
-  }
 }
 
 const nameOf = (members: readonly BenchMember[], id: string): string => members.find((m) => m.memberId === id)?.name ?? id;
@@ -233,6 +216,19 @@ export async function serverDefragSeconds(members: readonly BenchMember[]): Prom
       const sum = g?.get(DEFRAG_SUM);
       const count = g?.get(DEFRAG_COUNT);
       out[m.name] = sum !== undefined && count !== undefined ? { sum, count } : null;
+    }),
+  );
+  return out;
+}
+
+const LEADER_CHANGES = 'etcd_server_leader_changes_seen_total';
+
+/** Each member's etcd_server_leader_changes_seen_total (leader changes it has seen), by name; null where /metrics did not answer. */
+export async function leaderChangesSeen(members: readonly BenchMember[]): Promise<Record<string, number | null>> {
+  const out: Record<string, number | null> = {};
+  await Promise.all(
+    members.map(async (m) => {
+      out[m.name] = (await fetchGauges(m.url, [LEADER_CHANGES], null, { timeoutMs: 10_000 }))?.get(LEADER_CHANGES) ?? null;
     }),
   );
   return out;

@@ -173,8 +173,11 @@ export async function runDefrag(client: EtcdClient, policy: Policy, o: RunOption
   const emit = (e: StepEvent) => o.onEvent?.(e);
   const recordAs = o.record === false ? null : recordSettings(o.record);
   const port = clusterPort(client, o.observe);
+  const tObserve = Date.now();
   const seen = await observeOrRefuse(client, o.observe, o.signal);
   if ('report' in seen) return seen.report;
+  const observeMs = Date.now() - tObserve;
+  let lockMs: number | null = null;
   let run = planned(port, seen.snapshot, policy, o);
   if (run.plan.refusal) return drain(run.execute(o.signal), emit);
 
@@ -200,8 +203,11 @@ export async function runDefrag(client: EtcdClient, policy: Policy, o: RunOption
       }
       run = planned(port, again.snapshot, policy, o);
     }
+    lockMs = Date.now() - t0;
   }
   const unregister = lock ? o.registerCleanup?.(() => (lock as ClusterLock).release()) : undefined;
+  let report: RunReport;
+  let releaseMs: number | null = null;
   try {
     const signal = lock ? (o.signal ? AbortSignal.any([o.signal, lock.lost]) : lock.lost) : o.signal;
     // Observing puts a few abort listeners per member on it at once (not a leak): without this, Node
@@ -210,12 +216,15 @@ export async function runDefrag(client: EtcdClient, policy: Policy, o: RunOption
     lock?.useEndpoints(run.snapshot.members.filter((m) => !m.isLearner && m.endpoint).map((m) => m.endpoint));
     if (lockNote) emit({ type: 'warning', message: lockNote });
     const events = run.execute(signal);
-    const report = await drain(recordAs ? recording(events, recordWriter(client, run.snapshot, recordAs)) : events, emit);
-    return lockNote ? { ...report, warnings: [lockNote, ...report.warnings] } : report;
+    report = await drain(recordAs ? recording(events, recordWriter(client, run.snapshot, recordAs)) : events, emit);
   } finally {
     unregister?.();
+    const tRelease = Date.now();
     await lock?.release();
+    releaseMs = lock ? Date.now() - tRelease : null;
   }
+  const timings = report.timings && { ...report.timings, observeMs, lockMs, releaseMs };
+  return { ...report, ...(lockNote && { warnings: [lockNote, ...report.warnings] }), ...(timings && { timings }) };
 }
 
 /** What a run that waited for another's lock says: the plan it executes was made after that run. */

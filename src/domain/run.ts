@@ -36,6 +36,40 @@ export interface MemberResult {
 }
 
 /**
+ * Where one member's turn spent its time, by the executor's clock. Only the
+ * Defragment and the leader move are etcd's work; the rest is defragd looking
+ * and waiting, which is what these make visible.
+ */
+export interface MemberTimings {
+  memberId: string;
+  name: string;
+  /** When the turn began (its first observation). */
+  turnStartedAt: string;
+  /** Observations and checks before the Defragment (first look and plan, in-flight check, last look), leader move excluded. */
+  checksMs: number;
+  /** Handing leadership away until the move was seen; 0 when it was not the leader. */
+  leaderMoveMs: number;
+  /** When the Defragment was sent. */
+  defragmentStartedAt: string;
+  /** From the Defragment's answer (or the member answering again) until it was seen caught up; null when it was not. */
+  catchUpMs: number | null;
+}
+
+/** Where a whole run spent its time outside the members' turns, ms; null where that part did not happen. */
+export interface RunTimings {
+  /** The first observation and plan, before anything was written. */
+  observeMs: number | null;
+  /** Taking the cluster lock (and, after a wait, the fresh observation). */
+  lockMs: number | null;
+  /** After the last member: the final observation and disarm. */
+  finishMs: number | null;
+  /** Releasing the cluster lock after the run. */
+  releaseMs: number | null;
+  /** Each member's turn that reached its Defragment, in order. */
+  members: MemberTimings[];
+}
+
+/**
  * - `success`: at least one member was defragmented (or NOSPACE disarmed) and nothing failed;
  * - `nothing-to-do`: no member needed it;
  * - `failed`: a member failed, a voter went down, or the run stopped early (exit 1);
@@ -65,6 +99,8 @@ export interface RunReport {
   warnings: string[];
   /** The plan the run started from; null when the run was refused before a plan was made (e.g. a busy lock). */
   plan: Plan | null;
+  /** Where the run and each member's turn spent their time; absent when nothing was executed. */
+  timings?: RunTimings;
 }
 
 export type StepEvent =

@@ -753,3 +753,22 @@ describe('executePlan: reasons', () => {
     expect(ofType(events, 'member-started').map((e) => e.decision.code)).toEqual(['rule-true', 'rule-true', 'rule-true']);
   });
 });
+
+describe('executePlan: timings', () => {
+  it('the report says, per member in turn order, when its Defragment was sent and what the checks, the leader move and the catch-up took', async () => {
+    const fake = threeVoters();
+    const { report, events } = await run(fake);
+    const t = report.timings;
+    expect(t?.members.map((m) => m.name)).toEqual(['m3', 'm2', 'm1']);
+    const started = ofType(events, 'member-started').map((e) => e.decision.name);
+    expect(started).toEqual(['m3', 'm2', 'm1']);
+    for (const m of t?.members ?? []) {
+      expect(Date.parse(m.defragmentStartedAt), m.name).toBeGreaterThanOrEqual(Date.parse(m.turnStartedAt));
+      expect(m.checksMs, m.name).toBeGreaterThanOrEqual(0);
+      expect(m.catchUpMs, m.name).not.toBeNull();
+    }
+    // Only the leader's turn has a hand-over.
+    expect(t?.members.filter((m) => m.leaderMoveMs > 0).every((m) => m.name === 'm1')).toBe(true);
+    expect(t?.finishMs).not.toBeNull();
+  });
+});

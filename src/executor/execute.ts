@@ -88,7 +88,7 @@ export async function* executePlan(
     rec,
     now,
     signal,
-    wait: { port, now, pollIntervalMs: o.pollIntervalMs },
+    wait: { port, now, pollIntervalMs: o.pollIntervalMs, firstPollMs: o.firstPollMs },
     unfitAtStart: plan.decisions.filter((d) => d.code === 'unreachable').map((d) => d.memberId),
   };
   try {
@@ -106,7 +106,9 @@ export async function* executePlan(
         await pause(o.waitBetweenMs, signal);
       }
     }
+    const tFinish = now();
     if (policy.disarmNospace) yield* disarmPhase(run);
+    rec.finishTook(now() - tFinish);
   } catch (err) {
     if (!(err instanceof DefragdError)) throw err;
     const rest = toDefrag.filter((d) => !rec.has(d.memberId));
@@ -194,6 +196,7 @@ async function* memberTurn(run: Run, planned: MemberDecision, index: number, toD
   const { port, policy, rec, signal, now } = run;
   const id = planned.memberId;
   const rest = toDefrag.slice(index + 1);
+  const turnStart = now();
 
   let snap = observeNoted(run, await port.observe({ signal }));
   let turn = planTurn(snap, policy, id, { unfitAtStart: run.unfitAtStart, leaderMoved: false });
@@ -203,8 +206,11 @@ async function* memberTurn(run: Run, planned: MemberDecision, index: number, toD
   const decision = turn.decision;
 
   let movedLeaderTo: string | null = null;
+  let leaderMoveMs = 0;
   if (turn.moveLeaderTo !== null) {
+    const tMove = now();
     const moved = yield* handOver(run, planned, turn.endpoint, turn.moveLeaderTo, snap);
+    leaderMoveMs = now() - tMove;
     if (typeof moved === 'string') {
       yield rec.finish(failedResult(planned, moved, { wasLeader }));
       // A hand-over often fails because a voter (the transferee) went down: say so rather than only "deadline exceeded".
@@ -214,15 +220,18 @@ async function* memberTurn(run: Run, planned: MemberDecision, index: number, toD
     movedLeaderTo = leaderOf(snap);
   }
 
-  // Another tool (or a run without the lock) may be defragmenting a member right now: never add a second.
+  // Both right before the Defragment, asked at once (neither changes the cluster): whether another tool (or a
+  // run without the lock) is defragmenting a member right now (never add a second), and, as late as possible,
+  // voters, membership and leadership once more.
+  // When another defrag is in flight the run stops at once, as it always did, without waiting for the last look.
+  const lastLook = port.observe({ light: true, signal });
+  lastLook.catch(() => undefined);
   const busy = await defragsInFlight(run, snap);
   if (busy.length > 0) {
     const why = `${busy.join(', ')} ${busy.length === 1 ? 'is' : 'are'} being defragmented by someone else (etcd_disk_defrag_inflight is 1)`;
     return yield* notDefragmenting(run, planned, { action: 'stop', reason: why }, rest, { wasLeader, movedLeaderTo });
   }
-
-  // As late as possible: voters, membership and leadership once more, right before the Defragment.
-  snap = observeNoted(run, await port.observe({ light: true, signal }));
+  snap = observeNoted(run, await lastLook);
   turn = planTurn(snap, policy, id, { unfitAtStart: run.unfitAtStart, leaderMoved: movedLeaderTo !== null, safetyOnly: true });
   if (turn.action === 'defragment' && turn.moveLeaderTo !== null) {
     turn = { action: 'fail', reason: 'it became the leader right before its defragmentation; a leader is never defragmented while it leads' };
@@ -232,6 +241,7 @@ async function* memberTurn(run: Run, planned: MemberDecision, index: number, toD
   const { before, timeoutMs, endpoint } = turn;
   yield { type: 'member-started', decision, before, timeoutMs, index: index + 1, total: toDefrag.length };
   const t0 = now();
+  const timingsSoFar = { memberId: id, name: planned.name, turnStartedAt: new Date(turnStart).toISOString(), checksMs: t0 - turnStart - leaderMoveMs, leaderMoveMs, defragmentStartedAt: new Date(t0).toISOString() };
   const base = { wasLeader, movedLeaderTo, before };
   let revision: number | null = null;
   let noAnswer: 'deadline' | 'connection-lost' | null = null;
@@ -284,6 +294,7 @@ async function* memberTurn(run: Run, planned: MemberDecision, index: number, toD
     }
   }
   const durationMs = now() - t0;
+  const tAnswered = now();
 
   // Catch-up: the member answers a linearizable read and has applied what the leader had committed.
   yield waiting(run, planned, 'the member to catch up with the leader', run.o.catchUpTimeoutMs);
@@ -312,9 +323,11 @@ async function* memberTurn(run: Run, planned: MemberDecision, index: number, toD
       yield rec.finish(await interruptedResult(run, planned, endpoint, { ...base, durationMs, revision, deadlinePassed, connectionLost }));
       throw err;
     }
+    rec.timed({ ...timingsSoFar, catchUpMs: null });
     yield rec.finish(failedResult(planned, messageOf(err), { ...base, durationMs, revision, deadlinePassed, connectionLost }));
     return 'next';
   }
+  const catchUpMs = now() - tAnswered;
   observeNoted(run, caught);
 
   const shrank = after !== null && after.dbSize < before.dbSize;
@@ -334,6 +347,7 @@ async function* memberTurn(run: Run, planned: MemberDecision, index: number, toD
     deadlinePassed,
     connectionLost,
   };
+  rec.timed({ ...timingsSoFar, catchUpMs });
   yield rec.finish(result);
 
   // After each member, every voter must still be there: never report success with a voter down.

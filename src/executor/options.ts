@@ -19,8 +19,13 @@ export interface ExecuteOptions {
    * as long as that member's defrag deadline, at least a minute (--recovery-timeout).
    */
   recoveryTimeoutMs?: number | null | undefined;
-  /** Poll interval while waiting. */
+  /** Longest poll interval while waiting (catch-up, leader move): polls start at firstPollMs and double up to it. */
   pollIntervalMs?: number | undefined;
+  /**
+   * First poll interval while waiting. A member usually catches up, and a leader move is usually seen,
+   * within tens of milliseconds: a fixed 250 ms poll added up to a quarter second per wait for nothing.
+   */
+  firstPollMs?: number | undefined;
   /** Deadline of the physical compaction before the first member. */
   compactTimeoutMs?: number | undefined;
 }
@@ -34,6 +39,7 @@ export const EXECUTE_DEFAULTS: ResolvedExecuteOptions = Object.freeze({
   leaderMoveTimeoutMs: 15_000,
   recoveryTimeoutMs: null,
   pollIntervalMs: 250,
+  firstPollMs: 20,
   // A physical compaction of a large history takes a while; it is one request, never repeated.
   compactTimeoutMs: 60_000,
 });

@@ -6,7 +6,7 @@
  * emitted.
  */
 import type { MemberDecision, Plan } from '../domain/plan.js';
-import type { MemberResult, RunOutcome, RunReport, StepEvent } from '../domain/run.js';
+import type { MemberResult, MemberTimings, RunOutcome, RunReport, StepEvent } from '../domain/run.js';
 import type { ClusterSnapshot } from '../domain/snapshot.js';
 
 /** A result for a member that was not defragmented (the other fields say nothing happened to it). */
@@ -42,6 +42,8 @@ export class RunRecorder {
   private failedFlag = false;
   private interruptedFlag = false;
   private refusedFlag = false;
+  private finishMs: number | null = null;
+  private readonly timings: MemberTimings[] = [];
   /** memberId → when the member was last seen fit / first seen unfit (ISO), from the snapshots shown. */
   private readonly lastFit = new Map<string, string>();
   private readonly unfitSince = new Map<string, string>();
@@ -107,6 +109,16 @@ export class RunRecorder {
   warn(message: string): StepEvent {
     this.extraWarnings.push(message);
     return { type: 'warning', message };
+  }
+
+  /** Where a member's turn spent its time. */
+  timed(t: MemberTimings): void {
+    this.timings.push(t);
+  }
+
+  /** How long the run took after its last member (final observation, disarm). */
+  finishTook(ms: number): void {
+    this.finishMs = ms;
   }
 
   compacted(revision: number): void {
@@ -181,6 +193,8 @@ export class RunRecorder {
       members,
       warnings: [...this.plan.warnings, ...this.extraWarnings],
       plan: this.plan,
+      // What happens before the executor (observation, lock) and after it (release) is added by whoever did it.
+      ...(!this.refusedFlag && { timings: { observeMs: null, lockMs: null, finishMs: this.finishMs, releaseMs: null, members: [...this.timings] } }),
     };
   }
 }

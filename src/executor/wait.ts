@@ -12,7 +12,10 @@ import type { ClusterPort } from './port.js';
 export interface WaitDeps {
   port: ClusterPort;
   now: () => number;
+  /** The longest pause between two polls. */
   pollIntervalMs: number;
+  /** The first pause between two polls; each next one doubles, up to pollIntervalMs. */
+  firstPollMs: number;
 }
 
 /** Sleeps, turning an abort into AbortedError. */
@@ -24,7 +27,10 @@ export async function pause(ms: number, signal: AbortSignal | undefined): Promis
 
 /**
  * Polls the cluster (light observations) until `pred` holds; throws
- * DefragdError('timeout') naming what was awaited.
+ * DefragdError('timeout') naming what was awaited. The first poll is at once,
+ * the pauses after it start at firstPollMs and double up to pollIntervalMs:
+ * what is awaited usually holds within tens of milliseconds, and a slow wait
+ * still costs the cluster no more than one light observation per pollIntervalMs.
  */
 export async function waitFor(
   deps: WaitDeps,
@@ -34,11 +40,13 @@ export async function waitFor(
   what: string,
 ): Promise<ClusterSnapshot> {
   const deadline = deps.now() + timeoutMs;
+  let delay = Math.min(deps.firstPollMs, deps.pollIntervalMs);
   for (;;) {
     const snap = await deps.port.observe({ light: true, signal });
     if (pred(snap)) return snap;
     if (deps.now() >= deadline) throw new DefragdError('timeout', `gave up waiting ${formatDuration(timeoutMs)} for ${what}`);
-    await pause(deps.pollIntervalMs, signal);
+    await pause(delay, signal);
+    delay = Math.min(delay * 2, deps.pollIntervalMs);
   }
 }
 

@@ -32,15 +32,14 @@ import type {
   StoredRun,
   StoredRunDetail,
 } from './types.js';
-import { RUN_TRIGGERS } from './types.js';
+import { DEFAULT_RUNS_LIMIT, RUN_TRIGGERS } from './types.js';
 
 /** How long a write waits for another process's transaction before failing (SQLITE_BUSY). */
 export const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
 export const DEFAULT_FULL_RESOLUTION_MS = 24 * 3_600_000;
 export const DEFAULT_BUCKET_MS = 5 * 60_000;
 export const DEFAULT_RETENTION_MS = 90 * 24 * 3_600_000;
-/** `runs()` without a limit. */
-export const DEFAULT_RUNS_LIMIT = 20;
+export { DEFAULT_RUNS_LIMIT } from './types.js';
 /** `defragHistory()` without a limit: past defrags per member (the planner's forecast uses 5). */
 export const DEFAULT_DEFRAG_HISTORY_LIMIT = 5;
 

@@ -4,6 +4,9 @@ import type { MemberResult, RunOutcome, RunReport, StepEvent } from '../domain/r
 /** What started a run. */
 export type RunTrigger = 'schedule' | 'auto' | 'nospace' | 'manual' | 'api' | 'external';
 
+/** `runs()` without a limit (here, not in store.ts, so the CLI can show it without loading SQLite). */
+export const DEFAULT_RUNS_LIMIT = 20;
+
 export const RUN_TRIGGERS: readonly RunTrigger[] = Object.freeze(['schedule', 'auto', 'nospace', 'manual', 'api', 'external']);
 
 /** A run's outcome as stored: `running` until it finishes (or its process is found dead: then `interrupted`). */

@@ -10,7 +10,7 @@ import { exitCodeForReport } from '../exit-codes.js';
 import type { CliIO } from '../io.js';
 import { printDryRun, printReport } from '../printers/defrag.js';
 import { createProgress } from '../progress.js';
-import { recordCliRun, type CliRunRecorder } from '../run-store.js';
+import type { CliRunRecorder } from '../run-store.js';
 
 export function defragCommand(io: CliIO, done: (code: number) => void): Command {
   const cmd = new Command('defrag').description('defragment every member, one at a time: followers first, the leader last after moving leadership away');
@@ -35,7 +35,8 @@ export function defragCommand(io: CliIO, done: (code: number) => void): Command 
       const record = defrag.record === false ? false : { prefix: defrag.record.prefix, trigger: 'manual' as const };
       const observe = { cluster: true, quotaBytes: config.quotaBytes, dataDirs: defrag.dataDirs };
       // Before any contact with etcd: an unusable --store stops the run before it changes anything.
-      recorder = defrag.store ? recordCliRun(defrag.store, defrag.dryRun, io) : null;
+      // SQLite is loaded only when --store is given.
+      recorder = defrag.store ? (await import('../run-store.js')).recordCliRun(defrag.store, defrag.dryRun, io) : null;
       // The store's past defrags are what each member's duration is forecast from.
       const policy = recorder ? { ...rulePolicy, defragHistory: recorder.defragHistory() } : rulePolicy;
 

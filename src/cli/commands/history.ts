@@ -1,7 +1,7 @@
 /** `defragd history`: the runs recorded with `defrag --store`, newest first. */
 import { Command } from 'commander';
 import { UsageError } from '../../domain/errors.js';
-import { DEFAULT_RUNS_LIMIT, openStore } from '../../store/index.js';
+import { DEFAULT_RUNS_LIMIT } from '../../store/types.js';
 import { EnvOption, sourceOf, withEnv } from '../config/env.js';
 import { EXIT } from '../exit-codes.js';
 import type { CliIO } from '../io.js';
@@ -17,7 +17,7 @@ export function historyCommand(io: CliIO, done: (code: number) => void): Command
   cmd.addOption(new EnvOption('--limit <n>', `at most this many runs (1-${MAX_HISTORY_LIMIT})`, []).default(String(DEFAULT_RUNS_LIMIT)));
   cmd.addOption(new EnvOption('-w, --write-out <format>', 'output format: table or json', ['DEFRAGD_WRITE_OUT', 'ETCDCTL_WRITE_OUT']).default('table'));
   cmd.addOption(new EnvOption('--debug', 'print stack traces of errors', ['DEFRAGD_DEBUG']));
-  cmd.action(() => {
+  cmd.action(async () => {
     const opts = withEnv(cmd, io.env);
     const str = (k: string): string | undefined => (typeof opts[k] === 'string' ? (opts[k] as string) : undefined);
     const path = str('store');
@@ -28,6 +28,8 @@ export function historyCommand(io: CliIO, done: (code: number) => void): Command
     const writeOut = str('writeOut') ?? 'table';
     if (writeOut !== 'table' && writeOut !== 'json') throw new UsageError(`${sourceOf(opts, 'writeOut')}: unknown format "${writeOut}" (use table or json)`);
 
+    // SQLite is loaded only by the commands that use it.
+    const { openStore } = await import('../../store/index.js');
     const store = openStore(path, { mustExist: true });
     try {
       io.stdout(printHistory(store.runs({ cluster: str('clusterName'), limit }), writeOut));

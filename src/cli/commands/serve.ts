@@ -8,13 +8,10 @@
  */
 import { Command } from 'commander';
 import { UsageError } from '../../domain/errors.js';
-import { checkConfig } from '../../serve/check.js';
-import { ConfigError, loadConfig, redactedConfig, type ServeConfig } from '../../serve/config.js';
+import type { ServeConfig } from '../../serve/config.js';
 import { EnvOption, sourceOf, withEnv, type ResolvedOptions, type WriteOut } from '../config/flags.js';
 import { EXIT } from '../exit-codes.js';
 import type { CliIO } from '../io.js';
-import { printCheck } from '../printers/serve-check.js';
-import { createLogger, serve } from '../../serve/serve.js';
 
 /** pino's levels. */
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -61,6 +58,9 @@ export function serveCommand(io: CliIO, done: (code: number) => void): Command {
   cmd.addOption(new EnvOption('--log-format <format>', 'log format: json (one object per line) or pretty', ['DEFRAGD_LOG_FORMAT']).default('json'));
   cmd.action(async () => {
     const options = serveOptions(withEnv(cmd, io.env));
+    // The daemon's modules (HTTP server, logger, metrics, store, config schema) are loaded only here:
+    // importing them with every command cost the other commands most of a second of start-up.
+    const { ConfigError, loadConfig, redactedConfig } = await import('../../serve/config.js');
     let config: ServeConfig;
     try {
       config = loadConfig(options.configPath, io.env);
@@ -72,6 +72,7 @@ export function serveCommand(io: CliIO, done: (code: number) => void): Command {
       return;
     }
     if (!options.checkConfig) {
+      const { createLogger, serve } = await import('../../serve/serve.js');
       const logger = createLogger({ level: options.logLevel, format: options.logFormat, write: io.stdout, colorize: io.isTTY });
       await serve(config, {
         logger,
@@ -82,6 +83,7 @@ export function serveCommand(io: CliIO, done: (code: number) => void): Command {
       done(EXIT.OK);
       return;
     }
+    const [{ checkConfig }, { printCheck }] = await Promise.all([import('../../serve/check.js'), import('../printers/serve-check.js')]);
     const checks = await checkConfig(config, { now: new Date(), signal: io.signal });
     io.stdout(printCheck(checks, redactedConfig(config), options.writeOut));
     done(EXIT.OK);

@@ -107,6 +107,7 @@ export function reportJson(report: RunReport): object {
       connectionLost: m.connectionLost,
     })),
     plan: report.plan,
+    ...(report.timings && { timings: report.timings }),
   };
 }
 
