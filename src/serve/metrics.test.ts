@@ -281,15 +281,20 @@ describe('collectProcessMetrics', () => {
   it("adds the process's own figures under the defragd_ prefix: memory, CPU, event-loop delay since the last scrape", async () => {
     const m = createMetrics();
     collectProcessMetrics(m.registry);
-    await m.text(); // the event-loop figures are per scrape: start a fresh window
-    // Block the event loop for 120 ms after the monitor has sampled a while.
-    await new Promise((r) => setTimeout(r, 50));
-    const until = Date.now() + 120;
-    while (Date.now() < until) {
-      /* busy */
-    }
-    await new Promise((r) => setTimeout(r, 30));
-    const s = samples(await m.text());
+    // Block the event loop for 150 ms after the monitor has sampled a while; the figures are per scrape.
+    // A busy machine can delay the monitor's own timer past the scrape, so up to three tries.
+    const blockedMax = async () => {
+      await m.text(); // start a fresh window
+      await new Promise((r) => setTimeout(r, 50));
+      const until = Date.now() + 150;
+      while (Date.now() < until) {
+        /* busy */
+      }
+      await new Promise((r) => setTimeout(r, 50));
+      return samples(await m.text());
+    };
+    let s = await blockedMax();
+    for (let i = 0; i < 2 && (s.get('defragd_nodejs_eventloop_lag_max_seconds') ?? 0) < 0.1; i++) s = await blockedMax();
     const names = [...s.keys()].map((k) => k.replace(/\{.*$/, ''));
     expect(names.filter((n) => !n.startsWith('defragd_'))).toEqual([]);
     const rss = s.get('defragd_process_resident_memory_bytes') as number;
