@@ -265,7 +265,8 @@ export function createChart(): ChartHandle {
             values: (plot, ticks) => ticks.map((t) => tickBytes(t, plot.scales['y']?.max ?? t)),
           },
         ],
-        legend: { live: true },
+        // The legend's markers drawn as their lines are: solid dbSize, dashed in use, dotted quota.
+        legend: { live: true, markers: { dash: (plot, i) => (i === plot.series.length - 1 ? 'dotted' : (plot.series[i]?.dash?.length ?? 0) > 0 ? 'dashed' : 'solid') } },
         // A vertical line follows the pointer; a horizontal one would read as a threshold.
         cursor: { y: false, drag: { x: false, y: false } },
         hooks: { drawClear: [drawRuns], draw: [placeMarks], setCursor: [hover] },
