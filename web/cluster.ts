@@ -4,7 +4,7 @@ import { ApiError, api, type DaemonEvent, type SampleRange, type StoredRun, type
 import { chartColumns, createChart, quotaShown, visibleRange } from './chart.js';
 import { fill, h } from './dom.js';
 import { formatBytes, formatDuration, formatPercent, formatRelative, formatTime } from './format.js';
-import { alarmsLine, memberList, outcomeBadge, progressView, scheduleLines, stateBadge, unreachableLine } from './parts.js';
+import { alarmsLine, byName, memberList, outcomeBadge, progressView, scheduleLines, stateBadge, unreachableLine } from './parts.js';
 import type { AppContext, AppState, View } from './view.js';
 
 const RANGES: SampleRange[] = ['1h', '24h', '7d', '30d'];
@@ -174,7 +174,7 @@ export function clusterPage(root: HTMLElement, name: string, ctx: AppContext): V
             h(
               'tbody',
               {},
-              ...list.map((m) =>
+              ...[...list].sort(byName).map((m) =>
                 h(
                   'tr',
                   { 'data-member': m.name },

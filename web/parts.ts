@@ -16,6 +16,11 @@ export const OUTCOME_LABEL: Record<string, string> = {
   running: 'running',
 };
 
+/** Members by name (then id), as every list of the dashboard shows them. */
+export function byName(a: { name: string; memberId?: string }, b: { name: string; memberId?: string }): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : (a.memberId ?? '') < (b.memberId ?? '') ? -1 : (a.memberId ?? '') > (b.memberId ?? '') ? 1 : 0;
+}
+
 export function stateBadge(state: string): HTMLElement {
   return h('span', { class: `badge state state-${state}`, title: `state: ${state}` }, state);
 }
@@ -62,7 +67,7 @@ function fig(label: string, cls: string, value: string, extra?: string, extraCls
 }
 
 export function memberList(c: ClusterJson): HTMLElement {
-  const members = c.observation?.members ?? [];
+  const members = [...(c.observation?.members ?? [])].sort(byName);
   if (members.length === 0) return h('p', { class: 'empty' }, c.observeError ? 'No member answered.' : 'Not observed yet.');
   const list = h('ul', { class: 'members', 'aria-label': `members of ${c.name}` }, ...members.map(memberItem));
   const key = h(

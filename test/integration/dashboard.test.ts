@@ -35,7 +35,7 @@ const TOKEN = 'dashboard-test-token';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 type StatusRow = { name: string; dbSize: number; dbSizeInUse: number; dbSizeFree: number; fragmentation: number; quota: number; quotaUsage: number; isLeader: boolean };
-type ChartDump = { labels: string[]; data: (number | null)[][]; runIds: string };
+type ChartDump = { labels: string[]; strokes: string[]; dashed: boolean[]; xTicks: string[]; yTicks: string[]; yTickValues: number[]; pointsAt300: boolean; horizontalCursor: number; data: (number | null)[][]; runIds: string };
 
 /** Observe every second (the config's minimum is the default 30 s without auto). */
 const fastObserve = (c: ServeConfig): ServeConfig => ({ ...c, clusters: c.clusters.map((x) => ({ ...x, observeIntervalMs: 1_000 })) });
@@ -128,8 +128,7 @@ describe('the dashboard in Chromium, on a real daemon and a 3-member cluster', (
               quota: text('.quota'),
               quotaUse: text('.quota-use'),
             };
-          })
-          .sort((a, b) => a.name.localeCompare(b.name)),
+          }),
       );
     // The page polls every few seconds; the cluster is quiet, so both settle on the same figures.
     let last: unknown = null;
@@ -139,6 +138,7 @@ describe('the dashboard in Chromium, on a real daemon and a 3-member cluster', (
       return JSON.stringify(want) === JSON.stringify(got);
     }, 20_000, () => JSON.stringify(last, null, 1));
     const got = await shown();
+    // Listed by name, whatever etcd's member-list order.
     expect(got.map((m) => m.name)).toEqual(['m1', 'm2', 'm3']);
     expect(got.filter((m) => m.leader)).toHaveLength(1);
     expect(await page.locator('.card[data-cluster="main"] .state').textContent()).toBe('idle');
@@ -150,9 +150,24 @@ describe('the dashboard in Chromium, on a real daemon and a 3-member cluster', (
     await page.goto(`${daemon.url}/#/clusters/main`);
     const dump = () =>
       page.evaluate((): ChartDump | null => {
-        const el = document.querySelector('.chart') as { dataset: Record<string, string>; uplot?: { series: { label?: string }[]; data: (number | null)[][] } } | null;
-        if (!el?.uplot) return null;
-        return { labels: el.uplot.series.map((s) => String(s.label)), data: el.uplot.data.map((col) => Array.from(col)), runIds: el.dataset['runIds'] ?? '' };
+        type Axis = { _values?: string[] | null; _splits?: number[] | null };
+        type Series = { label?: string; stroke?: () => string; dash?: number[]; points?: { show?: (u: unknown, s: number, i0: number, i1: number) => boolean } };
+        const el = document.querySelector('.chart') as { dataset: Record<string, string>; uplot?: { series: Series[]; axes: Axis[]; data: (number | null)[][] } } | null;
+        const u = el?.uplot;
+        if (!el || !u) return null;
+        return {
+          labels: u.series.map((s) => String(s.label)),
+          strokes: u.series.map((s) => String(s.stroke?.() ?? '')),
+          dashed: u.series.map((s) => (s.dash?.length ?? 0) > 0),
+          // What the axes print (uPlot draws them on the canvas; these are its labels).
+          xTicks: [...(u.axes[0]?._values ?? [])],
+          yTicks: [...(u.axes[1]?._values ?? [])],
+          yTickValues: [...(u.axes[1]?._splits ?? [])],
+          pointsAt300: u.series[1]?.points?.show?.(u, 1, 0, 300) === true,
+          horizontalCursor: document.querySelectorAll('.chart .u-cursor-y').length,
+          data: u.data.map((col) => Array.from(col)),
+          runIds: el.dataset['runIds'] ?? '',
+        };
       });
     // A few observations (one a second) reach the chart through the page's polling.
     const chart = await until('a chart with at least 3 points', async () => {
@@ -162,7 +177,26 @@ describe('the dashboard in Chromium, on a real daemon and a 3-member cluster', (
     const rows = await status();
     expect(chart.labels[0]).toBe('time');
     expect(chart.labels.at(-1)).toBe('quota');
-    expect(chart.labels.slice(1, -1).sort()).toEqual(rows.flatMap((m) => [`${m.name} dbSize`, `${m.name} in use`]).sort());
+    // By name, each member's dbSize then its in-use size, as a pair: one hue each, in use dashed.
+    expect(chart.labels.slice(1, -1)).toEqual(rows.map((m) => m.name).sort().flatMap((n) => [`${n} dbSize`, `${n} in use`]));
+    const memberStrokes = chart.strokes.slice(1, -1);
+    for (let i = 0; i < memberStrokes.length; i += 2) {
+      expect(memberStrokes[i + 1]).toBe(memberStrokes[i]);
+      expect([chart.dashed[i + 1], chart.dashed[i + 2]]).toEqual([false, true]);
+    }
+    const hues = memberStrokes.filter((_, i) => i % 2 === 0);
+    expect(new Set(hues).size).toBe(rows.length);
+    expect(hues).not.toContain(chart.strokes.at(-1));
+    // Lines only once the points are many.
+    expect(chart.pointsAt300).toBe(false);
+    // 24-hour times; round binary sizes on the y axis, from 0; no horizontal cursor line to mistake for a threshold.
+    expect(chart.xTicks.length).toBeGreaterThanOrEqual(2);
+    for (const t of chart.xTicks) expect(t).toMatch(/^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$|^\d{2}-\d{2}$/);
+    expect(chart.yTicks[0]).toBe('0');
+    const step = (chart.yTickValues[1] ?? 0) - (chart.yTickValues[0] ?? 0);
+    expect(Math.log2(step) % 1).toBe(0);
+    for (const t of chart.yTicks.slice(1)) expect(t).toMatch(/^\d+(\.\d+)? (KiB|MiB|GiB)$/);
+    expect(chart.horizontalCursor).toBe(0);
     const api = (await getJson<{ members: { name: string; atMs: number[]; dbSize: number[] }[] }>(`${daemon.url}/api/v1/clusters/main/samples?range=1h`)).body;
     const now = Date.now() / 1000;
     for (const x of chart.data[0] as number[]) expect(x).toBeGreaterThan(now - 3_600);
@@ -281,6 +315,24 @@ describe('the dashboard in Chromium, on a real daemon and a 3-member cluster', (
     await until('the run marked on the chart', async () => ((await page.locator('.chart').getAttribute('data-run-ids')) ?? '').split(' ').includes(String(runId)));
     await page.locator(`#run-${runId}`).scrollIntoViewIfNeeded();
     await page.screenshot({ path: join(ARTIFACTS, 'cluster-1280.png'), fullPage: true });
+
+    // The run's marker is reachable with the keyboard: Tab from the range picker lands on a marker, its tooltip shows.
+    await page.getByRole('button', { name: '30 d', exact: true }).focus();
+    await page.keyboard.press('Tab');
+    const focused = await page.evaluate(() => (document.activeElement as { className: string; getAttribute(n: string): string | null }).className + ' ' + document.activeElement.getAttribute('aria-label'));
+    expect(focused).toMatch(/^run-mark Run \d+: success, trigger api/);
+    expect(await page.locator('.chart-tip').isVisible()).toBe(true);
+    expect(await page.locator('.chart-tip').textContent()).toMatch(/^Run \d+: success/);
+    await page.keyboard.press('Tab');
+
+    // The dark scheme, for the eyes (screenshots).
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: join(ARTIFACTS, 'cluster-1280-dark.png'), fullPage: true });
+    await page.goto(`${daemon.url}/`);
+    await page.locator('.member').first().waitFor();
+    await page.screenshot({ path: join(ARTIFACTS, 'overview-1280-dark.png'), fullPage: true });
+    await page.emulateMedia({ colorScheme: 'light' });
 
     // The overview's last run.
     await page.goto(`${daemon.url}/`);
