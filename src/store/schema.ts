@@ -84,6 +84,13 @@ export const MIGRATIONS: readonly string[] = Object.freeze([
   CREATE INDEX samples_by_member_time ON samples (cluster, member_id, at);
   CREATE INDEX samples_by_time ON samples (at);
   `,
+  // 2: where the last thinning stopped, so the next one reads only what became old since.
+  `
+  CREATE TABLE store_state (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ]);
 
 /** The schema version this code writes. */

@@ -425,14 +425,66 @@ describe('samples', () => {
     at(now - 91 * 24 * HOUR);
     at(now - 100 * 24 * HOUR);
 
-    expect(store.downsample(now)).toEqual({ expired: 4, thinned: 2 * (60 - 12) });
+    expect(store.downsample(now)).toEqual({ expired: 4, thinned: 2 * (60 - 12), expiredRuns: 0 });
     const m1 = snap.members[0]?.memberId as string;
     const left = store.samples({ cluster: 'c', memberId: m1 }).map((s) => Date.parse(s.at));
     // The last minute of each old bucket (…+4, …+9, …), then the recent minutes untouched.
     expect(left).toEqual([...Array.from({ length: 12 }, (_, b) => old + (b * 5 + 4) * MIN), ...Array.from({ length: 10 }, (_, i) => now - HOUR + i * MIN)]);
-    expect(store.downsample(now)).toEqual({ expired: 0, thinned: 0 });
+    expect(store.downsample(now)).toEqual({ expired: 0, thinned: 0, expiredRuns: 0 });
     // A day later the once-recent minutes are old too: two of their buckets remain per member.
     expect(store.downsample(now + 24 * HOUR).thinned).toBe(2 * (10 - 2));
     expect(storeErrorOf(() => store.downsample(now, { bucketMs: 0 })).message).toMatch(/bucketMs must be a whole number of ms > 0/);
+  });
+
+  it('downsample deletes runs finished before the retention, with their member results and events, on a real file; running and recent runs stay', () => {
+    const DAY = 24 * 3_600_000;
+    const path = join(dir, 'retention.db');
+    let store = track(openStore(path, { now: () => T0 }));
+    const oldRun = store.startRun({ cluster: 'prod', trigger: 'manual', by: 'ops', startedAt: iso(T0) });
+    store.appendEvent(oldRun, { type: 'run-started' } as unknown as StepEvent);
+    store.finishRun(oldRun, report());
+    const newRun = store.startRun({ cluster: 'prod', trigger: 'manual', by: 'ops', startedAt: iso(T0 + 20 * DAY) });
+    store.finishRun(newRun, report({ startedAt: iso(T0 + 20 * DAY), finishedAt: iso(T0 + 20 * DAY + 5_000) }));
+    const stillRunning = store.startRun({ cluster: 'prod', trigger: 'manual', by: 'ops', startedAt: iso(T0 + DAY) });
+    store.close();
+
+    store = track(openStore(path, { now: () => T0 + 30 * DAY }));
+    expect(store.downsample(T0 + 30 * DAY, { retentionMs: 15 * DAY })).toEqual({ expired: 0, thinned: 0, expiredRuns: 1 });
+    expect(store.runs().map((r) => r.id).sort()).toEqual([newRun, stillRunning].sort());
+    expect(store.run(oldRun)).toBeNull();
+    store.close();
+    const db = new Database(path, { readonly: true });
+    try {
+      expect(db.prepare('SELECT COUNT(*) AS n FROM member_results WHERE run_id = ?').get(oldRun)).toEqual({ n: 0 });
+      expect(db.prepare('SELECT COUNT(*) AS n FROM events WHERE run_id = ?').get(oldRun)).toEqual({ n: 0 });
+      expect(db.prepare('SELECT COUNT(*) AS n FROM member_results WHERE run_id = ?').get(newRun)).toEqual({ n: 2 });
+    } finally {
+      db.close();
+    }
+  });
+
+  it('downsample is incremental: a later pass thins only what became old since the last one, remembered across reopening', () => {
+    const MIN = 60_000;
+    const HOUR = 60 * MIN;
+    const path = join(dir, 'thin.db');
+    const snap = aSnapshot().withMembers(1).build();
+    let store = track(openStore(path));
+    const start = T0 - (T0 % (5 * MIN));
+    // 26 hours of one sample a minute.
+    for (let i = 0; i < 26 * 60; i++) store.recordSamples('c', { ...snap, observedAt: iso(start + i * MIN) });
+    const now = start + 26 * HOUR;
+    // Everything older than 24 h: 2 h of minutes down to 12 an hour.
+    expect(store.downsample(now).thinned).toBe(2 * (60 - 12));
+    // A sample that arrives late into the first, already thinned, bucket: a pass that re-read the history would thin it.
+    store.recordSamples('c', { ...snap, observedAt: iso(start + 30_000) });
+    store.close();
+    store = track(openStore(path));
+    // An hour later, only the hour that became old is read and thinned.
+    expect(store.downsample(now + HOUR).thinned).toBe(60 - 12);
+    // Nothing left to do, and what was thinned before is not thinned again.
+    expect(store.downsample(now + HOUR)).toEqual({ expired: 0, thinned: 0, expiredRuns: 0 });
+    const left = store.samples({ cluster: 'c' }).map((s) => Date.parse(s.at));
+    expect(left.filter((at) => at < now + HOUR - 24 * HOUR)).toHaveLength(3 * 12 + 1);
+    expect(left.filter((at) => at >= now + HOUR - 24 * HOUR)).toHaveLength(23 * 60);
   });
 });

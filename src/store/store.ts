@@ -332,10 +332,16 @@ export class Store {
   /**
    * Keeps every sample younger than fullResolutionMs; older ones are thinned
    * to the last sample of each member in each bucketMs-wide bucket (buckets
-   * aligned to the epoch, so thinning again changes nothing), and samples
-   * older than retentionMs are deleted. One transaction.
+   * aligned to the epoch, so thinning again changes nothing). Samples older
+   * than retentionMs are deleted, and so are runs that finished before it,
+   * with their member results and events (a run still running stays). One
+   * transaction.
    *
-   * @example store.downsample(Date.now()) // daily, from the daemon
+   * Incremental: the store remembers where the last pass stopped (the start
+   * of the bucket its cutoff fell in) and thins only from there, so a pass
+   * reads what became old since the last one, not the whole history.
+   *
+   * @example store.downsample(Date.now()) // hourly, from the daemon
    */
   downsample(now: number, o: DownsampleOptions = {}): DownsampleResult {
     const full = o.fullResolutionMs ?? DEFAULT_FULL_RESOLUTION_MS;
@@ -346,18 +352,29 @@ export class Store {
     }
     return this.#write('cannot downsample samples', () =>
       this.#db.transaction((): DownsampleResult => {
-        const expired = this.#db.prepare(`DELETE FROM samples WHERE at < ?`).run(now - retention).changes;
+        const horizon = now - retention;
+        const expired = this.#db.prepare(`DELETE FROM samples WHERE at < ?`).run(horizon).changes;
+        // ON DELETE CASCADE takes the run's member results and events with it.
+        const expiredRuns = this.#db.prepare(`DELETE FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?`).run(horizon).changes;
+        const cutoff = now - full;
+        const key = `thinned-from:${bucket}`;
+        const stored = this.#db.prepare(`SELECT value FROM store_state WHERE key = ?`).get(key) as Row | undefined;
+        // A bucket the last cutoff cut through may hold samples that were then younger: it is read again.
+        // (A sample recorded later with a time before that, after the clock was set back, is left unthinned: one row.)
+        const from = Math.min((stored?.['value'] as number | undefined) ?? Number.MIN_SAFE_INTEGER, cutoff);
         // The last sample of each bucket stays: a real observation, its figures consistent with each other.
         const thinned = this.#db
           .prepare(
             `DELETE FROM samples WHERE id IN (
                SELECT id FROM (
                  SELECT id, ROW_NUMBER() OVER (PARTITION BY cluster, member_id, at / :bucket ORDER BY at DESC, id DESC) AS rn
-                 FROM samples WHERE at < :cutoff
+                 FROM samples WHERE at >= :from AND at < :cutoff
                ) WHERE rn > 1)`,
           )
-          .run({ bucket: BigInt(bucket), cutoff: now - full }).changes;
-        return { thinned, expired };
+          .run({ bucket: BigInt(bucket), from, cutoff }).changes;
+        const next = Math.floor(cutoff / bucket) * bucket;
+        this.#db.prepare(`INSERT INTO store_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = MAX(value, excluded.value)`).run(key, next);
+        return { thinned, expired, expiredRuns };
       })(),
     );
   }

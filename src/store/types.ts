@@ -103,7 +103,7 @@ export interface DownsampleOptions {
   fullResolutionMs?: number | undefined;
   /** Older samples keep one point per member per bucket (default 5 min). */
   bucketMs?: number | undefined;
-  /** Samples older than this are deleted (default 90 days). */
+  /** Samples, and finished runs with their member results and events, older than this are deleted (default 90 days). */
   retentionMs?: number | undefined;
 }
 
@@ -112,4 +112,6 @@ export interface DownsampleResult {
   thinned: number;
   /** Points older than the retention. */
   expired: number;
+  /** Runs (with their member results and events) that finished before the retention. */
+  expiredRuns: number;
 }
