@@ -13,6 +13,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { MemberResult, RunReport, StepEvent } from '../domain/run.js';
 import { aSnapshot, MiB } from '../../test/builders.js';
 import { migrate, openStore, recordRun, SCHEMA_VERSION, StoreError, type Store } from './index.js';
+import { MIGRATIONS } from './schema.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00.000Z');
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -486,5 +487,51 @@ describe('samples', () => {
     const left = store.samples({ cluster: 'c' }).map((s) => Date.parse(s.at));
     expect(left.filter((at) => at < now + HOUR - 24 * HOUR)).toHaveLength(3 * 12 + 1);
     expect(left.filter((at) => at >= now + HOUR - 24 * HOUR)).toHaveLength(23 * 60);
+  });
+
+  it('a version-2 store (samples with names in every row) opens migrated: runs and samples intact, sample rows keyed by member', () => {
+    const path = join(dir, 'v2.db');
+    const v2 = track(openStore(path, { migrations: MIGRATIONS.slice(0, 2) }));
+    const runId = v2.startRun({ cluster: 'prod', trigger: 'manual', by: 'ops', startedAt: iso(T0) });
+    v2.finishRun(runId, report());
+    v2.close();
+    const raw = new Database(path);
+    const insert = raw.prepare(
+      `INSERT INTO samples (cluster, member_id, member_name, at, db_size, db_size_in_use, quota, revision, is_leader) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    insert.run('prod', 'aa', 'm1', T0, 300, 100, 2048, 7, 1);
+    insert.run('prod', 'bb', 'm2', T0, 310, 110, 2048, 7, 0);
+    insert.run('prod', 'aa', 'm1', T0 + 5_000, 320, 120, 2048, 8, 1);
+    insert.run('other', 'aa', 'x1', T0, 1, 1, 1, 1, 0);
+    // One observation recorded twice at the same millisecond: the later row stays.
+    insert.run('prod', 'bb', 'm2', T0 + 5_000, 1, 1, 1, 1, 0);
+    insert.run('prod', 'bb', 'm2', T0 + 5_000, 330, 130, 2048, 8, 0);
+    raw.close();
+
+    const store = track(openStore(path));
+    expect(store.openedAtVersion).toBe(2);
+    const sample = (memberId: string, memberName: string, at: number, dbSize: number, dbSizeInUse: number, revision: number, isLeader: boolean) => ({
+      cluster: 'prod', memberId, memberName, at: iso(at), dbSize, dbSizeInUse, quota: 2048, revision, isLeader,
+    });
+    expect(store.samples({ cluster: 'prod' })).toEqual([
+      sample('aa', 'm1', T0, 300, 100, 7, true),
+      sample('bb', 'm2', T0, 310, 110, 7, false),
+      sample('aa', 'm1', T0 + 5_000, 320, 120, 8, true),
+      sample('bb', 'm2', T0 + 5_000, 330, 130, 8, false),
+    ]);
+    expect(store.samples({ cluster: 'other' })).toHaveLength(1);
+    expect(store.run(runId)?.report).toEqual(report());
+    // New samples of a known member join its rows.
+    store.recordSamples('prod', { ...aSnapshot().withMembers(1).build(), observedAt: iso(T0 + 10_000) });
+    expect(store.samples({ cluster: 'prod', from: iso(T0 + 10_000) })).toHaveLength(1);
+    store.close();
+    const db = new Database(path, { readonly: true });
+    try {
+      expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+      expect(db.prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'samples'`).all()).toEqual([]);
+      expect(db.prepare(`SELECT COUNT(*) AS n FROM sample_members`).get()).toEqual({ n: 4 });
+    } finally {
+      db.close();
+    }
   });
 });

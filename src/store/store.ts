@@ -82,6 +82,8 @@ export class Store {
   readonly #db: Database.Database;
   readonly #now: () => number;
   readonly #owner: { host: string; pid: number };
+  /** sample_members keys already known: rows there are never changed or deleted. */
+  readonly #memberKeys = new Map<string, number>();
 
   /** Use openStore(). */
   constructor(path: string, opts: StoreOptions = {}) {
@@ -211,18 +213,30 @@ export class Store {
     const at = isoToMs(snapshot.observedAt);
     return this.#write('cannot record samples', () =>
       this.#db.transaction(() => {
+        // A member observed twice at the same millisecond is one observation: the later figures win.
         const insert = this.#db.prepare(
-          `INSERT INTO samples (cluster, member_id, member_name, at, db_size, db_size_in_use, quota, revision, is_leader) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT OR REPLACE INTO samples (member, at, db_size, db_size_in_use, quota, revision, is_leader) VALUES (?, ?, ?, ?, ?, ?, ?)`,
         );
         let n = 0;
         for (const m of snapshot.members) {
           if (m.status === null) continue;
-          insert.run(cluster, m.memberId, m.name, at, m.status.dbSize, m.status.dbSizeInUse, m.status.quota, m.status.revision, m.status.isLeader ? 1 : 0);
+          insert.run(this.#sampleMember(cluster, m.memberId, m.name), at, m.status.dbSize, m.status.dbSizeInUse, m.status.quota, m.status.revision, m.status.isLeader ? 1 : 0);
           n++;
         }
         return n;
       })(),
     );
+  }
+
+  /** The key of a (cluster, member ID, name) in sample_members, inserted the first time; cached, as it never changes. */
+  #sampleMember(cluster: string, memberId: string, name: string): number {
+    const id = `${cluster}\u0000${memberId}\u0000${name}`;
+    const cached = this.#memberKeys.get(id);
+    if (cached !== undefined) return cached;
+    this.#db.prepare(`INSERT OR IGNORE INTO sample_members (cluster, member_id, member_name) VALUES (?, ?, ?)`).run(cluster, memberId, name);
+    const key = (this.#db.prepare(`SELECT key FROM sample_members WHERE cluster = ? AND member_id = ? AND member_name = ?`).get(cluster, memberId, name) as Row)['key'] as number;
+    this.#memberKeys.set(id, key);
+    return key;
   }
 
   /**
@@ -307,13 +321,17 @@ export class Store {
 
   /** Samples oldest first, of a cluster (and one member), in an inclusive time range. */
   samples(q: SampleQuery): Sample[] {
-    const conds = ['cluster = ?'];
+    const conds = ['m.cluster = ?'];
     const args: unknown[] = [q.cluster];
-    if (q.memberId !== undefined) (conds.push('member_id = ?'), args.push(q.memberId));
-    if (q.from !== undefined) (conds.push('at >= ?'), args.push(isoToMs(q.from)));
-    if (q.to !== undefined) (conds.push('at <= ?'), args.push(isoToMs(q.to)));
+    if (q.memberId !== undefined) (conds.push('m.member_id = ?'), args.push(q.memberId));
+    if (q.from !== undefined) (conds.push('s.at >= ?'), args.push(isoToMs(q.from)));
+    if (q.to !== undefined) (conds.push('s.at <= ?'), args.push(isoToMs(q.to)));
     return this.#read(() =>
-      (this.#db.prepare(`SELECT * FROM samples WHERE ${conds.join(' AND ')} ORDER BY at, member_id, id`).all(...args) as Row[]).map(
+      (
+        this.#db
+          .prepare(`SELECT m.cluster, m.member_id, m.member_name, s.* FROM sample_members m JOIN samples s ON s.member = m.key WHERE ${conds.join(' AND ')} ORDER BY s.at, m.member_id, m.key`)
+          .all(...args) as Row[]
+      ).map(
         (r): Sample => ({
           cluster: r['cluster'] as string,
           memberId: r['member_id'] as string,
@@ -353,7 +371,8 @@ export class Store {
     return this.#write('cannot downsample samples', () =>
       this.#db.transaction((): DownsampleResult => {
         const horizon = now - retention;
-        const expired = this.#db.prepare(`DELETE FROM samples WHERE at < ?`).run(horizon).changes;
+        // Per member (the primary key's order): a range of each member's rows, never the whole table.
+        const expired = this.#db.prepare(`DELETE FROM samples WHERE member IN (SELECT key FROM sample_members) AND at < ?`).run(horizon).changes;
         // ON DELETE CASCADE takes the run's member results and events with it.
         const expiredRuns = this.#db.prepare(`DELETE FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?`).run(horizon).changes;
         const cutoff = now - full;
@@ -365,10 +384,10 @@ export class Store {
         // The last sample of each bucket stays: a real observation, its figures consistent with each other.
         const thinned = this.#db
           .prepare(
-            `DELETE FROM samples WHERE id IN (
-               SELECT id FROM (
-                 SELECT id, ROW_NUMBER() OVER (PARTITION BY cluster, member_id, at / :bucket ORDER BY at DESC, id DESC) AS rn
-                 FROM samples WHERE at >= :from AND at < :cutoff
+            `DELETE FROM samples WHERE (member, at) IN (
+               SELECT member, at FROM (
+                 SELECT s.member, s.at, ROW_NUMBER() OVER (PARTITION BY m.cluster, m.member_id, s.at / :bucket ORDER BY s.at DESC, s.member DESC) AS rn
+                 FROM sample_members m JOIN samples s ON s.member = m.key WHERE s.at >= :from AND s.at < :cutoff
                ) WHERE rn > 1)`,
           )
           .run({ bucket: BigInt(bucket), from, cutoff }).changes;
