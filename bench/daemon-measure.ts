@@ -100,7 +100,7 @@ export interface StoreContents {
 
 /** Which B-trees (tables and their indexes) belong to each table, by the schema's own names. */
 const TREES: Record<keyof StoreContents['tables'], string[]> = {
-  samples: ['samples', 'samples_by_member_time', 'samples_by_time'],
+  samples: ['samples', 'sample_members', 'sqlite_autoindex_sample_members_1', 'store_state'],
   runs: ['runs', 'runs_by_cluster_newest', 'runs_newest', 'runs_running', 'sqlite_sequence'],
   member_results: ['member_results', 'sqlite_autoindex_member_results_1'],
   events: ['events', 'sqlite_autoindex_events_1'],
@@ -121,7 +121,7 @@ export function storeContents(path: string): StoreContents {
       bytes: TREES[name].reduce((s, t) => s + (pgsize.get(t)?.bytes ?? 0), 0),
       payload: TREES[name].reduce((s, t) => s + (pgsize.get(t)?.payload ?? 0), 0),
     });
-    const span = db.prepare('SELECT COUNT(DISTINCT cluster) AS clusters, COUNT(DISTINCT cluster || member_id) AS members, MIN(at) AS firstAt, MAX(at) AS lastAt FROM samples').get() as StoreContents['sampleSpan'];
+    const span = db.prepare('SELECT COUNT(DISTINCT m.cluster) AS clusters, COUNT(DISTINCT m.cluster || m.member_id) AS members, MIN(s.at) AS firstAt, MAX(s.at) AS lastAt FROM samples s JOIN sample_members m ON m.key = s.member').get() as StoreContents['sampleSpan'];
     const runs = db
       .prepare(
         `SELECT r.cluster, r.trigger, r.outcome, r.started_at AS startedAt, r.finished_at AS finishedAt, r.reclaimed_bytes AS reclaimedBytes,

@@ -15,7 +15,7 @@
  * dir removed at the end, on error and on Ctrl-C.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -148,7 +148,9 @@ interface DaemonProcess {
 }
 
 function startDaemon(configFile: string): DaemonProcess {
-  const nodeArgs = (process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  // The node flags of the executable's shebang (`#!/usr/bin/env -S node FLAGS`), as the installed `defragd` runs.
+  const shebang = /^#!\S*env -S node\s+(.*)$/m.exec(readFileSync(MAIN, 'utf8').split('\n', 1)[0] ?? '')?.[1] ?? '';
+  const nodeArgs = [...shebang.split(/\s+/), ...(process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(/\s+/)].filter(Boolean);
   const child = spawn(process.execPath, [...nodeArgs, MAIN, 'serve', '--config', configFile, '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
   daemon = child;
   if (child.pid === undefined) throw new Error('the daemon did not start');

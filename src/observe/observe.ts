@@ -23,6 +23,13 @@ export interface ObserveOptions {
   quotaBytes?: number | null | undefined;
   /** Read the quota from /metrics when Status lacks it (default true). */
   metrics?: boolean | undefined;
+  /**
+   * More gauges to read from each answering member's /metrics in the same read
+   * as its quota (one request per member per observation, not one per
+   * consumer): each member's endpoint → what was found (null: /metrics did not
+   * answer) is put into `found`. Read even when Status tells the quota.
+   */
+  gauges?: { names: readonly string[]; found: Map<string, ReadonlyMap<string, number> | null> } | undefined;
   /** Read the alarm list (default true); false leaves `alarms` empty, for cheap polling. */
   alarms?: boolean | undefined;
   /** Deadline of each call; the client's command timeout when absent. */
@@ -283,10 +290,14 @@ async function observeMember(client: EtcdClient, target: Target, members: Member
   }
   const s = status.value;
   // Only members that do not report their quota (etcd < 3.6) are scraped, and only once they have answered.
-  const metricsQuota =
-    s.dbSizeQuota === null && opts.metrics !== false
-      ? ((await fetchGauges(target.endpoint, [METRIC_QUOTA], client.context.httpTls, call))?.get(METRIC_QUOTA) ?? null)
-      : null;
+  const wantQuota = s.dbSizeQuota === null && opts.metrics !== false;
+  let metricsQuota: number | null = null;
+  if (wantQuota || opts.gauges) {
+    const names = [...(wantQuota ? [METRIC_QUOTA] : []), ...(opts.gauges?.names ?? [])];
+    const gauges = await fetchGauges(target.endpoint, names, client.context.httpTls, call);
+    if (wantQuota) metricsQuota = gauges?.get(METRIC_QUOTA) ?? null;
+    opts.gauges?.found.set(target.endpoint, gauges);
+  }
   // Without --cluster, identify the member from the Status header.
   const known = info ?? members.find((m) => m.memberId === s.header.memberId) ?? null;
   const isLearner = known?.isLearner ?? s.isLearner;

@@ -20,7 +20,6 @@ import type { MemberDefragStatus } from '../domain/record.js';
 import type { RunReport, StepEvent } from '../domain/run.js';
 import type { ClusterSnapshot } from '../domain/snapshot.js';
 import { EtcdClient } from '../etcd/client.js';
-import { fetchGauges } from '../etcd/metrics.js';
 import { observeCluster } from '../observe/observe.js';
 import { currentRevision, DEFAULT_FORECAST_SAMPLES, planDefrag } from '../planner/index.js';
 import { recordRun, type RunRecorder, type Store } from '../store/index.js';
@@ -354,12 +353,16 @@ export class Daemon implements DaemonView {
 
   private async observe(r: Runner): Promise<void> {
     try {
-      const snapshot = await observeCluster(r.client, { cluster: true, quotaBytes: r.config.observe.quotaBytes, signal: this.stopping.signal });
+      // Taken before /metrics is read: a defragmentation finishing after it is in the next window.
+      const atMs = this.now();
+      // The defrag counters come in the same /metrics read as the quota: one request per member.
+      const gauges = { names: [METRIC_DEFRAG_COUNT], found: new Map<string, ReadonlyMap<string, number> | null>() };
+      const snapshot = await observeCluster(r.client, { cluster: true, quotaBytes: r.config.observe.quotaBytes, signal: this.stopping.signal, gauges });
       r.snapshot = snapshot;
       r.observeError = null;
       this.deps.store.recordSamples(r.config.name, snapshot);
       this.deps.metrics.observed(r.config.name, snapshot, null);
-      await this.noticeExternal(r, snapshot);
+      await this.noticeExternal(r, snapshot, atMs, gauges.found);
     } catch (err) {
       if (this.stopping.signal.aborted) return;
       r.snapshot = null;
@@ -380,19 +383,13 @@ export class Daemon implements DaemonView {
    * (see external.ts). Not while a run of this cluster is in progress (the
    * baseline stays, and the run is told apart afterwards). Never throws.
    */
-  private async noticeExternal(r: Runner, snapshot: ClusterSnapshot): Promise<void> {
+  private async noticeExternal(r: Runner, snapshot: ClusterSnapshot, atMs: number, gauges: ReadonlyMap<string, ReadonlyMap<string, number> | null>): Promise<void> {
     if (r.running) return;
     const name = r.config.name;
     try {
       const call = { timeoutMs: r.client.context.commandTimeoutMs, signal: this.stopping.signal };
-      // Taken before the reads: a defragmentation finishing after it is in the next window.
-      const atMs = this.now();
-      const counts = await Promise.all(
-        snapshot.members.map(async (m) => {
-          const g = m.endpoint ? await fetchGauges(m.endpoint, [METRIC_DEFRAG_COUNT], r.client.context.httpTls, call) : null;
-          return { m, count: g?.get(METRIC_DEFRAG_COUNT) ?? null };
-        }),
-      );
+      // Read by observeCluster (members that did not answer Status have none: no count, as when /metrics fails).
+      const counts = snapshot.members.map((m) => ({ m, count: (m.endpoint ? gauges.get(m.endpoint)?.get(METRIC_DEFRAG_COUNT) : null) ?? null }));
       if (r.running || this.stopping.signal.aborted) return;
       const rose = counts.filter(({ m, count }) => countRose(r.defragCounts.get(m.memberId) ?? null, count));
       let statuses: MemberDefragStatus[] = [];

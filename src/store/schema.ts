@@ -84,6 +84,45 @@ export const MIGRATIONS: readonly string[] = Object.freeze([
   CREATE INDEX samples_by_member_time ON samples (cluster, member_id, at);
   CREATE INDEX samples_by_time ON samples (at);
   `,
+  // 2: where the last thinning stopped, so the next one reads only what became old since.
+  `
+  CREATE TABLE store_state (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
+  // 3: small sample rows. A sample named its cluster, member ID and name in
+  // every row and had two indexes (~128 bytes a row); the names now sit once
+  // in sample_members and a sample is its member's key, its time and its
+  // figures, clustered by (member, time): the one order every query reads in.
+  `
+  CREATE TABLE sample_members (
+    key INTEGER PRIMARY KEY,
+    cluster TEXT NOT NULL,
+    member_id TEXT NOT NULL,
+    member_name TEXT NOT NULL,
+    UNIQUE (cluster, member_id, member_name)
+  );
+  CREATE TABLE samples_v3 (
+    member INTEGER NOT NULL REFERENCES sample_members (key),
+    at INTEGER NOT NULL,
+    db_size INTEGER NOT NULL,
+    db_size_in_use INTEGER NOT NULL,
+    quota INTEGER NOT NULL,
+    revision INTEGER NOT NULL,
+    is_leader INTEGER NOT NULL,
+    PRIMARY KEY (member, at)
+  ) WITHOUT ROWID;
+  INSERT INTO sample_members (cluster, member_id, member_name)
+    SELECT DISTINCT cluster, member_id, member_name FROM samples ORDER BY cluster, member_id, member_name;
+  -- Two samples of one member at the same millisecond were one observation recorded twice: the later row is kept.
+  INSERT OR REPLACE INTO samples_v3 (member, at, db_size, db_size_in_use, quota, revision, is_leader)
+    SELECT m.key, s.at, s.db_size, s.db_size_in_use, s.quota, s.revision, s.is_leader
+    FROM samples s JOIN sample_members m ON m.cluster = s.cluster AND m.member_id = s.member_id AND m.member_name = s.member_name
+    ORDER BY s.id;
+  DROP TABLE samples;
+  ALTER TABLE samples_v3 RENAME TO samples;
+  `,
 ]);
 
 /** The schema version this code writes. */

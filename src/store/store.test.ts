@@ -13,6 +13,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { MemberResult, RunReport, StepEvent } from '../domain/run.js';
 import { aSnapshot, MiB } from '../../test/builders.js';
 import { migrate, openStore, recordRun, SCHEMA_VERSION, StoreError, type Store } from './index.js';
+import { MIGRATIONS } from './schema.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00.000Z');
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -425,14 +426,112 @@ describe('samples', () => {
     at(now - 91 * 24 * HOUR);
     at(now - 100 * 24 * HOUR);
 
-    expect(store.downsample(now)).toEqual({ expired: 4, thinned: 2 * (60 - 12) });
+    expect(store.downsample(now)).toEqual({ expired: 4, thinned: 2 * (60 - 12), expiredRuns: 0 });
     const m1 = snap.members[0]?.memberId as string;
     const left = store.samples({ cluster: 'c', memberId: m1 }).map((s) => Date.parse(s.at));
     // The last minute of each old bucket (…+4, …+9, …), then the recent minutes untouched.
     expect(left).toEqual([...Array.from({ length: 12 }, (_, b) => old + (b * 5 + 4) * MIN), ...Array.from({ length: 10 }, (_, i) => now - HOUR + i * MIN)]);
-    expect(store.downsample(now)).toEqual({ expired: 0, thinned: 0 });
+    expect(store.downsample(now)).toEqual({ expired: 0, thinned: 0, expiredRuns: 0 });
     // A day later the once-recent minutes are old too: two of their buckets remain per member.
     expect(store.downsample(now + 24 * HOUR).thinned).toBe(2 * (10 - 2));
     expect(storeErrorOf(() => store.downsample(now, { bucketMs: 0 })).message).toMatch(/bucketMs must be a whole number of ms > 0/);
+  });
+
+  it('downsample deletes runs finished before the retention, with their member results and events, on a real file; running and recent runs stay', () => {
+    const DAY = 24 * 3_600_000;
+    const path = join(dir, 'retention.db');
+    let store = track(openStore(path, { now: () => T0 }));
+    const oldRun = store.startRun({ cluster: 'prod', trigger: 'manual', by: 'ops', startedAt: iso(T0) });
+    store.appendEvent(oldRun, { type: 'run-started' } as unknown as StepEvent);
+    store.finishRun(oldRun, report());
+    const newRun = store.startRun({ cluster: 'prod', trigger: 'manual', by: 'ops', startedAt: iso(T0 + 20 * DAY) });
+    store.finishRun(newRun, report({ startedAt: iso(T0 + 20 * DAY), finishedAt: iso(T0 + 20 * DAY + 5_000) }));
+    const stillRunning = store.startRun({ cluster: 'prod', trigger: 'manual', by: 'ops', startedAt: iso(T0 + DAY) });
+    store.close();
+
+    store = track(openStore(path, { now: () => T0 + 30 * DAY }));
+    expect(store.downsample(T0 + 30 * DAY, { retentionMs: 15 * DAY })).toEqual({ expired: 0, thinned: 0, expiredRuns: 1 });
+    expect(store.runs().map((r) => r.id).sort()).toEqual([newRun, stillRunning].sort());
+    expect(store.run(oldRun)).toBeNull();
+    store.close();
+    const db = new Database(path, { readonly: true });
+    try {
+      expect(db.prepare('SELECT COUNT(*) AS n FROM member_results WHERE run_id = ?').get(oldRun)).toEqual({ n: 0 });
+      expect(db.prepare('SELECT COUNT(*) AS n FROM events WHERE run_id = ?').get(oldRun)).toEqual({ n: 0 });
+      expect(db.prepare('SELECT COUNT(*) AS n FROM member_results WHERE run_id = ?').get(newRun)).toEqual({ n: 2 });
+    } finally {
+      db.close();
+    }
+  });
+
+  it('downsample is incremental: a later pass thins only what became old since the last one, remembered across reopening', () => {
+    const MIN = 60_000;
+    const HOUR = 60 * MIN;
+    const path = join(dir, 'thin.db');
+    const snap = aSnapshot().withMembers(1).build();
+    let store = track(openStore(path));
+    const start = T0 - (T0 % (5 * MIN));
+    // 26 hours of one sample a minute.
+    for (let i = 0; i < 26 * 60; i++) store.recordSamples('c', { ...snap, observedAt: iso(start + i * MIN) });
+    const now = start + 26 * HOUR;
+    // Everything older than 24 h: 2 h of minutes down to 12 an hour.
+    expect(store.downsample(now).thinned).toBe(2 * (60 - 12));
+    // A sample that arrives late into the first, already thinned, bucket: a pass that re-read the history would thin it.
+    store.recordSamples('c', { ...snap, observedAt: iso(start + 30_000) });
+    store.close();
+    store = track(openStore(path));
+    // An hour later, only the hour that became old is read and thinned.
+    expect(store.downsample(now + HOUR).thinned).toBe(60 - 12);
+    // Nothing left to do, and what was thinned before is not thinned again.
+    expect(store.downsample(now + HOUR)).toEqual({ expired: 0, thinned: 0, expiredRuns: 0 });
+    const left = store.samples({ cluster: 'c' }).map((s) => Date.parse(s.at));
+    expect(left.filter((at) => at < now + HOUR - 24 * HOUR)).toHaveLength(3 * 12 + 1);
+    expect(left.filter((at) => at >= now + HOUR - 24 * HOUR)).toHaveLength(23 * 60);
+  });
+
+  it('a version-2 store (samples with names in every row) opens migrated: runs and samples intact, sample rows keyed by member', () => {
+    const path = join(dir, 'v2.db');
+    const v2 = track(openStore(path, { migrations: MIGRATIONS.slice(0, 2) }));
+    const runId = v2.startRun({ cluster: 'prod', trigger: 'manual', by: 'ops', startedAt: iso(T0) });
+    v2.finishRun(runId, report());
+    v2.close();
+    const raw = new Database(path);
+    const insert = raw.prepare(
+      `INSERT INTO samples (cluster, member_id, member_name, at, db_size, db_size_in_use, quota, revision, is_leader) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    insert.run('prod', 'aa', 'm1', T0, 300, 100, 2048, 7, 1);
+    insert.run('prod', 'bb', 'm2', T0, 310, 110, 2048, 7, 0);
+    insert.run('prod', 'aa', 'm1', T0 + 5_000, 320, 120, 2048, 8, 1);
+    insert.run('other', 'aa', 'x1', T0, 1, 1, 1, 1, 0);
+    // One observation recorded twice at the same millisecond: the later row stays.
+    insert.run('prod', 'bb', 'm2', T0 + 5_000, 1, 1, 1, 1, 0);
+    insert.run('prod', 'bb', 'm2', T0 + 5_000, 330, 130, 2048, 8, 0);
+    raw.close();
+
+    const store = track(openStore(path));
+    expect(store.openedAtVersion).toBe(2);
+    const sample = (memberId: string, memberName: string, at: number, dbSize: number, dbSizeInUse: number, revision: number, isLeader: boolean) => ({
+      cluster: 'prod', memberId, memberName, at: iso(at), dbSize, dbSizeInUse, quota: 2048, revision, isLeader,
+    });
+    expect(store.samples({ cluster: 'prod' })).toEqual([
+      sample('aa', 'm1', T0, 300, 100, 7, true),
+      sample('bb', 'm2', T0, 310, 110, 7, false),
+      sample('aa', 'm1', T0 + 5_000, 320, 120, 8, true),
+      sample('bb', 'm2', T0 + 5_000, 330, 130, 8, false),
+    ]);
+    expect(store.samples({ cluster: 'other' })).toHaveLength(1);
+    expect(store.run(runId)?.report).toEqual(report());
+    // New samples of a known member join its rows.
+    store.recordSamples('prod', { ...aSnapshot().withMembers(1).build(), observedAt: iso(T0 + 10_000) });
+    expect(store.samples({ cluster: 'prod', from: iso(T0 + 10_000) })).toHaveLength(1);
+    store.close();
+    const db = new Database(path, { readonly: true });
+    try {
+      expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+      expect(db.prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'samples'`).all()).toEqual([]);
+      expect(db.prepare(`SELECT COUNT(*) AS n FROM sample_members`).get()).toEqual({ n: 4 });
+    } finally {
+      db.close();
+    }
   });
 });

@@ -81,6 +81,8 @@ export class Store {
   readonly #db: Database.Database;
   readonly #now: () => number;
   readonly #owner: { host: string; pid: number };
+  /** sample_members keys already known: rows there are never changed or deleted. */
+  readonly #memberKeys = new Map<string, number>();
 
   /** Use openStore(). */
   constructor(path: string, opts: StoreOptions = {}) {
@@ -210,18 +212,30 @@ export class Store {
     const at = isoToMs(snapshot.observedAt);
     return this.#write('cannot record samples', () =>
       this.#db.transaction(() => {
+        // A member observed twice at the same millisecond is one observation: the later figures win.
         const insert = this.#db.prepare(
-          `INSERT INTO samples (cluster, member_id, member_name, at, db_size, db_size_in_use, quota, revision, is_leader) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT OR REPLACE INTO samples (member, at, db_size, db_size_in_use, quota, revision, is_leader) VALUES (?, ?, ?, ?, ?, ?, ?)`,
         );
         let n = 0;
         for (const m of snapshot.members) {
           if (m.status === null) continue;
-          insert.run(cluster, m.memberId, m.name, at, m.status.dbSize, m.status.dbSizeInUse, m.status.quota, m.status.revision, m.status.isLeader ? 1 : 0);
+          insert.run(this.#sampleMember(cluster, m.memberId, m.name), at, m.status.dbSize, m.status.dbSizeInUse, m.status.quota, m.status.revision, m.status.isLeader ? 1 : 0);
           n++;
         }
         return n;
       })(),
     );
+  }
+
+  /** The key of a (cluster, member ID, name) in sample_members, inserted the first time; cached, as it never changes. */
+  #sampleMember(cluster: string, memberId: string, name: string): number {
+    const id = `${cluster}\u0000${memberId}\u0000${name}`;
+    const cached = this.#memberKeys.get(id);
+    if (cached !== undefined) return cached;
+    this.#db.prepare(`INSERT OR IGNORE INTO sample_members (cluster, member_id, member_name) VALUES (?, ?, ?)`).run(cluster, memberId, name);
+    const key = (this.#db.prepare(`SELECT key FROM sample_members WHERE cluster = ? AND member_id = ? AND member_name = ?`).get(cluster, memberId, name) as Row)['key'] as number;
+    this.#memberKeys.set(id, key);
+    return key;
   }
 
   /**
@@ -306,13 +320,17 @@ export class Store {
 
   /** Samples oldest first, of a cluster (and one member), in an inclusive time range. */
   samples(q: SampleQuery): Sample[] {
-    const conds = ['cluster = ?'];
+    const conds = ['m.cluster = ?'];
     const args: unknown[] = [q.cluster];
-    if (q.memberId !== undefined) (conds.push('member_id = ?'), args.push(q.memberId));
-    if (q.from !== undefined) (conds.push('at >= ?'), args.push(isoToMs(q.from)));
-    if (q.to !== undefined) (conds.push('at <= ?'), args.push(isoToMs(q.to)));
+    if (q.memberId !== undefined) (conds.push('m.member_id = ?'), args.push(q.memberId));
+    if (q.from !== undefined) (conds.push('s.at >= ?'), args.push(isoToMs(q.from)));
+    if (q.to !== undefined) (conds.push('s.at <= ?'), args.push(isoToMs(q.to)));
     return this.#read(() =>
-      (this.#db.prepare(`SELECT * FROM samples WHERE ${conds.join(' AND ')} ORDER BY at, member_id, id`).all(...args) as Row[]).map(
+      (
+        this.#db
+          .prepare(`SELECT m.cluster, m.member_id, m.member_name, s.* FROM sample_members m JOIN samples s ON s.member = m.key WHERE ${conds.join(' AND ')} ORDER BY s.at, m.member_id, m.key`)
+          .all(...args) as Row[]
+      ).map(
         (r): Sample => ({
           cluster: r['cluster'] as string,
           memberId: r['member_id'] as string,
@@ -331,10 +349,16 @@ export class Store {
   /**
    * Keeps every sample younger than fullResolutionMs; older ones are thinned
    * to the last sample of each member in each bucketMs-wide bucket (buckets
-   * aligned to the epoch, so thinning again changes nothing), and samples
-   * older than retentionMs are deleted. One transaction.
+   * aligned to the epoch, so thinning again changes nothing). Samples older
+   * than retentionMs are deleted, and so are runs that finished before it,
+   * with their member results and events (a run still running stays). One
+   * transaction.
    *
-   * @example store.downsample(Date.now()) // daily, from the daemon
+   * Incremental: the store remembers where the last pass stopped (the start
+   * of the bucket its cutoff fell in) and thins only from there, so a pass
+   * reads what became old since the last one, not the whole history.
+   *
+   * @example store.downsample(Date.now()) // hourly, from the daemon
    */
   downsample(now: number, o: DownsampleOptions = {}): DownsampleResult {
     const full = o.fullResolutionMs ?? DEFAULT_FULL_RESOLUTION_MS;
@@ -345,18 +369,30 @@ export class Store {
     }
     return this.#write('cannot downsample samples', () =>
       this.#db.transaction((): DownsampleResult => {
-        const expired = this.#db.prepare(`DELETE FROM samples WHERE at < ?`).run(now - retention).changes;
+        const horizon = now - retention;
+        // Per member (the primary key's order): a range of each member's rows, never the whole table.
+        const expired = this.#db.prepare(`DELETE FROM samples WHERE member IN (SELECT key FROM sample_members) AND at < ?`).run(horizon).changes;
+        // ON DELETE CASCADE takes the run's member results and events with it.
+        const expiredRuns = this.#db.prepare(`DELETE FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?`).run(horizon).changes;
+        const cutoff = now - full;
+        const key = `thinned-from:${bucket}`;
+        const stored = this.#db.prepare(`SELECT value FROM store_state WHERE key = ?`).get(key) as Row | undefined;
+        // A bucket the last cutoff cut through may hold samples that were then younger: it is read again.
+        // (A sample recorded later with a time before that, after the clock was set back, is left unthinned: one row.)
+        const from = Math.min((stored?.['value'] as number | undefined) ?? Number.MIN_SAFE_INTEGER, cutoff);
         // The last sample of each bucket stays: a real observation, its figures consistent with each other.
         const thinned = this.#db
           .prepare(
-            `DELETE FROM samples WHERE id IN (
-               SELECT id FROM (
-                 SELECT id, ROW_NUMBER() OVER (PARTITION BY cluster, member_id, at / :bucket ORDER BY at DESC, id DESC) AS rn
-                 FROM samples WHERE at < :cutoff
+            `DELETE FROM samples WHERE (member, at) IN (
+               SELECT member, at FROM (
+                 SELECT s.member, s.at, ROW_NUMBER() OVER (PARTITION BY m.cluster, m.member_id, s.at / :bucket ORDER BY s.at DESC, s.member DESC) AS rn
+                 FROM sample_members m JOIN samples s ON s.member = m.key WHERE s.at >= :from AND s.at < :cutoff
                ) WHERE rn > 1)`,
           )
-          .run({ bucket: BigInt(bucket), cutoff: now - full }).changes;
-        return { thinned, expired };
+          .run({ bucket: BigInt(bucket), from, cutoff }).changes;
+        const next = Math.floor(cutoff / bucket) * bucket;
+        this.#db.prepare(`INSERT INTO store_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = MAX(value, excluded.value)`).run(key, next);
+        return { thinned, expired, expiredRuns };
       })(),
     );
   }

@@ -106,7 +106,7 @@ export interface DownsampleOptions {
   fullResolutionMs?: number | undefined;
   /** Older samples keep one point per member per bucket (default 5 min). */
   bucketMs?: number | undefined;
-  /** Samples older than this are deleted (default 90 days). */
+  /** Samples, and finished runs with their member results and events, older than this are deleted (default 90 days). */
   retentionMs?: number | undefined;
 }
 
@@ -115,4 +115,6 @@ export interface DownsampleResult {
   thinned: number;
   /** Points older than the retention. */
   expired: number;
+  /** Runs (with their member results and events) that finished before the retention. */
+  expiredRuns: number;
 }
