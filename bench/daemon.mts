@@ -26,6 +26,7 @@ import { cpuSecondsOf, metricValue, readProc, storeContents, storeFiles, type Pr
 import { GOALS, markdown, median, storeModel, writeResults, type DaemonBenchResult, type Scrape } from './daemon-report.js';
 import { extrapolate, simulateStore } from './daemon-store-sim.js';
 import { sleep } from './util.js';
+import { EVENT_LOOP_RESOLUTION_MS } from '../src/serve/metrics.js';
 
 const USAGE = `Usage: make bench-daemon      (or: npx tsx bench/daemon.mts, after npx tsc -p tsconfig.build.json)
 
@@ -151,7 +152,7 @@ function startDaemon(configFile: string): DaemonProcess {
   // The node flags of the executable's shebang (`#!/usr/bin/env -S node FLAGS`), as the installed `defragd` runs.
   const shebang = /^#!\S*env -S node\s+(.*)$/m.exec(readFileSync(MAIN, 'utf8').split('\n', 1)[0] ?? '')?.[1] ?? '';
   const nodeArgs = [...shebang.split(/\s+/), ...(process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(/\s+/)].filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, MAIN, 'serve', '--config', configFile, '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+  const child = spawn(process.execPath, [...nodeArgs, MAIN, 'serve', '--config', configFile, '--log-level', process.env.BENCH_LOG_LEVEL ?? 'info'], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
   daemon = child;
   if (child.pid === undefined) throw new Error('the daemon did not start');
   const lines: string[] = [];
@@ -340,13 +341,15 @@ try {
     if (p) proc.push(p);
     walMaxBytes = Math.max(walMaxBytes, storeFiles(store).wal);
   };
+  // The monitor's figures are intervals of its timer: beyond the timer's period is the delay.
+  const delay = (interval: number | null): number | null => (interval === null ? null : Math.max(0, interval - EVENT_LOOP_RESOLUTION_MS / 1000));
   const scrape = async (): Promise<void> => {
     const r = await get(`${url}/metrics`);
     if (r?.status !== 200) return;
     scrapes.push({
       at: Date.now(),
-      p99Seconds: metricValue(r.text, 'defragd_nodejs_eventloop_lag_p99_seconds'),
-      maxSeconds: metricValue(r.text, 'defragd_nodejs_eventloop_lag_max_seconds'),
+      p99Seconds: delay(metricValue(r.text, 'defragd_nodejs_eventloop_lag_p99_seconds')),
+      maxSeconds: delay(metricValue(r.text, 'defragd_nodejs_eventloop_lag_max_seconds')),
       rssBytes: metricValue(r.text, 'defragd_process_resident_memory_bytes'),
       heapTotalBytes: metricValue(r.text, 'defragd_nodejs_heap_size_total_bytes'),
       heapUsedBytes: metricValue(r.text, 'defragd_nodejs_heap_size_used_bytes'),

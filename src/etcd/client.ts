@@ -88,8 +88,8 @@ type Services = Readonly<Record<ServiceName, ServiceCtor>>;
 
 export interface ClientContext {
   services: Services;
-  /** For https endpoints (system roots unless --cacert). */
-  credentials: grpc.ChannelCredentials;
+  /** For https endpoints (system roots unless --cacert); built on first use when no TLS is configured. */
+  readonly credentials: grpc.ChannelCredentials;
   /** The same TLS material for /metrics, read from disk once. */
   httpTls: HttpTls;
   channelOptions: grpc.ChannelOptions;
@@ -105,7 +105,9 @@ export function createClientContext(options: ConnectionOptions): ClientContext {
   const anyHttps = options.endpoints.some((e) => /^https:\/\//i.test(e.trim()));
   const wantsTls = tls !== null && (tls.caFile !== undefined || tls.certFile !== undefined || tls.insecureSkipVerify === true || anyHttps);
   const httpTls = readTls(tls ?? {});
-  const credentials = sslCredentials(httpTls);
+  // Building TLS credentials loads every system root CA (tens of ms and a few MB per client): only
+  // when TLS is configured or an endpoint is https now, else when a discovered https member first needs them.
+  let credentials = wantsTls || anyHttps ? sslCredentials(httpTls) : null;
   const channelOptions: grpc.ChannelOptions = {
     'grpc.max_receive_message_length': 64 * 1024 * 1024,
     'grpc.initial_reconnect_backoff_ms': 200,
@@ -115,7 +117,10 @@ export function createClientContext(options: ConnectionOptions): ClientContext {
   if (tls?.serverName) channelOptions['grpc.ssl_target_name_override'] = tls.serverName;
   return {
     services: loadServices(),
-    credentials,
+    get credentials() {
+      credentials ??= sslCredentials(httpTls);
+      return credentials;
+    },
     httpTls,
     channelOptions,
     auth: options.auth ?? null,

@@ -29,7 +29,21 @@ export interface ObserveOptions {
    * consumer): each member's endpoint → what was found (null: /metrics did not
    * answer) is put into `found`. Read even when Status tells the quota.
    */
-  gauges?: { names: readonly string[]; found: Map<string, ReadonlyMap<string, number> | null> } | undefined;
+  gauges?:
+    | {
+        names: readonly string[];
+        found: Map<string, ReadonlyMap<string, number> | null>;
+        /** Which answering members to read them from (its Status in hand); default every one. */
+        only?: ((memberId: string, status: StatusReply) => boolean) | undefined;
+      }
+    | undefined;
+  /**
+   * Quotas already read from members' /metrics (member ID → bytes), used
+   * instead of reading again for members whose Status tells none: a quota
+   * changes only when the member restarts with another flag, so a caller that
+   * observes often reads it now and then, not every time.
+   */
+  knownQuotas?: ReadonlyMap<string, number> | undefined;
   /** Read the alarm list (default true); false leaves `alarms` empty, for cheap polling. */
   alarms?: boolean | undefined;
   /** Deadline of each call; the client's command timeout when absent. */
@@ -290,13 +304,15 @@ async function observeMember(client: EtcdClient, target: Target, members: Member
   }
   const s = status.value;
   // Only members that do not report their quota (etcd < 3.6) are scraped, and only once they have answered.
-  const wantQuota = s.dbSizeQuota === null && opts.metrics !== false;
-  let metricsQuota: number | null = null;
-  if (wantQuota || opts.gauges) {
-    const names = [...(wantQuota ? [METRIC_QUOTA] : []), ...(opts.gauges?.names ?? [])];
+  const knownQuota = s.dbSizeQuota === null ? (opts.knownQuotas?.get(s.header.memberId) ?? null) : null;
+  const wantQuota = s.dbSizeQuota === null && opts.metrics !== false && knownQuota === null;
+  const wantGauges = opts.gauges !== undefined && (opts.gauges.only?.(s.header.memberId, s) ?? true);
+  let metricsQuota: number | null = knownQuota;
+  if (wantQuota || wantGauges) {
+    const names = [...(wantQuota ? [METRIC_QUOTA] : []), ...(wantGauges ? (opts.gauges?.names ?? []) : [])];
     const gauges = await fetchGauges(target.endpoint, names, client.context.httpTls, call);
     if (wantQuota) metricsQuota = gauges?.get(METRIC_QUOTA) ?? null;
-    opts.gauges?.found.set(target.endpoint, gauges);
+    if (wantGauges) opts.gauges?.found.set(target.endpoint, gauges);
   }
   // Without --cluster, identify the member from the Status header.
   const known = info ?? members.find((m) => m.memberId === s.header.memberId) ?? null;

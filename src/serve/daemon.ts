@@ -19,8 +19,9 @@ import { DEFAULT_RECORD_PREFIX } from '../domain/defaults.js';
 import type { MemberDefragStatus } from '../domain/record.js';
 import type { RunReport, StepEvent } from '../domain/run.js';
 import type { ClusterSnapshot } from '../domain/snapshot.js';
-import { EtcdClient } from '../etcd/client.js';
+import { EtcdClient, type StatusReply } from '../etcd/client.js';
 import { observeCluster } from '../observe/observe.js';
+import { refreshCluster } from '../observe/refresh.js';
 import { currentRevision, DEFAULT_FORECAST_SAMPLES, planDefrag } from '../planner/index.js';
 import { recordRun, type RunRecorder, type Store } from '../store/index.js';
 import type { RunTrigger, Sample, StoredRun, StoredRunDetail } from '../store/types.js';
@@ -64,6 +65,22 @@ const DEFAULT_LOCK_WAIT_MS = 60_000;
 const NOSPACE_RETRY_MS = 5 * 60_000;
 /** Where a daemon-wide wake-up check comes at the latest, so a clock jump never stalls a loop. */
 const MAX_SLEEP_MS = 60_000;
+/**
+ * A full observation (member list, alarms, a health read and /metrics per
+ * member) at least this often; in between, when the interval is shorter,
+ * each member's Status only (see refresh.ts), which asks for a full one at
+ * once when anything in it is unusual.
+ */
+export const FULL_OBSERVATION_EVERY_MS = 30_000;
+/**
+ * Each member's /metrics (its quota on etcd < 3.6, its defrag counter) is
+ * read at a full observation at least this often, after each run, and
+ * whenever the member's db file shrank since the observation before (a
+ * defragmentation by someone else); in between, its quota as last read.
+ */
+export const METRICS_EVERY_MS = 5 * 60_000;
+const AUTO_POLICY_TTL_MS = 60_000;
+const RECHECK_AFTER_SHRINK_MS = 10_000;
 
 interface Runner {
   config: DaemonClusterConfig;
@@ -90,6 +107,16 @@ interface Runner {
   loop: Promise<void> | null;
   /** Per member ID: its defrag count (from /metrics) as last observed, to notice defragmentations of others. */
   defragCounts: Map<string, DefragBaseline>;
+  /** When the last full observation began; null: the next one is full (first, or after a run). */
+  fullAtMs: number | null;
+  /** When every member's /metrics was last read; null: at the next full observation. */
+  metricsAtMs: number | null;
+  /** Until then every observation is full and reads every member's /metrics (set when a db file shrank). */
+  recheckUntilMs: number;
+  /** Quotas read from /metrics, by member ID, reused until the next read of every member. */
+  quotas: Map<string, number>;
+  /** The auto decision's planning policy (with the store's defrag history) and when it was read. */
+  autoPolicy: { atMs: number; policy: ReturnType<typeof buildPolicy> } | null;
 }
 
 /**
@@ -145,6 +172,11 @@ export class Daemon implements DaemonView {
       retired: new AbortController(),
       loop: null,
       defragCounts: new Map(),
+      fullAtMs: null,
+      metricsAtMs: null,
+      quotas: new Map(),
+      recheckUntilMs: 0,
+      autoPolicy: null,
     };
   }
 
@@ -294,7 +326,8 @@ export class Daemon implements DaemonView {
           pendingStart: r.pendingStart,
           auto: r.config.auto,
           // With the forecast: a cluster whose every candidate is over maxDefragDuration starts no auto run that would skip them all.
-          ruleHoldsForSome: r.snapshot !== null && planDefrag(r.snapshot, this.planningPolicy(r)).decisions.some((d) => d.action === 'defragment'),
+          // Planned only where it decides something: auto mode.
+          ruleHoldsForSome: r.config.auto !== null && r.snapshot !== null && planDefrag(r.snapshot, this.autoPolicy(r)).decisions.some((d) => d.action === 'defragment'),
           lastRunFinishedMs: r.lastRunFinishedMs,
           windows: r.config.windows,
           timezone: r.config.timezone,
@@ -355,9 +388,50 @@ export class Daemon implements DaemonView {
     try {
       // Taken before /metrics is read: a defragmentation finishing after it is in the next window.
       const atMs = this.now();
+      // Light unless a full one is due, a run is in progress or a rise of a defrag count is still being told apart.
+      const telling = [...r.defragCounts.values()].some((b) => b.pending !== null);
+      if (r.snapshot !== null && r.fullAtMs !== null && atMs - r.fullAtMs < FULL_OBSERVATION_EVERY_MS && r.running === null && !telling && atMs >= r.recheckUntilMs) {
+        const refreshed = await refreshCluster(r.client, r.snapshot, { quotaBytes: r.config.observe.quotaBytes, signal: this.stopping.signal });
+        if (refreshed.snapshot !== null) {
+          r.snapshot = refreshed.snapshot;
+          r.observeError = null;
+          this.deps.store.recordSamples(r.config.name, refreshed.snapshot);
+          this.deps.metrics.observed(r.config.name, refreshed.snapshot, null);
+          return;
+        }
+        this.deps.logger.debug({ cluster: r.config.name, reason: refreshed.fullBecause }, 'a full observation at once');
+      }
+      r.fullAtMs = atMs;
+      const metricsDue = r.metricsAtMs === null || atMs - r.metricsAtMs >= METRICS_EVERY_MS;
+      const previous = new Map((r.snapshot?.members ?? []).map((m) => [m.memberId, m.status?.dbSize ?? null]));
+      let shrank = false;
       // The defrag counters come in the same /metrics read as the quota: one request per member.
-      const gauges = { names: [METRIC_DEFRAG_COUNT], found: new Map<string, ReadonlyMap<string, number> | null>() };
-      const snapshot = await observeCluster(r.client, { cluster: true, quotaBytes: r.config.observe.quotaBytes, signal: this.stopping.signal, gauges });
+      const gauges = {
+        names: [METRIC_DEFRAG_COUNT],
+        found: new Map<string, ReadonlyMap<string, number> | null>(),
+        only: (memberId: string, status: StatusReply): boolean => {
+          if (metricsDue || atMs < r.recheckUntilMs) return true;
+          const before = previous.get(memberId) ?? null;
+          const baseline = r.defragCounts.get(memberId);
+          // A shrunken file (someone defragmented?), a rise still being told apart, or nothing known yet.
+          if (before !== null && status.dbSize < before) shrank = true;
+          return before === null || status.dbSize < before || baseline === undefined || baseline.pending !== null;
+        },
+      };
+      const snapshot = await observeCluster(r.client, {
+        cluster: true,
+        quotaBytes: r.config.observe.quotaBytes,
+        signal: this.stopping.signal,
+        gauges,
+        knownQuotas: metricsDue ? undefined : r.quotas,
+      });
+      if (metricsDue) {
+        r.metricsAtMs = atMs;
+        r.quotas = new Map();
+      }
+      for (const m of snapshot.members) if (m.status?.quotaSource === 'metrics') r.quotas.set(m.memberId, m.status.quota);
+      // The count may be read a moment before the defragmentation that shrank the file counts itself: read again for a while.
+      if (shrank) r.recheckUntilMs = atMs + RECHECK_AFTER_SHRINK_MS;
       r.snapshot = snapshot;
       r.observeError = null;
       this.deps.store.recordSamples(r.config.name, snapshot);
@@ -430,6 +504,7 @@ export class Daemon implements DaemonView {
       r.defragCounts = next;
       for (const { m, e } of entries) {
         const runId = this.deps.store.recordExternal({ cluster: name, by: e.by, startedAt: e.startedAt, finishedAt: e.finishedAt, message: e.message, member: externalMemberResult(e) });
+        r.autoPolicy = null;
         this.deps.metrics.lastDefrag(name, m.name, m.memberId, { atMs: Date.parse(e.finishedAt), durationMs: e.durationMs, revision: e.revision });
         // Counted and streamed like a run of its own, so /metrics and the dashboard show every run of the cluster.
         const report = this.deps.store.run(runId)?.report ?? null;
@@ -451,6 +526,17 @@ export class Daemon implements DaemonView {
    * unknown; the plan warns that the limit was not applied) rather than
    * stopping the cluster's loop.
    */
+  /**
+   * The planning policy for the auto decision at every observation, read from
+   * the store at most once a minute (and again after each run): it changes
+   * only when a defrag is recorded. Runs and dry runs read it afresh.
+   */
+  private autoPolicy(r: Runner): ReturnType<typeof buildPolicy> {
+    const now = this.now();
+    if (r.autoPolicy === null || now - r.autoPolicy.atMs >= AUTO_POLICY_TTL_MS || now < r.autoPolicy.atMs) r.autoPolicy = { atMs: now, policy: this.planningPolicy(r) };
+    return r.autoPolicy.policy;
+  }
+
   private planningPolicy(r: Runner): ReturnType<typeof buildPolicy> {
     try {
       return { ...r.policy, defragHistory: this.deps.store.defragHistory({ cluster: r.config.name, limit: DEFAULT_FORECAST_SAMPLES }) };
@@ -530,6 +616,9 @@ export class Daemon implements DaemonView {
         } else {
           (recorder as RunRecorder).finish(report);
           r.lastRunFinishedMs = this.now();
+          r.fullAtMs = null;
+          r.metricsAtMs = null;
+          r.autoPolicy = null;
           if (trigger === 'nospace' && !report.disarmed) {
             r.nospaceRetryAtMs = this.now() + NOSPACE_RETRY_MS;
             this.deps.logger.error({ cluster: name, message: report.message }, 'NOSPACE recovery did not clear the alarm; the next attempt waits 5 minutes');

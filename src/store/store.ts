@@ -79,6 +79,8 @@ export class Store {
   /** The schema version the store had when it was opened (0: created now). */
   readonly openedAtVersion: number;
   readonly #db: Database.Database;
+  /** Prepared statements by their SQL: a daemon runs the same few every few seconds. */
+  readonly #statements = new Map<string, Database.Statement>();
   readonly #now: () => number;
   readonly #owner: { host: string; pid: number };
   /** sample_members keys already known: rows there are never changed or deleted. */
@@ -124,8 +126,7 @@ export class Store {
     const startedAt = run.startedAt !== undefined ? isoToMs(run.startedAt) : this.#now();
     return this.#write('cannot record the run', () =>
       Number(
-        this.#db
-          .prepare(`INSERT INTO runs (cluster, trigger, started_at, outcome, by, dry_run, host, pid) VALUES (?, ?, ?, 'running', ?, ?, ?, ?)`)
+        this.#stmt(`INSERT INTO runs (cluster, trigger, started_at, outcome, by, dry_run, host, pid) VALUES (?, ?, ?, 'running', ?, ?, ?, ?)`)
           .run(run.cluster, run.trigger, startedAt, run.by, run.dryRun ? 1 : 0, this.#owner.host, this.#owner.pid).lastInsertRowid,
       ),
     );
@@ -136,8 +137,7 @@ export class Store {
     this.#write('cannot record an event', () =>
       this.#db.transaction(() => {
         this.#mustBeRunning(runId);
-        this.#db
-          .prepare(`INSERT INTO events (run_id, seq, type, at, data) SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM events WHERE run_id = ?`)
+        this.#stmt(`INSERT INTO events (run_id, seq, type, at, data) SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM events WHERE run_id = ?`)
           .run(runId, event.type, this.#now(), JSON.stringify(event), runId);
       })(),
     );
@@ -151,8 +151,7 @@ export class Store {
     this.#write('cannot record the end of the run', () =>
       this.#db.transaction(() => {
         this.#mustBeRunning(runId);
-        this.#db
-          .prepare(
+        this.#stmt(
             `UPDATE runs SET started_at = ?, finished_at = ?, outcome = ?, message = ?, compacted_revision = ?, disarmed = ?, disarm_note = ?,
                reclaimed_bytes = ?, dry_run = ?, warnings = ?, plan = ? WHERE id = ?`,
           )
@@ -213,7 +212,7 @@ export class Store {
     return this.#write('cannot record samples', () =>
       this.#db.transaction(() => {
         // A member observed twice at the same millisecond is one observation: the later figures win.
-        const insert = this.#db.prepare(
+        const insert = this.#stmt(
           `INSERT OR REPLACE INTO samples (member, at, db_size, db_size_in_use, quota, revision, is_leader) VALUES (?, ?, ?, ?, ?, ?, ?)`,
         );
         let n = 0;
@@ -232,8 +231,8 @@ export class Store {
     const id = `${cluster}\u0000${memberId}\u0000${name}`;
     const cached = this.#memberKeys.get(id);
     if (cached !== undefined) return cached;
-    this.#db.prepare(`INSERT OR IGNORE INTO sample_members (cluster, member_id, member_name) VALUES (?, ?, ?)`).run(cluster, memberId, name);
-    const key = (this.#db.prepare(`SELECT key FROM sample_members WHERE cluster = ? AND member_id = ? AND member_name = ?`).get(cluster, memberId, name) as Row)['key'] as number;
+    this.#stmt(`INSERT OR IGNORE INTO sample_members (cluster, member_id, member_name) VALUES (?, ?, ?)`).run(cluster, memberId, name);
+    const key = (this.#stmt(`SELECT key FROM sample_members WHERE cluster = ? AND member_id = ? AND member_name = ?`).get(cluster, memberId, name) as Row)['key'] as number;
     this.#memberKeys.set(id, key);
     return key;
   }
@@ -251,20 +250,20 @@ export class Store {
     if (q.since !== undefined) (conds.push('(r.finished_at IS NULL OR r.finished_at >= ?)'), args.push(isoToMs(q.since)));
     const where = conds.length > 0 ? `WHERE ${conds.join(' AND ')}` : '';
     return this.#read(() =>
-      (this.#db.prepare(`${RUN_SELECT} ${where} ORDER BY r.started_at DESC, r.id DESC LIMIT ?`).all(...args, limit) as Row[]).map(toRun),
+      (this.#stmt(`${RUN_SELECT} ${where} ORDER BY r.started_at DESC, r.id DESC LIMIT ?`).all(...args, limit) as Row[]).map(toRun),
     );
   }
 
   /** A run with its report (null while running) and events; null when there is no such run. */
   run(id: number): StoredRunDetail | null {
     return this.#read(() => {
-      const row = this.#db.prepare(`${RUN_SELECT} WHERE r.id = ?`).get(id) as Row | undefined;
+      const row = this.#stmt(`${RUN_SELECT} WHERE r.id = ?`).get(id) as Row | undefined;
       if (!row) return null;
       const run = toRun(row);
-      const events = (this.#db.prepare(`SELECT seq, at, data FROM events WHERE run_id = ? ORDER BY seq`).all(id) as Row[]).map(
+      const events = (this.#stmt(`SELECT seq, at, data FROM events WHERE run_id = ? ORDER BY seq`).all(id) as Row[]).map(
         (e): StoredEvent => ({ seq: e['seq'] as number, at: msToIso(e['at'] as number), event: JSON.parse(e['data'] as string) as StepEvent }),
       );
-      const members = (this.#db.prepare(`SELECT * FROM member_results WHERE run_id = ? ORDER BY seq`).all(id) as Row[]).map(toMember);
+      const members = (this.#stmt(`SELECT * FROM member_results WHERE run_id = ? ORDER BY seq`).all(id) as Row[]).map(toMember);
       const report: RunReport | null =
         run.outcome === 'running' || run.finishedAt === null
           ? null
@@ -301,8 +300,7 @@ export class Store {
     if (!Number.isSafeInteger(limit) || limit < 1) throw new StoreError(this.path, `limit must be a whole number >= 1, got ${limit}`, { kind: 'usage' });
     const member = q.memberId !== undefined ? 'AND m.member_id = :memberId' : '';
     return this.#read(() => {
-      const rows = this.#db
-        .prepare(
+      const rows = this.#stmt(
           `SELECT member_id, in_use, duration_ms FROM (
              SELECT m.member_id, m.before_db_size_in_use AS in_use, m.duration_ms, r.started_at, r.id, m.seq,
                ROW_NUMBER() OVER (PARTITION BY m.member_id ORDER BY r.started_at DESC, r.id DESC, m.seq DESC) AS rn
@@ -327,8 +325,7 @@ export class Store {
     if (q.to !== undefined) (conds.push('s.at <= ?'), args.push(isoToMs(q.to)));
     return this.#read(() =>
       (
-        this.#db
-          .prepare(`SELECT m.cluster, m.member_id, m.member_name, s.* FROM sample_members m JOIN samples s ON s.member = m.key WHERE ${conds.join(' AND ')} ORDER BY s.at, m.member_id, m.key`)
+        this.#stmt(`SELECT m.cluster, m.member_id, m.member_name, s.* FROM sample_members m JOIN samples s ON s.member = m.key WHERE ${conds.join(' AND ')} ORDER BY s.at, m.member_id, m.key`)
           .all(...args) as Row[]
       ).map(
         (r): Sample => ({
@@ -371,18 +368,17 @@ export class Store {
       this.#db.transaction((): DownsampleResult => {
         const horizon = now - retention;
         // Per member (the primary key's order): a range of each member's rows, never the whole table.
-        const expired = this.#db.prepare(`DELETE FROM samples WHERE member IN (SELECT key FROM sample_members) AND at < ?`).run(horizon).changes;
+        const expired = this.#stmt(`DELETE FROM samples WHERE member IN (SELECT key FROM sample_members) AND at < ?`).run(horizon).changes;
         // ON DELETE CASCADE takes the run's member results and events with it.
-        const expiredRuns = this.#db.prepare(`DELETE FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?`).run(horizon).changes;
+        const expiredRuns = this.#stmt(`DELETE FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?`).run(horizon).changes;
         const cutoff = now - full;
         const key = `thinned-from:${bucket}`;
-        const stored = this.#db.prepare(`SELECT value FROM store_state WHERE key = ?`).get(key) as Row | undefined;
+        const stored = this.#stmt(`SELECT value FROM store_state WHERE key = ?`).get(key) as Row | undefined;
         // A bucket the last cutoff cut through may hold samples that were then younger: it is read again.
         // (A sample recorded later with a time before that, after the clock was set back, is left unthinned: one row.)
         const from = Math.min((stored?.['value'] as number | undefined) ?? Number.MIN_SAFE_INTEGER, cutoff);
         // The last sample of each bucket stays: a real observation, its figures consistent with each other.
-        const thinned = this.#db
-          .prepare(
+        const thinned = this.#stmt(
             `DELETE FROM samples WHERE (member, at) IN (
                SELECT member, at FROM (
                  SELECT s.member, s.at, ROW_NUMBER() OVER (PARTITION BY m.cluster, m.member_id, s.at / :bucket ORDER BY s.at DESC, s.member DESC) AS rn
@@ -391,18 +387,28 @@ export class Store {
           )
           .run({ bucket: BigInt(bucket), from, cutoff }).changes;
         const next = Math.floor(cutoff / bucket) * bucket;
-        this.#db.prepare(`INSERT INTO store_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = MAX(value, excluded.value)`).run(key, next);
+        this.#stmt(`INSERT INTO store_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = MAX(value, excluded.value)`).run(key, next);
         return { thinned, expired, expiredRuns };
       })(),
     );
   }
 
   close(): void {
+    this.#statements.clear();
     if (this.#db.open) this.#db.close();
   }
 
+  #stmt(sql: string): Database.Statement {
+    let st = this.#statements.get(sql);
+    if (st === undefined) {
+      st = this.#db.prepare(sql);
+      this.#statements.set(sql, st);
+    }
+    return st;
+  }
+
   #insertMembers(runId: number, members: readonly MemberResult[]): void {
-    const insert = this.#db.prepare(
+    const insert = this.#stmt(
       `INSERT INTO member_results (run_id, seq, endpoint, member_id, name, action, reason, was_leader, moved_leader_to,
          before_db_size, before_db_size_in_use, after_db_size, after_db_size_in_use, duration_ms, revision, deadline_passed, connection_lost)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -431,7 +437,7 @@ export class Store {
   }
 
   #mustBeRunning(runId: number): void {
-    const row = this.#db.prepare(`SELECT outcome FROM runs WHERE id = ?`).get(runId) as Row | undefined;
+    const row = this.#stmt(`SELECT outcome FROM runs WHERE id = ?`).get(runId) as Row | undefined;
     if (!row) throw new StoreError(this.path, `there is no run ${runId}`, { kind: 'usage' });
     if (row['outcome'] !== 'running') throw new StoreError(this.path, `run ${runId} has already finished (${String(row['outcome'])})`, { kind: 'usage' });
   }
@@ -443,22 +449,21 @@ export class Store {
    * while `history` reads) and of other hosts are left alone.
    */
   #recoverDeadRuns(alive: (pid: number) => boolean): void {
-    const running = this.#db.prepare(`SELECT id, host, pid, by, started_at FROM runs WHERE outcome = 'running'`).all() as Row[];
+    const running = this.#stmt(`SELECT id, host, pid, by, started_at FROM runs WHERE outcome = 'running'`).all() as Row[];
     const dead = running.filter((r) => r['host'] === this.#owner.host && r['pid'] !== this.#owner.pid && !alive(r['pid'] as number));
     if (dead.length === 0) return;
     this.#db.transaction(() => {
       for (const r of dead) {
         const id = r['id'] as number;
-        const events = this.#db.prepare(`SELECT data FROM events WHERE run_id = ? AND type = 'member-finished' ORDER BY seq`).all(id) as Row[];
+        const events = this.#stmt(`SELECT data FROM events WHERE run_id = ? AND type = 'member-finished' ORDER BY seq`).all(id) as Row[];
         const members = events.map((e) => (JSON.parse(e['data'] as string) as Extract<StepEvent, { type: 'member-finished' }>).result);
         const reclaimed = members.reduce((sum, m) => sum + (m.action === 'defragmented' && m.before && m.after ? m.before.dbSize - m.after.dbSize : 0), 0);
-        const last = this.#db.prepare(`SELECT MAX(at) AS at FROM events WHERE run_id = ?`).get(id) as Row;
+        const last = this.#stmt(`SELECT MAX(at) AS at FROM events WHERE run_id = ?`).get(id) as Row;
         const message = `the process running it (${String(r['by'])}, pid ${String(r['pid'])} on ${String(r['host'])}) died before the run finished; results are those recorded until then`;
         // When it died is unknown: its last sign of life (last event, or its start) says more than the time it was found.
         const lastSeen = (last['at'] as number | null) ?? (r['started_at'] as number);
         // Guarded by outcome: another process opening the store at the same moment recovers it only once.
-        const changed = this.#db
-          .prepare(`UPDATE runs SET outcome = 'interrupted', finished_at = ?, message = ?, reclaimed_bytes = ? WHERE id = ? AND outcome = 'running'`)
+        const changed = this.#stmt(`UPDATE runs SET outcome = 'interrupted', finished_at = ?, message = ?, reclaimed_bytes = ? WHERE id = ? AND outcome = 'running'`)
           .run(lastSeen, message, reclaimed, id).changes;
         if (changed === 1) this.#insertMembers(id, members);
       }

@@ -4,7 +4,9 @@
  * history as one external run by an unknown tool; a `defragd defrag` run
  * elsewhere (here: the CLI in this process, recorded under its own host:pid,
  * while the daemon goes by another name) shows once, as that defragd's, with
- * the details of its in-cluster record.
+ * the details of its in-cluster record. Each defrag has something to reclaim
+ * (its member's db file shrinks), which makes the daemon read the counters at
+ * once rather than at its 5-minutely read.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
@@ -13,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type EtcdCluster } from '../../dev/harness/etcd.js';
 import type { RunReport } from '../../src/domain/run.js';
 import { UNKNOWN_BY } from '../../src/serve/external.js';
-import { cli, parseJson, show } from './helpers-defrag.js';
+import { cli, fragmentAndWait, MiB, parseJson, show } from './helpers-defrag.js';
 import { sleep, startServe, until } from './serve-support.js';
 
 const DAEMON_BY = 'replica-a:1 (defragd serve under test)';
@@ -68,6 +70,9 @@ describe('serve notices defragmentations by others', () => {
       await sleep(2_500);
       expect(await history()).toEqual([]);
 
+      // Something to reclaim, as in real life: the daemon reads the defrag counters at once when a
+      // member's db file shrank (and every 5 minutes otherwise).
+      await fragmentAndWait({ endpoints: c.endpoints }, { bytes: 4 * MiB, passes: 2, minFree: 1 * MiB, members: 3, prefix: '/frag1/' });
       // etcdctl defrag of m2: no record explains it.
       const etcdctl = await c.etcdctlDefrag('m2').done;
       expect(etcdctl.code, etcdctl.stderr).toBe(0);
@@ -88,6 +93,7 @@ describe('serve notices defragmentations by others', () => {
       expect(Date.parse(unknown!.startedAt)).toBeLessThan(doneAt);
 
       // A defragd run elsewhere (the CLI), of m2 only: the daemon records it as that defragd's, once.
+      await fragmentAndWait({ endpoints: c.endpoints }, { bytes: 4 * MiB, passes: 2, minFree: 1 * MiB, members: 3, prefix: '/frag2/' });
       const run = await cli(['defrag', '--endpoints', c.endpoints.join(','), '--rule', 'memberName == "m2"', '-w', 'json']);
       expect(run.code, show(run)).toBe(0);
       const report = parseJson<RunReport>(run);
