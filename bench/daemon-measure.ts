@@ -27,11 +27,14 @@ export interface ProcSample {
   rssBytes: number;
   /** Peak resident set size since the process started (VmHWM), bytes. */
   hwmBytes: number;
+  /** Of the RSS: file-backed pages (RssFile: the node executable's code and shared libraries, clean and shared) and the process's own (RssAnon + RssShmem), bytes. */
+  rssFileBytes: number;
+  rssOwnBytes: number;
   /** User + system CPU time since the process started (utime + stime), seconds. */
   cpuSeconds: number;
 }
 
-/** Reads VmRSS, VmHWM and utime+stime of a live process; null when it is gone. */
+/** Reads VmRSS (and its file-backed and own parts), VmHWM and utime+stime of a live process; null when it is gone. */
 export function readProc(pid: number): ProcSample | null {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -45,7 +48,7 @@ export function readProc(pid: number): ProcSample | null {
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // rest[0] is field 3 (state); utime and stime are fields 14 and 15.
     const ticks = Number(rest[11]) + Number(rest[12]);
-    return { at: Date.now(), rssBytes: kib('VmRSS'), hwmBytes: kib('VmHWM'), cpuSeconds: ticks / CLOCK_TICKS };
+    return { at: Date.now(), rssBytes: kib('VmRSS'), hwmBytes: kib('VmHWM'), rssFileBytes: kib('RssFile'), rssOwnBytes: kib('RssAnon') + kib('RssShmem'), cpuSeconds: ticks / CLOCK_TICKS };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ESRCH') return null;
     throw err;

@@ -54,6 +54,9 @@ export interface DaemonBenchResult {
     cpuShareWhole: number;
     rssPeakBytes: number;
     rssEndBytes: number;
+    /** Of rssEndBytes: file-backed (the node executable's code, shared libraries) and the process's own. */
+    rssEndFileBytes?: number;
+    rssEndOwnBytes?: number;
     eventLoop: { scrapes: number; p99MedianSeconds: number | null; p99MaxSeconds: number | null; maxSeconds: number | null };
     exitCode: number | null;
     stopMs: number;
@@ -143,6 +146,9 @@ export function markdown(r: DaemonBenchResult): string {
     `|---|---|---|---|`,
     `| RSS, peak (VmHWM) | ${mb(d.rssPeakBytes)} | ≤ ${mb(GOALS.rssBytes)} | ${verdict(goal('rss-peak').pass)} |`,
     `| RSS at the end (VmRSS) | ${mb(d.rssEndBytes)} | ≤ ${mb(GOALS.rssBytes)} | ${verdict(goal('rss-end').pass)} |`,
+    ...(d.rssEndFileBytes === undefined || d.rssEndOwnBytes === undefined
+      ? []
+      : [`| Of the RSS at the end: file-backed (the node executable's code and shared libraries, shared and clean) / the process's own (anonymous) | ${mb(d.rssEndFileBytes)} / ${mb(d.rssEndOwnBytes)} | | |`]),
     `| Of the RSS at the end: V8 heap allocated / used, of it young generation; external (Buffers, native) | ${heapRow(r)} | | |`,
     `| CPU, share of one core, steady (${windowMin} min from ready + ${s.warmupSeconds} s to the end) | ${pct(d.cpuShareSteady)} | ≤ ${pct(GOALS.cpuShare)} | ${verdict(goal('cpu').pass)} |`,
     `| CPU, share of one core, whole life (start-up included) | ${pct(d.cpuShareWhole)} | | |`,

@@ -450,6 +450,8 @@ try {
       cpuShareWhole: end.cpuSeconds / ((end.at - spawnedAt) / 1000),
       rssPeakBytes: end.hwmBytes,
       rssEndBytes: end.rssBytes,
+      rssEndFileBytes: end.rssFileBytes,
+      rssEndOwnBytes: end.rssOwnBytes,
       eventLoop: { scrapes: scrapes.length, p99MedianSeconds: median(p99s), p99MaxSeconds: p99s.length ? Math.max(...p99s) : null, maxSeconds: maxes.length ? Math.max(...maxes) : null },
       exitCode,
       stopMs,
