@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import type { RunReport } from '../src/index.js';
 import { fetchGauges } from '../src/etcd/metrics.js';
 import type { ToolName } from './config.js';
-import { now } from './util.js';
+import { ChildProcesses, now } from './util.js';
 
 export const ETCDCTL_BIN = '/usr/bin/etcdctl';
 
@@ -56,7 +56,7 @@ export interface ToolRun {
 }
 
 /** Child processes this module started, so they can be killed on Ctrl-C. */
-const children = new Set<ChildProcess>();
+const children = new ChildProcesses();
 
 /** Resolves with a child's exit code (128 when killed by a signal) and forgets it. */
 function exitOf(child: ChildProcess, signal: AbortSignal, onAbort: () => void): Promise<number> {
@@ -70,14 +70,7 @@ function exitOf(child: ChildProcess, signal: AbortSignal, onAbort: () => void): 
 }
 
 export function killChildren(): void {
-  for (const c of children) {
-    try {
-      c.kill('SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
-  children.clear();
+  children.killAll();
 }
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));

@@ -1,4 +1,5 @@
-/** Small shared helpers of the benchmark: one clock, percentiles, formatting. */
+/** Small shared helpers of the benchmark: one clock, percentiles, formatting, child processes. */
+import type { ChildProcess } from 'node:child_process';
 
 /** Epoch milliseconds with sub-millisecond resolution, monotonic within the process. */
 export function now(): number {
@@ -54,4 +55,35 @@ export function errorKey(err: unknown): string {
   const name = (err instanceof Error ? err.constructor.name : 'Error') + code;
   const message = err instanceof Error ? err.message : String(err);
   return `${name}: ${message.replace(/https?:\/\/[^\s:]+:\d+:?\s*/g, '').trim()}`;
+}
+
+/**
+ * The child processes a benchmark module started and has not seen exit, so
+ * that its exit handler (Ctrl-C, an error) can kill what is left.
+ */
+export class ChildProcesses {
+  readonly #children = new Set<ChildProcess>();
+
+  /** Remembers `child` until it exits. */
+  add(child: ChildProcess): ChildProcess {
+    this.#children.add(child);
+    child.once('exit', () => this.#children.delete(child));
+    return child;
+  }
+
+  delete(child: ChildProcess): void {
+    this.#children.delete(child);
+  }
+
+  /** SIGKILLs every child still remembered. */
+  killAll(): void {
+    for (const c of this.#children) {
+      try {
+        c.kill('SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    this.#children.clear();
+  }
 }

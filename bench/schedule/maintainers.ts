@@ -12,28 +12,19 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { now, sleep } from '../util.js';
+import { ChildProcesses, now, sleep } from '../util.js';
 
 export const ETCDCTL_BIN = '/usr/bin/etcdctl';
 
 /** Child processes started here, for the exit handler. */
-const children = new Set<ChildProcess>();
+const children = new ChildProcesses();
 
 export function killChildren(): void {
-  for (const c of children) {
-    try {
-      c.kill('SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
-  children.clear();
+  children.killAll();
 }
 
 function track(child: ChildProcess): ChildProcess {
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
+  return children.add(child);
 }
 
 function exited(child: ChildProcess): Promise<number> {
