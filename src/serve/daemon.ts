@@ -520,13 +520,6 @@ export class Daemon implements DaemonView {
   }
 
   /**
-   * The cluster's policy with each member's past defrags from the store, so
-   * the plan forecasts every member's duration and applies maxDefragDuration.
-   * A store that cannot be read leaves the history out (every forecast
-   * unknown; the plan warns that the limit was not applied) rather than
-   * stopping the cluster's loop.
-   */
-  /**
    * The planning policy for the auto decision at every observation, read from
    * the store at most once a minute (and again after each run): it changes
    * only when a defrag is recorded. Runs and dry runs read it afresh.
@@ -537,6 +530,13 @@ export class Daemon implements DaemonView {
     return r.autoPolicy.policy;
   }
 
+  /**
+   * The cluster's policy with each member's past defrags from the store, so
+   * the plan forecasts every member's duration and applies maxDefragDuration.
+   * A store that cannot be read leaves the history out (every forecast
+   * unknown; the plan warns that the limit was not applied) rather than
+   * stopping the cluster's loop.
+   */
   private planningPolicy(r: Runner): ReturnType<typeof buildPolicy> {
     try {
       return { ...r.policy, defragHistory: this.deps.store.defragHistory({ cluster: r.config.name, limit: DEFAULT_FORECAST_SAMPLES }) };
