@@ -393,10 +393,7 @@ export class Daemon implements DaemonView {
       if (r.snapshot !== null && r.fullAtMs !== null && atMs - r.fullAtMs < FULL_OBSERVATION_EVERY_MS && r.running === null && !telling && atMs >= r.recheckUntilMs) {
         const refreshed = await refreshCluster(r.client, r.snapshot, { quotaBytes: r.config.observe.quotaBytes, signal: this.stopping.signal });
         if (refreshed.snapshot !== null) {
-          r.snapshot = refreshed.snapshot;
-          r.observeError = null;
-          this.deps.store.recordSamples(r.config.name, refreshed.snapshot);
-          this.deps.metrics.observed(r.config.name, refreshed.snapshot, null);
+          this.accept(r, refreshed.snapshot);
           return;
         }
         this.deps.logger.debug({ cluster: r.config.name, reason: refreshed.fullBecause }, 'a full observation at once');
@@ -432,10 +429,7 @@ export class Daemon implements DaemonView {
       for (const m of snapshot.members) if (m.status?.quotaSource === 'metrics') r.quotas.set(m.memberId, m.status.quota);
       // The count may be read a moment before the defragmentation that shrank the file counts itself: read again for a while.
       if (shrank) r.recheckUntilMs = atMs + RECHECK_AFTER_SHRINK_MS;
-      r.snapshot = snapshot;
-      r.observeError = null;
-      this.deps.store.recordSamples(r.config.name, snapshot);
-      this.deps.metrics.observed(r.config.name, snapshot, null);
+      this.accept(r, snapshot);
       await this.noticeExternal(r, snapshot, atMs, gauges.found);
     } catch (err) {
       if (this.stopping.signal.aborted) return;
@@ -447,6 +441,14 @@ export class Daemon implements DaemonView {
       r.observedAt = new Date(this.now()).toISOString();
       r.observedOnce = true;
     }
+  }
+
+  /** An observation's snapshot (light or full) becomes the cluster's: kept, sampled into the store, exported. */
+  private accept(r: Runner, snapshot: ClusterSnapshot): void {
+    r.snapshot = snapshot;
+    r.observeError = null;
+    this.deps.store.recordSamples(r.config.name, snapshot);
+    this.deps.metrics.observed(r.config.name, snapshot, null);
   }
 
   /**
