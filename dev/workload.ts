@@ -133,16 +133,21 @@ export function startChurn(connection: ConnectionOptions, opts: ChurnOptions = {
 
   let compactedTo = 0;
   /** The deleted prefixes are compacted away at once, so their pages are free from the start. */
+  /** A physical compaction through the first member, counted and reported. */
+  const compactTo = async (revision: number) => {
+    await members[0]!.compact(revision, { physical: true, timeoutMs: 30_000, signal: stopping.signal });
+    compactedTo = revision;
+    stats.compactions++;
+    opts.onCompact?.(revision);
+  };
+
   const removePrefixes = async () => {
     const prefixes = opts.deletePrefixes ?? [];
     if (prefixes.length === 0) return;
     try {
       let revision = 0;
       for (const p of prefixes) revision = (await members[0]!.deleteRange(p, { rangeEnd: prefixEnd(p), signal: stopping.signal })).header.revision;
-      await members[0]!.compact(revision, { physical: true, timeoutMs: 30_000, signal: stopping.signal });
-      compactedTo = revision;
-      stats.compactions++;
-      opts.onCompact?.(revision);
+      await compactTo(revision);
     } catch (err) {
       failed(err);
     }
@@ -182,10 +187,7 @@ export function startChurn(connection: ConnectionOptions, opts: ChurnOptions = {
         // Noted before compacting: a failed compaction is not retried to the same revision.
         noted = revision;
         if (target !== null && target > compactedTo && target < revision) {
-          await members[0]!.compact(target, { physical: true, timeoutMs: 30_000, signal: stopping.signal });
-          compactedTo = target;
-          stats.compactions++;
-          opts.onCompact?.(target);
+          await compactTo(target);
         }
       } catch (err) {
         failed(err);
