@@ -42,6 +42,9 @@ export interface BenchConfig {
   goClients: boolean;
 }
 
+/** etcd's --snapshot-count in --big runs (3.4's default of 100 000 keeps 3+ GB of raft entries per member there). */
+export const BIG_SNAPSHOT_COUNT = 10_000;
+
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 
 export const USAGE = `Usage: npx tsx bench/run.mts [options]     (or: make bench, configured by the environment)

@@ -2,7 +2,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Breakdown, ToolFigures, WindowStats, Sizes } from './analyze.js';
-import type { BenchConfig, ToolName } from './config.js';
+import { BIG_SNAPSHOT_COUNT, type BenchConfig, type ToolName } from './config.js';
 import { fmtMiB, fmtMs, MiB } from './util.js';
 
 export interface BenchResult {
@@ -154,6 +154,7 @@ export function notes(r: BenchResult): string {
     `Load: ${r.load.clients} clients (${c.clientsPerMember} pinned to each member), each a closed loop of ${c.readPct}% linearizable reads / ${100 - c.readPct}% 128-byte puts, ${c.sleepMs} ms apart, ${fmtMs(c.deadlineMs)} deadline; it runs from before the first tool until after the last.`,
     `Baseline (${b.seconds} s of load before any defrag): p50 ${fmtMs(b.p50Ms)}, p99 ${fmtMs(b.p99Ms)}, max ${fmtMs(b.maxMs)}, ${b.requests} requests, ${b.failed} failed.`,
     `Data: ${c.mb} MiB written per tool (two passes of ${c.valueKiB} KiB values over ${c.mb / 2} MiB of keys, then a physical compaction); before the next tool the keys are deleted, compacted, the then near-empty members defragmented (outside the measured runs) and the same data written again, so every tool starts from the same files. The disk is flushed (sync) right before each tool.`,
+    ...(c.big ? [`--big: the members run with \`--snapshot-count ${BIG_SNAPSHOT_COUNT}\` (etcd 3.6's default; 3.4's 100 000 kept every 64 KiB write of both tools in each member's memory, over 3 GB each, and the first --big run here thrashed the machine), so a raft snapshot can fall inside a run.`] : []),
     `Stall = longest latency of a request overlapping the interval; defrag duration = the Defragment call (defragd's report) or the time between etcdctl's "Finished defragmenting" lines, which includes etcdctl dialling each member.`,
     `Each tool runs in a process of its own, as an operator runs it (defragd: \`node dist/cli/main.js defrag -w json\`, with a probe preloaded that notes its first connection and its exit; its run is measured from the process start); the benchmark process runs only the load. When it is itself stalled (the event-loop delay row: 2 CPUs shared with 3 etcd members and the tool), every request in flight looks slower by as much, so collateral stalls near that figure are the machine's, not the cluster's.`,
     `Longest collateral request of each run: ${r.tools.map((t) => { const w = t.collateral.worst; return w ? `${t.tool}: ${w.member} ${w.op} ${fmtMs(t.collateral.maxMs)}, started ${fmtMs(w.startedBeforeEndMs)} before the end of ${w.during}'s defrag` : `${t.tool}: none`; }).join('; ')} (all three members share one disk and two CPUs here).`,
@@ -171,12 +172,14 @@ export function markdown(r: BenchResult): string {
   return [`Command: \`${r.command}\` (${r.startedAt})`, '', markdownTable(r), '', notes(r), ''].join('\n');
 }
 
-/** Writes <outDir>/<timestamp>.json, latest.json, latest.md and, when given, <timestamp>-requests.json; returns their paths. */
+/** Writes <outDir>/<timestamp>.json, latest.json, latest.md (with --big: big-<timestamp>.json, big-latest.*) and, when given, <timestamp>-requests.json; returns their paths. */
 export async function writeResults(r: BenchResult, outDir: string, requests?: object): Promise<string[]> {
   await mkdir(outDir, { recursive: true });
-  const stamp = r.startedAt.replace(/[:.]/g, '-');
+  // --big runs keep their own latest files, so that README's two tables each come from their own run.
+  const prefix = r.config.big ? 'big-' : '';
+  const stamp = prefix + r.startedAt.replace(/[:.]/g, '-');
   const json = JSON.stringify(r, null, 2) + '\n';
-  const files = [path.join(outDir, `${stamp}.json`), path.join(outDir, 'latest.json'), path.join(outDir, 'latest.md')];
+  const files = [path.join(outDir, `${stamp}.json`), path.join(outDir, `${prefix}latest.json`), path.join(outDir, `${prefix}latest.md`)];
   await writeFile(files[0] as string, json);
   await writeFile(files[1] as string, json);
   await writeFile(files[2] as string, `# defragd benchmark\n\n${markdown(r)}`);

@@ -25,7 +25,7 @@ import { EtcdClient } from '../src/index.js';
 import { startCluster, type EtcdCluster } from '../dev/harness/etcd.js';
 import { fragment } from '../dev/workload.js';
 import { analyzeTool, windowStats, type Sizes, type ToolContext } from './analyze.js';
-import { ConfigError, loadConfig, USAGE, type BenchConfig } from './config.js';
+import { BIG_SNAPSHOT_COUNT, ConfigError, loadConfig, USAGE, type BenchConfig } from './config.js';
 import { LeaderPoller, leaderTimeline } from './leader.js';
 import { GoClients } from './goclients.js';
 import { Load } from './load.js';
@@ -168,10 +168,16 @@ try {
   const startedAt = new Date().toISOString();
   const loadAvgAtStart = os.loadavg()[0] ?? 0;
   if (loadAvgAtStart > 1) log(`warning: load average ${loadAvgAtStart.toFixed(1)} before anything started: something else is busy on this machine; expect noisy figures`);
+  if (config.big && os.freemem() < 12 * 1024 * MiB) log(`warning: ${(os.freemem() / 1024 / MiB).toFixed(1)} GiB of memory free: --big needs about 12 GiB (three members' 1.5 GiB files, their defrag copies and raft logs); expect the machine to swap or thrash`);
   log(`config: ${JSON.stringify({ ...config, outDir: path.relative(process.cwd(), config.outDir) || '.' })}`);
   log('starting a local 3-member etcd cluster ...');
   // etcd's own defaults (the harness shortens them for tests): a leader that stalls longer than 1 s may lose an election.
-  cluster = await startCluster({ members: 3, extraArgs: ['--heartbeat-interval', '100', '--election-timeout', '1000'] });
+  const extraArgs = ['--heartbeat-interval', '100', '--election-timeout', '1000'];
+  // etcd keeps every raft entry since its last snapshot in memory; at 3.4's default of 100 000
+  // entries, --big's 64 KiB writes (about 45 000 entries per tool) held 3+ GB per member and the
+  // first --big run here thrashed a 24 GiB machine. etcd 3.6 lowered the default to 10 000.
+  if (config.big) extraArgs.push('--snapshot-count', String(BIG_SNAPSHOT_COUNT));
+  cluster = await startCluster({ members: 3, extraArgs });
   admin = new EtcdClient({ endpoints: cluster.endpoints, commandTimeoutMs: 30_000 });
   const list = await admin.member(cluster.endpoints[0] as string).memberList();
   const members: BenchMember[] = cluster.members.map((hm) => {

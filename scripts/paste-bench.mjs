@@ -1,12 +1,14 @@
 // Pastes a benchmark's latest table into README.md between its markers, so the
 // tables there are always a run's output, never typed:
 //   node scripts/paste-bench.mjs          bench/results/latest.md        → <!-- bench:start --> ... <!-- bench:end -->
+//   node scripts/paste-bench.mjs big      bench/results/big-latest.md    → <!-- bench-big:start --> ... <!-- bench-big:end -->
 //   node scripts/paste-bench.mjs daemon   bench/results/daemon-latest.md → <!-- bench-daemon:start --> ... <!-- bench-daemon:end -->
 //   node scripts/paste-bench.mjs reads    bench/results/reads-latest.md  → <!-- bench-reads:start --> ... <!-- bench-reads:end -->
 import { readFileSync, writeFileSync } from 'node:fs';
 
 const TABLES = {
   bench: { file: 'bench/results/latest.md', marker: 'bench', what: 'Performance table', make: 'make bench' },
+  big: { file: 'bench/results/big-latest.md', marker: 'bench-big', what: 'Performance table of the --big run', make: 'npx tsx bench/run.mts --big' },
   daemon: { file: 'bench/results/daemon-latest.md', marker: 'bench-daemon', what: 'Daemon performance table', make: 'make bench-daemon' },
   reads: { file: 'bench/results/reads-latest.md', marker: 'bench-reads', what: 'Reads performance table', make: 'make bench-reads' },
 };
