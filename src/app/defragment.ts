@@ -20,7 +20,7 @@ import { acquireLock, isNoSpace, LockBusyError, type ClusterLock, type LockOptio
 import { observeCluster } from '../observe/observe.js';
 import { planDefrag } from '../planner/index.js';
 import { compileRule } from '../policy/index.js';
-import { clusterPort, type ObserveTarget } from './port.js';
+import { clusterPort, rememberQuotas, type ObserveTarget } from './port.js';
 import { recording, recordSettings, recordWriter, type RecordOptions } from './record.js';
 
 /** What the operator asks for: the planner's Policy as plain options. */
@@ -172,9 +172,10 @@ export async function dryRun(client: EtcdClient, policy: Policy, o: Pick<RunOpti
 export async function runDefrag(client: EtcdClient, policy: Policy, o: RunOptions = {}): Promise<RunReport> {
   const emit = (e: StepEvent) => o.onEvent?.(e);
   const recordAs = o.record === false ? null : recordSettings(o.record);
-  const port = clusterPort(client, o.observe);
+  const quotas = new Map<string, number>();
+  const port = clusterPort(client, o.observe, quotas);
   const tObserve = Date.now();
-  const seen = await observeOrRefuse(client, o.observe, o.signal);
+  const seen = await observeOrRefuse(client, o.observe, o.signal, quotas);
   if ('report' in seen) return seen.report;
   const observeMs = Date.now() - tObserve;
   let lockMs: number | null = null;
@@ -196,7 +197,7 @@ export async function runDefrag(client: EtcdClient, policy: Policy, o: RunOption
     // A plan made before a wait for the lock is stale: another run may have defragmented since.
     if (lock && Date.now() - t0 > 1_000) {
       if (lock.waited) lockNote = waitedNote(lock.waited);
-      const again = await observeOrRefuse(client, o.observe, o.signal);
+      const again = await observeOrRefuse(client, o.observe, o.signal, quotas);
       if ('report' in again) {
         await lock.release();
         return again.report;
@@ -247,10 +248,17 @@ async function drain(events: AsyncGenerator<StepEvent, RunReport>, emit: (e: Ste
  * refused run, not a crash. Usage errors (such as endpoints of two clusters)
  * and interrupts are thrown.
  */
-async function observeOrRefuse(client: EtcdClient, target: ObserveTarget | undefined, signal: AbortSignal | undefined): Promise<{ snapshot: ClusterSnapshot } | { report: RunReport }> {
+async function observeOrRefuse(
+  client: EtcdClient,
+  target: ObserveTarget | undefined,
+  signal: AbortSignal | undefined,
+  quotas?: Map<string, number>,
+): Promise<{ snapshot: ClusterSnapshot } | { report: RunReport }> {
   try {
     // The first look also reads the user's roles, so a missing root role refuses before anything is written.
-    return { snapshot: await observeCluster(client, { cluster: target?.cluster ?? true, quotaBytes: target?.quotaBytes ?? null, dataDirs: target?.dataDirs, signal, userRoles: true }) };
+    const snapshot = await observeCluster(client, { cluster: target?.cluster ?? true, quotaBytes: target?.quotaBytes ?? null, dataDirs: target?.dataDirs, signal, userRoles: true, knownQuotas: quotas });
+    if (quotas) rememberQuotas(quotas, snapshot);
+    return { snapshot };
   } catch (err) {
     if (!(err instanceof DefragdError) || err.kind === 'usage' || err instanceof AbortedError) throw err;
     return { report: refusedReport(err.message, null) };

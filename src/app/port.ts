@@ -7,6 +7,7 @@ import type { EtcdClient } from '../etcd/client.js';
 import { fetchGauges, METRIC_DEFRAG_INFLIGHT } from '../etcd/metrics.js';
 import type { ClusterPort } from '../executor/port.js';
 import { observeCluster } from '../observe/observe.js';
+import type { ClusterSnapshot } from '../domain/snapshot.js';
 
 export interface ObserveTarget {
   /** Discover every member from MemberList (default true: a safe run must see every voter). */
@@ -17,16 +18,31 @@ export interface ObserveTarget {
   dataDirs?: Readonly<Record<string, string>> | undefined;
 }
 
-/** Builds the port the executor acts through. */
-export function clusterPort(client: EtcdClient, target: ObserveTarget = {}): ClusterPort {
+/** Notes the quotas a snapshot read from members' /metrics (member ID → bytes), for the observations after it. */
+export function rememberQuotas(quotas: Map<string, number>, snapshot: ClusterSnapshot): void {
+  for (const m of snapshot.members) if (m.status?.quotaSource === 'metrics') quotas.set(m.memberId, m.status.quota);
+}
+
+/**
+ * Builds the port the executor acts through. A member's quota read from its
+ * /metrics (etcd < 3.6 does not tell it in Status) is read once per run and
+ * kept in `quotas` (share it with the run's first observation): it is a
+ * start-up flag of the member, and reading it again before every member's
+ * turn was three /metrics scrapes per turn for nothing.
+ */
+export function clusterPort(client: EtcdClient, target: ObserveTarget = {}, quotas = new Map<string, number>()): ClusterPort {
   return {
-    observe: ({ light = false, signal } = {}) =>
-      observeCluster(client, {
+    observe: async ({ light = false, signal } = {}) => {
+      const snap = await observeCluster(client, {
         cluster: target.cluster ?? true,
         quotaBytes: target.quotaBytes ?? null,
         signal,
+        knownQuotas: quotas,
         ...(light ? { alarms: false, metrics: false } : { dataDirs: target.dataDirs }),
-      }),
+      });
+      rememberQuotas(quotas, snap);
+      return snap;
+    },
     defragment: async (endpoint, opts) => ({ revision: (await client.member(endpoint).defragment(opts)).revision }),
     moveLeader: async (endpoint, targetId, opts) => {
       await client.member(endpoint).moveLeader(targetId, opts);

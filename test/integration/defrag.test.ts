@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { useCluster } from '../../dev/harness/etcd.js';
-import { buildPolicy, connect, prepareRun } from '../../src/index.js';
+import { buildPolicy, connect, prepareRun, runDefrag } from '../../src/index.js';
 import type { Plan } from '../../src/domain/plan.js';
 import type { StepEvent } from '../../src/domain/run.js';
 import { cli, dbSizes, ensureFragmented, fragmentAndWait, MiB, parseJson, show, sizes, type ReportJson } from './helpers-defrag.js';
@@ -234,5 +234,28 @@ describe('defrag on a shared 3-member cluster', () => {
     expect(after[leader]?.dbSize).toBe(before[leader]?.dbSize);
     expect(after[leader]?.isLeader).toBe(true);
     for (const f of followers) expect(after[f]?.dbSize as number).toBeLessThan(before[f]?.dbSize as number);
+  });
+  it("reads each member's quota from /metrics once per run, not again before every member's turn", async () => {
+    await fragmentAndWait(conn(), FRAGMENT);
+    // GET /metrics answered by the members: etcd 3.4 tells no quota in Status, so defragd reads it there.
+    const scrapes = async () => {
+      let n = 0;
+      for (const m of cluster().members) n += (await cluster().memberMetrics(m.name)).get('promhttp_metric_handler_requests_total{code="200"}') ?? 0;
+      return n;
+    };
+    const before = await scrapes();
+    const client = connect(conn());
+    let report;
+    try {
+      report = await runDefrag(client, buildPolicy({}), { observe: { cluster: true }, record: false });
+    } finally {
+      client.close();
+    }
+    const during = (await scrapes()) - before - 3; // this test's own first reading is counted by the second
+    expect(report.outcome).toBe('success');
+    expect(report.members.filter((m) => m.action === 'defragmented')).toHaveLength(3);
+    // The quotas at the first observation (3), and before each of the 3 Defragment calls every member's
+    // defrag-in-flight gauge (3 × 3). Reading the quotas again at every turn's observation made it 21 or more.
+    expect(during).toBe(3 + 3 * 3);
   });
 });
