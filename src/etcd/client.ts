@@ -113,6 +113,8 @@ export function createClientContext(options: ConnectionOptions): ClientContext {
     'grpc.initial_reconnect_backoff_ms': 200,
     'grpc.max_reconnect_backoff_ms': 2_000,
     'grpc.enable_retries': 0,
+    // channelz (gRPC's introspection service) keeps per-call counters and traces; nothing here serves it.
+    'grpc.enable_channelz': 0,
   };
   if (tls?.serverName) channelOptions['grpc.ssl_target_name_override'] = tls.serverName;
   return {
