@@ -13,8 +13,8 @@
  * see; other codes and deadlines are never retried. Its records show failures
  * as that client sees them; the other clients show every failure.
  */
-import { EtcdClient, type MemberClient } from '../src/index.js';
-import { errorKey, now, sleep } from './util.js';
+import type { MemberClient } from '../src/index.js';
+import { ClientLoops, errorKey, now, sleep } from './util.js';
 import { mulberry32 } from '../dev/prng.js';
 
 export interface LoadTarget {
@@ -70,16 +70,15 @@ export interface LoadOptions {
 }
 
 
-export class Load {
+export class Load extends ClientLoops {
   readonly records: RequestRecord[] = [];
-  private readonly clients: EtcdClient[] = [];
-  private readonly loops: Promise<void>[] = [];
-  private readonly stopper = new AbortController();
 
   constructor(
     private readonly targets: readonly LoadTarget[],
     private readonly o: LoadOptions,
-  ) {}
+  ) {
+    super();
+  }
 
   /** Connects every client (and writes each client's keys once), then starts the loops. */
   async start(): Promise<void> {
@@ -89,10 +88,7 @@ export class Load {
     let seed = 1;
     for (const t of this.targets) {
       for (let c = 0; c < this.o.clientsPerMember; c++) {
-        // One EtcdClient per load client: its own channel object, pinned to one member.
-        const client = new EtcdClient({ endpoints: [t.url], commandTimeoutMs: this.o.deadlineMs });
-        this.clients.push(client);
-        const mc = client.member(t.url);
+        const mc = this.pinned(t.url, this.o.deadlineMs);
         await mc.connect({ timeoutMs: 5_000 });
         for (let k = 0; k < keys; k++) await mc.put(this.key(t.name, c, k), value, { timeoutMs: 10_000 });
         ready.push({ mc, member: t.name, client: c, seed: seed++ });
@@ -100,13 +96,11 @@ export class Load {
     }
     const leases: { mc: MemberClient; member: string; id: string }[] = [];
     for (const t of this.targets) {
-      const client = new EtcdClient({ endpoints: [t.url], commandTimeoutMs: this.o.deadlineMs });
-      this.clients.push(client);
-      const mc = client.member(t.url);
+      const mc = this.pinned(t.url, this.o.deadlineMs);
       leases.push({ mc, member: t.name, id: (await mc.leaseGrant(this.o.leaseTtlSec, { timeoutMs: 10_000 })).id });
     }
-    for (const r of ready) this.loops.push(this.loop(r.mc, r.member, r.client, r.seed, keys, value));
-    for (const l of leases) this.loops.push(this.keepAliveLoop(l.mc, l.member, l.id));
+    for (const r of ready) this.loop(this.requestLoop(r.mc, r.member, r.client, r.seed, keys, value));
+    for (const l of leases) this.loop(this.keepAliveLoop(l.mc, l.member, l.id));
   }
 
   /** One lease kept alive through one member: a keep-alive every keepAliveEveryMs; a lease found expired is granted anew. */
@@ -137,7 +131,7 @@ export class Load {
     return `/bench/load/${member}/${client}/${String(k).padStart(3, '0')}`;
   }
 
-  private async loop(mc: MemberClient, member: string, client: number, seed: number, keys: number, value: Buffer): Promise<void> {
+  private async requestLoop(mc: MemberClient, member: string, client: number, seed: number, keys: number, value: Buffer): Promise<void> {
     const rnd = mulberry32(seed);
     const signal = this.stopper.signal;
     let n = 0;
@@ -173,14 +167,4 @@ export class Load {
     }
   }
 
-  /** Stops the loops, waits for requests in flight, closes the clients. Idempotent. */
-  async stop(): Promise<void> {
-    this.stopper.abort();
-    await Promise.allSettled(this.loops);
-    this.close();
-  }
-
-  close(): void {
-    for (const c of this.clients.splice(0)) c.close();
-  }
 }

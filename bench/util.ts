@@ -1,5 +1,6 @@
 /** Small shared helpers of the benchmark: one clock, percentiles, formatting, child processes. */
 import type { ChildProcess } from 'node:child_process';
+import { EtcdClient, type MemberClient } from '../src/index.js';
 
 /** Epoch milliseconds with sub-millisecond resolution, monotonic within the process. */
 export function now(): number {
@@ -85,5 +86,47 @@ export class ChildProcesses {
       }
     }
     this.#children.clear();
+  }
+}
+
+/** The median of the values, or null when there are none. */
+export function median(values: readonly number[]): number | null {
+  if (values.length === 0) return null;
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+/**
+ * Request loops over clients pinned to members, as the benchmarks' load and
+ * probes run them: stop() ends the loops, lets the requests in flight finish
+ * (so their latency is real) and closes the clients.
+ */
+export class ClientLoops {
+  /** Aborted by stop(): loops check it between requests and pass it to their pauses. */
+  protected readonly stopper = new AbortController();
+  private readonly clients: EtcdClient[] = [];
+  private readonly loops: Promise<void>[] = [];
+
+  /** A client of its own (its own channel, as a separate program would have), pinned to one member. */
+  protected pinned(url: string, commandTimeoutMs: number): MemberClient {
+    const client = new EtcdClient({ endpoints: [url], commandTimeoutMs });
+    this.clients.push(client);
+    return client.member(url);
+  }
+
+  protected loop(running: Promise<void>): void {
+    this.loops.push(running);
+  }
+
+  /** Stops the loops, waits for requests in flight, closes the clients. Idempotent. */
+  async stop(): Promise<void> {
+    this.stopper.abort();
+    await Promise.allSettled(this.loops);
+    this.close();
+  }
+
+  close(): void {
+    for (const c of this.clients.splice(0)) c.close();
   }
 }

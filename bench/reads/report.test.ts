@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadReadsConfig } from './config.js';
 import type { PassResult } from './measure.js';
-import { median, rowCells, summarise, type PassRecord, type Variant } from './report.js';
+import { rowCells, summarise, type PassRecord, type Variant } from './report.js';
+import { median } from '../util.js';
 
 const facts = { dbSize: 0, dbSizeInUse: 0, revision: 1, compactRevision: 0, hashKV: 0 };
 

@@ -3,7 +3,7 @@
  * fragmented / defragmented of each figure, then over the runs the median
  * ratio and its spread (min–max). Pure: no I/O.
  */
-import { percentile } from '../util.js';
+import { median, percentile } from '../util.js';
 import { OPS, type OpName, type PassResult } from './measure.js';
 
 export const VARIANTS = ['fragmented', 'defragmented'] as const;
@@ -79,13 +79,6 @@ export interface Row {
   ratioMedian: number | null;
   ratioMin: number | null;
   ratioMax: number | null;
-}
-
-export function median(values: readonly number[]): number | null {
-  if (values.length === 0) return null;
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
 /** One row per metric: medians per variant and the per-run ratio's median and range. */

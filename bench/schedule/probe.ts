@@ -4,8 +4,8 @@
  * linearizable reads and small writes, and one lease kept alive through that
  * member every 100 ms. Every request's latency and outcome is kept.
  */
-import { EtcdClient, type MemberClient } from '../../src/index.js';
-import { errorKey, now, sleep } from '../util.js';
+import type { MemberClient } from '../../src/index.js';
+import { ClientLoops, errorKey, now, sleep } from '../util.js';
 
 export type ProbeKind = 'get' | 'put' | 'keepalive';
 
@@ -28,34 +28,33 @@ export interface ProbeOptions {
   deadlineMs: number;
 }
 
-export class Probe {
+export class Probe extends ClientLoops {
   readonly records: ProbeRecord[] = [];
   /** Keep-alives answered with TTL 0: the lease had expired (then a new one is granted). */
   leasesLost = 0;
-  private readonly clients: EtcdClient[] = [];
-  private readonly loops: Promise<void>[] = [];
-  private readonly stopper = new AbortController();
 
   constructor(
     private readonly targets: readonly { name: string; url: string }[],
     private readonly o: ProbeOptions,
-  ) {}
+  ) {
+    super();
+  }
 
   async start(): Promise<void> {
     const ready: { name: string; kv: MemberClient; lease: MemberClient; leaseId: string }[] = [];
     for (const t of this.targets) {
       // Separate clients (channels) for the key-value loop and the keep-alives, as separate programs would have.
-      const kvClient = new EtcdClient({ endpoints: [t.url], commandTimeoutMs: this.o.deadlineMs });
-      const leaseClient = new EtcdClient({ endpoints: [t.url], commandTimeoutMs: this.o.deadlineMs });
-      this.clients.push(kvClient, leaseClient);
-      const kv = kvClient.member(t.url);
-      const lease = leaseClient.member(t.url);
+      const kv = this.pinned(t.url, this.o.deadlineMs);
+      const lease = this.pinned(t.url, this.o.deadlineMs);
       await kv.put(this.key(t.name), 'v', { timeoutMs: 10_000 });
       const { id } = await lease.leaseGrant(this.o.leaseTtlSec, { timeoutMs: 10_000 });
       await kv.put(`${this.key(t.name)}/session`, 'held', { lease: id, timeoutMs: 10_000 });
       ready.push({ name: t.name, kv, lease, leaseId: id });
     }
-    for (const r of ready) this.loops.push(this.kvLoop(r.name, r.kv), this.keepAliveLoop(r.name, r.lease, r.leaseId));
+    for (const r of ready) {
+      this.loop(this.kvLoop(r.name, r.kv));
+      this.loop(this.keepAliveLoop(r.name, r.lease, r.leaseId));
+    }
   }
 
   private key(member: string): string {
@@ -102,16 +101,5 @@ export class Probe {
       }
       await sleep(this.o.keepAliveEveryMs, signal);
     }
-  }
-
-  /** Stops the loops, waits for requests in flight, closes the clients. */
-  async stop(): Promise<void> {
-    this.stopper.abort();
-    await Promise.allSettled(this.loops);
-    this.close();
-  }
-
-  close(): void {
-    for (const c of this.clients.splice(0)) c.close();
   }
 }
