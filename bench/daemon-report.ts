@@ -7,6 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ProcSample, StoreContents, StoreFiles } from './daemon-measure.js';
 import type { StoreSim } from './daemon-store-sim.js';
+import { median } from './util.js';
 
 export const MB = 1_000_000;
 
@@ -63,19 +64,17 @@ export interface DaemonBenchResult {
     logLines: number;
     warnings: string[];
   };
+  /**
+   * The floor process over the same window: only the light observations' Status calls, through
+   * defragd's client (absent in results from before it existed).
+   */
+  floor?: { command: string; cpuShareSteady: number; rssPeakBytes: number; rssEndBytes: number; rssEndFileBytes: number; rssEndOwnBytes: number };
   etcd: { members: number; cpuShareTotal: number };
   bench: { cpuShare: number };
   workload: { puts: number; compactions: number; bursts: { cluster: string; atSeconds: number }[]; errors: number };
   store: { atReady: StoreFiles; atEnd: StoreFiles; afterClose: StoreFiles; walMaxBytes: number; contents: StoreContents; sim: StoreSim; retentionDays: number; model: StoreModel };
   goals: { name: string; value: number; limit: number; pass: boolean }[];
   series: { proc: ProcSample[]; scrapes: Scrape[] };
-}
-
-export function median(values: readonly number[]): number | null {
-  if (values.length === 0) return null;
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
 const mb = (b: number): string => `${(b / MB).toFixed(1)} MB`;
@@ -152,6 +151,12 @@ export function markdown(r: DaemonBenchResult): string {
     `| Of the RSS at the end: V8 heap allocated / used, of it young generation; external (Buffers, native) | ${heapRow(r)} | | |`,
     `| CPU, share of one core, steady (${windowMin} min from ready + ${s.warmupSeconds} s to the end) | ${pct(d.cpuShareSteady)} | ≤ ${pct(GOALS.cpuShare)} | ${verdict(goal('cpu').pass)} |`,
     `| CPU, share of one core, whole life (start-up included) | ${pct(d.cpuShareWhole)} | | |`,
+    ...(r.floor
+      ? [
+          `| The floor, over the same window: a Node process that only sends the light observations' Status calls (one per member every ${s.intervalMs / 1000} s, through defragd's client): CPU / RSS peak / RSS at the end (file-backed / own) | ${pct(r.floor.cpuShareSteady)} / ${mb(r.floor.rssPeakBytes)} / ${mb(r.floor.rssEndBytes)} (${mb(r.floor.rssEndFileBytes)} / ${mb(r.floor.rssEndOwnBytes)}) | | |`,
+          `| The daemon beyond the floor: CPU / RSS at the end | ${pct(d.cpuShareSteady - r.floor.cpuShareSteady)} / ${mb(d.rssEndBytes - r.floor.rssEndBytes)} | | |`,
+        ]
+      : []),
     `| Event-loop delay p99 per ${s.scrapeEverySeconds} s scrape: median / worst (${d.eventLoop.scrapes} scrapes) | ${ms(d.eventLoop.p99MedianSeconds)} / ${ms(d.eventLoop.p99MaxSeconds)} | | |`,
     `| Event-loop delay, longest | ${ms(d.eventLoop.maxSeconds)} | | |`,
     `| Start-up: spawn to \`/readyz\` 200 (every cluster observed once) | ${(d.startupMs / 1000).toFixed(2)} s | | |`,
@@ -167,6 +172,9 @@ export function markdown(r: DaemonBenchResult): string {
     `- Setup: one \`${d.command}\` child process watching ${s.clusters} clusters × ${s.membersPerCluster} members of real etcd ${r.machine.etcd} (${s.clusters * s.membersPerCluster} members on loopback) at \`auto: { interval: ${s.intervalMs / 1000}s, cooldown: ${s.cooldown} }\`, rule \`${s.rule}\`, for ${s.minutes} min; the HTTP API on loopback, scraped every ${s.scrapeEverySeconds} s as Prometheus would; log level info.`,
     `- Workload (from the benchmark process, not the daemon): ${s.workload}. ${r.workload.puts} puts, ${r.workload.compactions} compactions, ${r.workload.errors} errors.`,
     `- RSS and CPU from \`/proc/<pid>/status\` (VmRSS, VmHWM) and \`/proc/<pid>/stat\` (utime + stime over wall time), read every ${s.sampleEverySeconds} s. Event-loop delay from the daemon's own \`/metrics\` (\`defragd_nodejs_eventloop_lag_p99_seconds\` / \`_max_seconds\`, prom-client's histogram of the intervals of a 100 ms timer, reset at each scrape; the delay is the interval beyond 100 ms).`,
+    ...(r.floor
+      ? [`- The floor (\`${r.floor.command}\`) runs beside the daemon over the same window, with the executable's node flags, measured the same way: what watching ${s.clusters * s.membersPerCluster} members every ${s.intervalMs / 1000} s costs a Node process with gRPC before anything is done with the answers (no store, HTTP server, metrics, planning or logs). It leaves out the daemon's full observations (every 30 s: member list, alarms, health reads) and its \`/metrics\` reads, so the daemon's own work is at most the difference.`]
+      : []),
     `- The machine: ${r.machine.cpus} CPUs (${r.machine.cpuModel}), ${r.machine.memoryGiB} GiB, Node ${r.machine.node}; load average ${r.machine.loadAvgAtStart.toFixed(2)} at the start, ${r.machine.loadAvgAtEnd.toFixed(2)} at the end. The ${r.etcd.members} etcd members used ${pct(r.etcd.cpuShareTotal)} of one core together, the benchmark process (workload, probes) ${pct(r.bench.cpuShare)}; other work on the machine shares the 2 cores, so the daemon waits for CPU at times: that shows in its event-loop delay, not in its CPU time.`,
     `- Store: measured as written (file sizes; rows and bytes per table from SQLite's dbstat after the daemon exited). A ${s.minutes}-minute run holds only full-resolution samples, so the year is simulated: the daemon's own store code fed one cluster's samples (${sim.members} members every ${sim.intervalMs / 1000} s, production magnitudes, cluster name \`${sim.cluster}\`) on a simulated clock for ${sim.days} days, thinned hourly as \`serve\` does (24 h in full, then the last sample per member per 5 minutes), the file measured at each day's end (${sim.sizeAtDayEnd.map((b) => mb(b)).join(', ')}); the year is day ${sim.days} plus ${365 - sim.days} days of the steady daily growth, plus the runs at ${kb(model.bytesPerRun)} each as measured here (most of it the run's events, kept for the API); \`storeRetention\` deletes samples and finished runs older than it. The hourly thinning at the end of the simulation took ${sim.lastDownsampleMs.toFixed(0)} ms (it reads only the samples that became older than 24 h since the previous pass, so its cost does not grow with the history kept).`,
     d.warnings.length > 0 ? `- Daemon warnings during the run: ${d.warnings.slice(0, 5).join('; ')}${d.warnings.length > 5 ? ` (+${d.warnings.length - 5} more)` : ''}.` : `- No warnings or errors in the daemon's log (${d.logLines} lines); it exited with code ${d.exitCode} ${(d.stopMs / 1000).toFixed(1)} s after SIGTERM.`,

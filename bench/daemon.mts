@@ -6,7 +6,9 @@
  * compactions (as kube-apiserver's), and a one-off batch of writes on a few
  * clusters that makes the auto rule hold there once. Measured from outside:
  * RSS (VmRSS, VmHWM) and CPU (utime + stime) from /proc, the store's files
- * and contents; from the daemon's /metrics: its event-loop delay. The store's
+ * and contents; from the daemon's /metrics: its event-loop delay. Beside it, a
+ * floor process (daemon-floor.mjs) makes only the light observations' Status
+ * calls, measured the same way: what the calls alone cost a Node process. The store's
  * size over a year is simulated with the daemon's own store code (see
  * daemon-store-sim.ts). Prints the table, pass/fail per goal, and writes
  * bench/results/daemon-*.
@@ -23,9 +25,9 @@ import { fileURLToPath } from 'node:url';
 import { EtcdClient, observeCluster, type ClusterSnapshot } from '../src/index.js';
 import { startCluster, type EtcdCluster } from '../dev/harness/etcd.js';
 import { cpuSecondsOf, metricValue, readProc, storeContents, storeFiles, type ProcSample, type StoreFiles } from './daemon-measure.js';
-import { GOALS, markdown, median, storeModel, writeResults, type DaemonBenchResult, type Scrape } from './daemon-report.js';
+import { GOALS, markdown, storeModel, writeResults, type DaemonBenchResult, type Scrape } from './daemon-report.js';
 import { extrapolate, simulateStore } from './daemon-store-sim.js';
-import { sleep } from './util.js';
+import { median, sleep } from './util.js';
 import { EVENT_LOOP_RESOLUTION_MS } from '../src/serve/metrics.js';
 
 const USAGE = `Usage: make bench-daemon      (or: npx tsx bench/daemon.mts, after npx tsc -p tsconfig.build.json)
@@ -41,6 +43,7 @@ Settings, from the environment:
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MAIN = path.join(ROOT, 'dist', 'cli', 'main.js');
+const FLOOR = path.join(ROOT, 'bench', 'daemon-floor.mjs');
 const INTERVAL_MS = 5_000;
 const RULE = 'dbSizeFree > 2*MiB';
 const COOLDOWN = '6h';
@@ -94,6 +97,7 @@ const clusters: EtcdCluster[] = [];
 const clients: EtcdClient[] = [];
 const timers = new Set<NodeJS.Timeout>();
 let daemon: ChildProcess | null = null;
+let floor: ChildProcess | null = null;
 let tmp: string | null = null;
 const abort = new AbortController();
 
@@ -109,7 +113,7 @@ function stopTimers(): void {
 
 async function cleanup(): Promise<void> {
   stopTimers();
-  if (daemon && daemon.exitCode === null && daemon.signalCode === null) daemon.kill('SIGKILL');
+  for (const p of [daemon, floor]) if (p && p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
   for (const c of clients) c.close();
   clients.length = 0;
   await Promise.allSettled(clusters.map((c) => c.close()));
@@ -130,7 +134,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 process.on('exit', () => {
-  if (daemon && daemon.exitCode === null && daemon.signalCode === null) daemon.kill('SIGKILL');
+  for (const p of [daemon, floor]) if (p && p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -148,10 +152,31 @@ interface DaemonProcess {
   exited: Promise<number | null>;
 }
 
-function startDaemon(configFile: string): DaemonProcess {
-  // The node flags of the executable's shebang (`#!/usr/bin/env -S node FLAGS`), as the installed `defragd` runs.
+/** The node flags of the executable's shebang (`#!/usr/bin/env -S node FLAGS`), as the installed `defragd` runs. */
+function shebangFlags(): string[] {
   const shebang = /^#!\S*env -S node\s+(.*)$/m.exec(readFileSync(MAIN, 'utf8').split('\n', 1)[0] ?? '')?.[1] ?? '';
-  const nodeArgs = [...shebang.split(/\s+/), ...(process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(/\s+/)].filter(Boolean);
+  return shebang.split(/\s+/).filter(Boolean);
+}
+
+/**
+ * The floor process (bench/daemon-floor.mjs): only the light observations' Status calls, at their
+ * pace, through defragd's client, with the executable's node flags. Resolves once it is ready.
+ */
+async function startFloor(endpoints: string[][]): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [...shebangFlags(), FLOOR, String(INTERVAL_MS), JSON.stringify(endpoints)], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+  floor = child;
+  let err = '';
+  child.stderr?.on('data', (b: Buffer) => (err += b.toString()));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout?.on('data', (b: Buffer) => (b.toString().includes('ready') ? resolve() : undefined));
+    child.on('exit', (code) => reject(new Error(`the floor process exited (code ${code}) before it was ready: ${err.trim()}`)));
+    setTimeout(() => reject(new Error('the floor process was not ready within 30 s')), 30_000).unref();
+  });
+  return child;
+}
+
+function startDaemon(configFile: string): DaemonProcess {
+  const nodeArgs = [...shebangFlags(), ...(process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(/\s+/)].filter(Boolean);
   const child = spawn(process.execPath, [...nodeArgs, MAIN, 'serve', '--config', configFile, '--log-level', process.env.BENCH_LOG_LEVEL ?? 'info'], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
   daemon = child;
   if (child.pid === undefined) throw new Error('the daemon did not start');
@@ -172,7 +197,8 @@ function startDaemon(configFile: string): DaemonProcess {
   });
   createInterface({ input: child.stderr! }).on('line', (line) => {
     lines.push(`stderr: ${line}`);
-    warnings.push(`stderr: ${line}`);
+    // The benchmark's own SIGTERM at the end is acknowledged on stderr: expected, not a warning.
+    if (!/^defragd: SIGTERM: stopping after the current step/.test(line)) warnings.push(`stderr: ${line}`);
   });
   return { child, pid: child.pid, url, lines, warnings, exited };
 }
@@ -332,6 +358,9 @@ try {
   const startupMs = readyAt - spawnedAt;
   const atReady = storeFiles(store);
   log(`daemon pid ${d.pid} ready after ${(startupMs / 1000).toFixed(2)} s at ${url}; running ${settings.minutes} min ...`);
+  const floorChild = await startFloor(clusters.map((c) => c.endpoints));
+  const floorPid = floorChild.pid as number;
+  log(`floor process pid ${floorPid} ready (Status to every member every ${INTERVAL_MS / 1000} s, nothing else)`);
 
   const proc: ProcSample[] = [];
   const scrapes: Scrape[] = [];
@@ -369,6 +398,8 @@ try {
   checkAborted();
   const warm = readProc(d.pid);
   if (!warm) throw new Error(`the daemon died during the warm-up:\n${d.lines.slice(-20).join('\n')}`);
+  const floorWarm = readProc(floorPid);
+  if (!floorWarm) throw new Error('the floor process died during the warm-up');
   const etcdCpuAtWarm = etcdCpuSeconds();
   const benchCpuAtWarm = benchCpuSeconds();
   let lastLog = Date.now();
@@ -386,6 +417,9 @@ try {
   const end = readProc(d.pid);
   if (!end) throw new Error('the daemon is gone at the end of the benchmark');
   proc.push(end);
+  const floorEnd = readProc(floorPid);
+  if (!floorEnd) throw new Error('the floor process is gone at the end of the benchmark');
+  floorChild.kill('SIGTERM');
   const etcdCpu = etcdCpuSeconds() - etcdCpuAtWarm;
   const benchCpu = benchCpuSeconds() - benchCpuAtWarm;
   const atEnd = storeFiles(store);
@@ -457,6 +491,14 @@ try {
       stopMs,
       logLines: d.lines.length,
       warnings: d.warnings,
+    },
+    floor: {
+      command: `node ${path.relative(ROOT, FLOOR)}`,
+      cpuShareSteady: (floorEnd.cpuSeconds - floorWarm.cpuSeconds) / ((floorEnd.at - floorWarm.at) / 1000),
+      rssPeakBytes: floorEnd.hwmBytes,
+      rssEndBytes: floorEnd.rssBytes,
+      rssEndFileBytes: floorEnd.rssFileBytes,
+      rssEndOwnBytes: floorEnd.rssOwnBytes,
     },
     etcd: { members: settings.clusters * MEMBERS, cpuShareTotal: etcdCpu / windowSeconds },
     bench: { cpuShare: benchCpu / windowSeconds },

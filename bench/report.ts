@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Breakdown, ToolFigures, WindowStats, Sizes } from './analyze.js';
 import { BIG_SNAPSHOT_COUNT, type BenchConfig, type ToolName } from './config.js';
-import { fmtMiB, fmtMs, MiB } from './util.js';
+import { fmtMiB, fmtMs, median, MiB } from './util.js';
 
 export interface BenchResult {
   version: 1;
@@ -18,6 +18,12 @@ export interface BenchResult {
   baseline: WindowStats & { seconds: number; eventLoopMaxMs: number };
   load: { requests: number; failed: number; clients: number };
   tools: ToolFigures[];
+  /**
+   * Start-up floor, after the tools under the same load: process start to first connection of
+   * a Node process that only connects (bare) and of one that loads @grpc/grpc-js and connects.
+   * Absent in results from before it existed.
+   */
+  startupFloor?: { bareMs: number[]; grpcMs: number[] };
   /** Leader timeline and the tools' logs, for digging. */
   raw?: unknown;
 }
@@ -89,6 +95,9 @@ export function markdownTable(r: BenchResult): string {
       return `${fmtMs(t.defragSumMs)} (${fmtMs(s)})`;
     }],
     ['Start-up: process start to its first connection (goal ≤ 250 ms)', (t) => (t.breakdown ? fmtMs(t.breakdown.startupMs) : '–')],
+    ...(r.startupFloor
+      ? [[`Start-up floor, same load, median of ${r.startupFloor.grpcMs.length}: a Node process that only connects / that loads \`@grpc/grpc-js\` and connects`, (t: ToolFigures) => (t.tool === 'defragd' && r.startupFloor ? `${fmtMs(median(r.startupFloor.bareMs))} / ${fmtMs(median(r.startupFloor.grpcMs))}` : '–')] as [string, (t: ToolFigures) => string]]
+      : []),
     ['Leader moves (MoveLeader until the new leader is seen)', (t) => (t.breakdown ? fmtMs(t.breakdown.leaderMovesMs) : '–')],
     ['Orchestration: wall − start-up − defrags − leader moves − configured waits (goal ≤ 5 % of defrags + 300 ms)', (t) => {
       if (t.tool === 'etcdctl' || !t.breakdown) return `${fmtMs(t.overheadMs)} ¹`;

@@ -30,10 +30,12 @@ import { LeaderPoller, leaderTimeline } from './leader.js';
 import { GoClients } from './goclients.js';
 import { Load } from './load.js';
 import { markdown, writeResults, type BenchResult } from './report.js';
-import { ETCDCTL_BIN, killChildren, leaderChangesSeen, runDefragd, runEtcdctl, serverDefragSeconds, type BenchMember, type ToolRun } from './tools.js';
+import { ETCDCTL_BIN, killChildren, leaderChangesSeen, runDefragd, runEtcdctl, serverDefragSeconds, startupFloorMs, type BenchMember, type ToolRun } from './tools.js';
 import { fmtMs, MiB, now, sleep } from './util.js';
 
 const FRAGMENT_PREFIX = '/fragment/';
+/** Runs of each start-up floor process; the table shows the median. */
+const STARTUP_FLOOR_RUNS = 5;
 
 let cfg: BenchConfig | null;
 try {
@@ -267,6 +269,16 @@ try {
     contexts.push({ run, sizesBefore, sizesAfter, serverDefragMs, eventLoopMaxMs: eld.max / 1e6, loadAvgBefore, leaderChanges, goErrors });
   }
 
+  // What start-up cannot go under here, under the same load: Node connecting, bare and with gRPC loaded.
+  const startupFloor = { bareMs: [] as number[], grpcMs: [] as number[] };
+  for (let i = 0; i < STARTUP_FLOOR_RUNS; i++) {
+    for (const bare of [true, false]) {
+      const ms = await startupFloorMs(seed, bare, abort.signal);
+      if (ms !== null) (bare ? startupFloor.bareMs : startupFloor.grpcMs).push(ms);
+    }
+  }
+  log(`start-up floor: node connecting ${startupFloor.bareMs.map(fmtMs).join(', ')}; with @grpc/grpc-js ${startupFloor.grpcMs.map(fmtMs).join(', ')}`);
+
   log('stopping the load ...');
   await load.stop();
   await poller.stop();
@@ -298,6 +310,7 @@ try {
     baseline: { ...windowStats(records, b0, b1), seconds: config.baselineSec, eventLoopMaxMs: baselineEld.max / 1e6 },
     load: { requests: records.length, failed: records.filter((r) => !r.ok).length, clients: members.length * config.clientsPerMember },
     tools,
+    startupFloor,
   };
   const raw = {
     leaderTimeline: leaderTimeline(samples).map((p) => ({ ...p, leader: members.find((m) => m.memberId === p.leaderId)?.name ?? p.leaderId })),

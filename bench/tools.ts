@@ -77,6 +77,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** The built CLI (`make bench` builds it first), run by plain Node as an operator runs it. */
 export const DEFRAGD_MAIN = path.join(ROOT, 'dist/cli/main.js');
 const PROBE = fileURLToPath(new URL('./wire-probe.mjs', import.meta.url));
+const STARTUP_FLOOR = fileURLToPath(new URL('./startup-floor.mjs', import.meta.url));
 
 /** What the probe preloaded into defragd's process saw, on the benchmark's clock. */
 export interface ProcessTimes {
@@ -148,6 +149,25 @@ export async function runDefragd(members: readonly BenchMember[], signal: AbortS
     report,
     process: { spawn: spawnAt, firstConnect, exit: end },
   };
+}
+
+/**
+ * The start-up floor: process start to first connection of `node bench/startup-floor.mjs`
+ * (loads @grpc/grpc-js and connects; with bare, only a TCP connection), started as defragd is.
+ */
+export async function startupFloorMs(member: BenchMember, bare: boolean, signal: AbortSignal): Promise<number | null> {
+  const target = new URL(member.url).host;
+  const spawnAt = now();
+  const child = spawn(process.execPath, ['--import', PROBE, STARTUP_FLOOR, target, ...(bare ? ['--bare'] : [])], { stdio: ['ignore', 'ignore', 'pipe'] });
+  children.add(child);
+  const onAbort = () => child.kill('SIGINT');
+  signal.addEventListener('abort', onAbort, { once: true });
+  let firstConnect: number | null = null;
+  createInterface({ input: child.stderr }).on('line', (line) => {
+    if (line.startsWith('#probe ')) firstConnect ??= (JSON.parse(line.slice(7)) as { firstConnect?: number }).firstConnect ?? null;
+  });
+  const code = await exitOf(child, signal, onAbort);
+  return code === 0 && firstConnect !== null ? firstConnect - spawnAt : null;
 }
 
 const nameOf = (members: readonly BenchMember[], id: string): string => members.find((m) => m.memberId === id)?.name ?? id;
