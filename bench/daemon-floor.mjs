@@ -2,7 +2,7 @@
  * `make bench-daemon`'s floor: a process that makes only the calls of the
  * daemon's light observations, as often, through defragd's own client
  * (dist/index.js): per cluster, every INTERVAL_MS, one Status to each member,
- * the clusters' rounds spread over the interval. No store, HTTP server,
+ * the rounds on a grid of the interval as the daemon's observations are. No store, HTTP server,
  * metrics, planning or logging. Its CPU and RSS, measured from outside like
  * the daemon's, are what watching these clusters costs a Node process before
  * defragd does anything with the answers.
@@ -23,8 +23,9 @@ const round = (i) => Promise.allSettled(clusters[i].map((url) => clients[i].memb
 await Promise.all(clusters.map((_, i) => round(i)));
 const timers = clusters.map((_, i) => {
   let t;
-  const tick = () => void round(i).then(() => { t = setTimeout(tick, intervalMs); });
-  t = setTimeout(tick, (i * intervalMs) / clusters.length);
+  // As the daemon does: every round on a grid of the interval, so all clusters' calls go out together.
+  const tick = () => void round(i).then(() => { t = setTimeout(tick, intervalMs - (Date.now() % intervalMs)); });
+  t = setTimeout(tick, intervalMs - (Date.now() % intervalMs));
   return () => clearTimeout(t);
 });
 process.stdout.write('ready\n');

@@ -355,10 +355,19 @@ export class Daemon implements DaemonView {
     }
   }
 
-  /** Until the next observation, or the pending scheduled start if that comes first. */
+  /**
+   * Until the next observation, or the pending scheduled start if that comes first. Observations fall
+   * on a grid of the interval (multiples of it since the epoch): clusters with the same interval are
+   * observed in the same moment, so the process wakes once per interval rather than once per cluster,
+   * and the samples of its clusters line up in time. The period is the interval, not the interval plus
+   * the observation's own time.
+   */
   private sleepMs(r: Runner): number {
-    const untilStart = r.pendingStart === null ? Infinity : Math.max(0, r.pendingStart.startMs - this.now());
-    return Math.min(r.config.observeIntervalMs, untilStart, MAX_SLEEP_MS);
+    const now = this.now();
+    const interval = r.config.observeIntervalMs;
+    const untilObserve = interval - (now % interval);
+    const untilStart = r.pendingStart === null ? Infinity : Math.max(0, r.pendingStart.startMs - now);
+    return Math.min(untilObserve, untilStart, MAX_SLEEP_MS);
   }
 
   private sleep(r: Runner, ms: number): Promise<void> {
