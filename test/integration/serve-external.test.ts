@@ -55,6 +55,15 @@ describe('serve notices defragmentations by others', () => {
     );
     const url = daemon.url;
     const history = async () => ((await (await fetch(`${url}/api/v1/clusters/main/history`)).json()) as { runs: RunRow[] }).runs;
+    // Until the daemon has observed the member's file as etcd has it now (fragmented): a defrag right
+    // after is then a shrink it sees. Fragmenting and defragmenting both between two of its observations
+    // would look like growth, which only its 5-minutely read of the defrag counters tells apart.
+    const daemonSees = async (member: string) => {
+      const statuses = parseJson<{ name: string; dbSize: number }[]>(await cli(['status', '--endpoints', c.endpoints.join(','), '--cluster', '-w', 'json']));
+      const dbSize = statuses.find((m) => m.name === member)!.dbSize;
+      const line = new RegExp(`^defragd_member_db_size_bytes\\{[^}]*member="${member}"[^}]*\\} ${dbSize}$`, 'm');
+      await until(`the daemon to observe ${member}'s file at ${dbSize} bytes`, async () => line.test(await (await fetch(`${url}/metrics`)).text()), 10_000);
+    };
     const detail = async (id: number) => (await (await fetch(`${url}/api/v1/runs/${id}`)).json()) as { run: RunRow; report: RunReport };
     // The event stream, as the dashboard reads it.
     const sse = new AbortController();
@@ -73,6 +82,7 @@ describe('serve notices defragmentations by others', () => {
       // Something to reclaim, as in real life: the daemon reads the defrag counters at once when a
       // member's db file shrank (and every 5 minutes otherwise).
       await fragmentAndWait({ endpoints: c.endpoints }, { bytes: 4 * MiB, passes: 2, minFree: 1 * MiB, members: 3, prefix: '/frag1/' });
+      await daemonSees('m2');
       // etcdctl defrag of m2: no record explains it.
       const etcdctl = await c.etcdctlDefrag('m2').done;
       expect(etcdctl.code, etcdctl.stderr).toBe(0);
@@ -80,7 +90,7 @@ describe('serve notices defragmentations by others', () => {
       const [unknown] = await until('the etcdctl defrag in the history', async () => {
         const runs = await history();
         return runs.length > 0 ? runs : null;
-      }, 20_000);
+      }, 20_000, () => daemon.logs().slice(-40).map((l) => JSON.stringify(l)).join('\n'));
       expect(Date.now() - doneAt).toBeLessThan(15_000);
       expect(unknown).toMatchObject({ trigger: 'external', by: UNKNOWN_BY, outcome: 'success', membersTotal: 1, membersDefragmented: 1 });
       expect(unknown!.message).toMatch(/m2 \([0-9a-f]+\) was defragmented by something other than defragd \(etcdctl defrag or another tool\)/);
@@ -94,6 +104,7 @@ describe('serve notices defragmentations by others', () => {
 
       // A defragd run elsewhere (the CLI), of m2 only: the daemon records it as that defragd's, once.
       await fragmentAndWait({ endpoints: c.endpoints }, { bytes: 4 * MiB, passes: 2, minFree: 1 * MiB, members: 3, prefix: '/frag2/' });
+      await daemonSees('m2');
       const run = await cli(['defrag', '--endpoints', c.endpoints.join(','), '--rule', 'memberName == "m2"', '-w', 'json']);
       expect(run.code, show(run)).toBe(0);
       const report = parseJson<RunReport>(run);
