@@ -17,10 +17,10 @@ import { executePlan } from '../executor/execute.js';
 import type { ExecuteOptions } from '../executor/options.js';
 import type { ClusterPort } from '../executor/port.js';
 import { acquireLock, isNoSpace, LockBusyError, type ClusterLock, type LockOptions } from '../lock/lock.js';
-import { observeCluster } from '../observe/observe.js';
+import { observeCluster, rememberQuotas } from '../observe/observe.js';
 import { planDefrag } from '../planner/index.js';
 import { compileRule } from '../policy/index.js';
-import { clusterPort, rememberQuotas, type ObserveTarget } from './port.js';
+import { clusterPort, type ObserveTarget } from './port.js';
 import { recording, recordSettings, recordWriter, type RecordOptions } from './record.js';
 
 /** What the operator asks for: the planner's Policy as plain options. */

@@ -6,8 +6,7 @@
 import type { EtcdClient } from '../etcd/client.js';
 import { fetchGauges, METRIC_DEFRAG_INFLIGHT } from '../etcd/metrics.js';
 import type { ClusterPort } from '../executor/port.js';
-import { observeCluster } from '../observe/observe.js';
-import type { ClusterSnapshot } from '../domain/snapshot.js';
+import { observeCluster, rememberQuotas } from '../observe/observe.js';
 
 export interface ObserveTarget {
   /** Discover every member from MemberList (default true: a safe run must see every voter). */
@@ -16,11 +15,6 @@ export interface ObserveTarget {
   quotaBytes?: number | null | undefined;
   /** Data dirs this host can see (member name or hex ID → path), for the free-disk check. */
   dataDirs?: Readonly<Record<string, string>> | undefined;
-}
-
-/** Notes the quotas a snapshot read from members' /metrics (member ID → bytes), for the observations after it. */
-export function rememberQuotas(quotas: Map<string, number>, snapshot: ClusterSnapshot): void {
-  for (const m of snapshot.members) if (m.status?.quotaSource === 'metrics') quotas.set(m.memberId, m.status.quota);
 }
 
 /**

@@ -349,6 +349,11 @@ async function healthRead(mc: MemberClient, call: Call): Promise<void> {
   }
 }
 
+/** Notes the quotas a snapshot read from members' /metrics (member ID → bytes), as `knownQuotas` for the observations after it. */
+export function rememberQuotas(quotas: Map<string, number>, snapshot: ClusterSnapshot): void {
+  for (const m of snapshot.members) if (m.status?.quotaSource === 'metrics') quotas.set(m.memberId, m.status.quota);
+}
+
 /** Derives sizes, fragmentation and quota for one Status reply. Pure. */
 export function toMemberStatus(s: StatusReply, metricsQuota: number | null, flagQuota: number | null, isLearner = s.isLearner): MemberStatus {
   let quota: number;

@@ -20,7 +20,7 @@ import type { MemberDefragStatus } from '../domain/record.js';
 import type { RunReport, StepEvent } from '../domain/run.js';
 import type { ClusterSnapshot } from '../domain/snapshot.js';
 import { EtcdClient, type StatusReply } from '../etcd/client.js';
-import { observeCluster } from '../observe/observe.js';
+import { observeCluster, rememberQuotas } from '../observe/observe.js';
 import { refreshCluster } from '../observe/refresh.js';
 import { currentRevision, DEFAULT_FORECAST_SAMPLES, planDefrag } from '../planner/index.js';
 import { recordRun, type RunRecorder, type Store } from '../store/index.js';
@@ -435,7 +435,7 @@ export class Daemon implements DaemonView {
         r.metricsAtMs = atMs;
         r.quotas = new Map();
       }
-      for (const m of snapshot.members) if (m.status?.quotaSource === 'metrics') r.quotas.set(m.memberId, m.status.quota);
+      rememberQuotas(r.quotas, snapshot);
       // The count may be read a moment before the defragmentation that shrank the file counts itself: read again for a while.
       if (shrank) r.recheckUntilMs = atMs + RECHECK_AFTER_SHRINK_MS;
       this.accept(r, snapshot);
