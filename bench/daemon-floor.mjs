@@ -21,11 +21,12 @@ if (!(intervalMs > 0) || !Array.isArray(clusters) || clusters.length === 0) {
 const clients = clusters.map((endpoints) => new EtcdClient({ endpoints, commandTimeoutMs: 5_000 }));
 const round = (i) => Promise.allSettled(clusters[i].map((url) => clients[i].member(url).status()));
 await Promise.all(clusters.map((_, i) => round(i)));
+// As the daemon does: every round on a grid of the interval, so all clusters' calls go out together.
+const untilNext = () => intervalMs - (Date.now() % intervalMs);
 const timers = clusters.map((_, i) => {
   let t;
-  // As the daemon does: every round on a grid of the interval, so all clusters' calls go out together.
-  const tick = () => void round(i).then(() => { t = setTimeout(tick, intervalMs - (Date.now() % intervalMs)); });
-  t = setTimeout(tick, intervalMs - (Date.now() % intervalMs));
+  const tick = () => void round(i).then(() => { t = setTimeout(tick, untilNext()); });
+  t = setTimeout(tick, untilNext());
   return () => clearTimeout(t);
 });
 process.stdout.write('ready\n');

@@ -132,7 +132,6 @@ export function startChurn(connection: ConnectionOptions, opts: ChurnOptions = {
     });
 
   let compactedTo = 0;
-  /** The deleted prefixes are compacted away at once, so their pages are free from the start. */
   /** A physical compaction through the first member, counted and reported. */
   const compactTo = async (revision: number) => {
     await members[0]!.compact(revision, { physical: true, timeoutMs: 30_000, signal: stopping.signal });
@@ -141,6 +140,7 @@ export function startChurn(connection: ConnectionOptions, opts: ChurnOptions = {
     opts.onCompact?.(revision);
   };
 
+  /** The deleted prefixes are compacted away at once, so their pages are free from the start. */
   const removePrefixes = async () => {
     const prefixes = opts.deletePrefixes ?? [];
     if (prefixes.length === 0) return;
