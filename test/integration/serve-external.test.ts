@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCluster, type EtcdCluster } from '../../dev/harness/etcd.js';
+import { useCluster } from '../../dev/harness/etcd.js';
 import type { RunReport } from '../../src/domain/run.js';
 import { UNKNOWN_BY } from '../../src/serve/external.js';
 import { cli, fragmentAndWait, MiB, parseJson, show } from './helpers-defrag.js';
@@ -39,13 +39,10 @@ interface RunRow {
 }
 
 describe('serve notices defragmentations by others', () => {
-  let c: EtcdCluster;
-  beforeAll(async () => {
-    c = await startCluster({ members: 3 });
-  }, 60_000);
-  afterAll(async () => c?.close());
+  const cluster = useCluster({ members: 3 });
 
   it('etcdctl defrag → one external run by an unknown tool; a defragd CLI run → once, as that defragd with its record', async () => {
+    const c = cluster();
     // No schedule, no auto: only observed, every second.
     const daemon = await startServe(
       dir,

@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCluster, type EtcdCluster } from '../../dev/harness/etcd.js';
+import { useCluster, type EtcdCluster } from '../../dev/harness/etcd.js';
 import { getJson, sleep, startServe, until } from './serve-support.js';
 import { fragment } from '../../dev/workload.js';
 import { MiB } from './helpers-defrag.js';
@@ -38,13 +38,10 @@ async function requestsServed(c: EtcdCluster): Promise<Record<string, number>> {
 const delta = (after: Record<string, number>, before: Record<string, number>, key: string) => (after[key] ?? 0) - (before[key] ?? 0);
 
 describe('serve: what each observation asks of the cluster', () => {
-  let c: EtcdCluster;
-  beforeAll(async () => {
-    c = await startCluster({ members: 3, quotaBackendBytes: 3 * MiB });
-  }, 60_000);
-  afterAll(async () => c?.close());
+  const cluster = useCluster({ members: 3, quotaBackendBytes: 3 * MiB });
 
   it('between full observations asks only Status, keeps /metrics equal to the members, and still sees NOSPACE at once', async () => {
+    const c = cluster();
     const s = await startServe(dir, 'light', `listen: 127.0.0.1:0\nstore: ":memory:"\nclusters:\n  - name: light\n    endpoints: [${c.endpoints.join(', ')}]\n    auto: { interval: 1s, cooldown: 1h }\n    rule: "false"\n    nospace: ignore\n`);
     try {
       await until('ready', async () => ((await getJson(`${s.url}/readyz`)).status === 200 ? true : null), 20_000);

@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCluster, type EtcdCluster } from '../../dev/harness/etcd.js';
+import { useCluster } from '../../dev/harness/etcd.js';
 import { fragment } from '../../dev/workload.js';
 import { openStore } from '../../src/store/index.js';
 import { getJson, startServe as startServeIn, until } from './serve-support.js';
@@ -30,13 +30,10 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 type RunRow = { id: number; trigger: string; outcome: string; reclaimedBytes: number; membersDefragmented: number };
 
 describe('serve: auto mode, the API and the metrics on a 3-member cluster', () => {
-  let c: EtcdCluster;
-  beforeAll(async () => {
-    c = await startCluster({ members: 3 });
-  }, 60_000);
-  afterAll(async () => c?.close());
+  const cluster = useCluster({ members: 3 });
 
   it('runs when the rule holds, records it (store, API, in-cluster record), not again within the cooldown; /metrics equals status; the API needs the token', async () => {
+    const c = cluster();
     const store = join(dir, 'auto.sqlite');
     const s = await startServe(
       'auto',
@@ -109,6 +106,7 @@ describe('serve: auto mode, the API and the metrics on a 3-member cluster', () =
   });
 
   it('a cron start fires inside its window and is recorded as schedule; outside the window it is skipped and logged', async () => {
+    const c = cluster();
     const dayNames = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
     const today = dayNames[new Date().getUTCDay()] as string;
     const other = dayNames[(new Date().getUTCDay() + 3) % 7] as string;
@@ -138,13 +136,10 @@ describe('serve: auto mode, the API and the metrics on a 3-member cluster', () =
 });
 
 describe('serve: SIGHUP reloads the config', () => {
-  let c: EtcdCluster;
-  beforeAll(async () => {
-    c = await startCluster({ members: 1 });
-  }, 60_000);
-  afterAll(async () => c?.close());
+  const cluster = useCluster({ members: 1 });
 
   it('a valid new config adds and removes clusters; an invalid one is logged and the running config kept', async () => {
+    const c = cluster();
     const one = (name: string) => `  - name: ${name}\n    endpoints: [${c.endpoints.join(', ')}]\n`;
     const s = await startServe('reload', `listen: 127.0.0.1:0\nstore: ":memory:"\nclusters:\n${one('a')}`);
     const names = async () => (((await getJson(`${s.url}/api/v1/clusters`)).body['clusters'] as { name: string }[]).map((x) => x.name)).sort();
@@ -172,13 +167,10 @@ describe('serve: SIGHUP reloads the config', () => {
 });
 
 describe('serve: NOSPACE is recovered without a person', () => {
-  let c: EtcdCluster;
-  beforeAll(async () => {
-    c = await startCluster({ members: 3, quotaBackendBytes: 16 * MiB });
-  }, 60_000);
-  afterAll(async () => c?.close());
+  const cluster = useCluster({ members: 3, quotaBackendBytes: 16 * MiB });
 
   it('a member raising NOSPACE starts a run at once (trigger nospace): compacted, defragmented, disarmed, writes accepted again', async () => {
+    const c = cluster();
     await expect(fragment({ endpoints: [c.endpoints[0] as string] }, { bytes: 6 * MiB, passes: 12, valueSize: 256 * 1024, compact: false, prefix: '/fill/' })).rejects.toThrow(/database space exceeded/);
     const before = await observe({ endpoints: c.endpoints });
     expect(before.alarms.some((a) => a.alarm === 'NOSPACE')).toBe(true);
