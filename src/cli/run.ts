@@ -6,6 +6,8 @@ import { Command, CommanderError } from 'commander';
 import { DefragdError } from '../domain/errors.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import type { CliIO } from './io.js';
+// Each command module holds its flags; what its action needs (gRPC, the planner, the printers,
+// SQLite) it imports when it runs, so --help, --version and a usage error load none of it.
 import { statusCommand } from './commands/status.js';
 import { defragCommand } from './commands/defrag.js';
 import { alarmCommand } from './commands/alarm.js';

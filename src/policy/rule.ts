@@ -33,11 +33,27 @@
  * tree, so what passes both can still exhaust the JavaScript stack (4,000
  * `!`s): that is caught and reported as "nested too deeply", never a crash.
  */
-import { type ASTNode, Environment, EvaluationError, type TypeCheckResult } from '@marcbachmann/cel-js';
+import { createRequire } from 'node:module';
+import type * as Cel from '@marcbachmann/cel-js';
+import type { ASTNode, Environment, TypeCheckResult } from '@marcbachmann/cel-js';
 import { RuleError } from '../domain/errors.js';
 import type { Rule, RuleVariables } from '../domain/plan.js';
 import type { MemberSnapshot } from '../domain/snapshot.js';
 import { GiB, KiB, MiB } from '../domain/snapshot.js';
+
+let cel: typeof Cel | undefined;
+
+/**
+ * cel-js, loaded by the first compileRule rather than with this module: it
+ * takes ~50 ms to load, and most runs have no rule (`defragd status`,
+ * `defragd defrag` without --rule, `--help`). cel-js is ESM-only and
+ * compileRule is synchronous, so this is require() of an ES module, which
+ * Node has without a flag since 20.19 (package.json's engines).
+ */
+function celJs(): typeof Cel {
+  cel ??= createRequire(import.meta.url)('@marcbachmann/cel-js') as typeof Cel;
+  return cel;
+}
 
 /**
  * The longest rule accepted, in characters. Longer rules are refused before
@@ -111,10 +127,10 @@ const ARITHMETIC: Record<Arithmetic, (x: number, y: number) => number> = {
 /** int ⊕ double in double arithmetic, failing where CEL's int arithmetic would rather than giving Infinity or NaN. */
 function mixed(op: Arithmetic, x: number, y: number, node: ASTNode | undefined): number {
   // cel-js hands handlers the operator's AST node; an error built on it carries its position.
-  if (op === '/' && y === 0) throw new EvaluationError({ code: 'division_by_zero', message: 'division by zero', node });
+  if (op === '/' && y === 0) throw new (celJs().EvaluationError)({ code: 'division_by_zero', message: 'division by zero', node });
   const result = ARITHMETIC[op](x, y);
   if (!Number.isFinite(result)) {
-    throw new EvaluationError({ code: 'numeric_overflow', message: `double overflow: ${x} ${op} ${y}`, node });
+    throw new (celJs().EvaluationError)({ code: 'numeric_overflow', message: `double overflow: ${x} ${op} ${y}`, node });
   }
   return result;
 }
@@ -125,7 +141,7 @@ function intEqualsDouble(a: bigint, b: number): boolean {
 }
 
 function newEnvironment(): Environment {
-  const env = new Environment();
+  const env = new (celJs().Environment)();
   for (const [name, type] of Object.entries(VARIABLE_TYPES)) env.registerVariable(name, type);
   for (const [name, value] of Object.entries(CONSTANTS)) env.registerConstant(name, 'int', BigInt(value));
   for (const op of Object.keys(ARITHMETIC) as Arithmetic[]) {

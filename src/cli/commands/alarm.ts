@@ -5,15 +5,11 @@
 import { Command, Option } from 'commander';
 import { addClusterFlags, clusterConfig, withEnv } from '../config/flags.js';
 import { alarmsToDisarm, checkDisarm } from '../../planner/index.js';
-import { clusterPort } from '../../app/port.js';
-import { disarmAlarms } from '../../executor/disarm.js';
-import { EtcdClient } from '../../etcd/client.js';
-import { observeCluster } from '../../observe/observe.js';
+import type { EtcdClient } from '../../etcd/client.js';
 import type { ClusterSnapshot } from '../../domain/snapshot.js';
 import { ConnectionError } from '../../domain/errors.js';
 import { EXIT } from '../exit-codes.js';
 import type { CliIO } from '../io.js';
-import { printAlarmList, printDisarm } from '../printers/alarm.js';
 
 export function alarmCommand(io: CliIO, done: (code: number) => void): Command {
   const cmd = new Command('alarm').description('list or disarm alarms (NOSPACE, CORRUPT)');
@@ -21,9 +17,10 @@ export function alarmCommand(io: CliIO, done: (code: number) => void): Command {
   const list = addClusterFlags(new Command('list').description('list every active alarm'));
   list.action(async () => {
     const config = clusterConfig({ ...withEnv(list, io.env), cluster: true });
+    const { EtcdClient, observeCluster, printAlarmList } = await load();
     const client = new EtcdClient(config.connection);
     try {
-      const snap = await observe(client, config, io);
+      const snap = await observe(observeCluster, client, config, io);
       if (snap.alarmsError) throw new ConnectionError(config.connection.endpoints.join(','), `could not read the alarm list: ${snap.alarmsError}`);
       io.stdout(printAlarmList(snap, config.writeOut));
       done(EXIT.OK);
@@ -37,9 +34,10 @@ export function alarmCommand(io: CliIO, done: (code: number) => void): Command {
   disarm.action(async () => {
     const opts = withEnv(disarm, io.env);
     const config = clusterConfig({ ...opts, cluster: true });
+    const { EtcdClient, observeCluster, clusterPort, disarmAlarms, printDisarm } = await load();
     const client = new EtcdClient(config.connection);
     try {
-      const snap = await observe(client, config, io);
+      const snap = await observe(observeCluster, client, config, io);
       if (snap.alarmsError) throw new ConnectionError(config.connection.endpoints.join(','), `could not read the alarm list: ${snap.alarmsError}`);
       const corrupt = snap.alarms.filter((a) => a.alarm === 'CORRUPT');
       const targets = alarmsToDisarm(snap, opts['all'] === true);
@@ -62,6 +60,20 @@ export function alarmCommand(io: CliIO, done: (code: number) => void): Command {
   return cmd;
 }
 
-async function observe(client: EtcdClient, config: ReturnType<typeof clusterConfig>, io: CliIO): Promise<ClusterSnapshot> {
+/** What the subcommands use once they run, loaded then: --help and a usage error need none of it. */
+async function load() {
+  const [client, observe, port, disarm, printers] = await Promise.all([
+    import('../../etcd/client.js'),
+    import('../../observe/observe.js'),
+    import('../../app/port.js'),
+    import('../../executor/disarm.js'),
+    import('../printers/alarm.js'),
+  ]);
+  return { ...client, ...observe, ...port, ...disarm, ...printers };
+}
+
+type ObserveCluster = Awaited<ReturnType<typeof load>>['observeCluster'];
+
+async function observe(observeCluster: ObserveCluster, client: EtcdClient, config: ReturnType<typeof clusterConfig>, io: CliIO): Promise<ClusterSnapshot> {
   return observeCluster(client, { cluster: true, quotaBytes: config.quotaBytes, timeoutMs: config.connection.commandTimeoutMs, signal: io.signal });
 }

@@ -2,14 +2,11 @@
 import { Command } from 'commander';
 import { addClusterFlags, clusterConfig, withEnv } from '../config/flags.js';
 import { addDefragFlags, defragConfig } from '../config/defrag-flags.js';
-import { buildPolicy, dryRun, reportWithoutRun, runDefrag } from '../../app/defragment.js';
+import type { reportWithoutRun as ReportWithoutRun } from '../../app/defragment.js';
 import { AbortedError, DefragdError } from '../../domain/errors.js';
 import type { RunReport } from '../../domain/run.js';
-import { EtcdClient } from '../../etcd/client.js';
 import { exitCodeForReport } from '../exit-codes.js';
 import type { CliIO } from '../io.js';
-import { printDryRun, printReport } from '../printers/defrag.js';
-import { createProgress } from '../progress.js';
 import type { CliRunRecorder } from '../run-store.js';
 
 export function defragCommand(io: CliIO, done: (code: number) => void): Command {
@@ -18,6 +15,13 @@ export function defragCommand(io: CliIO, done: (code: number) => void): Command 
   addDefragFlags(cmd);
   cmd.action(async () => {
     const opts = withEnv(cmd, io.env);
+    // Loaded here, not with this module: --help, --version and the other commands need none of it.
+    const [{ buildPolicy, dryRun, reportWithoutRun, runDefrag }, { EtcdClient }, { printDryRun, printReport }, { createProgress }] = await Promise.all([
+      import('../../app/defragment.js'),
+      import('../../etcd/client.js'),
+      import('../printers/defrag.js'),
+      import('../progress.js'),
+    ]);
     // Known before the connection flags are checked, so that a bad one (--command-timeout 999h) still gets its JSON report.
     const json = opts['writeOut'] === 'json';
     const startedAt = new Date().toISOString();
@@ -56,7 +60,7 @@ export function defragCommand(io: CliIO, done: (code: number) => void): Command 
         // A second Ctrl-C exits at once, before the run's report: -w json still prints one JSON object.
         const finished: RunReport['members'] = [];
         const forcedExit = new AbortedError('interrupted: exited at once on a second signal; the member in progress, if any, may still be defragmenting in etcd');
-        const unregisterJson = json ? io.registerCleanup?.(async () => io.stdout(printReport({ ...errorReport(forcedExit, startedAt), members: [...finished] }, 'json'))) : undefined;
+        const unregisterJson = json ? io.registerCleanup?.(async () => io.stdout(printReport({ ...errorReport(reportWithoutRun, forcedExit, startedAt), members: [...finished] }, 'json'))) : undefined;
         let report: RunReport;
         try {
           report = await runDefrag(client, policy, {
@@ -85,8 +89,8 @@ export function defragCommand(io: CliIO, done: (code: number) => void): Command 
       }
     } catch (err) {
       // -w json always prints one JSON object, also when the run could not start.
-      if (json && err instanceof DefragdError) io.stdout(printReport(errorReport(err, startedAt), 'json'));
-      if (err instanceof DefragdError) recorder?.finish(errorReport(err, startedAt));
+      if (json && err instanceof DefragdError) io.stdout(printReport(errorReport(reportWithoutRun, err, startedAt), 'json'));
+      if (err instanceof DefragdError) recorder?.finish(errorReport(reportWithoutRun, err, startedAt));
       throw err;
     } finally {
       recorder?.close();
@@ -96,7 +100,7 @@ export function defragCommand(io: CliIO, done: (code: number) => void): Command 
 }
 
 /** A run that ended in an error before or outside the executor: nothing was started by it. */
-function errorReport(err: DefragdError, at: string): RunReport {
+function errorReport(reportWithoutRun: typeof ReportWithoutRun, err: DefragdError, at: string): RunReport {
   const outcome = err instanceof AbortedError ? 'interrupted' : err.kind === 'usage' || err.kind === 'refused' ? 'refused' : 'failed';
   return reportWithoutRun(outcome, err.message, { startedAt: at });
 }

@@ -5,7 +5,6 @@ import { DEFAULT_RUNS_LIMIT } from '../../store/types.js';
 import { EnvOption, sourceOf, withEnv } from '../config/env.js';
 import { EXIT } from '../exit-codes.js';
 import type { CliIO } from '../io.js';
-import { printHistory } from '../printers/history.js';
 
 /** More runs than this in one listing is a report, not a look: use -w json and a query. */
 export const MAX_HISTORY_LIMIT = 10_000;
@@ -28,8 +27,8 @@ export function historyCommand(io: CliIO, done: (code: number) => void): Command
     const writeOut = str('writeOut') ?? 'table';
     if (writeOut !== 'table' && writeOut !== 'json') throw new UsageError(`${sourceOf(opts, 'writeOut')}: unknown format "${writeOut}" (use table or json)`);
 
-    // SQLite is loaded only by the commands that use it.
-    const { openStore } = await import('../../store/index.js');
+    // SQLite (and the table printer) are loaded only by the commands that use them.
+    const [{ openStore }, { printHistory }] = await Promise.all([import('../../store/index.js'), import('../printers/history.js')]);
     const store = openStore(path, { mustExist: true });
     try {
       io.stdout(printHistory(store.runs({ cluster: str('clusterName'), limit }), writeOut));

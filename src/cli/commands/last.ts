@@ -1,13 +1,10 @@
 /** `defragd last`: when each member was last defragmented (from the records runs leave in the cluster), and what has accumulated since. */
 import { Command } from 'commander';
 import { addClusterFlags, clusterConfig, EnvOption, sourceOf, withEnv } from '../config/flags.js';
-import { defragmentationStatus } from '../../app/last.js';
 import { recordPrefix } from '../../app/record.js';
 import { DEFAULT_RECORD_PREFIX } from '../../domain/defaults.js';
-import { EtcdClient } from '../../etcd/client.js';
 import { EXIT } from '../exit-codes.js';
 import type { CliIO } from '../io.js';
-import { printLast } from '../printers/last.js';
 
 export function lastCommand(io: CliIO, done: (code: number) => void): Command {
   const cmd = new Command('last').description("show when each member was last defragmented, what that reclaimed, and the free space accumulated since");
@@ -17,6 +14,7 @@ export function lastCommand(io: CliIO, done: (code: number) => void): Command {
     const opts = withEnv(cmd, io.env);
     const config = clusterConfig(opts);
     const prefix = recordPrefix(typeof opts['recordPrefix'] === 'string' ? opts['recordPrefix'] : DEFAULT_RECORD_PREFIX, sourceOf(opts, 'recordPrefix'));
+    const [{ EtcdClient }, { defragmentationStatus }, { printLast }] = await Promise.all([import('../../etcd/client.js'), import('../../app/last.js'), import('../printers/last.js')]);
     const client = new EtcdClient(config.connection);
     try {
       const members = await defragmentationStatus(client, { cluster: config.cluster, recordPrefix: prefix, timeoutMs: config.connection.commandTimeoutMs, signal: io.signal });

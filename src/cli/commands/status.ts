@@ -1,17 +1,15 @@
 /** `defragd status`: one row per member with sizes, fragmentation, quota use, leader and alarms. */
 import { Command } from 'commander';
 import { addClusterFlags, clusterConfig, withEnv } from '../config/flags.js';
-import { EtcdClient } from '../../etcd/client.js';
-import { observeCluster } from '../../observe/observe.js';
 import { EXIT } from '../exit-codes.js';
 import type { CliIO } from '../io.js';
-import { printStatus } from '../printers/status.js';
 
 export function statusCommand(io: CliIO, done: (code: number) => void): Command {
   const cmd = new Command('status').description("show every member's size, fragmentation, quota use, leader and alarms");
   addClusterFlags(cmd);
   cmd.action(async () => {
     const config = clusterConfig(withEnv(cmd, io.env));
+    const [{ EtcdClient }, { observeCluster }, { printStatus }] = await Promise.all([import('../../etcd/client.js'), import('../../observe/observe.js'), import('../printers/status.js')]);
     const client = new EtcdClient(config.connection);
     try {
       const snapshot = await observeCluster(client, {
