@@ -361,7 +361,7 @@ export class MemberClient {
   }
 
   async range(key: string | Buffer, opts: CallOptions & { rangeEnd?: string | Buffer; limit?: number; serializable?: boolean; countOnly?: boolean; keysOnly?: boolean; revision?: number } = {}): Promise<{ header: ResponseHeader; kvs: KeyValue[]; count: number; more: boolean }> {
-    // Fields are left out rather than sent empty: proto-loader encodes an empty bytes
+    // Fields are left out rather than sent empty: protobufjs encodes an empty bytes
     // field, and etcd reads a present-but-empty range_end as "to the end of the keyspace".
     const r = await this.call<{ header: RawHeader; kvs: RawKv[]; count: string; more: boolean }>('KV', 'Range', {
       key: Buffer.from(key),
