@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { ConfigError } from './settings.js';
 
 export const TOOLS = ['etcdctl', 'defragd'] as const;
 export type ToolName = (typeof TOOLS)[number];
@@ -71,7 +72,7 @@ export const USAGE = `Usage: npx tsx bench/run.mts [options]     (or: make bench
   -h, --help
 `;
 
-export class ConfigError extends Error {}
+export { ConfigError };
 
 function num(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
   if (raw === undefined || raw === '') return fallback;

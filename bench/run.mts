@@ -25,7 +25,8 @@ import { EtcdClient } from '../src/index.js';
 import { startCluster, type EtcdCluster } from '../dev/harness/etcd.js';
 import { fragment } from '../dev/workload.js';
 import { analyzeTool, windowStats, type Sizes, type ToolContext } from './analyze.js';
-import { BIG_SNAPSHOT_COUNT, ConfigError, loadConfig, USAGE, type BenchConfig } from './config.js';
+import { BIG_SNAPSHOT_COUNT, loadConfig, USAGE, type BenchConfig } from './config.js';
+import { settingsOrExit } from './settings.js';
 import { LeaderPoller, leaderTimeline } from './leader.js';
 import { GoClients } from './goclients.js';
 import { Load } from './load.js';
@@ -37,21 +38,7 @@ const FRAGMENT_PREFIX = '/fragment/';
 /** Runs of each start-up floor process; the table shows the median. */
 const STARTUP_FLOOR_RUNS = 5;
 
-let cfg: BenchConfig | null;
-try {
-  cfg = loadConfig(process.argv.slice(2), process.env);
-} catch (err) {
-  if (err instanceof ConfigError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-    console.error(`bench: ${(err as Error).message}\n\n${USAGE}`);
-    process.exit(2);
-  }
-  throw err;
-}
-if (cfg === null) {
-  console.log(USAGE);
-  process.exit(0);
-}
-const config: BenchConfig = cfg;
+const config: BenchConfig = settingsOrExit('bench', USAGE, () => loadConfig(process.argv.slice(2), process.env));
 
 const t0 = Date.now();
 const log = (msg: string): void => console.error(`[bench +${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s] ${msg}`);

@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { ConfigError } from '../settings.js';
 
 export interface ReadsConfig {
   /** Live keys (the logical data), each with a 1–8 KiB value. */
@@ -53,7 +54,7 @@ Does a defragmented etcd member serve reads faster than a fragmented one with th
   -h, --help
 `;
 
-export class ConfigError extends Error {}
+export { ConfigError };
 
 function num(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
   if (raw === undefined || raw === '') return fallback;

@@ -28,27 +28,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { EtcdClient, type MemberClient } from '../../src/etcd/client.js';
 import { ETCDCTL_BIN, startCluster, type EtcdCluster, type HarnessMember } from '../../dev/harness/etcd.js';
-import { ConfigError, loadReadsConfig, USAGE, type ReadsConfig } from './config.js';
+import { loadReadsConfig, USAGE, type ReadsConfig } from './config.js';
+import { settingsOrExit } from '../settings.js';
 import { logicalDigest, writeFragmented, type ChurnResult, type LogicalDigest } from './data.js';
 import { measurePass } from './measure.js';
 import { percentile } from '../util.js';
 import { summarise, table, VARIANTS, type CacheState, type FileFacts, type PassRecord, type Variant } from './report.js';
 
-let parsed: ReadsConfig | null;
-try {
-  parsed = loadReadsConfig(process.argv.slice(2), process.env);
-} catch (err) {
-  if (err instanceof ConfigError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-    console.error(`bench-reads: ${(err as Error).message}\n\n${USAGE}`);
-    process.exit(2);
-  }
-  throw err;
-}
-if (parsed === null) {
-  console.log(USAGE);
-  process.exit(0);
-}
-const cfg: ReadsConfig = parsed;
+const cfg: ReadsConfig = settingsOrExit('bench-reads', USAGE, () => loadReadsConfig(process.argv.slice(2), process.env));
 
 const t0 = Date.now();
 const log = (msg: string): void => console.error(`[bench-reads +${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${msg}`);

@@ -1,0 +1,27 @@
+/** What every benchmark does with its settings before it starts anything: one error class, one way out. */
+
+/** A bad setting: printed as one line above the benchmark's usage, exit 2. */
+export class ConfigError extends Error {}
+
+/**
+ * The settings `load` returns, or the process ends: null (--help) prints the
+ * usage and exits 0; a ConfigError or a bad flag (node:util parseArgs) prints
+ * "NAME: message" and the usage on stderr and exits 2. Anything else is a bug and is thrown.
+ */
+export function settingsOrExit<T>(name: string, usage: string, load: () => T | null): T {
+  let settings: T | null;
+  try {
+    settings = load();
+  } catch (err) {
+    if (err instanceof ConfigError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`${name}: ${(err as Error).message}\n\n${usage}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  if (settings === null) {
+    console.log(usage);
+    process.exit(0);
+  }
+  return settings;
+}
