@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCluster, type EtcdCluster } from '../../dev/harness/etcd.js';
+import { useCluster } from '../../dev/harness/etcd.js';
 import { EtcdClient } from '../../src/etcd/client.js';
 import { openStore } from '../../src/store/index.js';
 import { cli, fragmentAndWait, MiB } from './helpers-defrag.js';
@@ -19,18 +19,15 @@ import { freePort } from './serve-support.js';
 const BIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
 describe('serve as a process', () => {
-  let c: EtcdCluster;
+  const cluster = useCluster({ members: 3 });
   let dir: string;
-  beforeAll(async () => {
+  beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'defragd-serve-proc-'));
-    c = await startCluster({ members: 3 });
-  }, 60_000);
-  afterAll(async () => {
-    await c?.close();
-    rmSync(dir, { recursive: true, force: true });
   });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('SIGTERM mid-run: the current member finishes, no other starts, the run is recorded as interrupted, the lock is released, exit 0; a second serve on the store is refused', async () => {
+    const c = cluster();
     await fragmentAndWait({ endpoints: c.endpoints }, { bytes: 96 * MiB, passes: 2, minFree: 40 * MiB, members: 3 });
     const port = await freePort();
     const store = join(dir, 'h.sqlite');

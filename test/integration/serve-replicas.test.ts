@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCluster, type EtcdCluster } from '../../dev/harness/etcd.js';
+import { useCluster, type EtcdCluster } from '../../dev/harness/etcd.js';
 import { EtcdClient } from '../../src/etcd/client.js';
 import { openStore } from '../../src/store/index.js';
 import type { StoredRun, StoredRunDetail } from '../../src/store/types.js';
@@ -95,13 +95,10 @@ function storedRuns(path: string): StoredRunDetail[] {
 }
 
 describe('serve: replicas with one config on one cluster', () => {
-  let c: EtcdCluster;
-  beforeAll(async () => {
-    c = await startCluster({ members: 3 });
-  }, 60_000);
-  afterAll(async () => c?.close());
+  const cluster = useCluster({ members: 3 });
 
   it('two replicas never defragment at once: each member is defragmented once, by one replica; the other records no run that defragmented anything; both stay healthy', async () => {
+    const c = cluster();
     await fragmentAndWait({ endpoints: c.endpoints }, { bytes: 64 * MiB, passes: 2, minFree: 24 * MiB, members: 3 });
     const before = await defragCounts(c);
     const storeA = join(dir, 'two-a.sqlite');
@@ -166,6 +163,7 @@ describe('serve: replicas with one config on one cluster', () => {
   }, 180_000);
 
   it('a replica killed with SIGKILL mid-run holds the other off until its lease expires; the other then defragments what is left; the killed one\'s store opens and calls its run interrupted', async () => {
+    const c = cluster();
     await fragmentAndWait({ endpoints: c.endpoints }, { bytes: 64 * MiB, passes: 2, minFree: 24 * MiB, members: 3 });
     const before = await defragCounts(c);
     const port = await freePort();
