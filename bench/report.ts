@@ -20,10 +20,11 @@ export interface BenchResult {
   tools: ToolFigures[];
   /**
    * Start-up floor, after the tools under the same load: process start to first connection of
-   * a Node process that only connects (bare) and of one that loads @grpc/grpc-js and connects.
-   * Absent in results from before it existed.
+   * a Node process that only connects (bare) and of one that loads @grpc/grpc-js and connects;
+   * and of `defragd defrag --dry-run`, interleaved with them. Absent in results from before
+   * it existed (defragdMs: from before it was measured).
    */
-  startupFloor?: { bareMs: number[]; grpcMs: number[] };
+  startupFloor?: { bareMs: number[]; grpcMs: number[]; defragdMs?: number[] };
   /** Leader timeline and the tools' logs, for digging. */
   raw?: unknown;
 }
@@ -96,7 +97,12 @@ export function markdownTable(r: BenchResult): string {
     }],
     ['Start-up: process start to its first connection (goal ≤ 250 ms)', (t) => (t.breakdown ? fmtMs(t.breakdown.startupMs) : '–')],
     ...(r.startupFloor
-      ? [[`Start-up floor, same load, median of ${r.startupFloor.grpcMs.length}: a Node process that only connects / that loads \`@grpc/grpc-js\` and connects`, (t: ToolFigures) => (t.tool === 'defragd' && r.startupFloor ? `${fmtMs(median(r.startupFloor.bareMs))} / ${fmtMs(median(r.startupFloor.grpcMs))}` : '–')] as [string, (t: ToolFigures) => string]]
+      ? [
+          [`Start-up floor, same load, median of ${r.startupFloor.grpcMs.length}: a Node process that only connects / that loads \`@grpc/grpc-js\` and connects`, (t: ToolFigures) => (t.tool === 'defragd' && r.startupFloor ? `${fmtMs(median(r.startupFloor.bareMs))} / ${fmtMs(median(r.startupFloor.grpcMs))}` : '–')] as [string, (t: ToolFigures) => string],
+          ...(r.startupFloor.defragdMs?.length
+            ? [[`Start-up, same load, median of ${r.startupFloor.defragdMs.length} starts of \`defragd defrag --dry-run\` interleaved with the floor's`, (t: ToolFigures) => (t.tool === 'defragd' && r.startupFloor?.defragdMs ? fmtMs(median(r.startupFloor.defragdMs)) : '–')] as [string, (t: ToolFigures) => string]]
+            : []),
+        ]
       : []),
     ['Leader moves (MoveLeader until the new leader is seen)', (t) => (t.breakdown ? fmtMs(t.breakdown.leaderMovesMs) : '–')],
     ['Orchestration: wall − start-up − defrags − leader moves − configured waits (goal ≤ 5 % of defrags + 300 ms)', (t) => {

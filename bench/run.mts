@@ -256,15 +256,18 @@ try {
     contexts.push({ run, sizesBefore, sizesAfter, serverDefragMs, eventLoopMaxMs: eld.max / 1e6, loadAvgBefore, leaderChanges, goErrors });
   }
 
-  // What start-up cannot go under here, under the same load: Node connecting, bare and with gRPC loaded.
-  const startupFloor = { bareMs: [] as number[], grpcMs: [] as number[] };
+  // What start-up cannot go under here, under the same load: Node connecting, bare and with gRPC
+  // loaded; and defragd's own start-up (a dry run) as many times, interleaved, so that its median
+  // is compared with theirs rather than the one start of the run above.
+  const startupFloor = { bareMs: [] as number[], grpcMs: [] as number[], defragdMs: [] as number[] };
+  const series = { bare: startupFloor.bareMs, grpc: startupFloor.grpcMs, defragd: startupFloor.defragdMs };
   for (let i = 0; i < STARTUP_FLOOR_RUNS; i++) {
-    for (const bare of [true, false]) {
-      const ms = await startupFloorMs(seed, bare, abort.signal);
-      if (ms !== null) (bare ? startupFloor.bareMs : startupFloor.grpcMs).push(ms);
+    for (const what of ['bare', 'grpc', 'defragd'] as const) {
+      const ms = await startupFloorMs(seed, what, abort.signal);
+      if (ms !== null) series[what].push(ms);
     }
   }
-  log(`start-up floor: node connecting ${startupFloor.bareMs.map(fmtMs).join(', ')}; with @grpc/grpc-js ${startupFloor.grpcMs.map(fmtMs).join(', ')}`);
+  log(`start-up: node connecting ${startupFloor.bareMs.map(fmtMs).join(', ')}; with @grpc/grpc-js ${startupFloor.grpcMs.map(fmtMs).join(', ')}; defragd defrag --dry-run ${startupFloor.defragdMs.map(fmtMs).join(', ')}`);
 
   log('stopping the load ...');
   await load.stop();

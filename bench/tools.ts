@@ -151,14 +151,23 @@ export async function runDefragd(members: readonly BenchMember[], signal: AbortS
   };
 }
 
+/** What a start-up probe starts: Node that only connects, Node that loads @grpc/grpc-js and connects, or defragd. */
+export type StartupProbe = 'bare' | 'grpc' | 'defragd';
+
 /**
- * The start-up floor: process start to first connection of `node bench/startup-floor.mjs`
- * (loads @grpc/grpc-js and connects; with bare, only a TCP connection), started as defragd is.
+ * Process start to first connection, started as defragd's run is (node --import
+ * wire-probe.mjs): `node bench/startup-floor.mjs` for the floor ('bare', 'grpc'),
+ * or `defragd defrag --dry-run` ('defragd'), which loads what a run does before
+ * its first connection and then only reads.
  */
-export async function startupFloorMs(member: BenchMember, bare: boolean, signal: AbortSignal): Promise<number | null> {
+export async function startupFloorMs(member: BenchMember, what: StartupProbe, signal: AbortSignal): Promise<number | null> {
   const target = new URL(member.url).host;
+  const args =
+    what === 'defragd'
+      ? [DEFRAGD_MAIN, 'defrag', '--dry-run', `--endpoints=${member.url}`]
+      : [STARTUP_FLOOR, target, ...(what === 'bare' ? ['--bare'] : [])];
   const spawnAt = now();
-  const child = spawn(process.execPath, ['--import', PROBE, STARTUP_FLOOR, target, ...(bare ? ['--bare'] : [])], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', PROBE, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   children.add(child);
   const onAbort = () => child.kill('SIGINT');
   signal.addEventListener('abort', onAbort, { once: true });
@@ -167,7 +176,8 @@ export async function startupFloorMs(member: BenchMember, bare: boolean, signal:
     if (line.startsWith('#probe ')) firstConnect ??= (JSON.parse(line.slice(7)) as { firstConnect?: number }).firstConnect ?? null;
   });
   const code = await exitOf(child, signal, onAbort);
-  return code === 0 && firstConnect !== null ? firstConnect - spawnAt : null;
+  // A dry run's exit code says what it found (1: nothing to do, …); its start-up counts whatever it found.
+  return (code === 0 || what === 'defragd') && firstConnect !== null ? firstConnect - spawnAt : null;
 }
 
 const nameOf = (members: readonly BenchMember[], id: string): string => members.find((m) => m.memberId === id)?.name ?? id;
