@@ -33,6 +33,8 @@ export interface ClusterFigures {
   reclaimedBytes: number;
   /** Mean of drop / dbSize before it: how fragmented members were when defragmented. */
   meanReclaimedShare: number | null;
+  /** The largest dbSize − in use seen on any member: the most one member defrag could have reclaimed. */
+  maxFreeBytes: number;
   /** Client stall-seconds over the whole maintenance period (machine noise included). */
   clientStallSec: number;
   /** ... of which inside the maintenance runs. */
@@ -168,6 +170,7 @@ export function analyzeCluster(
     defragSeconds,
     reclaimedBytes,
     meanReclaimedShare: shares.length ? shares.reduce((x, y) => x + y, 0) / shares.length : null,
+    maxFreeBytes: kept.reduce((m, s) => (Number.isFinite(s.dbSizeInUse) ? Math.max(m, s.dbSize - s.dbSizeInUse) : m), 0),
     clientStallSec,
     runStallSec,
     runSeconds: unionMs(runs.map((r) => [r.start, r.end] as const)) / 1000,

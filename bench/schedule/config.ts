@@ -1,5 +1,6 @@
 /** `make bench-schedule`'s settings, from the environment, with their defaults and checks. */
 import { compileRule } from '../../src/index.js';
+import { ConfigError } from '../settings.js';
 
 export interface ScheduleConfig {
   /** Minutes of maintenance (both clusters at once). */
@@ -20,7 +21,7 @@ export interface ScheduleConfig {
   outDir: string;
 }
 
-export class ConfigError extends Error {}
+export { ConfigError };
 
 export const USAGE = `make bench-schedule (npx tsx bench/schedule/run.mts): cron etcdctl defrag vs defragd serve auto, side by side.
 --rerender: only write schedule-latest.md again from schedule-latest.json (the latest run's figures).
@@ -29,7 +30,7 @@ Settings (environment):
   BENCH_SCHEDULE_WARMUP_SEC        load-only seconds first (default 60)
   BENCH_SCHEDULE_QUOTA_MIB         --quota-backend-bytes of both clusters (default 256)
   BENCH_SCHEDULE_CRON_MINUTES      cron interval of etcdctl defrag --cluster (default 3)
-  BENCH_SCHEDULE_RULE              defragd's rule (default "(fragmentation > 0.25 && dbSizeFree > 16*MiB) || dbQuotaUsage > 0.6")
+  BENCH_SCHEDULE_RULE              defragd's rule (default "(fragmentation > 0.3 && dbSizeFree > 16*MiB) || dbQuotaUsage > 0.6")
   BENCH_SCHEDULE_AUTO_INTERVAL     defragd's auto.interval (default 10s)
   BENCH_SCHEDULE_AUTO_COOLDOWN     defragd's auto.cooldown (default 2m)
   BENCH_SCHEDULE_OPS               workload writes per second per cluster (default 40)
@@ -53,7 +54,7 @@ function duration(env: NodeJS.ProcessEnv, name: string, dflt: string): string {
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv): ScheduleConfig {
-  const rule = env.BENCH_SCHEDULE_RULE ?? '(fragmentation > 0.25 && dbSizeFree > 16*MiB) || dbQuotaUsage > 0.6';
+  const rule = env.BENCH_SCHEDULE_RULE ?? '(fragmentation > 0.3 && dbSizeFree > 16*MiB) || dbQuotaUsage > 0.6';
   try {
     // Checked before two clusters are started for it: defragd serve would refuse it only then.
     compileRule(rule);

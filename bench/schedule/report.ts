@@ -61,6 +61,8 @@ export function markdown(r: ScheduleResult): string {
   const spg = (f: ClusterFigures): string => (f.stallSecPerGiB === null ? '– (nothing reclaimed)' : `**${f.stallSecPerGiB.toFixed(2)} s/GiB**`);
   const perDefrag = (f: ClusterFigures): string =>
     f.memberDefrags === 0 ? '–' : `${mib(f.reclaimedBytes / f.memberDefrags)} / ${f.meanReclaimedShare === null ? '–' : pct(f.meanReclaimedShare)} / ${sec(f.runStallSec / f.memberDefrags)}`;
+  // Absent from results written before it was measured (--rerender of an older run).
+  const mostFree = (f: ClusterFigures): string => (f.maxFreeBytes === undefined ? '–' : mib(f.maxFreeBytes));
   const perGiB = (x: number | null): string => (x === null ? '–' : `${x.toFixed(1)} s/GiB`);
   const lines = [
     `Command: \`${r.command}\` (${r.startedAt})`,
@@ -73,6 +75,7 @@ export function markdown(r: ScheduleResult): string {
     row('Σ member defrag time (etcd metric)', sec(c.defragSeconds), sec(d.defragSeconds)),
     row('Bytes reclaimed (Σ dbSize drops)', mib(c.reclaimedBytes), mib(d.reclaimedBytes)),
     row('Per member defrag: reclaimed / share of its dbSize / stall-seconds inside the runs', perDefrag(c), perDefrag(d)),
+    row('The most one member defrag could reclaim (largest dbSize − in use seen on a member)', mostFree(c), mostFree(d)),
     row('Time inside maintenance runs', sec(c.runSeconds), sec(d.runSeconds)),
     row(`Client stall-seconds inside the runs (> ${s.stallThresholdMs} ms, Σ over members)`, sec(c.runStallSec), sec(d.runStallSec)),
     row('**Stall-seconds per GiB reclaimed** (inside the runs)', spg(c), spg(d)),

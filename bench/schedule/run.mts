@@ -26,7 +26,8 @@ import { EtcdClient } from '../../src/index.js';
 import { startCluster, type EtcdCluster } from '../../dev/harness/etcd.js';
 import { analyzeCluster, stallSeconds, verdict } from './analyze.js';
 import { Churn, prefill, type ChurnStats } from './churn.js';
-import { ConfigError, loadConfig, USAGE, type ScheduleConfig } from './config.js';
+import { loadConfig, USAGE, type ScheduleConfig } from './config.js';
+import { settingsOrExit } from '../settings.js';
 import { CronDefrag, Daemon, daemonConfig, killChildren } from './maintainers.js';
 import { Probe } from './probe.js';
 import { markdown, rerender, writeResults, type ChurnSummary, type ScheduleResult } from './report.js';
@@ -39,19 +40,7 @@ const CLI = path.join(ROOT, 'dist/cli/main.js');
 const PROBE = { pauseMs: 50, keepAliveEveryMs: 100, leaseTtlSec: 5, deadlineMs: 10_000 };
 const CRON_COMMAND_TIMEOUT = '60s';
 
-if (process.argv.includes('--help') || process.argv.includes('-h')) {
-  console.log(USAGE);
-  process.exit(0);
-}
-let cfg: ScheduleConfig;
-try {
-  cfg = loadConfig(process.env);
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  console.error(`bench-schedule: ${err.message}`);
-  process.exit(2);
-}
-const config = cfg;
+const config: ScheduleConfig = settingsOrExit('bench-schedule', USAGE, () => (process.argv.includes('--help') || process.argv.includes('-h') ? null : loadConfig(process.env)));
 if (process.argv.includes('--rerender')) {
   // The table again from the latest run's recorded figures (no new run), after a change of layout.
   console.log(`wrote ${path.relative(process.cwd(), await rerender(path.resolve(ROOT, config.outDir)))}`);
