@@ -1,5 +1,6 @@
 /** Text formatting shared by every text printer. */
-import Table from 'cli-table3';
+import { createRequire } from 'node:module';
+import type TableType from 'cli-table3';
 import { formatBytes as bytesText, formatDuration as durationText, formatPercent as percentText } from '../domain/format.js';
 
 /** Like the domain's formatBytes, with "-" for unknown. */
@@ -17,8 +18,14 @@ export function formatDuration(ms: number | null | undefined): string {
   return ms === null || ms === undefined ? '-' : durationText(ms);
 }
 
-/** A bordered table like etcdctl's `-w table`. */
+let Table: typeof TableType | undefined;
+
+/**
+ * A bordered table like etcdctl's `-w table`. cli-table3 (CommonJS) is loaded
+ * by the first table: `-w json` and the daemon never draw one.
+ */
 export function renderTable(head: string[], rows: string[][]): string {
+  Table ??= createRequire(import.meta.url)('cli-table3') as typeof TableType;
   const t = new Table({ head, style: { head: [], border: [] } });
   for (const r of rows) t.push(r);
   return t.toString() + '\n';

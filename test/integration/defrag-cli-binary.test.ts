@@ -56,7 +56,7 @@ describe('the built defragd executable', () => {
   });
 
   it('loads what a command needs when it runs: --version and --help no gRPC, CEL or SQLite; defrag CEL only with --rule', () => {
-    const heavy = ['@grpc/grpc-js', '@marcbachmann/cel-js', 'better-sqlite3'];
+    const heavy = ['@grpc/grpc-js', '@marcbachmann/cel-js', 'better-sqlite3', 'cli-table3'];
     for (const args of [['--version'], ['--help'], ['defrag', '--help'], ['serve', '--help']]) {
       const loaded = packagesLoadedBy(args);
       expect(loaded.has('commander'), `${args.join(' ')}: the probe saw nothing (${[...loaded].join(', ')})`).toBe(true);
