@@ -21,7 +21,8 @@ export function lastCommand(io: CliIO, done: (code: number) => void): Command {
       io.stdout(printLast(members, config.writeOut));
       for (const m of members) if (m.warning) io.stderr(`defragd: warning: ${m.name || m.memberId}: ${m.warning}\n`);
       // A record read that failed is the same for every member: say it once.
-      const errors = [...new Set(members.filter((m) => m.error !== null).map((m) => (m.record === 'unreadable' && m.error?.startsWith('could not read the records') ? m.error : `${m.name || m.endpoint}: ${m.error}`)))];
+      // An error that already names the member's endpoint (a connection error) is not prefixed with it again.
+      const errors = [...new Set(members.filter((m) => m.error !== null).map((m) => ((m.record === 'unreadable' && m.error?.startsWith('could not read the records')) || m.error?.startsWith(m.endpoint) ? m.error : `${m.name || m.endpoint}: ${m.error}`)))];
       for (const e of errors) io.stderr(`defragd: ${e}\n`);
       done(errors.length === 0 && members.length > 0 ? EXIT.OK : EXIT.FAILED);
     } finally {
