@@ -31,7 +31,7 @@ import { LeaderPoller, leaderTimeline } from './leader.js';
 import { GoClients } from './goclients.js';
 import { Load } from './load.js';
 import { markdown, writeResults, type BenchResult } from './report.js';
-import { ETCDCTL_BIN, killChildren, leaderChangesSeen, runDefragd, runEtcdctl, serverDefragSeconds, startupFloorMs, type BenchMember, type ToolRun } from './tools.js';
+import { ETCDCTL_BIN, killChildren, leaderChangesSeen, runDefragd, runEtcdctl, serverDefragSeconds, startupMs, type BenchMember, type ToolRun } from './tools.js';
 import { fmtMs, MiB, now, sleep } from './util.js';
 
 const FRAGMENT_PREFIX = '/fragment/';
@@ -263,7 +263,7 @@ try {
   const series = { bare: startupFloor.bareMs, grpc: startupFloor.grpcMs, defragd: startupFloor.defragdMs };
   for (let i = 0; i < STARTUP_FLOOR_RUNS; i++) {
     for (const what of ['bare', 'grpc', 'defragd'] as const) {
-      const ms = await startupFloorMs(seed, what, abort.signal);
+      const ms = await startupMs(seed, what, abort.signal);
       if (ms !== null) series[what].push(ms);
     }
   }

@@ -89,6 +89,18 @@ export interface ProcessTimes {
 
 const t = (iso: string | undefined | null): number | null => (iso ? Date.parse(iso) : null);
 
+/** The benchmark's environment without the ETCDCTL_* and DEFRAGD_* settings, which would change what defragd does. */
+function defragdEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const k of Object.keys(env)) if (k.startsWith('ETCDCTL_') || k.startsWith('DEFRAGD_')) delete env[k];
+  return env;
+}
+
+/** A line the probe (wire-probe.mjs) wrote on stderr, parsed; null for any other line. */
+function probeNote(line: string): { firstConnect?: number; exit?: number } | null {
+  return line.startsWith('#probe ') ? (JSON.parse(line.slice(7)) as { firstConnect?: number; exit?: number }) : null;
+}
+
 /**
  * Runs `defragd defrag --endpoints <every member> -w json` (dist/cli/main.js,
  * plain Node, no loader) with a probe preloaded that tells when the process
@@ -98,11 +110,9 @@ const t = (iso: string | undefined | null): number | null => (iso ? Date.parse(i
  */
 export async function runDefragd(members: readonly BenchMember[], signal: AbortSignal, onStart: () => void = () => undefined): Promise<ToolRun> {
   const args = ['defrag', `--endpoints=${members.map((m) => m.url).join(',')}`, '-w', 'json'];
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of Object.keys(env)) if (k.startsWith('ETCDCTL_') || k.startsWith('DEFRAGD_')) delete env[k];
   onStart();
   const spawnAt = now();
-  const child = spawn(process.execPath, ['--import', PROBE, DEFRAGD_MAIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', PROBE, DEFRAGD_MAIN, ...args], { env: defragdEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   const onAbort = () => child.kill('SIGINT');
   signal.addEventListener('abort', onAbort, { once: true });
@@ -110,8 +120,8 @@ export async function runDefragd(members: readonly BenchMember[], signal: AbortS
   let firstConnect: number | null = null;
   let exitAt: number | null = null;
   createInterface({ input: child.stderr }).on('line', (line) => {
-    if (line.startsWith('#probe ')) {
-      const o = JSON.parse(line.slice(7)) as { firstConnect?: number; exit?: number };
+    const o = probeNote(line);
+    if (o) {
       if (o.firstConnect !== undefined) firstConnect = o.firstConnect;
       if (o.exit !== undefined) exitAt = o.exit;
       return;
@@ -160,20 +170,20 @@ export type StartupProbe = 'bare' | 'grpc' | 'defragd';
  * or `defragd defrag --dry-run` ('defragd'), which loads what a run does before
  * its first connection and then only reads.
  */
-export async function startupFloorMs(member: BenchMember, what: StartupProbe, signal: AbortSignal): Promise<number | null> {
+export async function startupMs(member: BenchMember, what: StartupProbe, signal: AbortSignal): Promise<number | null> {
   const target = new URL(member.url).host;
   const args =
     what === 'defragd'
       ? [DEFRAGD_MAIN, 'defrag', '--dry-run', `--endpoints=${member.url}`]
       : [STARTUP_FLOOR, target, ...(what === 'bare' ? ['--bare'] : [])];
   const spawnAt = now();
-  const child = spawn(process.execPath, ['--import', PROBE, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', PROBE, ...args], { env: what === 'defragd' ? defragdEnv() : process.env, stdio: ['ignore', 'ignore', 'pipe'] });
   children.add(child);
   const onAbort = () => child.kill('SIGINT');
   signal.addEventListener('abort', onAbort, { once: true });
   let firstConnect: number | null = null;
   createInterface({ input: child.stderr }).on('line', (line) => {
-    if (line.startsWith('#probe ')) firstConnect ??= (JSON.parse(line.slice(7)) as { firstConnect?: number }).firstConnect ?? null;
+    firstConnect ??= probeNote(line)?.firstConnect ?? null;
   });
   const code = await exitOf(child, signal, onAbort);
   // A dry run's exit code says what it found (1: nothing to do, …); its start-up counts whatever it found.
