@@ -7,7 +7,7 @@
  * protobufjs does the parsing and the coding; the method table is built here
  * rather than by @grpc/proto-loader, which on top of protobufjs builds a full
  * descriptor of the file for each method (reflection that defragd never
- * serves) and took about a quarter of the CLI's start-up.
+ * serves): loading it and building those took about 50 ms of a quiet CLI start.
  */
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';

@@ -17,10 +17,10 @@ export function alarmCommand(io: CliIO, done: (code: number) => void): Command {
   const list = addClusterFlags(new Command('list').description('list every active alarm'));
   list.action(async () => {
     const config = clusterConfig({ ...withEnv(list, io.env), cluster: true });
-    const { EtcdClient, observeCluster, printAlarmList } = await load();
+    const { EtcdClient, printAlarmList } = await load();
     const client = new EtcdClient(config.connection);
     try {
-      const snap = await observe(observeCluster, client, config, io);
+      const snap = await observe(client, config, io);
       if (snap.alarmsError) throw new ConnectionError(config.connection.endpoints.join(','), `could not read the alarm list: ${snap.alarmsError}`);
       io.stdout(printAlarmList(snap, config.writeOut));
       done(EXIT.OK);
@@ -34,10 +34,10 @@ export function alarmCommand(io: CliIO, done: (code: number) => void): Command {
   disarm.action(async () => {
     const opts = withEnv(disarm, io.env);
     const config = clusterConfig({ ...opts, cluster: true });
-    const { EtcdClient, observeCluster, clusterPort, disarmAlarms, printDisarm } = await load();
+    const { EtcdClient, clusterPort, disarmAlarms, printDisarm } = await load();
     const client = new EtcdClient(config.connection);
     try {
-      const snap = await observe(observeCluster, client, config, io);
+      const snap = await observe(client, config, io);
       if (snap.alarmsError) throw new ConnectionError(config.connection.endpoints.join(','), `could not read the alarm list: ${snap.alarmsError}`);
       const corrupt = snap.alarms.filter((a) => a.alarm === 'CORRUPT');
       const targets = alarmsToDisarm(snap, opts['all'] === true);
@@ -62,18 +62,16 @@ export function alarmCommand(io: CliIO, done: (code: number) => void): Command {
 
 /** What the subcommands use once they run, loaded then: --help and a usage error need none of it. */
 async function load() {
-  const [client, observe, port, disarm, printers] = await Promise.all([
+  const [client, port, disarm, printers] = await Promise.all([
     import('../../etcd/client.js'),
-    import('../../observe/observe.js'),
     import('../../app/port.js'),
     import('../../executor/disarm.js'),
     import('../printers/alarm.js'),
   ]);
-  return { ...client, ...observe, ...port, ...disarm, ...printers };
+  return { ...client, ...port, ...disarm, ...printers };
 }
 
-type ObserveCluster = Awaited<ReturnType<typeof load>>['observeCluster'];
-
-async function observe(observeCluster: ObserveCluster, client: EtcdClient, config: ReturnType<typeof clusterConfig>, io: CliIO): Promise<ClusterSnapshot> {
+async function observe(client: EtcdClient, config: ReturnType<typeof clusterConfig>, io: CliIO): Promise<ClusterSnapshot> {
+  const { observeCluster } = await import('../../observe/observe.js');
   return observeCluster(client, { cluster: true, quotaBytes: config.quotaBytes, timeoutMs: config.connection.commandTimeoutMs, signal: io.signal });
 }
