@@ -18,7 +18,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { EtcdClient } from '../src/index.js';
 import type { LoadTarget } from './load.js';
-import { ETCDCTL_BIN } from './tools.js';
+import { etcdctlBin } from './tools.js';
 import { now } from './util.js';
 
 export type GoKind = 'lock' | 'keep-alive' | 'watch';
@@ -86,7 +86,7 @@ export class GoClients {
     }
     const env: NodeJS.ProcessEnv = { ...process.env, ETCDCTL_API: '3' };
     for (const k of Object.keys(env)) if (k.startsWith('ETCDCTL_') && k !== 'ETCDCTL_API') delete env[k];
-    const child = spawn(ETCDCTL_BIN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(etcdctlBin(), args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     p.child = child;
     const note = (line: string) => this.events.push({ t: now(), member: p.member.name, kind: p.kind, line: line.slice(0, 200) });
     // Watch prints every event on stdout; only its errors matter.

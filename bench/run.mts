@@ -3,7 +3,7 @@
  * defragmented, with defragd and with `etcdctl defrag --cluster`, on the same
  * cluster, the same data and the same client load.
  *
- * 1. Start a local 3-member etcd (Debian's 3.4), write mb MiB (two passes
+ * 1. Start a local 3-member etcd (ETCD_VERSION, default the newest pinned 3.6), write mb MiB (two passes
  *    over the same keys) and compact, so about half of every dbSize is free.
  * 2. Start the load (clients pinned to each member) and a Status poller that
  *    records who leads; keep a load-only baseline window.
@@ -31,7 +31,7 @@ import { LeaderPoller, leaderTimeline } from './leader.js';
 import { GoClients } from './goclients.js';
 import { Load } from './load.js';
 import { markdown, writeResults, type BenchResult } from './report.js';
-import { ETCDCTL_BIN, killChildren, leaderChangesSeen, runDefragd, runEtcdctl, serverDefragSeconds, startupMs, type BenchMember, type ToolRun } from './tools.js';
+import { etcdctlBin, killChildren, leaderChangesSeen, runDefragd, runEtcdctl, serverDefragSeconds, startupMs, type BenchMember, type ToolRun } from './tools.js';
 import { fmtMs, MiB, now, sleep } from './util.js';
 
 const FRAGMENT_PREFIX = '/fragment/';
@@ -293,7 +293,7 @@ try {
       release: os.release(),
       node: process.version,
       etcd: etcdVersion,
-      etcdctl: version(ETCDCTL_BIN, ['version'], /etcdctl version: (\S+)/),
+      etcdctl: version(etcdctlBin(), ['version'], /etcdctl version: (\S+)/),
     },
     cluster: { members: members.map((m) => ({ name: m.name, memberId: m.memberId })), leaderAtStart },
     setup: { fragmentMs, quietBeforeToolMs },

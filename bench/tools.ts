@@ -17,9 +17,11 @@ import { fileURLToPath } from 'node:url';
 import type { RunReport } from '../src/index.js';
 import { fetchGauges } from '../src/etcd/metrics.js';
 import type { ToolName } from './config.js';
+import { etcdUnderTest } from '../dev/harness/etcd.js';
 import { ChildProcesses, now } from './util.js';
 
-export const ETCDCTL_BIN = '/usr/bin/etcdctl';
+/** The etcdctl of the etcd under test (ETCD_VERSION, default the newest pinned 3.6). */
+export const etcdctlBin = (): string => etcdUnderTest().etcdctl;
 
 export interface BenchMember {
   name: string;
@@ -203,7 +205,7 @@ export async function runEtcdctl(members: readonly BenchMember[], seed: BenchMem
   const intervals: MemberInterval[] = [];
   onStart();
   const start = now();
-  const child = spawn(ETCDCTL_BIN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(etcdctlBin(), args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   const onAbort = () => child.kill('SIGKILL');
   signal.addEventListener('abort', onAbort, { once: true });

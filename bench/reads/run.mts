@@ -2,7 +2,7 @@
  * `make bench-reads`: does a defragmented etcd member serve reads faster than
  * a fragmented one holding the same data?
  *
- * 1. Start one etcd member (Debian's 3.4, data dir under os.tmpdir(): on this
+ * 1. Start one etcd member (ETCD_VERSION, default the newest pinned 3.6; data dir under os.tmpdir(): on this
  *    machine an ext4 disk, not a tmpfs, so dropping the page cache really
  *    sends reads to the disk). Write `keys` keys of 1–8 KiB, churn them
  *    (overwrites, deletes, temporary keys), compact physically.
@@ -27,7 +27,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { EtcdClient, type MemberClient } from '../../src/etcd/client.js';
-import { ETCDCTL_BIN, startCluster, type EtcdCluster, type HarnessMember } from '../../dev/harness/etcd.js';
+import { etcdUnderTest, startCluster, type EtcdCluster, type HarnessMember } from '../../dev/harness/etcd.js';
 import { loadReadsConfig, USAGE, type ReadsConfig } from './config.js';
 import { settingsOrExit } from '../settings.js';
 import { logicalDigest, writeFragmented, type ChurnResult, type LogicalDigest } from './data.js';
@@ -193,7 +193,7 @@ async function main(): Promise<void> {
       command: commandLine(),
       config: cfg,
       runsDone: new Set(passes.map((p) => p.run)).size,
-      machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '', node: process.version, load1, memGiB: os.totalmem() / 1024 ** 3 },
+      machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '', node: process.version, load1, memGiB: os.totalmem() / 1024 ** 3, etcd: etcdUnderTest().version },
       dataDirFilesystem: fs,
       coldCache: drop,
       churn,
@@ -243,7 +243,7 @@ async function main(): Promise<void> {
       await mc.status({ timeoutMs: 30_000 }); // connects; reads nothing from the backend
       const seed = 1000 + run;
       const record = async (cache: CacheState, facts: FileFacts, withEtcdctl: boolean): Promise<void> => {
-        const etcdctl = { bin: ETCDCTL_BIN, endpoint: member.clientUrl, snapshotFile: path.join(cluster!.dir, 'snapshot.db') };
+        const etcdctl = { bin: etcdUnderTest().etcdctl, endpoint: member.clientUrl, snapshotFile: path.join(cluster!.dir, 'snapshot.db') };
         // The cold pass takes no snapshot: it would only repeat the warm one (the file is in memory by then).
         const result = await measurePass(mc, cfg, seed, { snapshot: cache === 'warm', ...(withEtcdctl && { etcdctl }) });
         passes.push({
@@ -281,7 +281,7 @@ function fmtBytes(b: number | null): string {
 
 type Result = {
   startedAt: string; command: string; config: ReadsConfig; runsDone: number; dataDirFilesystem: string; coldCache: { ok: boolean; why: string };
-  machine: { cpus: number; cpu: string; node: string; load1: number; memGiB: number };
+  machine: { cpus: number; cpu: string; node: string; load1: number; memGiB: number; etcd: string };
   churn: ChurnResult; writeMs: number; defragMs: number; files: Record<Variant, FileFacts>; digest: LogicalDigest; passes: PassRecord[]; durationSec: number;
 };
 
@@ -315,11 +315,11 @@ function markdownOf(r: Result): string {
   );
   if (r.coldCache.ok) {
     out.push(
-      `- Cold: ${r.coldCache.why}; before each start the db file had ${range(cold.map((p) => p.residentBeforeStart))} in the page cache, after etcd answered ${range(cold.map((p) => p.residentAfterStart))} (fincore): etcd 3.4 opens bbolt with MAP_POPULATE and rebuilds its index from the whole key bucket at start, so the file is read in before the first request. A cold cache costs start-up time, and the "cold" reads are served from memory.`,
+      `- Cold: ${r.coldCache.why}; before each start the db file had ${range(cold.map((p) => p.residentBeforeStart))} in the page cache, after etcd answered ${range(cold.map((p) => p.residentAfterStart))} (fincore): etcd opens bbolt with MAP_POPULATE and rebuilds its index from the whole key bucket at start, so the file is read in before the first request. A cold cache costs start-up time, and the "cold" reads are served from memory.`,
     );
   }
   out.push(
-    `- Machine: ${r.machine.cpus} CPUs (${r.machine.cpu.trim()}), ${r.machine.memGiB.toFixed(0)} GiB, Node ${r.machine.node}, etcd 3.4.23, 1 member on loopback, shared with other work (1-minute load average at the start: ${r.machine.load1.toFixed(1)}); the benchmark took ${(r.durationSec / 60).toFixed(1)} min.`,
+    `- Machine: ${r.machine.cpus} CPUs (${r.machine.cpu.trim()}), ${r.machine.memGiB.toFixed(0)} GiB, Node ${r.machine.node}, etcd ${r.machine.etcd}, 1 member on loopback, shared with other work (1-minute load average at the start: ${r.machine.load1.toFixed(1)}); the benchmark took ${(r.durationSec / 60).toFixed(1)} min.`,
   );
   return out.join('\n');
 }

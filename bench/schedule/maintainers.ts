@@ -12,9 +12,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { etcdUnderTest } from '../../dev/harness/etcd.js';
 import { ChildProcesses, now, sleep } from '../util.js';
 
-export const ETCDCTL_BIN = '/usr/bin/etcdctl';
 
 /** Child processes started here, for the exit handler. */
 const children = new ChildProcesses();
@@ -80,7 +80,7 @@ export class CronDefrag {
     for (const k of Object.keys(env)) if (k.startsWith('ETCDCTL_') && k !== 'ETCDCTL_API') delete env[k];
     const start = now();
     const lines: { t: number; line: string }[] = [];
-    const child = track(spawn(ETCDCTL_BIN, ['defrag', '--cluster', `--command-timeout=${this.commandTimeout}`, `--endpoints=${this.seedUrl}`], { env, stdio: ['ignore', 'pipe', 'pipe'] }));
+    const child = track(spawn(etcdUnderTest().etcdctl, ['defrag', '--cluster', `--command-timeout=${this.commandTimeout}`, `--endpoints=${this.seedUrl}`], { env, stdio: ['ignore', 'pipe', 'pipe'] }));
     this.child = child;
     const onLine = (line: string): void => void lines.push({ t: now(), line });
     createInterface({ input: child.stdout! }).on('line', onLine);
