@@ -4,6 +4,7 @@
 //   node scripts/paste-bench.mjs big      bench/results/big-latest.md    → <!-- bench-big:start --> ... <!-- bench-big:end -->
 //   node scripts/paste-bench.mjs daemon   bench/results/daemon-latest.md → <!-- bench-daemon:start --> ... <!-- bench-daemon:end -->
 //   node scripts/paste-bench.mjs reads    bench/results/reads-latest.md  → <!-- bench-reads:start --> ... <!-- bench-reads:end -->
+//   node scripts/paste-bench.mjs versions .vitest-results/versions.md    → <!-- etcd-versions:start --> ... <!-- etcd-versions:end -->
 import { readFileSync, writeFileSync } from 'node:fs';
 
 const TABLES = {
@@ -11,6 +12,7 @@ const TABLES = {
   big: { file: 'bench/results/big-latest.md', marker: 'bench-big', what: 'Performance table of the --big run', make: 'npx tsx bench/run.mts --big' },
   daemon: { file: 'bench/results/daemon-latest.md', marker: 'bench-daemon', what: 'Daemon performance table', make: 'make bench-daemon' },
   reads: { file: 'bench/results/reads-latest.md', marker: 'bench-reads', what: 'Reads performance table', make: 'make bench-reads' },
+  versions: { file: '.vitest-results/versions.md', marker: 'etcd-versions', what: 'Supported etcd versions table', make: 'make test' },
 };
 const which = process.argv[2] ?? 'bench';
 const t = TABLES[which];
