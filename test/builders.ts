@@ -57,10 +57,13 @@ export interface MemberOverrides {
   isLearner?: boolean;
   error?: string | null;
   alarms?: AlarmType[];
+  /** MemberSnapshot.stopGrpcServiceOnDefrag; absent (undefined): not read. */
+  stopGrpcServiceOnDefrag?: boolean | null | undefined;
 }
 
-interface MemberSpec extends Required<Omit<MemberOverrides, 'alarms'>> {
+interface MemberSpec extends Required<Omit<MemberOverrides, 'alarms' | 'stopGrpcServiceOnDefrag'>> {
   name: string;
+  stopGrpcServiceOnDefrag?: boolean | null | undefined;
   alarms: AlarmType[];
 }
 
@@ -103,7 +106,8 @@ export class SnapshotBuilder {
       raftTerm: 3,
       raftIndex: 20_000,
       raftAppliedIndex: 20_000,
-      version: '3.5.17',
+      // A release with no known defrag defect (src/domain/known-defects.ts): tests of defects set theirs.
+      version: '3.5.36',
       storageVersion: null,
       reachable: true,
       healthy: true,
@@ -205,6 +209,7 @@ export class SnapshotBuilder {
         alarms: [...m.alarms],
         status,
         error: m.error,
+        ...(m.stopGrpcServiceOnDefrag !== undefined && { stopGrpcServiceOnDefrag: m.stopGrpcServiceOnDefrag }),
       };
     });
     return {

@@ -33,6 +33,8 @@ export interface PolicyOptions {
   /** Hand leadership away before defragmenting the leader (default true). */
   moveLeader?: boolean | undefined;
   skipHealthCheck?: boolean | undefined;
+  /** Defragment although a voter runs a release with a known defect that can break it (e.g. 3.5.0-3.5.5); default false. */
+  allowKnownDefects?: boolean | undefined;
   compactKeepRevisions?: number | null | undefined;
   disarmNospace?: boolean | undefined;
   /** Default DEFAULT_DISARM_BELOW (0.9). */
@@ -89,6 +91,7 @@ export function buildPolicy(o: PolicyOptions = {}): Policy {
     rule: o.rule === undefined || o.rule === null ? null : compileRule(o.rule),
     moveLeader: o.moveLeader ?? true,
     skipHealthCheck: o.skipHealthCheck ?? false,
+    allowKnownDefects: o.allowKnownDefects ?? false,
     compactKeepRevisions: o.compactKeepRevisions ?? null,
     disarmNospace: o.disarmNospace ?? false,
     disarmBelow: o.disarmBelow ?? DEFAULT_DISARM_BELOW,
@@ -256,7 +259,7 @@ async function observeOrRefuse(
 ): Promise<{ snapshot: ClusterSnapshot } | { report: RunReport }> {
   try {
     // The first look also reads the user's roles, so a missing root role refuses before anything is written.
-    const snapshot = await observeCluster(client, { cluster: target?.cluster ?? true, quotaBytes: target?.quotaBytes ?? null, dataDirs: target?.dataDirs, signal, userRoles: true, knownQuotas: quotas });
+    const snapshot = await observeCluster(client, { cluster: target?.cluster ?? true, quotaBytes: target?.quotaBytes ?? null, dataDirs: target?.dataDirs, signal, userRoles: true, features: true, knownQuotas: quotas });
     if (quotas) rememberQuotas(quotas, snapshot);
     return { snapshot };
   } catch (err) {

@@ -2,6 +2,7 @@
  * The JSON shape of `defragd status -w json`, one object per member: shared by
  * the CLI's printer and the daemon's API so both answer with the same fields.
  */
+import { defectsOf } from '../domain/known-defects.js';
 import type { ClusterSnapshot } from '../domain/snapshot.js';
 
 /** The JSON shape of one member: stable field names, memberId in hex, null where unknown. */
@@ -27,6 +28,13 @@ export interface StatusJson {
   alarms: string[];
   healthy: boolean;
   error: string | null;
+  /**
+   * StopGRPCServiceOnDefrag as the member exports it (etcd 3.6+); null when it does not tell (3.5) or it
+   * was not read.
+   */
+  stopGrpcServiceOnDefrag: boolean | null;
+  /** Known defrag defects of the member's etcd release (domain/known-defects), most serious first. */
+  knownDefects: { issue: string; summary: string; fixedIn: string; severity: 'refuse' | 'warn' }[];
 }
 
 /**
@@ -60,6 +68,10 @@ export function statusJson(snapshot: ClusterSnapshot): StatusJson[] {
       alarms: m.alarms,
       healthy: m.healthy,
       error: m.error,
+      stopGrpcServiceOnDefrag: m.stopGrpcServiceOnDefrag ?? null,
+      knownDefects: s
+        ? defectsOf(s.version).map((f) => ({ issue: f.defect.issue, summary: f.defect.summary, fixedIn: f.fixedIn, severity: f.defect.severity }))
+        : [],
     };
   });
 }

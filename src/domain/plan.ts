@@ -34,6 +34,11 @@ export interface Policy {
   moveLeaderOffReason?: string | undefined;
   /** Go ahead although some members are unreachable or unhealthy (they are skipped). */
   skipHealthCheck: boolean;
+  /**
+   * Go ahead although a voter runs an etcd release whose known defrag defect is marked `refuse`
+   * (domain/known-defects, e.g. etcd#14685 on 3.5.0-3.5.5); it is then a warning. Default false.
+   */
+  allowKnownDefects?: boolean | undefined;
   /** Compact (physically) to revision - N once before the first defrag; null: never compact. */
   compactKeepRevisions: number | null;
   /** Disarm NOSPACE after the run when every member is under disarmBelow * quota. */

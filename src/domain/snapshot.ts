@@ -77,6 +77,13 @@ export interface MemberSnapshot extends MemberInfo {
   error: string | null;
   /** Free space where the member's data dir lives, when defragd was told the dir (--data-dir); absent otherwise. */
   disk?: DiskView | undefined;
+  /**
+   * Whether the member stops its gRPC services while it is defragmented (etcd's StopGRPCServiceOnDefrag:
+   * its gRPC health service then reports NOT_SERVING, and clients that check health fail over), from
+   * its /metrics (etcd 3.6+ exports its feature gates); null when the member does not tell (3.5's
+   * `--experimental-stop-grpc-service-on-defrag` cannot be read). Absent when not asked for.
+   */
+  stopGrpcServiceOnDefrag?: boolean | null | undefined;
 }
 
 /** A data dir's filesystem as seen from here; `freeBytes` is null when it could not be read (`error` says why). */

@@ -53,6 +53,34 @@ describe('GaugeScan', () => {
   });
 });
 
+describe('GaugeScan with a labelled series (etcd 3.6+ feature gates)', () => {
+  // As etcd 3.6.17 prints them; the gate asked for is neither the first nor the last.
+  const GATES = `etcd_server_feature_enabled{name="AllAlpha",stage="ALPHA"} 0
+etcd_server_feature_enabled{name="StopGRPCServiceOnDefragX",stage="ALPHA"} 0
+etcd_server_feature_enabled{name="StopGRPCServiceOnDefrag",stage="ALPHA"} 1
+etcd_server_feature_enabled{name="TxnModeWriteWithSharedBuffer",stage="BETA"} 1
+`;
+  const gate = 'etcd_server_feature_enabled{name="StopGRPCServiceOnDefrag"';
+
+  it('reads the series whose labels start so, not one whose label only starts the same, wherever the chunks are cut', () => {
+    const wrong: string[] = [];
+    for (let a = 0; a <= GATES.length; a++) {
+      const scan = new GaugeScan([gate]);
+      scan.push(GATES.slice(0, a));
+      scan.push(GATES.slice(a));
+      if (scan.found.get(gate) !== 1) wrong.push(`cut at ${a}: ${JSON.stringify([...scan.found])}`);
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it('finds nothing where the gate is not exported (etcd 3.5) or is off', () => {
+    expect(new GaugeScan([gate]).push(SAMPLE)).toBe(false);
+    const off = new GaugeScan([gate]);
+    off.push(GATES.replace('StopGRPCServiceOnDefrag",stage="ALPHA"} 1', 'StopGRPCServiceOnDefrag",stage="BETA"} 0'));
+    expect(off.found.get(gate)).toBe(0);
+  });
+});
+
 describe('fetchGauges', () => {
   it('resolves as soon as every name asked for has arrived, without reading the rest of the exposition', async () => {
     // A member whose exposition never ends after the gauge: reading to the end would time out (null).

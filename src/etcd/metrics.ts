@@ -1,7 +1,9 @@
 /**
  * Reads a few gauges from a member's Prometheus endpoint (`<clientURL>/metrics`),
- * over the same TLS settings as gRPC. Only unlabelled samples are kept: the
- * quota and defrag-inflight gauges defragd needs have no labels.
+ * over the same TLS settings as gRPC. Mostly unlabelled samples: the quota
+ * and defrag-inflight gauges defragd needs have no labels. A name may also
+ * be the start of a labelled series up to some of its labels (see
+ * METRIC_STOP_GRPC_ON_DEFRAG): the first series that starts so is read.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -10,6 +12,12 @@ import type { CallOptions } from './options.js';
 
 export const METRIC_QUOTA = 'etcd_server_quota_backend_bytes';
 export const METRIC_DEFRAG_INFLIGHT = 'etcd_disk_defrag_inflight';
+/**
+ * etcd 3.6+ exports each feature gate as `etcd_server_feature_enabled{name="…",stage="…"}` (1 or 0; etcd
+ * PR #19495, first in 3.6.0). The stage label changes as a gate matures, so the series is matched by its
+ * name label alone. 3.5 exports no gates: its `--experimental-stop-grpc-service-on-defrag` cannot be read.
+ */
+export const METRIC_STOP_GRPC_ON_DEFRAG = 'etcd_server_feature_enabled{name="StopGRPCServiceOnDefrag"';
 
 /** Parses Prometheus text exposition into name → value for unlabelled samples. */
 export function parseGauges(text: string, names?: readonly string[]): Map<string, number> {
@@ -64,14 +72,29 @@ export class GaugeScan {
       const needle = `\n${name}`;
       let next = Math.max(0, text.length - needle.length);
       for (let i = text.indexOf(needle, from); i >= 0; i = text.indexOf(needle, i + 1)) {
-        const after = i + needle.length;
+        let after = i + needle.length;
         const c = text[after];
         // Not enough text yet to tell `name value` from `name{...}` or a longer name: look here again next time.
         if (c === undefined) {
           next = i;
           break;
         }
-        if (c !== ' ' && c !== '\t') continue;
+        if (name.includes('{')) {
+          // The start of a labelled series: the labels asked for must be whole (`,` or `}` follows), then the value.
+          if (c !== ',' && c !== '}') continue;
+          const close = text.indexOf('}', after);
+          if (close < 0) {
+            next = i;
+            break;
+          }
+          after = close + 1;
+          const v = text[after];
+          if (v === undefined) {
+            next = i;
+            break;
+          }
+          if (v !== ' ' && v !== '\t') continue;
+        } else if (c !== ' ' && c !== '\t') continue;
         const end = text.indexOf('\n', after);
         if (end < 0) {
           next = i;

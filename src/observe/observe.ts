@@ -14,7 +14,7 @@ import { DEFAULT_QUOTA_BYTES } from '../domain/snapshot.js';
 import { AbortedError, ConnectionError, DefragdError, etcdReason, EtcdError, MixedClustersError } from '../domain/errors.js';
 import type { EtcdClient, MemberClient, MemberEntry, ResponseHeader, StatusReply } from '../etcd/client.js';
 import { parseEndpoint } from '../etcd/endpoint.js';
-import { fetchGauges, METRIC_QUOTA } from '../etcd/metrics.js';
+import { fetchGauges, METRIC_QUOTA, METRIC_STOP_GRPC_ON_DEFRAG } from '../etcd/metrics.js';
 
 export interface ObserveOptions {
   /** Discover every member from MemberList (etcdctl --cluster); otherwise only the given endpoints. */
@@ -44,6 +44,11 @@ export interface ObserveOptions {
    * observes often reads it now and then, not every time.
    */
   knownQuotas?: ReadonlyMap<string, number> | undefined;
+  /**
+   * Read each answering member's StopGRPCServiceOnDefrag gate from its /metrics (`stopGrpcServiceOnDefrag`),
+   * in the same request as its quota when that is read; default false (a /metrics read per member).
+   */
+  features?: boolean | undefined;
   /** Read the alarm list (default true); false leaves `alarms` empty, for cheap polling. */
   alarms?: boolean | undefined;
   /** Deadline of each call; the client's command timeout when absent. */
@@ -307,12 +312,20 @@ async function observeMember(client: EtcdClient, target: Target, members: Member
   const knownQuota = s.dbSizeQuota === null ? (opts.knownQuotas?.get(s.header.memberId) ?? null) : null;
   const wantQuota = s.dbSizeQuota === null && opts.metrics !== false && knownQuota === null;
   const wantGauges = opts.gauges !== undefined && (opts.gauges.only?.(s.header.memberId, s) ?? true);
+  const wantFeatures = opts.features === true;
   let metricsQuota: number | null = knownQuota;
-  if (wantQuota || wantGauges) {
-    const names = [...(wantQuota ? [METRIC_QUOTA] : []), ...(wantGauges ? (opts.gauges?.names ?? []) : [])];
+  let stopGrpc: boolean | null = null;
+  if (wantQuota || wantGauges || wantFeatures) {
+    const names = [
+      ...(wantQuota ? [METRIC_QUOTA] : []),
+      ...(wantGauges ? (opts.gauges?.names ?? []) : []),
+      ...(wantFeatures ? [METRIC_STOP_GRPC_ON_DEFRAG] : []),
+    ];
     const gauges = await fetchGauges(target.endpoint, names, client.context.httpTls, call);
     if (wantQuota) metricsQuota = gauges?.get(METRIC_QUOTA) ?? null;
     if (wantGauges) opts.gauges?.found.set(target.endpoint, gauges);
+    const gate = gauges?.get(METRIC_STOP_GRPC_ON_DEFRAG);
+    stopGrpc = gate === undefined ? null : gate === 1;
   }
   // Without --cluster, identify the member from the Status header.
   const known = info ?? members.find((m) => m.memberId === s.header.memberId) ?? null;
@@ -335,6 +348,7 @@ async function observeMember(client: EtcdClient, target: Target, members: Member
     healthy,
     status: toMemberStatus(s, metricsQuota, opts.quotaBytes ?? null, isLearner),
     error,
+    ...(wantFeatures && { stopGrpcServiceOnDefrag: stopGrpc }),
   };
   return { member, clusterId: s.header.clusterId };
 }

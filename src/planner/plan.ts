@@ -22,6 +22,7 @@ import { formatBytes, formatDuration, formatPercent } from '../domain/format.js'
 import { badAlarms, byName, chooseTransferee, currentRevision, healthProblem, isLearner, label, leaderOf, nameOf, problem, voters } from './cluster.js';
 import { checkDisarm } from './disarm.js';
 import { exceedsMaxDuration, forecastOrigin, memberForecast, type DurationForecast } from './forecast.js';
+import { describeDefects, membersWithDefects, midUpgrade, refusesDefrag, stopGrpcNote } from './versions.js';
 
 /**
  * A defrag writes a compacted copy of the db (about dbSizeInUse) beside the old one before renaming it:
@@ -110,6 +111,7 @@ export function planDefrag(snapshot: ClusterSnapshot, policy: Policy): Plan {
   let skipHealthCheckWouldHelp = false;
   let alarmRefusal = false;
   let ruleRefusal = false;
+  let defectRefusal = false;
 
   const allVoters = voters(snapshot);
   const leaderId = leaderOf(snapshot);
@@ -147,6 +149,19 @@ export function planDefrag(snapshot: ClusterSnapshot, policy: Policy): Plan {
       skipHealthCheckWouldHelp = true;
     }
   }
+  // A release whose defrag can break the member is refused unless the operator accepts it; the rest is said.
+  for (const d of membersWithDefects(snapshot)) {
+    if (refusesDefrag(d) && !policy.allowKnownDefects) {
+      refusals.push(describeDefects(d));
+      refusalIds.add(d.member.memberId);
+      defectRefusal = true;
+    } else {
+      warnings.push(describeDefects(d) + (refusesDefrag(d) ? ': going ahead (--allow-known-defects)' : ''));
+    }
+  }
+  const upgrade = midUpgrade(snapshot);
+  if (upgrade !== null) warnings.push(`${upgrade}; each member is defragmented as its own release does it`);
+
   // Defragment and MoveLeader need the root role: find that out before anything is touched.
   const auth = snapshot.auth;
   if (auth?.roles && !auth.roles.includes('root')) {
@@ -283,6 +298,9 @@ export function planDefrag(snapshot: ClusterSnapshot, policy: Policy): Plan {
     }
   }
 
+  const gate = stopGrpcNote(drafts.filter((d) => d.defragment).map((d) => d.member));
+  if (gate !== null) warnings.push(gate);
+
   // --- Order: followers by dbSizeFree desc, leader last, then the skipped ---
   const toDefrag = drafts.filter((d) => d.defragment);
   const followers = toDefrag
@@ -360,9 +378,10 @@ export function planDefrag(snapshot: ClusterSnapshot, policy: Policy): Plan {
     const refusal: Refusal = {
       reason:
         `refusing to defragment: ${refusals.join('; ')}` +
-        (skipHealthCheckWouldHelp && !alarmRefusal && !ruleRefusal
+        (skipHealthCheckWouldHelp && !alarmRefusal && !ruleRefusal && !defectRefusal
           ? ' (--skip-health-check would skip unreachable and unhealthy members and go ahead)'
-          : ''),
+          : '') +
+        (defectRefusal ? ' (upgrade the member, or pass --allow-known-defects to defragment it anyway)' : ''),
       memberIds: [...refusalIds],
     };
     return {

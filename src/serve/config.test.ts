@@ -143,7 +143,7 @@ clusters:
     auto: { interval: 1m, cooldown: 12h }
     nospace: ignore
     compaction: { retainRevisions: 100000 }
-    defrag: { moveLeader: false, waitBetween: 30s, defragTimeout: 5m, continueOnError: true, skipHealthCheck: true, disarmBelow: 0.8, maxDefragDuration: 2h }
+    defrag: { moveLeader: false, waitBetween: 30s, defragTimeout: 5m, continueOnError: true, skipHealthCheck: true, allowKnownDefects: true, disarmBelow: 0.8, maxDefragDuration: 2h }
     record: true
     recordPrefix: /ops/defragd/
   - name: test
@@ -176,6 +176,7 @@ clusters:
             rule: 'dbSizeFree > 512*MiB || dbQuotaUsage > 0.8',
             moveLeader: false,
             skipHealthCheck: true,
+            allowKnownDefects: true,
             compactKeepRevisions: 100_000,
             disarmNospace: false,
             disarmBelow: 0.8,
@@ -207,7 +208,7 @@ clusters:
         {
           name: 'test',
           connection: { endpoints: ['127.0.0.1:2379'], tls: null, auth: null, dialTimeoutMs: 2_000, commandTimeoutMs: 5_000 },
-          policy: { rule: null, moveLeader: true, skipHealthCheck: false, compactKeepRevisions: null, disarmNospace: true, disarmBelow: 0.9, defragTimeoutMs: null, maxDefragDurationMs: null },
+          policy: { rule: null, moveLeader: true, skipHealthCheck: false, allowKnownDefects: false, compactKeepRevisions: null, disarmNospace: true, disarmBelow: 0.9, defragTimeoutMs: null, maxDefragDurationMs: null },
           execute: { waitBetweenMs: 0, continueOnError: false },
           observe: { cluster: true, quotaBytes: null },
           schedule: null,
@@ -348,7 +349,7 @@ describe('loadConfig: files on disk', () => {
       'listen', 'store', 'apiTokenFile', 'maxConcurrentRuns', 'storeRetention', 'dashboard', 'clusters', 'name', 'endpoints', 'cacert', 'cert', 'key', 'serverName',
       'insecureSkipTlsVerify', 'user', 'password', 'passwordFile', 'dialTimeout', 'commandTimeout', 'quotaBytes', 'rule', 'schedule', 'timezone', 'jitter',
       'windows', 'auto', 'interval', 'cooldown', 'nospace', 'compaction', 'retain', 'retainRevisions', 'defrag', 'moveLeader', 'waitBetween', 'defragTimeout',
-      'continueOnError', 'skipHealthCheck', 'disarmBelow', 'maxDefragDuration', 'record', 'recordPrefix',
+      'continueOnError', 'skipHealthCheck', 'allowKnownDefects', 'disarmBelow', 'maxDefragDuration', 'record', 'recordPrefix',
     ];
     // Uncommented: each key is set somewhere in the example, not only mentioned in a comment.
     const set = text.split('\n').filter((l) => !l.trimStart().startsWith('#')).join('\n');

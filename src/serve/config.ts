@@ -232,6 +232,7 @@ const DEFRAG_SHAPE = {
   defragTimeout: positiveDuration({ maxMs: MAX_DEFRAG_TIMEOUT_MS }).nullable().optional(),
   continueOnError: bool.optional(),
   skipHealthCheck: bool.optional(),
+  allowKnownDefects: bool.optional(),
   disarmBelow: scalar.transform(check((t) => parseFraction(t, SRC))).optional(),
   maxDefragDuration: positiveDuration({ maxMs: MAX_MAX_DEFRAG_DURATION_MS }).optional(),
 };
@@ -587,6 +588,7 @@ function buildCluster(c: ParsedCluster, password: string | null, baseDir: string
     rule: c.rule ?? null,
     moveLeader: c.defrag?.moveLeader ?? true,
     skipHealthCheck: c.defrag?.skipHealthCheck ?? false,
+    allowKnownDefects: c.defrag?.allowKnownDefects ?? false,
     compactKeepRevisions: compaction && 'retainRevisions' in compaction ? compaction.retainRevisions : null,
     disarmNospace: nospace === 'recover',
     disarmBelow: c.defrag?.disarmBelow ?? DEFAULT_DISARM_BELOW,

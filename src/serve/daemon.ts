@@ -22,7 +22,7 @@ import type { ClusterSnapshot } from '../domain/snapshot.js';
 import { EtcdClient, type StatusReply } from '../etcd/client.js';
 import { observeCluster, rememberQuotas } from '../observe/observe.js';
 import { refreshCluster } from '../observe/refresh.js';
-import { currentRevision, DEFAULT_FORECAST_SAMPLES, planDefrag } from '../planner/index.js';
+import { currentRevision, DEFAULT_FORECAST_SAMPLES, planDefrag, versionWarnings } from '../planner/index.js';
 import { recordRun, type RunRecorder, type Store } from '../store/index.js';
 import type { RunTrigger, Sample, StoredRun, StoredRunDetail } from '../store/types.js';
 import { clusterState, decide, drawScheduledStart, leaderMovesAllowed, retentionRevision, startQueuePosition, type PendingStart } from './schedule.js';
@@ -115,6 +115,8 @@ interface Runner {
   recheckUntilMs: number;
   /** Quotas read from /metrics, by member ID, reused until the next read of every member. */
   quotas: Map<string, number>;
+  /** The version warnings (known defects, mid-upgrade) last logged: each is logged when it appears, not at every observation. */
+  versionWarned: Set<string>;
   /** The auto decision's planning policy (with the store's defrag history) and when it was read. */
   autoPolicy: { atMs: number; policy: ReturnType<typeof buildPolicy> } | null;
 }
@@ -175,6 +177,7 @@ export class Daemon implements DaemonView {
       fullAtMs: null,
       metricsAtMs: null,
       quotas: new Map(),
+      versionWarned: new Set(),
       recheckUntilMs: 0,
       autoPolicy: null,
     };
@@ -430,6 +433,8 @@ export class Daemon implements DaemonView {
         signal: this.stopping.signal,
         gauges,
         knownQuotas: metricsDue ? undefined : r.quotas,
+        // A start-up setting of each member: read with the quota, every few minutes.
+        features: metricsDue,
       });
       if (metricsDue) {
         r.metricsAtMs = atMs;
@@ -454,6 +459,12 @@ export class Daemon implements DaemonView {
 
   /** An observation's snapshot (light or full) becomes the cluster's: kept, sampled into the store, exported. */
   private accept(r: Runner, snapshot: ClusterSnapshot): void {
+    // StopGRPCServiceOnDefrag is read with the quotas; between those reads each member keeps what it said.
+    const gates = new Map((r.snapshot?.members ?? []).map((m) => [m.memberId, m.stopGrpcServiceOnDefrag]));
+    for (const m of snapshot.members) if (m.stopGrpcServiceOnDefrag === undefined && gates.get(m.memberId) !== undefined) m.stopGrpcServiceOnDefrag = gates.get(m.memberId);
+    const warnings = versionWarnings(snapshot);
+    for (const w of warnings) if (!r.versionWarned.has(w)) this.deps.logger.warn({ cluster: r.config.name, warning: w }, 'etcd version');
+    r.versionWarned = new Set(warnings);
     r.snapshot = snapshot;
     r.observeError = null;
     this.deps.store.recordSamples(r.config.name, snapshot);

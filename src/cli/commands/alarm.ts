@@ -71,7 +71,10 @@ async function load() {
   return { ...client, ...port, ...disarm, ...printers };
 }
 
+/** Observes the cluster, warning on stderr (as every command that observes does) about its members' releases. */
 async function observe(client: EtcdClient, config: ReturnType<typeof clusterConfig>, io: CliIO): Promise<ClusterSnapshot> {
-  const { observeCluster } = await import('../../observe/observe.js');
-  return observeCluster(client, { cluster: true, quotaBytes: config.quotaBytes, timeoutMs: config.connection.commandTimeoutMs, signal: io.signal });
+  const [{ observeCluster }, { versionWarnings }] = await Promise.all([import('../../observe/observe.js'), import('../../planner/versions.js')]);
+  const snap = await observeCluster(client, { cluster: true, quotaBytes: config.quotaBytes, timeoutMs: config.connection.commandTimeoutMs, signal: io.signal });
+  for (const w of versionWarnings(snap)) io.stderr(`defragd: warning: ${w}\n`);
+  return snap;
 }

@@ -9,18 +9,25 @@ export function statusCommand(io: CliIO, done: (code: number) => void): Command 
   addClusterFlags(cmd);
   cmd.action(async () => {
     const config = clusterConfig(withEnv(cmd, io.env));
-    const [{ EtcdClient }, { observeCluster }, { printStatus }] = await Promise.all([import('../../etcd/client.js'), import('../../observe/observe.js'), import('../printers/status.js')]);
+    const [{ EtcdClient }, { observeCluster }, { printStatus }, { versionWarnings }] = await Promise.all([
+      import('../../etcd/client.js'),
+      import('../../observe/observe.js'),
+      import('../printers/status.js'),
+      import('../../planner/versions.js'),
+    ]);
     const client = new EtcdClient(config.connection);
     try {
       const snapshot = await observeCluster(client, {
         cluster: config.cluster,
         quotaBytes: config.quotaBytes,
+        features: true,
         timeoutMs: config.connection.commandTimeoutMs,
         signal: io.signal,
       });
       io.stdout(printStatus(snapshot, config.writeOut));
       const failed = snapshot.members.filter((m) => m.error !== null);
       if (snapshot.alarmsError && snapshot.members.some((m) => m.reachable)) io.stderr(`defragd: warning: could not read the alarm list: ${snapshot.alarmsError}\n`);
+      for (const w of versionWarnings(snapshot)) io.stderr(`defragd: warning: ${w}\n`);
       for (const m of failed) io.stderr(`defragd: ${m.error?.startsWith(m.endpoint) ? m.error : `${m.name || m.endpoint}: ${m.error}`}\n`);
       done(failed.length === 0 && snapshot.members.length > 0 ? EXIT.OK : EXIT.FAILED);
     } finally {

@@ -25,7 +25,7 @@ describe('defrag flags', () => {
   it('defaults: a safe run that moves the leader, takes the lock and refuses to wait for it', () => {
     expect(resolve([])).toEqual({
       dataDirs: {},
-      policy: { rule: null, moveLeader: true, skipHealthCheck: false, compactKeepRevisions: null, disarmNospace: false, disarmBelow: 0.9, defragTimeoutMs: null, maxDefragDurationMs: null },
+      policy: { rule: null, moveLeader: true, skipHealthCheck: false, allowKnownDefects: false, compactKeepRevisions: null, disarmNospace: false, disarmBelow: 0.9, defragTimeoutMs: null, maxDefragDurationMs: null },
       execute: { waitBetweenMs: 0, continueOnError: false, recoveryTimeoutMs: null },
       lock: { key: '/defragd/lock', waitMs: 0 },
       record: { prefix: '/defragd' },
@@ -43,11 +43,11 @@ describe('defrag flags', () => {
       '--disarm-nospace', '--disarm-below', '0.8', '--defrag-timeout', '2m', '--wait-between', '1m30s',
       '--continue-on-error', '--dry-run', '--lock-key', '/ops/lock', '--lock-wait', '10m', '--recovery-timeout', '5m',
       '--data-dir', 'm1=/var/lib/etcd', '--data-dir', 'm2=/data/etcd,8e9e05c52164694d=/x', '--record-prefix', '/ops/defragd/',
-      '--store', '/var/lib/defragd/h.db', '--store-cluster', 'prod', '--max-defrag-duration', '1m',
+      '--store', '/var/lib/defragd/h.db', '--store-cluster', 'prod', '--max-defrag-duration', '1m', '--allow-known-defects',
     ]);
     expect(c).toEqual({
       dataDirs: { m1: '/var/lib/etcd', m2: '/data/etcd', '8e9e05c52164694d': '/x' },
-      policy: { rule: 'dbSizeFree > 100*MiB', moveLeader: false, skipHealthCheck: true, compactKeepRevisions: 1000, disarmNospace: true, disarmBelow: 0.8, defragTimeoutMs: 120_000, maxDefragDurationMs: 60_000 },
+      policy: { rule: 'dbSizeFree > 100*MiB', moveLeader: false, skipHealthCheck: true, allowKnownDefects: true, compactKeepRevisions: 1000, disarmNospace: true, disarmBelow: 0.8, defragTimeoutMs: 120_000, maxDefragDurationMs: 60_000 },
       execute: { waitBetweenMs: 90_000, continueOnError: true, recoveryTimeoutMs: 300_000 },
       lock: { key: '/ops/lock', waitMs: 600_000 },
       record: { prefix: '/ops/defragd' },
@@ -106,9 +106,10 @@ describe('defrag flags', () => {
   });
 
   it('flags that loosen a safety check are command-line only: a leftover variable never weakens a run', () => {
-    const c = resolve([], { DEFRAGD_NO_LOCK: 'true', DEFRAGD_SKIP_HEALTH_CHECK: 'true', DEFRAGD_CONTINUE_ON_ERROR: 'true' });
+    const c = resolve([], { DEFRAGD_NO_LOCK: 'true', DEFRAGD_SKIP_HEALTH_CHECK: 'true', DEFRAGD_CONTINUE_ON_ERROR: 'true', DEFRAGD_ALLOW_KNOWN_DEFECTS: 'true' });
     expect(c.lock).toEqual({ key: DEFAULT_LOCK_KEY, waitMs: 0 });
     expect(c.policy.skipHealthCheck).toBe(false);
+    expect(c.policy.allowKnownDefects).toBe(false);
     expect(c.execute.continueOnError).toBe(false);
   });
 
@@ -120,7 +121,7 @@ describe('defrag flags', () => {
     const help = command().helpInformation().replace(/\s+/g, ' ');
     expect(help).toMatch(/--rule <cel> CEL expression .* constants KiB, MiB, GiB \[env DEFRAGD_RULE\]/);
     expect(help).toMatch(/--no-lock do not take the cluster lock/);
-    expect(help).not.toMatch(/DEFRAGD_NO_LOCK|DEFRAGD_SKIP_HEALTH_CHECK|DEFRAGD_CONTINUE_ON_ERROR/);
+    expect(help).not.toMatch(/DEFRAGD_NO_LOCK|DEFRAGD_SKIP_HEALTH_CHECK|DEFRAGD_CONTINUE_ON_ERROR|DEFRAGD_ALLOW_KNOWN_DEFECTS/);
     expect(help).toMatch(/--defrag-timeout <duration> deadline of each Defragment call, at most 24h .* \[env DEFRAGD_DEFRAG_TIMEOUT\]/);
     expect(help).toMatch(/--lock-key <key> .* \[env DEFRAGD_LOCK_KEY\] \(default: "\/defragd\/lock"\)/);
   });

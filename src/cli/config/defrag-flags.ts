@@ -29,6 +29,7 @@ export interface DefragPolicyConfig {
   readonly rule: string | null;
   readonly moveLeader: boolean;
   readonly skipHealthCheck: boolean;
+  readonly allowKnownDefects: boolean;
   readonly compactKeepRevisions: number | null;
   readonly disarmNospace: boolean;
   readonly disarmBelow: number;
@@ -87,6 +88,7 @@ const DEFRAG_FLAGS: readonly { flags: string; description: string; default?: str
   { flags: '--rule <cel>', description: 'CEL expression evaluated per member right before its turn, e.g. "dbSizeFree > 100*MiB"; variables: dbSize, dbSizeInUse, dbSizeFree, dbQuota, dbQuotaUsage, fragmentation, isLeader, isLearner, memberName, version; constants KiB, MiB, GiB' },
   { flags: '--no-move-leader', description: 'do not hand leadership away; the leader is then skipped (never defragmented while it leads)' },
   { flags: '--skip-health-check', description: 'go ahead although some members are unreachable or unhealthy (they are skipped)', cliOnly: true },
+  { flags: '--allow-known-defects', description: 'defragment although a member runs an etcd release whose known defrag defect can leave it unable to start (3.5.0-3.5.5, etcd#14685); without it such a run is refused', cliOnly: true },
   { flags: '--compact-keep-revisions <n>', description: 'compact (physically) to revision - n once before the first defrag; breaks watchers older than that' },
   { flags: '--disarm-nospace', description: 'disarm NOSPACE alarms after the run when every member is under the margin' },
   { flags: '--disarm-below <fraction>', description: 'margin for --disarm-nospace: every dbSize under this fraction of the quota', default: String(DEFAULT_DISARM_BELOW) },
@@ -154,6 +156,7 @@ export function defragConfig(opts: ResolvedOptions): DefragConfig {
     rule: str('rule') ?? null,
     moveLeader: opts['moveLeader'] !== false,
     skipHealthCheck: opts['skipHealthCheck'] === true,
+    allowKnownDefects: opts['allowKnownDefects'] === true,
     compactKeepRevisions: text.compactKeepRevisions !== undefined ? parseNonNegativeInt(text.compactKeepRevisions, from('compactKeepRevisions')) : null,
     disarmNospace: opts['disarmNospace'] === true,
     disarmBelow: text.disarmBelow !== undefined ? parseFraction(text.disarmBelow, from('disarmBelow')) : DEFAULT_DISARM_BELOW,

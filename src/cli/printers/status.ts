@@ -33,7 +33,31 @@ export function statusRows(snapshot: ClusterSnapshot): string[][] {
   });
 }
 
+/**
+ * The line under the table about StopGRPCServiceOnDefrag, for the members that were asked: which have
+ * it on, off, or do not tell. Null when no member was asked.
+ * @example "StopGRPCServiceOnDefrag: off on m1, m2; unknown on m3 (etcd before 3.6 does not export its feature gates)"
+ */
+export function stopGrpcLine(snapshot: ClusterSnapshot): string | null {
+  const asked = snapshot.members.filter((m) => m.stopGrpcServiceOnDefrag !== undefined && m.status !== null);
+  if (asked.length === 0) return null;
+  const names = (value: boolean | null): string[] =>
+    asked
+      .filter((m) => m.stopGrpcServiceOnDefrag === value)
+      .map((m) => m.name || m.endpoint)
+      .sort();
+  const parts = [
+    [names(true), 'on'],
+    [names(false), 'off'],
+    [names(null), 'unknown'],
+  ] as const;
+  const said = parts.filter(([who]) => who.length > 0).map(([who, what]) => `${what} on ${who.join(', ')}`);
+  const why = names(null).length > 0 ? ' (etcd before 3.6 does not export its feature gates)' : '';
+  return `StopGRPCServiceOnDefrag: ${said.join('; ')}${why}`;
+}
+
 export function printStatus(snapshot: ClusterSnapshot, format: 'table' | 'json'): string {
   if (format === 'json') return JSON.stringify(statusJson(snapshot), null, 2) + '\n';
-  return renderTable(STATUS_HEAD, statusRows(snapshot));
+  const gate = stopGrpcLine(snapshot);
+  return renderTable(STATUS_HEAD, statusRows(snapshot)) + (gate ? `${gate}\n` : '');
 }
