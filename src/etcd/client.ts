@@ -202,7 +202,7 @@ export class MemberClient {
     try {
       return await this.rawCall<T>(service, method, request, metadata, timeoutMs, opts.signal);
     } catch (err) {
-      const mapped = mapGrpcError(this.url, method, err, timeoutMs);
+      const mapped = mapGrpcError(this.url, method, err, timeoutMs, opts.signal?.aborted === true);
       if (authRetry && this.ctx.auth && isInvalidToken(mapped)) {
         this.token = null;
         return this.call<T>(service, method, request, opts, false);
@@ -426,7 +426,7 @@ export class MemberClient {
       }
       return { bytes };
     } catch (err) {
-      throw mapGrpcError(this.url, 'Snapshot', err, timeoutMs);
+      throw mapGrpcError(this.url, 'Snapshot', err, timeoutMs, opts.signal?.aborted === true);
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
       stream.cancel();
@@ -461,7 +461,7 @@ export class MemberClient {
       });
       stream.once('error', (err: unknown) => {
         if ((err as grpc.ServiceError).code === grpc.status.CANCELLED && !opts.signal?.aborted) return;
-        done(() => reject(mapGrpcError(this.url, 'LeaseKeepAlive', err, timeoutMs)));
+        done(() => reject(mapGrpcError(this.url, 'LeaseKeepAlive', err, timeoutMs, opts.signal?.aborted === true)));
       });
       stream.write({ ID: id });
     });

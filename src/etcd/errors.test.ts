@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { ConnectionError, EtcdError } from '../domain/errors.js';
+import { AbortedError, ConnectionError, EtcdError } from '../domain/errors.js';
 import { classifyEtcdError, mapGrpcError } from './errors.js';
 
 const serviceError = (code: grpc.status, details: string) => Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
@@ -28,6 +28,14 @@ describe('etcd errors are classified once, where they enter', () => {
     const err = mapGrpcError('http://127.0.0.1:2379', 'Put', serviceError(grpc.status.UNKNOWN, details), 5_000);
     expect(err).toBeInstanceOf(EtcdError);
     expect((err as EtcdError).reason).toBe(reason);
+  });
+
+  it('CANCELLED is an interruption only when we aborted the call; cancelled by anything else, the call\'s fate is unknown, as with a lost connection', () => {
+    const cancelled = serviceError(grpc.status.CANCELLED, 'context canceled');
+    expect(mapGrpcError('http://127.0.0.1:2379', 'MoveLeader', cancelled, 5_000, true)).toBeInstanceOf(AbortedError);
+    const other = mapGrpcError('http://127.0.0.1:2379', 'Defragment', cancelled, 5_000);
+    expect(other).toBeInstanceOf(ConnectionError);
+    expect(other.message).toBe('http://127.0.0.1:2379: Defragment was cancelled, not by defragd (context canceled)');
   });
 
   it('a refused connection is a ConnectionError, not an etcd error', () => {

@@ -38,7 +38,14 @@ export function isInvalidToken(err: unknown): boolean {
   return err instanceof EtcdError && err.reason === 'invalid-token';
 }
 
-export function mapGrpcError(endpoint: string, method: string, err: unknown, timeoutMs: number): DefragdError {
+/**
+ * The domain error for a failed call. A CANCELLED status is our own interruption only when the
+ * caller's signal was aborted (`abortedByUs`). Otherwise something else ended the call (the server's
+ * "context canceled", or grpc-js cancelling calls on a connection it gave up): the call's fate is
+ * unknown, as when a connection is lost, so it is a ConnectionError (a Defragment is then waited for,
+ * never re-sent), never mistaken for an operator's Ctrl-C that stops the whole run.
+ */
+export function mapGrpcError(endpoint: string, method: string, err: unknown, timeoutMs: number, abortedByUs = false): DefragdError {
   if (err instanceof DefragdError) return err;
   if (!isServiceError(err)) {
     return new ConnectionError(endpoint, `${endpoint}: ${method} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
@@ -48,7 +55,8 @@ export function mapGrpcError(endpoint: string, method: string, err: unknown, tim
     case GrpcStatus.DEADLINE_EXCEEDED:
       return new DeadlineError(endpoint, `${endpoint}: ${method} got no answer within ${formatDuration(timeoutMs)} (deadline exceeded)`, { cause: err });
     case GrpcStatus.CANCELLED:
-      return new AbortedError(`${endpoint}: ${method} cancelled`, { cause: err });
+      if (abortedByUs) return new AbortedError(`${endpoint}: ${method} cancelled`, { cause: err });
+      return new ConnectionError(endpoint, `${endpoint}: ${method} was cancelled, not by defragd (${details || 'no details'})`, { cause: err });
     case GrpcStatus.UNAVAILABLE:
     case GrpcStatus.INTERNAL:
     case GrpcStatus.UNIMPLEMENTED:
