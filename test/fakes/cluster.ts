@@ -252,11 +252,3 @@ export class FakeCluster {
   }
 }
 
-/** A call that never answers: rejects (as the client does) only when the signal aborts. */
-export function hangUntilAborted(signal: AbortSignal | undefined, endpoint: string): Promise<never> {
-  return new Promise((_, reject) => {
-    const fail = () => reject(new AbortedError(`${endpoint}: Defragment cancelled: aborted`));
-    if (signal?.aborted) return fail();
-    signal?.addEventListener('abort', fail, { once: true });
-  });
-}
