@@ -1,15 +1,43 @@
 /**
- * A real etcd 3.4 cluster of 3 voters and a learner: the learner is skipped
- * (etcd rejects Defragment on learners) with code 'learner', the voters are
+ * A real cluster of 3 voters and a learner, on every version make test runs:
+ * etcd itself refuses a Defragment sent to the learner (the planner's reason
+ * to skip it), so the learner is skipped with code 'learner', the voters are
  * defragmented, the learner keeps its size.
  */
 import { describe, expect, it } from 'vitest';
-import { useCluster } from '../../dev/harness/etcd.js';
+import { etcdUnderTest, useCluster } from '../../dev/harness/etcd.js';
+import { connect } from '../../src/index.js';
+import { compareVersions } from '../../src/domain/known-defects.js';
+import { EtcdError } from '../../src/domain/errors.js';
 import type { Plan } from '../../src/domain/plan.js';
 import { cli, fragmentAndWait, MiB, parseJson, show, sizes, type ReportJson } from './helpers-defrag.js';
 
 describe('defrag with a learner', () => {
   const cluster = useCluster({ members: 3, learner: true });
+
+  it('etcd refuses a Defragment sent straight to the learner: "rpc not supported for learner", Unavailable before 3.6, FailedPrecondition from 3.6', async () => {
+    const c = cluster();
+    const learner = c.members.find((m) => m.isLearner)!;
+    const client = connect({ endpoints: [learner.clientUrl] });
+    try {
+      const err = await client
+        .member(learner.clientUrl)
+        .defragment({ timeoutMs: 10_000 })
+        .then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(EtcdError);
+      const e = err as EtcdError;
+      expect(e.reason).toBe('learner');
+      expect(e.message).toMatch(/rpc not supported for learner/);
+      // etcd 3.6 changed the code (etcd commit 16d51d8c2, PR #12985): both are classified as 'learner'.
+      const atLeast36 = compareVersions(etcdUnderTest().version, '3.6.0') >= 0;
+      expect(e.grpcCode).toBe(atLeast36 ? 'FAILED_PRECONDITION' : 'UNAVAILABLE');
+    } finally {
+      client.close();
+    }
+    // Refused before anything was copied: etcd's own defrag counter on the learner did not move.
+    const metrics = await c.memberMetrics(learner.name);
+    expect(metrics.get('etcd_disk_backend_defrag_duration_seconds_count')).toBe(0);
+  });
 
   it('skips the learner with code learner and defragments the three voters', async () => {
     const c = cluster();

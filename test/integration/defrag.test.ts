@@ -237,7 +237,8 @@ describe('defrag on a shared 3-member cluster', () => {
   });
   it("reads each member's quota from /metrics once per run, not again before every member's turn", async () => {
     await fragmentAndWait(conn(), FRAGMENT);
-    // GET /metrics answered by the members: etcd 3.4 tells no quota in Status, so defragd reads it there.
+    // GET /metrics answered by the members: etcd before 3.6 tells no quota in Status, so defragd reads it
+    // there, with the StopGRPCServiceOnDefrag gate (3.6+ export it) in the same request.
     const scrapes = async () => {
       let n = 0;
       for (const m of cluster().members) n += (await cluster().memberMetrics(m.name)).get('promhttp_metric_handler_requests_total{code="200"}') ?? 0;
@@ -254,7 +255,7 @@ describe('defrag on a shared 3-member cluster', () => {
     const during = (await scrapes()) - before - 3; // this test's own first reading is counted by the second
     expect(report.outcome).toBe('success');
     expect(report.members.filter((m) => m.action === 'defragmented')).toHaveLength(3);
-    // The quotas at the first observation (3), and before each of the 3 Defragment calls every member's
+    // The quota and the gate at the first observation (3), and before each of the 3 Defragment calls every member's
     // defrag-in-flight gauge (3 × 3). Reading the quotas again at every turn's observation made it 21 or more.
     expect(during).toBe(3 + 3 * 3);
   });

@@ -186,7 +186,7 @@ describe('other voters failing during a run', () => {
       expect(target).not.toBeNull();
       const [t, l] = [target as unknown as string, oldLeader as unknown as string];
       const { report, events } = run;
-      expect(report.outcome).toBe('failed');
+      expect(report.outcome, `${report.message}\n${JSON.stringify(report.members)}`).toBe('failed');
       expect(ofType(events, 'member-started').map((e) => e.decision.name)).not.toContain(l);
       expect(result(report, l).action).toBe('failed');
       expect(result(report, l).reason).toMatch(new RegExp(`^moving leadership to ${t} failed`));

@@ -143,7 +143,7 @@ describe('the member being defragmented, stopped', () => {
         }
         console.log(`paused ${when}: etcd ran ${ran} Defragment(s) on ${name}; ${r.action}`);
         // Success only when every member really was defragmented.
-        expect(report.outcome === 'success').toBe(report.members.every((m) => m.action === 'defragmented'));
+        expect(report.outcome === 'success', `${report.outcome}: ${report.message}`).toBe(report.members.every((m) => m.action === 'defragmented'));
         expect(await lockHeld(c)).toBe(false);
       } finally {
         await restoreAndCompare(c);

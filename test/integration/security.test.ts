@@ -4,11 +4,12 @@ import { useCluster } from '../../dev/harness/etcd.js';
 import { cli, json } from '../support/cli.js';
 import type { StatusJson } from '../../src/cli/printers/status.js';
 import { connect } from '../../src/index.js';
+import { etcdAtLeast, STOP_GRPC_DEFAULT } from '../support/etcd-version.js';
 
 describe('TLS', () => {
   const cluster = useCluster({ members: 1, tls: true, clientCertAuth: true });
 
-  it('works with the right CA and client certificate, including the /metrics quota', async () => {
+  it('works with the right CA and client certificate, including /metrics (the quota before 3.6, the feature gates from 3.6)', async () => {
     const c = cluster();
     const tls = c.tls!;
     const r = await cli(['status', '--endpoints', c.endpoints[0] as string, '--cluster', '--cacert', tls.caFile, '--cert', tls.clientCertFile, '--key', tls.clientKeyFile, '-w', 'json']);
@@ -16,7 +17,10 @@ describe('TLS', () => {
     const rows = json<StatusJson[]>(r);
     expect(rows[0]?.endpoint).toMatch(/^https:\/\//);
     expect(rows[0]?.healthy).toBe(true);
-    expect(rows[0]?.quotaSource).toBe('metrics');
+    // No --quota-backend-bytes: 3.6.6+ tell the 2 GiB default in Status; before, it is read from /metrics over TLS.
+    expect(rows[0]?.quotaSource).toBe(etcdAtLeast('3.6.6') ? 'status' : 'metrics');
+    // 3.6+ export their feature gates on /metrics, read over TLS here too.
+    expect(rows[0]?.stopGrpcServiceOnDefrag).toBe(STOP_GRPC_DEFAULT);
   });
 
   it('a bare host:port uses TLS when TLS flags are given, as etcdctl does', async () => {

@@ -69,7 +69,7 @@ describe('serve: what each observation asks of the cluster', () => {
       );
       expect(Date.now() - seenAt).toBeLessThan(5_000);
       const logs = s.logs().filter((l) => l['msg'] === 'a full observation at once');
-      expect(logs.map((l) => l['reason'])).toContainEqual(expect.stringMatching(/reports memberID:\d+ alarm:NOSPACE/));
+      expect(logs.map((l) => l['reason'])).toContainEqual(expect.stringMatching(/reports memberID:\d+\s+alarm:NOSPACE/));
     } finally {
       await s.stop();
     }
