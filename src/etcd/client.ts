@@ -234,6 +234,8 @@ export class MemberClient {
         else resolve(res);
       });
       signal?.addEventListener('abort', onAbort, { once: true });
+      // Aborted while the connection or the auth token was being prepared: the event has passed already.
+      if (signal?.aborted) call.cancel();
     });
   }
 

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { useCluster } from '../../dev/harness/etcd.js';
 import { connect, EtcdError } from '../../src/index.js';
+import { AbortedError } from '../../src/domain/errors.js';
 
 describe('wire client', () => {
   const cluster = useCluster({ members: 3 });
@@ -85,6 +86,22 @@ describe('wire client', () => {
       expect(file.length).toBeGreaterThan(100_000);
       expect(file.includes(Buffer.from('x'.repeat(1000)))).toBe(true);
       expect(dbSize).toBeGreaterThan(0);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('an abort that comes while the connection is being prepared still cancels the call (it was lost: the call ran to its answer)', async () => {
+    const client = connect({ endpoints: cluster().endpoints });
+    try {
+      const member = client.member(cluster().endpoints[1] as string);
+      await member.status(); // connected: preparing the next call takes only a moment
+      const ac = new AbortController();
+      // Not aborted when the call starts; aborted before its first await (the connection check) returns.
+      const call = member.status({ signal: ac.signal, timeoutMs: 10_000 });
+      ac.abort();
+      const err = await call.then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(AbortedError);
     } finally {
       client.close();
     }
