@@ -246,9 +246,9 @@ async function* memberTurn(run: Run, planned: MemberDecision, index: number, toD
   let revision: number | null = null;
   let noAnswer: 'deadline' | 'connection-lost' | null = null;
   try {
-    // Not cancelled by the run's signal: a stop lets the current member finish. A cancelled Defragment
-    // runs on anyway in etcd 3.4, and in 3.6+ it may or may not have started, which would leave its
-    // outcome to chance; the process's second signal exits at once instead.
+    // Not cancelled by the run's signal: a stop lets the current member finish. A Defragment the client
+    // cuts short may or may not run on the server, on every version (measured on 3.4-3.7, either way
+    // for the same call), which would leave the member's fate to chance; a second signal exits at once.
     revision = (await port.defragment(endpoint, { timeoutMs })).revision || null;
   } catch (err) {
     if (err instanceof DeadlineError || err instanceof ConnectionError) {
