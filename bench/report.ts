@@ -184,10 +184,14 @@ export function notes(r: BenchResult): string {
 }
 
 export function markdown(r: BenchResult): string {
-  return [`Command: \`${r.command}\` (${r.startedAt})`, '', markdownTable(r), '', notes(r), ''].join('\n');
+  return [`On etcd ${r.machine.etcd}. Command: \`${r.command}\` (${r.startedAt})`, '', markdownTable(r), '', notes(r), ''].join('\n');
 }
 
-/** Writes <outDir>/<timestamp>.json, latest.json, latest.md (with --big: big-<timestamp>.json, big-latest.*) and, when given, <timestamp>-requests.json; returns their paths. */
+/**
+ * Writes <outDir>/<timestamp>.json, latest.json, latest.md and latest-<etcd line>.md (e.g. latest-3.7.md, so
+ * README keeps one table per etcd version; with --big: big-<timestamp>.json, big-latest.*) and, when given,
+ * <timestamp>-requests.json; returns their paths.
+ */
 export async function writeResults(r: BenchResult, outDir: string, requests?: object): Promise<string[]> {
   await mkdir(outDir, { recursive: true });
   // --big runs keep their own latest files, so that README's two tables each come from their own run.
@@ -197,7 +201,13 @@ export async function writeResults(r: BenchResult, outDir: string, requests?: ob
   const files = [path.join(outDir, `${stamp}.json`), path.join(outDir, `${prefix}latest.json`), path.join(outDir, `${prefix}latest.md`)];
   await writeFile(files[0] as string, json);
   await writeFile(files[1] as string, json);
-  await writeFile(files[2] as string, `# defragd benchmark\n\n${markdown(r)}`);
+  const md = `# defragd benchmark\n\n${markdown(r)}`;
+  await writeFile(files[2] as string, md);
+  const line = /^(\d+\.\d+)\./.exec(r.machine.etcd)?.[1];
+  if (line) {
+    files.push(path.join(outDir, `${prefix}latest-${line}.md`));
+    await writeFile(files[files.length - 1] as string, md);
+  }
   if (requests) {
     const f = path.join(outDir, `${stamp}-requests.json`);
     await writeFile(f, JSON.stringify(requests) + '\n');

@@ -5,6 +5,7 @@
 //   node scripts/paste-bench.mjs daemon   bench/results/daemon-latest.md → <!-- bench-daemon:start --> ... <!-- bench-daemon:end -->
 //   node scripts/paste-bench.mjs reads    bench/results/reads-latest.md  → <!-- bench-reads:start --> ... <!-- bench-reads:end -->
 //   node scripts/paste-bench.mjs versions .vitest-results/versions.md    → <!-- etcd-versions:start --> ... <!-- etcd-versions:end -->
+//   node scripts/paste-bench.mjs bench-3.7 bench/results/latest-3.7.md  → <!-- bench-3.7:start --> ... <!-- bench-3.7:end -->
 import { readFileSync, writeFileSync } from 'node:fs';
 
 const TABLES = {
@@ -15,7 +16,11 @@ const TABLES = {
   versions: { file: '.vitest-results/versions.md', marker: 'etcd-versions', what: 'Supported etcd versions table', make: 'make test' },
 };
 const which = process.argv[2] ?? 'bench';
-const t = TABLES[which];
+// One table per etcd version: bench-3.7 pastes bench/results/latest-3.7.md between <!-- bench-3.7:start/end -->.
+const perVersion = /^bench-(\d+\.\d+)$/.exec(which);
+const t = perVersion
+  ? { file: `bench/results/latest-${perVersion[1]}.md`, marker: which, what: `Performance table on etcd ${perVersion[1]}`, make: `ETCD_VERSION=${perVersion[1]} make bench` }
+  : TABLES[which];
 if (!t) {
   console.error(`paste-bench: unknown table "${which}" (known: ${Object.keys(TABLES).join(', ')})`);
   process.exit(2);
