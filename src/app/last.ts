@@ -91,6 +91,7 @@ export function memberStatuses(snapshot: ClusterSnapshot, prefix: string, record
       record: 'error' in records ? 'unreadable' : parsed === null ? 'none' : r === null ? 'invalid' : 'found',
       ageSeconds: r ? Math.max(0, Math.floor((now.getTime() - Date.parse(r.at)) / 1_000)) : null,
       reclaimedBytes: r ? reclaimedBy(r) : null,
+      version: s?.version ?? null,
       dbSize: s?.dbSize ?? null,
       dbSizeInUse: s?.dbSizeInUse ?? null,
       dbSizeFree: s?.dbSizeFree ?? null,

@@ -46,6 +46,8 @@ export interface MemberDefragStatus {
   ageSeconds: number | null;
   /** before.dbSize - after.dbSize of the last defragmentation; null when unknown. */
   reclaimedBytes: number | null;
+  /** The member's etcd release; null when it did not answer. */
+  version: string | null;
   /** Current figures; null when the member did not answer. */
   dbSize: number | null;
   dbSizeInUse: number | null;

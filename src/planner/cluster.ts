@@ -21,7 +21,7 @@ export function memberById(snapshot: ClusterSnapshot, memberId: string): MemberS
 }
 
 /** "m1 (http://127.0.0.1:2379)", the way reasons name a member. */
-export function label(m: MemberSnapshot): string {
+export function label(m: Pick<MemberSnapshot, 'name' | 'memberId' | 'endpoint'>): string {
   return `${m.name || m.memberId} (${m.endpoint})`;
 }
 

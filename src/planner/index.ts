@@ -3,7 +3,7 @@ export { planDefrag, defragTimeoutMs } from './plan.js';
 export { planTurn } from './turn.js';
 export { DEFAULT_FORECAST_SAMPLES, describeForecast, exceedsMaxDuration, forecastDefragMs, forecastOrigin, memberForecast, type DurationForecast } from './forecast.js';
 export { alarmsToDisarm, checkDisarm, disarmDecision } from './disarm.js';
-export { describeDefects, membersWithDefects, midUpgrade, refusesDefrag, releasesInUse, stopGrpcNote, versionWarnings } from './versions.js';
+export { defectWarning, describeDefects, membersWithDefects, midUpgrade, refusesDefrag, releasesInUse, stopGrpcNote, versionWarnings } from './versions.js';
 export {
   catchUpTarget,
   chooseTransferee,

@@ -36,9 +36,24 @@ export function refusesDefrag(d: MemberDefects): boolean {
  * crashes the member (etcd#18810, fixed in 3.4.35)"; several defects are joined with "; ".
  */
 export function describeDefects(d: MemberDefects): string {
-  const each = d.findings.map((f) => `${f.defect.summary} (${f.defect.issue}, fixed in ${f.fixedIn})`);
+  return defectSentence(d.member, d.version, d.findings);
+}
+
+type Named = Pick<MemberSnapshot, 'name' | 'memberId' | 'endpoint'>;
+
+function defectSentence(member: Named, version: string, findings: readonly DefectFinding[]): string {
+  const each = findings.map((f) => `${f.defect.summary} (${f.defect.issue}, fixed in ${f.fixedIn})`);
   const which = each.length === 1 ? 'a known defrag defect' : `${each.length} known defrag defects`;
-  return `${label(d.member)} runs etcd ${d.version}, which has ${which}: ${each.join('; ')}`;
+  return `${label(member)} runs etcd ${version}, which has ${which}: ${each.join('; ')}`;
+}
+
+/**
+ * The same sentence for any row that names a member and its release (`defragd last`'s rows); null when
+ * the release has no known defect or is not known.
+ */
+export function defectWarning(m: Named & { version: string | null }): string | null {
+  const findings = m.version ? defectsOf(m.version) : [];
+  return m.version && findings.length > 0 ? defectSentence(m, m.version, findings) : null;
 }
 
 /** The releases members run, oldest first, each with its members' names in order; one entry when all agree. */

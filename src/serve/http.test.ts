@@ -245,7 +245,7 @@ describe('GET /api/v1/clusters/:name/status', () => {
     const view = aView();
     const member = {
       endpoint: 'https://10.0.0.1:2379', memberId: 'abc', name: 'm1', lastDefrag: null, record: 'none' as const,
-      ageSeconds: null, reclaimedBytes: null, dbSize: 1, dbSizeInUse: 1, dbSizeFree: 0, fragmentation: 0, warning: null, error: null,
+      ageSeconds: null, reclaimedBytes: null, version: '3.6.17', dbSize: 1, dbSizeInUse: 1, dbSizeFree: 0, fragmentation: 0, warning: null, error: null,
     };
     view.statuses.set('prod', [member]);
     expect(await expectJson(await anApi(view).request('/api/v1/clusters/prod/status'), 200)).toEqual({ cluster: 'prod', members: [member] });

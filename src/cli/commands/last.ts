@@ -14,12 +14,18 @@ export function lastCommand(io: CliIO, done: (code: number) => void): Command {
     const opts = withEnv(cmd, io.env);
     const config = clusterConfig(opts);
     const prefix = recordPrefix(typeof opts['recordPrefix'] === 'string' ? opts['recordPrefix'] : DEFAULT_RECORD_PREFIX, sourceOf(opts, 'recordPrefix'));
-    const [{ EtcdClient }, { defragmentationStatus }, { printLast }] = await Promise.all([import('../../etcd/client.js'), import('../../app/last.js'), import('../printers/last.js')]);
+    const [{ EtcdClient }, { defragmentationStatus }, { printLast }, { defectWarning }] = await Promise.all([
+      import('../../etcd/client.js'),
+      import('../../app/last.js'),
+      import('../printers/last.js'),
+      import('../../planner/versions.js'),
+    ]);
     const client = new EtcdClient(config.connection);
     try {
       const members = await defragmentationStatus(client, { cluster: config.cluster, recordPrefix: prefix, timeoutMs: config.connection.commandTimeoutMs, signal: io.signal });
       io.stdout(printLast(members, config.writeOut));
       for (const m of members) if (m.warning) io.stderr(`defragd: warning: ${m.name || m.memberId}: ${m.warning}\n`);
+      for (const w of members.map(defectWarning)) if (w) io.stderr(`defragd: warning: ${w}\n`);
       // A record read that failed is the same for every member: say it once.
       // An error that already names the member's endpoint (a connection error) is not prefixed with it again.
       const errors = [...new Set(members.filter((m) => m.error !== null).map((m) => ((m.record === 'unreadable' && m.error?.startsWith('could not read the records')) || m.error?.startsWith(m.endpoint) ? m.error : `${m.name || m.endpoint}: ${m.error}`)))];

@@ -44,7 +44,7 @@ describe('`defragd last` printers', () => {
   it('JSON: the library objects, stable field names, memberId in hex, lastDefrag null when unknown', () => {
     const out = JSON.parse(printLast(members, 'json')) as Record<string, unknown>[];
     expect(out).toEqual(JSON.parse(JSON.stringify(members)));
-    expect(Object.keys(out[0]!)).toEqual(['endpoint', 'memberId', 'name', 'lastDefrag', 'record', 'ageSeconds', 'reclaimedBytes', 'dbSize', 'dbSizeInUse', 'dbSizeFree', 'fragmentation', 'warning', 'error']);
+    expect(Object.keys(out[0]!)).toEqual(['endpoint', 'memberId', 'name', 'lastDefrag', 'record', 'ageSeconds', 'reclaimedBytes', 'version', 'dbSize', 'dbSizeInUse', 'dbSizeFree', 'fragmentation', 'warning', 'error']);
     expect(out[0]).toMatchObject({ memberId: id1, ageSeconds: 3 * 3_600 + 12 * 60, reclaimedBytes: 320 * MiB, lastDefrag: { revision: 4_711, trigger: 'manual' } });
     expect(out[1]).toMatchObject({ lastDefrag: null, record: 'invalid' });
     expect(out[2]).toMatchObject({ lastDefrag: null, record: 'none', dbSizeFree: null });
