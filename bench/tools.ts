@@ -194,8 +194,18 @@ export async function startupMs(member: BenchMember, what: StartupProbe, signal:
 
 const nameOf = (members: readonly BenchMember[], id: string): string => members.find((m) => m.memberId === id)?.name ?? id;
 
-const FINISHED = /^Finished defragmenting etcd member\[(.+)\]\s*$/;
-const FAILED = /^Failed to defragment etcd member\[(.+?)\] \((.*)\)\s*$/;
+// etcdctl 3.4/3.5: "Finished defragmenting etcd member[URL]", "Failed to defragment etcd member[URL] (ERR)";
+// 3.6+ add the duration: "... member[URL]. took 2.8s", "... member[URL]. took 2.8s. (ERR)".
+const FINISHED = /^Finished defragmenting etcd member\[(.+?)\](?:\. took \S+)?\s*$/;
+const FAILED = /^Failed to defragment etcd member\[(.+?)\](?:\. took \S+\.)? \((.*)\)\s*$/;
+
+/** One line of `etcdctl defrag`'s output: a member finished (ok) or failed (with etcdctl's reason); null for any other line. */
+export function parseEtcdctlDefragLine(line: string): { url: string; ok: boolean; note: string | null } | null {
+  const ok = FINISHED.exec(line);
+  if (ok) return { url: ok[1] as string, ok: true, note: null };
+  const bad = FAILED.exec(line);
+  return bad ? { url: bad[1] as string, ok: false, note: bad[2] ?? null } : null;
+}
 
 export async function runEtcdctl(members: readonly BenchMember[], seed: BenchMember, signal: AbortSignal, onStart: () => void = () => undefined): Promise<ToolRun> {
   const args = ['defrag', '--cluster', '--command-timeout=10m', `--endpoints=${seed.url}`];
@@ -213,12 +223,10 @@ export async function runEtcdctl(members: readonly BenchMember[], seed: BenchMem
   const onLine = (line: string): void => {
     const t = now();
     log.push({ t, line });
-    const ok = FINISHED.exec(line);
-    const bad = ok ? null : FAILED.exec(line);
-    const url = ok?.[1] ?? bad?.[1];
-    if (url === undefined) return;
-    const m = members.find((x) => x.url === url);
-    intervals.push({ name: m?.name ?? url, memberId: m?.memberId ?? '?', start: prev, end: t, ok: ok !== null, note: bad?.[2] ?? null });
+    const parsed = parseEtcdctlDefragLine(line);
+    if (parsed === null) return;
+    const m = members.find((x) => x.url === parsed.url);
+    intervals.push({ name: m?.name ?? parsed.url, memberId: m?.memberId ?? '?', start: prev, end: t, ok: parsed.ok, note: parsed.note });
     prev = t;
   };
   createInterface({ input: child.stdout }).on('line', onLine);
