@@ -476,8 +476,10 @@ describe('cleanup when the test process ends', () => {
   it('the watchdog does the same when the test process is SIGKILLed', async () => {
     const { report, child } = await clusterInChild('sigkill');
     // SIGSTOP is delivered asynchronously: the member may still be running for a moment (seen on a busy machine).
-    expect(await eventually(() => procState(report.pid) === 'T')).toBe(true);
+    const stopped = await eventually(() => procState(report.pid) === 'T');
+    // Killed whatever the check found: a failed check must not leave the child, and its member, running.
     child.kill('SIGKILL');
+    expect(stopped).toBe(true);
     // The watchdog polls the test process once a second.
     expect(await eventually(() => procState(report.pid) === null && !existsSync(report.dir), 5000)).toBe(true);
     expect(mountedAt(report.dataDir)).toBe(false);
