@@ -15,7 +15,8 @@
 import { hostname } from 'node:os';
 import { DEFAULT_RECORD_PREFIX } from '../domain/defaults.js';
 import { etcdReason, UsageError } from '../domain/errors.js';
-import { DEFRAG_TRIGGERS, type DefragRecord, type DefragTrigger } from '../domain/record.js';
+import type { DefragRecord } from '../domain/record.js';
+import { DEFRAG_TRIGGERS, type DefragTrigger } from '../domain/trigger.js';
 import type { MemberResult, RunReport, Sizes, StepEvent } from '../domain/run.js';
 import type { ClusterSnapshot } from '../domain/snapshot.js';
 import type { EtcdClient } from '../etcd/client.js';

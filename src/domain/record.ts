@@ -6,10 +6,7 @@
  */
 import type { Sizes } from './run.js';
 
-/** What started the run: the CLI says `manual`; the library defaults to `api`. */
-export type DefragTrigger = 'schedule' | 'auto' | 'nospace' | 'manual' | 'api';
-
-export const DEFRAG_TRIGGERS: readonly DefragTrigger[] = ['schedule', 'auto', 'nospace', 'manual', 'api'];
+import type { DefragTrigger } from './trigger.js';
 
 /** The value stored at `<prefix>/members/<memberIdHex>/last-defrag` (JSON). */
 export interface DefragRecord {

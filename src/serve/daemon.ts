@@ -18,6 +18,7 @@ import { recordPrefix } from '../app/record.js';
 import { DEFAULT_RECORD_PREFIX } from '../domain/defaults.js';
 import type { MemberDefragStatus } from '../domain/record.js';
 import type { RunReport, StepEvent } from '../domain/run.js';
+import type { DefragTrigger } from '../domain/trigger.js';
 import type { ClusterSnapshot } from '../domain/snapshot.js';
 import { EtcdClient, type StatusReply } from '../etcd/client.js';
 import { observeCluster, rememberQuotas } from '../observe/observe.js';
@@ -599,7 +600,7 @@ export class Daemon implements DaemonView {
   }
 
   /** Starts a run in the background; runId resolves once the store knows it (null when nothing was started). */
-  private launch(r: Runner, trigger: RunTrigger): { runId: Promise<number | null>; done: Promise<RunReport | null> } {
+  private launch(r: Runner, trigger: DefragTrigger): { runId: Promise<number | null>; done: Promise<RunReport | null> } {
     let announce: (id: number | null) => void = () => undefined;
     const runId = new Promise<number | null>((resolve) => (announce = resolve));
     let recorder: RunRecorder | null = null;
@@ -613,7 +614,7 @@ export class Daemon implements DaemonView {
           observe: { cluster: true, quotaBytes: r.config.observe.quotaBytes },
           execute: r.config.execute,
           lock: { waitMs: this.deps.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS, holder: `${this.by} (defragd serve)` },
-          record: r.config.record === false ? false : { prefix: r.config.record.prefix, trigger: trigger === 'api' ? 'api' : trigger === 'external' ? 'manual' : trigger, by: this.by },
+          record: r.config.record === false ? false : { prefix: r.config.record.prefix, trigger, by: this.by },
           signal: this.stopping.signal,
           onEvent: (event) => {
             // A run is recorded from its first event: a run that found the lock busy records nothing.

@@ -26,6 +26,7 @@
 import { Cron, type CronOptions } from 'croner';
 import type { ClusterState } from './types.js';
 import { inWindow, nextWindowOpen, validateTimezone, type Window } from './window.js';
+import type { StartTrigger } from '../domain/trigger.js';
 
 const MINUTE_MS = 60_000;
 
@@ -138,7 +139,6 @@ export interface ClusterSchedulerState {
   queuedAhead: number;
 }
 
-export type StartTrigger = 'nospace' | 'schedule' | 'auto';
 
 /** What the scheduler waits for, for logs, the API and the start queue. */
 export type WaitingFor = 'running' | 'unreachable' | 'slot' | 'window' | 'cooldown' | 'schedule' | 'rule' | 'nothing';

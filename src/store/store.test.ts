@@ -14,6 +14,7 @@ import type { MemberResult, RunReport, StepEvent } from '../domain/run.js';
 import { aSnapshot, MiB } from '../../test/builders.js';
 import { migrate, openStore, recordRun, SCHEMA_VERSION, StoreError, type Store } from './index.js';
 import { MIGRATIONS } from './schema.js';
+import { RUN_TRIGGERS } from '../domain/trigger.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00.000Z');
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -83,6 +84,15 @@ function storeErrorOf(fn: () => unknown): StoreError {
   }
   throw new Error('expected a StoreError, nothing was thrown');
 }
+
+describe('the schema and the domain agree', () => {
+  it("the runs table's trigger CHECK lists exactly the domain's triggers (a new trigger needs a migration)", () => {
+    const checks = MIGRATIONS.flatMap((sql) => [...sql.matchAll(/trigger\s+TEXT[^,]*CHECK\s*\(\s*trigger\s+IN\s*\(([^)]*)\)/gi)].map((m) => m[1] as string));
+    expect(checks).toHaveLength(1);
+    const inSql = [...(checks[0] as string).matchAll(/'([^']+)'/g)].map((m) => m[1]);
+    expect(inSql).toEqual([...RUN_TRIGGERS]);
+  });
+});
 
 describe('runs', () => {
   it('records a run from start to finish and gives back the same report, member results and events in order', () => {

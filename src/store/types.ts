@@ -1,13 +1,12 @@
 /** What the run history store takes and gives back: plain data with stable field names (the JSON of `defragd history`). */
 import type { MemberResult, RunOutcome, RunReport, StepEvent } from '../domain/run.js';
 
-/** What started a run. */
-export type RunTrigger = 'schedule' | 'auto' | 'nospace' | 'manual' | 'api' | 'external';
+export { RUN_TRIGGERS, type RunTrigger } from '../domain/trigger.js';
+import type { RunTrigger } from '../domain/trigger.js';
 
 /** `runs()` without a limit (here, not in store.ts, so the CLI can show it without loading SQLite). */
 export const DEFAULT_RUNS_LIMIT = 20;
 
-export const RUN_TRIGGERS: readonly RunTrigger[] = Object.freeze(['schedule', 'auto', 'nospace', 'manual', 'api', 'external']);
 
 /** A run's outcome as stored: `running` until it finishes (or its process is found dead: then `interrupted`). */
 export type StoredOutcome = RunOutcome | 'running';
