@@ -11,6 +11,7 @@ import { EtcdClient, type KeyValue } from '../etcd/client.js';
 import type { ConnectionOptions } from '../etcd/options.js';
 import { observeCluster } from '../observe/observe.js';
 import { onFirstAnswering, parseRecord, reclaimedBy, recordEndpoints, recordKey, recordPrefix, recordRange } from './record.js';
+import { messageOf } from '../domain/errors.js';
 
 export interface DefragmentationStatusOptions {
   /** Every member from MemberList (etcdctl --cluster); otherwise only the endpoints given. */
@@ -71,7 +72,7 @@ export async function readRecords(
     const r = await onFirstAnswering(recordEndpoints(snapshot), (ep) => client.member(ep).range(key, { rangeEnd, ...call }));
     return new Map(r.kvs.map((k: KeyValue) => [k.key.toString(), k.value]));
   } catch (err) {
-    return { error: `could not read the records under ${prefix}/members/: ${err instanceof Error ? err.message : String(err)}` };
+    return { error: `could not read the records under ${prefix}/members/: ${messageOf(err)}` };
   }
 }
 

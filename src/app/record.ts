@@ -14,7 +14,7 @@
  */
 import { hostname } from 'node:os';
 import { DEFAULT_RECORD_PREFIX } from '../domain/defaults.js';
-import { etcdReason, UsageError } from '../domain/errors.js';
+import { etcdReason, UsageError, messageOf } from '../domain/errors.js';
 import type { DefragRecord } from '../domain/record.js';
 import { DEFRAG_TRIGGERS, type DefragTrigger } from '../domain/trigger.js';
 import type { MemberResult, RunReport, Sizes, StepEvent } from '../domain/run.js';
@@ -165,7 +165,7 @@ export function recordWriter(client: EtcdClient, snapshot: ClusterSnapshot, s: R
   const endpoints = recordEndpoints(snapshot);
   const pending: { name: string; key: string; value: string }[] = [];
   const put = (key: string, value: string) => onFirstAnswering(endpoints, (ep) => client.member(ep).put(key, value));
-  const warning = (name: string, key: string, err: unknown) => `${name}: could not record its defragmentation at ${key}: ${err instanceof Error ? err.message : String(err)}`;
+  const warning = (name: string, key: string, err: unknown) => `${name}: could not record its defragmentation at ${key}: ${messageOf(err)}`;
   return {
     async record(result) {
       const value = recordValue(result, now().toISOString(), s);

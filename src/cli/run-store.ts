@@ -10,6 +10,7 @@ import { DEFAULT_FORECAST_SAMPLES } from '../planner/index.js';
 import { openStore, recordRun, type RunRecorder } from '../store/index.js';
 import type { DefragStoreConfig } from './config/defrag-flags.js';
 import type { CliIO } from './io.js';
+import { messageOf } from '../domain/errors.js';
 
 export interface CliRunRecorder extends RunRecorder {
   /** Each member's recent successful defrags in this store, under the run's cluster name: what the duration forecast is made from. */
@@ -30,7 +31,7 @@ export function recordCliRun(config: DefragStoreConfig, dryRun: boolean, io: Cli
       trigger: 'manual',
       by: `${hostname()}:${process.pid}`,
       dryRun,
-      onError: (err) => io.stderr(`defragd: warning: ${err instanceof Error ? err.message : String(err)}; the run goes on unrecorded\n`),
+      onError: (err) => io.stderr(`defragd: warning: ${messageOf(err)}; the run goes on unrecorded\n`),
     });
     return {
       runId: rec.runId,

@@ -3,7 +3,7 @@
  * main.ts wires it to the process; tests call it directly.
  */
 import { Command, CommanderError } from 'commander';
-import { DefragdError } from '../domain/errors.js';
+import { DefragdError, messageOf } from '../domain/errors.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import type { CliIO } from './io.js';
 // Each command module holds its flags; what its action needs (gRPC, the planner, the printers,
@@ -52,7 +52,7 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<number
     // The same variables and words as the --debug flag's own resolution (DEFRAGD_, then ETCDCTL_).
     const debugEnv = io.env['DEFRAGD_DEBUG'] || io.env['ETCDCTL_DEBUG'] || '';
     const debug = argv.includes('--debug') || /^(1|true|yes|on)$/i.test(debugEnv);
-    io.stderr(`defragd: ${err instanceof Error ? err.message : String(err)}\n`);
+    io.stderr(`defragd: ${messageOf(err)}\n`);
     if (debug && err instanceof Error) io.stderr(`${err.stack ?? ''}\n${err.cause ? `cause: ${String((err.cause as Error).stack ?? err.cause)}\n` : ''}`);
     else if (!(err instanceof DefragdError)) io.stderr('defragd: this is a bug in defragd; run with --debug for the stack trace\n');
     return exitCodeFor(err);

@@ -4,6 +4,11 @@
  * user's mistake prints one line and never a stack trace.
  */
 
+/** An error's message, or the thrown value as text: the one way defragd words a caught value. */
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
 export type ErrorKind = 'usage' | 'connection' | 'etcd' | 'refused' | 'failed' | 'timeout' | 'aborted';
 
 export class DefragdError extends Error {

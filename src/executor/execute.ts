@@ -14,7 +14,7 @@
 import type { MemberDecision, Plan, Policy, Turn } from '../domain/plan.js';
 import type { MemberResult, RunReport, Sizes, StepEvent } from '../domain/run.js';
 import type { ClusterAlarm, ClusterSnapshot } from '../domain/snapshot.js';
-import { AbortedError, ConnectionError, DeadlineError, DefragdError, etcdReason } from '../domain/errors.js';
+import { AbortedError, ConnectionError, DeadlineError, DefragdError, etcdReason, messageOf } from '../domain/errors.js';
 import { formatDuration } from '../domain/format.js';
 import {
   catchUpTarget,
@@ -465,6 +465,3 @@ async function* disarmPhase(run: Run): AsyncGenerator<StepEvent, void> {
   yield { type: 'alarm-disarmed', alarms: decision.alarms };
 }
 
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

@@ -11,7 +11,7 @@
 import { statfs } from 'node:fs/promises';
 import type { ClusterAlarm, ClusterSnapshot, DiskView, MemberSnapshot, MemberStatus, QuotaSource, UserView } from '../domain/snapshot.js';
 import { DEFAULT_QUOTA_BYTES } from '../domain/snapshot.js';
-import { AbortedError, ConnectionError, DefragdError, etcdReason, EtcdError, MixedClustersError } from '../domain/errors.js';
+import { AbortedError, ConnectionError, DefragdError, etcdReason, EtcdError, MixedClustersError, messageOf } from '../domain/errors.js';
 import type { EtcdClient, MemberClient, MemberEntry, ResponseHeader, StatusReply } from '../etcd/client.js';
 import { parseEndpoint } from '../etcd/endpoint.js';
 import { fetchGauges, METRIC_QUOTA, METRIC_STOP_GRPC_ON_DEFRAG } from '../etcd/metrics.js';
@@ -435,6 +435,3 @@ async function settle<T>(p: Promise<T>): Promise<Settled<T>> {
   }
 }
 
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

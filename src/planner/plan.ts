@@ -23,6 +23,7 @@ import { badAlarms, byName, chooseTransferee, currentRevision, healthProblem, is
 import { checkDisarm } from './disarm.js';
 import { exceedsMaxDuration, forecastOrigin, memberForecast, type DurationForecast } from './forecast.js';
 import { describeDefects, membersWithDefects, midUpgrade, refusesDefrag, stopGrpcNote } from './versions.js';
+import { messageOf } from '../domain/errors.js';
 
 /**
  * A defrag writes a compacted copy of the db (about dbSizeInUse) beside the old one before renaming it:
@@ -90,7 +91,7 @@ function ruleDraft(m: MemberSnapshot, isLeader: boolean, policy: Policy): Omit<D
       ? { defragment: true, code: 'rule-true', reason: `rule is true (${figures(m)})`, ruleResult: true }
       : { defragment: false, code: 'rule-false', reason: `rule is false (${figures(m)})`, ruleResult: false };
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
+    const message = messageOf(err);
     return { defragment: false, code: 'rule-error', reason: message, ruleResult: null };
   }
 }

@@ -8,6 +8,7 @@ import { EtcdClient } from '../etcd/client.js';
 import { observeCluster } from '../observe/observe.js';
 import type { ScheduleConfig, ServeClusterConfig, ServeConfig } from './config.js';
 import { inWindow } from './window.js';
+import { messageOf } from '../domain/errors.js';
 
 /** How many scheduled starts --check-config shows. */
 export const CHECK_NEXT_STARTS = 5;
@@ -103,7 +104,7 @@ export async function checkCluster(c: ServeClusterConfig, opts: { now: Date; sig
       error: null,
     };
   } catch (err) {
-    return { ...base, membersTotal: 0, membersReachable: 0, reachable: [], unreachable: [], error: err instanceof Error ? err.message : String(err) };
+    return { ...base, membersTotal: 0, membersReachable: 0, reachable: [], unreachable: [], error: messageOf(err) };
   } finally {
     client.close();
   }

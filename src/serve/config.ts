@@ -16,9 +16,9 @@
  * only in each cluster's connection options, and redactedConfig() is the
  * printable form. Problems never quote a secret.
  *
- * Keys added to the issue's contract: `maxConcurrentRuns`, `storeRetention`,
- * `password` (a `${ENV_VAR}` reference only), `defrag.disarmBelow`,
- * `defrag.maxDefragDuration`, `record`, `recordPrefix`, `dashboard`.
+ * Keys that go beyond the CLI's flags: `maxConcurrentRuns`, `storeRetention`,
+ * `password` (a `${ENV_VAR}` reference only), `record`, `recordPrefix`,
+ * `dashboard`; every key is set in examples/defragd.yaml (a test checks it).
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -28,7 +28,7 @@ import { z } from 'zod';
 import type { PolicyOptions } from '../app/defragment.js';
 import { recordPrefix } from '../app/record.js';
 import { DEFAULT_DISARM_BELOW, DEFAULT_RECORD_PREFIX } from '../domain/defaults.js';
-import { UsageError } from '../domain/errors.js';
+import { UsageError, messageOf } from '../domain/errors.js';
 import { MAX_COMMAND_TIMEOUT_MS, MAX_DEFRAG_TIMEOUT_MS, MAX_DIAL_TIMEOUT_MS, MAX_MAX_DEFRAG_DURATION_MS, MAX_WAIT_BETWEEN_MS } from '../domain/limits.js';
 import { parseDuration, parseFraction, parseLongDuration, parseNonNegativeInt, parsePositiveDuration, parseSize, type DurationBounds } from '../domain/units.js';
 import { parseEndpoint } from '../etcd/endpoint.js';
@@ -156,7 +156,7 @@ const REDACTED = '<redacted>';
 /** Placeholder source, cut off again: the message then starts at the reason. */
 const SRC = '\u0000';
 function reason(err: unknown): string {
-  const m = err instanceof Error ? err.message : String(err);
+  const m = messageOf(err);
   return m.startsWith(`${SRC}: `) ? m.slice(SRC.length + 2) : m;
 }
 
@@ -465,7 +465,7 @@ function readSecretFile(file: string, path: Path, readFile: (p: string) => strin
     content = readFile(file);
   } catch (err) {
     const code = (err as { code?: string }).code;
-    problems.add(path, code === 'ENOENT' ? `${file}: no such file` : `${file}: cannot be read (${code ?? (err instanceof Error ? err.message : String(err))})`);
+    problems.add(path, code === 'ENOENT' ? `${file}: no such file` : `${file}: cannot be read (${code ?? (messageOf(err))})`);
     return null;
   }
   const secret = content.trim();
@@ -481,7 +481,7 @@ function cronProblem(expr: string, timezone: string): string | null {
     new Cron(expr, { timezone, paused: true, mode: '5-or-6-parts' });
     return null;
   } catch (err) {
-    const why = (err instanceof Error ? err.message : String(err)).replace(/^CronPattern: /, '');
+    const why = (messageOf(err)).replace(/^CronPattern: /, '');
     return `invalid cron expression "${expr}": ${why}`;
   }
 }

@@ -31,6 +31,7 @@ import type { ServeClusterConfig } from './config.js';
 import { countRose, decideExternal, externalMemberResult, METRIC_DEFRAG_COUNT, ownRunTouched, type DefragBaseline, type ExternalEntry } from './external.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { ClusterView, DaemonEvent, DaemonView, StartRunResult } from './types.js';
+import { messageOf } from '../domain/errors.js';
 
 /** What the daemon needs of one cluster's configuration: the config loader's per-cluster part. */
 export type DaemonClusterConfig = ServeClusterConfig;
@@ -60,8 +61,11 @@ export interface DaemonDeps {
   lockWaitMs?: number;
 }
 
-/** How long a run waits for another's cluster lock before it records nothing and waits for the next trigger. */
-const DEFAULT_LOCK_WAIT_MS = 60_000;
+/**
+ * How long a daemon's run waits for another's cluster lock before it records nothing and waits for the
+ * next trigger (the CLI's --lock-wait defaults to 0: refuse at once).
+ */
+const SERVE_LOCK_WAIT_MS = 60_000;
 /** After a NOSPACE recovery that did not clear the alarm, the next attempt waits this long (it would fail the same way). */
 const NOSPACE_RETRY_MS = 5 * 60_000;
 /** Where a daemon-wide wake-up check comes at the latest, so a clock jump never stalls a loop. */
@@ -449,7 +453,7 @@ export class Daemon implements DaemonView {
     } catch (err) {
       if (this.stopping.signal.aborted) return;
       r.snapshot = null;
-      r.observeError = err instanceof Error ? err.message : String(err);
+      r.observeError = messageOf(err);
       this.deps.metrics.observed(r.config.name, null, r.observeError);
       this.deps.logger.warn({ cluster: r.config.name, err: r.observeError }, 'observation failed');
     } finally {
@@ -538,7 +542,7 @@ export class Daemon implements DaemonView {
         this.deps.logger.info({ cluster: name, member: m.name, by: e.by, trigger: e.trigger, runId, message: e.message }, 'a defragmentation by someone else noticed');
       }
     } catch (err) {
-      this.deps.logger.warn({ cluster: name, err: err instanceof Error ? err.message : String(err) }, 'noticing defragmentations by others failed');
+      this.deps.logger.warn({ cluster: name, err: messageOf(err) }, 'noticing defragmentations by others failed');
     }
   }
 
@@ -564,7 +568,7 @@ export class Daemon implements DaemonView {
     try {
       return { ...r.policy, defragHistory: this.deps.store.defragHistory({ cluster: r.config.name, limit: DEFAULT_FORECAST_SAMPLES }) };
     } catch (err) {
-      this.deps.logger.warn({ cluster: r.config.name, err: err instanceof Error ? err.message : String(err) }, 'the defrag history could not be read: durations are not forecast');
+      this.deps.logger.warn({ cluster: r.config.name, err: messageOf(err) }, 'the defrag history could not be read: durations are not forecast');
       return r.policy;
     }
   }
@@ -613,7 +617,7 @@ export class Daemon implements DaemonView {
         const report = await runDefrag(r.client, this.runPolicy(r, trigger), {
           observe: { cluster: true, quotaBytes: r.config.observe.quotaBytes },
           execute: r.config.execute,
-          lock: { waitMs: this.deps.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS, holder: `${this.by} (defragd serve)` },
+          lock: { waitMs: this.deps.lockWaitMs ?? SERVE_LOCK_WAIT_MS, holder: `${this.by} (defragd serve)` },
           record: r.config.record === false ? false : { prefix: r.config.record.prefix, trigger, by: this.by },
           signal: this.stopping.signal,
           onEvent: (event) => {
@@ -651,7 +655,7 @@ export class Daemon implements DaemonView {
         this.deps.metrics.runFinished(name, trigger, report);
         return report;
       } catch (err) {
-        this.deps.logger.error({ cluster: name, trigger, err: err instanceof Error ? err.message : String(err) }, 'run failed to start');
+        this.deps.logger.error({ cluster: name, trigger, err: messageOf(err) }, 'run failed to start');
         return null;
       } finally {
         announce(null);

@@ -2,7 +2,7 @@
  * The daemon's scheduling decisions, as pure functions: when the next
  * scheduled start is, whether a cluster should start a run now and why
  * (NOSPACE recovery, schedule, auto), how many leader moves are allowed,
- * how long a defrag will take, which revision retention compacts to. The
+ * which revision retention compacts to. The
  * daemon owns the timers, the clock and the randomness and passes them in
  * (`now`, `random`); nothing here reads a clock, sleeps or does I/O, so every
  * branch is tested with a fake clock.
@@ -27,10 +27,11 @@ import { Cron, type CronOptions } from 'croner';
 import type { ClusterState } from './types.js';
 import { inWindow, nextWindowOpen, validateTimezone, type Window } from './window.js';
 import type { StartTrigger } from '../domain/trigger.js';
+import { messageOf } from '../domain/errors.js';
 
 const MINUTE_MS = 60_000;
 
-/** croner's options for every schedule: the issue allows 5 or 6 fields (seconds optional), not croner's 7th (years). */
+/** croner's options for every schedule: 5 or 6 fields (seconds optional, as croner reads them), not croner's 7th (years). */
 function cronOptions(timezone: string): CronOptions {
   return { timezone, paused: true, mode: '5-or-6-parts' };
 }
@@ -46,7 +47,7 @@ export function validateSchedule(cron: string, timezone: string): void {
   try {
     new Cron(cron, cronOptions(timezone)).nextRun(new Date(0));
   } catch (e) {
-    throw new Error(`invalid cron expression "${cron}": ${e instanceof Error ? e.message : String(e)}`);
+    throw new Error(`invalid cron expression "${cron}": ${messageOf(e)}`);
   }
 }
 

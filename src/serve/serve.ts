@@ -8,7 +8,7 @@
 import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
-import { UsageError } from '../domain/errors.js';
+import { UsageError, messageOf } from '../domain/errors.js';
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import { openStore, processAlive } from '../store/index.js';
@@ -144,7 +144,7 @@ async function reload(daemon: Daemon, running: ServeConfig, read: () => ServeCon
   try {
     next = read();
   } catch (err) {
-    const problems = err instanceof ConfigError ? err.problems : [err instanceof Error ? err.message : String(err)];
+    const problems = err instanceof ConfigError ? err.problems : [messageOf(err)];
     logger.error({ problems }, 'reload: the new config is invalid; the running config is kept');
     return;
   }

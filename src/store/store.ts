@@ -33,6 +33,7 @@ import type {
   StoredRunDetail,
 } from './types.js';
 import { DEFAULT_RUNS_LIMIT, RUN_TRIGGERS } from './types.js';
+import { messageOf } from '../domain/errors.js';
 
 /** How long a write waits for another process's transaction before failing (SQLITE_BUSY). */
 export const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
@@ -567,7 +568,7 @@ function checkPath(path: string, mustExist: boolean): void {
 function wrap(path: string, err: unknown, what: string): Error {
   if (err instanceof StoreError) return err;
   const code = (err as { code?: unknown }).code;
-  const text = err instanceof Error ? err.message : String(err);
+  const text = messageOf(err);
   if (err instanceof TypeError || err instanceof RangeError) return new StoreError(path, `${what}: ${text}`, { kind: 'usage', cause: err });
   switch (typeof code === 'string' ? code.replace(/^(SQLITE_[A-Z]+).*/, '$1') : '') {
     case 'SQLITE_NOTADB':

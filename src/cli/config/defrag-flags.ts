@@ -33,7 +33,7 @@ export interface DefragPolicyConfig {
   readonly compactKeepRevisions: number | null;
   readonly disarmNospace: boolean;
   readonly disarmBelow: number;
-  /** Null: the executor's size-based default. */
+  /** Null: the planner's size-based default (60 s + 1 s per 10 MiB in use; defragTimeoutMs in src/planner). */
   readonly defragTimeoutMs: number | null;
   /** --max-defrag-duration: skip a member forecast (from --store) to take longer; null: no limit. */
   readonly maxDefragDurationMs: number | null;
