@@ -8,6 +8,7 @@ import { EtcdClient } from '../etcd/client.js';
 import { observeCluster } from '../observe/observe.js';
 import type { ScheduleConfig, ServeClusterConfig, ServeConfig } from './config.js';
 import { inWindow } from './window.js';
+import { cronOptions } from './schedule.js';
 import { messageOf } from '../domain/errors.js';
 
 /** How many scheduled starts --check-config shows. */
@@ -71,7 +72,7 @@ export function isoInZone(at: Date, timezone: string): string {
  * @example nextStarts(config.clusters[0].schedule, 5, new Date())
  */
 export function nextStarts(schedule: ScheduleConfig, count: number, from: Date): ScheduledStart[] {
-  const cron = new Cron(schedule.cron, { timezone: schedule.timezone, paused: true, mode: '5-or-6-parts' });
+  const cron = new Cron(schedule.cron, cronOptions(schedule.timezone));
   try {
     return cron.nextRuns(count, from).map((d) => ({ at: isoInZone(d, schedule.timezone), inWindow: inWindow(schedule.windows, schedule.timezone, d.getTime()) }));
   } finally {

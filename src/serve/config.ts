@@ -35,7 +35,8 @@ import { parseEndpoint } from '../etcd/endpoint.js';
 import { DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_DIAL_TIMEOUT_MS, type ConnectionOptions } from '../etcd/options.js';
 import { EXECUTE_DEFAULTS, type ExecuteOptions } from '../executor/options.js';
 import { compileRule } from '../policy/index.js';
-import { parseWindow, type Window } from './window.js';
+import { parseWindow, validateTimezone, type Window } from './window.js';
+import { cronOptions } from './schedule.js';
 
 export type { Window } from './window.js';
 
@@ -198,7 +199,7 @@ function parseListen(t: string): { host: string; port: number } {
 /** An IANA zone name, as Intl knows them (croner uses Intl too). */
 function isTimezone(t: string): boolean {
   try {
-    new Intl.DateTimeFormat(undefined, { timeZone: t });
+    validateTimezone(t);
     return true;
   } catch {
     return false;
@@ -206,7 +207,7 @@ function isTimezone(t: string): boolean {
 }
 
 function parseTimezone(t: string): string {
-  if (!isTimezone(t)) throw new UsageError(`unknown time zone "${t}" (an IANA name such as UTC or Europe/Berlin)`);
+  validateTimezone(t);
   return t;
 }
 
@@ -478,7 +479,7 @@ function readSecretFile(file: string, path: Path, readFile: (p: string) => strin
 
 function cronProblem(expr: string, timezone: string): string | null {
   try {
-    new Cron(expr, { timezone, paused: true, mode: '5-or-6-parts' });
+    new Cron(expr, cronOptions(timezone));
     return null;
   } catch (err) {
     const why = (messageOf(err)).replace(/^CronPattern: /, '');

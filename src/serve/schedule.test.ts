@@ -30,7 +30,7 @@ describe('validateSchedule', () => {
     ['61 * * * *', 'UTC', 'invalid cron expression "61 * * * *": '],
     ['0 3 * *', 'UTC', 'invalid cron expression "0 3 * *": '],
     ['0 0 3 * * * 2027', 'UTC', 'invalid cron expression "0 0 3 * * * 2027": '],
-    ['0 3 * * *', 'Nope/Nowhere', 'unknown timezone "Nope/Nowhere"'],
+    ['0 3 * * *', 'Nope/Nowhere', 'unknown time zone "Nope/Nowhere"'],
   ])('refuses %j in %s, in one line', (cron, tz, reason) => {
     expect(() => validateSchedule(cron, tz)).toThrow(reason);
     expect(() => validateSchedule(cron, tz)).not.toThrow(/\n/);

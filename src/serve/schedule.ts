@@ -31,8 +31,11 @@ import { messageOf } from '../domain/errors.js';
 
 const MINUTE_MS = 60_000;
 
-/** croner's options for every schedule: 5 or 6 fields (seconds optional, as croner reads them), not croner's 7th (years). */
-function cronOptions(timezone: string): CronOptions {
+/**
+ * croner's options for every schedule, in one place (validation, the scheduler and --check-config use
+ * them): 5 or 6 fields (seconds optional, as croner reads them), not croner's 7th (years).
+ */
+export function cronOptions(timezone: string): CronOptions {
   return { timezone, paused: true, mode: '5-or-6-parts' };
 }
 

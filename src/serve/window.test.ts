@@ -51,7 +51,7 @@ describe('validateTimezone', () => {
   it('accepts IANA names and refuses others in one line', () => {
     expect(() => validateTimezone('Europe/Berlin')).not.toThrow();
     expect(() => validateTimezone('UTC')).not.toThrow();
-    expect(() => validateTimezone('Mars/Olympus')).toThrow('unknown timezone "Mars/Olympus"');
+    expect(() => validateTimezone('Mars/Olympus')).toThrow('unknown time zone "Mars/Olympus"');
   });
 });
 

@@ -16,6 +16,7 @@
  *
  * Pure: no clock (every function takes the instant in ms), no I/O.
  */
+import { UsageError } from '../domain/errors.js';
 
 /** Day of week as Date#getUTCDay numbers it: 0 = Sunday … 6 = Saturday. */
 export type Weekday = 0 | 1 | 2 | 3 | 4 | 5 | 6;
@@ -141,7 +142,7 @@ export function validateTimezone(timezone: string): void {
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: timezone });
   } catch {
-    throw new Error(`unknown timezone "${timezone}" (use an IANA name such as UTC or Europe/Berlin)`);
+    throw new UsageError(`unknown time zone "${timezone}" (an IANA name such as UTC or Europe/Berlin)`);
   }
 }
 
