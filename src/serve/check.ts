@@ -69,12 +69,12 @@ export function isoInZone(at: Date, timezone: string): string {
 /**
  * The next `count` scheduled starts after `from` (croner, in the cluster's time zone), without jitter.
  *
- * @example nextStarts(config.clusters[0].schedule, 5, new Date())
+ * @example nextStarts(cluster.schedule, cluster, 5, new Date())
  */
-export function nextStarts(schedule: ScheduleConfig, count: number, from: Date): ScheduledStart[] {
-  const cron = new Cron(schedule.cron, cronOptions(schedule.timezone));
+export function nextStarts(schedule: ScheduleConfig, zone: Pick<ServeClusterConfig, 'timezone' | 'windows'>, count: number, from: Date): ScheduledStart[] {
+  const cron = new Cron(schedule.cron, cronOptions(zone.timezone));
   try {
-    return cron.nextRuns(count, from).map((d) => ({ at: isoInZone(d, schedule.timezone), inWindow: inWindow(schedule.windows, schedule.timezone, d.getTime()) }));
+    return cron.nextRuns(count, from).map((d) => ({ at: isoInZone(d, zone.timezone), inWindow: inWindow(zone.windows, zone.timezone, d.getTime()) }));
   } finally {
     cron.stop();
   }
@@ -89,7 +89,7 @@ export async function checkCluster(c: ServeClusterConfig, opts: { now: Date; sig
     schedule: c.schedule?.cron ?? null,
     timezone: c.timezone,
     windows: c.windows.map((w) => w.text),
-    nextStarts: c.schedule ? nextStarts(c.schedule, CHECK_NEXT_STARTS, opts.now) : [],
+    nextStarts: c.schedule ? nextStarts(c.schedule, c, CHECK_NEXT_STARTS, opts.now) : [],
     auto: c.auto ? { ...c.auto } : null,
   };
   const client = new EtcdClient(c.connection);

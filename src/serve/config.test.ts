@@ -185,15 +185,7 @@ clusters:
           },
           execute: { waitBetweenMs: 30_000, continueOnError: true },
           observe: { cluster: true, quotaBytes: 8 * 1024 ** 3 },
-          schedule: {
-            cron: '0 3 * * 0',
-            timezone: 'Europe/Berlin',
-            jitterMs: 600_000,
-            windows: [
-              { text: 'Sat 01:00-05:00', days: new Set<Weekday>([6]), startMinute: 60, endMinute: 300 },
-              { text: 'Sun 01:00-05:00', days: new Set<Weekday>([0]), startMinute: 60, endMinute: 300 },
-            ],
-          },
+          schedule: { cron: '0 3 * * 0', jitterMs: 600_000 },
           auto: { intervalMs: 60_000, cooldownMs: 12 * 3_600_000 },
           observeIntervalMs: 60_000,
           timezone: 'Europe/Berlin',

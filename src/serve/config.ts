@@ -72,15 +72,12 @@ export type NospaceMode = 'recover' | 'ignore';
 /** Compaction before each run: to the revision the cluster had `retainMs` ago, or to `revision - retainRevisions`. */
 export type CompactionConfig = { readonly retainMs: number } | { readonly retainRevisions: number };
 
+/** A cluster's cron schedule; it is read in the cluster's `timezone`, and its starts are kept to the cluster's `windows`. */
 export interface ScheduleConfig {
   /** The cron expression as written (5 or 6 fields, croner). */
   readonly cron: string;
-  /** IANA time zone the cron expression and the windows are read in. */
-  readonly timezone: string;
   /** Upper bound of the random delay added to each scheduled start. */
   readonly jitterMs: number;
-  /** Empty: any time. */
-  readonly windows: readonly Window[];
 }
 
 export interface AutoConfig {
@@ -113,7 +110,7 @@ export interface ServeClusterConfig {
   readonly auto: AutoConfig | null;
   /** How often the cluster is observed: auto.interval, or 30 s. */
   readonly observeIntervalMs: number;
-  /** The cluster's time zone (the windows', also without a schedule). */
+  /** IANA time zone the schedule and the windows are read in (the windows', also without a schedule). */
   readonly timezone: string;
   /** Also for auto runs; empty: any time. */
   readonly windows: readonly Window[];
@@ -607,7 +604,7 @@ function buildCluster(c: ParsedCluster, password: string | null, baseDir: string
     policy,
     execute,
     observe: Object.freeze({ cluster: true as const, quotaBytes: c.quotaBytes ?? null }),
-    schedule: c.schedule !== undefined ? Object.freeze({ cron: c.schedule, timezone, jitterMs: c.jitter ?? parseDuration(SERVE_DEFAULTS.jitter, 'jitter'), windows }) : null,
+    schedule: c.schedule !== undefined ? Object.freeze({ cron: c.schedule, jitterMs: c.jitter ?? parseDuration(SERVE_DEFAULTS.jitter, 'jitter') }) : null,
     auto,
     observeIntervalMs: auto?.intervalMs ?? observeIntervalMs,
     timezone,
