@@ -197,6 +197,31 @@ module.exports = {
       to: srcOutside('store', 'domain'),
     },
 
+    // --- serve (the daemon) -------------------------------------------------
+    {
+      name: 'serve-scheduler-pure',
+      comment:
+        "src/serve/schedule.ts and window.ts decide when runs start: PURE, like the planner. They may import src/domain/, each other and serve's types (types.ts) only: the daemon passes the clock, the randomness and the cluster's state in.",
+      severity: 'error',
+      from: { path: '^src/serve/(schedule|window)\\.ts$' },
+      to: { path: '^src/', pathNot: ['^src/domain/', '^src/serve/(schedule|window|types)\\.ts$'] },
+    },
+    {
+      name: 'serve-scheduler-no-node-builtins',
+      comment: 'src/serve/schedule.ts and window.ts are PURE: no node:* imports (no I/O, no clock, no timers).',
+      severity: 'error',
+      from: { path: '^src/serve/(schedule|window)\\.ts$' },
+      to: NODE_BUILTIN,
+    },
+    {
+      name: 'serve-http-through-the-view',
+      comment:
+        "src/serve/http.ts (the only socket code) reaches the daemon through its view interface (DaemonView in types.ts) and the JSON shapes (cluster-json.ts, samples.ts), never the Daemon class, the store, etcd or a run: so the API is tested without a socket, a cluster or a daemon.",
+      severity: 'error',
+      from: { path: '^src/serve/http\\.ts$' },
+      to: { path: '^src/', pathNot: ['^src/domain/', '^src/serve/(types|cluster-json|samples)\\.ts$'] },
+    },
+
     // --- app, cli, index ---------------------------------------------------
     {
       name: 'app-not-cli',

@@ -35,6 +35,13 @@ const FIXTURE: Record<string, string> = {
   'src/store/store.ts': "import { statSync } from 'node:fs';\nimport type { Plan } from '../domain/plan.js';\nimport type { E } from '../executor/execute.js';\nexport type S = [Plan, E, typeof statSync];\n",
   // the dashboard's page: allowed, the API's shapes as types and domain's formatting; broken: a value from the daemon, node:*
   'src/serve/samples.ts': 'export const RANGES = 1;\n',
+  'src/serve/daemon.ts': 'export class Daemon {}\n',
+  // allowed: the scheduler uses the domain and the window code; broken: it reads the clock's module and the wire client
+  'src/serve/window.ts': 'export const inWindow = (): boolean => true;\n',
+  'src/serve/schedule.ts':
+    "import { setTimeout } from 'node:timers/promises';\nimport type { Plan } from '../domain/plan.js';\nimport { inWindow } from './window.js';\nimport type { EtcdClient } from '../etcd/client.js';\nexport type Sch = [Plan, EtcdClient, typeof inWindow, typeof setTimeout];\n",
+  // allowed: the API reads the JSON shapes; broken: it reaches for the Daemon class
+  'src/serve/http.ts': "import { RANGES } from './samples.js';\nimport { Daemon } from './daemon.js';\nexport const h = [RANGES, Daemon];\n",
   'web/main.ts':
     "import type { Plan } from '../src/domain/plan.js';\nimport type { S } from '../src/store/store.js';\nimport { RANGES } from '../src/serve/samples.js';\nimport { readFileSync } from 'node:fs';\nexport const w = [RANGES, readFileSync];\nexport type W = [Plan, S];\n",
   'test/builders.ts': "import type { Plan } from '../src/domain/plan.js';\nexport const aPlan = (): Plan => ({ steps: [] });\n",
@@ -77,6 +84,9 @@ describe('import boundaries', () => {
         'no-cycles-in-src: src/observe/a.ts → src/observe/b.ts',
         'only-cli-imports-cli: src/app/defragment.ts → src/cli/printer.ts',
         'planner-no-node-builtins: src/planner/plan.ts → fs',
+        'serve-http-through-the-view: src/serve/http.ts → src/serve/daemon.ts',
+        'serve-scheduler-no-node-builtins: src/serve/schedule.ts → timers/promises',
+        'serve-scheduler-pure: src/serve/schedule.ts → src/etcd/client.ts',
         'store-imports-only-domain: src/store/store.ts → src/executor/execute.ts',
         'web-no-node-builtins: web/main.ts → fs',
         'web-reads-only-the-api: web/main.ts → src/serve/samples.ts',
