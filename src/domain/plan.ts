@@ -126,10 +126,28 @@ export interface MemberDecision {
   disk: { path: string; freeBytes: number | null; neededBytes: number } | null;
 }
 
+/**
+ * Why a run is refused, by kind: `alarm` (CORRUPT or an unknown alarm), `alarms-unknown` (the alarm list
+ * could not be read), `unhealthy` (a voter unreachable or unhealthy), `no-leader`, `no-root-role`,
+ * `rule-error`, `known-defect` (a release whose defrag can break the member). Only `unhealthy` and
+ * `no-leader` give way to --skip-health-check; `known-defect` to --allow-known-defects; the rest to no flag.
+ */
+export type RefusalKind = 'alarm' | 'alarms-unknown' | 'unhealthy' | 'no-leader' | 'no-root-role' | 'rule-error' | 'known-defect';
+
+/** One reason a run is refused: its kind, its sentence, and the member it is about (null: the cluster). */
+export interface RefusalCause {
+  kind: RefusalKind;
+  text: string;
+  memberId: string | null;
+}
+
 export interface Refusal {
+  /** One sentence for people: every cause, and the flag that would help when one would. */
   reason: string;
   /** Members that made the run unsafe. */
   memberIds: string[];
+  /** Every cause, in the order found. */
+  causes: RefusalCause[];
 }
 
 export interface Plan {

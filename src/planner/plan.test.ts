@@ -827,3 +827,22 @@ describe('planDefrag: duration forecast and maxDefragDuration', () => {
     expect(decisionFor(plan, 'm3').forecastBasis).toEqual({ source: 'none', why: 'no-status' });
   });
 });
+
+describe('refusals as a typed list', () => {
+  it('names each cause with its kind and member, in the order found; the hint follows the kinds', () => {
+    const snap = aSnapshot().withMembers(3).unreachable('m2').withMember('m3', { version: '3.5.2' }).withAlarm('m1', 'CORRUPT').build();
+    const refusal = planDefrag(snap, aPolicy()).refusal;
+    expect(refusal?.causes.map((c) => [c.kind, c.memberId])).toEqual([
+      ['alarm', snap.members[0]!.memberId],
+      ['unhealthy', snap.members[1]!.memberId],
+      ['known-defect', snap.members[2]!.memberId],
+    ]);
+    expect(refusal?.reason).toBe(`refusing to defragment: ${refusal?.causes.map((c) => c.text).join('; ')} (upgrade the member, or pass --allow-known-defects to defragment it anyway)`);
+    expect(refusal?.memberIds).toEqual(snap.members.map((m) => m.memberId));
+
+    // Only unfit voters: --skip-health-check is the way out, and the sentence says so.
+    const unfit = planDefrag(aSnapshot().withMembers(3).unreachable('m2').build(), aPolicy()).refusal;
+    expect(unfit?.causes.map((c) => c.kind)).toEqual(['unhealthy']);
+    expect(unfit?.reason).toMatch(/\(--skip-health-check would skip unreachable and unhealthy members and go ahead\)$/);
+  });
+});

@@ -14,7 +14,7 @@
  * - a member whose forecast defrag duration (from its own past throughput) is
  *   over maxDefragDuration is skipped: every request to it would block that long.
  */
-import type { DecisionCode, MemberDecision, Plan, Policy, Refusal } from '../domain/plan.js';
+import type { DecisionCode, MemberDecision, Plan, Policy, Refusal, RefusalCause, RefusalKind } from '../domain/plan.js';
 import type { ClusterSnapshot, MemberSnapshot } from '../domain/snapshot.js';
 import { MiB } from '../domain/snapshot.js';
 import { ruleVariables } from '../policy/rule.js';
@@ -65,10 +65,11 @@ function figures(m: MemberSnapshot): string {
   return `dbSize ${formatBytes(s.dbSize)}, dbSizeFree ${formatBytes(s.dbSizeFree)}, dbQuotaUsage ${formatPercent(s.quotaUsage)}`;
 }
 
+/** One member on its way to a decision: each step below may turn `defragment` off, with its code and reason. */
 interface Draft {
-  member: MemberSnapshot;
-  isLeader: boolean;
-  forecast: DurationForecast;
+  readonly member: MemberSnapshot;
+  readonly isLeader: boolean;
+  readonly forecast: DurationForecast;
   defragment: boolean;
   code: DecisionCode;
   reason: string;
@@ -76,8 +77,89 @@ interface Draft {
   moveLeaderTo: string | null;
 }
 
+/** What a step found: refusals (the run must not start) and warnings (said, the run goes on), in the order found. */
+interface Findings {
+  refusals: RefusalCause[];
+  warnings: string[];
+}
+
+const refuse = (f: Findings, kind: RefusalKind, text: string, memberId: string | null = null): void => {
+  f.refusals.push({ kind, text, memberId });
+};
+
+// --- Preconditions ---------------------------------------------------------
+
+/** Alarms other than NOSPACE (or alarms that cannot be read): no flag overrides them. */
+function alarmPreconditions(snapshot: ClusterSnapshot, f: Findings): void {
+  for (const m of snapshot.members) {
+    const alarms = badAlarms(snapshot, m);
+    if (alarms.length > 0) refuse(f, 'alarm', `${label(m)} has alarm ${alarms.join(', ')}`, m.memberId);
+  }
+  if (snapshot.alarmsError !== null && snapshot.members.some((m) => m.reachable)) {
+    // Without the alarm list a CORRUPT member cannot be ruled out; no flag overrides that.
+    refuse(f, 'alarms-unknown', `the alarm list could not be read (${snapshot.alarmsError}), so a CORRUPT alarm cannot be ruled out`);
+  }
+  const memberIds = new Set(snapshot.members.map((m) => m.memberId));
+  for (const a of snapshot.alarms) {
+    if (a.alarm !== 'NOSPACE' && !memberIds.has(a.memberId)) {
+      refuse(f, 'alarm', `alarm ${a.alarm} is raised for ${a.memberId}, which is not in the member list`, a.memberId);
+    }
+  }
+}
+
+/** Every voter reachable and healthy, or skipped with a warning under --skip-health-check. */
+function healthPreconditions(snapshot: ClusterSnapshot, policy: Policy, f: Findings): void {
+  for (const m of voters(snapshot)) {
+    const health = healthProblem(m);
+    if (health === null) continue;
+    if (policy.skipHealthCheck) f.warnings.push(`${label(m)} is ${health}: skipped (--skip-health-check)`);
+    else refuse(f, 'unhealthy', `${label(m)} is ${health}`, m.memberId);
+  }
+}
+
+/** A release whose defrag can break the member is refused unless the operator accepts it; the rest is said. */
+function versionPreconditions(snapshot: ClusterSnapshot, policy: Policy, f: Findings): void {
+  for (const d of membersWithDefects(snapshot)) {
+    if (refusesDefrag(d) && !policy.allowKnownDefects) {
+      refuse(f, 'known-defect', describeDefects(d), d.member.memberId);
+    } else {
+      f.warnings.push(describeDefects(d) + (refusesDefrag(d) ? ': going ahead (--allow-known-defects)' : ''));
+    }
+  }
+  const upgrade = midUpgrade(snapshot);
+  if (upgrade !== null) f.warnings.push(`${upgrade}; each member is defragmented as its own release does it`);
+}
+
+/** Defragment and MoveLeader need the root role: found out before anything is touched. */
+function rolePreconditions(snapshot: ClusterSnapshot, f: Findings): void {
+  const auth = snapshot.auth;
+  if (auth?.roles && !auth.roles.includes('root')) {
+    refuse(f, 'no-root-role', `user ${auth.user} does not have the root role, which etcd requires for Defragment and MoveLeader (its roles: ${auth.roles.join(', ') || 'none'})`);
+  } else if (auth && auth.roles === null) {
+    f.warnings.push(`the roles of user ${auth.user} could not be read (${auth.error ?? 'no answer'}); a missing root role would show only at the first Defragment`);
+  }
+}
+
+/** A leader the members agree on, or (--skip-health-check) the one that says it leads. */
+function leaderPreconditions(snapshot: ClusterSnapshot, policy: Policy, leaderId: string | null, f: Findings): void {
+  const agreedLeader = snapshot.leaderId === null ? undefined : snapshot.members.find((m) => m.memberId === snapshot.leaderId);
+  if (agreedLeader !== undefined) return;
+  const what = snapshot.leaderId === null ? 'no leader is known' : `the leader ${snapshot.leaderId} is not in the member list`;
+  if (policy.skipHealthCheck) {
+    const claimant = leaderId === null ? null : nameOf(snapshot, leaderId);
+    f.warnings.push(
+      `${what}: going ahead (--skip-health-check)` +
+        (claimant ? `; ${claimant} says it leads and is treated as the leader` : '; no member can be treated as the leader'),
+    );
+  } else {
+    refuse(f, 'no-leader', what);
+  }
+}
+
+// --- One draft per member, then the checks that may turn it off -------------
+
 /** What the rule (or its absence) says about a healthy voter. */
-function ruleDraft(m: MemberSnapshot, isLeader: boolean, policy: Policy): Omit<Draft, 'member' | 'isLeader' | 'forecast' | 'moveLeaderTo'> {
+function ruleDraft(m: MemberSnapshot, isLeader: boolean, policy: Policy): Pick<Draft, 'defragment' | 'code' | 'reason' | 'ruleResult'> {
   if (policy.rule === null) {
     return { defragment: true, code: 'no-rule', reason: 'no rule: every voter is defragmented', ruleResult: null };
   }
@@ -91,126 +173,29 @@ function ruleDraft(m: MemberSnapshot, isLeader: boolean, policy: Policy): Omit<D
       ? { defragment: true, code: 'rule-true', reason: `rule is true (${figures(m)})`, ruleResult: true }
       : { defragment: false, code: 'rule-false', reason: `rule is false (${figures(m)})`, ruleResult: false };
   } catch (err) {
-    const message = messageOf(err);
-    return { defragment: false, code: 'rule-error', reason: message, ruleResult: null };
+    return { defragment: false, code: 'rule-error', reason: messageOf(err), ruleResult: null };
   }
 }
 
-/**
- * Decide, for every member, whether it is defragmented, in what order and
- * why; or refuse the run when it would not be safe.
- *
- * @example
- * const plan = planDefrag(snapshot, { ...defaults, rule: compileRule('dbSizeFree > 100*MiB') });
- * if (plan.refusal) throw new RefusedError(plan.refusal.reason);
- * for (const d of plan.decisions.filter((d) => d.action === 'defragment')) ...
- */
-export function planDefrag(snapshot: ClusterSnapshot, policy: Policy): Plan {
-  const warnings: string[] = [];
-  const refusals: string[] = [];
-  const refusalIds = new Set<string>();
-  let skipHealthCheckWouldHelp = false;
-  let alarmRefusal = false;
-  let ruleRefusal = false;
-  let defectRefusal = false;
+/** A learner is skipped (etcd refuses Defragment on it), an unfit member too; a fit voter goes by the rule. */
+function memberDraft(snapshot: ClusterSnapshot, policy: Policy, leaderId: string | null, m: MemberSnapshot): Draft {
+  const isLeader = m.memberId === leaderId;
+  const forecast = memberForecast(policy.defragHistory === undefined ? undefined : (policy.defragHistory[m.memberId] ?? []), m.status?.dbSizeInUse ?? null);
+  const base = { member: m, isLeader, forecast, moveLeaderTo: null };
+  if (isLearner(m)) return { ...base, defragment: false, code: 'learner', reason: 'learner: etcd rejects Defragment on learners', ruleResult: null };
+  const trouble = problem(snapshot, m);
+  if (trouble !== null) return { ...base, defragment: false, code: 'unreachable', reason: trouble, ruleResult: null };
+  return { ...base, ...ruleDraft(m, isLeader, policy) };
+}
 
-  const allVoters = voters(snapshot);
-  const leaderId = leaderOf(snapshot);
-
-  // --- Preconditions -------------------------------------------------------
-  for (const m of snapshot.members) {
-    const alarms = badAlarms(snapshot, m);
-    if (alarms.length > 0) {
-      refusals.push(`${label(m)} has alarm ${alarms.join(', ')}`);
-      refusalIds.add(m.memberId);
-      alarmRefusal = true;
-    }
-  }
-  if (snapshot.alarmsError !== null && snapshot.members.some((m) => m.reachable)) {
-    // Without the alarm list a CORRUPT member cannot be ruled out; no flag overrides that.
-    refusals.push(`the alarm list could not be read (${snapshot.alarmsError}), so a CORRUPT alarm cannot be ruled out`);
-    alarmRefusal = true;
-  }
-  const memberIds = new Set(snapshot.members.map((m) => m.memberId));
-  for (const a of snapshot.alarms) {
-    if (a.alarm !== 'NOSPACE' && !memberIds.has(a.memberId)) {
-      refusals.push(`alarm ${a.alarm} is raised for ${a.memberId}, which is not in the member list`);
-      refusalIds.add(a.memberId);
-      alarmRefusal = true;
-    }
-  }
-  for (const m of allVoters) {
-    const health = healthProblem(m);
-    if (health === null) continue;
-    if (policy.skipHealthCheck) {
-      warnings.push(`${label(m)} is ${health}: skipped (--skip-health-check)`);
-    } else {
-      refusals.push(`${label(m)} is ${health}`);
-      refusalIds.add(m.memberId);
-      skipHealthCheckWouldHelp = true;
-    }
-  }
-  // A release whose defrag can break the member is refused unless the operator accepts it; the rest is said.
-  for (const d of membersWithDefects(snapshot)) {
-    if (refusesDefrag(d) && !policy.allowKnownDefects) {
-      refusals.push(describeDefects(d));
-      refusalIds.add(d.member.memberId);
-      defectRefusal = true;
-    } else {
-      warnings.push(describeDefects(d) + (refusesDefrag(d) ? ': going ahead (--allow-known-defects)' : ''));
-    }
-  }
-  const upgrade = midUpgrade(snapshot);
-  if (upgrade !== null) warnings.push(`${upgrade}; each member is defragmented as its own release does it`);
-
-  // Defragment and MoveLeader need the root role: find that out before anything is touched.
-  const auth = snapshot.auth;
-  if (auth?.roles && !auth.roles.includes('root')) {
-    refusals.push(`user ${auth.user} does not have the root role, which etcd requires for Defragment and MoveLeader (its roles: ${auth.roles.join(', ') || 'none'})`);
-    alarmRefusal = true; // no flag helps
-  } else if (auth && auth.roles === null) {
-    warnings.push(`the roles of user ${auth.user} could not be read (${auth.error ?? 'no answer'}); a missing root role would show only at the first Defragment`);
-  }
-  const agreedLeader = snapshot.leaderId === null ? undefined : snapshot.members.find((m) => m.memberId === snapshot.leaderId);
-  if (agreedLeader === undefined) {
-    const what =
-      snapshot.leaderId === null
-        ? 'no leader is known'
-        : `the leader ${snapshot.leaderId} is not in the member list`;
-    if (policy.skipHealthCheck) {
-      const claimant = leaderId === null ? null : nameOf(snapshot, leaderId);
-      warnings.push(
-        `${what}: going ahead (--skip-health-check)` +
-          (claimant ? `; ${claimant} says it leads and is treated as the leader` : '; no member can be treated as the leader'),
-      );
-    } else {
-      refusals.push(what);
-      skipHealthCheckWouldHelp = true;
-    }
-  }
-
-  // --- One draft per member ------------------------------------------------
-  const drafts: Draft[] = snapshot.members.map((m): Draft => {
-    const isLeader = m.memberId === leaderId;
-    const forecast = memberForecast(policy.defragHistory === undefined ? undefined : (policy.defragHistory[m.memberId] ?? []), m.status?.dbSizeInUse ?? null);
-    const base = { member: m, isLeader, forecast, moveLeaderTo: null };
-    if (isLearner(m)) {
-      return { ...base, defragment: false, code: 'learner', reason: 'learner: etcd rejects Defragment on learners', ruleResult: null };
-    }
-    const trouble = problem(snapshot, m);
-    if (trouble !== null) {
-      return { ...base, defragment: false, code: 'unreachable', reason: trouble, ruleResult: null };
-    }
-    return { ...base, ...ruleDraft(m, isLeader, policy) };
-  });
-
-  // Free disk for the copy a defrag writes, where defragd can see the member's data dir.
+/** Free disk for the copy a defrag writes, where defragd can see the member's data dir. */
+function checkDisk(drafts: readonly Draft[], f: Findings): void {
   for (const d of drafts) {
     const disk = d.member.disk;
     const s = d.member.status;
     if (!d.defragment || disk === undefined || s === null) continue;
     if (disk.freeBytes === null) {
-      warnings.push(`free disk of ${label(d.member)} not checked: ${disk.path}: ${disk.error ?? 'unreadable'}`);
+      f.warnings.push(`free disk of ${label(d.member)} not checked: ${disk.path}: ${disk.error ?? 'unreadable'}`);
       continue;
     }
     const needed = diskNeededBytes(s.dbSizeInUse);
@@ -222,187 +207,224 @@ export function planDefrag(snapshot: ClusterSnapshot, policy: Policy): Plan {
         `needs ${formatBytes(needed)} (${formatBytes(s.dbSizeInUse)} in use + 10% + 64 MiB for the WAL)`;
     }
   }
+}
 
-  // A defrag blocks every request to the member for its whole duration: one expected to outlast
-  // maxDefragDuration (e.g. kubeadm's liveness probe) is skipped. Before the leader's hand-over, so a
-  // leader skipped for its duration keeps leading.
+/**
+ * A defrag blocks every request to the member for its whole duration: one expected to outlast
+ * maxDefragDuration (e.g. kubeadm's liveness probe) is skipped. Before the leader's hand-over, so a
+ * leader skipped for its duration keeps leading.
+ */
+function checkDuration(drafts: readonly Draft[], policy: Policy, f: Findings): void {
   const maxMs = policy.maxDefragDurationMs ?? null;
-  if (maxMs !== null) {
-    for (const d of drafts) {
-      const { forecastMs, forecastBasis: basis } = d.forecast;
-      if (!d.defragment || !exceedsMaxDuration(forecastMs, maxMs) || basis.source !== 'history') continue;
-      d.defragment = false;
-      d.code = 'over-max-duration';
-      d.reason =
-        `forecast ~${formatDuration(forecastMs ?? 0)} is over the max defrag duration ${formatDuration(maxMs)} ` +
-        `(${forecastOrigin(d.member.status?.dbSizeInUse ?? 0, basis)}): every request to the member would block that long, ` +
-        'long enough for a liveness probe to restart it';
-    }
-    if (policy.defragHistory === undefined) {
-      warnings.push(`max defrag duration ${formatDuration(maxMs)} not applied: no defrag history was given (--store), so no duration can be forecast`);
-    } else {
-      const unknown = drafts.filter((d) => d.defragment && d.forecast.forecastMs === null).map((d) => label(d.member));
-      if (unknown.length > 0) {
-        warnings.push(`max defrag duration ${formatDuration(maxMs)} not applied to ${unknown.join(', ')}: no past defrag to forecast from`);
-      }
-    }
+  if (maxMs === null) return;
+  for (const d of drafts) {
+    const { forecastMs, forecastBasis: basis } = d.forecast;
+    if (!d.defragment || !exceedsMaxDuration(forecastMs, maxMs) || basis.source !== 'history') continue;
+    d.defragment = false;
+    d.code = 'over-max-duration';
+    d.reason =
+      `forecast ~${formatDuration(forecastMs ?? 0)} is over the max defrag duration ${formatDuration(maxMs)} ` +
+      `(${forecastOrigin(d.member.status?.dbSizeInUse ?? 0, basis)}): every request to the member would block that long, ` +
+      'long enough for a liveness probe to restart it';
   }
+  if (policy.defragHistory === undefined) {
+    f.warnings.push(`max defrag duration ${formatDuration(maxMs)} not applied: no defrag history was given (--store), so no duration can be forecast`);
+  } else {
+    const unknown = drafts.filter((d) => d.defragment && d.forecast.forecastMs === null).map((d) => label(d.member));
+    if (unknown.length > 0) f.warnings.push(`max defrag duration ${formatDuration(maxMs)} not applied to ${unknown.join(', ')}: no past defrag to forecast from`);
+  }
+}
 
-  // A deadline shorter than the forecast will pass: etcd goes on, defragd waits for the member and never
-  // re-sends, but the run reports the member as failed. Said before, while the deadline can still be raised.
+/**
+ * A deadline shorter than the forecast will pass: etcd goes on, defragd waits for the member and never
+ * re-sends, but the run reports the member as failed. Said before, while the deadline can still be raised.
+ */
+function checkDeadlines(drafts: readonly Draft[], policy: Policy, f: Findings): void {
   for (const d of drafts) {
     const forecastMs = d.forecast.forecastMs;
     const timeoutMs = defragTimeoutMs(d.member.status?.dbSizeInUse ?? 0, policy.defragTimeoutMs);
     if (d.defragment && forecastMs !== null && forecastMs > timeoutMs) {
-      warnings.push(
+      f.warnings.push(
         `${label(d.member)} is expected to take ~${formatDuration(forecastMs)}, longer than its defrag deadline ${formatDuration(timeoutMs)}: ` +
           'the deadline would pass while etcd goes on (never re-sent); a longer --defrag-timeout (defrag.defragTimeout) fits it',
       );
     }
   }
+}
 
-  // A rule that fails is an error, never a silent "no": cron would never notice a broken rule.
-  for (const d of drafts) {
-    if (d.code === 'rule-error') {
-      refusals.push(`the rule failed for ${label(d.member)}: ${d.reason}`);
-      refusalIds.add(d.member.memberId);
-      ruleRefusal = true;
-    }
-  }
+/** A rule that fails is an error, never a silent "no": cron would never notice a broken rule. */
+function ruleErrors(drafts: readonly Draft[], f: Findings): void {
+  for (const d of drafts) if (d.code === 'rule-error') refuse(f, 'rule-error', `the rule failed for ${label(d.member)}: ${d.reason}`, d.member.memberId);
+}
 
-  // --- The leader ----------------------------------------------------------
+/** The leader goes last, after leadership has moved to a fit voter; never while it leads. */
+function placeLeader(drafts: readonly Draft[], snapshot: ClusterSnapshot, policy: Policy, f: Findings): void {
   const leaderDraft = drafts.find((d) => d.isLeader && d.defragment);
-  if (leaderDraft !== undefined) {
-    const transferee = chooseTransferee(snapshot);
-    if (allVoters.length === 1) {
-      // Nobody else can lead: defragmenting it is the only way, and it stalls the cluster.
-      leaderDraft.reason += '; the only voter: every read and write waits until it finishes';
-      warnings.push(
-        `${label(leaderDraft.member)} is the only voter: there is no member to hand leadership to, ` +
-          'so the whole cluster stalls while it is defragmented',
-      );
-    } else if (!policy.moveLeader) {
-      leaderDraft.defragment = false;
-      leaderDraft.code = 'leader-no-move';
-      leaderDraft.reason =
-        `leader: ${policy.moveLeaderOffReason ?? '--no-move-leader was given'} and a leader is never defragmented while it leads ` +
-        '(its stall would hold up lease renewals and writes cluster-wide)';
-    } else if (transferee === null) {
-      leaderDraft.defragment = false;
-      leaderDraft.code = 'leader-no-transferee';
-      leaderDraft.reason =
-        'leader: no other voter is healthy enough to take over leadership, ' +
-        'and a leader is never defragmented while it leads';
-    } else {
-      leaderDraft.moveLeaderTo = transferee;
-      leaderDraft.reason += `; leadership moves to ${nameOf(snapshot, transferee)} first`;
-    }
+  if (leaderDraft === undefined) return;
+  const transferee = chooseTransferee(snapshot);
+  if (voters(snapshot).length === 1) {
+    // Nobody else can lead: defragmenting it is the only way, and it stalls the cluster.
+    leaderDraft.reason += '; the only voter: every read and write waits until it finishes';
+    f.warnings.push(
+      `${label(leaderDraft.member)} is the only voter: there is no member to hand leadership to, ` + 'so the whole cluster stalls while it is defragmented',
+    );
+  } else if (!policy.moveLeader) {
+    leaderDraft.defragment = false;
+    leaderDraft.code = 'leader-no-move';
+    leaderDraft.reason =
+      `leader: ${policy.moveLeaderOffReason ?? '--no-move-leader was given'} and a leader is never defragmented while it leads ` +
+      '(its stall would hold up lease renewals and writes cluster-wide)';
+  } else if (transferee === null) {
+    leaderDraft.defragment = false;
+    leaderDraft.code = 'leader-no-transferee';
+    leaderDraft.reason = 'leader: no other voter is healthy enough to take over leadership, ' + 'and a leader is never defragmented while it leads';
+  } else {
+    leaderDraft.moveLeaderTo = transferee;
+    leaderDraft.reason += `; leadership moves to ${nameOf(snapshot, transferee)} first`;
   }
+}
 
-  const gate = stopGrpcNote(drafts.filter((d) => d.defragment).map((d) => d.member));
-  if (gate !== null) warnings.push(gate);
-
-  // --- Order: followers by dbSizeFree desc, leader last, then the skipped ---
+/** Followers by dbSizeFree, most first; the leader last; then the skipped. */
+function inOrder(drafts: readonly Draft[]): Draft[] {
   const toDefrag = drafts.filter((d) => d.defragment);
   const followers = toDefrag
     .filter((d) => !d.isLeader)
-    .sort(
-      (a, b) =>
-        (b.member.status?.dbSizeFree ?? -1) - (a.member.status?.dbSizeFree ?? -1) || byName(a.member, b.member),
-    );
-  const ordered = [...followers, ...toDefrag.filter((d) => d.isLeader), ...drafts.filter((d) => !d.defragment)];
+    .sort((a, b) => (b.member.status?.dbSizeFree ?? -1) - (a.member.status?.dbSizeFree ?? -1) || byName(a.member, b.member));
+  return [...followers, ...toDefrag.filter((d) => d.isLeader), ...drafts.filter((d) => !d.defragment)];
+}
 
-  // --- Compaction ----------------------------------------------------------
-  let compaction: Plan['compaction'] = null;
-  if (policy.compactKeepRevisions !== null && toDefrag.length > 0) {
-    const keep = policy.compactKeepRevisions;
-    const current = currentRevision(snapshot);
-    if (current === null) {
-      warnings.push('no compaction: no member reported a revision');
-    } else if (current - keep <= 0) {
-      warnings.push(
-        `no compaction: the current revision ${current} is not above --compact-keep-revisions ${keep}, so there is nothing to compact`,
-      );
-    } else {
-      compaction = { keepRevisions: keep, revision: current - keep };
-    }
+/** Physical compaction before the first defrag, when asked for and something will be defragmented. */
+function planCompaction(snapshot: ClusterSnapshot, policy: Policy, anyToDefrag: boolean, f: Findings): Plan['compaction'] {
+  if (policy.compactKeepRevisions === null || !anyToDefrag) return null;
+  const keep = policy.compactKeepRevisions;
+  const current = currentRevision(snapshot);
+  if (current === null) {
+    f.warnings.push('no compaction: no member reported a revision');
+    return null;
   }
+  if (current - keep <= 0) {
+    f.warnings.push(`no compaction: the current revision ${current} is not above --compact-keep-revisions ${keep}, so there is nothing to compact`);
+    return null;
+  }
+  return { keepRevisions: keep, revision: current - keep };
+}
 
-  // --- NOSPACE -------------------------------------------------------------
+/** Whether NOSPACE will be disarmed after the run, and what would keep it armed. */
+function planDisarm(snapshot: ClusterSnapshot, policy: Policy, ordered: readonly Draft[], f: Findings): boolean {
   const nospace = checkDisarm(snapshot, policy.disarmBelow).alarms.includes('NOSPACE');
   const disarmNospace = policy.disarmNospace && nospace;
-  if (disarmNospace) {
-    for (const d of ordered) {
-      const s = d.member.status;
-      if (s === null) continue;
-      const limit = policy.disarmBelow * s.quota;
-      const margin = `${formatPercent(policy.disarmBelow)} of its ${formatBytes(s.quota)} quota (${formatBytes(limit)})`;
-      if (d.defragment && policy.compactKeepRevisions === null && s.dbSizeInUse >= limit) {
-        warnings.push(
-          `defragmentation alone cannot bring ${label(d.member)} under the disarm margin: ` +
-            `${formatBytes(s.dbSizeInUse)} is in use, at or above ${margin}, so NOSPACE would stay armed; ` +
-            '--compact-keep-revisions N would (compaction frees the old revisions first)',
-        );
-      } else if (!d.defragment && s.dbSize >= limit) {
-        warnings.push(
-          `${label(d.member)} is not defragmented (${d.code}) and its dbSize ${formatBytes(s.dbSize)} ` +
-            `is at or above ${margin}: NOSPACE would stay armed`,
-        );
-      }
+  if (!disarmNospace) return false;
+  for (const d of ordered) {
+    const s = d.member.status;
+    if (s === null) continue;
+    const limit = policy.disarmBelow * s.quota;
+    const margin = `${formatPercent(policy.disarmBelow)} of its ${formatBytes(s.quota)} quota (${formatBytes(limit)})`;
+    if (d.defragment && policy.compactKeepRevisions === null && s.dbSizeInUse >= limit) {
+      f.warnings.push(
+        `defragmentation alone cannot bring ${label(d.member)} under the disarm margin: ` +
+          `${formatBytes(s.dbSizeInUse)} is in use, at or above ${margin}, so NOSPACE would stay armed; ` +
+          '--compact-keep-revisions N would (compaction frees the old revisions first)',
+      );
+    } else if (!d.defragment && s.dbSize >= limit) {
+      f.warnings.push(`${label(d.member)} is not defragmented (${d.code}) and its dbSize ${formatBytes(s.dbSize)} ` + `is at or above ${margin}: NOSPACE would stay armed`);
     }
   }
+  return true;
+}
 
-  const decisions = ordered.map((d): MemberDecision => {
-    const s = d.member.status;
-    return {
-      memberId: d.member.memberId,
-      name: d.member.name,
-      endpoint: d.member.endpoint,
-      action: d.defragment ? 'defragment' : 'skip',
-      code: d.code,
-      reason: d.reason,
-      ruleResult: d.ruleResult,
-      isLeader: d.isLeader,
-      isLearner: isLearner(d.member),
-      moveLeaderTo: d.moveLeaderTo,
-      dbSize: s?.dbSize ?? null,
-      dbSizeInUse: s?.dbSizeInUse ?? null,
-      dbSizeFree: s?.dbSizeFree ?? null,
-      timeoutMs: defragTimeoutMs(s?.dbSizeInUse ?? 0, policy.defragTimeoutMs),
-      forecastMs: d.forecast.forecastMs,
-      forecastBasis: d.forecast.forecastBasis,
-      disk: d.member.disk && s ? { path: d.member.disk.path, freeBytes: d.member.disk.freeBytes, neededBytes: diskNeededBytes(s.dbSizeInUse) } : null,
-    };
-  });
+function toDecision(d: Draft, policy: Policy): MemberDecision {
+  const s = d.member.status;
+  return {
+    memberId: d.member.memberId,
+    name: d.member.name,
+    endpoint: d.member.endpoint,
+    action: d.defragment ? 'defragment' : 'skip',
+    code: d.code,
+    reason: d.reason,
+    ruleResult: d.ruleResult,
+    isLeader: d.isLeader,
+    isLearner: isLearner(d.member),
+    moveLeaderTo: d.moveLeaderTo,
+    dbSize: s?.dbSize ?? null,
+    dbSizeInUse: s?.dbSizeInUse ?? null,
+    dbSizeFree: s?.dbSizeFree ?? null,
+    timeoutMs: defragTimeoutMs(s?.dbSizeInUse ?? 0, policy.defragTimeoutMs),
+    forecastMs: d.forecast.forecastMs,
+    forecastBasis: d.forecast.forecastBasis,
+    disk: d.member.disk && s ? { path: d.member.disk.path, freeBytes: d.member.disk.freeBytes, neededBytes: diskNeededBytes(s.dbSizeInUse) } : null,
+  };
+}
 
-  if (refusals.length > 0) {
-    const refusal: Refusal = {
-      reason:
-        `refusing to defragment: ${refusals.join('; ')}` +
-        (skipHealthCheckWouldHelp && !alarmRefusal && !ruleRefusal && !defectRefusal
-          ? ' (--skip-health-check would skip unreachable and unhealthy members and go ahead)'
-          : '') +
-        (defectRefusal ? ' (upgrade the member, or pass --allow-known-defects to defragment it anyway)' : ''),
-      memberIds: [...refusalIds],
-    };
+/** Refusal kinds that --skip-health-check turns into skipped members. */
+const SKIP_HEALTH_CHECK_HELPS: ReadonlySet<RefusalKind> = new Set(['unhealthy', 'no-leader']);
+
+/** The one sentence of a refusal, with the flag that would help when one would. */
+function refusalOf(causes: readonly RefusalCause[]): Refusal {
+  const kinds = causes.map((c) => c.kind);
+  const skipWouldHelp = kinds.every((k) => SKIP_HEALTH_CHECK_HELPS.has(k));
+  const defect = kinds.includes('known-defect');
+  return {
+    reason:
+      `refusing to defragment: ${causes.map((c) => c.text).join('; ')}` +
+      (skipWouldHelp ? ' (--skip-health-check would skip unreachable and unhealthy members and go ahead)' : '') +
+      (defect ? ' (upgrade the member, or pass --allow-known-defects to defragment it anyway)' : ''),
+    memberIds: [...new Set(causes.flatMap((c) => (c.memberId === null ? [] : [c.memberId])))],
+    causes: [...causes],
+  };
+}
+
+/**
+ * Decide, for every member, whether it is defragmented, in what order and
+ * why; or refuse the run when it would not be safe. The steps, in order:
+ * preconditions (alarms, voters' health, releases, roles, the leader), a
+ * draft per member (learner, unfit, the rule), the free-disk check, the
+ * duration limit, deadline warnings, rule errors, the leader's hand-over,
+ * the order, compaction and NOSPACE.
+ *
+ * @example
+ * const plan = planDefrag(snapshot, { ...defaults, rule: compileRule('dbSizeFree > 100*MiB') });
+ * if (plan.refusal) throw new RefusedError(plan.refusal.reason);
+ * for (const d of plan.decisions.filter((d) => d.action === 'defragment')) ...
+ */
+export function planDefrag(snapshot: ClusterSnapshot, policy: Policy): Plan {
+  const f: Findings = { refusals: [], warnings: [] };
+  const leaderId = leaderOf(snapshot);
+
+  alarmPreconditions(snapshot, f);
+  healthPreconditions(snapshot, policy, f);
+  versionPreconditions(snapshot, policy, f);
+  rolePreconditions(snapshot, f);
+  leaderPreconditions(snapshot, policy, leaderId, f);
+
+  const drafts = snapshot.members.map((m) => memberDraft(snapshot, policy, leaderId, m));
+  checkDisk(drafts, f);
+  checkDuration(drafts, policy, f);
+  checkDeadlines(drafts, policy, f);
+  ruleErrors(drafts, f);
+  placeLeader(drafts, snapshot, policy, f);
+  const gate = stopGrpcNote(drafts.filter((d) => d.defragment).map((d) => d.member));
+  if (gate !== null) f.warnings.push(gate);
+
+  const ordered = inOrder(drafts);
+  const toDefrag = ordered.filter((d) => d.defragment);
+  const compaction = planCompaction(snapshot, policy, toDefrag.length > 0, f);
+  const disarmNospace = planDisarm(snapshot, policy, ordered, f);
+  const decisions = ordered.map((d) => toDecision(d, policy));
+
+  if (f.refusals.length > 0) {
     return {
-      refusal,
-      warnings,
+      refusal: refusalOf(f.refusals),
+      warnings: f.warnings,
       // Still every member, in the order they would have gone, so a dry run shows them.
-      decisions: decisions.map((d) =>
-        d.action === 'defragment'
-          ? { ...d, action: 'skip', moveLeaderTo: null, reason: `run refused; would defragment: ${d.reason}` }
-          : d,
-      ),
+      decisions: decisions.map((d) => (d.action === 'defragment' ? { ...d, action: 'skip', moveLeaderTo: null, reason: `run refused; would defragment: ${d.reason}` } : d)),
       compaction: null,
       disarmNospace: false,
       expectedReclaimBytes: 0,
     };
   }
-
   return {
     refusal: null,
-    warnings,
+    warnings: f.warnings,
     decisions,
     compaction,
     disarmNospace,
