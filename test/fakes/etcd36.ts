@@ -1,8 +1,8 @@
 /**
- * A fake etcd gRPC server for what the Debian etcd 3.4 here cannot show: the
- * 3.6 Status fields (dbSizeQuota, storageVersion) and a CORRUPT alarm. It
- * serves our own proto with canned answers shaped like a 3.6 member's, and
- * records the calls it gets.
+ * A fake etcd gRPC server for what no real etcd here can be made to show: a
+ * zero quota with no /metrics behind it, and a CORRUPT alarm. It serves our
+ * own proto with canned answers shaped like a 3.6 member's, and records the
+ * calls it gets.
  */
 import * as grpc from '@grpc/grpc-js';
 import { loadServices } from '../../src/etcd/proto.js';
