@@ -5,7 +5,7 @@ import { dryRunReport } from '../../app/defragment.js';
 import type { RunReport } from '../../domain/run.js';
 import { formatDuration } from '../../domain/format.js';
 import { eventLine, PLAN_HEAD, planRows, printDryRun, printPlan, printReport, reportJson } from './defrag.js';
-import { printStatus, statusJson, statusRows, STATUS_HEAD } from './status.js';
+import { printStatus, statusJson, statusRows, STATUS_HEAD, stopGrpcLine } from './status.js';
 
 const snap = aSnapshot().withMembers(3).withLeader('m2').withMember('m1', { dbSize: 300 * MiB, dbSizeInUse: 100 * MiB }).unreachable('m3').build();
 
@@ -144,5 +144,22 @@ describe('defrag printers', () => {
     expect(lost).toMatch(/connection lost during its defragmentation \(connection reset\).*NOT retrying/);
     expect(lost).not.toMatch(/deadline/);
     expect(eventLine({ type: 'run-finished', report: dryRunReport(plan, 'x') })).toBeNull();
+  });
+});
+
+describe('status: the StopGRPCServiceOnDefrag line', () => {
+  it('says on, off and unknown per member, and why unknown: before 3.6, or /metrics did not say', () => {
+    const snap = (gates: Record<string, [boolean | null, string]>) =>
+      Object.entries(gates)
+        .reduce((b, [name, [gate, version]]) => b.withMember(name, { stopGrpcServiceOnDefrag: gate, version }), aSnapshot())
+        .build();
+    expect(stopGrpcLine(aSnapshot().withMembers(3).build())).toBeNull();
+    expect(stopGrpcLine(snap({ m1: [true, '3.6.17'], m2: [false, '3.6.17'], m3: [null, '3.5.36'] }))).toBe(
+      'StopGRPCServiceOnDefrag: on on m1; off on m2; unknown on m3 (etcd before 3.6 does not export its feature gates)',
+    );
+    expect(stopGrpcLine(snap({ m1: [null, '3.7.4'], m2: [false, '3.7.4'] }))).toBe('StopGRPCServiceOnDefrag: off on m2; unknown on m1 (their /metrics did not say)');
+    expect(stopGrpcLine(snap({ m1: [null, '3.7.4'], m2: [null, '3.5.36'] }))).toBe(
+      "StopGRPCServiceOnDefrag: unknown on m1, m2 (etcd before 3.6 does not export its feature gates; the others' /metrics did not say)",
+    );
   });
 });

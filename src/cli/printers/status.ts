@@ -1,6 +1,7 @@
 /** Printers for `defragd status`: one pure row builder, then table or JSON. */
 import type { ClusterSnapshot, MemberSnapshot } from '../../domain/snapshot.js';
 import { statusJson } from '../../app/status-json.js';
+import { compareVersions } from '../../domain/known-defects.js';
 import { formatBytes, formatPercent, renderTable } from '../format.js';
 
 // The JSON row builder lives in the app layer so the daemon's API (src/serve)
@@ -35,7 +36,8 @@ export function statusRows(snapshot: ClusterSnapshot): string[][] {
 
 /**
  * The line under the table about StopGRPCServiceOnDefrag, for the members that were asked: which have
- * it on, off, or do not tell. Null when no member was asked.
+ * it on, off, or do not tell, and why not (a release before 3.6 exports no feature gates; otherwise
+ * its /metrics did not say). Null when no member was asked.
  * @example "StopGRPCServiceOnDefrag: off on m1, m2; unknown on m3 (etcd before 3.6 does not export its feature gates)"
  */
 export function stopGrpcLine(snapshot: ClusterSnapshot): string | null {
@@ -52,7 +54,16 @@ export function stopGrpcLine(snapshot: ClusterSnapshot): string | null {
     [names(null), 'unknown'],
   ] as const;
   const said = parts.filter(([who]) => who.length > 0).map(([who, what]) => `${what} on ${who.join(', ')}`);
-  const why = names(null).length > 0 ? ' (etcd before 3.6 does not export its feature gates)' : '';
+  const unknown = asked.filter((m) => m.stopGrpcServiceOnDefrag === null);
+  const before36 = unknown.filter((m) => compareVersions(m.status?.version ?? '', '3.6.0') < 0).length;
+  const why =
+    unknown.length === 0
+      ? ''
+      : before36 === unknown.length
+        ? ' (etcd before 3.6 does not export its feature gates)'
+        : before36 === 0
+          ? " (their /metrics did not say)"
+          : ' (etcd before 3.6 does not export its feature gates; the others\' /metrics did not say)';
   return `StopGRPCServiceOnDefrag: ${said.join('; ')}${why}`;
 }
 
