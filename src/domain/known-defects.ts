@@ -104,7 +104,7 @@ export interface DefectFinding {
  * The known defects of one etcd release, most serious first.
  *
  * @example
- * defectsOf('3.5.4').map((f) => f.defect.issue) // ['etcd#14685', 'etcd#18810', 'etcd#20271']
+ * defectsOf('3.5.4').map((f) => f.defect.issue) // ['etcd#14685', 'etcd#18810', 'etcd#18841', 'etcd#20271']
  */
 export function defectsOf(version: string, table: readonly KnownDefect[] = KNOWN_DEFECTS): DefectFinding[] {
   if (parseVersion(version) === null) return [];
