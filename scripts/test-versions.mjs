@@ -65,6 +65,7 @@ for (const r of runs) {
       ` (${r.scope}, ${r.seconds} s)${r.note ? ` - ${r.note}` : ''}`,
   );
   for (const name of r.skipped) console.log(`  skipped: ${name}`);
+  for (const f of r.failures) console.log(`  FAILED: ${f}`);
 }
 await writeVersionsTable(runs);
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
@@ -115,13 +116,20 @@ function summarise(file) {
   try {
     r = JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
-    return { ran: 0, passed: 0, failed: 1, skipped: [], note: `no test report at ${file}: ${err.message}` };
+    return { ran: 0, passed: 0, failed: 1, skipped: [], failures: [], note: `no test report at ${file}: ${err.message}` };
   }
   const skippedNames = [];
   const brokenFiles = [];
+  const failures = [];
   for (const t of r.testResults ?? []) {
     const results = t.assertionResults ?? [];
     for (const a of results) if (a.status === 'skipped' || a.status === 'pending' || a.status === 'todo') skippedNames.push(a.fullName ?? a.title);
+    // The tail is what CI shows: each failure with its file and the first line of why.
+    for (const a of results) {
+      if (a.status !== 'failed') continue;
+      const why = String(a.failureMessages?.[0] ?? '').split('\n').find((l) => l.trim() !== '') ?? '';
+      failures.push(`${path.relative(ROOT, t.name)} > ${a.fullName ?? a.title}: ${why.trim().slice(0, 300)}`);
+    }
     if (t.status === 'failed' && results.every((a) => a.status !== 'failed')) brokenFiles.push(path.relative(ROOT, t.name));
   }
   const failedCount = r.numFailedTests + brokenFiles.length;
@@ -130,6 +138,7 @@ function summarise(file) {
     passed: r.numPassedTests,
     failed: failedCount,
     skipped: skippedNames,
+    failures,
     note: brokenFiles.length ? `files that failed outside a test: ${brokenFiles.join(', ')}` : '',
   };
 }
