@@ -30,8 +30,11 @@ export interface Policy {
   rule: Rule | null;
   /** Hand leadership to another voter before defragmenting the leader (default true). */
   moveLeader: boolean;
-  /** Why moveLeader is off when it is not the operator's flag (e.g. the daemon's ration of leader moves); absent: --no-move-leader. */
-  moveLeaderOffReason?: string | undefined;
+  /**
+   * The leader moves made lately (the daemon's): when the ration is spent, the leader is skipped
+   * (code `leader-move-rationed`) rather than moved once more. Absent: no ration (the CLI).
+   */
+  leaderMoves?: LeaderMoveHistory | undefined;
   /** Go ahead although some members are unreachable or unhealthy (they are skipped). */
   skipHealthCheck: boolean;
   /**
@@ -60,6 +63,17 @@ export interface Policy {
    * skips. Null or absent: no limit.
    */
   maxDefragDurationMs?: number | null | undefined;
+}
+
+/** Leader moves made lately, for the ration (planner/leader-moves.ts). */
+export interface LeaderMoveHistory {
+  /** When each move was made, ms since the epoch. */
+  movedAtMs: readonly number[];
+  /** The caller's now, ms since the epoch: the planner reads no clock. */
+  nowMs: number;
+  /** At most this many moves in `perMs` (default 2 in 15 minutes). */
+  max?: number | undefined;
+  perMs?: number | undefined;
 }
 
 /** One of a member's past successful defrags, as the forecast reads it. */
@@ -92,6 +106,7 @@ export type DecisionCode =
   | 'unreachable'
   | 'leader-no-move'
   | 'leader-no-transferee'
+  | 'leader-move-rationed'
   | 'low-disk'
   | 'over-max-duration';
 

@@ -186,3 +186,8 @@ export function hasCaughtUp(snapshot: ClusterSnapshot, memberId: string, target:
   const m = memberById(snapshot, memberId);
   return m !== undefined && m.healthy && m.status !== null && m.status.raftAppliedIndex >= target;
 }
+
+/** Whether any member has NOSPACE raised, by its own Status or the cluster's AlarmList: defined here, asked everywhere. */
+export function nospaceRaised(snapshot: ClusterSnapshot): boolean {
+  return snapshot.alarms.some((a) => a.alarm === 'NOSPACE') || snapshot.members.some((m) => m.alarms.includes('NOSPACE'));
+}

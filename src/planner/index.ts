@@ -2,6 +2,7 @@
 export { planDefrag, defragTimeoutMs } from './plan.js';
 export { planTurn } from './turn.js';
 export { DEFAULT_FORECAST_SAMPLES, describeForecast, exceedsMaxDuration, forecastDefragMs, forecastOrigin, memberForecast, type DurationForecast } from './forecast.js';
+export { DEFAULT_LEADER_MOVES_MAX, DEFAULT_LEADER_MOVES_PER_MS, leaderMovesAllowed, rationedBecause } from './leader-moves.js';
 export { alarmsToDisarm, checkDisarm, disarmDecision } from './disarm.js';
 export { defectWarning, describeDefects, membersWithDefects, midUpgrade, refusesDefrag, releasesInUse, stopGrpcNote, versionWarnings } from './versions.js';
 export {
@@ -17,6 +18,7 @@ export {
   leadershipMovedAway,
   leads,
   memberById,
+  nospaceRaised,
   shortName,
   unfitVoters,
   voters,

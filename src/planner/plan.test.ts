@@ -750,9 +750,41 @@ describe('planDefrag: free disk', () => {
 });
 
 describe('planDefrag: a leader move rationed by the daemon', () => {
-  it('says why the leader is skipped when moveLeader is off for a reason other than the flag', () => {
-    const plan = planDefrag(threeVoters().withLeader('m1').build(), aPolicy({ moveLeader: false, moveLeaderOffReason: 'leadership was already moved twice in the last 15 minutes' }));
-    expect(decisionFor(plan, 'm1')).toMatchObject({ action: 'skip', code: 'leader-no-move', reason: expect.stringMatching(/^leader: leadership was already moved twice in the last 15 minutes and a leader is never defragmented while it leads/) });
+  const NOW = Date.parse('2026-12-07T10:00:00Z');
+  const MINUTE = 60_000;
+
+  it('skips the leader, with the numbers, when two moves were made in the last 15 minutes; followers go ahead', () => {
+    const plan = planDefrag(threeVoters().withLeader('m1').build(), aPolicy({ leaderMoves: { movedAtMs: [NOW - 2 * MINUTE, NOW - 5 * MINUTE], nowMs: NOW } }));
+    expect(decisionFor(plan, 'm1')).toMatchObject({
+      action: 'skip',
+      code: 'leader-move-rationed',
+      moveLeaderTo: null,
+      reason:
+        'leader: leadership was moved 2 times in the last 15 min (the ration is 2; etcdHighNumberOfLeaderChanges fires at 4); ' +
+        'the next move fits at 2026-12-07T10:10:00.000Z, and a leader is never defragmented while it leads',
+    });
+    expect(plan.decisions.filter((d) => d.action === 'defragment').map((d) => d.name).sort()).toEqual(['m2', 'm3']);
+  });
+
+  it.each<[string, number[], { max?: number; perMs?: number }]>([
+    ['one move in the span', [NOW - MINUTE], {}],
+    ['two moves, one older than the span', [NOW - MINUTE, NOW - 16 * MINUTE], {}],
+    ['a ration of 3', [NOW - MINUTE, NOW - 2 * MINUTE], { max: 3 }],
+  ])('moves leadership when a move fits: %s', (_name, movedAtMs, ration) => {
+    const plan = planDefrag(threeVoters().withLeader('m1').build(), aPolicy({ leaderMoves: { movedAtMs, nowMs: NOW, ...ration } }));
+    expect(decisionFor(plan, 'm1')).toMatchObject({ action: 'defragment', code: expect.not.stringMatching(/^leader-/) });
+    expect(decisionFor(plan, 'm1').moveLeaderTo).not.toBeNull();
+  });
+
+  it('a single voter needs no move, so the ration does not hold it back', () => {
+    const single = aSnapshot().withMember('m1', { dbSize: 100 * MiB, dbSizeInUse: 10 * MiB }).withLeader('m1').build();
+    const plan = planDefrag(single, aPolicy({ leaderMoves: { movedAtMs: [NOW - MINUTE, NOW - 2 * MINUTE], nowMs: NOW } }));
+    expect(decisionFor(plan, 'm1').action).toBe('defragment');
+  });
+
+  it('--no-move-leader still says so when the ration is spent too', () => {
+    const plan = planDefrag(threeVoters().withLeader('m1').build(), aPolicy({ moveLeader: false, leaderMoves: { movedAtMs: [NOW - MINUTE, NOW - 2 * MINUTE], nowMs: NOW } }));
+    expect(decisionFor(plan, 'm1')).toMatchObject({ action: 'skip', code: 'leader-no-move' });
   });
 });
 

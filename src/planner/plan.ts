@@ -21,6 +21,7 @@ import { ruleVariables } from '../policy/rule.js';
 import { formatBytes, formatDuration, formatPercent } from '../domain/format.js';
 import { badAlarms, byName, chooseTransferee, currentRevision, healthProblem, isLearner, label, leaderOf, nameOf, problem, voters } from './cluster.js';
 import { checkDisarm } from './disarm.js';
+import { rationedBecause } from './leader-moves.js';
 import { exceedsMaxDuration, forecastOrigin, memberForecast, type DurationForecast } from './forecast.js';
 import { describeDefects, membersWithDefects, midUpgrade, refusesDefrag, stopGrpcNote } from './versions.js';
 import { messageOf } from '../domain/errors.js';
@@ -262,6 +263,7 @@ function placeLeader(drafts: readonly Draft[], snapshot: ClusterSnapshot, policy
   const leaderDraft = drafts.find((d) => d.isLeader && d.defragment);
   if (leaderDraft === undefined) return;
   const transferee = chooseTransferee(snapshot);
+  const rationed = policy.leaderMoves === undefined ? null : rationedBecause(policy.leaderMoves);
   if (voters(snapshot).length === 1) {
     // Nobody else can lead: defragmenting it is the only way, and it stalls the cluster.
     leaderDraft.reason += '; the only voter: every read and write waits until it finishes';
@@ -272,8 +274,12 @@ function placeLeader(drafts: readonly Draft[], snapshot: ClusterSnapshot, policy
     leaderDraft.defragment = false;
     leaderDraft.code = 'leader-no-move';
     leaderDraft.reason =
-      `leader: ${policy.moveLeaderOffReason ?? '--no-move-leader was given'} and a leader is never defragmented while it leads ` +
+      `leader: --no-move-leader was given and a leader is never defragmented while it leads ` +
       '(its stall would hold up lease renewals and writes cluster-wide)';
+  } else if (rationed !== null) {
+    leaderDraft.defragment = false;
+    leaderDraft.code = 'leader-move-rationed';
+    leaderDraft.reason = `leader: ${rationed}, and a leader is never defragmented while it leads`;
   } else if (transferee === null) {
     leaderDraft.defragment = false;
     leaderDraft.code = 'leader-no-transferee';

@@ -6,7 +6,6 @@ import {
   decide,
   drawScheduledStart,
   jitteredStart,
-  leaderMovesAllowed,
   nextScheduledStart,
   nextScheduledStarts,
   retentionRevision,
@@ -332,33 +331,6 @@ describe('clusterState', () => {
     expect(clusterState({ ...base, ...overrides }, NOW)).toBe(expected);
   });
 });
-
-describe('leaderMovesAllowed', () => {
-  it.each<[string, number[], { max?: number; perMs?: number } | undefined, { ok: boolean; waitMs: number }]>([
-    ['no moves', [], undefined, { ok: true, waitMs: 0 }],
-    ['one move', [NOW - MINUTE], undefined, { ok: true, waitMs: 0 }],
-    ['two moves: wait for the older to age out', [NOW - MINUTE, NOW - 2 * MINUTE], undefined, { ok: false, waitMs: 13 * MINUTE }],
-    ['order does not matter', [NOW - 2 * MINUTE, NOW - MINUTE], undefined, { ok: false, waitMs: 13 * MINUTE }],
-    ['two moves, one older than 15 min', [NOW - MINUTE, NOW - 16 * MINUTE], undefined, { ok: true, waitMs: 0 }],
-    ['a move exactly 15 min ago no longer counts', [NOW - MINUTE, NOW - 15 * MINUTE], undefined, { ok: true, waitMs: 0 }],
-    ['three moves: wait until only one is left', [NOW - MINUTE, NOW - 2 * MINUTE, NOW - 3 * MINUTE], undefined, { ok: false, waitMs: 13 * MINUTE }],
-    ['max 3', [NOW - MINUTE, NOW - 2 * MINUTE], { max: 3 }, { ok: true, waitMs: 0 }],
-    ['max 1 per 5 min', [NOW - MINUTE], { max: 1, perMs: 5 * MINUTE }, { ok: false, waitMs: 4 * MINUTE }],
-    ['max 0: never', [], { max: 0 }, { ok: false, waitMs: Infinity }],
-  ])('%s', (_name, moves, opts, expected) => {
-    expect(leaderMovesAllowed(moves, NOW, opts)).toEqual(expected);
-  });
-
-  it('never lets a third move into any 15-minute span, moving whenever allowed', () => {
-    const moves: number[] = [];
-    for (let t = 0; t < 2 * HOUR; t += 10_000) {
-      if (leaderMovesAllowed(moves, t).ok) moves.push(t);
-    }
-    for (const m of moves) expect(moves.filter((x) => x >= m && x < m + 15 * MINUTE).length).toBeLessThanOrEqual(2);
-    expect(moves.length).toBe(16); // two at the start of each 15 minutes over two hours
-  });
-});
-
 
 describe('retentionRevision', () => {
   const samples = [

@@ -1,8 +1,8 @@
 /**
  * The daemon's scheduling decisions, as pure functions: when the next
  * scheduled start is, whether a cluster should start a run now and why
- * (NOSPACE recovery, schedule, auto), how many leader moves are allowed,
- * which revision retention compacts to. The
+ * (NOSPACE recovery, schedule, auto), which revision retention compacts
+ * to (the leader-move ration is the planner's: planner/leader-moves.ts). The
  * daemon owns the timers, the clock and the randomness and passes them in
  * (`now`, `random`); nothing here reads a clock, sleeps or does I/O, so every
  * branch is tested with a fake clock.
@@ -28,8 +28,6 @@ import type { ClusterState } from './types.js';
 import { inWindow, nextWindowOpen, validateTimezone, type Window } from './window.js';
 import type { StartTrigger } from '../domain/trigger.js';
 import { messageOf } from '../domain/errors.js';
-
-const MINUTE_MS = 60_000;
 
 /**
  * croner's options for every schedule, in one place (validation, the scheduler and --check-config use
@@ -292,30 +290,6 @@ export function clusterState(
   if (view.unreachable) return 'unreachable';
   if (view.auto !== null && view.lastRunFinishedMs !== null && now < view.lastRunFinishedMs + view.auto.cooldownMs) return 'cooldown';
   return 'idle';
-}
-
-/** The daemon's leader-move ration: etcd-mixin's etcdHighNumberOfLeaderChanges fires at 4 changes in 15 min; 2 leaves room for etcd's own. */
-export const DEFAULT_LEADER_MOVES_MAX = 2;
-export const DEFAULT_LEADER_MOVES_PER_MS = 15 * MINUTE_MS;
-
-/**
- * Whether one more MoveLeader fits the ration: fewer than `max` moves in
- * the last `perMs` (a move counts until exactly `perMs` after it). When it
- * does not, `waitMs` says how long until it does (Infinity when max < 1).
- *
- * @example leaderMovesAllowed([now - 60_000, now - 120_000], now) // { ok: false, waitMs: 13 * 60_000 }
- */
-export function leaderMovesAllowed(
-  moveTimesMs: readonly number[],
-  now: number,
-  { max = DEFAULT_LEADER_MOVES_MAX, perMs = DEFAULT_LEADER_MOVES_PER_MS }: { max?: number; perMs?: number } = {},
-): { ok: boolean; waitMs: number } {
-  if (max < 1) return { ok: false, waitMs: Infinity };
-  const recent = moveTimesMs.filter((t) => t > now - perMs).sort((a, b) => a - b);
-  if (recent.length < max) return { ok: true, waitMs: 0 };
-  // One more fits once all but max - 1 of the recent moves have aged out.
-  const mustAgeOut = recent[recent.length - max];
-  return { ok: false, waitMs: mustAgeOut === undefined ? perMs : mustAgeOut + perMs - now };
 }
 
 /**
