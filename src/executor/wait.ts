@@ -3,7 +3,6 @@
  * waiting out a Defragment that got no answer. Every wait is bounded and
  * ends early on abort.
  */
-import { setTimeout as sleepFor } from 'node:timers/promises';
 import { AbortedError, DefragdError } from '../domain/errors.js';
 import { formatDuration } from '../domain/format.js';
 import type { ClusterSnapshot } from '../domain/snapshot.js';
@@ -18,10 +17,19 @@ export interface WaitDeps {
   firstPollMs: number;
 }
 
-/** Sleeps, turning an abort into AbortedError. */
-export async function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  await sleepFor(ms, undefined, { signal }).catch(() => {
-    throw new AbortedError('interrupted');
+/** Sleeps, turning an abort into AbortedError. On the global timers, so a test's fake timers drive it too. */
+export function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new AbortedError('interrupted'));
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new AbortedError('interrupted'));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
 
