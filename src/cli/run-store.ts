@@ -7,12 +7,12 @@
 import { hostname } from 'node:os';
 import type { PastDefrag } from '../domain/plan.js';
 import { DEFAULT_FORECAST_SAMPLES } from '../planner/index.js';
-import { openStore, recordRun, type RunRecorder } from '../store/index.js';
+import { openStore, recordRun, type StoredRunWriter } from '../store/index.js';
 import type { DefragStoreConfig } from './config/defrag-flags.js';
 import type { CliIO } from './io.js';
 import { messageOf } from '../domain/errors.js';
 
-export interface CliRunRecorder extends RunRecorder {
+export interface CliRunWriter extends StoredRunWriter {
   /** Each member's recent successful defrags in this store, under the run's cluster name: what the duration forecast is made from. */
   defragHistory(): Readonly<Record<string, readonly PastDefrag[]>>;
   close(): void;
@@ -23,7 +23,7 @@ export interface CliRunRecorder extends RunRecorder {
  * const rec = recordCliRun({ path: 'history.db', cluster: 'prod' }, false, io);
  * try { rec.finish(await runDefrag(client, policy, { onEvent: (e) => rec.onEvent(e) })); } finally { rec.close(); }
  */
-export function recordCliRun(config: DefragStoreConfig, dryRun: boolean, io: CliIO): CliRunRecorder {
+export function recordCliRun(config: DefragStoreConfig, dryRun: boolean, io: CliIO): CliRunWriter {
   const store = openStore(config.path);
   try {
     const rec = recordRun(store, {

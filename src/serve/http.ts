@@ -170,7 +170,7 @@ export function createApi(view: DaemonView, opts: ApiOptions): Hono {
     const id = c.req.param('id');
     const parsed = runId.safeParse(id);
     if (!parsed.success) return problem(c, 400, `run id must be a positive integer, not "${id}"`);
-    const detail = view.run(parsed.data);
+    const detail = view.runDetail(parsed.data);
     return detail === null ? problem(c, 404, `no run ${parsed.data}`) : json(c, detail);
   });
 

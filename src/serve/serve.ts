@@ -14,6 +14,7 @@ import pretty from 'pino-pretty';
 import { openStore, processAlive } from '../store/index.js';
 import { ConfigError, type ServeConfig } from './config.js';
 import { Daemon } from './daemon.js';
+import { systemClock } from './clock.js';
 import { createApi, serveApi } from './http.js';
 import { collectProcessMetrics, createMetrics } from './metrics.js';
 
@@ -97,7 +98,7 @@ export async function serve(config: ServeConfig, o: ServeRun): Promise<void> {
   }
   const metrics = createMetrics();
   collectProcessMetrics(metrics.registry);
-  const daemon = new Daemon(config, { store, metrics, logger, now: o.now, by: o.by });
+  const daemon = new Daemon(config, { store, metrics, logger, clock: o.now ? { ...systemClock, now: o.now } : systemClock, by: o.by });
   let server: Awaited<ReturnType<typeof serveApi>> | null = null;
   let unsubscribeReload: (() => void) | undefined;
   const downsample = setInterval(() => {

@@ -63,7 +63,7 @@ export interface DaemonView {
   history(name: string, limit: number, since?: string): StoredRun[];
   /** The stored samples of a cluster from an ISO time on, oldest first (the dashboard's chart). */
   samples(name: string, from: string): Sample[];
-  run(id: number): StoredRunDetail | null;
+  runDetail(id: number): StoredRunDetail | null;
   /** The defragmentation status read from the cluster's in-cluster records (`defragd last`). */
   defragmentationStatus(name: string, signal?: AbortSignal): Promise<MemberDefragStatus[]>;
   /**
@@ -75,4 +75,12 @@ export interface DaemonView {
   startRun(name: string, opts: { dryRun: boolean }): Promise<StartRunResult>;
   /** Every StepEvent of every cluster, as it happens. Returns the unsubscribe. */
   subscribe(listener: (e: DaemonEvent) => void): () => void;
+}
+
+/** A pino-like logger: one JSON object per line, context first. */
+export interface DaemonLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
 }

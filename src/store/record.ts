@@ -22,7 +22,7 @@ export interface RecordRunOptions {
   onError?: ((err: unknown) => void) | undefined;
 }
 
-export interface RunRecorder {
+export interface StoredRunWriter {
   /** The run's id in the store. */
   readonly runId: number;
   onEvent(event: StepEvent): void;
@@ -38,7 +38,7 @@ export interface RunRecorder {
  * const report = await runDefrag(client, policy, { onEvent: (e) => rec.onEvent(e) });
  * rec.finish(report);
  */
-export function recordRun(store: Store, o: RecordRunOptions): RunRecorder {
+export function recordRun(store: Store, o: RecordRunOptions): StoredRunWriter {
   let failed = false;
   let finished = false;
   const guard = (fn: () => void) => {

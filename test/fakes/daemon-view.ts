@@ -112,7 +112,7 @@ export class FakeDaemonView implements DaemonView {
     return (this.sampleLists.get(name) ?? []).filter((s) => s.at >= from);
   }
 
-  run(id: number): StoredRunDetail | null {
+  runDetail(id: number): StoredRunDetail | null {
     this.call('run', id);
     return this.runs.get(id) ?? null;
   }

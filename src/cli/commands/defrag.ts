@@ -7,7 +7,7 @@ import { AbortedError, DefragdError } from '../../domain/errors.js';
 import type { RunReport } from '../../domain/run.js';
 import { exitCodeForReport } from '../exit-codes.js';
 import type { CliIO } from '../io.js';
-import type { CliRunRecorder } from '../run-store.js';
+import type { CliRunWriter } from '../run-store.js';
 
 export function defragCommand(io: CliIO, done: (code: number) => void): Command {
   const cmd = new Command('defrag').description('defragment every member, one at a time: followers first, the leader last after moving leadership away');
@@ -29,7 +29,7 @@ export function defragCommand(io: CliIO, done: (code: number) => void): Command 
     const sayWhyOnStderr = (report: RunReport) => {
       if (json && exitCodeForReport(report) !== 0) io.stderr(`defragd: ${report.outcome}: ${report.message ?? 'see the report'}\n`);
     };
-    let recorder: CliRunRecorder | null = null;
+    let recorder: CliRunWriter | null = null;
     try {
       // A safe run must see every voter, so defrag always discovers the whole membership (--cluster is implied).
       const config = clusterConfig({ ...opts, cluster: true });

@@ -1,0 +1,413 @@
+/**
+ * The daemon driven with fake clusters (test/fakes/cluster-access.ts: the
+ * real planner and executor on an in-memory cluster) and vitest's fake
+ * timers: what it starts, when, and what it remembers, without etcd or real
+ * time. The real-etcd serve tests (test/integration/serve*.test.ts) check the
+ * same daemon against real members.
+ */
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { MiB } from '../../test/builders.js';
+import { FakeCluster, type FakeMember } from '../../test/fakes/cluster.js';
+import { FakeAccess } from '../../test/fakes/cluster-access.js';
+import { openStore, type Store } from '../store/index.js';
+import { parseConfig } from './config.js';
+import { Daemon } from './daemon.js';
+import { createMetrics } from './metrics.js';
+import type { DaemonEvent } from './types.js';
+
+const T0 = Date.parse('2026-12-07T10:00:00Z');
+const SECOND = 1_000;
+const MINUTE = 60 * SECOND;
+
+interface LogLine {
+  level: 'info' | 'warn' | 'error' | 'debug';
+  obj: Record<string, unknown>;
+  msg: string | undefined;
+}
+
+/** A daemon on the given fake clusters (by name) and config YAML; nothing starts until `start()`. */
+function daemonOn(clusters: Record<string, FakeCluster>, clustersYaml: string, o: { maxConcurrentRuns?: number } = {}) {
+  const text = `maxConcurrentRuns: ${o.maxConcurrentRuns ?? 1}\nclusters:\n${clustersYaml}`;
+  const config = parseConfig(text, {}, '/etc/defragd');
+  const store: Store = openStore(':memory:');
+  const logs: LogLine[] = [];
+  const log = (level: LogLine['level']) => (obj: object, msg?: string) => void logs.push({ level, obj: obj as Record<string, unknown>, msg });
+  const logger = { info: log('info'), warn: log('warn'), error: log('error'), debug: log('debug') };
+  const access = new Map<string, FakeAccess>();
+  const events: DaemonEvent[] = [];
+  const daemon = new Daemon(config, {
+    store,
+    metrics: createMetrics(),
+    logger,
+    random: () => 0.5,
+    by: 'replica-a:1',
+    lockWaitMs: 0,
+    connect: (c) => {
+      const fake = clusters[c.name];
+      if (!fake) throw new Error(`no fake cluster ${c.name}`);
+      const a = new FakeAccess(fake);
+      access.set(c.name, a);
+      return a;
+    },
+  });
+  daemon.subscribe((e) => events.push(e));
+  const runs = (cluster: string) => store.runs({ cluster, limit: 100 }).reverse();
+  const said = (msg: string) => logs.filter((l) => l.msg === msg);
+  return { daemon, store, logs, access, events, runs, said, config };
+}
+
+/** A 3-member cluster, m1 leading, every member fragmented by `freeMiB` (100 MiB files). */
+function fragmented(freeMiB: Partial<Record<'m1' | 'm2' | 'm3', number>> = {}, extra: Partial<FakeMember> = {}): FakeCluster {
+  const free = { m1: 40, m2: 40, m3: 40, ...freeMiB };
+  return new FakeCluster(
+    (['m1', 'm2', 'm3'] as const).map((name) => ({ dbSize: 100 * MiB, dbSizeInUse: (100 - free[name]) * MiB, ...extra })),
+    'm1',
+  );
+}
+
+/** Lets the daemon run for `ms` of fake time, promises settled at each step. */
+async function pass(ms: number): Promise<void> {
+  await vi.advanceTimersByTimeAsync(ms);
+}
+
+const cluster = (name: string, lines: string) => `  - name: ${name}\n    endpoints: ["127.0.0.1:2379"]\n${lines.replace(/^/gm, '    ')}\n`;
+
+beforeEach(() => {
+  vi.useFakeTimers({ now: T0 });
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('auto mode', () => {
+  it('starts a run when the rule holds, defragments the members it holds for, and waits the cooldown before the next', async () => {
+    const fake = fragmented({ m2: 5 });
+    const d = daemonOn({ a: fake }, cluster('a', 'rule: "dbSizeFree > 20*MiB"\nauto: { interval: 10s, cooldown: 10m }'));
+    d.daemon.start();
+    await pass(15 * SECOND);
+    expect(d.runs('a').map((r) => [r.trigger, r.outcome])).toEqual([['auto', 'success']]);
+    expect(fake.defragmented().sort()).toEqual(['m1', 'm3']);
+    expect(fake.violations).toEqual([]);
+    // Fragmented again at once: the cooldown holds the next run back until 10 minutes after the last finished.
+    for (const m of fake.members) m.dbSize = 100 * MiB;
+    await pass(9 * MINUTE);
+    expect(d.runs('a')).toHaveLength(1);
+    expect(d.daemon.cluster('a')?.state).toBe('cooldown');
+    await pass(2 * MINUTE);
+    expect(d.runs('a')).toHaveLength(2);
+    await d.daemon.stop();
+  });
+
+  it('starts nothing while the rule holds for no member', async () => {
+    const fake = fragmented({ m1: 1, m2: 1, m3: 1 });
+    const d = daemonOn({ a: fake }, cluster('a', 'rule: "dbSizeFree > 20*MiB"\nauto: { interval: 10s, cooldown: 1m }'));
+    d.daemon.start();
+    await pass(5 * MINUTE);
+    expect(d.runs('a')).toEqual([]);
+    expect(fake.callsOf('defragment')).toEqual([]);
+    await d.daemon.stop();
+  });
+
+  it('with the leader-move ration spent, starts no run whose only due member is the leader (it used to start one that did nothing)', async () => {
+    // Only the leader is fragmented; each run moves leadership away and defragments it; then the new
+    // leader becomes fragmented (as in a cluster under write load, where the leader's file grows).
+    const fake = fragmented({ m1: 40, m2: 1, m3: 1 });
+    fake.onMoveLeader = async (_from, to) => {
+      fake.leader = to.name;
+    };
+    const d = daemonOn({ a: fake }, cluster('a', 'rule: "dbSizeFree > 20*MiB"\nauto: { interval: 10s, cooldown: 1m }'));
+    const refragmentLeader = () => {
+      const leader = fake.m(fake.leader!);
+      leader.dbSize = 100 * MiB;
+      leader.dbSizeInUse = 60 * MiB;
+    };
+    d.daemon.start();
+    await pass(20 * SECOND);
+    expect(d.runs('a').map((r) => r.outcome)).toEqual(['success']);
+    refragmentLeader();
+    await pass(2 * MINUTE);
+    expect(d.runs('a').map((r) => r.outcome)).toEqual(['success', 'success']);
+    expect(fake.callsOf('moveLeader')).toHaveLength(2);
+    refragmentLeader();
+    // Two moves in 15 minutes: the ration is spent, so the leader is not due and no run starts.
+    await pass(5 * MINUTE);
+    expect(d.runs('a').map((r) => r.outcome)).toEqual(['success', 'success']);
+    const dry = await d.daemon.startRun('a', { dryRun: true });
+    expect(dry.ok && dry.report?.plan?.decisions.find((x) => x.isLeader)).toMatchObject({
+      action: 'skip',
+      code: 'leader-move-rationed',
+      reason: expect.stringMatching(/^leader: leadership was moved 2 times in the last 15 min \(the ration is 2; etcdHighNumberOfLeaderChanges fires at 4\); the next move fits at 2026-12-07T10:15:\d\d\.\d+Z/),
+    });
+    // Once the first move is 15 minutes old, one fits again.
+    await pass(10 * MINUTE);
+    expect(d.runs('a').map((r) => r.outcome)).toEqual(['success', 'success', 'success']);
+    expect(fake.callsOf('moveLeader')).toHaveLength(3);
+    expect(fake.violations).toEqual([]);
+    await d.daemon.stop();
+  });
+});
+
+describe('schedule, windows and jitter', () => {
+  it('starts at the cron time plus the drawn jitter, and only inside the windows', async () => {
+    const fake = fragmented();
+    // Jitter 10 min with random() = 0.5: 5 minutes after 10:30. The window closes at 11:00.
+    const d = daemonOn({ a: fake }, cluster('a', 'schedule: "30 10 * * *"\njitter: 10m\ntimezone: UTC\nwindows: ["Mon 10:00-11:00"]\nauto: { interval: 30s, cooldown: 1h }\nrule: "dbSizeFree > 1000*MiB"'));
+    d.daemon.start();
+    await pass(34 * MINUTE);
+    expect(d.runs('a')).toEqual([]);
+    expect(d.daemon.cluster('a')?.nextRun).toEqual({ at: '2026-12-07T10:35:00.000Z', trigger: 'schedule' });
+    await pass(2 * MINUTE);
+    expect(d.runs('a').map((r) => [r.trigger, r.startedAt.slice(11, 16)])).toEqual([['schedule', '10:35']]);
+    // The next day's 10:35 falls on Tuesday, outside the only window: skipped, and the one after is drawn.
+    await pass(24 * HOUR_MS);
+    expect(d.runs('a')).toHaveLength(1);
+    expect(d.said('scheduled start skipped')).toHaveLength(1);
+    await d.daemon.stop();
+  });
+});
+
+const HOUR_MS = 60 * MINUTE;
+
+describe('maxConcurrentRuns and the start queue', () => {
+  it('runs one cluster at a time with maxConcurrentRuns 1, the earlier due first, and never two at once', async () => {
+    const a = fragmented();
+    const b = fragmented();
+    let running = 0;
+    let most = 0;
+    for (const f of [a, b]) {
+      f.onDefragment = async (m) => {
+        running++;
+        most = Math.max(most, running);
+        await new Promise((r) => setTimeout(r, 40 * SECOND));
+        f.shrink(m);
+        running--;
+      };
+    }
+    const yaml = cluster('a', 'schedule: "0 11 * * *"\njitter: 0s\ntimezone: UTC') + cluster('b', 'schedule: "1 11 * * *"\njitter: 0s\ntimezone: UTC');
+    const d = daemonOn({ a, b }, yaml, { maxConcurrentRuns: 1 });
+    d.daemon.start();
+    await pass(61 * MINUTE + 30 * SECOND);
+    // a started at 11:00 and runs three 40 s defrags; b fell due at 11:01 and waits in the queue.
+    expect(d.daemon.cluster('a')?.state).toBe('running');
+    expect(d.runs('b')).toEqual([]);
+    expect(d.said('starting a run').map((l) => l.obj.cluster)).toEqual(['a']);
+    await pass(5 * MINUTE);
+    expect(d.runs('a').map((r) => r.outcome)).toEqual(['success']);
+    expect(d.runs('b').map((r) => r.outcome)).toEqual(['success']);
+    expect(Date.parse(d.runs('b')[0]!.startedAt)).toBeGreaterThanOrEqual(Date.parse(d.runs('a')[0]!.finishedAt!));
+    expect(most).toBe(1);
+    await d.daemon.stop();
+  });
+});
+
+describe('NOSPACE', () => {
+  it('recovers at once, ignoring windows and cooldown; after a recovery that did not clear the alarm it waits 5 minutes', async () => {
+    // Every member is over 90 % of its 100 MiB quota even after a defrag: the alarm cannot be disarmed.
+    const fake = fragmented({}, { quota: 100 * MiB, alarms: ['NOSPACE'] });
+    for (const m of fake.members) m.dbSizeInUse = 95 * MiB;
+    const d = daemonOn({ a: fake }, cluster('a', 'auto: { interval: 10s, cooldown: 6h }\nwindows: ["Sun 01:00-02:00"]\nnospace: recover'));
+    d.daemon.start();
+    await pass(15 * SECOND);
+    expect(d.runs('a').map((r) => r.trigger)).toEqual(['nospace']);
+    expect(d.said('NOSPACE recovery did not clear the alarm; the next attempt waits 5 minutes')).toHaveLength(1);
+    await pass(4 * MINUTE);
+    expect(d.runs('a')).toHaveLength(1);
+    await pass(90 * SECOND);
+    expect(d.runs('a').map((r) => r.trigger)).toEqual(['nospace', 'nospace']);
+    // Recovery compacts (to the newest revision: no retention) and defragments every member whatever the rule.
+    const policy = d.access.get('a')!.runs[0]!.policy;
+    expect(policy).toMatchObject({ rule: null, compactKeepRevisions: 0, disarmNospace: true });
+    expect(fake.violations).toEqual([]);
+    await d.daemon.stop();
+  });
+
+  it('recovers and disarms when the defrags bring every member under the margin', async () => {
+    const fake = fragmented({}, { quota: 100 * MiB, alarms: ['NOSPACE'] });
+    for (const m of fake.members) m.dbSizeInUse = 30 * MiB;
+    const d = daemonOn({ a: fake }, cluster('a', 'auto: { interval: 10s, cooldown: 6h }\nnospace: recover'));
+    d.daemon.start();
+    await pass(15 * SECOND);
+    expect(d.runs('a').map((r) => [r.trigger, r.outcome])).toEqual([['nospace', 'success']]);
+    expect(fake.allAlarms()).toEqual([]);
+    await pass(10 * MINUTE);
+    expect(d.runs('a')).toHaveLength(1);
+    await d.daemon.stop();
+  });
+});
+
+describe('defragmentations by someone else', () => {
+  it('records a rise of a member\'s defrag count as an external run once, and not its own runs', async () => {
+    const fake = fragmented({ m1: 1, m2: 1, m3: 1 });
+    const d = daemonOn({ a: fake }, cluster('a', 'auto: { interval: 10s, cooldown: 1h }\nrule: "dbSizeFree > 20*MiB"'));
+    d.daemon.start();
+    await pass(40 * SECOND);
+    const access = d.access.get('a')!;
+    // etcdctl defrag on m2, leaving no record: recorded as unknown once the grace for a record has passed.
+    access.defragCounts.set('m2', 1);
+    fake.m('m2').dbSize = fake.m('m2').dbSizeInUse;
+    await pass(2 * MINUTE);
+    const external = d.runs('a').filter((r) => r.trigger === 'external');
+    expect(external).toHaveLength(1);
+    expect(external[0]!.by).toBe('unknown (etcdctl or another tool)');
+    expect(d.events.filter((e) => e.event.type === 'run-finished')).toHaveLength(1);
+    // Its own run raises every count: not external.
+    for (const m of fake.members) m.dbSizeInUse = 10 * MiB;
+    await pass(2 * MINUTE);
+    expect(d.runs('a').map((r) => r.trigger)).toEqual(['external', 'auto']);
+    await pass(2 * MINUTE);
+    expect(d.runs('a').map((r) => r.trigger)).toEqual(['external', 'auto']);
+    await d.daemon.stop();
+  });
+
+  it('takes a count that went down (the member restarted) as the new baseline, recording nothing', async () => {
+    const fake = fragmented({ m1: 1, m2: 1, m3: 1 });
+    const d = daemonOn({ a: fake }, cluster('a', 'auto: { interval: 10s, cooldown: 1h }\nrule: "dbSizeFree > 20*MiB"'));
+    const access = () => d.access.get('a')!;
+    access().defragCounts.set('m3', 5);
+    d.daemon.start();
+    await pass(6 * MINUTE);
+    access().defragCounts.set('m3', 0);
+    await pass(6 * MINUTE);
+    access().defragCounts.set('m3', 1);
+    await pass(2 * MINUTE);
+    // 5 → 0 is a restart; 0 → 1 a defrag; the first 5 was the first count seen (a baseline).
+    expect(d.runs('a').map((r) => r.trigger)).toEqual(['external']);
+    await d.daemon.stop();
+  });
+});
+
+describe('reload', () => {
+  it('keeps an unchanged cluster, lets a changed one finish its run first, stops a removed one and starts an added one', async () => {
+    const a = fragmented();
+    const b = fragmented();
+    const c = fragmented();
+    a.onDefragment = async (m) => {
+      await new Promise((r) => setTimeout(r, 30 * SECOND));
+      a.shrink(m);
+    };
+    const base = cluster('a', 'auto: { interval: 10s, cooldown: 1h }') + cluster('b', 'auto: { interval: 10s, cooldown: 1h }\nrule: "dbSizeFree > 1000*MiB"');
+    const d = daemonOn({ a, b, c }, base, { maxConcurrentRuns: 3 });
+    d.daemon.start();
+    await pass(15 * SECOND);
+    expect(d.daemon.cluster('a')?.state).toBe('running');
+    const next = parseConfig(
+      `maxConcurrentRuns: 3\nclusters:\n${cluster('a', 'auto: { interval: 20s, cooldown: 1h }')}${cluster('c', 'auto: { interval: 10s, cooldown: 1h }')}`,
+      {},
+      '/etc/defragd',
+    );
+    const reloaded = d.daemon.reload(next);
+    await pass(2 * MINUTE);
+    expect(await reloaded).toEqual({ added: ['c'], changed: ['a'], removed: ['b'] });
+    // a's run finished all three members before its loop was replaced.
+    expect(d.runs('a').map((r) => r.outcome)).toEqual(['success']);
+    expect(a.defragmented()).toHaveLength(3);
+    expect(d.daemon.clusters().map((x) => x.name).sort()).toEqual(['a', 'c']);
+    expect(d.access.get('b')!.closed).toBe(true);
+    expect(d.runs('c').map((r) => r.outcome)).toEqual(['success']);
+    await d.daemon.stop();
+  });
+});
+
+describe('stop', () => {
+  it('during a run lets the member being defragmented finish, records the run as interrupted and starts nothing more', async () => {
+    const fake = fragmented();
+    fake.onDefragment = async (m) => {
+      await new Promise((r) => setTimeout(r, 30 * SECOND));
+      fake.shrink(m);
+    };
+    const d = daemonOn({ a: fake }, cluster('a', 'auto: { interval: 10s, cooldown: 1m }'));
+    d.daemon.start();
+    await pass(15 * SECOND);
+    expect(fake.callsOf('defragment')).toHaveLength(1);
+    const stopped = d.daemon.stop();
+    await pass(MINUTE);
+    await stopped;
+    expect(d.runs('a').map((r) => r.outcome)).toEqual(['interrupted']);
+    expect(fake.callsOf('defragment')).toHaveLength(1);
+    expect(fake.defragmented()).toEqual([fake.callsOf('defragment')[0]!.member]);
+    expect(d.access.get('a')!.closed).toBe(true);
+    await pass(10 * MINUTE);
+    expect(fake.callsOf('defragment')).toHaveLength(1);
+  });
+});
+
+describe('stop during an observation', () => {
+  it('ends the loop when the observation returns: no run starts and no interval is waited out (it used to)', async () => {
+    const fake = fragmented();
+    const d = daemonOn({ a: fake }, cluster('a', 'auto: { interval: 1m, cooldown: 1m }'));
+    d.access.get('a')!.observeDelayMs = 5 * SECOND;
+    d.daemon.start();
+    await pass(2 * SECOND);
+    let stopped = false;
+    const stopping = d.daemon.stop().then(() => (stopped = true));
+    await pass(4 * SECOND);
+    expect(stopped).toBe(true);
+    await stopping;
+    expect(d.runs('a')).toEqual([]);
+    expect(d.said('starting a run')).toEqual([]);
+  });
+});
+
+describe('the API', () => {
+  it('starts a run now, refuses a second while it runs (409), and 404s an unknown cluster', async () => {
+    const fake = fragmented();
+    fake.onDefragment = async (m) => {
+      await new Promise((r) => setTimeout(r, 10 * SECOND));
+      fake.shrink(m);
+    };
+    const d = daemonOn({ a: fake }, cluster('a', ''));
+    d.daemon.start();
+    await pass(SECOND);
+    const first = await d.daemon.startRun('a', { dryRun: false });
+    expect(first).toMatchObject({ ok: true, dryRun: false });
+    expect(await d.daemon.startRun('a', { dryRun: false })).toMatchObject({ ok: false, status: 409, reason: expect.stringMatching(/^a run of a is in progress \(run \d+\)$/) });
+    expect(await d.daemon.startRun('zz', { dryRun: false })).toEqual({ ok: false, status: 404, reason: 'no cluster named zz' });
+    await pass(2 * MINUTE);
+    expect(d.runs('a').map((r) => [r.trigger, r.outcome])).toEqual([['api', 'success']]);
+    await d.daemon.stop();
+  });
+
+  it('answers 409 with the reason when the cluster lock is held elsewhere, recording nothing', async () => {
+    const fake = fragmented();
+    const d = daemonOn({ a: fake }, cluster('a', ''));
+    d.access.get('a')!.lockHeldBy = 'replica-b:7 (defragd serve)';
+    d.daemon.start();
+    await pass(SECOND);
+    expect(await d.daemon.startRun('a', { dryRun: false })).toEqual({ ok: false, status: 409, reason: 'the cluster lock is held by replica-b:7 (defragd serve)' });
+    expect(d.runs('a')).toEqual([]);
+    await d.daemon.stop();
+  });
+});
+
+describe('observations', () => {
+  it('marks a cluster that stops answering unreachable, starts nothing there, and is ready once each was observed', async () => {
+    const fake = fragmented();
+    const d = daemonOn({ a: fake }, cluster('a', 'auto: { interval: 10s, cooldown: 1m }\nnospace: recover'));
+    expect(d.daemon.ready()).toEqual({ ok: false, reason: 'not observed yet: a' });
+    d.access.get('a')!.down = new Error('connection refused');
+    d.daemon.start();
+    await pass(SECOND);
+    expect(d.daemon.ready()).toEqual({ ok: true, reason: null });
+    expect(d.daemon.cluster('a')).toMatchObject({ state: 'unreachable', observeError: 'connection refused' });
+    await pass(MINUTE);
+    expect(d.runs('a')).toEqual([]);
+    d.access.get('a')!.down = null;
+    await pass(20 * SECOND);
+    expect(d.runs('a').map((r) => r.trigger)).toEqual(['auto']);
+    await d.daemon.stop();
+  });
+
+  it('observes lightly between full observations, and fully at least every 30 s', async () => {
+    const fake = fragmented({ m1: 1, m2: 1, m3: 1 });
+    const d = daemonOn({ a: fake }, cluster('a', 'auto: { interval: 5s, cooldown: 1m }\nrule: "dbSizeFree > 20*MiB"'));
+    d.daemon.start();
+    await pass(5 * MINUTE);
+    const { full, light } = d.access.get('a')!.observations;
+    // 60 observations in 5 minutes: one full every 30 s (10 or 11), the rest light.
+    expect(full + light).toBeGreaterThanOrEqual(60);
+    expect(full).toBeGreaterThanOrEqual(10);
+    expect(full).toBeLessThanOrEqual(12);
+    await d.daemon.stop();
+  });
+});

@@ -1,0 +1,124 @@
+/**
+ * Starting one run of a cluster in the background: the same runDefrag the
+ * CLI uses (cluster lock, planner, executor), recorded in the store from its
+ * first event (a run that found the lock busy records nothing), each event
+ * streamed, counted and logged. What the run means for the cluster's loop
+ * (cooldown, NOSPACE back-off, leader moves) is the loop's: it gets `onStep`
+ * and the report.
+ */
+import type { RunOptions } from '../app/defragment.js';
+import { messageOf } from '../domain/errors.js';
+import type { Policy } from '../domain/plan.js';
+import type { RunReport, StepEvent } from '../domain/run.js';
+import type { DefragTrigger } from '../domain/trigger.js';
+import { recordRun, type StoredRunWriter, type Store } from '../store/index.js';
+import type { ClusterAccess } from './access.js';
+import type { Clock } from './clock.js';
+import type { DaemonMetrics } from './metrics.js';
+import type { ClusterView, DaemonEvent, DaemonLogger } from './types.js';
+
+/** A run in progress, as the loop and the API see it. */
+export interface RunInProgress {
+  /** The store's id once the run recorded its first event; null before (or when it never starts). */
+  runId: number | null;
+  trigger: DefragTrigger;
+  currentMember: ClusterView['currentMember'];
+  /** The report when it ends; null when it failed to start at all (logged). */
+  done: Promise<RunReport | null>;
+}
+
+export interface LaunchDeps {
+  store: Store;
+  metrics: DaemonMetrics;
+  logger: DaemonLogger;
+  clock: Clock;
+  by: string;
+  lockWaitMs: number;
+  emit(e: DaemonEvent): void;
+}
+
+export interface LaunchRequest {
+  cluster: string;
+  trigger: DefragTrigger;
+  policy: Policy;
+  access: ClusterAccess;
+  options: Pick<RunOptions, 'observe' | 'execute'> & { record: false | { prefix: string } };
+  /** Stops the run after its current member (the daemon is stopping). */
+  signal: AbortSignal;
+  /** Every event of the run, after it is recorded and streamed. */
+  onStep(event: StepEvent): void;
+  /** The run recorded its report (it started: it held the lock or went ahead without it). */
+  onRecorded(report: RunReport): void;
+  /** Last of all, started or not. */
+  onSettled(): void;
+}
+
+/**
+ * Starts the run; `runId` resolves once the store knows it (null when nothing was started).
+ *
+ * @example const { running, runId } = launchRun({ cluster: 'prod', trigger: 'api', policy, access, ... }, deps);
+ */
+export function launchRun(req: LaunchRequest, deps: LaunchDeps): { running: RunInProgress; runId: Promise<number | null> } {
+  let announce: (id: number | null) => void = () => undefined;
+  const runId = new Promise<number | null>((resolve) => (announce = resolve));
+  const { cluster, trigger } = req;
+  const running: RunInProgress = { runId: null, trigger, currentMember: null, done: Promise.resolve(null) };
+  let recorder: StoredRunWriter | null = null;
+  const onEvent = (event: StepEvent): void => {
+    if (recorder === null) {
+      recorder = recordRun(deps.store, {
+        cluster,
+        trigger,
+        by: deps.by,
+        onError: (err) => deps.logger.error({ cluster, err: messageOf(err) }, 'the store failed; the run goes on unrecorded'),
+      });
+      running.runId = recorder.runId;
+      announce(recorder.runId);
+      deps.metrics.lockHeld(cluster, true);
+    }
+    recorder.onEvent(event);
+    trackMember(running, event, deps.clock);
+    req.onStep(event);
+    deps.emit({ cluster, runId: running.runId, at: new Date(deps.clock.now()).toISOString(), event });
+  };
+  deps.metrics.runStarted(cluster, trigger);
+  running.done = (async () => {
+    try {
+      const { record } = req.options;
+      const report = await req.access.run(req.policy, {
+        observe: req.options.observe,
+        execute: req.options.execute,
+        lock: { waitMs: deps.lockWaitMs, holder: `${deps.by} (defragd serve)` },
+        record: record === false ? false : { prefix: record.prefix, trigger, by: deps.by },
+        signal: req.signal,
+        onEvent,
+      });
+      const started = recorder as StoredRunWriter | null;
+      if (started === null) {
+        deps.logger.info({ cluster, trigger, outcome: report.outcome, reason: report.message }, 'run not started');
+      } else {
+        started.finish(report);
+        req.onRecorded(report);
+        deps.logger.info({ cluster, trigger, runId: running.runId, outcome: report.outcome, reclaimedBytes: report.reclaimedBytes, message: report.message }, 'run finished');
+      }
+      deps.metrics.runFinished(cluster, trigger, report);
+      return report;
+    } catch (err) {
+      deps.logger.error({ cluster, trigger, err: messageOf(err) }, 'run failed to start');
+      return null;
+    } finally {
+      announce(null);
+      deps.metrics.lockHeld(cluster, false);
+      req.onSettled();
+    }
+  })();
+  return { running, runId };
+}
+
+function trackMember(running: RunInProgress, event: StepEvent, clock: Clock): void {
+  if (event.type === 'member-started') {
+    running.currentMember = { memberId: event.decision.memberId, name: event.decision.name, startedAt: new Date(clock.now()).toISOString() };
+  } else if (event.type === 'member-finished') {
+    running.currentMember = null;
+  }
+}
