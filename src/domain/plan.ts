@@ -206,6 +206,8 @@ export interface TurnContext {
    * last look right before the Defragment, on a light snapshot that may not know every member's quota.
    */
   safetyOnly?: boolean;
+  /** Members someone else is defragmenting right now (their etcd_disk_defrag_inflight is 1), by name: never a second one. */
+  busy?: readonly string[] | undefined;
 }
 
 /**

@@ -17,6 +17,7 @@ import type { ClusterAlarm, ClusterSnapshot } from '../domain/snapshot.js';
 import { AbortedError, ConnectionError, DeadlineError, DefragdError, etcdReason, messageOf } from '../domain/errors.js';
 import { formatDuration } from '../domain/format.js';
 import {
+  afterDefrag,
   catchUpTarget,
   compactionRevision,
   describeMembers,
@@ -30,6 +31,7 @@ import {
   planTurn,
   shortName,
   unfitVoters,
+  votersDown,
 } from '../planner/index.js';
 import { resolveExecuteOptions, type ExecuteOptions, type ResolvedExecuteOptions } from './options.js';
 import { disarmAlarms } from './disarm.js';
@@ -226,16 +228,14 @@ async function* memberTurn(run: Run, planned: MemberDecision, index: number, toD
   // When another defrag is in flight the run stops at once, as it always did, without waiting for the last look.
   const lastLook = port.observe({ light: true, signal });
   lastLook.catch(() => undefined);
+  // (A Status to a member being defragmented waits until it finishes: the planner is asked on the snapshot in hand.)
   const busy = await defragsInFlight(run, snap);
   if (busy.length > 0) {
-    const why = `${busy.join(', ')} ${busy.length === 1 ? 'is' : 'are'} being defragmented by someone else (etcd_disk_defrag_inflight is 1)`;
-    return yield* notDefragmenting(run, planned, { action: 'stop', reason: why }, rest, { wasLeader, movedLeaderTo });
+    turn = planTurn(snap, policy, id, { unfitAtStart: run.unfitAtStart, leaderMoved: movedLeaderTo !== null, busy });
+    if (turn.action !== 'defragment') return yield* notDefragmenting(run, planned, turn, rest, { wasLeader, movedLeaderTo });
   }
   snap = observeNoted(run, await lastLook);
   turn = planTurn(snap, policy, id, { unfitAtStart: run.unfitAtStart, leaderMoved: movedLeaderTo !== null, safetyOnly: true });
-  if (turn.action === 'defragment' && turn.moveLeaderTo !== null) {
-    turn = { action: 'fail', reason: 'it became the leader right before its defragmentation; a leader is never defragmented while it leads' };
-  }
   if (turn.action !== 'defragment') return yield* notDefragmenting(run, planned, turn, rest, { wasLeader, movedLeaderTo });
 
   const { before, timeoutMs, endpoint } = turn;
@@ -326,14 +326,20 @@ async function* memberTurn(run: Run, planned: MemberDecision, index: number, toD
   const catchUpMs = now() - tAnswered;
   observeNoted(run, caught);
 
-  const shrank = after !== null && after.dbSize < before.dbSize;
-  const leadsAgain = movedLeaderTo !== null && leads(caught, id);
+  const verdict = afterDefrag({
+    noAnswer,
+    shrank: after !== null && after.dbSize < before.dbSize,
+    timeoutMs,
+    movedTo: movedLeaderTo && shortName(caught, movedLeaderTo),
+    leadsAgain: movedLeaderTo !== null && leads(caught, id),
+    planned: decision.reason,
+  });
   const result: MemberResult = {
     endpoint,
     memberId: id,
     name: planned.name,
-    action: noAnswer !== null && !shrank ? 'failed' : 'defragmented',
-    reason: memberReason({ noAnswer, shrank, timeoutMs, movedTo: movedLeaderTo && shortName(caught, movedLeaderTo), leadsAgain, planned: decision.reason }),
+    action: verdict.action,
+    reason: verdict.reason,
     wasLeader,
     movedLeaderTo,
     before,
@@ -352,27 +358,11 @@ async function* memberTurn(run: Run, planned: MemberDecision, index: number, toD
 
 /** Stops the run, naming them and since when, when a voter (other than those unfit at the start) is down in `snap`. */
 function* stopIfVoterDown(run: Run, planned: MemberDecision, snap: ClusterSnapshot, rest: readonly MemberDecision[]): Generator<StepEvent, Next> {
-  const down = unfitVoters(snap, new Set(run.unfitAtStart));
+  const down = votersDown(snap, run.unfitAtStart);
   if (down.length === 0) return 'next';
   const since = down.map((m) => `${m.name || m.endpoint}: ${run.rec.since(m.memberId)}`).join('; ');
   yield run.rec.stop(`after ${nameOfDecision(planned)}: ${describeMembers(snap, down)} (${since})`, rest);
   return 'stop';
-}
-
-function memberReason(r: { noAnswer: 'deadline' | 'connection-lost' | null; shrank: boolean; timeoutMs: number; movedTo: string | null; leadsAgain: boolean; planned: string }): string {
-  const deadline = formatDuration(r.timeoutMs);
-  if (r.noAnswer === 'deadline') {
-    return r.shrank
-      ? `the ${deadline} deadline passed but etcd finished on its own; consider a longer --defrag-timeout`
-      : `the ${deadline} deadline passed and the member did not shrink; not retried`;
-  }
-  if (r.noAnswer === 'connection-lost') {
-    return r.shrank
-      ? 'the connection was lost during its defragmentation, but etcd finished it'
-      : 'the connection was lost during its defragmentation and the member did not shrink (did it restart?); not retried';
-  }
-  if (r.movedTo) return `leadership moved to ${r.movedTo} first${r.leadsAgain ? '; it was elected leader again during or right after its defragmentation' : ''}`;
-  return r.planned;
 }
 
 /**

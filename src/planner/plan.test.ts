@@ -4,7 +4,7 @@ import type { ClusterSnapshot } from '../domain/snapshot.js';
 import { compileRule } from '../policy/rule.js';
 import { aPolicy, aSnapshot, decisionFor, GiB, MiB, type SnapshotBuilder } from '../../test/builders.js';
 import { mulberry32 } from '../../dev/prng.js';
-import { checkDisarm, chooseTransferee, defragTimeoutMs, leaderOrHealthyVoter, planDefrag, planTurn, votersHealthy } from './index.js';
+import { afterDefrag, checkDisarm, chooseTransferee, defragTimeoutMs, leaderOrHealthyVoter, planDefrag, planTurn, votersHealthy } from './index.js';
 
 const names = (ds: MemberDecision[]): string[] => ds.map((d) => d.name);
 const toDefrag = (plan: Plan): string[] => names(plan.decisions.filter((d) => d.action === 'defragment'));
@@ -683,6 +683,23 @@ describe('planTurn', () => {
     expect(planTurn(snapshot, aPolicy({ skipHealthCheck: true }), m2, { ...ctx, unfitAtStart: [idOf(snapshot, 'm3')] }).action).toBe('defragment');
   });
 
+  it('stops when someone else is defragmenting a member right now, naming them', () => {
+    const snapshot = threeVoters().withLeader('m1').build();
+    expect(planTurn(snapshot, aPolicy(), idOf(snapshot, 'm2'), { ...ctx, busy: ['m3'] })).toEqual({
+      action: 'stop',
+      reason: 'm3 is being defragmented by someone else (etcd_disk_defrag_inflight is 1)',
+    });
+    expect(planTurn(snapshot, aPolicy(), idOf(snapshot, 'm2'), { ...ctx, busy: ['m2', 'm3'] })).toMatchObject({ action: 'stop', reason: expect.stringMatching(/^m2, m3 are being/) });
+  });
+
+  it('at the last look, fails a member that became the leader rather than handing leadership away then', () => {
+    const snapshot = threeVoters().withLeader('m2').build();
+    expect(planTurn(snapshot, aPolicy(), idOf(snapshot, 'm2'), { ...ctx, safetyOnly: true })).toEqual({
+      action: 'fail',
+      reason: 'it became the leader right before its defragmentation; a leader is never defragmented while it leads',
+    });
+  });
+
   it('hands the leader over first, and fails it when it leads again after the move', () => {
     const snapshot = threeVoters().withLeader('m1').build();
     const m1 = idOf(snapshot, 'm1');
@@ -876,5 +893,21 @@ describe('refusals as a typed list', () => {
     const unfit = planDefrag(aSnapshot().withMembers(3).unreachable('m2').build(), aPolicy()).refusal;
     expect(unfit?.causes.map((c) => c.kind)).toEqual(['unhealthy']);
     expect(unfit?.reason).toMatch(/\(--skip-health-check would skip unreachable and unhealthy members and go ahead\)$/);
+  });
+});
+
+describe('afterDefrag: the verdict on a member after its Defragment', () => {
+  const base = { noAnswer: null, shrank: true, timeoutMs: 90_000, movedTo: null, leadsAgain: false, planned: 'rule is true' } as const;
+  it.each<[string, Partial<Parameters<typeof afterDefrag>[0]>, ReturnType<typeof afterDefrag>]>([
+    ['answered: the plan\'s reason', {}, { action: 'defragmented', reason: 'rule is true' }],
+    ['answered, though it did not shrink (nothing to reclaim)', { shrank: false }, { action: 'defragmented', reason: 'rule is true' }],
+    ['leadership moved first', { movedTo: 'm2' }, { action: 'defragmented', reason: 'leadership moved to m2 first' }],
+    ['and it leads again', { movedTo: 'm2', leadsAgain: true }, { action: 'defragmented', reason: 'leadership moved to m2 first; it was elected leader again during or right after its defragmentation' }],
+    ['deadline passed, shrank', { noAnswer: 'deadline' }, { action: 'defragmented', reason: 'the 1m30s deadline passed but etcd finished on its own; consider a longer --defrag-timeout' }],
+    ['deadline passed, did not shrink', { noAnswer: 'deadline', shrank: false }, { action: 'failed', reason: 'the 1m30s deadline passed and the member did not shrink; not retried' }],
+    ['connection lost, shrank', { noAnswer: 'connection-lost' }, { action: 'defragmented', reason: 'the connection was lost during its defragmentation, but etcd finished it' }],
+    ['connection lost, did not shrink', { noAnswer: 'connection-lost', shrank: false }, { action: 'failed', reason: 'the connection was lost during its defragmentation and the member did not shrink (did it restart?); not retried' }],
+  ])('%s', (_name, o, expected) => {
+    expect(afterDefrag({ ...base, ...o })).toEqual(expected);
   });
 });

@@ -5,7 +5,8 @@
  * are planDefrag's; this only adds what a run in progress knows.
  */
 import type { Policy, Turn, TurnContext } from '../domain/plan.js';
-import type { ClusterSnapshot } from '../domain/snapshot.js';
+import type { ClusterSnapshot, MemberSnapshot } from '../domain/snapshot.js';
+import { formatDuration } from '../domain/format.js';
 import { describeMembers, leads, memberById, unfitVoters, voters } from './cluster.js';
 import { planDefrag } from './plan.js';
 
@@ -18,8 +19,10 @@ import { planDefrag } from './plan.js';
  */
 export function planTurn(snapshot: ClusterSnapshot, policy: Policy, memberId: string, context: TurnContext): Turn {
   // A voter that went down since the start stops the run: taking another member out could cost quorum.
-  const failing = unfitVoters(snapshot, new Set(context.unfitAtStart));
+  const failing = votersDown(snapshot, context.unfitAtStart);
   if (failing.length > 0) return { action: 'stop', reason: describeMembers(snapshot, failing) };
+  const busy = context.busy ?? [];
+  if (busy.length > 0) return { action: 'stop', reason: `${busy.join(', ')} ${busy.length === 1 ? 'is' : 'are'} being defragmented by someone else (etcd_disk_defrag_inflight is 1)` };
 
   // The last look before the Defragment judges safety only: the rule and the duration limit were
   // judged moments ago on a full snapshot, and a light one may lack figures they read.
@@ -38,6 +41,8 @@ export function planTurn(snapshot: ClusterSnapshot, policy: Policy, memberId: st
     // Leadership came back after it was handed away: never defragment a leader, and never chase it twice.
     if (context.leaderMoved) return { action: 'fail', reason: 'it is the leader again; a leader is never defragmented while it leads' };
     if (decision.moveLeaderTo === null) return { action: 'fail', reason: 'it leads and no healthy voter can take over' };
+    // The last look is right before the Defragment: no time to hand leadership away now.
+    if (context.safetyOnly) return { action: 'fail', reason: 'it became the leader right before its defragmentation; a leader is never defragmented while it leads' };
   }
   return {
     action: 'defragment',
@@ -47,4 +52,54 @@ export function planTurn(snapshot: ClusterSnapshot, policy: Policy, memberId: st
     moveLeaderTo: multiVoter && leads(snapshot, memberId) ? decision.moveLeaderTo : null,
     timeoutMs: decision.timeoutMs,
   };
+}
+
+/** Voters unfit now that were fit when the run started: any one of them stops the run (after each member too). */
+export function votersDown(snapshot: ClusterSnapshot, unfitAtStart: readonly string[]): MemberSnapshot[] {
+  return unfitVoters(snapshot, new Set(unfitAtStart));
+}
+
+/** What became of a member after its Defragment, as the run reports it. */
+export interface AfterDefrag {
+  /** The Defragment got no answer: its deadline passed, or the connection was lost. */
+  noAnswer: 'deadline' | 'connection-lost' | null;
+  /** Its db file is smaller than before. */
+  shrank: boolean;
+  timeoutMs: number;
+  /** Leadership was handed to this member (its short name) first; null when it was not. */
+  movedTo: string | null;
+  /** It leads again after its defragmentation. */
+  leadsAgain: boolean;
+  /** The plan's reason for defragmenting it. */
+  planned: string;
+}
+
+/**
+ * The verdict on a member after its Defragment: defragmented, unless it got no answer and did not shrink
+ * (whatever became of it, it was not seen to finish; it is never retried).
+ *
+ * @example afterDefrag({ noAnswer: 'deadline', shrank: true, timeoutMs: 60_000, movedTo: null, leadsAgain: false, planned: 'rule holds' })
+ * // { action: 'defragmented', reason: 'the 1m deadline passed but etcd finished on its own; consider a longer --defrag-timeout' }
+ */
+export function afterDefrag(r: AfterDefrag): { action: 'defragmented' | 'failed'; reason: string } {
+  const action = r.noAnswer !== null && !r.shrank ? 'failed' : 'defragmented';
+  const deadline = formatDuration(r.timeoutMs);
+  if (r.noAnswer === 'deadline') {
+    return {
+      action,
+      reason: r.shrank
+        ? `the ${deadline} deadline passed but etcd finished on its own; consider a longer --defrag-timeout`
+        : `the ${deadline} deadline passed and the member did not shrink; not retried`,
+    };
+  }
+  if (r.noAnswer === 'connection-lost') {
+    return {
+      action,
+      reason: r.shrank
+        ? 'the connection was lost during its defragmentation, but etcd finished it'
+        : 'the connection was lost during its defragmentation and the member did not shrink (did it restart?); not retried',
+    };
+  }
+  if (r.movedTo) return { action, reason: `leadership moved to ${r.movedTo} first${r.leadsAgain ? '; it was elected leader again during or right after its defragmentation' : ''}` };
+  return { action, reason: r.planned };
 }
