@@ -8,6 +8,7 @@
  * refused (MixedClustersError) rather than merged, and one member reached
  * under two names (127.0.0.1 and localhost) is shown once.
  */
+import { agreedLeader } from '../domain/leader.js';
 import { statfs } from 'node:fs/promises';
 import type { ClusterAlarm, ClusterSnapshot, DiskView, MemberSnapshot, MemberStatus, QuotaSource, UserView } from '../domain/snapshot.js';
 import { DEFAULT_QUOTA_BYTES } from '../domain/snapshot.js';
@@ -405,24 +406,6 @@ export function toMemberStatus(s: StatusReply, metricsQuota: number | null, flag
     isLearner,
     errors: s.errors,
   };
-}
-
-/** The leader most answering members name; a member that says it leads wins ties. */
-export function agreedLeader(members: MemberSnapshot[]): string | null {
-  const votes = new Map<string, number>();
-  for (const m of members) {
-    const l = m.status?.leaderId;
-    if (l) votes.set(l, (votes.get(l) ?? 0) + (m.status?.isLeader ? 1.5 : 1));
-  }
-  let best: string | null = null;
-  let bestVotes = 0;
-  for (const [id, v] of votes) {
-    if (v > bestVotes) {
-      best = id;
-      bestVotes = v;
-    }
-  }
-  return best;
 }
 
 type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };

@@ -12,7 +12,8 @@
 import type { ClusterSnapshot, MemberSnapshot } from '../domain/snapshot.js';
 import { AbortedError } from '../domain/errors.js';
 import type { EtcdClient, StatusReply } from '../etcd/client.js';
-import { agreedLeader, toMemberStatus } from './observe.js';
+import { agreedLeader } from '../domain/leader.js';
+import { toMemberStatus } from './observe.js';
 
 export interface RefreshOptions {
   /** Deadline of each Status call; the client's command timeout when absent. */

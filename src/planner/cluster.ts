@@ -2,7 +2,8 @@
  * What a snapshot says about the cluster, defined once: who leads, who is a
  * learner, which voters are fit, where leadership goes, which revision is
  * current, whether a member has caught up. The planner decides with these and
- * the executor only asks them; nothing else in defragd re-derives them.
+ * the executor only asks them; nothing else in defragd re-derives them (who
+ * the members agree leads is domain/leader.ts's, set by observe).
  * Pure: no I/O, no clock.
  */
 import type { AlarmType, ClusterSnapshot, MemberSnapshot } from '../domain/snapshot.js';
@@ -67,7 +68,8 @@ export function problem(snapshot: ClusterSnapshot, m: MemberSnapshot): string | 
 }
 
 /**
- * The leader's ID: the one most members agree on (observe's `leaderId`), else
+ * The leader's ID: the one most members agree on (`leaderId`, which observe sets with domain's
+ * agreedLeader), else
  * the single reachable member that says it leads (only relevant when
  * --skip-health-check lets a run go ahead without an agreed leader: that
  * member must still not be defragmented while it leads).
