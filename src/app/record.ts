@@ -21,6 +21,7 @@ import type { MemberResult, RunReport, Sizes, StepEvent } from '../domain/run.js
 import type { ClusterSnapshot } from '../domain/snapshot.js';
 import type { EtcdClient } from '../etcd/client.js';
 import { leaderOrHealthyVoter, voters } from '../planner/index.js';
+import { memberName } from '../domain/member-name.js';
 
 /** The library's `RunOptions.record`: where, and what to say about who started the run. */
 export interface RecordOptions {
@@ -171,7 +172,7 @@ export function recordWriter(client: EtcdClient, snapshot: ClusterSnapshot, s: R
       const value = recordValue(result, now().toISOString(), s);
       if (value === null) return [];
       const key = recordKey(s.prefix, result.memberId);
-      const name = result.name || result.memberId;
+      const name = memberName({ name: result.name, memberId: result.memberId });
       try {
         await put(key, JSON.stringify(value));
         return [];

@@ -38,6 +38,7 @@ import { disarmAlarms } from './disarm.js';
 import type { ClusterPort } from './port.js';
 import { failedResult, RunRecorder, skippedResult } from './recorder.js';
 import { pause, waitFor, waitForDefragEnd, type WaitDeps } from './wait.js';
+import { memberName } from '../domain/member-name.js';
 
 /** What every phase of one run shares. */
 interface Run {
@@ -156,7 +157,7 @@ type Next = 'next' | 'stop';
 /** Floor of the default wait for a member whose Defragment got no answer. */
 export const MIN_RECOVERY_MS = 60_000;
 
-const nameOfDecision = (d: MemberDecision) => d.name || d.endpoint;
+const nameOfDecision = (d: MemberDecision) => memberName(d);
 
 /** Acts on a turn that is not "defragment": stop the run, skip the member, or fail it. */
 function* notDefragmenting(run: Run, planned: MemberDecision, turn: Exclude<Turn, { action: 'defragment' }>, rest: readonly MemberDecision[], extra: Partial<MemberResult>): Generator<StepEvent, Next> {
@@ -360,7 +361,7 @@ async function* memberTurn(run: Run, planned: MemberDecision, index: number, toD
 function* stopIfVoterDown(run: Run, planned: MemberDecision, snap: ClusterSnapshot, rest: readonly MemberDecision[]): Generator<StepEvent, Next> {
   const down = votersDown(snap, run.unfitAtStart);
   if (down.length === 0) return 'next';
-  const since = down.map((m) => `${m.name || m.endpoint}: ${run.rec.since(m.memberId)}`).join('; ');
+  const since = down.map((m) => `${memberName(m)}: ${run.rec.since(m.memberId)}`).join('; ');
   yield run.rec.stop(`after ${nameOfDecision(planned)}: ${describeMembers(snap, down)} (${since})`, rest);
   return 'stop';
 }
@@ -416,7 +417,7 @@ async function interruptedResult(
 async function defragsInFlight(run: Run, snap: ClusterSnapshot): Promise<string[]> {
   const reachable = snap.members.filter((m) => m.reachable && m.endpoint);
   const gauges = await Promise.all(reachable.map((m) => run.port.defragInFlight(m.endpoint, { timeoutMs: 2_000, signal: run.signal })));
-  return reachable.filter((_, i) => (gauges[i] ?? 0) > 0).map((m) => m.name || m.endpoint);
+  return reachable.filter((_, i) => (gauges[i] ?? 0) > 0).map((m) => memberName(m));
 }
 
 // --- NOSPACE ----------------------------------------------------------------

@@ -8,6 +8,7 @@
 import type { MemberDecision, Plan } from '../domain/plan.js';
 import type { MemberResult, MemberTimings, RunOutcome, RunReport, StepEvent } from '../domain/run.js';
 import type { ClusterSnapshot } from '../domain/snapshot.js';
+import { memberName } from '../domain/member-name.js';
 
 /** A result for a member that was not defragmented (the other fields say nothing happened to it). */
 export function skippedResult(d: MemberDecision, reason: string): MemberResult {
@@ -176,7 +177,7 @@ export class RunRecorder {
             : 'nothing-to-do';
     // A failed member that stopped nothing itself still says why the run failed (the CLI's one line on stderr).
     const failedMembers = outcome === 'failed' ? members.filter((r) => r.action === 'failed') : [];
-    const message = this.message ?? (failedMembers.length > 0 ? failedMembers.map((r) => `${r.name || r.endpoint} failed: ${r.reason}`).join('; ') : null);
+    const message = this.message ?? (failedMembers.length > 0 ? failedMembers.map((r) => `${memberName(r)} failed: ${r.reason}`).join('; ') : null);
     return {
       outcome,
       dryRun: false,

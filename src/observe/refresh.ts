@@ -14,6 +14,7 @@ import { AbortedError } from '../domain/errors.js';
 import type { EtcdClient, StatusReply } from '../etcd/client.js';
 import { agreedLeader } from '../domain/leader.js';
 import { toMemberStatus } from './observe.js';
+import { memberName } from '../domain/member-name.js';
 
 export interface RefreshOptions {
   /** Deadline of each Status call; the client's command timeout when absent. */
@@ -33,7 +34,7 @@ export function refreshBlocker(previous: ClusterSnapshot): string | null {
   if (previous.alarmsError !== null) return 'the alarm list could not be read';
   if (previous.members.length === 0) return 'no member is known';
   const sick = previous.members.find((m) => !m.reachable || !m.healthy || m.status === null || m.error !== null || m.endpoint === '');
-  if (sick) return `${label(sick)} was not healthy`;
+  if (sick) return `${memberName(sick)} was not healthy`;
   return null;
 }
 
@@ -52,13 +53,13 @@ export function applyStatuses(previous: ClusterSnapshot, answers: readonly (Stat
   for (const [i, m] of previous.members.entries()) {
     const s = answers[i];
     const prev = m.status;
-    if (s === undefined || prev === null) return full(`${label(m)} was not asked`);
-    if (s instanceof Error) return full(`${label(m)} did not answer Status: ${s.message}`);
+    if (s === undefined || prev === null) return full(`${memberName(m)} was not asked`);
+    if (s instanceof Error) return full(`${memberName(m)} did not answer Status: ${s.message}`);
     if (s.header.memberId !== m.memberId || s.header.clusterId !== previous.clusterId) return full(`${m.endpoint} answered as another member`);
-    if (s.errors.length > 0) return full(`${label(m)} reports ${s.errors.join('; ').trim()}`);
-    if (s.leader !== prev.leaderId) return full(`${label(m)} follows another leader`);
-    if (s.isLearner !== m.isLearner) return full(`${label(m)} was ${m.isLearner ? 'promoted' : 'made a learner'}`);
-    if (s.dbSize < prev.dbSize) return full(`the db file of ${label(m)} shrank (defragmented?)`);
+    if (s.errors.length > 0) return full(`${memberName(m)} reports ${s.errors.join('; ').trim()}`);
+    if (s.leader !== prev.leaderId) return full(`${memberName(m)} follows another leader`);
+    if (s.isLearner !== m.isLearner) return full(`${memberName(m)} was ${m.isLearner ? 'promoted' : 'made a learner'}`);
+    if (s.dbSize < prev.dbSize) return full(`the db file of ${memberName(m)} shrank (defragmented?)`);
     const status = toMemberStatus(s, prev.quotaSource === 'metrics' ? prev.quota : null, quotaBytes, m.isLearner);
     members.push({ ...m, status });
   }
@@ -91,8 +92,4 @@ export async function refreshCluster(client: EtcdClient, previous: ClusterSnapsh
 
 function full(fullBecause: string): Refresh {
   return { snapshot: null, fullBecause };
-}
-
-function label(m: MemberSnapshot): string {
-  return m.name || m.endpoint || m.memberId;
 }

@@ -7,6 +7,7 @@
  * Pure: no I/O, no clock.
  */
 import type { AlarmType, ClusterSnapshot, MemberSnapshot } from '../domain/snapshot.js';
+import { memberLabel, memberName } from '../domain/member-name.js';
 
 /** A learner by MemberList or by its own Status (a member promoted since may still say so for a moment). */
 export function isLearner(m: MemberSnapshot): boolean {
@@ -23,7 +24,7 @@ export function memberById(snapshot: ClusterSnapshot, memberId: string): MemberS
 
 /** "m1 (http://127.0.0.1:2379)", the way reasons name a member. */
 export function label(m: Pick<MemberSnapshot, 'name' | 'memberId' | 'endpoint'>): string {
-  return `${m.name || m.memberId} (${m.endpoint})`;
+  return memberLabel(m);
 }
 
 /** "m1 (8e9e05c52164694d)", or the bare ID when the member is unknown or unnamed. */
@@ -34,8 +35,7 @@ export function nameOf(snapshot: ClusterSnapshot, memberId: string): string {
 
 /** The short name of a member for event lines: its name, else its endpoint or ID. */
 export function shortName(snapshot: ClusterSnapshot, memberId: string): string {
-  const m = memberById(snapshot, memberId);
-  return m?.name || m?.endpoint || memberId;
+  return memberName(memberById(snapshot, memberId) ?? { memberId });
 }
 
 /** Alarms raised for a member, from its own list and the cluster's AlarmList. */

@@ -6,6 +6,7 @@ import type { DisarmCheck } from '../domain/plan.js';
 import type { ClusterAlarm, ClusterSnapshot } from '../domain/snapshot.js';
 import { formatBytes, formatPercent } from '../domain/format.js';
 import { label } from './cluster.js';
+import { memberName } from '../domain/member-name.js';
 
 /**
  * Whether NOSPACE may be disarmed: every member answers and each one's dbSize
@@ -78,7 +79,7 @@ export function disarmDecision(snapshot: ClusterSnapshot, disarmBelow: number, c
   if (!check.ok) {
     return {
       blocked:
-        `NOSPACE left armed: ${check.blockers.map((b) => b.reason ?? `${b.name || b.memberId} dbSize ${formatBytes(b.dbSize)} is not under ${formatBytes(b.limit)}`).join('; ')}` +
+        `NOSPACE left armed: ${check.blockers.map((b) => b.reason ?? `${memberName(b)} dbSize ${formatBytes(b.dbSize)} is not under ${formatBytes(b.limit)}`).join('; ')}` +
         (compactionAsked ? '' : '; defragmentation alone cannot free more: add --compact-keep-revisions N to compact old revisions first'),
       alarms: [],
     };

@@ -8,6 +8,7 @@
 import { compareVersions, defectsOf, type DefectFinding } from '../domain/known-defects.js';
 import type { ClusterSnapshot, MemberSnapshot } from '../domain/snapshot.js';
 import { isLearner, label } from './cluster.js';
+import { memberName } from '../domain/member-name.js';
 
 /** A member running a release with known defrag defects. */
 export interface MemberDefects {
@@ -62,7 +63,7 @@ export function releasesInUse(snapshot: ClusterSnapshot): { version: string; mem
   for (const m of snapshot.members) {
     const v = m.status?.version;
     if (!v) continue;
-    byVersion.set(v, [...(byVersion.get(v) ?? []), m.name || m.memberId]);
+    byVersion.set(v, [...(byVersion.get(v) ?? []), memberName(m)]);
   }
   return [...byVersion].map(([version, members]) => ({ version, members: members.sort() })).sort((a, b) => compareVersions(a.version, b.version));
 }
@@ -84,7 +85,7 @@ export function midUpgrade(snapshot: ClusterSnapshot): string | null {
 export function stopGrpcNote(members: readonly MemberSnapshot[]): string | null {
   const on = members
     .filter((m) => m.stopGrpcServiceOnDefrag === true)
-    .map((m) => m.name || m.endpoint)
+    .map((m) => memberName(m))
     .sort();
   if (on.length === 0) return null;
   return (

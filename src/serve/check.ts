@@ -10,6 +10,7 @@ import type { ScheduleConfig, ServeClusterConfig, ServeConfig } from './config.j
 import { inWindow } from './window.js';
 import { cronOptions } from './schedule.js';
 import { messageOf } from '../domain/errors.js';
+import { memberName } from '../domain/member-name.js';
 
 /** How many scheduled starts --check-config shows. */
 export const CHECK_NEXT_STARTS = 5;
@@ -95,13 +96,12 @@ export async function checkCluster(c: ServeClusterConfig, opts: { now: Date; sig
   const client = new EtcdClient(c.connection);
   try {
     const snapshot = await observeCluster(client, { cluster: true, quotaBytes: c.observe.quotaBytes, alarms: false, timeoutMs: c.connection.commandTimeoutMs, signal: opts.signal });
-    const label = (m: { name: string; endpoint: string }) => m.name || m.endpoint;
     return {
       ...base,
       membersTotal: snapshot.members.length,
       membersReachable: snapshot.members.filter((m) => m.reachable).length,
-      reachable: snapshot.members.filter((m) => m.reachable).map(label),
-      unreachable: snapshot.members.filter((m) => !m.reachable).map((m) => ({ member: label(m), error: m.error ?? 'did not answer' })),
+      reachable: snapshot.members.filter((m) => m.reachable).map(memberName),
+      unreachable: snapshot.members.filter((m) => !m.reachable).map((m) => ({ member: memberName(m), error: m.error ?? 'did not answer' })),
       error: null,
     };
   } catch (err) {

@@ -12,6 +12,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { MemberAction, RunOutcome, RunReport } from '../domain/run.js';
 import type { ClusterSnapshot } from '../domain/snapshot.js';
 import type { RunTrigger } from '../store/types.js';
+import { memberName } from '../domain/member-name.js';
 
 /** What the daemon calls; one instance per daemon (its registry holds nothing else unless given one). */
 export interface DaemonMetrics {
@@ -154,7 +155,7 @@ export function createMetrics(registry: Registry = new Registry()): DaemonMetric
 
   const labelsOf = (cluster: string, name: string, memberId: string): MemberLabels => ({
     cluster,
-    member: name || memberId,
+    member: memberName({ name, memberId }),
     member_id: memberId,
   });
 

@@ -10,6 +10,7 @@ import type { ClusterSnapshot } from '../../domain/snapshot.js';
 import { ConnectionError } from '../../domain/errors.js';
 import { EXIT } from '../exit-codes.js';
 import type { CliIO } from '../io.js';
+import { memberName } from '../../domain/member-name.js';
 
 export function alarmCommand(io: CliIO, done: (code: number) => void): Command {
   const cmd = new Command('alarm').description('list or disarm alarms (NOSPACE, CORRUPT)');
@@ -43,7 +44,7 @@ export function alarmCommand(io: CliIO, done: (code: number) => void): Command {
       const targets = alarmsToDisarm(snap, opts['all'] === true);
       const check = checkDisarm(snap, 0.999_999);
       if (targets.some((a) => a.alarm === 'NOSPACE') && !check.ok) {
-        io.stderr(`defragd: warning: ${check.blockers.map((b) => `${b.name || b.memberId} is at or over its quota`).join('; ')}; NOSPACE will come back on the next write (defragment, or compact and defragment, first)\n`);
+        io.stderr(`defragd: warning: ${check.blockers.map((b) => `${memberName(b)} is at or over its quota`).join('; ')}; NOSPACE will come back on the next write (defragment, or compact and defragment, first)\n`);
       }
       const { remaining: left } = await disarmAlarms(clusterPort(client), snap, targets, io.signal);
       io.stdout(printDisarm(snap, targets, left, config.writeOut));

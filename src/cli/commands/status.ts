@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { addClusterFlags, clusterConfig, withEnv } from '../config/flags.js';
 import { EXIT } from '../exit-codes.js';
 import type { CliIO } from '../io.js';
+import { memberName } from '../../domain/member-name.js';
 
 export function statusCommand(io: CliIO, done: (code: number) => void): Command {
   const cmd = new Command('status').description("show every member's size, fragmentation, quota use, leader and alarms");
@@ -28,7 +29,7 @@ export function statusCommand(io: CliIO, done: (code: number) => void): Command 
       const failed = snapshot.members.filter((m) => m.error !== null);
       if (snapshot.alarmsError && snapshot.members.some((m) => m.reachable)) io.stderr(`defragd: warning: could not read the alarm list: ${snapshot.alarmsError}\n`);
       for (const w of versionWarnings(snapshot)) io.stderr(`defragd: warning: ${w}\n`);
-      for (const m of failed) io.stderr(`defragd: ${m.error?.startsWith(m.endpoint) ? m.error : `${m.name || m.endpoint}: ${m.error}`}\n`);
+      for (const m of failed) io.stderr(`defragd: ${m.error?.startsWith(m.endpoint) ? m.error : `${memberName(m)}: ${m.error}`}\n`);
       done(failed.length === 0 && snapshot.members.length > 0 ? EXIT.OK : EXIT.FAILED);
     } finally {
       client.close();

@@ -6,6 +6,7 @@ import type { MemberDecision, Plan } from '../../domain/plan.js';
 import type { RunReport, StepEvent } from '../../domain/run.js';
 import { describeForecast } from '../../planner/index.js';
 import { formatBytes, formatDuration, renderTable } from '../format.js';
+import { memberName } from '../../domain/member-name.js';
 
 export const PLAN_HEAD = ['#', 'MEMBER', 'ENDPOINT', 'ID', 'ACTION', 'LEADER', 'RULE', 'DB SIZE', 'FREE', 'TIMEOUT', 'EXPECTED', 'REASON'];
 
@@ -55,7 +56,7 @@ export function printPlan(plan: Plan): string {
   if (todo.length > 0 && todo.every((d) => d.forecastMs !== null)) {
     out += `Expected defrag time ~${formatDuration(todo.reduce((sum, d) => sum + (d.forecastMs ?? 0), 0))} in all, from each member's own past defrags (waits between members not counted).\n`;
   }
-  const unchecked = plan.decisions.filter((d) => d.action === 'defragment' && d.disk === null).map((d) => d.name || d.endpoint);
+  const unchecked = plan.decisions.filter((d) => d.action === 'defragment' && d.disk === null).map((d) => memberName(d));
   if (unchecked.length > 0) out += `Free disk not checked for ${unchecked.join(', ')}: defragd cannot see their data dirs (--data-dir NAME=PATH for members on this host).\n`;
   for (const w of plan.warnings) out += `warning: ${w}\n`;
   return out;
@@ -140,7 +141,7 @@ export function eventLine(e: StepEvent): string | null {
       if (e.plan.refusal) return null;
       if (todo.length === 0) return 'plan: no member to defragment';
       // The transferee is chosen again at the leader's turn (the best voter then), so it is not named here.
-      const order = todo.map((d) => `${d.name || d.endpoint}${expectedSuffix(d)}${d.moveLeaderTo ? ' (leader: hands leadership over first)' : ''}`);
+      const order = todo.map((d) => `${memberName(d)}${expectedSuffix(d)}${d.moveLeaderTo ? ' (leader: hands leadership over first)' : ''}`);
       return `plan: ${todo.length} member(s) to defragment, one at a time: ${order.join(' → ')}`;
     }
     case 'compaction-started':
@@ -148,13 +149,13 @@ export function eventLine(e: StepEvent): string | null {
     case 'compaction-finished':
       return `compacted to revision ${e.revision} in ${formatDuration(e.durationMs)}${e.note ? ` (${e.note})` : ''}`;
     case 'member-skipped':
-      return `${e.decision.name || e.decision.endpoint}: skipped: ${e.reason}`;
+      return `${memberName(e.decision)}: skipped: ${e.reason}`;
     case 'leader-move-started':
       return `${e.fromName}: is leader; moving leadership to ${e.toName}`;
     case 'leader-move-finished':
       return `leadership moved in ${formatDuration(e.durationMs)}`;
     case 'member-started':
-      return `${e.decision.name || e.decision.endpoint}: defragmenting (${e.index}/${e.total}, ${formatBytes(e.before.dbSize)}, ${e.decision.forecastMs === null ? '' : `expected ~${formatDuration(e.decision.forecastMs)}, `}deadline ${formatDuration(e.timeoutMs)})`;
+      return `${memberName(e.decision)}: defragmenting (${e.index}/${e.total}, ${formatBytes(e.before.dbSize)}, ${e.decision.forecastMs === null ? '' : `expected ~${formatDuration(e.decision.forecastMs)}, `}deadline ${formatDuration(e.timeoutMs)})`;
     case 'member-no-answer':
       return e.why === 'deadline'
         ? `${e.name}: deadline of ${formatDuration(e.timeoutMs)} passed; etcd keeps defragmenting, NOT retrying`
@@ -164,9 +165,9 @@ export function eventLine(e: StepEvent): string | null {
     case 'member-finished': {
       const r = e.result;
       if (r.action === 'defragmented') {
-        return `${r.name || r.endpoint}: done in ${formatDuration(r.durationMs)}: ${formatBytes(r.before?.dbSize)} → ${formatBytes(r.after?.dbSize)}`;
+        return `${memberName(r)}: done in ${formatDuration(r.durationMs)}: ${formatBytes(r.before?.dbSize)} → ${formatBytes(r.after?.dbSize)}`;
       }
-      return `${r.name || r.endpoint}: ${r.action}: ${r.reason}`;
+      return `${memberName(r)}: ${r.action}: ${r.reason}`;
     }
     case 'pause':
       return `waiting ${formatDuration(e.ms)} before the next member`;

@@ -3,6 +3,7 @@ import type { ClusterSnapshot, MemberSnapshot } from '../../domain/snapshot.js';
 import { statusJson } from '../../app/status-json.js';
 import { compareVersions } from '../../domain/known-defects.js';
 import { formatBytes, formatPercent, renderTable } from '../format.js';
+import { memberName } from '../../domain/member-name.js';
 
 // The JSON row builder lives in the app layer so the daemon's API (src/serve)
 // answers with the same fields without importing the CLI.
@@ -46,7 +47,7 @@ export function stopGrpcLine(snapshot: ClusterSnapshot): string | null {
   const names = (value: boolean | null): string[] =>
     asked
       .filter((m) => m.stopGrpcServiceOnDefrag === value)
-      .map((m) => m.name || m.endpoint)
+      .map((m) => memberName(m))
       .sort();
   const parts = [
     [names(true), 'on'],
