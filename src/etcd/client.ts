@@ -199,10 +199,11 @@ export class MemberClient {
     if (opts.signal?.aborted) throw new AbortedError(`${this.url}: ${method} not sent: aborted`);
     // Authenticate itself goes without a token; every other call (UserGet too) carries it.
     const metadata = await this.prepare(opts, method !== 'Authenticate');
+    const deadlineAt = Date.now() + timeoutMs;
     try {
-      return await this.rawCall<T>(service, method, request, metadata, timeoutMs, opts.signal);
+      return await this.rawCall<T>(service, method, request, metadata, deadlineAt, opts.signal);
     } catch (err) {
-      const mapped = mapGrpcError(this.url, method, err, timeoutMs, opts.signal?.aborted === true);
+      const mapped = mapGrpcError(this.url, method, err, timeoutMs, { abortedByUs: opts.signal?.aborted === true, deadlinePassed: Date.now() >= deadlineAt });
       if (authRetry && this.ctx.auth && isInvalidToken(mapped)) {
         this.token = null;
         return this.call<T>(service, method, request, opts, false);
@@ -222,13 +223,13 @@ export class MemberClient {
     return metadata;
   }
 
-  private rawCall<T>(service: ServiceName, method: string, request: object, metadata: grpc.Metadata, timeoutMs: number, signal?: AbortSignal): Promise<T> {
+  private rawCall<T>(service: ServiceName, method: string, request: object, metadata: grpc.Metadata, deadlineAt: number, signal?: AbortSignal): Promise<T> {
     const stub = this.stub(service) as unknown as Record<string, (...args: unknown[]) => grpc.ClientUnaryCall>;
     const fn = stub[method];
     if (typeof fn !== 'function') throw new Error(`no method ${service}.${method} in proto`);
     return new Promise<T>((resolve, reject) => {
       const onAbort = () => call.cancel();
-      const call = fn.call(stub, request, metadata, { deadline: Date.now() + timeoutMs }, (err: grpc.ServiceError | null, res: T) => {
+      const call = fn.call(stub, request, metadata, { deadline: deadlineAt }, (err: grpc.ServiceError | null, res: T) => {
         signal?.removeEventListener('abort', onAbort);
         if (err) reject(err);
         else resolve(res);
@@ -428,7 +429,7 @@ export class MemberClient {
       }
       return { bytes };
     } catch (err) {
-      throw mapGrpcError(this.url, 'Snapshot', err, timeoutMs, opts.signal?.aborted === true);
+      throw mapGrpcError(this.url, 'Snapshot', err, timeoutMs, { abortedByUs: opts.signal?.aborted === true });
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
       stream.cancel();
@@ -463,7 +464,7 @@ export class MemberClient {
       });
       stream.once('error', (err: unknown) => {
         if ((err as grpc.ServiceError).code === grpc.status.CANCELLED && !opts.signal?.aborted) return;
-        done(() => reject(mapGrpcError(this.url, 'LeaseKeepAlive', err, timeoutMs, opts.signal?.aborted === true)));
+        done(() => reject(mapGrpcError(this.url, 'LeaseKeepAlive', err, timeoutMs, { abortedByUs: opts.signal?.aborted === true })));
       });
       stream.write({ ID: id });
     });

@@ -40,12 +40,19 @@ export function isInvalidToken(err: unknown): boolean {
 
 /**
  * The domain error for a failed call. A CANCELLED status is our own interruption only when the
- * caller's signal was aborted (`abortedByUs`). Otherwise something else ended the call (the server's
+ * caller's signal was aborted (`abortedByUs`), and the deadline when it came after the call's deadline
+ * (`deadlinePassed`: etcd resets the stream then). Otherwise something else ended the call (the server's
  * "context canceled", or grpc-js cancelling calls on a connection it gave up): the call's fate is
  * unknown, as when a connection is lost, so it is a ConnectionError (a Defragment is then waited for,
  * never re-sent), never mistaken for an operator's Ctrl-C that stops the whole run.
  */
-export function mapGrpcError(endpoint: string, method: string, err: unknown, timeoutMs: number, abortedByUs = false): DefragdError {
+export function mapGrpcError(
+  endpoint: string,
+  method: string,
+  err: unknown,
+  timeoutMs: number,
+  { abortedByUs = false, deadlinePassed = false }: { abortedByUs?: boolean; deadlinePassed?: boolean } = {},
+): DefragdError {
   if (err instanceof DefragdError) return err;
   if (!isServiceError(err)) {
     return new ConnectionError(endpoint, `${endpoint}: ${method} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
@@ -56,6 +63,9 @@ export function mapGrpcError(endpoint: string, method: string, err: unknown, tim
       return new DeadlineError(endpoint, `${endpoint}: ${method} got no answer within ${formatDuration(timeoutMs)} (deadline exceeded)`, { cause: err });
     case GrpcStatus.CANCELLED:
       if (abortedByUs) return new AbortedError(`${endpoint}: ${method} cancelled`, { cause: err });
+      // etcd (grpc-go) resets the stream (RST_STREAM CANCEL) when the call's deadline passes on its side;
+      // that can reach us before our own deadline timer fires: it is the deadline, not a lost connection.
+      if (deadlinePassed) return new DeadlineError(endpoint, `${endpoint}: ${method} got no answer within ${formatDuration(timeoutMs)} (deadline exceeded; etcd cancelled the call)`, { cause: err });
       return new ConnectionError(endpoint, `${endpoint}: ${method} was cancelled, not by defragd (${details || 'no details'})`, { cause: err });
     case GrpcStatus.UNAVAILABLE:
     case GrpcStatus.INTERNAL:
