@@ -176,10 +176,14 @@ describe('etcdctl defrag started by someone else during a run', () => {
         expect(byName[target]?.reason).toMatch(/^rule is false/);
         console.info(`[faults-etcdctl] ${when}: defragd waited for etcdctl's defrag of ${target}, then skipped it`);
       } else {
-        // defragd's in-flight check saw the other defrag and stopped before its next member.
+        // defragd stopped before its next member: its in-flight check saw the other defrag, or (a Status to a
+        // member being defragmented waits until it finishes, on every version) the voter check found that member
+        // not answering (seen once in CI on 3.5).
         expect(run.code, show).toBe(1);
         expect(report.outcome).toBe('failed');
-        expect(report.message).toMatch(new RegExp(`${target} is being defragmented by someone else \\(etcd_disk_defrag_inflight is 1\\)`));
+        expect(report.message, show).toMatch(
+          new RegExp(`${target} is being defragmented by someone else \\(etcd_disk_defrag_inflight is 1\\)|${target} \\([^)]*\\) is (unreachable|unhealthy)`),
+        );
         console.info(`[faults-etcdctl] ${when}: defragd stopped: ${report.message}`);
       }
       // Did the two overlap in time at all? (etcdctl's defrag was seen in flight while defragd ran.)
