@@ -261,7 +261,7 @@ export class ClusterLoop {
       this.snapshot = seen.snapshot;
       this.observeError = null;
       store.recordSamples(this.name, seen.snapshot);
-      metrics.observed(this.name, seen.snapshot, null);
+      metrics.observed(this.name, seen.snapshot, null, seen.full === null ? 'light' : 'full');
       if (seen.full !== null) {
         const recorded = await this.noticer.notice(seen.snapshot, seen.full.atMs, seen.full.gauges, { running: () => this.runningRun !== null, signal: this.fleet.stopping });
         if (recorded > 0) this.policyFacts.invalidate();

@@ -206,8 +206,8 @@ describe('createMetrics: runs', () => {
     expect(s.get('defragd_runs_total{cluster="prod",trigger="schedule",outcome="success"}')).toBe(0);
     expect(s.get('defragd_runs_total{cluster="prod",trigger="api",outcome="success"}')).toBe(1);
     expect(s.get('defragd_reclaimed_bytes_total{cluster="prod"}')).toBe(400 * MiB);
-    expect(s.get('defragd_member_defrags_total{cluster="prod",member="m1",action="defragmented"}')).toBe(2);
-    expect(s.get('defragd_member_defrags_total{cluster="prod",member="m3",action="failed"}')).toBe(1);
+    expect(s.get('defragd_member_results_total{cluster="prod",member="m1",action="defragmented"}')).toBe(2);
+    expect(s.get('defragd_member_results_total{cluster="prod",member="m3",action="failed"}')).toBe(1);
     expect(s.get('defragd_last_run_timestamp_seconds{cluster="prod",outcome="success"}')).toBe(Date.parse('2024-05-01T03:02:00.000Z') / 1000);
     expect(s.get('defragd_last_run_timestamp_seconds{cluster="prod",outcome="failed"}')).toBe(Date.parse('2024-05-01T03:02:00.000Z') / 1000);
   });
@@ -218,7 +218,7 @@ describe('createMetrics: runs', () => {
     const s = samples(await m.text());
     expect(s.get('defragd_runs_total{cluster="prod",trigger="api",outcome="dry-run"}')).toBe(1);
     expect(s.get('defragd_reclaimed_bytes_total{cluster="prod"}')).toBe(0);
-    expect([...s.keys()].some((k) => k.startsWith('defragd_member_defrags_total{'))).toBe(false);
+    expect([...s.keys()].some((k) => k.startsWith('defragd_member_results_total{'))).toBe(false);
   });
 
   it('show the last defragmentation of a member in seconds', async () => {

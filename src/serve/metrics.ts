@@ -19,9 +19,10 @@ export interface DaemonMetrics {
   /**
    * One observation of a cluster: `snapshot` when it answered (even partly),
    * `error` when it failed (both may be set). A failed observation keeps the
-   * last known figures and counts an error.
+   * last known figures and counts an error. `kind` counts an observation that answered: full (member
+   * list, alarms, health, /metrics) or light (each member's Status only).
    */
-  observed(cluster: string, snapshot: ClusterSnapshot | null, error: string | null): void;
+  observed(cluster: string, snapshot: ClusterSnapshot | null, error: string | null, kind?: 'full' | 'light'): void;
   /** The last defragmentation known for a member (ours, another replica's, or external). */
   lastDefrag(cluster: string, member: string, memberId: string, last: LastDefrag): void;
   runStarted(cluster: string, trigger: RunTrigger): void;
@@ -96,6 +97,12 @@ export function createMetrics(registry: Registry = new Registry()): DaemonMetric
     labelNames: ['cluster'] as const,
     registers,
   });
+  const observations = new Counter({
+    name: 'defragd_observations_total',
+    help: 'Observations of the cluster that answered, by kind: full (member list, alarms, health, /metrics) or light (Status only).',
+    labelNames: ['cluster', 'kind'] as const,
+    registers,
+  });
   const lastObservation = new Gauge({
     name: 'defragd_cluster_last_observation_timestamp_seconds',
     help: 'Unix time of the last observation of the cluster that answered (its snapshot time).',
@@ -127,7 +134,7 @@ export function createMetrics(registry: Registry = new Registry()): DaemonMetric
     registers,
   });
   const memberDefrags = new Counter({
-    name: 'defragd_member_defrags_total',
+    name: 'defragd_member_results_total',
     help: 'Members handled by the runs counted in defragd_runs_total, by what happened to them (defragmented, skipped, failed).',
     labelNames: ['cluster', 'member', 'action'] as const,
     registers,
@@ -186,9 +193,10 @@ export function createMetrics(registry: Registry = new Registry()): DaemonMetric
     shown.delete(key);
   };
 
-  const observed = (cluster: string, snapshot: ClusterSnapshot | null, error: string | null) => {
+  const observed = (cluster: string, snapshot: ClusterSnapshot | null, error: string | null, kind?: 'full' | 'light') => {
     // Present from the first observation, so increase() sees the first error.
     observationErrors.inc({ cluster }, error === null ? 0 : 1);
+    if (kind !== undefined) observations.inc({ cluster, kind });
     if (snapshot === null) {
       // Nothing answered: the figures stay as last known, but nobody is up.
       for (const [memberId, member] of shownIn(cluster)) up.set({ cluster, member, member_id: memberId }, 0);
@@ -298,7 +306,7 @@ export function createMetrics(registry: Registry = new Registry()): DaemonMetric
     const alarms = alarmsShown.get(cluster);
     for (const key of [...(alarms?.keys() ?? [])]) removeAlarm(key, alarms!);
     alarmsShown.delete(cluster);
-    const perCluster: (Gauge<string> | Counter<string>)[] = [observationErrors, lastObservation, runInProgress, reclaimed, nextRunAt, lock, runs, lastRunAt, memberDefrags];
+    const perCluster: (Gauge<string> | Counter<string>)[] = [observationErrors, observations, lastObservation, runInProgress, reclaimed, nextRunAt, lock, runs, lastRunAt, memberDefrags];
     for (const metric of perCluster) await removeWhere(metric, cluster);
   };
 

@@ -28,8 +28,16 @@ describe('one daemon per store file', () => {
     release();
   });
 
-  it('nothing to lock for :memory:', () => {
-    lockStoreFile(':memory:')();
-    lockStoreFile(':memory:')();
+  it('nothing to lock for :memory:: two daemons on in-memory stores share no file, and none is written', () => {
+    const cwd = process.cwd();
+    process.chdir(dir);
+    try {
+      const first = lockStoreFile(':memory:');
+      expect(() => lockStoreFile(':memory:')()).not.toThrow();
+      expect(existsSync(join(dir, ':memory:.lock'))).toBe(false);
+      first();
+    } finally {
+      process.chdir(cwd);
+    }
   });
 });

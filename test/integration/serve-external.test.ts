@@ -16,7 +16,7 @@ import { useCluster } from '../../dev/harness/etcd.js';
 import type { RunReport } from '../../src/domain/run.js';
 import { UNKNOWN_BY } from '../../src/serve/external.js';
 import { cli, fragmentAndWait, MiB, parseJson, show } from './helpers-defrag.js';
-import { sleep, startServe, until } from './serve-support.js';
+import { moreObservations, observationsOf, startServe, until } from './serve-support.js';
 
 const DAEMON_BY = 'replica-a:1 (defragd serve under test)';
 
@@ -72,8 +72,9 @@ describe('serve notices defragmentations by others', () => {
       .catch(() => undefined);
     try {
       await until('ready', async () => (await fetch(`${url}/readyz`)).status === 200);
-      // A couple of observations: every member's count is known before anyone defragments.
-      await sleep(2_500);
+      // The first (full) observation read every member's count; two more, and nothing was taken for a defrag.
+      expect((await observationsOf(url, 'main')).full).toBeGreaterThanOrEqual(1);
+      await moreObservations(url, 'main', 2);
       expect(await history()).toEqual([]);
 
       // Something to reclaim, as in real life: the daemon reads the defrag counters at once when a
@@ -121,8 +122,9 @@ describe('serve notices defragmentations by others', () => {
       const m2 = report.members.find((m) => m.name === 'm2')!;
       expect(d2.report.members).toMatchObject([{ name: 'm2', action: 'defragmented', before: m2.before, after: m2.after, durationMs: m2.durationMs, revision: record.revision }]);
 
-      // Only once, and nothing else: no second entry for either, no run of the daemon's own.
-      await sleep(7_000);
+      // Only once, and nothing else: no second entry for either, no run of the daemon's own, after two more
+      // full observations (those read the counts again).
+      await moreObservations(url, 'main', 2, { kind: 'full' });
       const runs = await history();
       expect(runs.map((r) => [r.trigger, r.by])).toEqual([
         ['external', cliBy],

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useCluster, type EtcdCluster } from '../../dev/harness/etcd.js';
-import { getJson, sleep, startServe, until } from './serve-support.js';
+import { getJson, moreObservations, observationsOf, startServe, until } from './serve-support.js';
 import { fragment } from '../../dev/workload.js';
 import { MiB } from './helpers-defrag.js';
 
@@ -46,9 +46,14 @@ describe('serve: what each observation asks of the cluster', () => {
     try {
       await until('ready', async () => ((await getJson(`${s.url}/readyz`)).status === 200 ? true : null), 20_000);
       const before = await requestsServed(c);
-      await sleep(4_500);
+      const counted = await observationsOf(s.url, 'light');
+      await moreObservations(s.url, 'light', 4);
       const after = await requestsServed(c);
-      // About 4 observations of 3 members; the harness's own /metrics reads are the 3 per count.
+      // 4 or more light observations of 3 members and no full one (those come every 30 s); the harness's own
+      // /metrics reads are the 3 per count.
+      const now = await observationsOf(s.url, 'light');
+      expect(now.full, JSON.stringify({ counted, now })).toBe(counted.full);
+      expect(now.light - counted.light).toBeGreaterThanOrEqual(4);
       expect(delta(after, before, 'Status')).toBeGreaterThanOrEqual(9);
       expect(delta(after, before, 'MemberList')).toBe(0);
       expect(delta(after, before, 'Alarm')).toBe(0);

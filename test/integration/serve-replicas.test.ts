@@ -19,7 +19,7 @@ import { EtcdClient } from '../../src/etcd/client.js';
 import { openStore } from '../../src/store/index.js';
 import type { StoredRun, StoredRunDetail } from '../../src/store/types.js';
 import { fragmentAndWait, MiB } from './helpers-defrag.js';
-import { freePort, getJson, sleep, startServe, until, type RunningServe } from './serve-support.js';
+import { freePort, getJson, moreObservations, sleep, startServe, until, type RunningServe } from './serve-support.js';
 
 const BIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
@@ -122,7 +122,7 @@ describe('serve: replicas with one config on one cluster', () => {
         logs,
       );
       // Two more observations each: no replica starts another pass (the rule is false now, and the cooldown).
-      await sleep(2_500);
+      await Promise.all(replicas.map((r) => moreObservations(r.url, 'main', 2)));
       watched = await inflight.stop();
       expect(delta(await defragCounts(c), before), logs()).toEqual({ m1: 1, m2: 1, m3: 1 });
 
