@@ -9,7 +9,7 @@
  * waits, bounded, for the member to answer again and records what it finds.
  *
  * The phases (compaction, one member's turn, the leader hand-over, disarm)
- * are generators composed with `yield*`; the RunRecorder owns the results.
+ * are generators composed with `yield*`; the ReportBuilder owns the results.
  */
 import type { MemberDecision, Plan, Policy, Turn } from '../domain/plan.js';
 import type { MemberResult, RunReport, Sizes, StepEvent } from '../domain/run.js';
@@ -36,7 +36,7 @@ import {
 import { resolveExecuteOptions, type ExecuteOptions, type ResolvedExecuteOptions } from './options.js';
 import { disarmAlarms } from './disarm.js';
 import type { ClusterPort } from './port.js';
-import { failedResult, RunRecorder, skippedResult } from './recorder.js';
+import { failedResult, ReportBuilder, skippedResult } from './report-builder.js';
 import { pause, waitFor, waitForDefragEnd, type WaitDeps } from './wait.js';
 import { memberName } from '../domain/member-name.js';
 
@@ -45,7 +45,7 @@ interface Run {
   readonly port: ClusterPort;
   readonly policy: Policy;
   readonly o: ResolvedExecuteOptions;
-  readonly rec: RunRecorder;
+  readonly rec: ReportBuilder;
   readonly now: () => number;
   readonly signal: AbortSignal | undefined;
   readonly wait: WaitDeps;
@@ -72,7 +72,7 @@ export async function* executePlan(
   const o = resolveExecuteOptions(options);
   const now = options.now ?? Date.now;
   const startedAt = new Date(now()).toISOString();
-  const rec = new RunRecorder(plan, startedAt, now);
+  const rec = new ReportBuilder(plan, startedAt, now);
 
   yield { type: 'run-started', at: startedAt, plan };
   if (plan.refusal) {
@@ -122,7 +122,7 @@ export async function* executePlan(
   return yield* finish(rec);
 }
 
-async function* finish(rec: RunRecorder): AsyncGenerator<StepEvent, RunReport> {
+async function* finish(rec: ReportBuilder): AsyncGenerator<StepEvent, RunReport> {
   const report = rec.report();
   yield { type: 'run-finished', report };
   return report;

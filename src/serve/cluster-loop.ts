@@ -198,7 +198,7 @@ export class ClusterLoop {
         pendingStart: this.pendingStart,
         auto: this.config.auto,
         // Planned only where it decides something (auto mode), with the policy the run would have.
-        ruleHoldsForSome: this.config.auto !== null && this.snapshot !== null && autoCheck(this.snapshot, this.facts(false)).due,
+        autoRunDue: this.config.auto !== null && this.snapshot !== null && autoCheck(this.snapshot, this.facts(false)).due,
         lastRunFinishedMs: this.lastRunFinishedMs,
         windows: this.config.windows,
         timezone: this.config.timezone,

@@ -153,7 +153,7 @@ const idle: ClusterSchedulerState = {
   schedule: null,
   pendingStart: null,
   auto: null,
-  ruleHoldsForSome: false,
+  autoRunDue: false,
   lastRunFinishedMs: null,
   windows: [],
   timezone: 'UTC',
@@ -165,7 +165,7 @@ const hourly = { cron: '55 * * * *', jitterMs: 10 * MINUTE }; // 01:55, 02:55, .
 const dueNow = { scheduledMs: NOW - 5 * MINUTE, startMs: NOW - MINUTE };
 const later = { scheduledMs: NOW + 55 * MINUTE, startMs: NOW + 58 * MINUTE };
 const scheduled: Partial<ClusterSchedulerState> = { schedule: hourly, pendingStart: dueNow };
-const auto: Partial<ClusterSchedulerState> = { auto: { cooldownMs: 6 * HOUR }, ruleHoldsForSome: true };
+const auto: Partial<ClusterSchedulerState> = { auto: { cooldownMs: 6 * HOUR }, autoRunDue: true };
 const busy: Partial<ClusterSchedulerState> = { globalRunning: 1, maxConcurrentRuns: 1 };
 
 type Expected = Pick<Decision, 'action'> & { trigger?: string; waitingFor?: string; nextCheckMs?: number; dueMs?: number; reason?: RegExp };
@@ -257,8 +257,8 @@ describe('decide', () => {
     ],
     ['auto, rule holds, no slot: queued', { ...auto, ...busy }, { action: 'wait', waitingFor: 'slot', trigger: 'auto', dueMs: NOW }],
     ['auto, rule holds for nobody', { auto: { cooldownMs: HOUR } }, { action: 'wait', waitingFor: 'rule' }],
-    ['rule holds but no auto', { ruleHoldsForSome: true }, { action: 'wait', waitingFor: 'nothing' }],
-    ['rule holds, no auto, a scheduled start pending', { ruleHoldsForSome: true, schedule: hourly, pendingStart: later }, { action: 'wait', waitingFor: 'schedule', nextCheckMs: later.startMs }],
+    ['rule holds but no auto', { autoRunDue: true }, { action: 'wait', waitingFor: 'nothing' }],
+    ['rule holds, no auto, a scheduled start pending', { autoRunDue: true, schedule: hourly, pendingStart: later }, { action: 'wait', waitingFor: 'schedule', nextCheckMs: later.startMs }],
   ])('%s', (_name, overrides, expected) => {
     const { reason, ...fields } = expected;
     const decision = decide({ ...idle, ...overrides }, NOW);

@@ -124,8 +124,8 @@ export interface ClusterSchedulerState {
   pendingStart: PendingStart | null;
   /** Auto mode; null without it. */
   auto: { cooldownMs: number } | null;
-  /** The rule held for at least one member in the last observation's plan. */
-  ruleHoldsForSome: boolean;
+  /** An auto run started now would defragment some member (policy.ts autoCheck: the plan the run would make, ration and forecasts included). */
+  autoRunDue: boolean;
   /** When the last run of this cluster (any trigger, any replica) finished; null when none. */
   lastRunFinishedMs: number | null;
   /** No scheduled or auto run starts outside these; empty: always inside. */
@@ -231,7 +231,7 @@ export function decide(state: ClusterSchedulerState, now: number): Decision {
   // Not due: when the pending start falls due is the next thing to look at.
   const pendingCheck = pending !== null ? { nextCheckMs: pending.startMs } : {};
 
-  if (state.auto !== null && state.ruleHoldsForSome) {
+  if (state.auto !== null && state.autoRunDue) {
     const cooldownEndMs = state.lastRunFinishedMs === null ? null : state.lastRunFinishedMs + state.auto.cooldownMs;
     if (cooldownEndMs !== null && now < cooldownEndMs) {
       return {

@@ -33,7 +33,7 @@ export function failedResult(d: MemberDecision, reason: string, extra: Partial<M
   return { ...skippedResult(d, reason), ...extra, action: 'failed', reason };
 }
 
-export class RunRecorder {
+export class ReportBuilder {
   private readonly results = new Map<string, MemberResult>();
   private readonly extraWarnings: string[] = [];
   private compactedRevision: number | null = null;
