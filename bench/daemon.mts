@@ -22,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { EtcdClient, observeCluster, type ClusterSnapshot } from '../src/index.js';
+import { EtcdClient, observeCluster, type ClusterSnapshot } from '../src/internals.js';
 import { startCluster, type EtcdCluster } from '../dev/harness/etcd.js';
 import { cpuSecondsOf, metricValue, readProc, storeContents, storeFiles, type ProcSample, type StoreFiles } from './daemon-measure.js';
 import { GOALS, markdown, storeModel, writeResults, type DaemonBenchResult, type Scrape } from './daemon-report.js';

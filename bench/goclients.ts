@@ -16,7 +16,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { EtcdClient } from '../src/index.js';
+import { EtcdClient } from '../src/internals.js';
 import type { LoadTarget } from './load.js';
 import { etcdctlBin } from './tools.js';
 import { now } from './util.js';

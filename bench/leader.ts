@@ -3,7 +3,7 @@
  * per member, so a member stalled by its own defrag does not hold up the
  * others) and every answer is kept with its arrival time and raft term.
  */
-import { EtcdClient } from '../src/index.js';
+import { EtcdClient } from '../src/internals.js';
 import type { LoadTarget } from './load.js';
 import { now, sleep } from './util.js';
 

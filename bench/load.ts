@@ -13,7 +13,7 @@
  * see; other codes and deadlines are never retried. Its records show failures
  * as that client sees them; the other clients show every failure.
  */
-import type { MemberClient } from '../src/index.js';
+import type { MemberClient } from '../src/internals.js';
 import { ClientLoops, errorKey, now, sleep } from './util.js';
 import { mulberry32 } from '../dev/prng.js';
 

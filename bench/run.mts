@@ -21,7 +21,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { EtcdClient } from '../src/index.js';
+import { EtcdClient } from '../src/internals.js';
 import { startCluster, type EtcdCluster } from '../dev/harness/etcd.js';
 import { fragment } from '../dev/workload.js';
 import { analyzeTool, windowStats, type Sizes, type ToolContext } from './analyze.js';

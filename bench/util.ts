@@ -1,6 +1,6 @@
 /** Small shared helpers of the benchmark: one clock, percentiles, formatting, child processes. */
 import type { ChildProcess } from 'node:child_process';
-import { EtcdClient, type MemberClient } from '../src/index.js';
+import { EtcdClient, type MemberClient } from '../src/internals.js';
 
 /** Epoch milliseconds with sub-millisecond resolution, monotonic within the process. */
 export function now(): number {

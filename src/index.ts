@@ -1,20 +1,19 @@
 /**
- * defragd as a library: the same verbs the CLI uses.
+ * defragd as a library: the verbs the CLI uses, in one calling style (one
+ * options object each; `connection` is connection options or an open client
+ * from connect()), and the shapes they return. The wire client, the executor
+ * and the planner's per-turn answers are internals: `defragd/internals`, with
+ * no promise that they stay as they are. test/api-surface.json lists every
+ * export; a test fails when it changes by accident.
  *
  * @example
- * import { connect, observeCluster, planDefrag, buildPolicy, defragment } from 'defragd';
+ * import { observe, plan, defragment } from 'defragd';
  *
- * const client = connect({ endpoints: ['127.0.0.1:2379'] });
- * const snapshot = await observeCluster(client, { cluster: true });
- * const plan = planDefrag(snapshot, buildPolicy({ rule: 'fragmentation > 0.45' }));
- * console.log(plan.decisions.map((d) => `${d.name}: ${d.action} (${d.reason})`));
- * client.close();
- *
- * const report = await defragment({ connection: { endpoints: ['127.0.0.1:2379'] }, policy: { rule: 'dbSizeFree > 100*MiB' } });
+ * const connection = { endpoints: ['127.0.0.1:2379'] };
+ * const snapshot = await observe({ connection });
+ * console.log(plan({ snapshot, policy: { rule: 'fragmentation > 0.45' } }).decisions.map((d) => `${d.name}: ${d.action} (${d.reason})`));
+ * const report = await defragment({ connection, policy: { rule: 'dbSizeFree > 100*MiB' } });
  */
-import { EtcdClient } from './etcd/client.js';
-import type { ConnectionOptions } from './etcd/options.js';
-
 export * from './domain/snapshot.js';
 export * from './domain/plan.js';
 export * from './domain/run.js';
@@ -22,29 +21,13 @@ export * from './domain/errors.js';
 export * from './domain/record.js';
 export { DEFAULT_DISARM_BELOW, DEFAULT_ENDPOINT, DEFAULT_LOCK_KEY, DEFAULT_RECORD_PREFIX } from './domain/defaults.js';
 export { formatBytes, formatDuration, formatPercent } from './domain/format.js';
-export type { ConnectionOptions, TlsOptions, AuthOptions, CallOptions } from './etcd/options.js';
-export { EtcdClient, MemberClient } from './etcd/client.js';
-export type { StatusReply, MemberEntry, AlarmEntry, ResponseHeader, KeyValue } from './etcd/client.js';
-export { observeCluster, type ObserveOptions } from './observe/observe.js';
-export { planDefrag, planTurn, forecastDefragMs, memberForecast, describeForecast } from './planner/index.js';
-export { compileRule } from './policy/index.js';
-export { executePlan } from './executor/execute.js';
+export type { ConnectionOptions, TlsOptions, AuthOptions } from './etcd/options.js';
+export type { EtcdClient } from './etcd/client.js';
+export { connect, observe, plan, defragmentationStatus, acquireLock, type Connection, type ObserveOptions, type PlanOptions, type StatusOptions, type AcquireLockOptions } from './app/library.js';
+export { defragment, type DefragmentOptions, type RunOptions, type PolicyOptions } from './app/defragment.js';
 export type { ExecuteOptions } from './executor/options.js';
-export type { ClusterPort, PortCall } from './executor/port.js';
-export { clusterPort, type ObserveTarget } from './app/port.js';
-export { defragment, runDefrag, dryRun, prepareRun, buildPolicy, type DefragmentOptions, type RunOptions, type PolicyOptions, type PreparedRun } from './app/defragment.js';
-export { defragmentationStatus, type DefragmentationStatusOptions } from './app/last.js';
+export type { ObserveTarget } from './app/port.js';
+export { compileRule } from './policy/index.js';
 export { recordKey, type RecordOptions } from './app/record.js';
-export { acquireLock, LockBusyError, type ClusterLock, type LockOptions } from './lock/lock.js';
+export { LockBusyError, type ClusterLock, type LockOptions } from './lock/lock.js';
 export { VERSION } from './version.js';
-
-/**
- * Opens a client for a cluster. Nothing is dialled until the first call;
- * close() it when done.
- *
- * @example
- * const client = connect({ endpoints: ['https://10.0.0.1:2379'], tls: { caFile: 'ca.pem' }, auth: { user: 'root', password: 's3cret' } });
- */
-export function connect(options: ConnectionOptions): EtcdClient {
-  return new EtcdClient(options);
-}

@@ -10,7 +10,7 @@
  * (catching up after a stall), so a cluster that stalls longer does not get
  * less work: it gets it later.
  */
-import type { EtcdClient, MemberClient } from '../../src/index.js';
+import type { EtcdClient, MemberClient } from '../../src/internals.js';
 import { mulberry32 } from '../../dev/prng.js';
 import { errorKey, now, sleep } from '../util.js';
 

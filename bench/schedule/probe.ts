@@ -4,7 +4,7 @@
  * linearizable reads and small writes, and one lease kept alive through that
  * member every 100 ms. Every request's latency and outcome is kept.
  */
-import type { MemberClient } from '../../src/index.js';
+import type { MemberClient } from '../../src/internals.js';
 import { ClientLoops, errorKey, now, sleep } from '../util.js';
 
 export type ProbeKind = 'get' | 'put' | 'keepalive';

@@ -22,7 +22,7 @@ import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { EtcdClient } from '../../src/index.js';
+import { EtcdClient } from '../../src/internals.js';
 import { startCluster, type EtcdCluster } from '../../dev/harness/etcd.js';
 import { analyzeCluster, stallSeconds, verdict } from './analyze.js';
 import { Churn, prefill, type ChurnStats } from './churn.js';

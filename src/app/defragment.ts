@@ -75,7 +75,8 @@ export interface RunOptions {
 }
 
 export interface DefragmentOptions extends RunOptions {
-  connection: ConnectionOptions;
+  /** Connection options (a client is opened and closed for the run), or an open client from connect(). */
+  connection: ConnectionOptions | EtcdClient;
   policy?: PolicyOptions | undefined;
   /** Plan only: nothing is changed (and no lock is taken); the report's `plan` says what would be done. */
   dryRun?: boolean | undefined;
@@ -144,11 +145,12 @@ function planned(port: ClusterPort, snapshot: ClusterSnapshot, policy: Policy, o
  */
 export async function defragment(options: DefragmentOptions): Promise<RunReport> {
   const policy = buildPolicy(options.policy);
-  const client = new EtcdClient(options.connection);
+  const own = !(options.connection instanceof EtcdClient);
+  const client = options.connection instanceof EtcdClient ? options.connection : new EtcdClient(options.connection);
   try {
     return await (options.dryRun ? dryRun(client, policy, options) : runDefrag(client, policy, options));
   } finally {
-    client.close();
+    if (own) client.close();
   }
 }
 

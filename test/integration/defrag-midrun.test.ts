@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { startCluster } from '../../dev/harness/etcd.js';
-import { buildPolicy, connect, prepareRun, type StepEvent } from '../../src/index.js';
+import { buildPolicy, connect, prepareRun, type StepEvent } from '../../src/internals.js';
 import { cli, parseJson, defragCount, fragmentAndWait, MiB, show, type ReportJson } from './helpers-defrag.js';
 
 describe('between members', () => {

@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { useCluster } from '../../dev/harness/etcd.js';
-import { buildPolicy, connect, prepareRun, runDefrag } from '../../src/index.js';
+import { buildPolicy, connect, prepareRun, runDefrag } from '../../src/internals.js';
 import type { Plan } from '../../src/domain/plan.js';
 import type { StepEvent } from '../../src/domain/run.js';
 import { cli, dbSizes, ensureFragmented, fragmentAndWait, MiB, parseJson, show, sizes, type ReportJson } from './helpers-defrag.js';

@@ -5,7 +5,7 @@
  * disarmed. (Real 3.6 and 3.7 members are tested by every other file.)
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { connect, observeCluster } from '../../src/index.js';
+import { connect, observeCluster } from '../../src/internals.js';
 import { cli, json } from '../support/cli.js';
 import { startFakeEtcd, STATUS_36, type FakeEtcd } from '../fakes/etcd36.js';
 import type { StatusJson } from '../../src/cli/printers/status.js';

@@ -190,7 +190,7 @@ describe('defragd itself fails mid-run', () => {
     expect(Date.now() - exitedAt).toBeLessThan(5_000);
     const client = connect({ endpoints: eps });
     try {
-      const lock = await acquireLock(client, { holder: 'next-run' });
+      const lock = await acquireLock({ connection: client, holder: 'next-run' });
       expect(await lockValue(eps)).toMatch(/next-run/);
       await lock.release();
     } finally {

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'vitest';
 import type { EtcdCluster } from '../../dev/harness/etcd.js';
 import { fragment } from '../../dev/workload.js';
-import { buildPolicy, connect, DEFAULT_LOCK_KEY, runDefrag, type ExecuteOptions, type PolicyOptions, type RunReport, type StepEvent } from '../../src/index.js';
+import { buildPolicy, connect, DEFAULT_LOCK_KEY, runDefrag, type ExecuteOptions, type PolicyOptions, type RunReport, type StepEvent } from '../../src/internals.js';
 import { fragmentAndWait, MiB } from './helpers-defrag.js';
 
 export { MiB };

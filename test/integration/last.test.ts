@@ -81,7 +81,7 @@ describe('defragmentation records and `defragd last`', () => {
 
     // Another run holds the cluster lock: this one is refused before anything is done.
     const client = connect(conn());
-    const lock = await acquireLock(client, { holder: 'the other run' });
+    const lock = await acquireLock({ connection: client, holder: 'the other run' });
     try {
       const refused = await cli(['defrag', '--endpoints', eps(), '-w', 'json']);
       expect(refused.code, show(refused)).toBe(3);
@@ -153,7 +153,7 @@ describe('defragmentation records and `defragd last`', () => {
     });
     expect(report.outcome).toBe('success');
     const m2 = report.members.find((m) => m.name === 'm2')!;
-    const status = await defragmentationStatus({ ...conn(), cluster: true, recordPrefix: '/ops/defragd' });
+    const status = await defragmentationStatus({ connection: conn(), cluster: true, recordPrefix: '/ops/defragd' });
     expect(status.find((m) => m.name === 'm2')).toMatchObject({ record: 'found', lastDefrag: { trigger: 'schedule', by: 'nightly-job', revision: m2.revision } });
     // m1 and m3 were skipped by the rule: no record under this prefix.
     expect(status.filter((m) => m.name !== 'm2').map((m) => m.lastDefrag)).toEqual([null, null]);
@@ -182,7 +182,7 @@ describe('defragmentation records and `defragd last`', () => {
   it('a value that is not a record: shown as unknown with a warning on stderr, exit 0, no crash; an empty prefix is a usage error', async () => {
     const client = connect(conn());
     try {
-      const status = await defragmentationStatus(client, { cluster: true });
+      const status = await defragmentationStatus({ connection: client, cluster: true });
       const victim = status[0]!;
       await client.member(cluster().endpoints[0] as string).put(`/bad/members/${victim.memberId}/last-defrag`, 'not json {');
     } finally {

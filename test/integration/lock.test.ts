@@ -20,7 +20,7 @@ describe('cluster lock', () => {
     try {
       await fragment({ endpoints: [cluster().endpoints[0] as string] }, { bytes: 4 * MiB, passes: 2 });
       const before = await cli(['status', '--endpoints', cluster().endpoints.join(','), '-w', 'json']);
-      const lock = await acquireLock(client, { holder: 'cron@node-7' });
+      const lock = await acquireLock({ connection: client, holder: 'cron@node-7' });
       try {
         const r = await cli(['defrag', '--endpoints', cluster().endpoints[0] as string, '-w', 'json']);
         expect(r.code).toBe(3);
@@ -74,7 +74,7 @@ describe('cluster lock', () => {
   it('--no-lock ignores a held lock', async () => {
     const client = connect({ endpoints: cluster().endpoints });
     try {
-      const lock = await acquireLock(client, { holder: 'other' });
+      const lock = await acquireLock({ connection: client, holder: 'other' });
       try {
         const r = await cli(['defrag', '--endpoints', cluster().endpoints[2] as string, '--no-lock', '-w', 'json']);
         expect(r.code, r.stderr).toBe(0);
