@@ -7,7 +7,6 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ProcSample, StoreContents, StoreFiles } from './daemon-measure.js';
 import type { StoreSim } from './daemon-store-sim.js';
-import { median } from './util.js';
 
 export const MB = 1_000_000;
 

@@ -24,7 +24,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { EtcdClient, observeCluster, type ClusterSnapshot } from '../src/internals.js';
 import { startCluster, type EtcdCluster } from '../dev/harness/etcd.js';
-import { cpuSecondsOf, metricValue, readProc, storeContents, storeFiles, type ProcSample, type StoreFiles } from './daemon-measure.js';
+import { cpuSecondsOf, metricValue, readProc, storeContents, storeFiles, type ProcSample, } from './daemon-measure.js';
 import { GOALS, markdown, storeModel, writeResults, type DaemonBenchResult, type Scrape } from './daemon-report.js';
 import { extrapolate, simulateStore } from './daemon-store-sim.js';
 import { median, sleep } from './util.js';
@@ -239,7 +239,7 @@ function startWorkload(names: string[], clientOf: (i: number) => EtcdClient, dur
     w.errors++;
     w.lastError = err instanceof Error ? err.message : String(err);
   };
-  names.forEach((name, i) => {
+  names.forEach((_name, i) => {
     const mc = () => clientOf(i).member(clusters[i]!.endpoints[0] as string);
     let busy = false;
     let n = 0;

@@ -45,8 +45,7 @@ export class GoClients {
   private readonly client: EtcdClient;
   private stopped = false;
 
-  constructor(
-    private readonly targets: readonly LoadTarget[],
+  constructor(readonly targets: readonly LoadTarget[],
     private readonly ttlSec: number,
   ) {
     this.client = new EtcdClient({ endpoints: targets.map((t) => t.url) });

@@ -28,7 +28,7 @@ export function prefixEnd(prefix: string): string {
 }
 
 /** A value of 1–8 KiB that names its key and write, so no two writes are equal. */
-export function valueOf(i: number, write: number, rand: () => number): Buffer {
+export function valueFor(i: number, write: number, rand: () => number): Buffer {
   const size = 1024 + Math.floor(rand() * 7 * 1024 + 1);
   const v = Buffer.alloc(size, 97 + (write % 26));
   v.write(`${i}:${write}:`, 0, 'latin1');
@@ -103,7 +103,7 @@ export async function writeFragmented(
       }
     });
   };
-  await phase(Array.from({ length: keys }, (_, i) => ({ kind: 'put', key: keyOf(i), value: valueOf(i, 0, rand) })));
+  await phase(Array.from({ length: keys }, (_, i) => ({ kind: 'put', key: keyOf(i), value: valueFor(i, 0, rand) })));
   progress(`wrote ${keys} keys`);
   for (let round = 1; round <= rounds; round++) {
     // Phase 1, shuffled: overwrite half of the keys, delete a sixth, write a temporary key beside every other one.
@@ -113,13 +113,13 @@ export async function writeFragmented(
     const second: Op[] = [];
     for (const i of shuffled(keys, rand)) {
       const x = rand();
-      if (x < 0.5) first.push({ kind: 'put', key: keyOf(i), value: valueOf(i, round, rand) });
+      if (x < 0.5) first.push({ kind: 'put', key: keyOf(i), value: valueFor(i, round, rand) });
       else if (x < 0.5 + 1 / 6) {
         first.push({ kind: 'del', key: keyOf(i) });
-        second.push({ kind: 'put', key: keyOf(i), value: valueOf(i, round, rand) });
+        second.push({ kind: 'put', key: keyOf(i), value: valueFor(i, round, rand) });
       }
       if (rand() < 0.5) {
-        first.push({ kind: 'put', key: tmpKey(i), value: valueOf(i, round, rand) });
+        first.push({ kind: 'put', key: tmpKey(i), value: valueFor(i, round, rand) });
         second.push({ kind: 'del', key: tmpKey(i) });
       }
     }

@@ -1,7 +1,7 @@
 /** The markdown table of `make bench-schedule` and the results files. */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { GiB, type ClusterFigures, type Verdict } from './analyze.js';
+import type { ClusterFigures, Verdict } from './analyze.js';
 
 const MiB = 1024 * 1024;
 

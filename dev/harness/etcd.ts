@@ -438,7 +438,7 @@ function run(
  * (etcd member/cluster IDs are uint64 and exceed 2^53).
  */
 function quoteBigInts(json: string): string {
-  return json.replace(/([:\[,]\s*)(-?\d{16,})(?=\s*[,\]}])/g, '$1"$2"');
+  return json.replace(/([:[,]\s*)(-?\d{16,})(?=\s*[,\]}])/g, '$1"$2"');
 }
 
 /** Parse etcdctl's `-w json` array output (uint64 IDs kept as strings); [] if it is not one. */
@@ -964,7 +964,10 @@ class Cluster implements EtcdCluster {
     };
     const phase = (stopNow: boolean): void => {
       if (ended) return;
-      if (!isAlive(m.proc)) return end();
+      if (!isAlive(m.proc)) {
+        end();
+        return;
+      }
       this.signal(m, stopNow ? 'SIGSTOP' : 'SIGCONT');
       // Unref'd: a forgotten slowdown must not keep the test process alive (the exit handler kills the member).
       timer = setTimeout(() => phase(!stopNow), stopNow ? cycle.stoppedMs : cycle.runningMs).unref();

@@ -6,7 +6,7 @@ import type { MemberSnapshot } from './snapshot.js';
 /** Members whose Status names `says[i]` as leader (null: none known), the one named `claims` saying it leads. */
 function members(says: (string | null)[], claims: string | null = null): MemberSnapshot[] {
   const b = aSnapshot();
-  says.forEach((_, i) => b.withMember(`m${i + 1}`));
+  for (let i = 0; i < says.length; i++) b.withMember(`m${i + 1}`);
   const snap = b.build();
   return snap.members.map((m, i) => ({ ...m, status: m.status && { ...m.status, leaderId: says[i] ?? null, isLeader: m.name === claims } }));
 }

@@ -186,7 +186,7 @@ export function catchUpTarget(snapshot: ClusterSnapshot): number | null {
 /** The member serves linearizable reads again and has applied at least `target`. */
 export function hasCaughtUp(snapshot: ClusterSnapshot, memberId: string, target: number): boolean {
   const m = memberById(snapshot, memberId);
-  return m !== undefined && m.healthy && m.status !== null && m.status.raftAppliedIndex >= target;
+  return m?.healthy === true && m.status !== null && m.status.raftAppliedIndex >= target;
 }
 
 /** Whether any member has NOSPACE raised, by its own Status or the cluster's AlarmList: defined here, asked everywhere. */

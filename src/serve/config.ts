@@ -541,7 +541,7 @@ function crossChecks(data: Loose, baseDir: string, readFile: (p: string) => stri
       if (c['password'] === '') problems.add(at('password'), 'the environment variable it names is empty');
       else passwords[i] = c['password'];
     }
-    if (user !== null && user.includes(':')) {
+    if (user?.includes(':')) {
       problems.add(at('user'), 'a user name only (no "user:password"): give the password with passwordFile or password: ${ENV_VAR}');
     } else if (c['user'] !== undefined && !hasPassword) {
       problems.add(at('user'), 'user given without a password: add passwordFile, or password: ${ENV_VAR}');

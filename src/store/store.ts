@@ -18,7 +18,7 @@ import type { PastDefrag } from '../domain/plan.js';
 import type { MemberResult, RunReport, StepEvent } from '../domain/run.js';
 import type { ClusterSnapshot } from '../domain/snapshot.js';
 import { StoreError } from './errors.js';
-import { APPLICATION_ID, migrate, MIGRATIONS, SCHEMA_VERSION } from './schema.js';
+import { APPLICATION_ID, migrate, MIGRATIONS, } from './schema.js';
 import type {
   DownsampleOptions,
   DownsampleResult,
@@ -247,7 +247,10 @@ export class Store {
     if (!Number.isSafeInteger(limit) || limit < 1) throw new StoreError(this.path, `limit must be a whole number >= 1, got ${limit}`, { kind: 'usage' });
     const conds: string[] = [];
     const args: unknown[] = [];
-    if (q.cluster !== undefined) (conds.push('r.cluster = ?'), args.push(q.cluster));
+    if (q.cluster !== undefined) {
+      conds.push('r.cluster = ?');
+      args.push(q.cluster);
+    }
     if (q.since !== undefined) (conds.push('(r.finished_at IS NULL OR r.finished_at >= ?)'), args.push(isoToMs(q.since)));
     const where = conds.length > 0 ? `WHERE ${conds.join(' AND ')}` : '';
     return this.#read(() =>
@@ -321,7 +324,10 @@ export class Store {
   samples(q: SampleQuery): Sample[] {
     const conds = ['m.cluster = ?'];
     const args: unknown[] = [q.cluster];
-    if (q.memberId !== undefined) (conds.push('m.member_id = ?'), args.push(q.memberId));
+    if (q.memberId !== undefined) {
+      conds.push('m.member_id = ?');
+      args.push(q.memberId);
+    }
     if (q.from !== undefined) (conds.push('s.at >= ?'), args.push(isoToMs(q.from)));
     if (q.to !== undefined) (conds.push('s.at <= ?'), args.push(isoToMs(q.to)));
     return this.#read(() =>
@@ -414,7 +420,7 @@ export class Store {
          before_db_size, before_db_size_in_use, after_db_size, after_db_size_in_use, duration_ms, revision, deadline_passed, connection_lost)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    members.forEach((m, i) =>
+    for (const [i, m] of members.entries()) {
       insert.run(
         runId,
         i + 1,
@@ -433,8 +439,8 @@ export class Store {
         m.revision,
         m.deadlinePassed ? 1 : 0,
         m.connectionLost ? 1 : 0,
-      ),
-    );
+      );
+    }
   }
 
   #mustBeRunning(runId: number): void {

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { startCluster } from '../../dev/harness/etcd.js';
-import { buildPolicy, connect, prepareRun, type StepEvent } from '../../src/internals.js';
+import { buildPolicy, connect, prepareRun, type RunReport, type StepEvent } from '../../src/internals.js';
 import { cli, parseJson, defragCount, fragmentAndWait, MiB, show, type ReportJson } from './helpers-defrag.js';
 
 describe('between members', () => {
@@ -21,7 +21,7 @@ describe('between members', () => {
       const victim = order[0] as string;
       const events: StepEvent[] = [];
       const it = run.execute();
-      let report;
+      let report: RunReport | undefined;
       for (;;) {
         const next = await it.next();
         if (next.done) {

@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { useCluster } from '../../dev/harness/etcd.js';
-import { buildPolicy, connect, prepareRun, runDefrag } from '../../src/internals.js';
+import { buildPolicy, connect, prepareRun, runDefrag, type RunReport } from '../../src/internals.js';
 import type { Plan } from '../../src/domain/plan.js';
 import type { StepEvent } from '../../src/domain/run.js';
 import { cli, dbSizes, ensureFragmented, fragmentAndWait, MiB, parseJson, show, sizes, type ReportJson } from './helpers-defrag.js';
@@ -246,7 +246,7 @@ describe('defrag on a shared 3-member cluster', () => {
     };
     const before = await scrapes();
     const client = connect(conn());
-    let report;
+    let report: RunReport | undefined;
     try {
       report = await runDefrag(client, buildPolicy({}), { observe: { cluster: true }, record: false });
     } finally {

@@ -41,7 +41,7 @@ export interface DrivenRun {
  */
 export async function drive(
   c: EtcdCluster,
-  opts: { policy?: PolicyOptions; execute?: ExecuteOptions; hook?: (e: StepEvent) => Promise<unknown> | void },
+  opts: { policy?: PolicyOptions; execute?: ExecuteOptions; hook?: (e: StepEvent) => Promise<unknown> | undefined },
 ): Promise<DrivenRun> {
   const client = connect({ endpoints: c.endpoints, commandTimeoutMs: 2_000, dialTimeoutMs: 1_000 });
   const events: StepEvent[] = [];

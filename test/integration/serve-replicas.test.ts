@@ -213,7 +213,7 @@ describe('serve: replicas with one config on one cluster', () => {
         while (watchLock && lockGoneAt === null) {
           const sent = Date.now();
           const holder = await lockHolder().catch(() => 'unknown');
-          if (holder !== null && holder.includes(`:${child.pid} `)) lockSeenHeldByA = sent;
+          if (holder?.includes(`:${child.pid} `)) lockSeenHeldByA = sent;
           else if (holder !== 'unknown') lockGoneAt = Date.now();
           await sleep(100);
         }

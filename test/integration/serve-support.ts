@@ -110,7 +110,9 @@ export async function startServe(dir: string, name: string, yaml: string, opts: 
   return {
     url,
     file,
-    reload: () => handlers.forEach((h) => h()),
+    reload: () => {
+      for (const h of handlers) h();
+    },
     logs: () =>
       lines
         .join('')

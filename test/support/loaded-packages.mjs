@@ -11,8 +11,8 @@ const note = (where) => {
 };
 
 const load = Module._load;
-Module._load = function (request, parent, isMain) {
-  const result = load.apply(this, arguments);
+Module._load = function (request, parent, isMain, ...rest) {
+  const result = load.call(this, request, parent, isMain, ...rest);
   try {
     note(Module._resolveFilename(request, parent, isMain));
   } catch {

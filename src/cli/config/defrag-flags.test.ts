@@ -159,7 +159,7 @@ describe('defrag flags', () => {
   it('the limits are the documented ones and each is accepted', () => {
     expect([MAX_DEFRAG_TIMEOUT_MS, MAX_WAIT_BETWEEN_MS, MAX_LOCK_WAIT_MS]).toEqual([86_400_000, 86_400_000, 86_400_000]);
     const c = resolve(['--defrag-timeout', '24h', '--wait-between', '24h', '--lock-wait', '1440m']);
-    expect([c.policy.defragTimeoutMs, c.execute.waitBetweenMs, c.lock && c.lock.waitMs]).toEqual([86_400_000, 86_400_000, 86_400_000]);
+    expect([c.policy.defragTimeoutMs, c.execute.waitBetweenMs, c.lock === false ? null : c.lock.waitMs]).toEqual([86_400_000, 86_400_000, 86_400_000]);
   });
 
   it('--max-defrag-duration (or DEFRAGD_MAX_DEFRAG_DURATION) goes to the policy, bounded, and needs --store', () => {
