@@ -108,16 +108,14 @@ module.exports = {
     // --- etcd, policy: right above domain ----------------------------------
     {
       name: 'etcd-imports-only-domain',
-      comment:
-        'src/etcd/ is the wire client. It may import src/domain/ only (it maps etcd errors to domain errors); nothing above it.',
+      comment: 'src/etcd/ is the wire client. It may import src/domain/ only (it maps etcd errors to domain errors); nothing above it.',
       severity: 'error',
       from: layer('etcd'),
       to: srcOutside('etcd', 'domain'),
     },
     {
       name: 'policy-imports-only-domain',
-      comment:
-        'src/policy/ holds the rules (CEL), thresholds and their validation. It may import src/domain/ only.',
+      comment: 'src/policy/ holds the rules (CEL), thresholds and their validation. It may import src/domain/ only.',
       severity: 'error',
       from: layer('policy'),
       to: srcOutside('policy', 'domain'),
@@ -144,8 +142,7 @@ module.exports = {
     },
     {
       name: 'planner-no-node-builtins',
-      comment:
-        'src/planner/ is PURE: no node:* imports (no I/O, no clock, no timers). The caller observes and passes the results in.',
+      comment: 'src/planner/ is PURE: no node:* imports (no I/O, no clock, no timers). The caller observes and passes the results in.',
       severity: 'error',
       from: layer('planner'),
       to: NODE_BUILTIN,
@@ -155,7 +152,7 @@ module.exports = {
     {
       name: 'executor-not-etcd',
       comment:
-        'src/executor/ must not import src/etcd/: it acts through the narrow interface it is given (deps), not the wire client. (Today\'s exceptions: KNOWN_VIOLATIONS in .dependency-cruiser.cjs.)',
+        "src/executor/ must not import src/etcd/: it acts through the narrow interface it is given (deps), not the wire client. (Today's exceptions: KNOWN_VIOLATIONS in .dependency-cruiser.cjs.)",
       severity: 'error',
       from: layer('executor'),
       to: { path: '^src/etcd/' },
@@ -171,8 +168,7 @@ module.exports = {
     },
     {
       name: 'executor-policy-types-only',
-      comment:
-        'src/executor/ may use src/policy/ for its types only (`import type`); evaluating rules is the planner\'s job.',
+      comment: "src/executor/ may use src/policy/ for its types only (`import type`); evaluating rules is the planner's job.",
       severity: 'error',
       from: layer('executor'),
       to: { path: '^src/policy/', dependencyTypesNot: ['type-only'] },
@@ -216,7 +212,7 @@ module.exports = {
     {
       name: 'serve-http-through-the-view',
       comment:
-        "src/serve/http.ts (the only socket code) reaches the daemon through its view interface (DaemonView in types.ts) and the JSON shapes (cluster-json.ts, samples.ts), never the Daemon class, the store, etcd or a run: so the API is tested without a socket, a cluster or a daemon.",
+        'src/serve/http.ts (the only socket code) reaches the daemon through its view interface (DaemonView in types.ts) and the JSON shapes (cluster-json.ts, samples.ts), never the Daemon class, the store, etcd or a run: so the API is tested without a socket, a cluster or a daemon.',
       severity: 'error',
       from: { path: '^src/serve/http\\.ts$' },
       to: { path: '^src/', pathNot: ['^src/domain/', '^src/serve/(types|cluster-json|samples)\\.ts$'] },
@@ -242,7 +238,7 @@ module.exports = {
     {
       name: 'index-not-cli',
       comment:
-        'src/index.ts is the library\'s face: it may export any layer except src/cli/ (a library must not pull in commander, printers or process.exit).',
+        "src/index.ts is the library's face: it may export any layer except src/cli/ (a library must not pull in commander, printers or process.exit).",
       severity: 'error',
       from: { path: '^src/index\\.ts$' },
       to: { path: '^src/cli/' },
@@ -252,7 +248,7 @@ module.exports = {
     {
       name: 'web-reads-only-the-api',
       comment:
-        'web/ (the dashboard) runs in a browser and reads only the JSON API: from src/ it may bundle src/domain/ (pure formatting) and take the API\'s shapes as types (`import type`), nothing else.',
+        "web/ (the dashboard) runs in a browser and reads only the JSON API: from src/ it may bundle src/domain/ (pure formatting) and take the API's shapes as types (`import type`), nothing else.",
       severity: 'error',
       from: { path: '^web/' },
       to: { path: '^src/', pathNot: '^src/domain/', dependencyTypesNot: ['type-only'] },

@@ -116,7 +116,14 @@ export interface ToolFigures {
   };
   elections: { total: number | null; askedFor: number; other: number | null; perMember: Record<string, number | null> };
   /** Plain clients' failures split by what etcd's Go client would do with them, and the go-retry clients' failures. */
-  failedSplit: { plainFailed: number; goWouldRetry: number; goWouldNotRetry: number; goClientFailed: number; goClientRetries: number; goClientByError: Record<string, number> };
+  failedSplit: {
+    plainFailed: number;
+    goWouldRetry: number;
+    goWouldNotRetry: number;
+    goClientFailed: number;
+    goClientRetries: number;
+    goClientByError: Record<string, number>;
+  };
   goErrors: { member: string; kind: string; line: string; offsetMs: number }[] | null;
   breakdown: Breakdown | null;
 }
@@ -148,10 +155,21 @@ const latency = (r: RequestRecord): number => r.end - r.start;
 export function windowStats(records: readonly RequestRecord[], start: number, end: number): WindowStats {
   const inside = records.filter((r) => r.start >= start && r.start <= end);
   const lat = inside.map(latency);
-  return { p50Ms: percentile(lat, 50), p99Ms: percentile(lat, 99), maxMs: max(lat), requests: inside.length, failed: inside.filter((r) => !r.ok).length };
+  return {
+    p50Ms: percentile(lat, 50),
+    p99Ms: percentile(lat, 99),
+    maxMs: max(lat),
+    requests: inside.length,
+    failed: inside.filter((r) => !r.ok).length,
+  };
 }
 
-export function analyzeTool(ctx: ToolContext, allRecords: readonly RequestRecord[], samples: readonly LeaderSample[], members: readonly BenchMember[]): ToolFigures {
+export function analyzeTool(
+  ctx: ToolContext,
+  allRecords: readonly RequestRecord[],
+  samples: readonly LeaderSample[],
+  members: readonly BenchMember[],
+): ToolFigures {
   const { run } = ctx;
   const records = allRecords.filter((r) => r.op !== 'keepalive');
   const keepAlives = allRecords.filter((r) => r.op === 'keepalive' && overlaps(r, run));
@@ -184,7 +202,10 @@ export function analyzeTool(ctx: ToolContext, allRecords: readonly RequestRecord
   const collateral = collateralReqs.map(latency);
   const worstReq = collateralReqs.reduce<RequestRecord | null>((w, r) => (w === null || latency(r) > latency(w) ? r : w), null);
   const worstIv = worstReq ? run.intervals.find((i) => i.name !== worstReq.member && overlaps(worstReq, i)) : undefined;
-  const worst = worstReq && worstIv ? { member: worstReq.member, op: worstReq.op, during: worstIv.name, startedBeforeEndMs: round(worstIv.end - worstReq.start) } : null;
+  const worst =
+    worstReq && worstIv
+      ? { member: worstReq.member, op: worstReq.op, during: worstIv.name, startedBeforeEndMs: round(worstIv.end - worstReq.start) }
+      : null;
   const outside = cats.filter((x) => x.c === 'outside').map((x) => latency(x.r));
   const byError: Record<string, number> = {};
   for (const r of inRun) if (!r.ok) byError[r.error ?? 'unknown'] = (byError[r.error ?? 'unknown'] ?? 0) + 1;
@@ -201,10 +222,22 @@ export function analyzeTool(ctx: ToolContext, allRecords: readonly RequestRecord
   }
 
   const detail = ({ r, c }: { r: RequestRecord; c: Category }): RequestDetail => ({
-    member: r.member, op: r.op, latencyMs: round(latency(r)), category: c, startOffsetMs: round(r.start - run.start), ok: r.ok, error: r.error,
+    member: r.member,
+    op: r.op,
+    latencyMs: round(latency(r)),
+    category: c,
+    startOffsetMs: round(r.start - run.start),
+    ok: r.ok,
+    error: r.error,
   });
-  const slowest = [...cats].sort((a, b) => latency(b.r) - latency(a.r)).slice(0, 8).map(detail);
-  const failures = cats.filter((x) => !x.r.ok).slice(0, 50).map(detail);
+  const slowest = [...cats]
+    .sort((a, b) => latency(b.r) - latency(a.r))
+    .slice(0, 8)
+    .map(detail);
+  const failures = cats
+    .filter((x) => !x.r.ok)
+    .slice(0, 50)
+    .map(detail);
 
   const isOwn = (r: RequestRecord) => run.intervals.some((i) => i.name === r.member && overlaps(r, i));
   const kaByError: Record<string, number> = {};

@@ -77,7 +77,8 @@ export { ConfigError };
 function num(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
-  if (!Number.isFinite(n) || n < min || n > max) throw new ConfigError(`${name}: expected a number in [${min}, ${max}], got ${JSON.stringify(raw)}`);
+  if (!Number.isFinite(n) || n < min || n > max)
+    throw new ConfigError(`${name}: expected a number in [${min}, ${max}], got ${JSON.stringify(raw)}`);
   return n;
 }
 
@@ -110,8 +111,13 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): BenchConfig 
   const big = values.big ?? /^(1|true|yes)$/i.test(env.DEFRAGD_BENCH_BIG ?? '');
   if (quick && big) throw new ConfigError('--quick and --big: choose one');
   const toolsRaw = values.tools ?? env.DEFRAGD_BENCH_TOOLS ?? TOOLS.join(',');
-  const tools = toolsRaw.split(',').map((t) => t.trim()).filter(Boolean);
-  for (const t of tools) if (!(TOOLS as readonly string[]).includes(t)) throw new ConfigError(`--tools: unknown tool ${JSON.stringify(t)} (known: ${TOOLS.join(', ')})`);
+  const tools = toolsRaw
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
+  for (const t of tools)
+    if (!(TOOLS as readonly string[]).includes(t))
+      throw new ConfigError(`--tools: unknown tool ${JSON.stringify(t)} (known: ${TOOLS.join(', ')})`);
   if (tools.length === 0) throw new ConfigError('--tools: name at least one tool');
   return {
     quick,

@@ -25,7 +25,10 @@ await Promise.all(clusters.map((_, i) => round(i)));
 const untilNext = () => intervalMs - (Date.now() % intervalMs);
 const timers = clusters.map((_, i) => {
   let t;
-  const tick = () => void round(i).then(() => { t = setTimeout(tick, untilNext()); });
+  const tick = () =>
+    void round(i).then(() => {
+      t = setTimeout(tick, untilNext());
+    });
   t = setTimeout(tick, untilNext());
   return () => clearTimeout(t);
 });

@@ -48,7 +48,14 @@ export function readProc(pid: number): ProcSample | null {
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // rest[0] is field 3 (state); utime and stime are fields 14 and 15.
     const ticks = Number(rest[11]) + Number(rest[12]);
-    return { at: Date.now(), rssBytes: kib('VmRSS'), hwmBytes: kib('VmHWM'), rssFileBytes: kib('RssFile'), rssOwnBytes: kib('RssAnon') + kib('RssShmem'), cpuSeconds: ticks / CLOCK_TICKS };
+    return {
+      at: Date.now(),
+      rssBytes: kib('VmRSS'),
+      hwmBytes: kib('VmHWM'),
+      rssFileBytes: kib('RssFile'),
+      rssOwnBytes: kib('RssAnon') + kib('RssShmem'),
+      cpuSeconds: ticks / CLOCK_TICKS,
+    };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ESRCH') return null;
     throw err;
@@ -98,7 +105,16 @@ export interface StoreContents {
   tables: Record<'samples' | 'runs' | 'member_results' | 'events', TableBytes>;
   /** Sample rows per cluster and member, their first and last time (ms). */
   sampleSpan: { clusters: number; members: number; firstAt: number | null; lastAt: number | null };
-  runs: { cluster: string; trigger: string; outcome: string; startedAt: number; finishedAt: number | null; reclaimedBytes: number; members: number; defragmented: number }[];
+  runs: {
+    cluster: string;
+    trigger: string;
+    outcome: string;
+    startedAt: number;
+    finishedAt: number | null;
+    reclaimedBytes: number;
+    members: number;
+    defragmented: number;
+  }[];
 }
 
 /** Which B-trees (tables and their indexes) belong to each table, by the schema's own names. */
@@ -114,17 +130,30 @@ export function storeContents(path: string): StoreContents {
   const db = new Database(path, { readonly: true, fileMustExist: true });
   try {
     const pgsize = new Map(
-      (db.prepare('SELECT name, SUM(pgsize) AS bytes, SUM(payload) AS payload FROM dbstat GROUP BY name').all() as { name: string; bytes: number; payload: number }[]).map((r) => [r.name, r]),
+      (
+        db.prepare('SELECT name, SUM(pgsize) AS bytes, SUM(payload) AS payload FROM dbstat GROUP BY name').all() as {
+          name: string;
+          bytes: number;
+          payload: number;
+        }[]
+      ).map((r) => [r.name, r]),
     );
     const known = new Set(Object.values(TREES).flat());
     const unknown = [...pgsize.keys()].filter((n) => !known.has(n) && n !== 'sqlite_schema' && n !== 'sqlite_master');
-    if (unknown.length > 0) throw new Error(`the store has B-trees the benchmark does not attribute: ${unknown.join(', ')} (update TREES in bench/daemon-measure.ts)`);
+    if (unknown.length > 0)
+      throw new Error(
+        `the store has B-trees the benchmark does not attribute: ${unknown.join(', ')} (update TREES in bench/daemon-measure.ts)`,
+      );
     const table = (name: keyof StoreContents['tables']): TableBytes => ({
       rows: (db.prepare(`SELECT COUNT(*) AS n FROM ${name}`).get() as { n: number }).n,
       bytes: TREES[name].reduce((s, t) => s + (pgsize.get(t)?.bytes ?? 0), 0),
       payload: TREES[name].reduce((s, t) => s + (pgsize.get(t)?.payload ?? 0), 0),
     });
-    const span = db.prepare('SELECT COUNT(DISTINCT m.cluster) AS clusters, COUNT(DISTINCT m.cluster || m.member_id) AS members, MIN(s.at) AS firstAt, MAX(s.at) AS lastAt FROM samples s JOIN sample_members m ON m.key = s.member').get() as StoreContents['sampleSpan'];
+    const span = db
+      .prepare(
+        'SELECT COUNT(DISTINCT m.cluster) AS clusters, COUNT(DISTINCT m.cluster || m.member_id) AS members, MIN(s.at) AS firstAt, MAX(s.at) AS lastAt FROM samples s JOIN sample_members m ON m.key = s.member',
+      )
+      .get() as StoreContents['sampleSpan'];
     const runs = db
       .prepare(
         `SELECT r.cluster, r.trigger, r.outcome, r.started_at AS startedAt, r.finished_at AS finishedAt, r.reclaimed_bytes AS reclaimedBytes,

@@ -67,11 +67,27 @@ export interface DaemonBenchResult {
    * The floor process over the same window: only the light observations' Status calls, through
    * defragd's client (absent in results from before it existed).
    */
-  floor?: { command: string; cpuShareSteady: number; rssPeakBytes: number; rssEndBytes: number; rssEndFileBytes: number; rssEndOwnBytes: number };
+  floor?: {
+    command: string;
+    cpuShareSteady: number;
+    rssPeakBytes: number;
+    rssEndBytes: number;
+    rssEndFileBytes: number;
+    rssEndOwnBytes: number;
+  };
   etcd: { members: number; cpuShareTotal: number };
   bench: { cpuShare: number };
   workload: { puts: number; compactions: number; bursts: { cluster: string; atSeconds: number }[]; errors: number };
-  store: { atReady: StoreFiles; atEnd: StoreFiles; afterClose: StoreFiles; walMaxBytes: number; contents: StoreContents; sim: StoreSim; retentionDays: number; model: StoreModel };
+  store: {
+    atReady: StoreFiles;
+    atEnd: StoreFiles;
+    afterClose: StoreFiles;
+    walMaxBytes: number;
+    contents: StoreContents;
+    sim: StoreSim;
+    retentionDays: number;
+    model: StoreModel;
+  };
   goals: { name: string; value: number; limit: number; pass: boolean }[];
   series: { proc: ProcSample[]; scrapes: Scrape[] };
 }
@@ -103,11 +119,20 @@ export interface StoreModel {
 }
 
 /** One cluster's store after `days`: the simulated samples plus the measured runs (kept for `days`, as `storeRetention` does). */
-export function storeModel(c: StoreContents, sim: StoreSim, intervalMs: number, retentionDays: number, extrapolate: (sim: StoreSim, days: number) => number): StoreModel {
+export function storeModel(
+  c: StoreContents,
+  sim: StoreSim,
+  intervalMs: number,
+  retentionDays: number,
+  extrapolate: (sim: StoreSim, days: number) => number,
+): StoreModel {
   const perRun = bytesPerRun(c);
   const after = (days: number, runsPerDay: number) => extrapolate(sim, days) + perRun * runsPerDay * days;
   const t = c.tables;
-  const spanDays = c.sampleSpan.firstAt === null || c.sampleSpan.lastAt === null ? null : (c.sampleSpan.lastAt - c.sampleSpan.firstAt + intervalMs) / 86_400_000;
+  const spanDays =
+    c.sampleSpan.firstAt === null || c.sampleSpan.lastAt === null
+      ? null
+      : (c.sampleSpan.lastAt - c.sampleSpan.firstAt + intervalMs) / 86_400_000;
   return {
     bytesPerRun: perRun,
     measuredBytesPerDay: spanDays === null ? 0 : (t.samples.bytes + t.runs.bytes + t.member_results.bytes + t.events.bytes) / spanDays,
@@ -136,7 +161,10 @@ export function markdown(r: DaemonBenchResult): string {
   const runs = c.runs;
   const byOutcome = new Map<string, number>();
   for (const x of runs) byOutcome.set(`${x.trigger} ${x.outcome}`, (byOutcome.get(`${x.trigger} ${x.outcome}`) ?? 0) + 1);
-  const runText = runs.length === 0 ? 'none' : `${runs.length} (${[...byOutcome].map(([k, n]) => `${n} ${k}`).join(', ')}; clusters ${[...new Set(runs.map((x) => x.cluster))].join(', ')}; ${runs.reduce((a, x) => a + x.defragmented, 0)} members defragmented)`;
+  const runText =
+    runs.length === 0
+      ? 'none'
+      : `${runs.length} (${[...byOutcome].map(([k, n]) => `${n} ${k}`).join(', ')}; clusters ${[...new Set(runs.map((x) => x.cluster))].join(', ')}; ${runs.reduce((a, x) => a + x.defragmented, 0)} members defragmented)`;
   const lines = [
     `Command: \`${r.command}\` (${r.startedAt})`,
     '',
@@ -146,7 +174,9 @@ export function markdown(r: DaemonBenchResult): string {
     `| RSS at the end (VmRSS) | ${mb(d.rssEndBytes)} | ≤ ${mb(GOALS.rssBytes)} | ${verdict(goal('rss-end').pass)} |`,
     ...(d.rssEndFileBytes === undefined || d.rssEndOwnBytes === undefined
       ? []
-      : [`| Of the RSS at the end: file-backed (the node executable's code and shared libraries, shared and clean) / the process's own (anonymous) | ${mb(d.rssEndFileBytes)} / ${mb(d.rssEndOwnBytes)} | | |`]),
+      : [
+          `| Of the RSS at the end: file-backed (the node executable's code and shared libraries, shared and clean) / the process's own (anonymous) | ${mb(d.rssEndFileBytes)} / ${mb(d.rssEndOwnBytes)} | | |`,
+        ]),
     `| Of the RSS at the end: V8 heap allocated / used, of it young generation; external (Buffers, native) | ${heapRow(r)} | | |`,
     `| CPU, share of one core, steady (${windowMin} min from ready + ${s.warmupSeconds} s to the end) | ${pct(d.cpuShareSteady)} | ≤ ${pct(GOALS.cpuShare)} | ${verdict(goal('cpu').pass)} |`,
     `| CPU, share of one core, whole life (start-up included) | ${pct(d.cpuShareWhole)} | | |`,
@@ -172,11 +202,15 @@ export function markdown(r: DaemonBenchResult): string {
     `- Workload (from the benchmark process, not the daemon): ${s.workload}. ${r.workload.puts} puts, ${r.workload.compactions} compactions, ${r.workload.errors} errors.`,
     `- RSS and CPU from \`/proc/<pid>/status\` (VmRSS, VmHWM) and \`/proc/<pid>/stat\` (utime + stime over wall time), read every ${s.sampleEverySeconds} s. Event-loop delay from the daemon's own \`/metrics\` (\`defragd_nodejs_eventloop_lag_p99_seconds\` / \`_max_seconds\`, prom-client's histogram of the intervals of a 100 ms timer, reset at each scrape; the delay is the interval beyond 100 ms).`,
     ...(r.floor
-      ? [`- The floor (\`${r.floor.command}\`) runs beside the daemon over the same window, with the executable's node flags, measured the same way: what watching ${s.clusters * s.membersPerCluster} members every ${s.intervalMs / 1000} s costs a Node process with gRPC before anything is done with the answers (no store, HTTP server, metrics, planning or logs). It leaves out the daemon's full observations (every 30 s: member list, alarms, health reads) and its \`/metrics\` reads, so the daemon's own work is at most the difference.`]
+      ? [
+          `- The floor (\`${r.floor.command}\`) runs beside the daemon over the same window, with the executable's node flags, measured the same way: what watching ${s.clusters * s.membersPerCluster} members every ${s.intervalMs / 1000} s costs a Node process with gRPC before anything is done with the answers (no store, HTTP server, metrics, planning or logs). It leaves out the daemon's full observations (every 30 s: member list, alarms, health reads) and its \`/metrics\` reads, so the daemon's own work is at most the difference.`,
+        ]
       : []),
     `- The machine: ${r.machine.cpus} CPUs (${r.machine.cpuModel}), ${r.machine.memoryGiB} GiB, Node ${r.machine.node}; load average ${r.machine.loadAvgAtStart.toFixed(2)} at the start, ${r.machine.loadAvgAtEnd.toFixed(2)} at the end. The ${r.etcd.members} etcd members used ${pct(r.etcd.cpuShareTotal)} of one core together, the benchmark process (workload, probes) ${pct(r.bench.cpuShare)}; other work on the machine shares the 2 cores, so the daemon waits for CPU at times: that shows in its event-loop delay, not in its CPU time.`,
     `- Store: measured as written (file sizes; rows and bytes per table from SQLite's dbstat after the daemon exited). A ${s.minutes}-minute run holds only full-resolution samples, so the year is simulated: the daemon's own store code fed one cluster's samples (${sim.members} members every ${sim.intervalMs / 1000} s, production magnitudes, cluster name \`${sim.cluster}\`) on a simulated clock for ${sim.days} days, thinned hourly as \`serve\` does (24 h in full, then the last sample per member per 5 minutes), the file measured at each day's end (${sim.sizeAtDayEnd.map((b) => mb(b)).join(', ')}); the year is day ${sim.days} plus ${365 - sim.days} days of the steady daily growth, plus the runs at ${kb(model.bytesPerRun)} each as measured here (most of it the run's events, kept for the API); \`storeRetention\` deletes samples and finished runs older than it. The hourly thinning at the end of the simulation took ${sim.lastDownsampleMs.toFixed(0)} ms (it reads only the samples that became older than 24 h since the previous pass, so its cost does not grow with the history kept).`,
-    d.warnings.length > 0 ? `- Daemon warnings during the run: ${d.warnings.slice(0, 5).join('; ')}${d.warnings.length > 5 ? ` (+${d.warnings.length - 5} more)` : ''}.` : `- No warnings or errors in the daemon's log (${d.logLines} lines); it exited with code ${d.exitCode} ${(d.stopMs / 1000).toFixed(1)} s after SIGTERM.`,
+    d.warnings.length > 0
+      ? `- Daemon warnings during the run: ${d.warnings.slice(0, 5).join('; ')}${d.warnings.length > 5 ? ` (+${d.warnings.length - 5} more)` : ''}.`
+      : `- No warnings or errors in the daemon's log (${d.logLines} lines); it exited with code ${d.exitCode} ${(d.stopMs / 1000).toFixed(1)} s after SIGTERM.`,
   ];
   return lines.join('\n');
 }

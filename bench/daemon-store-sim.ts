@@ -107,7 +107,17 @@ export function simulateStore(real: ClusterSnapshot, o: StoreSimOptions): StoreS
   // Days 1-2 fill the full-resolution day and thin the first; from day 3 on each day adds one thinned day.
   const steady = sizeAtDayEnd.slice(2);
   const steadyBytesPerDay = ((steady[steady.length - 1] as number) - (steady[0] as number)) / (steady.length - 1);
-  return { intervalMs: o.intervalMs, days: o.days, cluster: o.cluster, members: members.length, sizeAtDayEnd, rowsAtDayEnd, steadyBytesPerDay, lastDownsampleMs, tookMs: Date.now() - t0 };
+  return {
+    intervalMs: o.intervalMs,
+    days: o.days,
+    cluster: o.cluster,
+    members: members.length,
+    sizeAtDayEnd,
+    rowsAtDayEnd,
+    steadyBytesPerDay,
+    lastDownsampleMs,
+    tookMs: Date.now() - t0,
+  };
 }
 
 /** The store of one cluster after `days` of history (no retention cut before then), from the simulation's steady growth. */

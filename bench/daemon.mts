@@ -24,7 +24,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { EtcdClient, observeCluster, type ClusterSnapshot } from '../src/internals.js';
 import { startCluster, type EtcdCluster } from '../dev/harness/etcd.js';
-import { cpuSecondsOf, metricValue, readProc, storeContents, storeFiles, type ProcSample, } from './daemon-measure.js';
+import { cpuSecondsOf, metricValue, readProc, storeContents, storeFiles, type ProcSample } from './daemon-measure.js';
 import { GOALS, markdown, storeModel, writeResults, type DaemonBenchResult, type Scrape } from './daemon-report.js';
 import { extrapolate, simulateStore } from './daemon-store-sim.js';
 import { median, sleep } from './util.js';
@@ -63,7 +63,8 @@ function num(name: string, lo: number, hi: number, fallback: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
-  if (!Number.isFinite(n) || n < lo || n > hi) throw new UsageError(`${name}: expected a number in [${lo}, ${hi}], got ${JSON.stringify(raw)}`);
+  if (!Number.isFinite(n) || n < lo || n > hi)
+    throw new UsageError(`${name}: expected a number in [${lo}, ${hi}], got ${JSON.stringify(raw)}`);
   return n;
 }
 
@@ -73,14 +74,18 @@ try {
     console.log(USAGE);
     process.exit(0);
   }
-  if (process.argv.length > 2) throw new UsageError(`unexpected argument ${JSON.stringify(process.argv[2])} (settings come from the environment)`);
+  if (process.argv.length > 2)
+    throw new UsageError(`unexpected argument ${JSON.stringify(process.argv[2])} (settings come from the environment)`);
   settings = {
     clusters: Math.round(num('BENCH_CLUSTERS', 1, 20, 10)),
     minutes: num('BENCH_MINUTES', 0.5, 120, 10),
     storeDays: Math.round(num('BENCH_STORE_DAYS', 4, 60, 6)),
     outDir: path.resolve(process.env.BENCH_OUT ?? path.join(ROOT, 'bench', 'results')),
   };
-  if (!existsSync(MAIN)) throw new UsageError(`${path.relative(process.cwd(), MAIN)} is missing: build first (npx tsc -p tsconfig.build.json; make bench-daemon does)`);
+  if (!existsSync(MAIN))
+    throw new UsageError(
+      `${path.relative(process.cwd(), MAIN)} is missing: build first (npx tsc -p tsconfig.build.json; make bench-daemon does)`,
+    );
 } catch (err) {
   if (err instanceof UsageError) {
     console.error(`bench-daemon: ${err.message}`);
@@ -163,7 +168,10 @@ function shebangFlags(): string[] {
  * pace, through defragd's client, with the executable's node flags. Resolves once it is ready.
  */
 async function startFloor(endpoints: string[][]): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [...shebangFlags(), FLOOR, String(INTERVAL_MS), JSON.stringify(endpoints)], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+  const child = spawn(process.execPath, [...shebangFlags(), FLOOR, String(INTERVAL_MS), JSON.stringify(endpoints)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: ROOT,
+  });
   floor = child;
   let err = '';
   child.stderr?.on('data', (b: Buffer) => (err += b.toString()));
@@ -177,7 +185,11 @@ async function startFloor(endpoints: string[][]): Promise<ChildProcess> {
 
 function startDaemon(configFile: string): DaemonProcess {
   const nodeArgs = [...shebangFlags(), ...(process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(/\s+/)].filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, MAIN, 'serve', '--config', configFile, '--log-level', process.env.BENCH_LOG_LEVEL ?? 'info'], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+  const child = spawn(
+    process.execPath,
+    [...nodeArgs, MAIN, 'serve', '--config', configFile, '--log-level', process.env.BENCH_LOG_LEVEL ?? 'info'],
+    { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT },
+  );
   daemon = child;
   if (child.pid === undefined) throw new Error('the daemon did not start');
   const lines: string[] = [];
@@ -244,22 +256,25 @@ function startWorkload(names: string[], clientOf: (i: number) => EtcdClient, dur
     let busy = false;
     let n = 0;
     // Spread the clusters' puts over the second, so they do not all land at once.
-    setTimeout(() => {
-      every(PUT_EVERY_MS, () => {
-        if (busy) return;
-        busy = true;
-        mc()
-          .put(`/bench/key/${String(n++ % KEYS).padStart(3, '0')}`, value, { timeoutMs: 10_000 })
-          .then(() => w.puts++, fail)
-          .finally(() => (busy = false));
-      });
-      every(compactEveryMs, () => {
-        void mc()
-          .status({ timeoutMs: 10_000 })
-          .then((s) => mc().compact(s.header.revision, { timeoutMs: 30_000 }))
-          .then(() => w.compactions++, fail);
-      });
-    }, (i * PUT_EVERY_MS) / names.length);
+    setTimeout(
+      () => {
+        every(PUT_EVERY_MS, () => {
+          if (busy) return;
+          busy = true;
+          mc()
+            .put(`/bench/key/${String(n++ % KEYS).padStart(3, '0')}`, value, { timeoutMs: 10_000 })
+            .then(() => w.puts++, fail)
+            .finally(() => (busy = false));
+        });
+        every(compactEveryMs, () => {
+          void mc()
+            .status({ timeoutMs: 10_000 })
+            .then((s) => mc().compact(s.header.revision, { timeoutMs: 30_000 }))
+            .then(() => w.compactions++, fail);
+        });
+      },
+      (i * PUT_EVERY_MS) / names.length,
+    );
   });
   // A batch job on a few clusters: written, then deleted; the next compaction frees it, the rule holds, auto runs.
   const hot = Math.max(1, Math.round(names.length / 5));
@@ -291,10 +306,11 @@ function commandLine(): string {
 
 function etcdCpuSeconds(): number {
   let sum = 0;
-  for (const c of clusters) for (const m of c.members) {
-    const pid = c.memberPid(m.name);
-    if (pid !== null) sum += cpuSecondsOf(pid) ?? 0;
-  }
+  for (const c of clusters)
+    for (const m of c.members) {
+      const pid = c.memberPid(m.name);
+      if (pid !== null) sum += cpuSecondsOf(pid) ?? 0;
+    }
   return sum;
 }
 
@@ -309,7 +325,9 @@ try {
   const durationMs = settings.minutes * 60_000;
   const warmupMs = Math.min(30_000, durationMs / 10);
   const compactEveryMs = Math.max(10_000, Math.min(60_000, durationMs / 10));
-  log(`settings: ${JSON.stringify({ ...settings, outDir: path.relative(process.cwd(), settings.outDir) })}; load average ${loadAvgAtStart.toFixed(2)}`);
+  log(
+    `settings: ${JSON.stringify({ ...settings, outDir: path.relative(process.cwd(), settings.outDir) })}; load average ${loadAvgAtStart.toFixed(2)}`,
+  );
   tmp = mkdtempSync(path.join(os.tmpdir(), 'defragd-bench-daemon-'));
 
   const names = Array.from({ length: settings.clusters }, (_, i) => `bench-${String(i + 1).padStart(2, '0')}`);
@@ -371,7 +389,8 @@ try {
     walMaxBytes = Math.max(walMaxBytes, storeFiles(store).wal);
   };
   // The monitor's figures are intervals of its timer: beyond the timer's period is the delay.
-  const delay = (interval: number | null): number | null => (interval === null ? null : Math.max(0, interval - EVENT_LOOP_RESOLUTION_MS / 1000));
+  const delay = (interval: number | null): number | null =>
+    interval === null ? null : Math.max(0, interval - EVENT_LOOP_RESOLUTION_MS / 1000);
   const scrape = async (): Promise<void> => {
     const r = await get(`${url}/metrics`);
     if (r?.status !== 200) return;
@@ -405,12 +424,15 @@ try {
   let lastLog = Date.now();
   while (Date.now() < readyAt + durationMs) {
     checkAborted();
-    if (d.child.exitCode !== null) throw new Error(`the daemon exited (code ${d.child.exitCode}) during the benchmark:\n${d.lines.slice(-20).join('\n')}`);
+    if (d.child.exitCode !== null)
+      throw new Error(`the daemon exited (code ${d.child.exitCode}) during the benchmark:\n${d.lines.slice(-20).join('\n')}`);
     await sleep(Math.min(1_000, readyAt + durationMs - Date.now()), abort.signal);
     if (Date.now() - lastLog >= 60_000) {
       lastLog = Date.now();
       const p = proc[proc.length - 1];
-      log(`RSS ${((p?.rssBytes ?? 0) / 1e6).toFixed(1)} MB, CPU so far ${(((p?.cpuSeconds ?? 0) - warm.cpuSeconds) / ((Date.now() - warm.at) / 1000) * 100).toFixed(2)} %; ${workload.puts} puts, ${workload.errors} errors; load average ${(os.loadavg()[0] ?? 0).toFixed(2)}`);
+      log(
+        `RSS ${((p?.rssBytes ?? 0) / 1e6).toFixed(1)} MB, CPU so far ${((((p?.cpuSeconds ?? 0) - warm.cpuSeconds) / ((Date.now() - warm.at) / 1000)) * 100).toFixed(2)} %; ${workload.puts} puts, ${workload.errors} errors; load average ${(os.loadavg()[0] ?? 0).toFixed(2)}`,
+      );
     }
   }
   await scrape();
@@ -486,7 +508,12 @@ try {
       rssEndBytes: end.rssBytes,
       rssEndFileBytes: end.rssFileBytes,
       rssEndOwnBytes: end.rssOwnBytes,
-      eventLoop: { scrapes: scrapes.length, p99MedianSeconds: median(p99s), p99MaxSeconds: p99s.length ? Math.max(...p99s) : null, maxSeconds: maxes.length ? Math.max(...maxes) : null },
+      eventLoop: {
+        scrapes: scrapes.length,
+        p99MedianSeconds: median(p99s),
+        p99MaxSeconds: p99s.length ? Math.max(...p99s) : null,
+        maxSeconds: maxes.length ? Math.max(...maxes) : null,
+      },
       exitCode,
       stopMs,
       logLines: d.lines.length,
@@ -503,7 +530,16 @@ try {
     etcd: { members: settings.clusters * MEMBERS, cpuShareTotal: etcdCpu / windowSeconds },
     bench: { cpuShare: benchCpu / windowSeconds },
     workload: { puts: workload.puts, compactions: workload.compactions, bursts: workload.bursts, errors: workload.errors },
-    store: { atReady, atEnd, afterClose, walMaxBytes, contents, sim, retentionDays: RETENTION_DAYS, model: storeModel(contents, sim, INTERVAL_MS, RETENTION_DAYS, extrapolate) },
+    store: {
+      atReady,
+      atEnd,
+      afterClose,
+      walMaxBytes,
+      contents,
+      sim,
+      retentionDays: RETENTION_DAYS,
+      model: storeModel(contents, sim, INTERVAL_MS, RETENTION_DAYS, extrapolate),
+    },
     goals: [],
     series: { proc, scrapes },
   };
@@ -518,7 +554,10 @@ try {
   const md = markdown(result);
   const files = await writeResults(result, md, settings.outDir, d.lines.join('\n') + '\n');
   console.log(`\n${md}\n`);
-  for (const g of result.goals) console.log(`${g.pass ? 'PASS' : 'FAIL'} ${g.name}: ${g.name === 'cpu' ? `${(g.value * 100).toFixed(2)} %` : `${(g.value / 1e6).toFixed(1)} MB`} (goal ≤ ${g.name === 'cpu' ? `${g.limit * 100} %` : `${g.limit / 1e6} MB`})`);
+  for (const g of result.goals)
+    console.log(
+      `${g.pass ? 'PASS' : 'FAIL'} ${g.name}: ${g.name === 'cpu' ? `${(g.value * 100).toFixed(2)} %` : `${(g.value / 1e6).toFixed(1)} MB`} (goal ≤ ${g.name === 'cpu' ? `${g.limit * 100} %` : `${g.limit / 1e6} MB`})`,
+    );
   files.push(storeCopy);
   log(`results: ${files.map((f) => path.relative(process.cwd(), f)).join(', ')}`);
   log(`done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);

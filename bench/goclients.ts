@@ -45,7 +45,8 @@ export class GoClients {
   private readonly client: EtcdClient;
   private stopped = false;
 
-  constructor(readonly targets: readonly LoadTarget[],
+  constructor(
+    readonly targets: readonly LoadTarget[],
     private readonly ttlSec: number,
   ) {
     this.client = new EtcdClient({ endpoints: targets.map((t) => t.url) });

@@ -69,7 +69,6 @@ export interface LoadOptions {
   keepAliveEveryMs: number;
 }
 
-
 export class Load extends ClientLoops {
   readonly records: RequestRecord[] = [];
 
@@ -121,7 +120,18 @@ export class Load extends ClientLoops {
         error = errorKey(err);
         code = codeOf(err);
       }
-      this.records.push({ member, client: -1, op: 'keepalive', mode: 'plain', start, end: now(), ok: error === null, error, code, retries: 0 });
+      this.records.push({
+        member,
+        client: -1,
+        op: 'keepalive',
+        mode: 'plain',
+        start,
+        end: now(),
+        ok: error === null,
+        error,
+        code,
+        retries: 0,
+      });
       if (code === 'EXPIRED') id = (await mc.leaseGrant(this.o.leaseTtlSec, { timeoutMs: 10_000 }).catch(() => ({ id })))?.id ?? id;
       await sleep(this.o.keepAliveEveryMs, signal);
     }
@@ -166,5 +176,4 @@ export class Load extends ClientLoops {
       if (this.o.sleepMs > 0) await sleep(this.o.sleepMs, signal);
     }
   }
-
 }

@@ -12,7 +12,17 @@ export interface BenchResult {
   totalSeconds: number;
   command: string;
   config: BenchConfig;
-  machine: { cpus: number; cpuModel: string; memoryGiB: number; loadAvgAtStart: number; platform: string; release: string; node: string; etcd: string; etcdctl: string };
+  machine: {
+    cpus: number;
+    cpuModel: string;
+    memoryGiB: number;
+    loadAvgAtStart: number;
+    platform: string;
+    release: string;
+    node: string;
+    etcd: string;
+    etcdctl: string;
+  };
   cluster: { members: { name: string; memberId: string }[]; leaderAtStart: string | null };
   setup: { fragmentMs: number[]; quietBeforeToolMs: number[] };
   baseline: WindowStats & { seconds: number; eventLoopMaxMs: number };
@@ -45,7 +55,13 @@ const mib = (x: number): string => (x / MiB).toFixed(1);
 
 function startState(s: Record<string, Sizes>): string {
   const v = Object.values(s);
-  return `${range(v.map((x) => x.dbSize), mib)} / ${range(v.map((x) => x.dbSizeInUse), mib)} MiB`;
+  return `${range(
+    v.map((x) => x.dbSize),
+    mib,
+  )} / ${range(
+    v.map((x) => x.dbSizeInUse),
+    mib,
+  )} MiB`;
 }
 
 function failures(f: ToolFigures['failed']): string {
@@ -61,7 +77,10 @@ export function markdownTable(r: BenchResult): string {
   const names = r.cluster.members.map((m) => m.name);
   const rows: [string, (t: ToolFigures) => string][] = [
     ['Start: dbSize / in use per member', (t) => startState(t.sizesBefore)],
-    ['Order of members (⚑ = was leader during its defrag)', (t) => t.members.map((m) => `${m.name}${m.ledWhileDefragmented ? ' ⚑' : ''}`).join(', ')],
+    [
+      'Order of members (⚑ = was leader during its defrag)',
+      (t) => t.members.map((m) => `${m.name}${m.ledWhileDefragmented ? ' ⚑' : ''}`).join(', '),
+    ],
     ...names.map((n): [string, (t: ToolFigures) => string] => [
       `Stall on ${n}'s clients / ${n}'s own defrag`,
       (t) => {
@@ -69,48 +88,96 @@ export function markdownTable(r: BenchResult): string {
         return m ? `${fmtMs(m.ownMaxMs)} / ${fmtMs(m.defragMs)}` : 'not defragmented';
       },
     ]),
-    [`Collateral stall: longest latency on the other members' clients (baseline p99 ${fmtMs(r.baseline.p99Ms)}, max ${fmtMs(r.baseline.maxMs)})`, (t) => fmtMs(t.collateral.maxMs)],
-    ['Collateral p99: latency on the other members\' clients during a defrag', (t) => fmtMs(t.collateral.p99Ms)],
+    [
+      `Collateral stall: longest latency on the other members' clients (baseline p99 ${fmtMs(r.baseline.p99Ms)}, max ${fmtMs(r.baseline.maxMs)})`,
+      (t) => fmtMs(t.collateral.maxMs),
+    ],
+    ["Collateral p99: latency on the other members' clients during a defrag", (t) => fmtMs(t.collateral.p99Ms)],
     ['Longest latency between defrags (leader moves, waits, start-up)', (t) => fmtMs(t.outside.maxMs)],
-    [`Longest stall of the measuring process itself (event-loop delay; baseline ${fmtMs(r.baseline.eventLoopMaxMs)})`, (t) => fmtMs(t.eventLoopMaxMs)],
+    [
+      `Longest stall of the measuring process itself (event-loop delay; baseline ${fmtMs(r.baseline.eventLoopMaxMs)})`,
+      (t) => fmtMs(t.eventLoopMaxMs),
+    ],
     ['Failed requests', (t) => failures(t.failed)],
-    ["Failed requests of the plain clients: ones etcd's Go client retries by itself (reads, UNAVAILABLE) / ones it does not", (t) => `${t.failedSplit.goWouldRetry} / ${t.failedSplit.goWouldNotRetry}`],
-    ['Failed requests as a client retrying like the Go client sees them (its retries)', (t) => `${t.failedSplit.goClientFailed > 0 ? `**${t.failedSplit.goClientFailed}**: ${byError(t.failedSplit.goClientByError)}` : '0'} (${t.failedSplit.goClientRetries} retries)`],
-    [`Lease keep-alives (one lease per member, TTL ${r.config.leaseTtlSec} s, every ${r.config.keepAliveEveryMs} ms through it): longest wait through members not being defragmented`, (t) => fmtMs(t.keepAlive.maxOtherMs)],
+    [
+      "Failed requests of the plain clients: ones etcd's Go client retries by itself (reads, UNAVAILABLE) / ones it does not",
+      (t) => `${t.failedSplit.goWouldRetry} / ${t.failedSplit.goWouldNotRetry}`,
+    ],
+    [
+      'Failed requests as a client retrying like the Go client sees them (its retries)',
+      (t) =>
+        `${t.failedSplit.goClientFailed > 0 ? `**${t.failedSplit.goClientFailed}**: ${byError(t.failedSplit.goClientByError)}` : '0'} (${t.failedSplit.goClientRetries} retries)`,
+    ],
+    [
+      `Lease keep-alives (one lease per member, TTL ${r.config.leaseTtlSec} s, every ${r.config.keepAliveEveryMs} ms through it): longest wait through members not being defragmented`,
+      (t) => fmtMs(t.keepAlive.maxOtherMs),
+    ],
     ['Lease keep-alives: longest wait through the member being defragmented', (t) => fmtMs(t.keepAlive.maxOwnMs)],
-    ['Failed lease keep-alives (errors, expired leases)', (t) => (t.keepAlive.failed > 0 ? `**${t.keepAlive.failed}**: ${byError(t.keepAlive.byError)}` : `0 of ${t.keepAlive.requests}`)],
-    ['Leader elections (etcd_server_leader_changes_seen_total): total = asked for by the tool (MoveLeader) + other', (t) => {
-      const e = t.elections;
-      if (e.total === null) return '–';
-      return `${e.total} = ${e.askedFor} + ${e.other !== null && e.other > 0 ? `**${e.other}**` : String(e.other)}`;
-    }],
-    [`etcdctl (Go clientv3) processes on every member: \`lock --ttl ${r.config.leaseTtlSec}\`, \`lease keep-alive\`, \`watch\`: errors during the run and ${r.config.settleSec} s after`, (t) => goErrorsCell(t)],
-    ['Leader defragmented while leading', (t) => {
-      const led = t.members.filter((m) => m.ledWhileDefragmented).map((m) => m.name);
-      return led.length > 0 ? `**yes** (${led.join(', ')})` : 'no';
-    }],
+    [
+      'Failed lease keep-alives (errors, expired leases)',
+      (t) => (t.keepAlive.failed > 0 ? `**${t.keepAlive.failed}**: ${byError(t.keepAlive.byError)}` : `0 of ${t.keepAlive.requests}`),
+    ],
+    [
+      'Leader elections (etcd_server_leader_changes_seen_total): total = asked for by the tool (MoveLeader) + other',
+      (t) => {
+        const e = t.elections;
+        if (e.total === null) return '–';
+        return `${e.total} = ${e.askedFor} + ${e.other !== null && e.other > 0 ? `**${e.other}**` : String(e.other)}`;
+      },
+    ],
+    [
+      `etcdctl (Go clientv3) processes on every member: \`lock --ttl ${r.config.leaseTtlSec}\`, \`lease keep-alive\`, \`watch\`: errors during the run and ${r.config.settleSec} s after`,
+      (t) => goErrorsCell(t),
+    ],
+    [
+      'Leader defragmented while leading',
+      (t) => {
+        const led = t.members.filter((m) => m.ledWhileDefragmented).map((m) => m.name);
+        return led.length > 0 ? `**yes** (${led.join(', ')})` : 'no';
+      },
+    ],
     ['Wall time of the run', (t) => fmtMs(t.wallMs)],
-    ['Sum of member defrag durations (server-side, etcd metric)', (t) => {
-      const server = t.members.map((m) => m.serverDefragMs);
-      const s = server.every((x) => x !== null) ? server.reduce<number>((a, b) => a + (b ?? 0), 0) : null;
-      return `${fmtMs(t.defragSumMs)} (${fmtMs(s)})`;
-    }],
+    [
+      'Sum of member defrag durations (server-side, etcd metric)',
+      (t) => {
+        const server = t.members.map((m) => m.serverDefragMs);
+        const s = server.every((x) => x !== null) ? server.reduce<number>((a, b) => a + (b ?? 0), 0) : null;
+        return `${fmtMs(t.defragSumMs)} (${fmtMs(s)})`;
+      },
+    ],
     ['Start-up: process start to its first connection (goal ≤ 250 ms)', (t) => (t.breakdown ? fmtMs(t.breakdown.startupMs) : '–')],
     ...(r.startupFloor
       ? [
-          [`Start-up floor, same load, median of ${r.startupFloor.grpcMs.length}: a Node process that only connects / that loads \`@grpc/grpc-js\` and connects`, (t: ToolFigures) => (t.tool === 'defragd' && r.startupFloor ? `${fmtMs(median(r.startupFloor.bareMs))} / ${fmtMs(median(r.startupFloor.grpcMs))}` : '–')] as [string, (t: ToolFigures) => string],
+          [
+            `Start-up floor, same load, median of ${r.startupFloor.grpcMs.length}: a Node process that only connects / that loads \`@grpc/grpc-js\` and connects`,
+            (t: ToolFigures) =>
+              t.tool === 'defragd' && r.startupFloor
+                ? `${fmtMs(median(r.startupFloor.bareMs))} / ${fmtMs(median(r.startupFloor.grpcMs))}`
+                : '–',
+          ] as [string, (t: ToolFigures) => string],
           ...(r.startupFloor.defragdMs?.length
-            ? [[`Start-up, same load, median of ${r.startupFloor.defragdMs.length} starts of \`defragd defrag --dry-run\` interleaved with the floor's`, (t: ToolFigures) => (t.tool === 'defragd' && r.startupFloor?.defragdMs ? fmtMs(median(r.startupFloor.defragdMs)) : '–')] as [string, (t: ToolFigures) => string]]
+            ? [
+                [
+                  `Start-up, same load, median of ${r.startupFloor.defragdMs.length} starts of \`defragd defrag --dry-run\` interleaved with the floor's`,
+                  (t: ToolFigures) => (t.tool === 'defragd' && r.startupFloor?.defragdMs ? fmtMs(median(r.startupFloor.defragdMs)) : '–'),
+                ] as [string, (t: ToolFigures) => string],
+              ]
             : []),
         ]
       : []),
     ['Leader moves (MoveLeader until the new leader is seen)', (t) => (t.breakdown ? fmtMs(t.breakdown.leaderMovesMs) : '–')],
-    ['Orchestration: wall − start-up − defrags − leader moves − configured waits (goal ≤ 5 % of defrags + 300 ms)', (t) => {
-      if (t.tool === 'etcdctl' || !t.breakdown) return `${fmtMs(t.overheadMs)} ¹`;
-      const b = t.breakdown;
-      return `${fmtMs(b.overheadMs)} (goal ≤ ${fmtMs(b.goalMs)})`;
-    }],
-    ['After: dbSize / dbSizeInUse per member (1.00 is the limit)', (t) => names.map((n) => (t.ratioAfter[n] ?? NaN).toFixed(2)).join(' / ')],
+    [
+      'Orchestration: wall − start-up − defrags − leader moves − configured waits (goal ≤ 5 % of defrags + 300 ms)',
+      (t) => {
+        if (t.tool === 'etcdctl' || !t.breakdown) return `${fmtMs(t.overheadMs)} ¹`;
+        const b = t.breakdown;
+        return `${fmtMs(b.overheadMs)} (goal ≤ ${fmtMs(b.goalMs)})`;
+      },
+    ],
+    [
+      'After: dbSize / dbSizeInUse per member (1.00 is the limit)',
+      (t) => names.map((n) => (t.ratioAfter[n] ?? NaN).toFixed(2)).join(' / '),
+    ],
     ['Space reclaimed (all members)', (t) => fmtMiB(t.reclaimedBytes)],
     ['Latency p50 / p99 over the run', (t) => `${fmtMs(t.latency.p50Ms)} / ${fmtMs(t.latency.p99Ms)}`],
     ['Requests during the run', (t) => String(t.latency.requests)],
@@ -147,7 +214,12 @@ function goErrorsCell(t: ToolFigures): string {
 
 /** "start-up 180 ms · observe 40 ms · lock 12 ms · m1 [checks 30 ms · Defragment 2.1 s · catch-up 25 ms] · ...". */
 export function breakdownLine(b: Breakdown): string {
-  const parts = [`start-up ${fmtMs(b.startupMs)}`, `first observation (from the first connection) ${fmtMs(b.observeMs)}`, `lock ${fmtMs(b.lockMs)}`, `plan to the first turn ${fmtMs(b.toFirstTurnMs)}`];
+  const parts = [
+    `start-up ${fmtMs(b.startupMs)}`,
+    `first observation (from the first connection) ${fmtMs(b.observeMs)}`,
+    `lock ${fmtMs(b.lockMs)}`,
+    `plan to the first turn ${fmtMs(b.toFirstTurnMs)}`,
+  ];
   for (const m of b.members) {
     const inner = [
       ...(m.gapBeforeMs >= 1 ? [`before its turn ${fmtMs(m.gapBeforeMs)}`] : []),
@@ -158,7 +230,9 @@ export function breakdownLine(b: Breakdown): string {
     ];
     parts.push(`${m.name} [${inner.join(' · ')}]`);
   }
-  parts.push(`end [record, final observation, disarm ${fmtMs(b.endMs)} · lock release ${fmtMs(b.releaseMs)} · report and exit ${fmtMs(b.exitMs)}]`);
+  parts.push(
+    `end [record, final observation, disarm ${fmtMs(b.endMs)} · lock release ${fmtMs(b.releaseMs)} · report and exit ${fmtMs(b.exitMs)}]`,
+  );
   return parts.join(' · ');
 }
 
@@ -169,14 +243,34 @@ export function notes(r: BenchResult): string {
     `Load: ${r.load.clients} clients (${c.clientsPerMember} pinned to each member), each a closed loop of ${c.readPct}% linearizable reads / ${100 - c.readPct}% 128-byte puts, ${c.sleepMs} ms apart, ${fmtMs(c.deadlineMs)} deadline; it runs from before the first tool until after the last.`,
     `Baseline (${b.seconds} s of load before any defrag): p50 ${fmtMs(b.p50Ms)}, p99 ${fmtMs(b.p99Ms)}, max ${fmtMs(b.maxMs)}, ${b.requests} requests, ${b.failed} failed.`,
     `Data: ${c.mb} MiB written per tool (two passes of ${c.valueKiB} KiB values over ${c.mb / 2} MiB of keys, then a physical compaction); before the next tool the keys are deleted, compacted, the then near-empty members defragmented (outside the measured runs) and the same data written again, so every tool starts from the same files. The disk is flushed (sync) right before each tool.`,
-    ...(c.big ? [`--big: the members run with \`--snapshot-count ${BIG_SNAPSHOT_COUNT}\` (etcd 3.6's default; 3.4's 100 000 kept every 64 KiB write of both tools in each member's memory, over 3 GB each, and the first --big run here thrashed the machine), so a raft snapshot can fall inside a run.`] : []),
+    ...(c.big
+      ? [
+          `--big: the members run with \`--snapshot-count ${BIG_SNAPSHOT_COUNT}\` (etcd 3.6's default; 3.4's 100 000 kept every 64 KiB write of both tools in each member's memory, over 3 GB each, and the first --big run here thrashed the machine), so a raft snapshot can fall inside a run.`,
+        ]
+      : []),
     `Stall = longest latency of a request overlapping the interval; defrag duration = the Defragment call (defragd's report) or the time between etcdctl's "Finished defragmenting" lines, which includes etcdctl dialling each member.`,
     `Each tool runs in a process of its own, as an operator runs it (defragd: \`node dist/cli/main.js defrag -w json\`, with a probe preloaded that notes its first connection and its exit; its run is measured from the process start); the benchmark process runs only the load. When it is itself stalled (the event-loop delay row: 2 CPUs shared with 3 etcd members and the tool), every request in flight looks slower by as much, so collateral stalls near that figure are the machine's, not the cluster's.`,
-    `Longest collateral request of each run: ${r.tools.map((t) => { const w = t.collateral.worst; return w ? `${t.tool}: ${w.member} ${w.op} ${fmtMs(t.collateral.maxMs)}, started ${fmtMs(w.startedBeforeEndMs)} before the end of ${w.during}'s defrag` : `${t.tool}: none`; }).join('; ')} (all three members share one disk and two CPUs here).`,
-    `The disk is not the bottleneck here; the ${r.machine.cpus} CPUs are shared by 3 etcd members, the load, the tool and anything else running, so defrag durations vary from run to run (${range(r.tools.flatMap((t) => t.members.map((m) => m.defragMs)), fmtMs)} per member in this one; 1-minute load average before the benchmark started: ${r.machine.loadAvgAtStart.toFixed(1)}); read a member's stall against its own defrag in the same column. \`--tools defragd,etcdctl\` or \`--tools etcdctl,defragd,defragd,etcdctl\` check the order.`,
-    ...r.tools.flatMap((t, i) => (t.breakdown ? [`defragd run ${i + 1}, where its time went: ${breakdownLine(t.breakdown)}; orchestration ${fmtMs(t.breakdown.overheadMs)} against a goal of ${fmtMs(t.breakdown.goalMs)}.`] : [])),
+    `Longest collateral request of each run: ${r.tools
+      .map((t) => {
+        const w = t.collateral.worst;
+        return w
+          ? `${t.tool}: ${w.member} ${w.op} ${fmtMs(t.collateral.maxMs)}, started ${fmtMs(w.startedBeforeEndMs)} before the end of ${w.during}'s defrag`
+          : `${t.tool}: none`;
+      })
+      .join('; ')} (all three members share one disk and two CPUs here).`,
+    `The disk is not the bottleneck here; the ${r.machine.cpus} CPUs are shared by 3 etcd members, the load, the tool and anything else running, so defrag durations vary from run to run (${range(
+      r.tools.flatMap((t) => t.members.map((m) => m.defragMs)),
+      fmtMs,
+    )} per member in this one; 1-minute load average before the benchmark started: ${r.machine.loadAvgAtStart.toFixed(1)}); read a member's stall against its own defrag in the same column. \`--tools defragd,etcdctl\` or \`--tools etcdctl,defragd,defragd,etcdctl\` check the order.`,
+    ...r.tools.flatMap((t, i) =>
+      t.breakdown
+        ? [
+            `defragd run ${i + 1}, where its time went: ${breakdownLine(t.breakdown)}; orchestration ${fmtMs(t.breakdown.overheadMs)} against a goal of ${fmtMs(t.breakdown.goalMs)}.`,
+          ]
+        : [],
+    ),
     `Keep-alives: one lease per member, each kept alive through its own member by a closed loop (wait for the answer, pause ${r.config.keepAliveEveryMs} ms); a member's keep-alive counts as "not being defragmented" when it overlaps no defrag of that member. etcd serves keep-alives on the leader: a follower forwards them, so a leader's stall shows on every member's keep-alives. Elections: the largest increase over the members of etcd_server_leader_changes_seen_total from before the run to ${r.config.settleSec} s after it; defragd's MoveLeader calls are counted from its report.`,
-    "Go client retries: every second load client per member retries as etcd's Go client (clientv3 retry interceptor) does by itself: a Range (\"repeatable\") on UNAVAILABLE such as `leader changed`, after 25 ms ± 10 %, until its deadline; a Put (\"non-repeatable\") only when it never left the client, which a connected client does not see; never on other codes or deadlines. The other clients do not retry; their failures are split by what the Go client would have done.",
+    'Go client retries: every second load client per member retries as etcd\'s Go client (clientv3 retry interceptor) does by itself: a Range ("repeatable") on UNAVAILABLE such as `leader changed`, after 25 ms ± 10 %, until its deadline; a Put ("non-repeatable") only when it never left the client, which a connected client does not see; never on other codes or deadlines. The other clients do not retry; their failures are split by what the Go client would have done.',
     '¹ etcdctl defragments the members back to back and the intervals are taken from its output, so its overhead is ≈0 by construction (what is left is process start-up and exit).',
     `Machine: ${r.machine.cpus} CPUs (${r.machine.cpuModel}), Node ${r.machine.node}, etcd ${r.machine.etcd}, 3 members on loopback; benchmark run took ${r.totalSeconds.toFixed(0)} s.`,
   ];

@@ -31,7 +31,17 @@ import { LeaderPoller, leaderTimeline } from './leader.js';
 import { GoClients } from './goclients.js';
 import { Load } from './load.js';
 import { markdown, writeResults, type BenchResult } from './report.js';
-import { etcdctlBin, killChildren, leaderChangesSeen, runDefragd, runEtcdctl, serverDefragSeconds, startupMs, type BenchMember, type ToolRun } from './tools.js';
+import {
+  etcdctlBin,
+  killChildren,
+  leaderChangesSeen,
+  runDefragd,
+  runEtcdctl,
+  serverDefragSeconds,
+  startupMs,
+  type BenchMember,
+  type ToolRun,
+} from './tools.js';
 import { fmtMs, MiB, now, sleep } from './util.js';
 
 const FRAGMENT_PREFIX = '/fragment/';
@@ -98,7 +108,10 @@ async function sizesOf(members: readonly BenchMember[]): Promise<Record<string, 
 function showSizes(label: string, s: Record<string, Sizes>): void {
   const parts = Object.entries(s)
     .sort(([a], [b]) => a.localeCompare(b))
-    .map(([n, x]) => `${n} ${(x.dbSize / MiB).toFixed(1)}/${(x.dbSizeInUse / MiB).toFixed(1)} MiB (free ${((1 - x.dbSizeInUse / x.dbSize) * 100).toFixed(0)}%)`);
+    .map(
+      ([n, x]) =>
+        `${n} ${(x.dbSize / MiB).toFixed(1)}/${(x.dbSizeInUse / MiB).toFixed(1)} MiB (free ${((1 - x.dbSizeInUse / x.dbSize) * 100).toFixed(0)}%)`,
+    );
   log(`${label}: dbSize/in use: ${parts.join(', ')}`);
 }
 
@@ -109,7 +122,10 @@ async function leaderName(members: readonly BenchMember[]): Promise<string | nul
 
 async function fillData(seed: BenchMember): Promise<number> {
   const start = Date.now();
-  await fragment({ endpoints: [seed.url] }, { bytes: (config.mb / 2) * MiB, valueSize: config.valueKiB * 1024, passes: 2, prefix: FRAGMENT_PREFIX });
+  await fragment(
+    { endpoints: [seed.url] },
+    { bytes: (config.mb / 2) * MiB, valueSize: config.valueKiB * 1024, passes: 2, prefix: FRAGMENT_PREFIX },
+  );
   return Date.now() - start;
 }
 
@@ -128,7 +144,10 @@ async function resetData(seed: BenchMember, members: readonly BenchMember[]): Pr
   for (const m of members) await client.member(m.url).defragment({ timeoutMs: 120_000 });
 }
 
-function subtractServer(after: Record<string, { sum: number; count: number } | null>, before: Record<string, { sum: number; count: number } | null>): Record<string, number | null> {
+function subtractServer(
+  after: Record<string, { sum: number; count: number } | null>,
+  before: Record<string, { sum: number; count: number } | null>,
+): Record<string, number | null> {
   const out: Record<string, number | null> = {};
   for (const [name, a] of Object.entries(after)) {
     const b = before[name];
@@ -156,8 +175,14 @@ function version(bin: string, args: string[], pattern: RegExp): string {
 try {
   const startedAt = new Date().toISOString();
   const loadAvgAtStart = os.loadavg()[0] ?? 0;
-  if (loadAvgAtStart > 1) log(`warning: load average ${loadAvgAtStart.toFixed(1)} before anything started: something else is busy on this machine; expect noisy figures`);
-  if (config.big && os.freemem() < 12 * 1024 * MiB) log(`warning: ${(os.freemem() / 1024 / MiB).toFixed(1)} GiB of memory free: --big needs about 12 GiB (three members' 1.5 GiB files, their defrag copies and raft logs); expect the machine to swap or thrash`);
+  if (loadAvgAtStart > 1)
+    log(
+      `warning: load average ${loadAvgAtStart.toFixed(1)} before anything started: something else is busy on this machine; expect noisy figures`,
+    );
+  if (config.big && os.freemem() < 12 * 1024 * MiB)
+    log(
+      `warning: ${(os.freemem() / 1024 / MiB).toFixed(1)} GiB of memory free: --big needs about 12 GiB (three members' 1.5 GiB files, their defrag copies and raft logs); expect the machine to swap or thrash`,
+    );
   log(`config: ${JSON.stringify({ ...config, outDir: path.relative(process.cwd(), config.outDir) || '.' })}`);
   log('starting a local 3-member etcd cluster ...');
   // etcd's own defaults (the harness shortens them for tests): a leader that stalls longer than 1 s may lose an election.
@@ -213,7 +238,9 @@ try {
   for (const [i, tool] of config.tools.entries()) {
     if (abort.signal.aborted) throw new Error('interrupted');
     if (i > 0) {
-      log(`re-fragmenting for ${tool}: deleting the keys, compacting, defragmenting the near-empty members, writing ${config.mb} MiB again ...`);
+      log(
+        `re-fragmenting for ${tool}: deleting the keys, compacting, defragmenting the near-empty members, writing ${config.mb} MiB again ...`,
+      );
       await resetData(seed, members);
       fragmentMs.push(await fillData(seed));
       filledAt = now();
@@ -234,9 +261,12 @@ try {
     eld.enable();
     // Measured from the tool's start (defragd's child process has loaded by then).
     const onStart = () => eld.reset();
-    const run: ToolRun = tool === 'defragd' ? await runDefragd(members, abort.signal, onStart) : await runEtcdctl(members, seed, abort.signal, onStart);
+    const run: ToolRun =
+      tool === 'defragd' ? await runDefragd(members, abort.signal, onStart) : await runEtcdctl(members, seed, abort.signal, onStart);
     eld.disable();
-    log(`${tool} finished in ${fmtMs(run.wallMs)} (${run.ok ? 'ok' : 'NOT OK'}): ${run.intervals.map((x) => `${x.name} ${fmtMs(x.end - x.start)}${x.ok ? '' : ' FAILED'}`).join(', ')}`);
+    log(
+      `${tool} finished in ${fmtMs(run.wallMs)} (${run.ok ? 'ok' : 'NOT OK'}): ${run.intervals.map((x) => `${x.name} ${fmtMs(x.end - x.start)}${x.ok ? '' : ' FAILED'}`).join(', ')}`,
+    );
     if (!run.ok) for (const l of run.log) log(`  ${tool}: ${l.line}`);
     await sleep(config.settleSec * 1000, abort.signal);
     const leaderChangesAfter = await leaderChangesSeen(members);
@@ -248,11 +278,13 @@ try {
     const sizesAfter = await sizesOf(members);
     showSizes(`after ${tool}`, sizesAfter);
     const serverDefragMs = subtractServer(await serverDefragSeconds(members), serverBefore);
-    const leaderChanges = Object.fromEntries(members.map((m) => {
-      const a = leaderChangesAfter[m.name];
-      const b = leaderChangesBefore[m.name];
-      return [m.name, a !== null && a !== undefined && b !== null && b !== undefined ? a - b : null];
-    }));
+    const leaderChanges = Object.fromEntries(
+      members.map((m) => {
+        const a = leaderChangesAfter[m.name];
+        const b = leaderChangesBefore[m.name];
+        return [m.name, a !== null && a !== undefined && b !== null && b !== undefined ? a - b : null];
+      }),
+    );
     contexts.push({ run, sizesBefore, sizesAfter, serverDefragMs, eventLoopMaxMs: eld.max / 1e6, loadAvgBefore, leaderChanges, goErrors });
   }
 
@@ -267,7 +299,9 @@ try {
       if (ms !== null) series[what].push(ms);
     }
   }
-  log(`start-up: node connecting ${startupFloor.bareMs.map(fmtMs).join(', ')}; with @grpc/grpc-js ${startupFloor.grpcMs.map(fmtMs).join(', ')}; defragd defrag --dry-run ${startupFloor.defragdMs.map(fmtMs).join(', ')}`);
+  log(
+    `start-up: node connecting ${startupFloor.bareMs.map(fmtMs).join(', ')}; with @grpc/grpc-js ${startupFloor.grpcMs.map(fmtMs).join(', ')}; defragd defrag --dry-run ${startupFloor.defragdMs.map(fmtMs).join(', ')}`,
+  );
 
   log('stopping the load ...');
   await load.stop();
@@ -303,16 +337,27 @@ try {
     startupFloor,
   };
   const raw = {
-    leaderTimeline: leaderTimeline(samples).map((p) => ({ ...p, leader: members.find((m) => m.memberId === p.leaderId)?.name ?? p.leaderId })),
+    leaderTimeline: leaderTimeline(samples).map((p) => ({
+      ...p,
+      leader: members.find((m) => m.memberId === p.leaderId)?.name ?? p.leaderId,
+    })),
     statusErrors: poller.errors,
-    toolLogs: contexts.map((c) => ({ tool: c.run.tool, start: c.run.start, end: c.run.end, log: c.run.log.map((l) => ({ offsetMs: Math.round(l.t - c.run.start), line: l.line })) })),
+    toolLogs: contexts.map((c) => ({
+      tool: c.run.tool,
+      start: c.run.start,
+      end: c.run.end,
+      log: c.run.log.map((l) => ({ offsetMs: Math.round(l.t - c.run.start), line: l.line })),
+    })),
   };
   // Every request, column-wise: times in ms after the start of the load; error indexes into errors (-1: ok).
   const errors = [...new Set(records.flatMap((r) => (r.error === null ? [] : [r.error])))];
   const origin = records.reduce((m, r) => Math.min(m, r.start), Infinity);
   const requests = {
     origin,
-    phases: { baseline: [b0 - origin, b1 - origin], ...Object.fromEntries(contexts.map((c, i) => [`${i + 1}-${c.run.tool}`, [c.run.start - origin, c.run.end - origin]])) },
+    phases: {
+      baseline: [b0 - origin, b1 - origin],
+      ...Object.fromEntries(contexts.map((c, i) => [`${i + 1}-${c.run.tool}`, [c.run.start - origin, c.run.end - origin]])),
+    },
     members: members.map((m) => m.name),
     errors,
     member: records.map((r) => members.findIndex((m) => m.name === r.member)),

@@ -10,7 +10,10 @@ if (!target) {
 if (mode === '--bare') {
   const net = await import('node:net');
   const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
-  net.connect(port, host).on('connect', () => process.exit(0)).on('error', () => process.exit(1));
+  net
+    .connect(port, host)
+    .on('connect', () => process.exit(0))
+    .on('error', () => process.exit(1));
 } else {
   const grpc = await import('@grpc/grpc-js');
   const channel = new grpc.Channel(target, grpc.credentials.createInsecure(), {});

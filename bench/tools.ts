@@ -110,11 +110,18 @@ function probeNote(line: string): { firstConnect?: number; exit?: number } | nul
  * at its Defragment (`timings.defragmentStartedAt` in the report) and lasts the
  * call's `durationMs`.
  */
-export async function runDefragd(members: readonly BenchMember[], signal: AbortSignal, onStart: () => void = () => undefined): Promise<ToolRun> {
+export async function runDefragd(
+  members: readonly BenchMember[],
+  signal: AbortSignal,
+  onStart: () => void = () => undefined,
+): Promise<ToolRun> {
   const args = ['defrag', `--endpoints=${members.map((m) => m.url).join(',')}`, '-w', 'json'];
   onStart();
   const spawnAt = now();
-  const child = spawn(process.execPath, ['--import', PROBE, DEFRAGD_MAIN, ...args], { env: defragdEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', PROBE, DEFRAGD_MAIN, ...args], {
+    env: defragdEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.add(child);
   const onAbort = () => child.kill('SIGINT');
   signal.addEventListener('abort', onAbort, { once: true });
@@ -139,13 +146,25 @@ export async function runDefragd(members: readonly BenchMember[], signal: AbortS
   try {
     report = JSON.parse(stdout) as RunReport;
   } catch {
-    throw new Error(`defragd exited with code ${code} without a JSON report\n${log.slice(-20).map((l) => l.line).join('\n')}\n${stdout.slice(0, 2000)}`);
+    throw new Error(
+      `defragd exited with code ${code} without a JSON report\n${log
+        .slice(-20)
+        .map((l) => l.line)
+        .join('\n')}\n${stdout.slice(0, 2000)}`,
+    );
   }
   const intervals: MemberInterval[] = [];
   for (const r of report.members) {
     const s = t(report.timings?.members.find((x) => x.memberId === r.memberId)?.defragmentStartedAt);
     if (s === null || r.durationMs === null) continue;
-    intervals.push({ name: nameOf(members, r.memberId), memberId: r.memberId, start: s, end: s + r.durationMs, ok: r.action === 'defragmented', note: r.reason });
+    intervals.push({
+      name: nameOf(members, r.memberId),
+      memberId: r.memberId,
+      start: s,
+      end: s + r.durationMs,
+      ok: r.action === 'defragmented',
+      note: r.reason,
+    });
   }
   intervals.sort((a, b) => a.start - b.start);
   return {
@@ -179,7 +198,10 @@ export async function startupMs(member: BenchMember, what: StartupProbe, signal:
       ? [DEFRAGD_MAIN, 'defrag', '--dry-run', `--endpoints=${member.url}`]
       : [STARTUP_FLOOR, target, ...(what === 'bare' ? ['--bare'] : [])];
   const spawnAt = now();
-  const child = spawn(process.execPath, ['--import', PROBE, ...args], { env: what === 'defragd' ? defragdEnv() : process.env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', PROBE, ...args], {
+    env: what === 'defragd' ? defragdEnv() : process.env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   children.add(child);
   const onAbort = () => child.kill('SIGINT');
   signal.addEventListener('abort', onAbort, { once: true });
@@ -207,7 +229,12 @@ export function parseEtcdctlDefragLine(line: string): { url: string; ok: boolean
   return bad ? { url: bad[1] as string, ok: false, note: bad[2] ?? null } : null;
 }
 
-export async function runEtcdctl(members: readonly BenchMember[], seed: BenchMember, signal: AbortSignal, onStart: () => void = () => undefined): Promise<ToolRun> {
+export async function runEtcdctl(
+  members: readonly BenchMember[],
+  seed: BenchMember,
+  signal: AbortSignal,
+  onStart: () => void = () => undefined,
+): Promise<ToolRun> {
   const args = ['defrag', '--cluster', '--command-timeout=10m', `--endpoints=${seed.url}`];
   const env: NodeJS.ProcessEnv = { ...process.env, ETCDCTL_API: '3' };
   for (const k of Object.keys(env)) if (k.startsWith('ETCDCTL_') && k !== 'ETCDCTL_API') delete env[k];

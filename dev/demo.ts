@@ -85,8 +85,7 @@ export function narrateLog(l: DaemonLogLine): { say: string; runId?: number } | 
   switch (l.msg) {
     case 'starting a run':
       return { say: `▶ ${s(l['trigger'])} run starting: ${s(l['reason'])}` };
-    case 'run finished':
-    {
+    case 'run finished': {
       const outcome = s(l['outcome']);
       const mark = outcome === 'success' || outcome === 'nothing-to-do' ? '✔' : '✘';
       const reclaimed = typeof l['reclaimedBytes'] === 'number' && l['reclaimedBytes'] > 0 ? `; reclaimed ${mib(l['reclaimedBytes'])}` : '';
@@ -106,7 +105,9 @@ export function narrateLog(l: DaemonLogLine): { say: string; runId?: number } | 
     default:
       if (l.level >= PINO_WARN) {
         const why = l['err'] ?? l['message'] ?? l['reason'];
-        return { say: `daemon ${l.level >= 50 ? 'error' : 'warning'}: ${l.msg}${why === undefined ? '' : ` (${typeof why === 'string' ? why : JSON.stringify(why)})`}` };
+        return {
+          say: `daemon ${l.level >= 50 ? 'error' : 'warning'}: ${l.msg}${why === undefined ? '' : ` (${typeof why === 'string' ? why : JSON.stringify(why)})`}`,
+        };
       }
       return null;
   }
@@ -127,7 +128,10 @@ export function runLine(d: StoredRunDetail): string {
     const why = r.message ?? (ruleFalse ? 'the rule is false for every member' : members.map((m) => `${m.name}: ${m.reason}`).join('; '));
     return `${head}${why ? `: ${why}` : ''}`;
   }
-  const members = done.map((m) => `${m.name}${m.wasLeader ? ' (was leader: moved first)' : ''} ${mib(m.before?.dbSize).replace(' MiB', '')} → ${mib(m.after?.dbSize)}`);
+  const members = done.map(
+    (m) =>
+      `${m.name}${m.wasLeader ? ' (was leader: moved first)' : ''} ${mib(m.before?.dbSize).replace(' MiB', '')} → ${mib(m.after?.dbSize)}`,
+  );
   return `${head}: ${members.join(', ')}; reclaimed ${mib(r.reclaimedBytes)} in ${secs(r.durationMs)}`;
 }
 
@@ -139,6 +143,10 @@ export function sizesLine(c: ClusterJson): string {
   if (c.observation === null) return `cluster ${c.name}: not observed yet${c.observeError ? ` (${c.observeError})` : ''}`;
   const members = [...c.observation.members]
     .sort((a, b) => (a.name ?? '').localeCompare(b.name ?? ''))
-    .map((m) => (m.error ? `${m.name ?? m.endpoint} unreachable` : `${m.name}${m.isLeader ? '*' : ''} ${mib(m.dbSize)}, free ${mib(m.dbSizeFree)} (${pct(m.fragmentation)})`));
+    .map((m) =>
+      m.error
+        ? `${m.name ?? m.endpoint} unreachable`
+        : `${m.name}${m.isLeader ? '*' : ''} ${mib(m.dbSize)}, free ${mib(m.dbSizeFree)} (${pct(m.fragmentation)})`,
+    );
   return `${members.join(' · ')} · ${c.state}`;
 }

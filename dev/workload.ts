@@ -146,7 +146,8 @@ export function startChurn(connection: ConnectionOptions, opts: ChurnOptions = {
     if (prefixes.length === 0) return;
     try {
       let revision = 0;
-      for (const p of prefixes) revision = (await members[0]!.deleteRange(p, { rangeEnd: prefixEnd(p), signal: stopping.signal })).header.revision;
+      for (const p of prefixes)
+        revision = (await members[0]!.deleteRange(p, { rangeEnd: prefixEnd(p), signal: stopping.signal })).header.revision;
       await compactTo(revision);
     } catch (err) {
       failed(err);

@@ -50,7 +50,8 @@ function settings(): { seconds: number | null; walkthrough: boolean } {
   const raw = process.env['DEMO_SECONDS'];
   let seconds: number | null = null;
   if (raw !== undefined && raw.trim() !== '') {
-    if (!/^[0-9]+$/.test(raw.trim()) || Number(raw) < 1) throw new UsageError(`DEMO_SECONDS must be a whole number of seconds, at least 1 (got "${raw}")`);
+    if (!/^[0-9]+$/.test(raw.trim()) || Number(raw) < 1)
+      throw new UsageError(`DEMO_SECONDS must be a whole number of seconds, at least 1 (got "${raw}")`);
     seconds = Number(raw);
   }
   const w = (process.env['DEMO_WALKTHROUGH'] ?? '1').trim();
@@ -94,7 +95,9 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     if (signals === 1) {
       exitCode = sig === 'SIGINT' ? 130 : 143;
       say();
-      say(`${sig === 'SIGINT' ? 'Ctrl-C' : sig}: stopping what the demo started, in order (workload, daemon, etcd). Ctrl-C again to stop at once.`);
+      say(
+        `${sig === 'SIGINT' ? 'Ctrl-C' : sig}: stopping what the demo started, in order (workload, daemon, etcd). Ctrl-C again to stop at once.`,
+      );
       stop.abort();
       return;
     }
@@ -187,7 +190,10 @@ function checkStop(): void {
 async function defragd(args: string[], endpoints: string[]): Promise<number> {
   checkStop();
   say(`\n$ defragd ${args.map(quote).join(' ')}`);
-  const child = spawn(process.execPath, [CLI, ...args, '--endpoints', endpoints.join(',')], { stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+  const child = spawn(process.execPath, [CLI, ...args, '--endpoints', endpoints.join(',')], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    detached: true,
+  });
   walkthroughChild = child;
   // Stopped meanwhile: the CLI is told as Ctrl-C tells it (a defrag finishes its member, the rest are not started).
   const interrupt = () => child.kill('SIGINT');
@@ -248,7 +254,9 @@ async function startDaemon(d: string, endpoints: string[]): Promise<{ url: strin
   });
   let url: string | null = null;
   const listening = new Promise<string>((resolve, reject) => {
-    child.once('exit', (code, sig) => reject(new Error(`defragd serve exited (${code ?? sig}) before it listened: ${stderr.trim() || 'no output'}`)));
+    child.once('exit', (code, sig) =>
+      reject(new Error(`defragd serve exited (${code ?? sig}) before it listened: ${stderr.trim() || 'no output'}`)),
+    );
     child.once('error', reject);
     createInterface({ input: child.stdout! }).on('line', (line) => {
       daemonLog?.write(`${line}\n`);
@@ -264,7 +272,9 @@ async function startDaemon(d: string, endpoints: string[]): Promise<{ url: strin
   });
   child.once('exit', (code, sig) => {
     if (!tearingDown) {
-      live(`defragd serve exited unexpectedly (${code ?? sig})${stderr.trim() ? `: ${stderr.trim()}` : ''}; see ${path.join(d, 'defragd.log')}`);
+      live(
+        `defragd serve exited unexpectedly (${code ?? sig})${stderr.trim() ? `: ${stderr.trim()}` : ''}; see ${path.join(d, 'defragd.log')}`,
+      );
       exitCode = 1;
       stop.abort();
     }
@@ -334,7 +344,11 @@ async function livePhase(d: string, c: EtcdCluster, seconds: number | null, walk
   const eps = c.endpoints.join(',');
   const cli = cliShown();
   say(`Its config (${configPath}):`);
-  say(demoConfigYaml({ ...DEMO_CONFIG_DEFAULTS, listen: new URL(url).host, endpoints: c.endpoints }).trimEnd().replace(/^/gm, '  '));
+  say(
+    demoConfigYaml({ ...DEMO_CONFIG_DEFAULTS, listen: new URL(url).host, endpoints: c.endpoints })
+      .trimEnd()
+      .replace(/^/gm, '  '),
+  );
   say();
   say(`  Dashboard:  ${url}/`);
   say(`  API token:  ${token}`);
@@ -351,7 +365,9 @@ async function livePhase(d: string, c: EtcdCluster, seconds: number | null, walk
   say(
     `A workload now overwrites and deletes keys (${CHURN.bytesPerSecond / MiB} MiB/s) and compacts every ${CHURN.compactEveryMs / 1000} s, as kube-apiserver does every 5 minutes:`,
   );
-  say(`fragmentation grows; the daemon defragments when the rule holds (auto, at most once per ${DEMO_CONFIG_DEFAULTS.cooldown}) and on its schedule (${DEMO_CONFIG_DEFAULTS.schedule}).`);
+  say(
+    `fragmentation grows; the daemon defragments when the rule holds (auto, at most once per ${DEMO_CONFIG_DEFAULTS.cooldown}) and on its schedule (${DEMO_CONFIG_DEFAULTS.schedule}).`,
+  );
   say(seconds === null ? 'Runs until Ctrl-C.' : `Stops by itself in ${seconds} s (DEMO_SECONDS); Ctrl-C stops it sooner.`);
   say(`Sizes every ${SIZES_EVERY_MS / 1000} s as the daemon observed them (* = leader), and a line per run:`);
 

@@ -6,7 +6,9 @@ const START = '<!-- bench-schedule:start -->';
 const END = '<!-- bench-schedule:end -->';
 let latest;
 try {
-  latest = readFileSync('bench/results/schedule-latest.md', 'utf8').replace(/^# .*\n+/, '').trim();
+  latest = readFileSync('bench/results/schedule-latest.md', 'utf8')
+    .replace(/^# .*\n+/, '')
+    .trim();
 } catch {
   console.error('bench/results/schedule-latest.md is missing: run make bench-schedule first');
   process.exit(1);

@@ -10,7 +10,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 
 const TABLES = {
   bench: { file: 'bench/results/latest.md', marker: 'bench', what: 'Performance table', make: 'make bench' },
-  big: { file: 'bench/results/big-latest.md', marker: 'bench-big', what: 'Performance table of the --big run', make: 'npx tsx bench/run.mts --big' },
+  big: {
+    file: 'bench/results/big-latest.md',
+    marker: 'bench-big',
+    what: 'Performance table of the --big run',
+    make: 'npx tsx bench/run.mts --big',
+  },
   daemon: { file: 'bench/results/daemon-latest.md', marker: 'bench-daemon', what: 'Daemon performance table', make: 'make bench-daemon' },
   reads: { file: 'bench/results/reads-latest.md', marker: 'bench-reads', what: 'Reads performance table', make: 'make bench-reads' },
   versions: { file: '.vitest-results/versions.md', marker: 'etcd-versions', what: 'Supported etcd versions table', make: 'make test' },
@@ -19,7 +24,12 @@ const which = process.argv[2] ?? 'bench';
 // One table per etcd version: bench-3.7 pastes bench/results/latest-3.7.md between <!-- bench-3.7:start/end -->.
 const perVersion = /^bench-(\d+\.\d+)$/.exec(which);
 const t = perVersion
-  ? { file: `bench/results/latest-${perVersion[1]}.md`, marker: which, what: `Performance table on etcd ${perVersion[1]}`, make: `ETCD_VERSION=${perVersion[1]} make bench` }
+  ? {
+      file: `bench/results/latest-${perVersion[1]}.md`,
+      marker: which,
+      what: `Performance table on etcd ${perVersion[1]}`,
+      make: `ETCD_VERSION=${perVersion[1]} make bench`,
+    }
   : TABLES[which];
 if (!t) {
   console.error(`paste-bench: unknown table "${which}" (known: ${Object.keys(TABLES).join(', ')})`);
@@ -29,7 +39,9 @@ const START = `<!-- ${t.marker}:start -->`;
 const END = `<!-- ${t.marker}:end -->`;
 let latest;
 try {
-  latest = readFileSync(t.file, 'utf8').replace(/^# .*\n+/, '').trim();
+  latest = readFileSync(t.file, 'utf8')
+    .replace(/^# .*\n+/, '')
+    .trim();
 } catch {
   console.error(`paste-bench: ${t.file} is missing: run ${t.make} first`);
   process.exit(1);

@@ -25,14 +25,20 @@ if (listed.status !== 0) {
   console.log('0 passed, 1 failed (the etcd versions to test with could not be made ready: see the line above)');
   process.exit(1);
 }
-const versions = listed.stdout.trim().split('\n').map((line) => {
-  const [version, dir] = line.split(' ');
-  return { version, dir };
-});
+const versions = listed.stdout
+  .trim()
+  .split('\n')
+  .map((line) => {
+    const [version, dir] = line.split(' ');
+    return { version, dir };
+  });
 const full = versions.find((v) => v.version.startsWith(DEFAULT_LINE + '.')) ?? versions[versions.length - 1];
 // The releases some tests of the whole suite start besides the one under test (go/etcd-fixtures/, e.g. 3.5.5
 // with a known defrag defect), built now rather than inside a test's time limit.
-const fixtures = spawnSync(path.join(ROOT, 'scripts/etcd-versions'), ['--fixture'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+const fixtures = spawnSync(path.join(ROOT, 'scripts/etcd-versions'), ['--fixture'], {
+  encoding: 'utf8',
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
 if (fixtures.status !== 0) {
   console.log('0 passed, 1 failed (the etcd test fixtures could not be built: see the line above)');
   process.exit(1);
@@ -83,13 +89,20 @@ async function writeVersionsTable(runs) {
   } catch {
     /* not built: the column says so */
   }
-  const rows = [...runs].sort((a, b) => a.version.localeCompare(b.version, 'en', { numeric: true })).map((r) => {
-    const source = r.dir === '/usr/bin' ? "Debian's etcd-server" : `built from go/etcd/v${r.version.split('.').slice(0, 2).join('.')}`;
-    const defects = defectsOf(r.version);
-    const what = defects.length === 0 ? 'none known' : defects.map((f) => `${f.defect.issue} (fixed in ${f.fixedIn}${f.defect.severity === 'refuse' ? ', refused' : ', warned'})`).join(', ');
-    const verdict = `${r.ran} ran, ${r.passed} passed, ${r.failed} failed, ${r.skipped.length} skipped`;
-    return `| ${r.version} | ${source} | ${verdict} (${r.scope}) | ${what} |`;
-  });
+  const rows = [...runs]
+    .sort((a, b) => a.version.localeCompare(b.version, 'en', { numeric: true }))
+    .map((r) => {
+      const source = r.dir === '/usr/bin' ? "Debian's etcd-server" : `built from go/etcd/v${r.version.split('.').slice(0, 2).join('.')}`;
+      const defects = defectsOf(r.version);
+      const what =
+        defects.length === 0
+          ? 'none known'
+          : defects
+              .map((f) => `${f.defect.issue} (fixed in ${f.fixedIn}${f.defect.severity === 'refuse' ? ', refused' : ', warned'})`)
+              .join(', ');
+      const verdict = `${r.ran} ran, ${r.passed} passed, ${r.failed} failed, ${r.skipped.length} skipped`;
+      return `| ${r.version} | ${source} | ${verdict} (${r.scope}) | ${what} |`;
+    });
   const date = new Date().toISOString().slice(0, 10);
   const text = [
     `# etcd versions (make test, ${date})`,
@@ -123,11 +136,15 @@ function summarise(file) {
   const failures = [];
   for (const t of r.testResults ?? []) {
     const results = t.assertionResults ?? [];
-    for (const a of results) if (a.status === 'skipped' || a.status === 'pending' || a.status === 'todo') skippedNames.push(a.fullName ?? a.title);
+    for (const a of results)
+      if (a.status === 'skipped' || a.status === 'pending' || a.status === 'todo') skippedNames.push(a.fullName ?? a.title);
     // The tail is what CI shows: each failure with its file and the first line of why.
     for (const a of results) {
       if (a.status !== 'failed') continue;
-      const why = String(a.failureMessages?.[0] ?? '').split('\n').find((l) => l.trim() !== '') ?? '';
+      const why =
+        String(a.failureMessages?.[0] ?? '')
+          .split('\n')
+          .find((l) => l.trim() !== '') ?? '';
       failures.push(`${path.relative(ROOT, t.name)} > ${a.fullName ?? a.title}: ${why.trim().slice(0, 300)}`);
     }
     if (t.status === 'failed' && results.every((a) => a.status !== 'failed')) brokenFiles.push(path.relative(ROOT, t.name));
@@ -167,7 +184,10 @@ function testFilesStartingEtcd() {
     memo.set(file, result);
     return result;
   };
-  return sources.filter((f) => /\.test\.m?ts$/.test(f) && reaches(f)).map((f) => path.relative(ROOT, f)).sort();
+  return sources
+    .filter((f) => /\.test\.m?ts$/.test(f) && reaches(f))
+    .map((f) => path.relative(ROOT, f))
+    .sort();
 }
 
 function resolveTs(dir, spec) {

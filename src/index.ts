@@ -23,7 +23,18 @@ export { DEFAULT_DISARM_BELOW, DEFAULT_ENDPOINT, DEFAULT_LOCK_KEY, DEFAULT_RECOR
 export { formatBytes, formatDuration, formatPercent } from './domain/format.js';
 export type { ConnectionOptions, TlsOptions, AuthOptions } from './etcd/options.js';
 export type { EtcdClient } from './etcd/client.js';
-export { connect, observe, plan, defragmentationStatus, acquireLock, type Connection, type ObserveOptions, type PlanOptions, type StatusOptions, type AcquireLockOptions } from './app/library.js';
+export {
+  connect,
+  observe,
+  plan,
+  defragmentationStatus,
+  acquireLock,
+  type Connection,
+  type ObserveOptions,
+  type PlanOptions,
+  type StatusOptions,
+  type AcquireLockOptions,
+} from './app/library.js';
 export { defragment, type DefragmentOptions, type RunOptions, type PolicyOptions } from './app/defragment.js';
 export type { ExecuteOptions } from './executor/options.js';
 export type { ObserveTarget } from './app/port.js';

@@ -18,7 +18,13 @@ const ENTRY_POINTS = { defragd: 'src/index.ts', 'defragd/store': 'src/store/inde
 /** "name (value)" or "name (type)" for each export of each entry point, sorted. */
 function surface(): Record<string, string[]> {
   const files = Object.values(ENTRY_POINTS).map((f) => `${ROOT}${f}`);
-  const program = ts.createProgram(files, { module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, target: ts.ScriptTarget.ES2022, strict: true, noEmit: true });
+  const program = ts.createProgram(files, {
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    target: ts.ScriptTarget.ES2022,
+    strict: true,
+    noEmit: true,
+  });
   const checker = program.getTypeChecker();
   const out: Record<string, string[]> = {};
   for (const [name, file] of Object.entries(ENTRY_POINTS)) {
@@ -41,6 +47,9 @@ describe('the public API', () => {
     const now = surface();
     if (process.env.UPDATE_API_SURFACE) writeFileSync(LIST, JSON.stringify(now, null, 2) + '\n');
     const listed = JSON.parse(readFileSync(LIST, 'utf8')) as Record<string, string[]>;
-    expect(now, 'the exports changed: if on purpose, UPDATE_API_SURFACE=1 npx vitest run test/api-surface.test.ts and commit the list').toEqual(listed);
+    expect(
+      now,
+      'the exports changed: if on purpose, UPDATE_API_SURFACE=1 npx vitest run test/api-surface.test.ts and commit the list',
+    ).toEqual(listed);
   }, 60_000);
 });

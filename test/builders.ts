@@ -217,10 +217,7 @@ export class SnapshotBuilder {
       clusterId: members.some((m) => m.reachable) ? CLUSTER_ID : null,
       leaderId,
       members,
-      alarms: [
-        ...this.members.flatMap((m) => m.alarms.map((alarm) => ({ memberId: m.memberId, alarm }))),
-        ...this.orphanAlarms,
-      ],
+      alarms: [...this.members.flatMap((m) => m.alarms.map((alarm) => ({ memberId: m.memberId, alarm }))), ...this.orphanAlarms],
       alarmsError: this.alarmsErrorText,
     };
   }

@@ -22,7 +22,8 @@ const FIXTURE: Record<string, string> = {
   // broken: the planner does I/O
   'src/planner/plan.ts': "import { readFileSync } from 'node:fs';\nexport const read = readFileSync;\n",
   // allowed: a unit test beside its module uses node:* and test/'s builders
-  'src/planner/plan.test.ts': "import { readFileSync } from 'node:fs';\nimport { aPlan } from '../../test/builders.js';\nexport const t = [readFileSync, aPlan];\n",
+  'src/planner/plan.test.ts':
+    "import { readFileSync } from 'node:fs';\nimport { aPlan } from '../../test/builders.js';\nexport const t = [readFileSync, aPlan];\n",
   // broken: the executor reaches for the wire client instead of its port (type only still counts)
   'src/executor/execute.ts': "import type { ConnectionOptions } from '../etcd/options.js';\nexport type E = ConnectionOptions;\n",
   // broken: a cycle
@@ -32,7 +33,8 @@ const FIXTURE: Record<string, string> = {
   'src/app/defragment.ts': "import { printPlan } from '../cli/printer.js';\nexport const run = printPlan;\n",
   'src/cli/printer.ts': 'export const printPlan = (): string => "";\n',
   // allowed: the store uses node:* and records domain types; broken: it reaches into the executor
-  'src/store/store.ts': "import { statSync } from 'node:fs';\nimport type { Plan } from '../domain/plan.js';\nimport type { E } from '../executor/execute.js';\nexport type S = [Plan, E, typeof statSync];\n",
+  'src/store/store.ts':
+    "import { statSync } from 'node:fs';\nimport type { Plan } from '../domain/plan.js';\nimport type { E } from '../executor/execute.js';\nexport type S = [Plan, E, typeof statSync];\n",
   // the dashboard's page: allowed, the API's shapes as types and domain's formatting; broken: a value from the daemon, node:*
   'src/serve/samples.ts': 'export const RANGES = 1;\n',
   'src/serve/daemon.ts': 'export class Daemon {}\n',
@@ -41,7 +43,8 @@ const FIXTURE: Record<string, string> = {
   'src/serve/schedule.ts':
     "import { setTimeout } from 'node:timers/promises';\nimport type { Plan } from '../domain/plan.js';\nimport { inWindow } from './window.js';\nimport type { EtcdClient } from '../etcd/client.js';\nexport type Sch = [Plan, EtcdClient, typeof inWindow, typeof setTimeout];\n",
   // allowed: the API reads the JSON shapes; broken: it reaches for the Daemon class
-  'src/serve/http.ts': "import { RANGES } from './samples.js';\nimport { Daemon } from './daemon.js';\nexport const h = [RANGES, Daemon];\n",
+  'src/serve/http.ts':
+    "import { RANGES } from './samples.js';\nimport { Daemon } from './daemon.js';\nexport const h = [RANGES, Daemon];\n",
   'web/main.ts':
     "import type { Plan } from '../src/domain/plan.js';\nimport type { S } from '../src/store/store.js';\nimport { RANGES } from '../src/serve/samples.js';\nimport { readFileSync } from 'node:fs';\nexport const w = [RANGES, readFileSync];\nexport type W = [Plan, S];\n",
   'test/builders.ts': "import type { Plan } from '../src/domain/plan.js';\nexport const aPlan = (): Plan => ({ steps: [] });\n",
@@ -73,9 +76,7 @@ afterAll(() => {
 
 describe('import boundaries', () => {
   it('name exactly the imports that break a rule', () => {
-    const found = result.summary.violations
-      .map((v) => `${v.rule.name}: ${v.from} → ${v.to}`)
-      .sort();
+    const found = result.summary.violations.map((v) => `${v.rule.name}: ${v.from} → ${v.to}`).sort();
     expect(found).toEqual(
       [
         'app-not-cli: src/app/defragment.ts → src/cli/printer.ts',

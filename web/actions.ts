@@ -41,7 +41,14 @@ export function createActions(name: string, onStarted: () => void): ActionsHandl
   const dry = h('button', { type: 'button', class: 'btn', 'aria-describedby': 'actions-reason' }, 'Dry run');
   const now = h('button', { type: 'button', class: 'btn btn-danger', 'aria-describedby': 'actions-reason' }, 'Defragment now');
   const result = h('div', { class: 'action-result', role: 'status', 'aria-live': 'polite' });
-  const tokenInput = h('input', { type: 'password', id: 'api-token', name: 'api-token', autocomplete: 'off', spellcheck: 'false', placeholder: 'bearer token' });
+  const tokenInput = h('input', {
+    type: 'password',
+    id: 'api-token',
+    name: 'api-token',
+    autocomplete: 'off',
+    spellcheck: 'false',
+    placeholder: 'bearer token',
+  });
   const tokenForm = h(
     'form',
     { class: 'token-form' },
@@ -49,7 +56,12 @@ export function createActions(name: string, onStarted: () => void): ActionsHandl
     tokenInput,
     h('button', { type: 'submit', class: 'btn' }, 'Use token'),
   );
-  const tokenSet = h('p', { class: 'token-set' }, 'API token set for this tab. ', h('button', { type: 'button', class: 'btn-link', onclick: () => forget() }, 'Forget it'));
+  const tokenSet = h(
+    'p',
+    { class: 'token-set' },
+    'API token set for this tab. ',
+    h('button', { type: 'button', class: 'btn-link', onclick: () => forget() }, 'Forget it'),
+  );
   const tokenRow = h('div', { class: 'token-row' });
   const confirmText = h('p', {});
   const dialog = h(
@@ -60,7 +72,12 @@ export function createActions(name: string, onStarted: () => void): ActionsHandl
       { method: 'dialog' },
       h('h2', { id: 'confirm-title' }, `Defragment ${name} now?`),
       confirmText,
-      h('div', { class: 'dialog-buttons' }, h('button', { value: 'cancel', class: 'btn', autofocus: true }, 'Cancel'), h('button', { value: 'go', class: 'btn btn-danger' }, 'Defragment')),
+      h(
+        'div',
+        { class: 'dialog-buttons' },
+        h('button', { value: 'cancel', class: 'btn', autofocus: true }, 'Cancel'),
+        h('button', { value: 'go', class: 'btn btn-danger' }, 'Defragment'),
+      ),
     ),
   );
   const el = h(
@@ -97,7 +114,14 @@ export function createActions(name: string, onStarted: () => void): ActionsHandl
       fill(result, h('p', { class: 'error-line', role: 'alert' }, `The token was refused (401): ${err.message}. Enter it again.`));
       forget();
     } else {
-      fill(result, h('p', { class: 'error-line', role: 'alert' }, err instanceof ApiError && err.status !== 0 ? `${err.status}: ${err.message}` : String(err instanceof Error ? err.message : err)));
+      fill(
+        result,
+        h(
+          'p',
+          { class: 'error-line', role: 'alert' },
+          err instanceof ApiError && err.status !== 0 ? `${err.status}: ${err.message}` : String(err instanceof Error ? err.message : err),
+        ),
+      );
     }
   };
 
@@ -158,7 +182,11 @@ export function createActions(name: string, onStarted: () => void): ActionsHandl
     const running = cluster?.state === 'running';
     dry.disabled = !token || busy;
     now.disabled = !token || busy || running;
-    reason.textContent = !token ? 'Enter the API token (the daemon\'s apiTokenFile) to plan or start a run.' : running ? 'A run is in progress.' : '';
+    reason.textContent = !token
+      ? "Enter the API token (the daemon's apiTokenFile) to plan or start a run."
+      : running
+        ? 'A run is in progress.'
+        : '';
   }
 
   return {
@@ -188,7 +216,13 @@ export function planView(report: RunReport | null): HTMLElement {
       'tr',
       { 'data-member': d.name, class: `decision decision-${d.action}` },
       h('td', { class: 'num' }, d.action === 'defragment' ? String(++n) : '–'),
-      h('td', {}, d.name, d.isLeader ? h('span', { class: 'badge leader' }, 'leader') : null, d.isLearner ? h('span', { class: 'badge learner' }, 'learner') : null),
+      h(
+        'td',
+        {},
+        d.name,
+        d.isLeader ? h('span', { class: 'badge leader' }, 'leader') : null,
+        d.isLearner ? h('span', { class: 'badge learner' }, 'learner') : null,
+      ),
       h('td', { class: 'action' }, d.action),
       h('td', {}, d.moveLeaderTo ? `leadership to ${names.get(d.moveLeaderTo) ?? d.moveLeaderTo} first` : '–'),
       h('td', {}, d.ruleResult === null ? '–' : String(d.ruleResult)),
@@ -205,11 +239,25 @@ export function planView(report: RunReport | null): HTMLElement {
         'table',
         { class: 'plan-table' },
         h('caption', { class: 'visually-hidden' }, 'Plan per member, in execution order'),
-        h('thead', {}, h('tr', {}, ...['#', 'member', 'action', 'leader hand-over', 'rule', 'free', 'deadline', 'reason'].map((t, i) => h('th', { scope: 'col', class: i === 0 || i === 5 || i === 6 ? 'num' : null }, t)))),
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            ...['#', 'member', 'action', 'leader hand-over', 'rule', 'free', 'deadline', 'reason'].map((t, i) =>
+              h('th', { scope: 'col', class: i === 0 || i === 5 || i === 6 ? 'num' : null }, t),
+            ),
+          ),
+        ),
         h('tbody', {}, ...rows),
       ),
     ),
-    h('p', { class: 'muted' }, `Would reclaim about ${formatBytes(plan.expectedReclaimBytes)}${plan.compaction ? `, after compacting to revision ${plan.compaction.revision}` : ''}${plan.disarmNospace ? '; NOSPACE disarmed afterwards if safe' : ''}.`),
+    h(
+      'p',
+      { class: 'muted' },
+      `Would reclaim about ${formatBytes(plan.expectedReclaimBytes)}${plan.compaction ? `, after compacting to revision ${plan.compaction.revision}` : ''}${plan.disarmNospace ? '; NOSPACE disarmed afterwards if safe' : ''}.`,
+    ),
     ...[...plan.warnings, ...report.warnings].map((w) => h('p', { class: 'warning-line' }, `Warning: ${w}`)),
   );
   return box;

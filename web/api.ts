@@ -63,7 +63,8 @@ const enc = encodeURIComponent;
 export const api = {
   clusters: () => request<ClustersAnswer>('api/v1/clusters'),
   samples: (name: string, range: SampleRange) => request<SamplesAnswer>(`api/v1/clusters/${enc(name)}/samples?range=${enc(range)}`),
-  history: (name: string, limit = 50) => request<{ cluster: string; runs: StoredRun[] }>(`api/v1/clusters/${enc(name)}/history?limit=${limit}`),
+  history: (name: string, limit = 50) =>
+    request<{ cluster: string; runs: StoredRun[] }>(`api/v1/clusters/${enc(name)}/history?limit=${limit}`),
   status: (name: string) => request<StatusAnswer>(`api/v1/clusters/${enc(name)}/status`),
   run: (id: number) => request<StoredRunDetail>(`api/v1/runs/${id}`),
   startRun: (name: string, dryRun: boolean, token: string) =>

@@ -117,7 +117,9 @@ export function tickTime(sec: number, incrSec: number, spanSec: number): string 
 export function visibleRange(a: SamplesAnswer): { from: number; to: number } {
   const from = Date.parse(a.from) / 1000;
   const to = Date.parse(a.to) / 1000;
-  const firsts = [...a.members.map((m) => m.atMs[0]), ...a.runs.map((r) => Date.parse(r.startedAt))].filter((t): t is number => t !== undefined && Number.isFinite(t));
+  const firsts = [...a.members.map((m) => m.atMs[0]), ...a.runs.map((r) => Date.parse(r.startedAt))].filter(
+    (t): t is number => t !== undefined && Number.isFinite(t),
+  );
   if (firsts.length === 0) return { from, to };
   const first = Math.min(...firsts) / 1000;
   // A little room before the first point; never less than a minute shown.
@@ -135,7 +137,11 @@ export function quotaShown(data: uPlot.AlignedData): boolean {
 const cssVar = (name: string, fallback: string) => getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
 
 export function createChart(): ChartHandle {
-  const el: ChartElement = h('div', { class: 'chart', role: 'img', 'aria-label': 'dbSize and in-use size per member over time, with the quota and the runs' });
+  const el: ChartElement = h('div', {
+    class: 'chart',
+    role: 'img',
+    'aria-label': 'dbSize and in-use size per member over time, with the quota and the runs',
+  });
   const tip = h('div', { class: 'chart-tip', role: 'tooltip', hidden: true });
   const marks = h('div', { class: 'run-marks', role: 'group', 'aria-label': 'runs on the chart' });
   const wrap = h('div', { class: 'chart-wrap' }, el, marks, tip);
@@ -192,10 +198,13 @@ export function createChart(): ChartHandle {
   const hover = (plot: uPlot) => {
     if (marks.contains(document.activeElement)) return;
     const left = plot.cursor.left ?? -1;
-    const hit = left < 0 ? undefined : runs.find((r) => {
-      const [x0, x1] = runSpan(r, plot, false);
-      return left >= x0 - 4 && left <= Math.max(x1, x0 + 6) + 4;
-    });
+    const hit =
+      left < 0
+        ? undefined
+        : runs.find((r) => {
+            const [x0, x1] = runSpan(r, plot, false);
+            return left >= x0 - 4 && left <= Math.max(x1, x0 + 6) + 4;
+          });
     if (hit) showTip(hit, left);
     else tip.hidden = true;
   };
@@ -213,7 +222,12 @@ export function createChart(): ChartHandle {
     for (const r of runs) {
       const [x0, x1] = runSpan(r, plot, false);
       if (x1 < 0 || x0 > w) continue;
-      const b = h('button', { type: 'button', class: 'run-mark', 'data-run-id': r.id, 'aria-label': `Run ${r.id}: ${OUTCOME_LABEL[r.outcome] ?? r.outcome}, trigger ${r.trigger}, reclaimed ${formatBytes(r.reclaimedBytes)}, duration ${formatDuration(r.durationMs)}, started ${formatTime(r.startedAt)}` });
+      const b = h('button', {
+        type: 'button',
+        class: 'run-mark',
+        'data-run-id': r.id,
+        'aria-label': `Run ${r.id}: ${OUTCOME_LABEL[r.outcome] ?? r.outcome}, trigger ${r.trigger}, reclaimed ${formatBytes(r.reclaimedBytes)}, duration ${formatDuration(r.durationMs)}, started ${formatTime(r.startedAt)}`,
+      });
       b.style.left = `${left - base.left + Math.max(0, x0) - 3}px`;
       b.style.top = `${top - base.top}px`;
       b.style.width = `${Math.max(8, Math.min(w, x1) - Math.max(0, x0)) + 6}px`;
@@ -237,10 +251,28 @@ export function createChart(): ChartHandle {
     for (let i = 0; i < memberCount; i++) {
       const color = palette[i % palette.length] as string;
       series.push({ label: labels[2 * i], stroke: color, width: 2, points, spanGaps: true, value: (_u, v) => formatBytes(v) });
-      series.push({ label: labels[2 * i + 1], stroke: color, width: 1.5, dash: [5, 4], alpha: 0.85, points, spanGaps: true, value: (_u, v) => formatBytes(v) });
+      series.push({
+        label: labels[2 * i + 1],
+        stroke: color,
+        width: 1.5,
+        dash: [5, 4],
+        alpha: 0.85,
+        points,
+        spanGaps: true,
+        value: (_u, v) => formatBytes(v),
+      });
     }
     // A quota far above the sizes would flatten them against the axis: then it starts hidden (its legend entry shows it).
-    series.push({ label: 'quota', show: quotaShown(data), stroke: cssVar('--danger', '#e03131'), width: 1.5, dash: [2, 4], points: { show: false }, spanGaps: true, value: (_u, v) => formatBytes(v) });
+    series.push({
+      label: 'quota',
+      show: quotaShown(data),
+      stroke: cssVar('--danger', '#e03131'),
+      width: 1.5,
+      dash: [2, 4],
+      points: { show: false },
+      spanGaps: true,
+      value: (_u, v) => formatBytes(v),
+    });
     const axis = { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
     const maxIntervals = () => (height() < 300 ? 4 : 6);
     const yTicks = (max: number) => binaryTicks(max, maxIntervals());
@@ -253,7 +285,11 @@ export function createChart(): ChartHandle {
         scales: { x: { time: true, range: () => [range.from, range.to] }, y: { range: (_u, _min, max) => [0, yTicks(max).top] } },
         axes: [
           // Room for the widest label ("YYYY-MM-DD" on long views), so neighbours never touch.
-          { ...axis, space: () => (span() > LONG_SPAN_S ? 100 : 64), values: (_u, ticks, _a, _space, incr) => ticks.map((t) => tickTime(t, incr, span())) },
+          {
+            ...axis,
+            space: () => (span() > LONG_SPAN_S ? 100 : 64),
+            values: (_u, ticks, _a, _space, incr) => ticks.map((t) => tickTime(t, incr, span())),
+          },
           {
             ...axis,
             size: width() < 600 ? 64 : 72,
@@ -266,7 +302,12 @@ export function createChart(): ChartHandle {
           },
         ],
         // The legend's markers drawn as their lines are: solid dbSize, dashed in use, dotted quota.
-        legend: { live: true, markers: { dash: (plot, i) => (i === plot.series.length - 1 ? 'dotted' : (plot.series[i]?.dash?.length ?? 0) > 0 ? 'dashed' : 'solid') } },
+        legend: {
+          live: true,
+          markers: {
+            dash: (plot, i) => (i === plot.series.length - 1 ? 'dotted' : (plot.series[i]?.dash?.length ?? 0) > 0 ? 'dashed' : 'solid'),
+          },
+        },
         // A vertical line follows the pointer; a horizontal one would read as a threshold.
         cursor: { y: false, drag: { x: false, y: false } },
         hooks: { drawClear: [drawRuns], draw: [placeMarks], setCursor: [hover] },

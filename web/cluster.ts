@@ -28,11 +28,19 @@ export function clusterPage(root: HTMLElement, name: string, ctx: AppContext): V
   const actions = createActions(name, () => void ctx.refresh());
   const chart = createChart();
   const chartStatus = h('p', { class: 'chart-status muted', role: 'status' });
-  const rangeButtons = RANGES.map((r) => h('button', { type: 'button', class: 'btn btn-toggle', 'data-range': r, 'aria-pressed': String(r === range), onclick: () => setRange(r) }, RANGE_LABEL[r]));
+  const rangeButtons = RANGES.map((r) =>
+    h(
+      'button',
+      { type: 'button', class: 'btn btn-toggle', 'data-range': r, 'aria-pressed': String(r === range), onclick: () => setRange(r) },
+      RANGE_LABEL[r],
+    ),
+  );
   const legend = h(
     'ul',
     { class: 'run-legend', 'aria-label': 'run markers' },
-    ...['success', 'nothing-to-do', 'failed', 'interrupted', 'running'].map((o) => h('li', {}, h('span', { class: `swatch outcome-bg-${o}`, 'aria-hidden': 'true' }), o.replace(/-/g, ' '))),
+    ...['success', 'nothing-to-do', 'failed', 'interrupted', 'running'].map((o) =>
+      h('li', {}, h('span', { class: `swatch outcome-bg-${o}`, 'aria-hidden': 'true' }), o.replace(/-/g, ' ')),
+    ),
   );
   const historyBody = h('tbody');
   const historyStatus = h('p', { class: 'muted', role: 'status' });
@@ -44,11 +52,21 @@ export function clusterPage(root: HTMLElement, name: string, ctx: AppContext): V
     title,
     notFound,
     live,
-    h('div', { class: 'cluster-grid' }, h('section', { class: 'panel', 'aria-labelledby': 'members-title' }, h('h2', { id: 'members-title' }, 'Members'), members, facts), actions.el),
+    h(
+      'div',
+      { class: 'cluster-grid' },
+      h('section', { class: 'panel', 'aria-labelledby': 'members-title' }, h('h2', { id: 'members-title' }, 'Members'), members, facts),
+      actions.el,
+    ),
     h(
       'section',
       { class: 'panel', 'aria-labelledby': 'chart-title' },
-      h('div', { class: 'panel-head' }, h('h2', { id: 'chart-title' }, 'Size over time'), h('div', { class: 'range-picker', role: 'group', 'aria-label': 'time range' }, ...rangeButtons)),
+      h(
+        'div',
+        { class: 'panel-head' },
+        h('h2', { id: 'chart-title' }, 'Size over time'),
+        h('div', { class: 'range-picker', role: 'group', 'aria-label': 'time range' }, ...rangeButtons),
+      ),
       chart.el,
       legend,
       chartStatus,
@@ -64,13 +82,29 @@ export function clusterPage(root: HTMLElement, name: string, ctx: AppContext): V
           'table',
           { class: 'history' },
           h('caption', { class: 'visually-hidden' }, `Run history of ${name}, newest first; a run's button opens its members and events`),
-          h('thead', {}, h('tr', {}, ...['started', 'trigger', 'outcome', 'members', 'reclaimed', 'duration'].map((t, i) => h('th', { scope: 'col', class: i >= 3 ? 'num' : null }, t)))),
+          h(
+            'thead',
+            {},
+            h(
+              'tr',
+              {},
+              ...['started', 'trigger', 'outcome', 'members', 'reclaimed', 'duration'].map((t, i) =>
+                h('th', { scope: 'col', class: i >= 3 ? 'num' : null }, t),
+              ),
+            ),
+          ),
           historyBody,
         ),
       ),
       historyStatus,
     ),
-    h('section', { class: 'panel', 'aria-labelledby': 'status-title' }, h('h2', { id: 'status-title' }, 'Defragmentation status'), h('p', { class: 'muted' }, 'From the records each run leaves in the cluster (as defragd last).'), statusBody),
+    h(
+      'section',
+      { class: 'panel', 'aria-labelledby': 'status-title' },
+      h('h2', { id: 'status-title' }, 'Defragmentation status'),
+      h('p', { class: 'muted' }, 'From the records each run leaves in the cluster (as defragd last).'),
+      statusBody,
+    ),
   );
 
   function setRange(r: SampleRange): void {
@@ -92,7 +126,10 @@ export function clusterPage(root: HTMLElement, name: string, ctx: AppContext): V
       chart.set(a);
       const points = a.members.reduce((n, m) => n + m.atMs.length, 0);
       const quota = Math.max(0, ...a.members.flatMap((m) => m.quota));
-      const hidden = points > 0 && !quotaShown(chartColumns(a).data) ? ` The quota (${formatBytes(quota)}) is far above the sizes: select "quota" in the legend to draw it.` : '';
+      const hidden =
+        points > 0 && !quotaShown(chartColumns(a).data)
+          ? ` The quota (${formatBytes(quota)}) is far above the sizes: select "quota" in the legend to draw it.`
+          : '';
       chartStatus.textContent =
         points === 0
           ? `No samples in the last ${RANGE_LABEL[asked]} yet: the daemon records one per member at each observation.`
@@ -120,7 +157,14 @@ export function clusterPage(root: HTMLElement, name: string, ctx: AppContext): V
     const expanded = open.has(r.id);
     const toggle = h(
       'button',
-      { type: 'button', class: 'btn-link run-toggle', 'aria-expanded': String(expanded), 'aria-controls': `run-${r.id}`, title: `run ${r.id}: members and events`, onclick: () => toggleRun(r.id) },
+      {
+        type: 'button',
+        class: 'btn-link run-toggle',
+        'aria-expanded': String(expanded),
+        'aria-controls': `run-${r.id}`,
+        title: `run ${r.id}: members and events`,
+        onclick: () => toggleRun(r.id),
+      },
       h('time', { datetime: r.startedAt }, formatTime(r.startedAt)),
     );
     const row = h(
@@ -129,7 +173,13 @@ export function clusterPage(root: HTMLElement, name: string, ctx: AppContext): V
       h('td', {}, toggle),
       h('td', { class: 'trigger' }, r.trigger),
       h('td', { class: 'outcome' }, outcomeBadge(r.outcome)),
-      h('td', { class: 'num' }, r.outcome === 'running' ? '–' : `${r.membersDefragmented}/${r.membersTotal}${r.membersFailed > 0 ? `, ${r.membersFailed} failed` : ''}`),
+      h(
+        'td',
+        { class: 'num' },
+        r.outcome === 'running'
+          ? '–'
+          : `${r.membersDefragmented}/${r.membersTotal}${r.membersFailed > 0 ? `, ${r.membersFailed} failed` : ''}`,
+      ),
       h('td', { class: 'num reclaimed' }, r.outcome === 'running' ? '–' : formatBytes(r.reclaimedBytes)),
       h('td', { class: 'num' }, r.durationMs === null ? 'running' : formatDuration(r.durationMs)),
     );
@@ -170,29 +220,53 @@ export function clusterPage(root: HTMLElement, name: string, ctx: AppContext): V
             'table',
             { class: 'status' },
             h('caption', { class: 'visually-hidden' }, 'Defragmentation status per member'),
-            h('thead', {}, h('tr', {}, ...['member', 'last defrag', 'revision', 'reclaimed then', 'free now', 'frag now', 'by'].map((t, i) => h('th', { scope: 'col', class: i >= 2 && i <= 5 ? 'num' : null }, t)))),
+            h(
+              'thead',
+              {},
+              h(
+                'tr',
+                {},
+                ...['member', 'last defrag', 'revision', 'reclaimed then', 'free now', 'frag now', 'by'].map((t, i) =>
+                  h('th', { scope: 'col', class: i >= 2 && i <= 5 ? 'num' : null }, t),
+                ),
+              ),
+            ),
             h(
               'tbody',
               {},
-              ...[...list].sort(byName).map((m) =>
-                h(
-                  'tr',
-                  { 'data-member': m.name },
-                  h('td', {}, m.name),
-                  h('td', {}, m.lastDefrag ? h('time', { datetime: m.lastDefrag.at, title: formatTime(m.lastDefrag.at) }, formatRelative(m.lastDefrag.at)) : m.record === 'none' ? 'never (no record)' : m.record),
-                  h('td', { class: 'num' }, m.lastDefrag?.revision ?? '-'),
-                  h('td', { class: 'num' }, formatBytes(m.reclaimedBytes)),
-                  h('td', { class: 'num' }, formatBytes(m.dbSizeFree)),
-                  h('td', { class: 'num' }, formatPercent(m.fragmentation)),
-                  h('td', {}, m.lastDefrag ? `${m.lastDefrag.trigger} by ${m.lastDefrag.by}` : (m.error ?? m.warning ?? '-')),
+              ...[...list]
+                .sort(byName)
+                .map((m) =>
+                  h(
+                    'tr',
+                    { 'data-member': m.name },
+                    h('td', {}, m.name),
+                    h(
+                      'td',
+                      {},
+                      m.lastDefrag
+                        ? h('time', { datetime: m.lastDefrag.at, title: formatTime(m.lastDefrag.at) }, formatRelative(m.lastDefrag.at))
+                        : m.record === 'none'
+                          ? 'never (no record)'
+                          : m.record,
+                    ),
+                    h('td', { class: 'num' }, m.lastDefrag?.revision ?? '-'),
+                    h('td', { class: 'num' }, formatBytes(m.reclaimedBytes)),
+                    h('td', { class: 'num' }, formatBytes(m.dbSizeFree)),
+                    h('td', { class: 'num' }, formatPercent(m.fragmentation)),
+                    h('td', {}, m.lastDefrag ? `${m.lastDefrag.trigger} by ${m.lastDefrag.by}` : (m.error ?? m.warning ?? '-')),
+                  ),
                 ),
-              ),
             ),
           ),
         ),
       );
     } catch (err) {
-      if (!destroyed) fill(statusBody, h('p', { class: 'error-line' }, `The status could not be read: ${err instanceof Error ? err.message : String(err)}`));
+      if (!destroyed)
+        fill(
+          statusBody,
+          h('p', { class: 'error-line' }, `The status could not be read: ${err instanceof Error ? err.message : String(err)}`),
+        );
     }
   }
 
@@ -253,7 +327,9 @@ export function clusterPage(root: HTMLElement, name: string, ctx: AppContext): V
 /** Says so when the chart shows less than the range because the store holds less. */
 function since(a: Parameters<typeof visibleRange>[0]): string {
   const shown = visibleRange(a).from * 1000;
-  return shown > Date.parse(a.from) + 1000 ? ` Samples since ${formatTime(new Date(shown).toISOString()).slice(11, 16)} only: the chart starts there.` : '';
+  return shown > Date.parse(a.from) + 1000
+    ? ` Samples since ${formatTime(new Date(shown).toISOString()).slice(11, 16)} only: the chart starts there.`
+    : '';
 }
 
 function sessionRange(): string | null {
@@ -269,7 +345,13 @@ function runDetail(d: StoredRunDetail): HTMLElement {
   const members = d.report?.members ?? [];
   const box = h('div', { class: 'run-detail-box' });
   if (d.run.message) box.append(h('p', {}, d.run.message));
-  box.append(h('p', { class: 'muted' }, `Run ${d.run.id} by ${d.run.by}${d.run.compactedRevision !== null ? `, compacted to revision ${d.run.compactedRevision}` : ''}${d.run.disarmed ? ', NOSPACE disarmed' : ''}.`));
+  box.append(
+    h(
+      'p',
+      { class: 'muted' },
+      `Run ${d.run.id} by ${d.run.by}${d.run.compactedRevision !== null ? `, compacted to revision ${d.run.compactedRevision}` : ''}${d.run.disarmed ? ', NOSPACE disarmed' : ''}.`,
+    ),
+  );
   if (members.length > 0) {
     box.append(
       h(
@@ -279,7 +361,17 @@ function runDetail(d: StoredRunDetail): HTMLElement {
           'table',
           { class: 'run-members' },
           h('caption', {}, 'Members'),
-          h('thead', {}, h('tr', {}, ...['member', 'action', 'before', 'after', 'duration', 'note'].map((t, i) => h('th', { scope: 'col', class: i >= 2 && i <= 4 ? 'num' : null }, t)))),
+          h(
+            'thead',
+            {},
+            h(
+              'tr',
+              {},
+              ...['member', 'action', 'before', 'after', 'duration', 'note'].map((t, i) =>
+                h('th', { scope: 'col', class: i >= 2 && i <= 4 ? 'num' : null }, t),
+              ),
+            ),
+          ),
           h(
             'tbody',
             {},
@@ -301,7 +393,14 @@ function runDetail(d: StoredRunDetail): HTMLElement {
     );
   }
   if (d.events.length > 0) {
-    box.append(h('h4', {}, 'Events'), h('ol', { class: 'events' }, ...d.events.map((e) => h('li', {}, h('time', { datetime: e.at }, formatTime(e.at).slice(11)), ' ', eventText(e.event)))));
+    box.append(
+      h('h4', {}, 'Events'),
+      h(
+        'ol',
+        { class: 'events' },
+        ...d.events.map((e) => h('li', {}, h('time', { datetime: e.at }, formatTime(e.at).slice(11)), ' ', eventText(e.event))),
+      ),
+    );
   }
   return box;
 }
@@ -309,7 +408,12 @@ function runDetail(d: StoredRunDetail): HTMLElement {
 export function eventText(ev: StoredRunDetail['events'][number]['event']): string {
   switch (ev.type) {
     case 'run-started':
-      return `run started: ${ev.plan.decisions.filter((d) => d.action === 'defragment').map((d) => d.name).join(', ') || 'nothing to defragment'}`;
+      return `run started: ${
+        ev.plan.decisions
+          .filter((d) => d.action === 'defragment')
+          .map((d) => d.name)
+          .join(', ') || 'nothing to defragment'
+      }`;
     case 'compaction-started':
       return `compacting to revision ${ev.revision}`;
     case 'compaction-finished':

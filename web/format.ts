@@ -5,7 +5,8 @@
 import { formatBytes as bytes, formatDuration as duration, formatPercent as percent } from '../src/domain/format.js';
 
 export const formatBytes = (n: number | null | undefined): string => (n === null || n === undefined ? '-' : bytes(n));
-export const formatPercent = (f: number | null | undefined): string => (f === null || f === undefined || !Number.isFinite(f) ? '-' : percent(f));
+export const formatPercent = (f: number | null | undefined): string =>
+  f === null || f === undefined || !Number.isFinite(f) ? '-' : percent(f);
 export const formatDuration = (ms: number | null | undefined): string => (ms === null || ms === undefined ? '-' : duration(ms));
 
 const pad = (n: number) => String(n).padStart(2, '0');
@@ -26,6 +27,12 @@ export function formatRelative(iso: string | null | undefined, nowMs = Date.now(
   const future = ms > nowMs;
   const s = Math.floor(Math.abs(nowMs - ms) / 1000);
   const text =
-    s < 60 ? `${s}s` : s < 3_600 ? `${Math.floor(s / 60)}m` : s < 86_400 ? `${Math.floor(s / 3_600)}h${Math.floor((s % 3_600) / 60)}m` : `${Math.floor(s / 86_400)}d${Math.floor((s % 86_400) / 3_600)}h`;
+    s < 60
+      ? `${s}s`
+      : s < 3_600
+        ? `${Math.floor(s / 60)}m`
+        : s < 86_400
+          ? `${Math.floor(s / 3_600)}h${Math.floor((s % 3_600) / 60)}m`
+          : `${Math.floor(s / 86_400)}d${Math.floor((s % 86_400) / 3_600)}h`;
   return future ? `in ${text}` : `${text} ago`;
 }

@@ -31,7 +31,13 @@ const ctx: AppContext = {
   state,
   refresh: () => poll(),
   crumbs: (...items) => {
-    fill(crumbsEl, ...items.flatMap((it) => [h('span', { class: 'sep', 'aria-hidden': 'true' }, '/'), typeof it === 'string' ? h('span', {}, it) : h('a', { href: it.href, 'aria-current': 'page' }, it.text)]));
+    fill(
+      crumbsEl,
+      ...items.flatMap((it) => [
+        h('span', { class: 'sep', 'aria-hidden': 'true' }, '/'),
+        typeof it === 'string' ? h('span', {}, it) : h('a', { href: it.href, 'aria-current': 'page' }, it.text),
+      ]),
+    );
   },
 };
 
@@ -106,7 +112,8 @@ function listen(): void {
 /** Live elapsed times: every element with data-since (epoch ms). */
 function tick(): void {
   const now = Date.now();
-  for (const el of document.querySelectorAll<HTMLElement>('[data-since]')) el.textContent = formatDuration(Math.max(0, now - Number(el.dataset['since'])));
+  for (const el of document.querySelectorAll<HTMLElement>('[data-since]'))
+    el.textContent = formatDuration(Math.max(0, now - Number(el.dataset['since'])));
 }
 
 window.addEventListener('hashchange', route);

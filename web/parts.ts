@@ -18,7 +18,15 @@ export const OUTCOME_LABEL: Record<string, string> = {
 
 /** Members by name (then id), as every list of the dashboard shows them. */
 export function byName(a: { name: string; memberId?: string }, b: { name: string; memberId?: string }): number {
-  return a.name < b.name ? -1 : a.name > b.name ? 1 : (a.memberId ?? '') < (b.memberId ?? '') ? -1 : (a.memberId ?? '') > (b.memberId ?? '') ? 1 : 0;
+  return a.name < b.name
+    ? -1
+    : a.name > b.name
+      ? 1
+      : (a.memberId ?? '') < (b.memberId ?? '')
+        ? -1
+        : (a.memberId ?? '') > (b.memberId ?? '')
+          ? 1
+          : 0;
 }
 
 export function stateBadge(state: string): HTMLElement {
@@ -37,7 +45,11 @@ export function memberItem(m: Member): HTMLElement {
     ...m.alarms.map((a) => h('span', { class: 'badge alarm', title: `alarm ${a} raised by this member` }, a)),
     m.error !== null && m.dbSize === null ? h('span', { class: 'badge down' }, 'no answer') : null,
   ];
-  const li = h('li', { class: 'member', 'data-member': m.name, 'data-member-id': m.memberId }, h('div', { class: 'member-head' }, h('span', { class: 'member-name' }, m.name || m.memberId), ...marks));
+  const li = h(
+    'li',
+    { class: 'member', 'data-member': m.name, 'data-member-id': m.memberId },
+    h('div', { class: 'member-head' }, h('span', { class: 'member-name' }, m.name || m.memberId), ...marks),
+  );
   if (m.dbSize !== null && m.dbSizeInUse !== null && m.quota !== null) {
     const pct = (n: number) => `${Math.min(100, Math.max(0, (n / (m.quota as number)) * 100))}%`;
     const used = h('span', { class: 'bar-used' });
@@ -47,7 +59,12 @@ export function memberItem(m: Member): HTMLElement {
     free.style.width = pct(m.dbSize - m.dbSizeInUse);
     const label = `dbSize ${formatBytes(m.dbSize)} of its ${formatBytes(m.quota)} quota: ${formatBytes(m.dbSizeInUse)} in use, ${formatBytes(m.dbSizeFree)} free`;
     li.append(
-      h('div', { class: `bar${(m.quotaUsage ?? 0) >= 0.8 ? ' bar-high' : ''}`, role: 'img', 'aria-label': label, title: label }, used, free),
+      h(
+        'div',
+        { class: `bar${(m.quotaUsage ?? 0) >= 0.8 ? ' bar-high' : ''}`, role: 'img', 'aria-label': label, title: label },
+        used,
+        free,
+      ),
       h(
         'div',
         { class: 'figures' },
@@ -63,7 +80,14 @@ export function memberItem(m: Member): HTMLElement {
 }
 
 function fig(label: string, cls: string, value: string, extra?: string, extraCls?: string): HTMLElement {
-  return h('span', { class: 'fig' }, h('span', { class: 'fig-label' }, label), ' ', h('span', { class: `fig-value ${cls}` }, value), extra ? h('span', { class: `fig-extra ${extraCls ?? ''}` }, ` (${extra})`) : null);
+  return h(
+    'span',
+    { class: 'fig' },
+    h('span', { class: 'fig-label' }, label),
+    ' ',
+    h('span', { class: `fig-value ${cls}` }, value),
+    extra ? h('span', { class: `fig-extra ${extraCls ?? ''}` }, ` (${extra})`) : null,
+  );
 }
 
 export function memberList(c: ClusterJson): HTMLElement {
@@ -97,7 +121,14 @@ export function progressView(c: ClusterJson, p: RunProgress | null): HTMLElement
   if (c.state !== 'running' && p === null) return null;
   const current = p?.current ?? (c.currentMember ? { ...c.currentMember, startedAtMs: Date.parse(c.currentMember.startedAt) } : null);
   const head = current
-    ? h('p', { class: 'now' }, 'Defragmenting ', h('strong', { class: 'current-member' }, current.name), ' for ', h('span', { class: 'elapsed', 'data-since': current.startedAtMs }, formatDuration(Date.now() - current.startedAtMs)))
+    ? h(
+        'p',
+        { class: 'now' },
+        'Defragmenting ',
+        h('strong', { class: 'current-member' }, current.name),
+        ' for ',
+        h('span', { class: 'elapsed', 'data-since': current.startedAtMs }, formatDuration(Date.now() - current.startedAtMs)),
+      )
     : h('p', { class: 'now' }, p?.note ?? 'Run starting…');
   const order = p?.order ?? [];
   const marks: Record<string, string> = { pending: '○', running: '▶', defragmented: '✓', skipped: '–', failed: '✗' };
@@ -111,7 +142,15 @@ export function progressView(c: ClusterJson, p: RunProgress | null): HTMLElement
       ? h(
           'ol',
           { class: 'order', 'aria-label': 'order of the run' },
-          ...order.map((m) => h('li', { class: `step step-${m.state}`, 'data-member': m.name }, h('span', { class: 'mark', 'aria-hidden': 'true' }, marks[m.state] ?? ''), ` ${m.name}${m.isLeader ? ' (leader)' : ''} `, h('span', { class: 'step-state' }, m.state))),
+          ...order.map((m) =>
+            h(
+              'li',
+              { class: `step step-${m.state}`, 'data-member': m.name },
+              h('span', { class: 'mark', 'aria-hidden': 'true' }, marks[m.state] ?? ''),
+              ` ${m.name}${m.isLeader ? ' (leader)' : ''} `,
+              h('span', { class: 'step-state' }, m.state),
+            ),
+          ),
         )
       : null,
   );
@@ -132,9 +171,17 @@ export function runSummary(r: StoredRun | null): HTMLElement {
 
 export function scheduleLines(c: ClusterJson): HTMLElement[] {
   const next = c.nextRun
-    ? h('span', {}, h('time', { datetime: c.nextRun.at, title: c.nextRun.at }, formatTime(c.nextRun.at)), ` (${formatRelative(c.nextRun.at)})`)
+    ? h(
+        'span',
+        {},
+        h('time', { datetime: c.nextRun.at, title: c.nextRun.at }, formatTime(c.nextRun.at)),
+        ` (${formatRelative(c.nextRun.at)})`,
+      )
     : h('span', { class: 'muted' }, c.schedule ? 'none drawn yet' : 'no schedule');
-  const rows = [h('div', {}, h('dt', {}, 'Last run'), h('dd', {}, runSummary(c.lastRun))), h('div', {}, h('dt', {}, 'Next run'), h('dd', { class: 'next-run' }, next))];
+  const rows = [
+    h('div', {}, h('dt', {}, 'Last run'), h('dd', {}, runSummary(c.lastRun))),
+    h('div', {}, h('dt', {}, 'Next run'), h('dd', { class: 'next-run' }, next)),
+  ];
   if (c.schedule) rows.push(h('div', {}, h('dt', {}, 'Schedule'), h('dd', {}, h('code', {}, c.schedule), ` ${c.timezone}`)));
   rows.push(h('div', {}, h('dt', {}, 'Window'), h('dd', {}, c.windows.length > 0 ? c.windows.join(', ') : 'any time')));
   return rows;

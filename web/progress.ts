@@ -34,7 +34,9 @@ function fold(p: RunProgress | null, e: DaemonEvent): RunProgress | null {
     case 'run-started':
       return {
         runId: e.runId,
-        order: ev.plan.decisions.filter((d) => d.action === 'defragment').map((d) => ({ memberId: d.memberId, name: d.name, isLeader: d.isLeader, state: 'pending' as const })),
+        order: ev.plan.decisions
+          .filter((d) => d.action === 'defragment')
+          .map((d) => ({ memberId: d.memberId, name: d.name, isLeader: d.isLeader, state: 'pending' as const })),
         current: null,
         note: ev.plan.refusal ? `refused: ${ev.plan.refusal.reason}` : null,
         updatedAtMs: 0,
@@ -50,18 +52,28 @@ function fold(p: RunProgress | null, e: DaemonEvent): RunProgress | null {
     case 'member-started':
       return {
         ...base,
-        order: base.order.some((m) => m.memberId === ev.decision.memberId) ? setState(ev.decision.memberId, 'running') : [...base.order, { memberId: ev.decision.memberId, name: ev.decision.name, isLeader: ev.decision.isLeader, state: 'running' }],
+        order: base.order.some((m) => m.memberId === ev.decision.memberId)
+          ? setState(ev.decision.memberId, 'running')
+          : [...base.order, { memberId: ev.decision.memberId, name: ev.decision.name, isLeader: ev.decision.isLeader, state: 'running' }],
         current: { memberId: ev.decision.memberId, name: ev.decision.name, startedAtMs: Number.isFinite(at) ? at : Date.now() },
         note: null,
       };
     case 'member-waiting':
       return { ...base, note: `${ev.name}: waiting for ${ev.what}` };
     case 'member-no-answer':
-      return { ...base, note: `${ev.name}: no answer (${ev.why === 'deadline' ? 'deadline passed' : 'connection lost'}); etcd may still be defragmenting` };
+      return {
+        ...base,
+        note: `${ev.name}: no answer (${ev.why === 'deadline' ? 'deadline passed' : 'connection lost'}); etcd may still be defragmenting`,
+      };
     case 'member-skipped':
       return { ...base, order: setState(ev.decision.memberId, 'skipped') };
     case 'member-finished':
-      return { ...base, order: setState(ev.result.memberId, ev.result.action), current: base.current?.memberId === ev.result.memberId ? null : base.current, note: null };
+      return {
+        ...base,
+        order: setState(ev.result.memberId, ev.result.action),
+        current: base.current?.memberId === ev.result.memberId ? null : base.current,
+        note: null,
+      };
     case 'pause':
       return { ...base, note: `pausing ${Math.round(ev.ms / 100) / 10}s before the next member` };
     case 'run-finished':

@@ -66,7 +66,9 @@ export async function measurePass(
       const start = keyOf(Math.floor(rand() * blocks) * size);
       const prefix = start.slice(0, start.length - Math.log10(size));
       let got = 0;
-      into.push(await timed(async () => (got = (await mc.range(prefix, { rangeEnd: prefixEnd(prefix), serializable, timeoutMs })).kvs.length)));
+      into.push(
+        await timed(async () => (got = (await mc.range(prefix, { rangeEnd: prefixEnd(prefix), serializable, timeoutMs })).kvs.length)),
+      );
       check(`range ${prefix}`, got, size);
     }
   };
@@ -75,12 +77,16 @@ export async function measurePass(
   const end = prefixEnd(KEY_PREFIX);
   for (let k = 0; k < cfg.scans; k++) {
     let got = 0;
-    latencies.scanKeysOnly.push(await timed(async () => (got = (await mc.range(KEY_PREFIX, { rangeEnd: end, keysOnly: true, serializable, timeoutMs })).kvs.length)));
+    latencies.scanKeysOnly.push(
+      await timed(async () => (got = (await mc.range(KEY_PREFIX, { rangeEnd: end, keysOnly: true, serializable, timeoutMs })).kvs.length)),
+    );
     check('keys-only scan', got, n);
   }
   for (let k = 0; k < cfg.counts; k++) {
     let got = 0;
-    latencies.countOnly.push(await timed(async () => (got = (await mc.range(KEY_PREFIX, { rangeEnd: end, countOnly: true, serializable, timeoutMs })).count)));
+    latencies.countOnly.push(
+      await timed(async () => (got = (await mc.range(KEY_PREFIX, { rangeEnd: end, countOnly: true, serializable, timeoutMs })).count)),
+    );
     check('count_only', got, n);
   }
 

@@ -14,7 +14,18 @@ function pass(run: number, variant: Variant, getMs: number[], snapshotMs: number
     etcdctlScanMs: null,
     etcdctlSnapshotMs: null,
   };
-  return { run, order: 0, variant, cache: 'warm', startMs: null, backendOpenMs: null, residentBeforeStart: null, residentAfterStart: null, facts, result };
+  return {
+    run,
+    order: 0,
+    variant,
+    cache: 'warm',
+    startMs: null,
+    backendOpenMs: null,
+    residentBeforeStart: null,
+    residentAfterStart: null,
+    facts,
+    result,
+  };
 }
 
 describe('bench-reads summary', () => {
@@ -57,7 +68,9 @@ describe('bench-reads settings', () => {
   });
 
   it('rejects bad numbers with the setting named', () => {
-    expect(() => loadReadsConfig(['--keys', 'lots'], {})).toThrow(new ConfigError('--keys: expected an integer in [200, 999999], got "lots"'));
+    expect(() => loadReadsConfig(['--keys', 'lots'], {})).toThrow(
+      new ConfigError('--keys: expected an integer in [200, 999999], got "lots"'),
+    );
     expect(() => loadReadsConfig([], { DEFRAGD_BENCH_READS_RUNS: '0' })).toThrow(/--runs: expected an integer in \[1, 100\]/);
   });
 });

@@ -46,22 +46,36 @@ const OP_LABEL: Record<OpName, string> = {
   countOnly: '`count_only` over all keys',
 };
 
-const pct = (op: OpName, p: number) => (r: PassRecord): number | null => percentile(r.result.latencies[op], p);
+const pct =
+  (op: OpName, p: number) =>
+  (r: PassRecord): number | null =>
+    percentile(r.result.latencies[op], p);
 
 export function metrics(cache: CacheState): Metric[] {
   const m: Metric[] = [];
   if (cache === 'cold') {
     m.push({ label: 'Start: etcd spawned → serving clients', unit: 'ms', cache, get: (r) => r.startMs });
-    m.push({ label: 'Start: of which bbolt open (etcd\'s log)', unit: 'ms', cache, get: (r) => r.backendOpenMs });
+    m.push({ label: "Start: of which bbolt open (etcd's log)", unit: 'ms', cache, get: (r) => r.backendOpenMs });
   }
   for (const op of OPS) {
     m.push({ label: `${OP_LABEL[op]}, p50`, unit: 'ms', cache, get: pct(op, 50) });
     m.push({ label: `${OP_LABEL[op]}, p99`, unit: 'ms', cache, get: pct(op, 99) });
   }
-  if (cache === 'warm') m.push({ label: 'Full scan, `--keys-only`, by `etcdctl get` (process included; first run)', unit: 'ms', cache, get: (r) => r.result.etcdctlScanMs });
+  if (cache === 'warm')
+    m.push({
+      label: 'Full scan, `--keys-only`, by `etcdctl get` (process included; first run)',
+      unit: 'ms',
+      cache,
+      get: (r) => r.result.etcdctlScanMs,
+    });
   if (cache === 'warm') {
     m.push({ label: 'Snapshot: time to stream it', unit: 'ms', cache, get: (r) => r.result.snapshotMs });
-    m.push({ label: 'Snapshot: `etcdctl snapshot save` (written, fsynced; process included; first run)', unit: 'ms', cache, get: (r) => r.result.etcdctlSnapshotMs });
+    m.push({
+      label: 'Snapshot: `etcdctl snapshot save` (written, fsynced; process included; first run)',
+      unit: 'ms',
+      cache,
+      get: (r) => r.result.etcdctlSnapshotMs,
+    });
     m.push({ label: 'Snapshot: size', unit: 'bytes', cache, get: (r) => r.result.snapshotBytes });
   }
   return m;

@@ -62,7 +62,9 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 function commandLine(): string {
-  const env = Object.entries(process.env).filter(([k]) => k.startsWith('DEFRAGD_BENCH_')).map(([k, v]) => `${k}=${v}`);
+  const env = Object.entries(process.env)
+    .filter(([k]) => k.startsWith('DEFRAGD_BENCH_'))
+    .map(([k, v]) => `${k}=${v}`);
   const cmd = process.env.MAKELEVEL ? ['make', 'bench-reads'] : ['npx', 'tsx', 'bench/reads/run.mts', ...process.argv.slice(2)];
   return [...env, ...cmd].join(' ');
 }
@@ -139,7 +141,8 @@ async function factsOf(mc: MemberClient): Promise<FileFacts> {
   return { dbSize: s.dbSize, dbSizeInUse: s.dbSizeInUse, revision: s.header.revision, compactRevision: h.compactRevision, hashKV: h.hash };
 }
 
-const sameData = (a: FileFacts, b: FileFacts): boolean => a.revision === b.revision && a.compactRevision === b.compactRevision && a.hashKV === b.hashKV;
+const sameData = (a: FileFacts, b: FileFacts): boolean =>
+  a.revision === b.revision && a.compactRevision === b.compactRevision && a.hashKV === b.hashKV;
 
 async function main(): Promise<void> {
   const startedAt = new Date().toISOString();
@@ -148,7 +151,12 @@ async function main(): Promise<void> {
   log(`${cfg.keys} keys, ${cfg.churnRounds} churn rounds, ${cfg.runs} runs; cold cache: ${drop.why}`);
 
   // The default logger level of the harness is error; info gives etcd's own "opened backend db … took".
-  cluster = await startCluster({ members: 1, quotaBackendBytes: 8 * 1024 * MiB, extraArgs: ['--log-level', 'info'], startTimeoutMs: 300_000 });
+  cluster = await startCluster({
+    members: 1,
+    quotaBackendBytes: 8 * 1024 * MiB,
+    extraArgs: ['--log-level', 'info'],
+    startTimeoutMs: 300_000,
+  });
   const member = cluster.members[0] as HarnessMember;
   const fs = filesystemOf(cluster.dir);
   log(`etcd ${member.clientUrl}, data dir ${member.dataDir} (${fs})`);
@@ -162,7 +170,9 @@ async function main(): Promise<void> {
   const writeMs = Date.now() - writeStart;
   const fragFacts = await factsOf(mc);
   const fragDigest: LogicalDigest = await logicalDigest(mc, fragFacts.revision);
-  log(`fragmented: dbSize ${(fragFacts.dbSize / MiB).toFixed(1)} MiB, in use ${(fragFacts.dbSizeInUse / MiB).toFixed(1)} MiB, revision ${fragFacts.revision}, ${fragDigest.count} keys`);
+  log(
+    `fragmented: dbSize ${(fragFacts.dbSize / MiB).toFixed(1)} MiB, in use ${(fragFacts.dbSizeInUse / MiB).toFixed(1)} MiB, revision ${fragFacts.revision}, ${fragDigest.count} keys`,
+  );
   release(client);
   await cluster.stopMember(member.name);
   await cp(member.dataDir, dirOf('fragmented'), { recursive: true });
@@ -175,7 +185,9 @@ async function main(): Promise<void> {
   const defragMs = Date.now() - defragStart;
   const defragFacts = await factsOf(mc);
   const defragDigest = await logicalDigest(mc, fragFacts.revision);
-  log(`defragmented in ${defragMs} ms: dbSize ${(defragFacts.dbSize / MiB).toFixed(1)} MiB, in use ${(defragFacts.dbSizeInUse / MiB).toFixed(1)} MiB`);
+  log(
+    `defragmented in ${defragMs} ms: dbSize ${(defragFacts.dbSize / MiB).toFixed(1)} MiB, in use ${(defragFacts.dbSizeInUse / MiB).toFixed(1)} MiB`,
+  );
   if (!sameData(fragFacts, defragFacts) || fragDigest.sha256 !== defragDigest.sha256 || fragDigest.count !== defragDigest.count) {
     throw new Error(`the two files do not hold the same data: ${JSON.stringify({ fragFacts, defragFacts, fragDigest, defragDigest })}`);
   }
@@ -193,7 +205,14 @@ async function main(): Promise<void> {
       command: commandLine(),
       config: cfg,
       runsDone: new Set(passes.map((p) => p.run)).size,
-      machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '', node: process.version, load1, memGiB: os.totalmem() / 1024 ** 3, etcd: etcdUnderTest().version },
+      machine: {
+        cpus: os.cpus().length,
+        cpu: os.cpus()[0]?.model ?? '',
+        node: process.version,
+        load1,
+        memGiB: os.totalmem() / 1024 ** 3,
+        etcd: etcdUnderTest().version,
+      },
       dataDirFilesystem: fs,
       coldCache: drop,
       churn,
@@ -247,14 +266,21 @@ async function main(): Promise<void> {
         // The cold pass takes no snapshot: it would only repeat the warm one (the file is in memory by then).
         const result = await measurePass(mc, cfg, seed, { snapshot: cache === 'warm', ...(withEtcdctl && { etcdctl }) });
         passes.push({
-          run, order: pos, variant, cache, facts, result,
+          run,
+          order: pos,
+          variant,
+          cache,
+          facts,
+          result,
           startMs: cache === 'cold' ? startMs : null,
           backendOpenMs: cache === 'cold' ? openMs : null,
           residentBeforeStart: cache === 'cold' ? residentBeforeStart : null,
           residentAfterStart: cache === 'cold' ? residentAfterStart : null,
         });
         const get = result.latencies.get;
-        log(`run ${run} ${variant.padEnd(12)} ${cache}: get p50 ${(percentile(get, 50) ?? 0).toFixed(2)} ms, scan ${Math.round(result.latencies.scanKeysOnly[0] ?? 0)} ms, snapshot ${result.snapshotMs === null ? '–' : `${Math.round(result.snapshotMs)} ms`}`);
+        log(
+          `run ${run} ${variant.padEnd(12)} ${cache}: get p50 ${(percentile(get, 50) ?? 0).toFixed(2)} ms, scan ${Math.round(result.latencies.scanKeysOnly[0] ?? 0)} ms, snapshot ${result.snapshotMs === null ? '–' : `${Math.round(result.snapshotMs)} ms`}`,
+        );
       };
       if (drop.ok) {
         // Nothing may read the file before the cold pass: its facts (HashKV reads every page) come after.
@@ -266,7 +292,9 @@ async function main(): Promise<void> {
       for (const p of passes) if (p.run === run && p.variant === variant && p.cache === 'cold') p.facts = facts;
       // etcdctl's scan and snapshot save only check this client's overhead: the first run is enough.
       await record('warm', facts, run === 1);
-      log(`run ${run} ${variant}: start ${Math.round(startMs)} ms (backend open ${openMs ?? '?'} ms), db in page cache ${fmtBytes(residentBeforeStart)} before start, ${fmtBytes(residentAfterStart)} after; dbSize ${(facts.dbSize / MiB).toFixed(1)} MiB`);
+      log(
+        `run ${run} ${variant}: start ${Math.round(startMs)} ms (backend open ${openMs ?? '?'} ms), db in page cache ${fmtBytes(residentBeforeStart)} before start, ${fmtBytes(residentAfterStart)} after; dbSize ${(facts.dbSize / MiB).toFixed(1)} MiB`,
+      );
       release(client);
     }
     if (run < cfg.runs) await writeReport(false);
@@ -280,9 +308,20 @@ function fmtBytes(b: number | null): string {
 }
 
 type Result = {
-  startedAt: string; command: string; config: ReadsConfig; runsDone: number; dataDirFilesystem: string; coldCache: { ok: boolean; why: string };
+  startedAt: string;
+  command: string;
+  config: ReadsConfig;
+  runsDone: number;
+  dataDirFilesystem: string;
+  coldCache: { ok: boolean; why: string };
   machine: { cpus: number; cpu: string; node: string; load1: number; memGiB: number; etcd: string };
-  churn: ChurnResult; writeMs: number; defragMs: number; files: Record<Variant, FileFacts>; digest: LogicalDigest; passes: PassRecord[]; durationSec: number;
+  churn: ChurnResult;
+  writeMs: number;
+  defragMs: number;
+  files: Record<Variant, FileFacts>;
+  digest: LogicalDigest;
+  passes: PassRecord[];
+  durationSec: number;
 };
 
 function markdownOf(r: Result): string {
@@ -296,7 +335,10 @@ function markdownOf(r: Result): string {
   };
   const out: string[] = [];
   out.push(`Command: \`${r.command}\` (${r.startedAt})`, '');
-  out.push(`Files: fragmented dbSize ${fmtBytes(f.dbSize)} (in use ${fmtBytes(f.dbSizeInUse)}), defragmented ${fmtBytes(d.dbSize)} (in use ${fmtBytes(d.dbSizeInUse)}); both ${r.digest.count} keys at revision ${f.revision} (compacted at ${f.compactRevision}), equal HashKV (${f.hashKV}) and equal sha256 of a full range.`, '');
+  out.push(
+    `Files: fragmented dbSize ${fmtBytes(f.dbSize)} (in use ${fmtBytes(f.dbSizeInUse)}), defragmented ${fmtBytes(d.dbSize)} (in use ${fmtBytes(d.dbSizeInUse)}); both ${r.digest.count} keys at revision ${f.revision} (compacted at ${f.compactRevision}), equal HashKV (${f.hashKV}) and equal sha256 of a full range.`,
+    '',
+  );
   out.push('Warm page cache (the second pass after each start; everything had been read once):', '');
   out.push(table(summarise(r.passes, 'warm'), runs), '');
   if (r.coldCache.ok) {
@@ -308,7 +350,7 @@ function markdownOf(r: Result): string {
   const c = r.config;
   out.push(
     `- Data: ${c.keys} keys of 1–8 KiB written, then ${c.churnRounds} churn rounds (each overwrites about half of the keys, deletes and re-creates a sixth, writes and deletes temporary keys beside half of them, shuffled): ${r.churn.puts} puts (${fmtBytes(r.churn.bytesWritten)}) and ${r.churn.deletes} deletes in ${r.churn.txns} transactions of up to 16, in ${(r.writeMs / 1000).toFixed(0)} s, then a physical compaction. The defragmented file is that file after one Defragment (${(r.defragMs / 1000).toFixed(1)} s); each run starts etcd on a copy of each.`,
-    `- Reads: one at a time, ${c.serializable ? 'serializable (served from the member\'s own backend; a linearizable read adds a ReadIndex round that has nothing to do with the file)' : 'linearizable'}, through defragd's own client (\`src/etcd\`, @grpc/grpc-js), timed from call to decoded answer; per pass ${c.gets} gets of random keys, ${c.range100} and ${c.range10k} aligned prefix ranges of 100 and 10 000 keys, ${c.scans} full keys-only scans, ${c.counts} \`count_only\`; the same keys for both files within a run. The etcdctl rows (first run only) are one \`etcdctl get --prefix --keys-only\` and one \`etcdctl snapshot save\` (Go client), a check on this client's overhead.`,
+    `- Reads: one at a time, ${c.serializable ? "serializable (served from the member's own backend; a linearizable read adds a ReadIndex round that has nothing to do with the file)" : 'linearizable'}, through defragd's own client (\`src/etcd\`, @grpc/grpc-js), timed from call to decoded answer; per pass ${c.gets} gets of random keys, ${c.range100} and ${c.range10k} aligned prefix ranges of 100 and 10 000 keys, ${c.scans} full keys-only scans, ${c.counts} \`count_only\`; the same keys for both files within a run. The etcdctl rows (first run only) are one \`etcdctl get --prefix --keys-only\` and one \`etcdctl snapshot save\` (Go client), a check on this client's overhead.`,
     `- Snapshot: Maintenance.Snapshot streamed to its end by defragd's client and counted, not written; etcdctl's row writes and fsyncs the file beside the data dir (then deletes it). Its size is the file's dbSize: bbolt copies every page, free or not.`,
     `- Runs: ${runs}${runs < r.config.runs ? ` of ${r.config.runs} (interrupted)` : ''}, the two files alternating which goes first; ratio = fragmented / defragmented within a run (above 1: the fragmented file is slower), its median and min–max over the runs; the value columns are medians over runs.`,
     `- Where the files live: the harness's temp dir under ${os.tmpdir()} (${r.dataDirFilesystem}), a disk, not a tmpfs: a tmpfs keeps every page in memory, so a dropped cache could not send a read to the disk.`,
@@ -334,4 +376,3 @@ main()
     await cleanup();
     process.exit(1);
   });
-

@@ -6,7 +6,18 @@ import type { MemberSample } from './sampler.js';
 const MiB = 1024 * 1024;
 
 function sample(t: number, member: string, dbSize: number, dbSizeInUse: number, more: Partial<MemberSample> = {}): MemberSample {
-  return { t, member, dbSize: dbSize * MiB, dbSizeInUse: dbSizeInUse * MiB, quota: 256 * MiB, defrags: 0, defragSeconds: 0, isLeader: false, leaderChanges: 0, ...more };
+  return {
+    t,
+    member,
+    dbSize: dbSize * MiB,
+    dbSizeInUse: dbSizeInUse * MiB,
+    quota: 256 * MiB,
+    defrags: 0,
+    defragSeconds: 0,
+    isLeader: false,
+    leaderChanges: 0,
+    ...more,
+  };
 }
 
 function probe(member: string, start: number, end: number): ProbeRecord {

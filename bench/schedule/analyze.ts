@@ -85,7 +85,12 @@ export function unionMs(intervals: readonly (readonly [number, number])[]): numb
  * Σ over members of the time any of the member's (selected) requests waited
  * beyond thresholdMs, in seconds; only the parts inside `within` when given.
  */
-export function stallSeconds(records: readonly ProbeRecord[], thresholdMs: number, kinds?: readonly ProbeKind[], within?: readonly { start: number; end: number }[]): number {
+export function stallSeconds(
+  records: readonly ProbeRecord[],
+  thresholdMs: number,
+  kinds?: readonly ProbeKind[],
+  within?: readonly { start: number; end: number }[],
+): number {
   const byMember = new Map<string, [number, number][]>();
   for (const r of records) {
     if (kinds && !kinds.includes(r.kind)) continue;
@@ -93,7 +98,8 @@ export function stallSeconds(records: readonly ProbeRecord[], thresholdMs: numbe
     const list = byMember.get(r.member) ?? [];
     const a = r.start + thresholdMs;
     if (within === undefined) list.push([a, r.end]);
-    else for (const w of within) if (Math.min(r.end, w.end) > Math.max(a, w.start)) list.push([Math.max(a, w.start), Math.min(r.end, w.end)]);
+    else
+      for (const w of within) if (Math.min(r.end, w.end) > Math.max(a, w.start)) list.push([Math.max(a, w.start), Math.min(r.end, w.end)]);
     byMember.set(r.member, list);
   }
   let ms = 0;
@@ -205,11 +211,26 @@ export const PEAK_TOLERANCE = 0.01;
 
 /** The goal of issue 11 §4: ≥ 3× fewer stall-seconds per GiB reclaimed, a peak dbSize no higher, no NOSPACE. */
 export function verdict(cron: ClusterFigures, defragd: ClusterFigures, nospaceRefusals: { defragd: number }): Verdict {
-  const ratio = cron.stallSecPerGiB !== null && defragd.stallSecPerGiB !== null && defragd.stallSecPerGiB > 0 ? cron.stallSecPerGiB / defragd.stallSecPerGiB : null;
+  const ratio =
+    cron.stallSecPerGiB !== null && defragd.stallSecPerGiB !== null && defragd.stallSecPerGiB > 0
+      ? cron.stallSecPerGiB / defragd.stallSecPerGiB
+      : null;
   const checks = [
-    { what: 'stall-seconds per GiB reclaimed ≥ 3× fewer', ok: ratio !== null && ratio >= 3, detail: ratio === null ? 'not measurable (nothing reclaimed)' : `${ratio.toFixed(2)}×` },
-    { what: `peak dbSize equal (within ${PEAK_TOLERANCE * 100} %) or lower`, ok: defragd.peakDbSize <= cron.peakDbSize * (1 + PEAK_TOLERANCE), detail: `${(defragd.peakDbSize / 2 ** 20).toFixed(1)} vs ${(cron.peakDbSize / 2 ** 20).toFixed(1)} MiB` },
-    { what: 'no NOSPACE', ok: defragd.nospaceMembers.length === 0 && nospaceRefusals.defragd === 0, detail: `${defragd.nospaceMembers.length} members alarmed, ${nospaceRefusals.defragd} writes refused` },
+    {
+      what: 'stall-seconds per GiB reclaimed ≥ 3× fewer',
+      ok: ratio !== null && ratio >= 3,
+      detail: ratio === null ? 'not measurable (nothing reclaimed)' : `${ratio.toFixed(2)}×`,
+    },
+    {
+      what: `peak dbSize equal (within ${PEAK_TOLERANCE * 100} %) or lower`,
+      ok: defragd.peakDbSize <= cron.peakDbSize * (1 + PEAK_TOLERANCE),
+      detail: `${(defragd.peakDbSize / 2 ** 20).toFixed(1)} vs ${(cron.peakDbSize / 2 ** 20).toFixed(1)} MiB`,
+    },
+    {
+      what: 'no NOSPACE',
+      ok: defragd.nospaceMembers.length === 0 && nospaceRefusals.defragd === 0,
+      detail: `${defragd.nospaceMembers.length} members alarmed, ${nospaceRefusals.defragd} writes refused`,
+    },
   ];
   return { pass: checks.every((c) => c.ok), ratio, checks };
 }

@@ -71,7 +71,13 @@ function objectSize(rnd: () => number): () => number {
  * Writes every slot once (sizes from the seed), so the churn starts from a
  * populated cluster, then compacts; resolves with the bytes written.
  */
-export async function prefill(client: EtcdClient, urls: readonly string[], seed: number, slots: number, signal: AbortSignal): Promise<number> {
+export async function prefill(
+  client: EtcdClient,
+  urls: readonly string[],
+  seed: number,
+  slots: number,
+  signal: AbortSignal,
+): Promise<number> {
   const size = objectSize(mulberry32(seed ^ 0x5eed));
   const sizes = Array.from({ length: slots }, size);
   const mc = client.member(urls[0] as string);
@@ -106,7 +112,17 @@ export interface ChurnStats {
 
 /** Runs the workload against a cluster until stop(); writes go round-robin through every member. */
 export class Churn {
-  readonly stats: ChurnStats = { puts: 0, deletes: 0, bytesWritten: 0, failed: 0, errors: {}, nospaceRefusals: 0, compactions: 0, compactionsFailed: 0, maxLagMs: 0 };
+  readonly stats: ChurnStats = {
+    puts: 0,
+    deletes: 0,
+    bytesWritten: 0,
+    failed: 0,
+    errors: {},
+    nospaceRefusals: 0,
+    compactions: 0,
+    compactionsFailed: 0,
+    maxLagMs: 0,
+  };
   private readonly stopper = new AbortController();
   private running: Promise<void>[] = [];
   private lastRevision = 0;

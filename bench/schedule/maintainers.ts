@@ -15,7 +15,6 @@ import path from 'node:path';
 import { etcdUnderTest } from '../../dev/harness/etcd.js';
 import { ChildProcesses, now, sleep } from '../util.js';
 
-
 /** Child processes started here, for the exit handler. */
 const children = new ChildProcesses();
 
@@ -80,7 +79,12 @@ export class CronDefrag {
     for (const k of Object.keys(env)) if (k.startsWith('ETCDCTL_') && k !== 'ETCDCTL_API') delete env[k];
     const start = now();
     const lines: { t: number; line: string }[] = [];
-    const child = track(spawn(etcdUnderTest().etcdctl, ['defrag', '--cluster', `--command-timeout=${this.commandTimeout}`, `--endpoints=${this.seedUrl}`], { env, stdio: ['ignore', 'pipe', 'pipe'] }));
+    const child = track(
+      spawn(etcdUnderTest().etcdctl, ['defrag', '--cluster', `--command-timeout=${this.commandTimeout}`, `--endpoints=${this.seedUrl}`], {
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    );
     this.child = child;
     const onLine = (line: string): void => void lines.push({ t: now(), line });
     createInterface({ input: child.stdout! }).on('line', onLine);
@@ -146,21 +150,35 @@ export class Daemon {
   async start(): Promise<void> {
     const file = path.join(this.o.dir, 'defragd.yaml');
     await writeFile(file, daemonConfig(this.o));
-    const child = track(spawn(process.execPath, [this.o.cliPath, 'serve', '--config', file, '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    const child = track(
+      spawn(process.execPath, [this.o.cliPath, 'serve', '--config', file, '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] }),
+    );
     this.child = child;
     const onLine = (line: string): void => void this.logs.push({ t: now(), line });
     createInterface({ input: child.stdout! }).on('line', onLine);
     createInterface({ input: child.stderr! }).on('line', onLine);
     const deadline = now() + 30_000;
     for (;;) {
-      if (child.exitCode !== null) throw new Error(`defragd serve exited with code ${child.exitCode}:\n${this.logs.slice(-10).map((l) => l.line).join('\n')}`);
+      if (child.exitCode !== null)
+        throw new Error(
+          `defragd serve exited with code ${child.exitCode}:\n${this.logs
+            .slice(-10)
+            .map((l) => l.line)
+            .join('\n')}`,
+        );
       try {
         const res = await fetch(`${this.url}/readyz`);
         if (res.ok) return;
       } catch {
         /* not listening yet */
       }
-      if (now() > deadline) throw new Error(`defragd serve not ready within 30 s:\n${this.logs.slice(-10).map((l) => l.line).join('\n')}`);
+      if (now() > deadline)
+        throw new Error(
+          `defragd serve not ready within 30 s:\n${this.logs
+            .slice(-10)
+            .map((l) => l.line)
+            .join('\n')}`,
+        );
       await sleep(200);
     }
   }

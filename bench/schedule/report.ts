@@ -54,13 +54,22 @@ export function markdown(r: ScheduleResult): string {
   // A "|" inside a cell ends it, even in a code span (the rule's ||): GitHub's tables want it escaped.
   const cell = (x: string): string => x.replace(/\|/g, '\\|');
   const row = (label: string, a: string, b: string): string => `| ${label} | ${cell(a)} | ${cell(b)} |`;
-  const failed = (f: ClusterFigures): string => `${f.failed.get + f.failed.put + f.failed.keepalive} (reads ${f.failed.get}, writes ${f.failed.put}, keep-alives ${f.failed.keepalive})`;
-  const runsOf = (runs: Record<string, number>): string => Object.entries(runs).map(([k, v]) => `${v} ${k}`).join(', ') || '0';
+  const failed = (f: ClusterFigures): string =>
+    `${f.failed.get + f.failed.put + f.failed.keepalive} (reads ${f.failed.get}, writes ${f.failed.put}, keep-alives ${f.failed.keepalive})`;
+  const runsOf = (runs: Record<string, number>): string =>
+    Object.entries(runs)
+      .map(([k, v]) => `${v} ${k}`)
+      .join(', ') || '0';
   const nospace = (f: ClusterFigures, refused: number): string =>
-    f.nospaceMembers.length === 0 && refused === 0 ? '0' : `**${f.nospaceMembers.length} members (${f.nospaceMembers.join(', ')}), alarm active ${sec(f.nospaceSec)}, ${refused} writes refused**`;
-  const spg = (f: ClusterFigures): string => (f.stallSecPerGiB === null ? '– (nothing reclaimed)' : `**${f.stallSecPerGiB.toFixed(2)} s/GiB**`);
+    f.nospaceMembers.length === 0 && refused === 0
+      ? '0'
+      : `**${f.nospaceMembers.length} members (${f.nospaceMembers.join(', ')}), alarm active ${sec(f.nospaceSec)}, ${refused} writes refused**`;
+  const spg = (f: ClusterFigures): string =>
+    f.stallSecPerGiB === null ? '– (nothing reclaimed)' : `**${f.stallSecPerGiB.toFixed(2)} s/GiB**`;
   const perDefrag = (f: ClusterFigures): string =>
-    f.memberDefrags === 0 ? '–' : `${mib(f.reclaimedBytes / f.memberDefrags)} / ${f.meanReclaimedShare === null ? '–' : pct(f.meanReclaimedShare)} / ${sec(f.runStallSec / f.memberDefrags)}`;
+    f.memberDefrags === 0
+      ? '–'
+      : `${mib(f.reclaimedBytes / f.memberDefrags)} / ${f.meanReclaimedShare === null ? '–' : pct(f.meanReclaimedShare)} / ${sec(f.runStallSec / f.memberDefrags)}`;
   // Absent from results written before it was measured (--rerender of an older run).
   const mostFree = (f: ClusterFigures): string => (f.maxFreeBytes === undefined ? '–' : mib(f.maxFreeBytes));
   const perGiB = (x: number | null): string => (x === null ? '–' : `${x.toFixed(1)} s/GiB`);
@@ -71,7 +80,11 @@ export function markdown(r: ScheduleResult): string {
     '|---|---|---|',
     row('Maintenance', `\`${s.cronCommand}\``, `rule \`${s.rule}\`, every ${s.autoInterval}, cooldown ${s.autoCooldown}`),
     row('Runs', `${c.runs} (${c.runsFailed} failed, ${c.skipped} skipped: previous still running)`, runsOf(d.runs)),
-    row('Member defrags (etcd counter) / of the leader while leading', `${c.memberDefrags} / ${c.leaderDefrags}`, `${d.memberDefrags} / ${d.leaderDefrags}`),
+    row(
+      'Member defrags (etcd counter) / of the leader while leading',
+      `${c.memberDefrags} / ${c.leaderDefrags}`,
+      `${d.memberDefrags} / ${d.leaderDefrags}`,
+    ),
     row('Σ member defrag time (etcd metric)', sec(c.defragSeconds), sec(d.defragSeconds)),
     row('Bytes reclaimed (Σ dbSize drops)', mib(c.reclaimedBytes), mib(d.reclaimedBytes)),
     row('Per member defrag: reclaimed / share of its dbSize / stall-seconds inside the runs', perDefrag(c), perDefrag(d)),
@@ -79,15 +92,27 @@ export function markdown(r: ScheduleResult): string {
     row('Time inside maintenance runs', sec(c.runSeconds), sec(d.runSeconds)),
     row(`Client stall-seconds inside the runs (> ${s.stallThresholdMs} ms, Σ over members)`, sec(c.runStallSec), sec(d.runStallSec)),
     row('**Stall-seconds per GiB reclaimed** (inside the runs)', spg(c), spg(d)),
-    row('Client stall-seconds over the whole period, machine noise included / per GiB', `${sec(c.clientStallSec)} / ${perGiB(c.totalStallSecPerGiB)}`, `${sec(d.clientStallSec)} / ${perGiB(d.totalStallSecPerGiB)}`),
-    row('Lease keep-alives: stall-seconds / longest / > 1 s', `${sec(c.keepAliveStallSec)} / ${ms(c.longestKeepAliveMs)} / ${c.keepAlivesOver1s}`, `${sec(d.keepAliveStallSec)} / ${ms(d.longestKeepAliveMs)} / ${d.keepAlivesOver1s}`),
+    row(
+      'Client stall-seconds over the whole period, machine noise included / per GiB',
+      `${sec(c.clientStallSec)} / ${perGiB(c.totalStallSecPerGiB)}`,
+      `${sec(d.clientStallSec)} / ${perGiB(d.totalStallSecPerGiB)}`,
+    ),
+    row(
+      'Lease keep-alives: stall-seconds / longest / > 1 s',
+      `${sec(c.keepAliveStallSec)} / ${ms(c.longestKeepAliveMs)} / ${c.keepAlivesOver1s}`,
+      `${sec(d.keepAliveStallSec)} / ${ms(d.longestKeepAliveMs)} / ${d.keepAlivesOver1s}`,
+    ),
     row('Longest probe request', ms(c.longestRequestMs), ms(d.longestRequestMs)),
     row('Failed probe requests', failed(c), failed(d)),
     row('Peak dbSize / quota', `${mib(c.peakDbSize)} / ${pct(c.peakQuotaUsage)}`, `${mib(d.peakDbSize)} / ${pct(d.peakQuotaUsage)}`),
     row('Mean dbSize / quota', pct(c.meanQuotaUsage), pct(d.meanQuotaUsage)),
     row('NOSPACE alarms', nospace(c, c.churn.nospaceRefusals), nospace(d, d.churn.nospaceRefusals)),
     row('Leader changes', String(c.leaderChanges), String(d.leaderChanges)),
-    row('Workload writes failed / fell behind by at most', `${c.churn.failed} / ${ms(c.churn.maxLagMs)}`, `${d.churn.failed} / ${ms(d.churn.maxLagMs)}`),
+    row(
+      'Workload writes failed / fell behind by at most',
+      `${c.churn.failed} / ${ms(c.churn.maxLagMs)}`,
+      `${d.churn.failed} / ${ms(d.churn.maxLagMs)}`,
+    ),
     '',
     `**Goal** (defragd ≥ 3× fewer stall-seconds per GiB reclaimed at an equal or lower peak dbSize, 0 NOSPACE): **${r.verdict.pass ? 'PASS' : 'FAIL'}**: ${r.verdict.checks.map((x) => `${x.what}: ${x.ok ? 'yes' : 'no'} (${x.detail})`).join('; ')}.`,
     '',

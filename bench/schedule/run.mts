@@ -40,7 +40,9 @@ const CLI = path.join(ROOT, 'dist/cli/main.js');
 const PROBE = { pauseMs: 50, keepAliveEveryMs: 100, leaseTtlSec: 5, deadlineMs: 10_000 };
 const CRON_COMMAND_TIMEOUT = '60s';
 
-const config: ScheduleConfig = settingsOrExit('bench-schedule', USAGE, () => (process.argv.includes('--help') || process.argv.includes('-h') ? null : loadConfig(process.env)));
+const config: ScheduleConfig = settingsOrExit('bench-schedule', USAGE, () =>
+  process.argv.includes('--help') || process.argv.includes('-h') ? null : loadConfig(process.env),
+);
 if (process.argv.includes('--rerender')) {
   // The table again from the latest run's recorded figures (no new run), after a change of layout.
   console.log(`wrote ${path.relative(process.cwd(), await rerender(path.resolve(ROOT, config.outDir)))}`);
@@ -107,7 +109,15 @@ async function freePort(): Promise<number> {
 }
 
 function churnSummary(s: ChurnStats): ChurnSummary {
-  return { puts: s.puts, deletes: s.deletes, mibWritten: s.bytesWritten / MiB, failed: s.failed, nospaceRefusals: s.nospaceRefusals, compactions: s.compactions, maxLagMs: Math.round(s.maxLagMs) };
+  return {
+    puts: s.puts,
+    deletes: s.deletes,
+    mibWritten: s.bytesWritten / MiB,
+    failed: s.failed,
+    nospaceRefusals: s.nospaceRefusals,
+    compactions: s.compactions,
+    maxLagMs: Math.round(s.maxLagMs),
+  };
 }
 
 async function setUp(name: Side['name'], cluster: EtcdCluster): Promise<Side> {
@@ -125,7 +135,15 @@ async function setUp(name: Side['name'], cluster: EtcdCluster): Promise<Side> {
     cluster,
     admin,
     members,
-    churn: new Churn(admin, cluster.endpoints, { seed: config.seed, opsPerSec: config.opsPerSec, slots: config.slots, compactEveryMs: config.compactEverySec * 1000, prefilled: true, concurrency: 8, deadlineMs: 10_000 }),
+    churn: new Churn(admin, cluster.endpoints, {
+      seed: config.seed,
+      opsPerSec: config.opsPerSec,
+      slots: config.slots,
+      compactEveryMs: config.compactEverySec * 1000,
+      prefilled: true,
+      concurrency: 8,
+      deadlineMs: 10_000,
+    }),
     probe: new Probe(members, PROBE),
     sampler: new Sampler(admin, members, 1000),
   };
@@ -134,7 +152,10 @@ async function setUp(name: Side['name'], cluster: EtcdCluster): Promise<Side> {
 function sizes(side: Side): string {
   const latest = new Map<string, { dbSize: number; dbSizeInUse: number }>();
   for (const s of side.sampler.samples) latest.set(s.member, s);
-  return [...latest.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([m, s]) => `${m} ${(s.dbSize / MiB).toFixed(0)}/${(s.dbSizeInUse / MiB).toFixed(0)}`).join(' ');
+  return [...latest.entries()]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([m, s]) => `${m} ${(s.dbSize / MiB).toFixed(0)}/${(s.dbSizeInUse / MiB).toFixed(0)}`)
+    .join(' ');
 }
 
 try {
@@ -163,11 +184,22 @@ try {
   // Inside the cluster's temp dir: the harness removes it on every way out, Ctrl-C included.
   daemonDir = path.join(B.cluster.dir, 'defragd-serve');
   await mkdir(daemonDir);
-  daemon = new Daemon({ cliPath: CLI, dir: daemonDir, clusterName: 'bench', endpoints: B.cluster.endpoints, port: await freePort(), rule: config.rule, interval: config.autoInterval, cooldown: config.autoCooldown });
+  daemon = new Daemon({
+    cliPath: CLI,
+    dir: daemonDir,
+    clusterName: 'bench',
+    endpoints: B.cluster.endpoints,
+    port: await freePort(),
+    rule: config.rule,
+    interval: config.autoInterval,
+    cooldown: config.autoCooldown,
+  });
   await daemon.start();
   cron.start();
   const m0 = now();
-  log(`maintenance started: cron every ${config.cronEveryMin} min on "cron", defragd serve (rule ${config.rule}) on "defragd"; ${config.minutes} min ...`);
+  log(
+    `maintenance started: cron every ${config.cronEveryMin} min on "cron", defragd serve (rule ${config.rule}) on "defragd"; ${config.minutes} min ...`,
+  );
   const end = m0 + config.minutes * 60_000;
   while (now() < end && !abort.signal.aborted) {
     await sleep(Math.min(30_000, end - now()), abort.signal);
@@ -194,7 +226,14 @@ try {
     .map((r) => ({ start: Date.parse(r.startedAt as string), end: typeof r.finishedAt === 'string' ? Date.parse(r.finishedAt) : m1 }));
   const figA = analyzeCluster(A.probe.records, A.sampler.samples, A.sampler.alarms, window, cronRuns, config.stallThresholdMs);
   const figB = analyzeCluster(B.probe.records, B.sampler.samples, B.sampler.alarms, window, defragdRuns, config.stallThresholdMs);
-  const warm = (s: Side): number => (w1 > w0 ? stallSeconds(s.probe.records.filter((r) => r.start >= w0 && r.start < w1), config.stallThresholdMs) / ((w1 - w0) / 60_000) : 0);
+  const warm = (s: Side): number =>
+    w1 > w0
+      ? stallSeconds(
+          s.probe.records.filter((r) => r.start >= w0 && r.start < w1),
+          config.stallThresholdMs,
+        ) /
+        ((w1 - w0) / 60_000)
+      : 0;
   const runsByTrigger: Record<string, number> = {};
   for (const r of history) {
     const key = `${String(r.trigger)} ${String(r.outcome)}`;
@@ -204,7 +243,12 @@ try {
     version: 1,
     startedAt,
     finishedAt: new Date().toISOString(),
-    command: [...Object.entries(process.env).filter(([k]) => k === 'BENCH_MINUTES' || k.startsWith('BENCH_SCHEDULE_')).map(([k, v]) => `${k}=${v}`), process.env.MAKELEVEL ? 'make bench-schedule' : 'npx tsx bench/schedule/run.mts'].join(' '),
+    command: [
+      ...Object.entries(process.env)
+        .filter(([k]) => k === 'BENCH_MINUTES' || k.startsWith('BENCH_SCHEDULE_'))
+        .map(([k, v]) => `${k}=${v}`),
+      process.env.MAKELEVEL ? 'make bench-schedule' : 'npx tsx bench/schedule/run.mts',
+    ].join(' '),
     settings: {
       minutes: config.minutes,
       warmupSec: config.warmupSec,
@@ -218,9 +262,22 @@ try {
       churn: { opsPerSec: config.opsPerSec, slots: config.slots, compactEverySec: config.compactEverySec, seed: config.seed },
       probe: PROBE,
     },
-    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown', node: process.version, etcd: etcdVersion, loadAvgAtStart, loadAvgAtEnd: os.loadavg()[0] ?? 0 },
+    machine: {
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown',
+      node: process.version,
+      etcd: etcdVersion,
+      loadAvgAtStart,
+      loadAvgAtEnd: os.loadavg()[0] ?? 0,
+    },
     warmup: { cron: warm(A), defragd: warm(B) },
-    cron: { ...figA, runs: cron.runs.length, runsFailed: cron.runs.filter((r) => r.code !== 0).length, skipped: cron.skipped, churn: churnSummary(A.churn.stats) },
+    cron: {
+      ...figA,
+      runs: cron.runs.length,
+      runsFailed: cron.runs.filter((r) => r.code !== 0).length,
+      skipped: cron.skipped,
+      churn: churnSummary(A.churn.stats),
+    },
     defragd: { ...figB, runs: runsByTrigger, churn: churnSummary(B.churn.stats), daemonExit },
     verdict: verdict(figA, figB, { defragd: B.churn.stats.nospaceRefusals }),
     totalSeconds: (Date.now() - t0) / 1000,
@@ -228,7 +285,16 @@ try {
   const raw = {
     window,
     warmup: { start: w0, end: w1 },
-    daemonConfig: daemonConfig({ cliPath: CLI, dir: '<tmp>', clusterName: 'bench', endpoints: B.cluster.endpoints, port: 0, rule: config.rule, interval: config.autoInterval, cooldown: config.autoCooldown }),
+    daemonConfig: daemonConfig({
+      cliPath: CLI,
+      dir: '<tmp>',
+      clusterName: 'bench',
+      endpoints: B.cluster.endpoints,
+      port: 0,
+      rule: config.rule,
+      interval: config.autoInterval,
+      cooldown: config.autoCooldown,
+    }),
     cronRuns: cron.runs,
     defragdHistory: history,
     defragdLog: daemon.logs,

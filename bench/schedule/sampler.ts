@@ -84,7 +84,9 @@ export class Sampler {
       for (const m of this.members) {
         try {
           const list = await this.client.member(m.url).alarmList({ timeoutMs: 1_000 });
-          nospace = list.filter((a) => a.alarm === 'NOSPACE').map((a) => this.members.find((x) => x.memberId === a.memberId)?.name ?? a.memberId);
+          nospace = list
+            .filter((a) => a.alarm === 'NOSPACE')
+            .map((a) => this.members.find((x) => x.memberId === a.memberId)?.name ?? a.memberId);
           break;
         } catch {
           /* try the next member */

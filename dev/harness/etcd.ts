@@ -215,10 +215,7 @@ export interface EtcdCluster {
    * Other ETCDCTL_* environment variables are removed. Never throws for a non-zero exit:
    * check `code`.
    */
-  etcdctl(
-    args: string[],
-    opts?: { endpoints?: string[] },
-  ): Promise<{ stdout: string; stderr: string; code: number }>;
+  etcdctl(args: string[], opts?: { endpoints?: string[] }): Promise<{ stdout: string; stderr: string; code: number }>;
   /**
    * SIGTERM the member, wait for it to exit (SIGKILL after 5 s). No-op if not running.
    * A paused member is continued first so it can shut down; its slowdowns end.
@@ -410,9 +407,7 @@ function run(
   opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; onSpawn?: (child: ChildProcess) => void } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = track(
-      spawn(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] }),
-    );
+    const child = track(spawn(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] }));
     opts.onSpawn?.(child);
     let stdout = '';
     let stderr = '';
@@ -492,9 +487,11 @@ function roundUpToPage(bytes: number): number {
 export async function canLimitDiskSpace(): Promise<{ ok: boolean; why: string }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'defragd-mountcheck-'));
   try {
-    const mounted = await run('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dir], { timeoutMs: 10_000 }).catch(
-      (err: Error) => ({ code: -1, stdout: '', stderr: err.message }),
-    );
+    const mounted = await run('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dir], { timeoutMs: 10_000 }).catch((err: Error) => ({
+      code: -1,
+      stdout: '',
+      stderr: err.message,
+    }));
     if (mounted.code !== 0) {
       return { ok: false, why: `mount -t tmpfs failed (${mounted.code}): ${mounted.stderr.trim() || mounted.stdout.trim()}` };
     }
@@ -551,8 +548,25 @@ async function generateTls(dir: string): Promise<TlsFiles> {
   const selfSigned = async (name: string, cn: string): Promise<void> => {
     await key(`${name}.key`);
     await openssl(
-      ['req', '-x509', '-new', '-config', 'openssl.cnf', '-extensions', 'v3_ca', '-key', `${name}.key`,
-        '-subj', `/CN=${cn}`, '-days', '2', '-set_serial', serial(), '-out', `${name}.crt`],
+      [
+        'req',
+        '-x509',
+        '-new',
+        '-config',
+        'openssl.cnf',
+        '-extensions',
+        'v3_ca',
+        '-key',
+        `${name}.key`,
+        '-subj',
+        `/CN=${cn}`,
+        '-days',
+        '2',
+        '-set_serial',
+        serial(),
+        '-out',
+        `${name}.crt`,
+      ],
       tlsDir,
     );
   };
@@ -560,16 +574,31 @@ async function generateTls(dir: string): Promise<TlsFiles> {
     await key(`${name}.key`);
     await openssl(['req', '-new', '-config', 'openssl.cnf', '-key', `${name}.key`, '-subj', `/CN=${cn}`, '-out', `${name}.csr`], tlsDir);
     await openssl(
-      ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-set_serial', serial(),
-        '-days', '2', '-extfile', 'openssl.cnf', '-extensions', ext, '-out', `${name}.crt`],
+      [
+        'x509',
+        '-req',
+        '-in',
+        `${name}.csr`,
+        '-CA',
+        'ca.crt',
+        '-CAkey',
+        'ca.key',
+        '-set_serial',
+        serial(),
+        '-days',
+        '2',
+        '-extfile',
+        'openssl.cnf',
+        '-extensions',
+        ext,
+        '-out',
+        `${name}.crt`,
+      ],
       tlsDir,
     );
   };
   await Promise.all([selfSigned('ca', 'defragd-test-ca'), selfSigned('other-ca', 'defragd-test-other-ca')]);
-  await Promise.all([
-    leaf('server', 'localhost', 'v3_server'),
-    leaf('client', 'defragd-test-client', 'v3_client'),
-  ]);
+  await Promise.all([leaf('server', 'localhost', 'v3_server'), leaf('client', 'defragd-test-client', 'v3_client')]);
   const f = (n: string): string => path.join(tlsDir, n);
   return {
     caFile: f('ca.crt'),
@@ -692,30 +721,42 @@ class Cluster implements EtcdCluster {
       timeoutMs: 10_000,
     });
     if (r.code !== 0) {
-      throw new Error(
-        `dataDirSizeBytes: mount -t tmpfs on ${m.dataDir} failed (${r.code}): ${r.stderr.trim()} (see canLimitDiskSpace())`,
-      );
+      throw new Error(`dataDirSizeBytes: mount -t tmpfs on ${m.dataDir} failed (${r.code}): ${r.stderr.trim()} (see canLimitDiskSpace())`);
     }
   }
 
   private memberArgs(m: MemberState, state: 'new' | 'existing'): string[] {
     const o = this.opts;
     const args = [
-      '--name', m.name,
-      '--data-dir', m.dataDir,
-      '--listen-client-urls', m.clientUrl,
-      '--advertise-client-urls', m.clientUrl,
-      '--listen-peer-urls', m.peerUrl,
-      '--initial-advertise-peer-urls', m.peerUrl,
-      '--initial-cluster', m.initialCluster,
-      '--initial-cluster-token', this.token,
-      '--initial-cluster-state', state,
+      '--name',
+      m.name,
+      '--data-dir',
+      m.dataDir,
+      '--listen-client-urls',
+      m.clientUrl,
+      '--advertise-client-urls',
+      m.clientUrl,
+      '--listen-peer-urls',
+      m.peerUrl,
+      '--initial-advertise-peer-urls',
+      m.peerUrl,
+      '--initial-cluster',
+      m.initialCluster,
+      '--initial-cluster-token',
+      this.token,
+      '--initial-cluster-state',
+      state,
       ...(m.walDir === null ? [] : ['--wal-dir', m.walDir]),
-      '--heartbeat-interval', String(HEARTBEAT_MS),
-      '--election-timeout', String(ELECTION_MS),
-      '--logger', 'zap',
-      '--log-outputs', 'stderr',
-      '--log-level', 'error',
+      '--heartbeat-interval',
+      String(HEARTBEAT_MS),
+      '--election-timeout',
+      String(ELECTION_MS),
+      '--logger',
+      'zap',
+      '--log-outputs',
+      'stderr',
+      '--log-level',
+      'error',
     ];
     if (o.quotaBackendBytes !== undefined) args.push('--quota-backend-bytes', String(o.quotaBackendBytes));
     if (this.tls) {

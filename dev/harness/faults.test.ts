@@ -62,7 +62,10 @@ describe('fault endpoints', () => {
   it('notEtcdHttpServer answers 200 hello to any method and path', async () => {
     const server = await notEtcdHttpServer();
     try {
-      for (const [method, urlPath] of [['GET', '/health'], ['POST', '/etcdserverpb.Maintenance/Status']] as const) {
+      for (const [method, urlPath] of [
+        ['GET', '/health'],
+        ['POST', '/etcdserverpb.Maintenance/Status'],
+      ] as const) {
         const res = await fetch(server.url + urlPath, { method, body: method === 'POST' ? 'x' : undefined });
         expect(res.status).toBe(200);
         expect(await res.text()).toBe('hello');

@@ -117,7 +117,11 @@ export interface PreparedRun {
  * const run = await prepareRun(client, buildPolicy({ rule: 'fragmentation > 0.45' }));
  * console.log(run.plan.decisions.map((d) => d.action));
  */
-export async function prepareRun(client: EtcdClient, policy: Policy, o: Pick<RunOptions, 'observe' | 'execute' | 'signal'> = {}): Promise<PreparedRun> {
+export async function prepareRun(
+  client: EtcdClient,
+  policy: Policy,
+  o: Pick<RunOptions, 'observe' | 'execute' | 'signal'> = {},
+): Promise<PreparedRun> {
   const port = clusterPort(client, o.observe);
   const snapshot = await port.observe({ signal: o.signal });
   return planned(port, snapshot, policy, o);
@@ -197,7 +201,11 @@ export async function runDefrag(client: EtcdClient, policy: Policy, o: RunOption
       if (err instanceof LockBusyError) return refusedReport(err.message, run.plan);
       // NOSPACE refuses every write, the lock's too, exactly when recovery is needed.
       if (!isNoSpace(err)) throw err;
-      emit({ type: 'warning', message: 'the cluster is out of space (NOSPACE), so the cluster lock cannot be written: going ahead without it; make sure no other defragd runs now' });
+      emit({
+        type: 'warning',
+        message:
+          'the cluster is out of space (NOSPACE), so the cluster lock cannot be written: going ahead without it; make sure no other defragd runs now',
+      });
     }
     // A plan made before a wait for the lock is stale: another run may have defragmented since.
     if (lock && Date.now() - t0 > 1_000) {
@@ -261,7 +269,15 @@ async function observeOrRefuse(
 ): Promise<{ snapshot: ClusterSnapshot } | { report: RunReport }> {
   try {
     // The first look also reads the user's roles, so a missing root role refuses before anything is written.
-    const snapshot = await observeCluster(client, { cluster: target?.cluster ?? true, quotaBytes: target?.quotaBytes ?? null, dataDirs: target?.dataDirs, signal, userRoles: true, features: true, knownQuotas: quotas });
+    const snapshot = await observeCluster(client, {
+      cluster: target?.cluster ?? true,
+      quotaBytes: target?.quotaBytes ?? null,
+      dataDirs: target?.dataDirs,
+      signal,
+      userRoles: true,
+      features: true,
+      knownQuotas: quotas,
+    });
     if (quotas) rememberQuotas(quotas, snapshot);
     return { snapshot };
   } catch (err) {
@@ -312,24 +328,28 @@ export function refusedReport(message: string, plan: Plan | null): RunReport {
  */
 export function dryRunReport(plan: Plan, at: string): RunReport {
   const would = plan.decisions.filter((d) => d.action === 'defragment').length;
-  return reportWithoutRun(plan.refusal ? 'refused' : 'dry-run', plan.refusal?.reason ?? `dry run: nothing was changed; ${would} member(s) would be defragmented`, {
-    plan,
-    dryRun: true,
-    startedAt: at,
-    members: plan.decisions.map((d) => ({
-      endpoint: d.endpoint,
-      memberId: d.memberId,
-      name: d.name,
-      action: 'skipped',
-      reason: d.action === 'defragment' ? `dry run: would defragment: ${d.reason}` : d.reason,
-      wasLeader: d.isLeader,
-      movedLeaderTo: d.moveLeaderTo,
-      before: d.dbSize !== null && d.dbSizeInUse !== null ? { dbSize: d.dbSize, dbSizeInUse: d.dbSizeInUse } : null,
-      after: null,
-      durationMs: null,
-      revision: null,
-      deadlinePassed: false,
-      connectionLost: false,
-    })),
-  });
+  return reportWithoutRun(
+    plan.refusal ? 'refused' : 'dry-run',
+    plan.refusal?.reason ?? `dry run: nothing was changed; ${would} member(s) would be defragmented`,
+    {
+      plan,
+      dryRun: true,
+      startedAt: at,
+      members: plan.decisions.map((d) => ({
+        endpoint: d.endpoint,
+        memberId: d.memberId,
+        name: d.name,
+        action: 'skipped',
+        reason: d.action === 'defragment' ? `dry run: would defragment: ${d.reason}` : d.reason,
+        wasLeader: d.isLeader,
+        movedLeaderTo: d.moveLeaderTo,
+        before: d.dbSize !== null && d.dbSizeInUse !== null ? { dbSize: d.dbSize, dbSizeInUse: d.dbSizeInUse } : null,
+        after: null,
+        durationMs: null,
+        revision: null,
+        deadlinePassed: false,
+        connectionLost: false,
+      })),
+    },
+  );
 }

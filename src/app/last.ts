@@ -48,7 +48,12 @@ export async function defragmentationStatus(
   try {
     const call = { timeoutMs: opts.timeoutMs, signal: opts.signal };
     // Neither alarms nor the quota matter here: one Status and health read per member.
-    const snapshot = await observeCluster(client, { cluster: opts.cluster ?? fromOptions.cluster ?? false, alarms: false, metrics: false, ...call });
+    const snapshot = await observeCluster(client, {
+      cluster: opts.cluster ?? fromOptions.cluster ?? false,
+      alarms: false,
+      metrics: false,
+      ...call,
+    });
     const records = await readRecords(client, snapshot, prefix, call);
     return memberStatuses(snapshot, prefix, records, (opts.now ?? (() => new Date()))());
   } finally {
@@ -77,7 +82,12 @@ export async function readRecords(
 }
 
 /** Pure: the snapshot and the stored values (by key) as per-member statuses at `now`. */
-export function memberStatuses(snapshot: ClusterSnapshot, prefix: string, records: ReadonlyMap<string, Buffer> | { error: string }, now: Date): MemberDefragStatus[] {
+export function memberStatuses(
+  snapshot: ClusterSnapshot,
+  prefix: string,
+  records: ReadonlyMap<string, Buffer> | { error: string },
+  now: Date,
+): MemberDefragStatus[] {
   return snapshot.members.map((m) => {
     const s = m.status;
     const key = recordKey(prefix, m.memberId);

@@ -58,7 +58,13 @@ export interface ObserveOptions {
  */
 export function observe(o: ObserveOptions): Promise<ClusterSnapshot> {
   return withClient(o.connection, (client) =>
-    observeCluster(client, { cluster: o.cluster ?? true, quotaBytes: o.quotaBytes ?? null, dataDirs: o.dataDirs, features: true, signal: o.signal }),
+    observeCluster(client, {
+      cluster: o.cluster ?? true,
+      quotaBytes: o.quotaBytes ?? null,
+      dataDirs: o.dataDirs,
+      features: true,
+      signal: o.signal,
+    }),
   );
 }
 

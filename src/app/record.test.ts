@@ -24,7 +24,7 @@ const result = (over: Partial<MemberResult> = {}): MemberResult => ({
 });
 
 describe('the record of a defragmented member', () => {
-  it("is at <prefix>/members/<hex id>/last-defrag and holds exactly the agreed fields", () => {
+  it('is at <prefix>/members/<hex id>/last-defrag and holds exactly the agreed fields', () => {
     expect(recordKey('/defragd', '8e9e05c52164694d')).toBe('/defragd/members/8e9e05c52164694d/last-defrag');
     const v = recordValue(result(), '2026-11-25T21:00:00.000Z', { trigger: 'manual', by: 'host:42' });
     expect(JSON.parse(JSON.stringify(v))).toEqual({
@@ -48,7 +48,11 @@ describe('the record of a defragmented member', () => {
     expect(s.prefix).toBe('/defragd');
     expect(s.trigger).toBe('api');
     expect(s.by).toMatch(new RegExp(`^.+:${process.pid}$`));
-    expect(recordSettings({ prefix: '/ops/', trigger: 'schedule', by: 'cron' })).toEqual({ prefix: '/ops', trigger: 'schedule', by: 'cron' });
+    expect(recordSettings({ prefix: '/ops/', trigger: 'schedule', by: 'cron' })).toEqual({
+      prefix: '/ops',
+      trigger: 'schedule',
+      by: 'cron',
+    });
     expect(() => recordSettings({ prefix: '' })).toThrow(expect.objectContaining({ kind: 'usage' }));
     expect(() => recordSettings({ trigger: 'whenever' as never })).toThrow(/unknown trigger "whenever"/);
     expect(() => recordPrefix('  ', '--record-prefix')).toThrow(/^--record-prefix: /);
@@ -77,7 +81,10 @@ describe('reading records back', () => {
   });
 
   it('per member: found (age, reclaimed), none (null), invalid (warning); current free space either way', () => {
-    const snap = aSnapshot().withMembers(3).withMember('m1', { dbSize: 300 * MiB, dbSizeInUse: 200 * MiB }).build();
+    const snap = aSnapshot()
+      .withMembers(3)
+      .withMember('m1', { dbSize: 300 * MiB, dbSizeInUse: 200 * MiB })
+      .build();
     const [m1, m2, m3] = snap.members.map((m) => m.memberId) as [string, string, string];
     const v = recordValue(result({ memberId: m1 }), '2026-11-25T18:00:00.000Z', { trigger: 'manual', by: 'h:1' });
     const records = new Map([
@@ -86,19 +93,40 @@ describe('reading records back', () => {
       [recordKey('/other', m2), Buffer.from(JSON.stringify(v))],
     ]);
     const rows = memberStatuses(snap, '/defragd', records, new Date('2026-11-25T21:12:30.000Z'));
-    expect(rows[0]).toMatchObject({ name: 'm1', record: 'found', lastDefrag: v, ageSeconds: 3 * 3_600 + 12 * 60 + 30, reclaimedBytes: 200 * MiB, dbSizeFree: 100 * MiB, warning: null, error: null });
+    expect(rows[0]).toMatchObject({
+      name: 'm1',
+      record: 'found',
+      lastDefrag: v,
+      ageSeconds: 3 * 3_600 + 12 * 60 + 30,
+      reclaimedBytes: 200 * MiB,
+      dbSizeFree: 100 * MiB,
+      warning: null,
+      error: null,
+    });
     expect(rows[1]).toMatchObject({ name: 'm2', record: 'none', lastDefrag: null, ageSeconds: null, reclaimedBytes: null, warning: null });
     expect(rows[2]).toMatchObject({ name: 'm3', record: 'invalid', lastDefrag: null, reclaimedBytes: null });
     expect(rows[2]!.warning).toMatch(/last-defrag: not valid JSON/);
     const unreadable = memberStatuses(snap, '/defragd', { error: 'could not read the records: permission denied' }, new Date());
-    expect(unreadable.map((r) => [r.record, r.error])).toEqual(Array(3).fill(['unreadable', 'could not read the records: permission denied']));
+    expect(unreadable.map((r) => [r.record, r.error])).toEqual(
+      Array(3).fill(['unreadable', 'could not read the records: permission denied']),
+    );
   });
 });
 
 describe('recording(): records as a listener on the run', () => {
   const report = (): RunReport => ({
-    outcome: 'success', dryRun: false, message: null, startedAt: 'a', finishedAt: 'b', compactedRevision: null, disarmed: true, disarmNote: null,
-    reclaimedBytes: 0, members: [], warnings: ['from the plan'], plan: null,
+    outcome: 'success',
+    dryRun: false,
+    message: null,
+    startedAt: 'a',
+    finishedAt: 'b',
+    compactedRevision: null,
+    disarmed: true,
+    disarmNote: null,
+    reclaimedBytes: 0,
+    members: [],
+    warnings: ['from the plan'],
+    plan: null,
   });
 
   async function* run(results: MemberResult[]): AsyncGenerator<StepEvent, RunReport> {
@@ -117,7 +145,8 @@ describe('recording(): records as a listener on the run', () => {
           const id = /members\/([^/]+)\//.exec(key)?.[1] ?? '?';
           log.push(`put ${id} via ${ep}`);
           if (id === state.broken) throw new EtcdError(ep, 'UNAVAILABLE', 'connection refused');
-          if (state.nospace) throw new EtcdError(ep, 'RESOURCE_EXHAUSTED', 'etcdserver: mvcc: database space exceeded', { reason: 'nospace' });
+          if (state.nospace)
+            throw new EtcdError(ep, 'RESOURCE_EXHAUSTED', 'etcdserver: mvcc: database space exceeded', { reason: 'nospace' });
           expect(JSON.parse(value)).toMatchObject({ trigger: 'manual', by: 'h:1' });
           written.push(id);
           return { revision: 1 };
@@ -153,7 +182,15 @@ describe('recording(): records as a listener on the run', () => {
     const { seen, report: r } = await drain(recording(logged(), f.writer));
     expect(f.written).toEqual(['a1', 'a3']);
     // Through the leader of the snapshot, and each before the executor is asked for its next step.
-    expect(log).toEqual(['member-finished', `put a1 via ${f.leader}`, 'member-finished', 'member-finished', `put a3 via ${f.leader}`, 'alarm-disarmed', 'run-finished']);
+    expect(log).toEqual([
+      'member-finished',
+      `put a1 via ${f.leader}`,
+      'member-finished',
+      'member-finished',
+      `put a3 via ${f.leader}`,
+      'alarm-disarmed',
+      'run-finished',
+    ]);
     expect(seen.map((e) => e.type)).toEqual(['member-finished', 'member-finished', 'member-finished', 'alarm-disarmed', 'run-finished']);
     expect(r.warnings).toEqual(['from the plan']);
   });
@@ -180,7 +217,10 @@ describe('recording(): records as a listener on the run', () => {
     expect(seen.map((e) => e.type)).toEqual(['member-finished', 'alarm-disarmed', 'warning', 'run-finished']);
     const finished = seen.at(-1) as Extract<StepEvent, { type: 'run-finished' }>;
     expect(finished.report.outcome).toBe('success');
-    expect(finished.report.warnings).toEqual(['from the plan', 'm1: could not record its defragmentation at /defragd/members/a1/last-defrag: etcdserver: mvcc: database space exceeded']);
+    expect(finished.report.warnings).toEqual([
+      'from the plan',
+      'm1: could not record its defragmentation at /defragd/members/a1/last-defrag: etcdserver: mvcc: database space exceeded',
+    ]);
     expect(r.warnings).toEqual(finished.report.warnings);
   });
 
@@ -193,6 +233,9 @@ describe('recording(): records as a listener on the run', () => {
     // A member that does not answer: the next one is tried (3 members), then it is given up, not retried at the end.
     expect(log.filter((l) => l.startsWith('put a1'))).toHaveLength(3);
     expect(r.outcome).toBe('success');
-    expect(r.warnings).toEqual(['from the plan', 'm1: could not record its defragmentation at /defragd/members/a1/last-defrag: connection refused']);
+    expect(r.warnings).toEqual([
+      'from the plan',
+      'm1: could not record its defragmentation at /defragd/members/a1/last-defrag: connection refused',
+    ]);
   });
 });

@@ -47,7 +47,8 @@ export interface RecordSettings {
  */
 export function recordSettings(o: RecordOptions = {}, source = 'record prefix'): RecordSettings {
   const trigger = o.trigger ?? 'api';
-  if (!DEFRAG_TRIGGERS.includes(trigger)) throw new UsageError(`record trigger: unknown trigger "${String(trigger)}" (use ${DEFRAG_TRIGGERS.join(', ')})`);
+  if (!DEFRAG_TRIGGERS.includes(trigger))
+    throw new UsageError(`record trigger: unknown trigger "${String(trigger)}" (use ${DEFRAG_TRIGGERS.join(', ')})`);
   return { prefix: recordPrefix(o.prefix ?? DEFAULT_RECORD_PREFIX, source), trigger, by: o.by ?? `${hostname()}:${process.pid}` };
 }
 
@@ -77,7 +78,15 @@ export function recordRange(prefix: string): { key: Buffer; rangeEnd: Buffer } {
  */
 export function recordValue(result: MemberResult, at: string, s: Pick<RecordSettings, 'trigger' | 'by'>): DefragRecord | null {
   if (result.action !== 'defragmented') return null;
-  return { at, revision: result.revision, durationMs: result.durationMs, before: result.before, after: result.after, trigger: s.trigger, by: s.by };
+  return {
+    at,
+    revision: result.revision,
+    durationMs: result.durationMs,
+    before: result.before,
+    after: result.after,
+    trigger: s.trigger,
+    by: s.by,
+  };
 }
 
 /**
@@ -98,7 +107,9 @@ export function parseRecord(text: string): { record: DefragRecord } | { warning:
   const num = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : null);
   const sizes = (x: unknown): Sizes | null => {
     const s = x as Record<string, unknown> | null;
-    return typeof s === 'object' && s !== null && num(s['dbSize']) !== null && num(s['dbSizeInUse']) !== null ? { dbSize: s['dbSize'] as number, dbSizeInUse: s['dbSizeInUse'] as number } : null;
+    return typeof s === 'object' && s !== null && num(s['dbSize']) !== null && num(s['dbSizeInUse']) !== null
+      ? { dbSize: s['dbSize'] as number, dbSizeInUse: s['dbSizeInUse'] as number }
+      : null;
   };
   return {
     record: {
@@ -162,7 +173,12 @@ export interface RecordWriter {
  * has the client's usual deadline and no abort signal: a member that was
  * defragmented before an interrupt still gets its record.
  */
-export function recordWriter(client: EtcdClient, snapshot: ClusterSnapshot, s: RecordSettings, now: () => Date = () => new Date()): RecordWriter {
+export function recordWriter(
+  client: EtcdClient,
+  snapshot: ClusterSnapshot,
+  s: RecordSettings,
+  now: () => Date = () => new Date(),
+): RecordWriter {
   const endpoints = recordEndpoints(snapshot);
   const pending: { name: string; key: string; value: string }[] = [];
   const put = (key: string, value: string) => onFirstAnswering(endpoints, (ep) => client.member(ep).put(key, value));

@@ -70,7 +70,12 @@ export function statusJson(snapshot: ClusterSnapshot): StatusJson[] {
       error: m.error,
       stopGrpcServiceOnDefrag: m.stopGrpcServiceOnDefrag ?? null,
       knownDefects: s
-        ? defectsOf(s.version).map((f) => ({ issue: f.defect.issue, summary: f.defect.summary, fixedIn: f.fixedIn, severity: f.defect.severity }))
+        ? defectsOf(s.version).map((f) => ({
+            issue: f.defect.issue,
+            summary: f.defect.summary,
+            fixedIn: f.fixedIn,
+            severity: f.defect.severity,
+          }))
         : [],
     };
   });

@@ -32,7 +32,14 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<number
     .showSuggestionAfterError(true)
     .configureOutput(output)
     .exitOverride();
-  const commands = [statusCommand(io, done), defragCommand(io, done), alarmCommand(io, done), lastCommand(io, done), historyCommand(io, done), serveCommand(io, done)];
+  const commands = [
+    statusCommand(io, done),
+    defragCommand(io, done),
+    alarmCommand(io, done),
+    lastCommand(io, done),
+    historyCommand(io, done),
+    serveCommand(io, done),
+  ];
   for (const c of commands) {
     c.exitOverride().configureOutput(output);
     program.addCommand(c);
@@ -53,7 +60,8 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<number
     const debugEnv = io.env['DEFRAGD_DEBUG'] || io.env['ETCDCTL_DEBUG'] || '';
     const debug = argv.includes('--debug') || /^(1|true|yes|on)$/i.test(debugEnv);
     io.stderr(`defragd: ${messageOf(err)}\n`);
-    if (debug && err instanceof Error) io.stderr(`${err.stack ?? ''}\n${err.cause ? `cause: ${String((err.cause as Error).stack ?? err.cause)}\n` : ''}`);
+    if (debug && err instanceof Error)
+      io.stderr(`${err.stack ?? ''}\n${err.cause ? `cause: ${String((err.cause as Error).stack ?? err.cause)}\n` : ''}`);
     else if (!(err instanceof DefragdError)) io.stderr('defragd: this is a bug in defragd; run with --debug for the stack trace\n');
     return exitCodeFor(err);
   }

@@ -61,7 +61,7 @@ export const KNOWN_DEFECTS: readonly KnownDefect[] = [
   {
     // Fixed by #18855 (3.4.35) and #18854 (3.5.17).
     issue: 'etcd#18841',
-    summary: "a defrag that fails leaves its temp file open, holding the disk space it used",
+    summary: 'a defrag that fails leaves its temp file open, holding the disk space it used',
     affected: [
       { from: '3.4.4', fixedIn: '3.4.35' },
       { from: '3.5.0', fixedIn: '3.5.17' },

@@ -8,7 +8,10 @@ function members(says: (string | null)[], claims: string | null = null): MemberS
   const b = aSnapshot();
   for (let i = 0; i < says.length; i++) b.withMember(`m${i + 1}`);
   const snap = b.build();
-  return snap.members.map((m, i) => ({ ...m, status: m.status && { ...m.status, leaderId: says[i] ?? null, isLeader: m.name === claims } }));
+  return snap.members.map((m, i) => ({
+    ...m,
+    status: m.status && { ...m.status, leaderId: says[i] ?? null, isLeader: m.name === claims },
+  }));
 }
 
 describe('agreedLeader', () => {

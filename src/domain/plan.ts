@@ -218,7 +218,14 @@ export interface TurnContext {
  * - `stop`: the cluster is not safe to touch; stop the run before this member.
  */
 export type Turn =
-  | { action: 'defragment'; decision: MemberDecision; endpoint: string; before: { dbSize: number; dbSizeInUse: number }; moveLeaderTo: string | null; timeoutMs: number }
+  | {
+      action: 'defragment';
+      decision: MemberDecision;
+      endpoint: string;
+      before: { dbSize: number; dbSizeInUse: number };
+      moveLeaderTo: string | null;
+      timeoutMs: number;
+    }
   | { action: 'skip'; decision: MemberDecision | null; reason: string }
   | { action: 'fail'; reason: string }
   | { action: 'stop'; reason: string };

@@ -57,7 +57,9 @@ function sumDuration(text: string, source: string, units: Record<string, number>
   if (t === '0') return 0;
   if (/^\d+(\.\d+)?$/.test(t)) throw new UsageError(`${source}: "${text}" has no unit; write ${t}s (units: ${names})`);
   // Longest unit names first, so "ms" is not read as "m" then "s".
-  const alternatives = Object.keys(units).sort((a, b) => b.length - a.length).join('|');
+  const alternatives = Object.keys(units)
+    .sort((a, b) => b.length - a.length)
+    .join('|');
   const re = new RegExp(`(\\d+(?:\\.\\d+)?)(${alternatives})`, 'gy');
   let total = 0;
   let consumed = 0;
@@ -66,7 +68,8 @@ function sumDuration(text: string, source: string, units: Record<string, number>
     total += Number(m[1]) * (units[m[2] as string] as number);
     consumed = re.lastIndex;
   }
-  if (t === '' || consumed !== t.length) throw new UsageError(`${source}: invalid duration "${text}" (examples: 5s, 500ms, 1m30s${units['d'] ? ', 90d' : ''})`);
+  if (t === '' || consumed !== t.length)
+    throw new UsageError(`${source}: invalid duration "${text}" (examples: 5s, 500ms, 1m30s${units['d'] ? ', 90d' : ''})`);
   // `!(<=)` also catches Infinity from absurdly long digit strings.
   if (!(total <= maxMs)) throw new UsageError(`${source}: ${t} is more than the maximum of ${shortDuration(maxMs)}`);
   return Math.round(total);
@@ -89,9 +92,24 @@ export function shortDuration(ms: number): string {
 }
 
 const SIZE_UNITS: Record<string, number> = {
-  '': 1, b: 1,
-  k: 1e3, kb: 1e3, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9, t: 1e12, tb: 1e12,
-  ki: 1024, kib: 1024, mi: 1024 ** 2, mib: 1024 ** 2, gi: 1024 ** 3, gib: 1024 ** 3, ti: 1024 ** 4, tib: 1024 ** 4,
+  '': 1,
+  b: 1,
+  k: 1e3,
+  kb: 1e3,
+  m: 1e6,
+  mb: 1e6,
+  g: 1e9,
+  gb: 1e9,
+  t: 1e12,
+  tb: 1e12,
+  ki: 1024,
+  kib: 1024,
+  mi: 1024 ** 2,
+  mib: 1024 ** 2,
+  gi: 1024 ** 3,
+  gib: 1024 ** 3,
+  ti: 1024 ** 4,
+  tib: 1024 ** 4,
 };
 
 /** "2147483648", "2GiB", "256Mi", "8GB". Returns bytes. */
@@ -113,6 +131,7 @@ export function parseNonNegativeInt(text: string, source: string): number {
 
 export function parseFraction(text: string, source: string): number {
   const n = Number(text);
-  if (text.trim() === '' || !Number.isFinite(n) || n <= 0 || n > 1) throw new UsageError(`${source}: expected a fraction in (0, 1], got "${text}"`);
+  if (text.trim() === '' || !Number.isFinite(n) || n <= 0 || n > 1)
+    throw new UsageError(`${source}: expected a fraction in (0, 1], got "${text}"`);
   return n;
 }

@@ -148,7 +148,13 @@ function readTls(tls: TlsOptions): HttpTls {
   const cert = readPem(tls.certFile, '--cert');
   const key = readPem(tls.keyFile, '--key');
   if ((cert === null) !== (key === null)) throw new UsageError('--cert and --key must be given together');
-  return { ca: ca ?? undefined, cert: cert ?? undefined, key: key ?? undefined, rejectUnauthorized: !tls.insecureSkipVerify, serverName: tls.serverName };
+  return {
+    ca: ca ?? undefined,
+    cert: cert ?? undefined,
+    key: key ?? undefined,
+    rejectUnauthorized: !tls.insecureSkipVerify,
+    serverName: tls.serverName,
+  };
 }
 
 function sslCredentials(tls: HttpTls): grpc.ChannelCredentials {
@@ -203,7 +209,10 @@ export class MemberClient {
     try {
       return await this.rawCall<T>(service, method, request, metadata, deadlineAt, opts.signal);
     } catch (err) {
-      const mapped = mapGrpcError(this.url, method, err, timeoutMs, { abortedByUs: opts.signal?.aborted === true, deadlinePassed: Date.now() >= deadlineAt });
+      const mapped = mapGrpcError(this.url, method, err, timeoutMs, {
+        abortedByUs: opts.signal?.aborted === true,
+        deadlinePassed: Date.now() >= deadlineAt,
+      });
       if (authRetry && this.ctx.auth && isInvalidToken(mapped)) {
         this.token = null;
         return this.call<T>(service, method, request, opts, false);
@@ -223,7 +232,14 @@ export class MemberClient {
     return metadata;
   }
 
-  private rawCall<T>(service: ServiceName, method: string, request: object, metadata: grpc.Metadata, deadlineAt: number, signal?: AbortSignal): Promise<T> {
+  private rawCall<T>(
+    service: ServiceName,
+    method: string,
+    request: object,
+    metadata: grpc.Metadata,
+    deadlineAt: number,
+    signal?: AbortSignal,
+  ): Promise<T> {
     const stub = this.stub(service) as unknown as Record<string, (...args: unknown[]) => grpc.ClientUnaryCall>;
     const fn = stub[method];
     if (typeof fn !== 'function') throw new Error(`no method ${service}.${method} in proto`);
@@ -257,7 +273,12 @@ export class MemberClient {
     if (this.token) return this.token;
     if (!this.authenticating) {
       const auth = this.ctx.auth as AuthOptions;
-      this.authenticating = this.call<{ token: string }>('Auth', 'Authenticate', { name: auth.user, password: auth.password }, { timeoutMs: opts.timeoutMs ?? this.ctx.commandTimeoutMs, signal: opts.signal })
+      this.authenticating = this.call<{ token: string }>(
+        'Auth',
+        'Authenticate',
+        { name: auth.user, password: auth.password },
+        { timeoutMs: opts.timeoutMs ?? this.ctx.commandTimeoutMs, signal: opts.signal },
+      )
         .then((r) => {
           this.token = r.token;
           return r.token;
@@ -283,7 +304,10 @@ export class MemberClient {
         const state = this.channel.getConnectivityState(true);
         if (state === grpc.connectivityState.READY || state === grpc.connectivityState.TRANSIENT_FAILURE) return resolve();
         if (opts.signal?.aborted) return reject(new AbortedError(`${this.url}: connect aborted`));
-        if (Date.now() >= deadline) return reject(new ConnectionError(this.url, `${this.url}: could not connect within ${formatDuration(timeoutMs)} (--dial-timeout)`));
+        if (Date.now() >= deadline)
+          return reject(
+            new ConnectionError(this.url, `${this.url}: could not connect within ${formatDuration(timeoutMs)} (--dial-timeout)`),
+          );
         this.channel.watchConnectivityState(state, deadline, () => check());
       };
       check();
@@ -292,8 +316,18 @@ export class MemberClient {
 
   async status(opts?: CallOptions): Promise<StatusReply> {
     const r = await this.call<{
-      header: RawHeader; version: string; dbSize: string; leader: string; raftIndex: string; raftTerm: string; raftAppliedIndex: string;
-      errors: string[]; dbSizeInUse: string; isLearner: boolean; storageVersion: string; dbSizeQuota: string;
+      header: RawHeader;
+      version: string;
+      dbSize: string;
+      leader: string;
+      raftIndex: string;
+      raftTerm: string;
+      raftAppliedIndex: string;
+      errors: string[];
+      dbSizeInUse: string;
+      isLearner: boolean;
+      storageVersion: string;
+      dbSizeQuota: string;
     }>('Maintenance', 'Status', {}, opts);
     const quota = Number(r.dbSizeQuota);
     return {
@@ -332,13 +366,23 @@ export class MemberClient {
   }
 
   async alarmList(opts?: CallOptions): Promise<AlarmEntry[]> {
-    const r = await this.call<{ alarms: { memberID: string; alarm: string }[] }>('Maintenance', 'Alarm', { action: 'GET', memberID: '0', alarm: 'NONE' }, opts);
+    const r = await this.call<{ alarms: { memberID: string; alarm: string }[] }>(
+      'Maintenance',
+      'Alarm',
+      { action: 'GET', memberID: '0', alarm: 'NONE' },
+      opts,
+    );
     return r.alarms.map((a) => ({ memberId: toHexId(a.memberID), alarm: a.alarm }));
   }
 
   /** Deactivates one alarm for one member (memberId hex). Returns the alarms still active. */
   async alarmDisarm(memberId: string, alarm: string, opts?: CallOptions): Promise<AlarmEntry[]> {
-    const r = await this.call<{ alarms: { memberID: string; alarm: string }[] }>('Maintenance', 'Alarm', { action: 'DEACTIVATE', memberID: toDecimalId(memberId), alarm }, opts);
+    const r = await this.call<{ alarms: { memberID: string; alarm: string }[] }>(
+      'Maintenance',
+      'Alarm',
+      { action: 'DEACTIVATE', memberID: toDecimalId(memberId), alarm },
+      opts,
+    );
     return r.alarms.map((a) => ({ memberId: toHexId(a.memberID), alarm: a.alarm }));
   }
 
@@ -349,45 +393,85 @@ export class MemberClient {
   }
 
   async hashKV(revision: number, opts?: CallOptions): Promise<{ header: ResponseHeader; hash: number; compactRevision: number }> {
-    const r = await this.call<{ header: RawHeader; hash: number; compact_revision: string }>('Maintenance', 'HashKV', { revision: String(revision) }, opts);
+    const r = await this.call<{ header: RawHeader; hash: number; compact_revision: string }>(
+      'Maintenance',
+      'HashKV',
+      { revision: String(revision) },
+      opts,
+    );
     return { header: header(r.header), hash: r.hash, compactRevision: Number(r.compact_revision) };
   }
 
   async memberList(opts?: CallOptions): Promise<{ header: ResponseHeader; members: MemberEntry[] }> {
-    const r = await this.call<{ header: RawHeader; members: { ID: string; name: string; peerURLs: string[]; clientURLs: string[]; isLearner: boolean }[] }>(
-      'Cluster', 'MemberList', { linearizable: true }, opts,
-    );
+    const r = await this.call<{
+      header: RawHeader;
+      members: { ID: string; name: string; peerURLs: string[]; clientURLs: string[]; isLearner: boolean }[];
+    }>('Cluster', 'MemberList', { linearizable: true }, opts);
     return {
       header: header(r.header),
-      members: r.members.map((m) => ({ memberId: toHexId(m.ID), name: m.name, peerUrls: m.peerURLs, clientUrls: m.clientURLs, isLearner: m.isLearner })),
+      members: r.members.map((m) => ({
+        memberId: toHexId(m.ID),
+        name: m.name,
+        peerUrls: m.peerURLs,
+        clientUrls: m.clientURLs,
+        isLearner: m.isLearner,
+      })),
     };
   }
 
-  async range(key: string | Buffer, opts: CallOptions & { rangeEnd?: string | Buffer; limit?: number; serializable?: boolean; countOnly?: boolean; keysOnly?: boolean; revision?: number } = {}): Promise<{ header: ResponseHeader; kvs: KeyValue[]; count: number; more: boolean }> {
+  async range(
+    key: string | Buffer,
+    opts: CallOptions & {
+      rangeEnd?: string | Buffer;
+      limit?: number;
+      serializable?: boolean;
+      countOnly?: boolean;
+      keysOnly?: boolean;
+      revision?: number;
+    } = {},
+  ): Promise<{ header: ResponseHeader; kvs: KeyValue[]; count: number; more: boolean }> {
     // Fields are left out rather than sent empty: protobufjs encodes an empty bytes
     // field, and etcd reads a present-but-empty range_end as "to the end of the keyspace".
-    const r = await this.call<{ header: RawHeader; kvs: RawKv[]; count: string; more: boolean }>('KV', 'Range', {
-      key: Buffer.from(key),
-      ...(opts.rangeEnd !== undefined && { range_end: Buffer.from(opts.rangeEnd) }),
-      ...(opts.limit && { limit: String(opts.limit) }),
-      ...(opts.revision && { revision: String(opts.revision) }),
-      ...(opts.serializable && { serializable: true }),
-      ...(opts.countOnly && { count_only: true }),
-      ...(opts.keysOnly && { keys_only: true }),
-    }, opts);
+    const r = await this.call<{ header: RawHeader; kvs: RawKv[]; count: string; more: boolean }>(
+      'KV',
+      'Range',
+      {
+        key: Buffer.from(key),
+        ...(opts.rangeEnd !== undefined && { range_end: Buffer.from(opts.rangeEnd) }),
+        ...(opts.limit && { limit: String(opts.limit) }),
+        ...(opts.revision && { revision: String(opts.revision) }),
+        ...(opts.serializable && { serializable: true }),
+        ...(opts.countOnly && { count_only: true }),
+        ...(opts.keysOnly && { keys_only: true }),
+      },
+      opts,
+    );
     return { header: header(r.header), kvs: r.kvs.map(kv), count: Number(r.count), more: r.more };
   }
 
   async put(key: string | Buffer, value: string | Buffer, opts: CallOptions & { lease?: string } = {}): Promise<ResponseHeader> {
-    const r = await this.call<{ header: RawHeader }>('KV', 'Put', { key: Buffer.from(key), value: Buffer.from(value), ...(opts.lease && { lease: opts.lease }) }, opts);
+    const r = await this.call<{ header: RawHeader }>(
+      'KV',
+      'Put',
+      { key: Buffer.from(key), value: Buffer.from(value), ...(opts.lease && { lease: opts.lease }) },
+      opts,
+    );
     return header(r.header);
   }
 
-  async deleteRange(key: string | Buffer, opts: CallOptions & { rangeEnd?: string | Buffer } = {}): Promise<{ header: ResponseHeader; deleted: number }> {
-    const r = await this.call<{ header: RawHeader; deleted: string }>('KV', 'DeleteRange', {
-      key: Buffer.from(key),
-      ...(opts.rangeEnd !== undefined && { range_end: Buffer.from(opts.rangeEnd) }),
-    }, opts);
+  async deleteRange(
+    key: string | Buffer,
+    opts: CallOptions & { rangeEnd?: string | Buffer } = {},
+  ): Promise<{ header: ResponseHeader; deleted: number }> {
+    const r = await this.call<{ header: RawHeader; deleted: string }>(
+      'KV',
+      'DeleteRange',
+      {
+        key: Buffer.from(key),
+        ...(opts.rangeEnd !== undefined && { range_end: Buffer.from(opts.rangeEnd) }),
+      },
+      opts,
+    );
     return { header: header(r.header), deleted: Number(r.deleted) };
   }
 
@@ -395,14 +479,22 @@ export class MemberClient {
    * A transaction in etcd's wire shape (snake_case fields, 64-bit values as
    * strings). Used by the cluster lock; kept raw to avoid a second schema.
    */
-  async txn(request: { compare: object[]; success: object[]; failure: object[] }, opts?: CallOptions): Promise<{ header: ResponseHeader; succeeded: boolean; responses: unknown[] }> {
+  async txn(
+    request: { compare: object[]; success: object[]; failure: object[] },
+    opts?: CallOptions,
+  ): Promise<{ header: ResponseHeader; succeeded: boolean; responses: unknown[] }> {
     const r = await this.call<{ header: RawHeader; succeeded: boolean; responses: unknown[] }>('KV', 'Txn', request, opts);
     return { header: header(r.header), succeeded: r.succeeded, responses: r.responses };
   }
 
   /** Compacts the key-value history up to revision; physical waits until it is applied on disk. */
   async compact(revision: number, opts: CallOptions & { physical?: boolean } = {}): Promise<ResponseHeader> {
-    const r = await this.call<{ header: RawHeader }>('KV', 'Compact', { revision: String(revision), physical: opts.physical ?? true }, opts);
+    const r = await this.call<{ header: RawHeader }>(
+      'KV',
+      'Compact',
+      { revision: String(revision), physical: opts.physical ?? true },
+      opts,
+    );
     return header(r.header);
   }
 
@@ -417,7 +509,9 @@ export class MemberClient {
   async *snapshot(opts: CallOptions = {}): AsyncGenerator<Buffer, { bytes: number }> {
     const timeoutMs = opts.timeoutMs ?? this.ctx.commandTimeoutMs;
     const metadata = await this.prepare(opts);
-    const stub = this.stub('Maintenance') as unknown as { Snapshot: (req: object, md: grpc.Metadata, o: grpc.CallOptions) => grpc.ClientReadableStream<{ blob: Buffer }> };
+    const stub = this.stub('Maintenance') as unknown as {
+      Snapshot: (req: object, md: grpc.Metadata, o: grpc.CallOptions) => grpc.ClientReadableStream<{ blob: Buffer }>;
+    };
     const stream = stub.Snapshot({}, metadata, { deadline: Date.now() + timeoutMs });
     const onAbort = () => stream.cancel();
     opts.signal?.addEventListener('abort', onAbort, { once: true });
@@ -437,7 +531,12 @@ export class MemberClient {
   }
 
   async leaseGrant(ttlSeconds: number, opts?: CallOptions): Promise<{ id: string; ttl: number }> {
-    const r = await this.call<{ ID: string; TTL: string; error: string }>('Lease', 'LeaseGrant', { TTL: String(ttlSeconds), ID: '0' }, opts);
+    const r = await this.call<{ ID: string; TTL: string; error: string }>(
+      'Lease',
+      'LeaseGrant',
+      { TTL: String(ttlSeconds), ID: '0' },
+      opts,
+    );
     return { id: r.ID, ttl: Number(r.TTL) };
   }
 
@@ -449,7 +548,9 @@ export class MemberClient {
   async leaseKeepAliveOnce(id: string, opts: CallOptions = {}): Promise<number> {
     const timeoutMs = opts.timeoutMs ?? this.ctx.commandTimeoutMs;
     const metadata = await this.prepare(opts);
-    const stub = this.stub('Lease') as unknown as { LeaseKeepAlive: (md: grpc.Metadata, o: grpc.CallOptions) => grpc.ClientDuplexStream<object, { TTL: string }> };
+    const stub = this.stub('Lease') as unknown as {
+      LeaseKeepAlive: (md: grpc.Metadata, o: grpc.CallOptions) => grpc.ClientDuplexStream<object, { TTL: string }>;
+    };
     return new Promise<number>((resolve, reject) => {
       const stream = stub.LeaseKeepAlive(metadata, { deadline: Date.now() + timeoutMs });
       const onAbort = () => stream.cancel();
@@ -514,7 +615,15 @@ export class EtcdClient {
 
   /** The seed endpoints, normalised and deduplicated. */
   get seeds(): string[] {
-    return [...new Set(this.options.endpoints.flatMap((e) => e.split(',')).map((e) => e.trim()).filter(Boolean).map((e) => parseEndpoint(e, this.context.tlsByDefault).url))];
+    return [
+      ...new Set(
+        this.options.endpoints
+          .flatMap((e) => e.split(','))
+          .map((e) => e.trim())
+          .filter(Boolean)
+          .map((e) => parseEndpoint(e, this.context.tlsByDefault).url),
+      ),
+    ];
   }
 
   /** The client for one member endpoint (URL or host:port). */

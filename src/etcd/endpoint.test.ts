@@ -30,7 +30,10 @@ describe('parseEndpoint', () => {
   });
 
   it('splits comma lists and drops duplicates', () => {
-    expect(parseEndpoints('127.0.0.1:2379, http://127.0.0.1:2379,127.0.0.1:22379').map((e) => e.url)).toEqual(['http://127.0.0.1:2379', 'http://127.0.0.1:22379']);
+    expect(parseEndpoints('127.0.0.1:2379, http://127.0.0.1:2379,127.0.0.1:22379').map((e) => e.url)).toEqual([
+      'http://127.0.0.1:2379',
+      'http://127.0.0.1:22379',
+    ]);
     expect(() => parseEndpoints(' , ')).toThrow(/no endpoints/);
   });
 });

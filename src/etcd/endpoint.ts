@@ -41,7 +41,10 @@ export function parseEndpoint(raw: string, tlsByDefault = false): Endpoint {
 
 /** Splits a comma list of endpoints and drops duplicates (same normalised URL). */
 export function parseEndpoints(list: string | string[], tlsByDefault = false): Endpoint[] {
-  const parts = (Array.isArray(list) ? list : [list]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter((s) => s !== '');
+  const parts = (Array.isArray(list) ? list : [list])
+    .flatMap((s) => s.split(','))
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (parts.length === 0) throw new UsageError('no endpoints given (--endpoints host:port[,host:port...])');
   const seen = new Map<string, Endpoint>();
   for (const p of parts) {

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { AbortedError, ConnectionError, DeadlineError, EtcdError } from '../domain/errors.js';
 import { classifyEtcdError, mapGrpcError } from './errors.js';
 
-const serviceError = (code: grpc.status, details: string) => Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
+const serviceError = (code: grpc.status, details: string) =>
+  Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
 
 describe('etcd errors are classified once, where they enter', () => {
   it.each([
@@ -30,7 +31,7 @@ describe('etcd errors are classified once, where they enter', () => {
     expect((err as EtcdError).reason).toBe(reason);
   });
 
-  it('CANCELLED is an interruption only when we aborted the call; cancelled by anything else, the call\'s fate is unknown, as with a lost connection', () => {
+  it("CANCELLED is an interruption only when we aborted the call; cancelled by anything else, the call's fate is unknown, as with a lost connection", () => {
     const cancelled = serviceError(grpc.status.CANCELLED, 'context canceled');
     expect(mapGrpcError('http://127.0.0.1:2379', 'MoveLeader', cancelled, 5_000, { abortedByUs: true })).toBeInstanceOf(AbortedError);
     const other = mapGrpcError('http://127.0.0.1:2379', 'Defragment', cancelled, 5_000);
@@ -38,22 +39,34 @@ describe('etcd errors are classified once, where they enter', () => {
     expect(other.message).toBe('http://127.0.0.1:2379: Defragment was cancelled, not by defragd (context canceled)');
   });
 
-  it('CANCELLED after the call\'s deadline is the deadline: etcd resets the stream when its side of the deadline passes, at times before our own timer', () => {
+  it("CANCELLED after the call's deadline is the deadline: etcd resets the stream when its side of the deadline passes, at times before our own timer", () => {
     const reset = serviceError(grpc.status.CANCELLED, 'Call cancelled');
     const err = mapGrpcError('http://127.0.0.1:2379', 'Defragment', reset, 20, { deadlinePassed: true });
     expect(err).toBeInstanceOf(DeadlineError);
     expect(err.message).toBe('http://127.0.0.1:2379: Defragment got no answer within 20ms (deadline exceeded; etcd cancelled the call)');
     // Our own abort stays an interruption, deadline or not.
-    expect(mapGrpcError('http://127.0.0.1:2379', 'Defragment', reset, 20, { abortedByUs: true, deadlinePassed: true })).toBeInstanceOf(AbortedError);
+    expect(mapGrpcError('http://127.0.0.1:2379', 'Defragment', reset, 20, { abortedByUs: true, deadlinePassed: true })).toBeInstanceOf(
+      AbortedError,
+    );
   });
 
   it('a refused connection is a ConnectionError, not an etcd error', () => {
-    const err = mapGrpcError('http://127.0.0.1:1', 'Status', serviceError(grpc.status.UNAVAILABLE, 'No connection established. Last error: connect ECONNREFUSED 127.0.0.1:1'), 5_000);
+    const err = mapGrpcError(
+      'http://127.0.0.1:1',
+      'Status',
+      serviceError(grpc.status.UNAVAILABLE, 'No connection established. Last error: connect ECONNREFUSED 127.0.0.1:1'),
+      5_000,
+    );
     expect(err).toBeInstanceOf(ConnectionError);
   });
 
   it('a permission error on Defragment names the root role', () => {
-    const err = mapGrpcError('http://127.0.0.1:2379', 'Defragment', serviceError(grpc.status.PERMISSION_DENIED, 'etcdserver: permission denied'), 5_000);
+    const err = mapGrpcError(
+      'http://127.0.0.1:2379',
+      'Defragment',
+      serviceError(grpc.status.PERMISSION_DENIED, 'etcdserver: permission denied'),
+      5_000,
+    );
     expect(err.message).toMatch(/Defragment needs a user with the root role/);
   });
 });

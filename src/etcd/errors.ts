@@ -60,13 +60,22 @@ export function mapGrpcError(
   const details = (err.details || err.message || '').replace(/\s+/g, ' ').trim();
   switch (err.code) {
     case GrpcStatus.DEADLINE_EXCEEDED:
-      return new DeadlineError(endpoint, `${endpoint}: ${method} got no answer within ${formatDuration(timeoutMs)} (deadline exceeded)`, { cause: err });
+      return new DeadlineError(endpoint, `${endpoint}: ${method} got no answer within ${formatDuration(timeoutMs)} (deadline exceeded)`, {
+        cause: err,
+      });
     case GrpcStatus.CANCELLED:
       if (abortedByUs) return new AbortedError(`${endpoint}: ${method} cancelled`, { cause: err });
       // etcd (grpc-go) resets the stream (RST_STREAM CANCEL) when the call's deadline passes on its side;
       // that can reach us before our own deadline timer fires: it is the deadline, not a lost connection.
-      if (deadlinePassed) return new DeadlineError(endpoint, `${endpoint}: ${method} got no answer within ${formatDuration(timeoutMs)} (deadline exceeded; etcd cancelled the call)`, { cause: err });
-      return new ConnectionError(endpoint, `${endpoint}: ${method} was cancelled, not by defragd (${details || 'no details'})`, { cause: err });
+      if (deadlinePassed)
+        return new DeadlineError(
+          endpoint,
+          `${endpoint}: ${method} got no answer within ${formatDuration(timeoutMs)} (deadline exceeded; etcd cancelled the call)`,
+          { cause: err },
+        );
+      return new ConnectionError(endpoint, `${endpoint}: ${method} was cancelled, not by defragd (${details || 'no details'})`, {
+        cause: err,
+      });
     case GrpcStatus.UNAVAILABLE:
     case GrpcStatus.INTERNAL:
     case GrpcStatus.UNIMPLEMENTED:
@@ -76,11 +85,12 @@ export function mapGrpcError(
       break;
   }
   const reason = classifyEtcdError(details);
-  const hint = reason === 'auth-required'
-    ? ' (auth is enabled on this cluster: give --user)'
-    : reason === 'permission-denied' && ROOT_ONLY.has(method)
-      ? ` (${method} needs a user with the root role)`
-      : '';
+  const hint =
+    reason === 'auth-required'
+      ? ' (auth is enabled on this cluster: give --user)'
+      : reason === 'permission-denied' && ROOT_ONLY.has(method)
+        ? ` (${method} needs a user with the root role)`
+        : '';
   return new EtcdError(endpoint, codeName(err.code), `${endpoint}: ${method}: ${stripPrefix(details)}${hint}`, { cause: err, reason });
 }
 
@@ -96,7 +106,11 @@ function looksLikeTransport(details: string): boolean {
 function describeTransport(details: string): string {
   if (/ECONNREFUSED/.test(details)) return 'connection refused (is etcd running and is this its client port?)';
   if (/ENOTFOUND|EAI_AGAIN|Name resolution failed/.test(details)) return `host not found (${lastError(details)})`;
-  if (/self[- ]signed|unable to verify|unable to get (local )?issuer|certificate (verify|signature)|CERT_|altnames|Hostname\/IP does not match/i.test(details)) {
+  if (
+    /self[- ]signed|unable to verify|unable to get (local )?issuer|certificate (verify|signature)|CERT_|altnames|Hostname\/IP does not match/i.test(
+      details,
+    )
+  ) {
     return `TLS: server certificate not trusted (${lastError(details)}); check --cacert, or --insecure-skip-tls-verify`;
   }
   if (/HTTP status code|content-type|Protocol error|RST_STREAM|protocol/i.test(details)) {
@@ -120,4 +134,3 @@ function lastError(details: string): string {
 function stripPrefix(details: string): string {
   return details.replace(/^etcdserver: /, '');
 }
-

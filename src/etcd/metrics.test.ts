@@ -27,7 +27,13 @@ describe('parseGauges', () => {
 });
 
 describe('GaugeScan', () => {
-  const names = ['etcd_server_quota_backend_bytes', 'etcd_disk_defrag_inflight', 'etcd_mvcc_db_total_size_in_bytes', 'etcd_disk_backend_defrag_duration_seconds_bucket', 'absent_metric'];
+  const names = [
+    'etcd_server_quota_backend_bytes',
+    'etcd_disk_defrag_inflight',
+    'etcd_mvcc_db_total_size_in_bytes',
+    'etcd_disk_backend_defrag_duration_seconds_bucket',
+    'absent_metric',
+  ];
   const expected = parseGauges(SAMPLE, names);
 
   it('finds what parseGauges finds, wherever the chunks are cut', () => {
@@ -49,7 +55,12 @@ describe('GaugeScan', () => {
     const scan = new GaugeScan(['a_total', 'b']);
     expect(scan.push('a_total 1\na_total_x 2\nb{x="1"} 3\nb_c 4\n')).toBe(false);
     expect(scan.push('b\t5\n')).toBe(true);
-    expect(scan.found).toEqual(new Map([['a_total', 1], ['b', 5]]));
+    expect(scan.found).toEqual(
+      new Map([
+        ['a_total', 1],
+        ['b', 5],
+      ]),
+    );
   });
 });
 

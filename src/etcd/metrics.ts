@@ -126,7 +126,12 @@ export interface HttpTls {
  * GETs `<endpointUrl>/metrics` and reads it only until every name asked for
  * was found; resolves null on any failure (metrics are optional).
  */
-export async function fetchGauges(endpointUrl: string, names: readonly string[], tls: HttpTls | null, opts: CallOptions = {}): Promise<Map<string, number> | null> {
+export async function fetchGauges(
+  endpointUrl: string,
+  names: readonly string[],
+  tls: HttpTls | null,
+  opts: CallOptions = {},
+): Promise<Map<string, number> | null> {
   const url = new URL('/metrics', endpointUrl);
   const secure = url.protocol === 'https:';
   const timeoutMs = opts.timeoutMs ?? 5_000;

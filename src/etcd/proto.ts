@@ -40,7 +40,10 @@ export function loadServices(): Readonly<Record<ServiceName, ServiceCtor>> {
 function parseServices(): Record<ServiceName, ServiceCtor> {
   const root = new protobuf.Root().loadSync(PROTO_PATH, { keepCase: true });
   root.resolveAll();
-  return Object.fromEntries(SERVICES.map((name) => [name, clientConstructor(root.lookupService(`${PACKAGE}.${name}`))])) as Record<ServiceName, ServiceCtor>;
+  return Object.fromEntries(SERVICES.map((name) => [name, clientConstructor(root.lookupService(`${PACKAGE}.${name}`))])) as Record<
+    ServiceName,
+    ServiceCtor
+  >;
 }
 
 function clientConstructor(service: protobuf.Service): ServiceCtor {

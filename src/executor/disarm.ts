@@ -14,7 +14,12 @@ import type { ClusterPort } from './port.js';
  *
  * @example const { remaining } = await disarmAlarms(port, snapshot, alarmsToDisarm(snapshot, false));
  */
-export async function disarmAlarms(port: ClusterPort, snapshot: ClusterSnapshot, alarms: readonly ClusterAlarm[], signal?: AbortSignal): Promise<{ remaining: ClusterAlarm[] }> {
+export async function disarmAlarms(
+  port: ClusterPort,
+  snapshot: ClusterSnapshot,
+  alarms: readonly ClusterAlarm[],
+  signal?: AbortSignal,
+): Promise<{ remaining: ClusterAlarm[] }> {
   const via = leaderOrHealthyVoter(snapshot);
   if (!via) throw new DefragdError('failed', 'no voting member answered, so no alarm was disarmed');
   for (const a of alarms) await port.alarmDisarm(via.endpoint, a.memberId, a.alarm, { signal });

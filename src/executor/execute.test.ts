@@ -89,7 +89,8 @@ function result(report: RunReport, name: string): MemberResult {
 }
 
 const actions = (report: RunReport): Record<string, string> => Object.fromEntries(report.members.map((m) => [m.name, m.action]));
-const ofType = <T extends StepEvent['type']>(events: StepEvent[], type: T) => events.filter((e): e is Extract<StepEvent, { type: T }> => e.type === type);
+const ofType = <T extends StepEvent['type']>(events: StepEvent[], type: T) =>
+  events.filter((e): e is Extract<StepEvent, { type: T }> => e.type === type);
 const finishedOf = (events: StepEvent[], name: string) => ofType(events, 'member-finished').filter((e) => e.result.name === name);
 
 describe('executePlan: the happy path', () => {
@@ -118,10 +119,19 @@ describe('executePlan: the happy path', () => {
     for (const c of fake.callsOf('defragment')) expect(c.leaderAtCall, c.member).not.toBe(c.member);
 
     const m1 = result(report, 'm1');
-    expect(m1).toMatchObject({ wasLeader: true, movedLeaderTo: fake.idOf('m2'), deadlinePassed: false, reason: 'leadership moved to m2 first' });
+    expect(m1).toMatchObject({
+      wasLeader: true,
+      movedLeaderTo: fake.idOf('m2'),
+      deadlinePassed: false,
+      reason: 'leadership moved to m2 first',
+    });
     expect(m1.before).toEqual({ dbSize: 500 * MiB, dbSizeInUse: 100 * MiB });
     expect(m1.after).toEqual({ dbSize: 100 * MiB, dbSizeInUse: 100 * MiB });
-    expect(result(report, 'm3')).toMatchObject({ wasLeader: false, movedLeaderTo: null, after: { dbSize: 200 * MiB, dbSizeInUse: 200 * MiB } });
+    expect(result(report, 'm3')).toMatchObject({
+      wasLeader: false,
+      movedLeaderTo: null,
+      after: { dbSize: 200 * MiB, dbSizeInUse: 200 * MiB },
+    });
     expect(report.reclaimedBytes).toBe(400 * MiB + 100 * MiB + 300 * MiB);
 
     // Nothing timed out, so no member was polled with Status, and nothing was compacted or disarmed.
@@ -157,7 +167,10 @@ describe('executePlan: the happy path', () => {
     const { report } = await run(fake, aPolicy(), { catchUpTimeoutMs: 50 });
     expect(report.outcome).toBe('failed');
     expect(fake.defragmented()).toEqual(['m3']);
-    expect(result(report, 'm3')).toMatchObject({ action: 'failed', reason: expect.stringMatching(/gave up waiting 50ms for m3 to catch up/) });
+    expect(result(report, 'm3')).toMatchObject({
+      action: 'failed',
+      reason: expect.stringMatching(/gave up waiting 50ms for m3 to catch up/),
+    });
     expect(result(report, 'm2')).toMatchObject({ action: 'skipped', reason: expect.stringMatching(/^not attempted/) });
     expect(result(report, 'm1').action).toBe('skipped');
   });
@@ -230,12 +243,17 @@ describe('executePlan: the leader', () => {
 
   it('a follower that became leader before its turn is handed off first', async () => {
     const fake = threeVoters();
-    const { report } = await run(fake, aPolicy(), {}, {
-      onEvent: (e) => {
-        // While m3 was being defragmented, m2 (next in line) was elected.
-        if (e.type === 'member-finished' && e.result.name === 'm3') fake.leader = 'm2';
+    const { report } = await run(
+      fake,
+      aPolicy(),
+      {},
+      {
+        onEvent: (e) => {
+          // While m3 was being defragmented, m2 (next in line) was elected.
+          if (e.type === 'member-finished' && e.result.name === 'm3') fake.leader = 'm2';
+        },
       },
-    });
+    );
     expect(report.outcome).toBe('success');
     expect(fake.defragmented()).toEqual(['m3', 'm2', 'm1']);
     // m2 handed leadership to m1; then m1, leading again at its turn, handed it on.
@@ -280,7 +298,8 @@ describe('executePlan: a Defragment that fails', () => {
   it('with continueOnError the next members are attempted and the run still fails', async () => {
     const fake = threeVoters();
     fake.onDefragment = async (m) => {
-      if (m.name === 'm3') throw new EtcdError(m.endpoint, 'PERMISSION_DENIED', 'etcdserver: permission denied', { reason: 'permission-denied' });
+      if (m.name === 'm3')
+        throw new EtcdError(m.endpoint, 'PERMISSION_DENIED', 'etcdserver: permission denied', { reason: 'permission-denied' });
       fake.shrink(m);
     };
     const { report } = await run(fake, aPolicy(), { continueOnError: true });
@@ -316,7 +335,14 @@ describe('executePlan: a Defragment that fails', () => {
     const statusCalls = fake.callsOf('status').filter((c) => c.member === 'm3');
     expect(statusCalls).toHaveLength(4); // three failed, the fourth answered
     expect(ofType(events, 'member-no-answer')).toEqual([
-      { type: 'member-no-answer', memberId: fake.idOf('m3'), name: 'm3', why: 'deadline', timeoutMs: 1_234, detail: expect.stringMatching(/deadline/) },
+      {
+        type: 'member-no-answer',
+        memberId: fake.idOf('m3'),
+        name: 'm3',
+        why: 'deadline',
+        timeoutMs: 1_234,
+        detail: expect.stringMatching(/deadline/),
+      },
     ]);
     // The wait came after the deadline and before the next member.
     const m2Defrag = fake.callsOf('defragment').find((c) => c.member === 'm2')!;
@@ -416,15 +442,20 @@ describe('executePlan: a Defragment that fails', () => {
 describe('executePlan: between members', () => {
   it('a voter that becomes unreachable stops the run before the next member', async () => {
     const fake = threeVoters();
-    const { report, events } = await run(fake, aPolicy(), {}, {
-      onEvent: (e) => {
-        if (e.type === 'member-finished' && e.result.name === 'm3') {
-          fake.m('m3').reachable = false;
-          fake.m('m3').healthy = false;
-          fake.m('m3').error = 'connection refused';
-        }
+    const { report, events } = await run(
+      fake,
+      aPolicy(),
+      {},
+      {
+        onEvent: (e) => {
+          if (e.type === 'member-finished' && e.result.name === 'm3') {
+            fake.m('m3').reachable = false;
+            fake.m('m3').healthy = false;
+            fake.m('m3').error = 'connection refused';
+          }
+        },
       },
-    });
+    );
 
     expect(fake.defragmented()).toEqual(['m3']);
     expect(fake.callsOf('moveLeader')).toEqual([]);
@@ -439,11 +470,16 @@ describe('executePlan: between members', () => {
 
   it('a CORRUPT alarm raised on a voter mid-run stops the run', async () => {
     const fake = threeVoters();
-    const { report } = await run(fake, aPolicy(), {}, {
-      onEvent: (e) => {
-        if (e.type === 'member-finished' && e.result.name === 'm2') fake.m('m3').alarms.push('CORRUPT');
+    const { report } = await run(
+      fake,
+      aPolicy(),
+      {},
+      {
+        onEvent: (e) => {
+          if (e.type === 'member-finished' && e.result.name === 'm2') fake.m('m3').alarms.push('CORRUPT');
+        },
       },
-    });
+    );
     expect(fake.defragmented()).toEqual(['m3', 'm2']);
     expect(fake.callsOf('moveLeader')).toEqual([]);
     expect(report.outcome).toBe('failed');
@@ -453,11 +489,16 @@ describe('executePlan: between members', () => {
 
   it('a CORRUPT alarm on a learner (or a removed member) stops the run too', async () => {
     const fake = threeVoters({ m4: { isLearner: true } });
-    const { report } = await run(fake, aPolicy(), {}, {
-      onEvent: (e) => {
-        if (e.type === 'member-finished' && e.result.name === 'm3') fake.m('m4').alarms.push('CORRUPT');
+    const { report } = await run(
+      fake,
+      aPolicy(),
+      {},
+      {
+        onEvent: (e) => {
+          if (e.type === 'member-finished' && e.result.name === 'm3') fake.m('m4').alarms.push('CORRUPT');
+        },
       },
-    });
+    );
     expect(fake.defragmented()).toEqual(['m3']);
     expect(report.outcome).toBe('failed');
     expect(report.message).toMatch(/^stopped before m2: refusing to defragment: m4 .* has alarm CORRUPT/);
@@ -467,12 +508,17 @@ describe('executePlan: between members', () => {
   it('the rule is evaluated again before each member', async () => {
     const fake = threeVoters();
     const policy = aPolicy({ rule: compileRule('dbSizeFree > 50*MiB') });
-    const { report, events } = await run(fake, policy, {}, {
-      onEvent: (e) => {
-        // By m2's turn most of its free pages have been reused.
-        if (e.type === 'member-finished' && e.result.name === 'm3') fake.m('m2').dbSizeInUse = 480 * MiB;
+    const { report, events } = await run(
+      fake,
+      policy,
+      {},
+      {
+        onEvent: (e) => {
+          // By m2's turn most of its free pages have been reused.
+          if (e.type === 'member-finished' && e.result.name === 'm3') fake.m('m2').dbSizeInUse = 480 * MiB;
+        },
       },
-    });
+    );
 
     expect(fake.defragmented()).toEqual(['m3', 'm1']);
     const m2 = result(report, 'm2');
@@ -485,12 +531,17 @@ describe('executePlan: between members', () => {
   it('an abort after the first member leaves the rest not attempted', async () => {
     const fake = threeVoters();
     const ac = new AbortController();
-    const { report } = await run(fake, aPolicy(), {}, {
-      signal: ac.signal,
-      onEvent: (e) => {
-        if (e.type === 'member-finished') ac.abort();
+    const { report } = await run(
+      fake,
+      aPolicy(),
+      {},
+      {
+        signal: ac.signal,
+        onEvent: (e) => {
+          if (e.type === 'member-finished') ac.abort();
+        },
       },
-    });
+    );
 
     expect(fake.defragmented()).toEqual(['m3']);
     expect(fake.callsOf('moveLeader')).toEqual([]);
@@ -517,7 +568,10 @@ describe('executePlan: between members', () => {
     expect(cancellable).toBe(false);
     expect(fake.defragmented()).toEqual(['m3']);
     expect(report.outcome).toBe('interrupted');
-    expect(result(report, 'm3')).toMatchObject({ action: 'defragmented', reason: 'interrupted after its defragmentation finished; not waited for to catch up' });
+    expect(result(report, 'm3')).toMatchObject({
+      action: 'defragmented',
+      reason: 'interrupted after its defragmentation finished; not waited for to catch up',
+    });
     // Progress printers and onEvent listeners hear about it too, not only the report.
     expect(finishedOf(events, 'm3')).toHaveLength(1);
     expect(result(report, 'm2')).toMatchObject({ action: 'skipped', reason: expect.stringMatching(/^not attempted: interrupted/) });
@@ -543,12 +597,17 @@ describe('executePlan: --wait-between', () => {
     const fake = threeVoters();
     const ac = new AbortController();
     const t0 = Date.now();
-    const { report } = await run(fake, aPolicy(), { waitBetweenMs: 5_000 }, {
-      signal: ac.signal,
-      onEvent: (e) => {
-        if (e.type === 'pause') setTimeout(() => ac.abort(), 10);
+    const { report } = await run(
+      fake,
+      aPolicy(),
+      { waitBetweenMs: 5_000 },
+      {
+        signal: ac.signal,
+        onEvent: (e) => {
+          if (e.type === 'pause') setTimeout(() => ac.abort(), 10);
+        },
       },
-    });
+    );
     // The pause ends with the abort, not after its 5 s.
     expect(Date.now() - t0).toBeLessThan(2_500);
     expect(fake.defragmented()).toEqual(['m3']);
@@ -651,7 +710,9 @@ describe('executePlan: compaction', () => {
   it('a revision that was already compacted is a note, not a failure', async () => {
     const fake = threeVoters();
     fake.onCompact = async () => {
-      throw new EtcdError(fake.m('m1').endpoint, 'OUT_OF_RANGE', 'etcdserver: mvcc: required revision has been compacted', { reason: 'compacted' });
+      throw new EtcdError(fake.m('m1').endpoint, 'OUT_OF_RANGE', 'etcdserver: mvcc: required revision has been compacted', {
+        reason: 'compacted',
+      });
     };
     const { report, events } = await run(fake, aPolicy({ compactKeepRevisions: 1_000 }));
     expect(fake.callsOf('compact')).toHaveLength(1);
@@ -676,7 +737,12 @@ describe('executePlan: compaction', () => {
 describe('executePlan: --disarm-nospace', () => {
   /** Quota 200 MiB (margin 180 MiB at 0.9), every dbSize 190 MiB unless given, NOSPACE raised on every member. */
   function full(inUse: Record<string, number> = {}, dbSize = 190 * MiB): FakeCluster {
-    const size = (name: string): Partial<FakeMember> => ({ quota: 200 * MiB, dbSize, dbSizeInUse: inUse[name] ?? 50 * MiB, alarms: ['NOSPACE'] });
+    const size = (name: string): Partial<FakeMember> => ({
+      quota: 200 * MiB,
+      dbSize,
+      dbSizeInUse: inUse[name] ?? 50 * MiB,
+      alarms: ['NOSPACE'],
+    });
     const fake = new FakeCluster([size('m1'), size('m2'), size('m3')], 'm1');
     current = fake;
     return fake;
@@ -688,9 +754,7 @@ describe('executePlan: --disarm-nospace', () => {
 
     expect(fake.defragmented()).toHaveLength(3);
     const disarms = fake.callsOf('alarmDisarm');
-    expect(disarms.map((c) => [c.args[0], c.args[1]]).sort()).toEqual(
-      ['m1', 'm2', 'm3'].map((n) => [fake.idOf(n), 'NOSPACE']).sort(),
-    );
+    expect(disarms.map((c) => [c.args[0], c.args[1]]).sort()).toEqual(['m1', 'm2', 'm3'].map((n) => [fake.idOf(n), 'NOSPACE']).sort());
     // After the last Defragment.
     const lastDefrag = fake.callsOf('defragment').at(-1)!;
     expect(disarms.every((c) => c.seq > lastDefrag.seq)).toBe(true);
@@ -715,11 +779,16 @@ describe('executePlan: --disarm-nospace', () => {
 
   it('never disarms CORRUPT, even when it shows up after the last member', async () => {
     const fake = full();
-    const { report } = await run(fake, aPolicy({ disarmNospace: true }), {}, {
-      onEvent: (e) => {
-        if (e.type === 'member-finished' && e.result.name === 'm1') fake.m('m2').alarms.push('CORRUPT');
+    const { report } = await run(
+      fake,
+      aPolicy({ disarmNospace: true }),
+      {},
+      {
+        onEvent: (e) => {
+          if (e.type === 'member-finished' && e.result.name === 'm1') fake.m('m2').alarms.push('CORRUPT');
+        },
       },
-    });
+    );
     expect(fake.callsOf('alarmDisarm').map((c) => c.args[1])).toEqual(['NOSPACE', 'NOSPACE', 'NOSPACE']);
     expect(fake.allAlarms()).toEqual([{ memberId: fake.idOf('m2'), alarm: 'CORRUPT' }]);
     expect(report.disarmed).toBe(true);

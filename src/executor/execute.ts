@@ -160,7 +160,13 @@ export const MIN_RECOVERY_MS = 60_000;
 const nameOfDecision = (d: MemberDecision) => memberName(d);
 
 /** Acts on a turn that is not "defragment": stop the run, skip the member, or fail it. */
-function* notDefragmenting(run: Run, planned: MemberDecision, turn: Exclude<Turn, { action: 'defragment' }>, rest: readonly MemberDecision[], extra: Partial<MemberResult>): Generator<StepEvent, Next> {
+function* notDefragmenting(
+  run: Run,
+  planned: MemberDecision,
+  turn: Exclude<Turn, { action: 'defragment' }>,
+  rest: readonly MemberDecision[],
+  extra: Partial<MemberResult>,
+): Generator<StepEvent, Next> {
   switch (turn.action) {
     case 'stop': {
       const message = `stopped before ${nameOfDecision(planned)}: ${turn.reason}`;
@@ -195,7 +201,12 @@ function recoveryLimitMs(run: Run, defragTimeoutMs: number): number {
   return run.o.recoveryTimeoutMs ?? Math.max(defragTimeoutMs, MIN_RECOVERY_MS);
 }
 
-async function* memberTurn(run: Run, planned: MemberDecision, index: number, toDefrag: readonly MemberDecision[]): AsyncGenerator<StepEvent, Next> {
+async function* memberTurn(
+  run: Run,
+  planned: MemberDecision,
+  index: number,
+  toDefrag: readonly MemberDecision[],
+): AsyncGenerator<StepEvent, Next> {
   const { port, policy, rec, signal, now } = run;
   const id = planned.memberId;
   const rest = toDefrag.slice(index + 1);
@@ -242,7 +253,14 @@ async function* memberTurn(run: Run, planned: MemberDecision, index: number, toD
   const { before, timeoutMs, endpoint } = turn;
   yield { type: 'member-started', decision, before, timeoutMs, index: index + 1, total: toDefrag.length };
   const t0 = now();
-  const timingsSoFar = { memberId: id, name: planned.name, turnStartedAt: new Date(turnStart).toISOString(), checksMs: t0 - turnStart - leaderMoveMs, leaderMoveMs, defragmentStartedAt: new Date(t0).toISOString() };
+  const timingsSoFar = {
+    memberId: id,
+    name: planned.name,
+    turnStartedAt: new Date(turnStart).toISOString(),
+    checksMs: t0 - turnStart - leaderMoveMs,
+    leaderMoveMs,
+    defragmentStartedAt: new Date(t0).toISOString(),
+  };
   const base = { wasLeader, movedLeaderTo, before };
   let revision: number | null = null;
   let noAnswer: 'deadline' | 'connection-lost' | null = null;
@@ -278,11 +296,15 @@ async function* memberTurn(run: Run, planned: MemberDecision, index: number, toD
     try {
       back = await waitForDefragEnd(run.wait, endpoint, limitMs, signal);
     } catch (err) {
-      yield rec.finish(await interruptedResult(run, planned, endpoint, { ...base, durationMs: now() - t0, revision, deadlinePassed, connectionLost }));
+      yield rec.finish(
+        await interruptedResult(run, planned, endpoint, { ...base, durationMs: now() - t0, revision, deadlinePassed, connectionLost }),
+      );
       throw err;
     }
     if (!back) {
-      const what = deadlinePassed ? 'after its defragment deadline passed' : 'after the connection was lost during its defragmentation (is it running?)';
+      const what = deadlinePassed
+        ? 'after its defragment deadline passed'
+        : 'after the connection was lost during its defragmentation (is it running?)';
       const reason = `${nameOfDecision(planned)} did not answer within ${formatDuration(limitMs)} ${what}; not retried`;
       yield rec.finish(failedResult(planned, reason, { ...base, durationMs: now() - t0, deadlinePassed, connectionLost }));
       // Whatever became of it, the cluster may be short of a voter: take no other member out.
@@ -358,7 +380,12 @@ async function* memberTurn(run: Run, planned: MemberDecision, index: number, toD
 }
 
 /** Stops the run, naming them and since when, when a voter (other than those unfit at the start) is down in `snap`. */
-function* stopIfVoterDown(run: Run, planned: MemberDecision, snap: ClusterSnapshot, rest: readonly MemberDecision[]): Generator<StepEvent, Next> {
+function* stopIfVoterDown(
+  run: Run,
+  planned: MemberDecision,
+  snap: ClusterSnapshot,
+  rest: readonly MemberDecision[],
+): Generator<StepEvent, Next> {
   const down = votersDown(snap, run.unfitAtStart);
   if (down.length === 0) return 'next';
   const since = down.map((m) => `${memberName(m)}: ${run.rec.since(m.memberId)}`).join('; ');
@@ -371,7 +398,13 @@ function* stopIfVoterDown(run: Run, planned: MemberDecision, snap: ClusterSnapsh
  * waits until the move is seen. Returns the snapshot that shows it, or why
  * it failed (a sentence).
  */
-async function* handOver(run: Run, planned: MemberDecision, leaderEndpoint: string, targetId: string, snap: ClusterSnapshot): AsyncGenerator<StepEvent, ClusterSnapshot | string> {
+async function* handOver(
+  run: Run,
+  planned: MemberDecision,
+  leaderEndpoint: string,
+  targetId: string,
+  snap: ClusterSnapshot,
+): AsyncGenerator<StepEvent, ClusterSnapshot | string> {
   const targetName = shortName(snap, targetId);
   yield { type: 'leader-move-started', from: planned.memberId, fromName: planned.name, to: targetId, toName: targetName };
   const t0 = run.now();
@@ -379,7 +412,13 @@ async function* handOver(run: Run, planned: MemberDecision, leaderEndpoint: stri
   try {
     // MoveLeader must be sent to the current leader.
     await run.port.moveLeader(leaderEndpoint, targetId, { signal: run.signal });
-    moved = await waitFor(run.wait, run.signal, (s) => leadershipMovedAway(s, planned.memberId), run.o.leaderMoveTimeoutMs, 'leadership to move');
+    moved = await waitFor(
+      run.wait,
+      run.signal,
+      (s) => leadershipMovedAway(s, planned.memberId),
+      run.o.leaderMoveTimeoutMs,
+      'leadership to move',
+    );
   } catch (err) {
     if (err instanceof AbortedError) throw err;
     return `moving leadership to ${targetName} failed: ${messageOf(err)}`;
@@ -397,7 +436,9 @@ async function interruptedResult(
   run: Run,
   planned: MemberDecision,
   endpoint: string,
-  r: Pick<MemberResult, 'wasLeader' | 'movedLeaderTo' | 'durationMs' | 'revision' | 'deadlinePassed' | 'connectionLost'> & { before: Sizes },
+  r: Pick<MemberResult, 'wasLeader' | 'movedLeaderTo' | 'durationMs' | 'revision' | 'deadlinePassed' | 'connectionLost'> & {
+    before: Sizes;
+  },
 ): Promise<MemberResult> {
   const st = await run.port.status(endpoint, { timeoutMs: 2_000 }).catch(() => null);
   const after = st ? { dbSize: st.dbSize, dbSizeInUse: st.dbSizeInUse } : null;
@@ -407,7 +448,9 @@ async function interruptedResult(
     ...r,
     endpoint,
     action: shrank ? 'defragmented' : 'failed',
-    reason: shrank ? 'interrupted after its defragmentation finished; not waited for to catch up' : 'interrupted; its defragmentation did not complete',
+    reason: shrank
+      ? 'interrupted after its defragmentation finished; not waited for to catch up'
+      : 'interrupted; its defragmentation did not complete',
     after,
     revision: r.revision ?? st?.revision ?? null,
   };
@@ -455,4 +498,3 @@ async function* disarmPhase(run: Run): AsyncGenerator<StepEvent, void> {
   rec.disarm({ disarmed: true });
   yield { type: 'alarm-disarmed', alarms: decision.alarms };
 }
-

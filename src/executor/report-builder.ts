@@ -177,7 +177,8 @@ export class ReportBuilder {
             : 'nothing-to-do';
     // A failed member that stopped nothing itself still says why the run failed (the CLI's one line on stderr).
     const failedMembers = outcome === 'failed' ? members.filter((r) => r.action === 'failed') : [];
-    const message = this.message ?? (failedMembers.length > 0 ? failedMembers.map((r) => `${memberName(r)} failed: ${r.reason}`).join('; ') : null);
+    const message =
+      this.message ?? (failedMembers.length > 0 ? failedMembers.map((r) => `${memberName(r)} failed: ${r.reason}`).join('; ') : null);
     return {
       outcome,
       dryRun: false,
@@ -195,7 +196,9 @@ export class ReportBuilder {
       warnings: [...this.plan.warnings, ...this.extraWarnings],
       plan: this.plan,
       // What happens before the executor (observation, lock) and after it (release) is added by whoever did it.
-      ...(!this.refusedFlag && { timings: { observeMs: null, lockMs: null, finishMs: this.finishMs, releaseMs: null, members: [...this.timings] } }),
+      ...(!this.refusedFlag && {
+        timings: { observeMs: null, lockMs: null, finishMs: this.finishMs, releaseMs: null, members: [...this.timings] },
+      }),
     };
   }
 }

@@ -26,7 +26,13 @@ describe('waitFor', () => {
 
   it('backs off to pollIntervalMs: a long wait costs the cluster about one look per interval, then gives up naming what it waited for', async () => {
     const { port, looks } = countingPort();
-    const wait = waitFor({ port, now: Date.now, pollIntervalMs: 100, firstPollMs: 10 }, undefined, () => false, 700, 'something that never holds');
+    const wait = waitFor(
+      { port, now: Date.now, pollIntervalMs: 100, firstPollMs: 10 },
+      undefined,
+      () => false,
+      700,
+      'something that never holds',
+    );
     await expect(wait).rejects.toThrow(/gave up waiting .* for something that never holds/);
     // 10, 20, 40, 80 ms, then 100 ms apart: about 10 looks in 700 ms (a fixed 10 ms poll would make about 70).
     expect(looks()).toBeGreaterThanOrEqual(3);

@@ -63,7 +63,12 @@ export async function waitFor(
  * again and, where its /metrics can be read, etcd_disk_defrag_inflight is 0.
  * Resolves true when it did within `limitMs`, false when it did not.
  */
-export async function waitForDefragEnd(deps: WaitDeps, endpoint: string, limitMs: number, signal: AbortSignal | undefined): Promise<boolean> {
+export async function waitForDefragEnd(
+  deps: WaitDeps,
+  endpoint: string,
+  limitMs: number,
+  signal: AbortSignal | undefined,
+): Promise<boolean> {
   const deadline = deps.now() + limitMs;
   for (;;) {
     const [answered, inflight] = await Promise.all([

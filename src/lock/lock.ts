@@ -83,14 +83,19 @@ export async function acquireLock(client: EtcdClient, opts: LockOptions = {}): P
     const { result: lease, via } = await onAny(client, endpoints, (m) => m.leaseGrant(ttl, call));
     const mc = client.member(via);
     const k = Buffer.from(key);
-    const txn = await mc.txn({
-      compare: [{ result: 'EQUAL', target: 'CREATE', key: k, create_revision: '0' }],
-      success: [{ request_put: { key: k, value: Buffer.from(value), lease: lease.id } }],
-      failure: [{ request_range: { key: k } }],
-    }, call).catch(async (err: unknown) => {
-      await mc.leaseRevoke(lease.id, call).catch(() => undefined);
-      throw err;
-    });
+    const txn = await mc
+      .txn(
+        {
+          compare: [{ result: 'EQUAL', target: 'CREATE', key: k, create_revision: '0' }],
+          success: [{ request_put: { key: k, value: Buffer.from(value), lease: lease.id } }],
+          failure: [{ request_range: { key: k } }],
+        },
+        call,
+      )
+      .catch(async (err: unknown) => {
+        await mc.leaseRevoke(lease.id, call).catch(() => undefined);
+        throw err;
+      });
     if (txn.succeeded) {
       const waited = seen === undefined ? null : { ms: Date.now() - t0, holder: seen?.holder ?? null, since: seen?.since ?? null };
       return keep(client, endpoints, key, holder, lease.id, ttl, waited);
@@ -106,7 +111,15 @@ export async function acquireLock(client: EtcdClient, opts: LockOptions = {}): P
   }
 }
 
-function keep(client: EtcdClient, seeds: string[], key: string, holder: string, leaseId: string, ttl: number, waited: ClusterLock['waited']): ClusterLock {
+function keep(
+  client: EtcdClient,
+  seeds: string[],
+  key: string,
+  holder: string,
+  leaseId: string,
+  ttl: number,
+  waited: ClusterLock['waited'],
+): ClusterLock {
   const lost = new AbortController();
   const stop = new AbortController();
   let endpoints = seeds;
@@ -153,7 +166,11 @@ function keep(client: EtcdClient, seeds: string[], key: string, holder: string, 
 }
 
 /** Tries the endpoints in order; the first that answers wins. */
-async function onAny<T>(client: EtcdClient, endpoints: string[], fn: (m: ReturnType<EtcdClient['member']>) => Promise<T>): Promise<{ result: T; via: string }> {
+async function onAny<T>(
+  client: EtcdClient,
+  endpoints: string[],
+  fn: (m: ReturnType<EtcdClient['member']>) => Promise<T>,
+): Promise<{ result: T; via: string }> {
   let last: unknown;
   for (const ep of endpoints) {
     try {

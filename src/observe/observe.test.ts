@@ -31,8 +31,18 @@ function fakeClient(seeds: string[], world: Record<string, FakeEndpoint>) {
     status: async (): Promise<StatusReply> => {
       const e = answer(endpoint, 'status');
       return {
-        header: header(e), version: '3.4.23', dbSize: 100, dbSizeInUse: 60, leader: null, raftIndex: 9, raftTerm: 2,
-        raftAppliedIndex: 9, errors: [], isLearner: false, storageVersion: null, dbSizeQuota: null,
+        header: header(e),
+        version: '3.4.23',
+        dbSize: 100,
+        dbSizeInUse: 60,
+        leader: null,
+        raftIndex: 9,
+        raftTerm: 2,
+        raftAppliedIndex: 9,
+        errors: [],
+        isLearner: false,
+        storageVersion: null,
+        dbSizeQuota: null,
       };
     },
     memberList: async () => {
@@ -46,7 +56,8 @@ function fakeClient(seeds: string[], world: Record<string, FakeEndpoint>) {
     range: async () => (answer(endpoint, 'range'), { kvs: [], count: 0, more: false }),
   });
   const client = { seeds, member, context: { tlsByDefault: false, httpTls: {} } } as unknown as EtcdClient;
-  const count = (method: string, endpoint?: string) => calls.filter((c) => c.method === method && (endpoint === undefined || c.endpoint === endpoint)).length;
+  const count = (method: string, endpoint?: string) =>
+    calls.filter((c) => c.method === method && (endpoint === undefined || c.endpoint === endpoint)).length;
   return { client, calls, count };
 }
 
@@ -65,7 +76,10 @@ const world: Record<string, FakeEndpoint> = {
 const opts = { metrics: false };
 
 async function refusal(p: Promise<unknown>): Promise<MixedClustersError> {
-  const err = await p.then(() => null, (e: unknown) => e);
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(MixedClustersError);
   return err as MixedClustersError;
 }
@@ -76,7 +90,9 @@ describe('observeCluster: endpoints of more than one cluster', () => {
     const err = await refusal(observeCluster(client, opts));
     expect(err).toBeInstanceOf(UsageError);
     expect(err.kind).toBe('usage');
-    expect(err.message).toBe(`--endpoints name members of more than one cluster: ${A1}, ${A2} are cluster aaaa; ${B1} is cluster bbbb; give the endpoints of one cluster`);
+    expect(err.message).toBe(
+      `--endpoints name members of more than one cluster: ${A1}, ${A2} are cluster aaaa; ${B1} is cluster bbbb; give the endpoints of one cluster`,
+    );
     expect(err.endpoints).toEqual([
       { endpoint: A1, clusterId: 'aaaa' },
       { endpoint: B1, clusterId: 'bbbb' },
@@ -88,7 +104,9 @@ describe('observeCluster: endpoints of more than one cluster', () => {
     const { client, count } = fakeClient([A1, B1], world);
     const err = await refusal(observeCluster(client, { ...opts, cluster: true }));
     // Only the seeds are named; the discovered members of the same cluster add nothing.
-    expect(err.message).toBe(`--endpoints name members of more than one cluster: ${A1} is cluster aaaa; ${B1} is cluster bbbb; give the endpoints of one cluster`);
+    expect(err.message).toBe(
+      `--endpoints name members of more than one cluster: ${A1} is cluster aaaa; ${B1} is cluster bbbb; give the endpoints of one cluster`,
+    );
     expect(count('status', B1)).toBe(1);
     expect(count('memberList', B1)).toBe(0);
   });
@@ -96,14 +114,20 @@ describe('observeCluster: endpoints of more than one cluster', () => {
   it("with --cluster: the other cluster's seed first is refused too", async () => {
     const { client } = fakeClient([B1, A2], world);
     const err = await refusal(observeCluster(client, { ...opts, cluster: true }));
-    expect(err.endpoints).toEqual([{ endpoint: B1, clusterId: 'bbbb' }, { endpoint: A2, clusterId: 'aaaa' }]);
+    expect(err.endpoints).toEqual([
+      { endpoint: B1, clusterId: 'bbbb' },
+      { endpoint: A2, clusterId: 'aaaa' },
+    ]);
   });
 
   it('an endpoint that does not answer is no evidence: its row carries the error', async () => {
     const { client } = fakeClient([A1, DOWN], world);
     const snap = await observeCluster(client, opts);
     expect(snap.clusterId).toBe('aaaa');
-    expect(snap.members.map((m) => [m.endpoint, m.reachable])).toEqual([[A1, true], [DOWN, false]]);
+    expect(snap.members.map((m) => [m.endpoint, m.reachable])).toEqual([
+      [A1, true],
+      [DOWN, false],
+    ]);
     expect(snap.members[1]?.error).toMatch(/connection refused/);
   });
 
@@ -134,7 +158,10 @@ describe('observeCluster: one member under two endpoints', () => {
   it('without --cluster: one row, under the endpoint given first', async () => {
     const localhostFirst = fakeClient(['http://localhost:2379', A2, A1], world);
     const snap = await observeCluster(localhostFirst.client, opts);
-    expect(snap.members.map((m) => [m.endpoint, m.name])).toEqual([['http://localhost:2379', 'm1'], [A2, 'm2']]);
+    expect(snap.members.map((m) => [m.endpoint, m.name])).toEqual([
+      ['http://localhost:2379', 'm1'],
+      [A2, 'm2'],
+    ]);
   });
 
   it('with --cluster: the alias is recognised as a member of the same cluster, no extra row', async () => {

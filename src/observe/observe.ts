@@ -178,7 +178,9 @@ async function firstMemberList(client: EtcdClient, seeds: string[], call: Call, 
   }
   if (!required) return { reply: null, seed: null, silent };
   const first = errors[0];
-  throw new ConnectionError(seeds.join(','), `cannot list the cluster's members: ${first?.message ?? 'no endpoint answered'}`, { cause: first });
+  throw new ConnectionError(seeds.join(','), `cannot list the cluster's members: ${first?.message ?? 'no endpoint answered'}`, {
+    cause: first,
+  });
 }
 
 /**
@@ -224,13 +226,18 @@ function checkOneCluster(answers: ClusterAnswer[], seeds: string[]): string | nu
   // answering for another cluster (its advertised URL reaches a different cluster's member).
   const given = seeds.filter((e) => known.has(e)).map((endpoint) => ({ endpoint, clusterId: known.get(endpoint) as string }));
   const givenIds = new Set(given.map((e) => e.clusterId));
-  const discovered = [...known].filter(([e, id]) => !seeds.includes(e) && !givenIds.has(id)).map(([endpoint, clusterId]) => ({ endpoint, clusterId }));
+  const discovered = [...known]
+    .filter(([e, id]) => !seeds.includes(e) && !givenIds.has(id))
+    .map(([endpoint, clusterId]) => ({ endpoint, clusterId }));
   const entries = [...given, ...discovered];
   const byCluster = new Map<string, string[]>();
   for (const e of entries) byCluster.set(e.clusterId, [...(byCluster.get(e.clusterId) ?? []), e.endpoint]);
   const groups = [...byCluster].map(([id, eps]) => `${eps.join(', ')} ${eps.length === 1 ? 'is' : 'are'} cluster ${id}`);
   const subject = discovered.length === 0 ? '--endpoints name' : 'the endpoints reach';
-  throw new MixedClustersError(`${subject} members of more than one cluster: ${groups.join('; ')}; give the endpoints of one cluster`, entries);
+  throw new MixedClustersError(
+    `${subject} members of more than one cluster: ${groups.join('; ')}; give the endpoints of one cluster`,
+    entries,
+  );
 }
 
 /**
@@ -271,7 +278,10 @@ function clusterTargets(members: MemberEntry[] | null, seeds: string[], client: 
 async function readAlarms(client: EtcdClient, targets: Target[], members: MemberEntry[], call: Call): Promise<Settled<ClusterAlarm[]>> {
   // Alarm requests go through raft; learners refuse them, so ask voters first.
   const learnerIds = new Set(members.filter((m) => m.isLearner).map((m) => m.memberId));
-  const ordered = [...targets.filter((t) => t.endpoint && !(t.info && learnerIds.has(t.info.memberId))), ...targets.filter((t) => t.endpoint && t.info && learnerIds.has(t.info.memberId))];
+  const ordered = [
+    ...targets.filter((t) => t.endpoint && !(t.info && learnerIds.has(t.info.memberId))),
+    ...targets.filter((t) => t.endpoint && t.info && learnerIds.has(t.info.memberId)),
+  ];
   let last: unknown = new Error('no member to ask');
   for (const t of ordered) {
     try {
@@ -284,7 +294,12 @@ async function readAlarms(client: EtcdClient, targets: Target[], members: Member
   return { ok: false, error: last };
 }
 
-async function observeMember(client: EtcdClient, target: Target, members: MemberEntry[], opts: ObserveOptions): Promise<{ member: MemberSnapshot; clusterId: string | null }> {
+async function observeMember(
+  client: EtcdClient,
+  target: Target,
+  members: MemberEntry[],
+  opts: ObserveOptions,
+): Promise<{ member: MemberSnapshot; clusterId: string | null }> {
   const info = target.info;
   const base: MemberSnapshot = {
     memberId: info?.memberId ?? '',
@@ -370,7 +385,12 @@ export function rememberQuotas(quotas: Map<string, number>, snapshot: ClusterSna
 }
 
 /** Derives sizes, fragmentation and quota for one Status reply. Pure. */
-export function toMemberStatus(s: StatusReply, metricsQuota: number | null, flagQuota: number | null, isLearner = s.isLearner): MemberStatus {
+export function toMemberStatus(
+  s: StatusReply,
+  metricsQuota: number | null,
+  flagQuota: number | null,
+  isLearner = s.isLearner,
+): MemberStatus {
   let quota: number;
   let quotaSource: QuotaSource;
   if (s.dbSizeQuota !== null) {
@@ -417,4 +437,3 @@ async function settle<T>(p: Promise<T>): Promise<Settled<T>> {
     return { ok: false, error };
   }
 }
-

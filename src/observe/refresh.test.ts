@@ -33,7 +33,19 @@ function reply(memberId: string, over: Partial<StatusReply> = {}): StatusReply {
 
 function member(id: string, quota = 64 * MiB): MemberSnapshot {
   const status = { ...toMemberStatus(reply(id), quota, null), quotaSource: 'metrics' as const };
-  return { memberId: id, name: `m-${id}`, peerUrls: [], clientUrls: [`http://${id}:2379`], isLearner: false, endpoint: `http://${id}:2379`, reachable: true, healthy: true, alarms: [], status, error: null };
+  return {
+    memberId: id,
+    name: `m-${id}`,
+    peerUrls: [],
+    clientUrls: [`http://${id}:2379`],
+    isLearner: false,
+    endpoint: `http://${id}:2379`,
+    reachable: true,
+    healthy: true,
+    alarms: [],
+    status,
+    error: null,
+  };
 }
 
 function snapshot(members = ['a1', 'a2', 'a3'].map((id) => member(id))): ClusterSnapshot {
@@ -45,11 +57,28 @@ const AT = '2026-11-26T00:00:05.000Z';
 describe('applyStatuses', () => {
   it('takes new sizes and revision, keeps health and the quota read from /metrics', () => {
     const prev = snapshot();
-    const r = applyStatuses(prev, [reply('a1', { dbSize: 12 * MiB, dbSizeInUse: 7 * MiB, header: { clusterId: 'c0', memberId: 'a1', revision: 140, raftTerm: 2 } }), reply('a2'), reply('a3')], AT);
+    const r = applyStatuses(
+      prev,
+      [
+        reply('a1', { dbSize: 12 * MiB, dbSizeInUse: 7 * MiB, header: { clusterId: 'c0', memberId: 'a1', revision: 140, raftTerm: 2 } }),
+        reply('a2'),
+        reply('a3'),
+      ],
+      AT,
+    );
     expect(r.fullBecause).toBeNull();
     const m = r.snapshot?.members[0];
     expect(r.snapshot?.observedAt).toBe(AT);
-    expect(m?.status).toMatchObject({ dbSize: 12 * MiB, dbSizeInUse: 7 * MiB, dbSizeFree: 5 * MiB, revision: 140, quota: 64 * MiB, quotaSource: 'metrics', quotaUsage: 12 / 64, isLeader: true });
+    expect(m?.status).toMatchObject({
+      dbSize: 12 * MiB,
+      dbSizeInUse: 7 * MiB,
+      dbSizeFree: 5 * MiB,
+      revision: 140,
+      quota: 64 * MiB,
+      quotaSource: 'metrics',
+      quotaUsage: 12 / 64,
+      isLeader: true,
+    });
     expect(m).toMatchObject({ healthy: true, reachable: true, name: 'm-a1' });
     expect(r.snapshot?.leaderId).toBe(LEADER);
     // The previous snapshot is not changed.
@@ -72,7 +101,11 @@ describe('applyStatuses', () => {
     ['a member follows another leader', [reply('a1', { leader: 'a2' }), reply('a2'), reply('a3')], 'm-a1 follows another leader'],
     ['a member lost its leader', [reply('a1'), reply('a2', { leader: null }), reply('a3')], 'm-a2 follows another leader'],
     ['an endpoint answers as another member', [reply('a1'), reply('a9'), reply('a3')], 'http://a2:2379 answered as another member'],
-    ['an endpoint answers from another cluster', [reply('a1'), reply('a2', { header: { clusterId: 'c9', memberId: 'a2', revision: 1, raftTerm: 1 } }), reply('a3')], 'http://a2:2379 answered as another member'],
+    [
+      'an endpoint answers from another cluster',
+      [reply('a1'), reply('a2', { header: { clusterId: 'c9', memberId: 'a2', revision: 1, raftTerm: 1 } }), reply('a3')],
+      'http://a2:2379 answered as another member',
+    ],
     ['a member was made a learner', [reply('a1'), reply('a2'), reply('a3', { isLearner: true })], 'm-a3 was made a learner'],
     ['a db file shrank', [reply('a1'), reply('a2'), reply('a3', { dbSize: 9 * MiB })], 'the db file of m-a3 shrank (defragmented?)'],
     ['an answer is missing', [reply('a1'), reply('a2')], 'm-a3 was not asked'],
@@ -91,7 +124,11 @@ describe('refreshBlocker', () => {
     ['an active alarm', { alarms: [{ memberId: 'a1', alarm: 'NOSPACE' }] }, 'an alarm is active'],
     ['an unread alarm list', { alarmsError: 'deadline exceeded' }, 'the alarm list could not be read'],
     ['no member', { members: [] }, 'no member is known'],
-    ['an unhealthy member', { members: [member('a1'), { ...member('a2'), healthy: false, error: 'unhealthy: timeout' }] }, 'm-a2 was not healthy'],
+    [
+      'an unhealthy member',
+      { members: [member('a1'), { ...member('a2'), healthy: false, error: 'unhealthy: timeout' }] },
+      'm-a2 was not healthy',
+    ],
     ['an unreachable member', { members: [member('a1'), { ...member('a2'), reachable: false, status: null }] }, 'm-a2 was not healthy'],
   ])('refuses a snapshot with %s, so that the full observation looks again', (_what, over, because) => {
     expect(refreshBlocker({ ...snapshot(), ...over } as ClusterSnapshot)).toBe(because);

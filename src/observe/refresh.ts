@@ -46,7 +46,12 @@ export function refreshBlocker(previous: ClusterSnapshot): string | null {
  * have defragmented: the full observation reads the defrag counters) each
  * ask for a full observation.
  */
-export function applyStatuses(previous: ClusterSnapshot, answers: readonly (StatusReply | Error)[], observedAt: string, quotaBytes: number | null = null): Refresh {
+export function applyStatuses(
+  previous: ClusterSnapshot,
+  answers: readonly (StatusReply | Error)[],
+  observedAt: string,
+  quotaBytes: number | null = null,
+): Refresh {
   const blocked = refreshBlocker(previous);
   if (blocked !== null) return full(blocked);
   const members: MemberSnapshot[] = [];
@@ -55,7 +60,8 @@ export function applyStatuses(previous: ClusterSnapshot, answers: readonly (Stat
     const prev = m.status;
     if (s === undefined || prev === null) return full(`${memberName(m)} was not asked`);
     if (s instanceof Error) return full(`${memberName(m)} did not answer Status: ${s.message}`);
-    if (s.header.memberId !== m.memberId || s.header.clusterId !== previous.clusterId) return full(`${m.endpoint} answered as another member`);
+    if (s.header.memberId !== m.memberId || s.header.clusterId !== previous.clusterId)
+      return full(`${m.endpoint} answered as another member`);
     if (s.errors.length > 0) return full(`${memberName(m)} reports ${s.errors.join('; ').trim()}`);
     if (s.leader !== prev.leaderId) return full(`${memberName(m)} follows another leader`);
     if (s.isLearner !== m.isLearner) return full(`${memberName(m)} was ${m.isLearner ? 'promoted' : 'made a learner'}`);

@@ -56,9 +56,7 @@ export function checkDisarm(snapshot: ClusterSnapshot, disarmBelow: number): Dis
       });
     }
   }
-  const alarms = [
-    ...new Set([...snapshot.members.flatMap((m) => m.alarms), ...snapshot.alarms.map((a) => a.alarm)]),
-  ];
+  const alarms = [...new Set([...snapshot.members.flatMap((m) => m.alarms), ...snapshot.alarms.map((a) => a.alarm)])];
   return { ok: blockers.length === 0, blockers, alarms };
 }
 
@@ -71,8 +69,13 @@ export function checkDisarm(snapshot: ClusterSnapshot, disarmBelow: number): Dis
  * const d = disarmDecision(snapshot, 0.9);
  * if (d.blocked === null) for (const a of d.alarms) await disarm(a);
  */
-export function disarmDecision(snapshot: ClusterSnapshot, disarmBelow: number, compactionAsked: boolean): { blocked: string | null; alarms: ClusterAlarm[] } {
-  if (snapshot.alarmsError !== null) return { blocked: `NOSPACE not disarmed: the alarm list could not be read (${snapshot.alarmsError})`, alarms: [] };
+export function disarmDecision(
+  snapshot: ClusterSnapshot,
+  disarmBelow: number,
+  compactionAsked: boolean,
+): { blocked: string | null; alarms: ClusterAlarm[] } {
+  if (snapshot.alarmsError !== null)
+    return { blocked: `NOSPACE not disarmed: the alarm list could not be read (${snapshot.alarmsError})`, alarms: [] };
   const nospace = snapshot.alarms.filter((a) => a.alarm === 'NOSPACE');
   if (nospace.length === 0) return { blocked: null, alarms: [] };
   const check = checkDisarm(snapshot, disarmBelow);

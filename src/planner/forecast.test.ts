@@ -8,22 +8,49 @@ describe('forecastDefragMs', () => {
     ['no history', [], 300 * MiB, null],
     ['one defrag: its throughput', [{ dbSizeInUse: 100 * MiB, durationMs: 1000 }], 300 * MiB, 3000],
     ['steady throughput', [at100MiBps(50), at100MiBps(200), at100MiBps(400)], 1000 * MiB, 10_000],
-    ['the median ignores one slow defrag', [at100MiBps(100), { dbSizeInUse: 100 * MiB, durationMs: 60_000 }, at100MiBps(100)], 100 * MiB, 1000],
-    ['even count: mean of the middle two', [{ dbSizeInUse: 100, durationMs: 1 }, { dbSizeInUse: 300, durationMs: 1 }], 200, 1],
+    [
+      'the median ignores one slow defrag',
+      [at100MiBps(100), { dbSizeInUse: 100 * MiB, durationMs: 60_000 }, at100MiBps(100)],
+      100 * MiB,
+      1000,
+    ],
+    [
+      'even count: mean of the middle two',
+      [
+        { dbSizeInUse: 100, durationMs: 1 },
+        { dbSizeInUse: 300, durationMs: 1 },
+      ],
+      200,
+      1,
+    ],
     [
       'only the last five count',
-      [...Array.from({ length: 5 }, () => ({ dbSizeInUse: 100, durationMs: 100 })), ...Array.from({ length: 5 }, () => ({ dbSizeInUse: 100, durationMs: 1 }))],
+      [
+        ...Array.from({ length: 5 }, () => ({ dbSizeInUse: 100, durationMs: 100 })),
+        ...Array.from({ length: 5 }, () => ({ dbSizeInUse: 100, durationMs: 1 })),
+      ],
       1000,
       10,
     ],
-    ['unusable entries are left out', [{ dbSizeInUse: 0, durationMs: 5 }, { dbSizeInUse: 100, durationMs: 0 }], 100, null],
+    [
+      'unusable entries are left out',
+      [
+        { dbSizeInUse: 0, durationMs: 5 },
+        { dbSizeInUse: 100, durationMs: 0 },
+      ],
+      100,
+      null,
+    ],
     ['nothing in use', [at100MiBps(100)], 0, 0],
   ])('%s', (_name, history, inUse, expected) => {
     expect(forecastDefragMs(history, inUse)).toBe(expected);
   });
 
   it('takes the number of samples', () => {
-    const history = [{ dbSizeInUse: 100, durationMs: 100 }, { dbSizeInUse: 100, durationMs: 1 }];
+    const history = [
+      { dbSizeInUse: 100, durationMs: 100 },
+      { dbSizeInUse: 100, durationMs: 1 },
+    ];
     expect(forecastDefragMs(history, 100, { samples: 1 })).toBe(1);
   });
 });
@@ -76,7 +103,11 @@ describe('describing a forecast', () => {
   });
 
   it('says where it came from', () => {
-    expect(forecastOrigin(812 * MiB, { source: 'history', defrags: 3, bytesPerSecond: 8.5 * MiB })).toBe('812.0 MiB in use at 8.5 MiB/s, the median of its last 3 defrags');
-    expect(forecastOrigin(100 * MiB, { source: 'history', defrags: 1, bytesPerSecond: 50 * MiB })).toBe('100.0 MiB in use at 50.0 MiB/s, its last defrag');
+    expect(forecastOrigin(812 * MiB, { source: 'history', defrags: 3, bytesPerSecond: 8.5 * MiB })).toBe(
+      '812.0 MiB in use at 8.5 MiB/s, the median of its last 3 defrags',
+    );
+    expect(forecastOrigin(100 * MiB, { source: 'history', defrags: 1, bytesPerSecond: 50 * MiB })).toBe(
+      '100.0 MiB in use at 50.0 MiB/s, its last defrag',
+    );
   });
 });

@@ -55,7 +55,11 @@ export function forecastDefragMs(
  *
  * @example memberForecast([{ dbSizeInUse: 100 * MiB, durationMs: 1000 }], 300 * MiB) // { forecastMs: 3000, forecastBasis: { source: 'history', defrags: 1, bytesPerSecond: 104857600 } }
  */
-export function memberForecast(history: readonly PastDefrag[] | undefined, dbSizeInUse: number | null, { samples = DEFAULT_FORECAST_SAMPLES }: { samples?: number } = {}): DurationForecast {
+export function memberForecast(
+  history: readonly PastDefrag[] | undefined,
+  dbSizeInUse: number | null,
+  { samples = DEFAULT_FORECAST_SAMPLES }: { samples?: number } = {},
+): DurationForecast {
   if (history === undefined) return { forecastMs: null, forecastBasis: { source: 'none', why: 'history-not-given' } };
   if (dbSizeInUse === null) return { forecastMs: null, forecastBasis: { source: 'none', why: 'no-status' } };
   const bytesPerMs = throughputs(history, samples);

@@ -9,11 +9,21 @@ describe('leaderMovesAllowed', () => {
   it.each<[string, number[], { max?: number; perMs?: number } | undefined, { ok: boolean; waitMs: number; recent: number }]>([
     ['no moves', [], undefined, { ok: true, waitMs: 0, recent: 0 }],
     ['one move', [NOW - MINUTE], undefined, { ok: true, waitMs: 0, recent: 1 }],
-    ['two moves: wait for the older to age out', [NOW - MINUTE, NOW - 2 * MINUTE], undefined, { ok: false, waitMs: 13 * MINUTE, recent: 2 }],
+    [
+      'two moves: wait for the older to age out',
+      [NOW - MINUTE, NOW - 2 * MINUTE],
+      undefined,
+      { ok: false, waitMs: 13 * MINUTE, recent: 2 },
+    ],
     ['order does not matter', [NOW - 2 * MINUTE, NOW - MINUTE], undefined, { ok: false, waitMs: 13 * MINUTE, recent: 2 }],
     ['two moves, one older than 15 min', [NOW - MINUTE, NOW - 16 * MINUTE], undefined, { ok: true, waitMs: 0, recent: 1 }],
     ['a move exactly 15 min ago no longer counts', [NOW - MINUTE, NOW - 15 * MINUTE], undefined, { ok: true, waitMs: 0, recent: 1 }],
-    ['three moves: wait until only one is left', [NOW - MINUTE, NOW - 2 * MINUTE, NOW - 3 * MINUTE], undefined, { ok: false, waitMs: 13 * MINUTE, recent: 3 }],
+    [
+      'three moves: wait until only one is left',
+      [NOW - MINUTE, NOW - 2 * MINUTE, NOW - 3 * MINUTE],
+      undefined,
+      { ok: false, waitMs: 13 * MINUTE, recent: 3 },
+    ],
     ['max 3', [NOW - MINUTE, NOW - 2 * MINUTE], { max: 3 }, { ok: true, waitMs: 0, recent: 2 }],
     ['max 1 per 5 min', [NOW - MINUTE], { max: 1, perMs: 5 * MINUTE }, { ok: false, waitMs: 4 * MINUTE, recent: 1 }],
     ['max 0: never', [], { max: 0 }, { ok: false, waitMs: Infinity, recent: 0 }],
@@ -35,7 +45,9 @@ describe('rationedBecause', () => {
     expect(rationedBecause({ movedAtMs: [NOW - MINUTE], nowMs: NOW })).toBeNull();
   });
   it('says a ration of 0 never moves, with no next time', () => {
-    expect(rationedBecause({ movedAtMs: [], nowMs: NOW, max: 0 })).toBe('leadership was moved 0 times in the last 15 min (the ration is 0; etcdHighNumberOfLeaderChanges fires at 4)');
+    expect(rationedBecause({ movedAtMs: [], nowMs: NOW, max: 0 })).toBe(
+      'leadership was moved 0 times in the last 15 min (the ration is 0; etcdHighNumberOfLeaderChanges fires at 4)',
+    );
   });
   it('gives a span that is not whole minutes in seconds', () => {
     expect(rationedBecause({ movedAtMs: [NOW - 1000], nowMs: NOW, max: 1, perMs: 90_000 })).toBe(

@@ -4,7 +4,16 @@ import type { ClusterSnapshot } from '../domain/snapshot.js';
 import { compileRule } from '../policy/rule.js';
 import { aPolicy, aSnapshot, decisionFor, GiB, MiB, type SnapshotBuilder } from '../../test/builders.js';
 import { mulberry32 } from '../../dev/prng.js';
-import { afterDefrag, checkDisarm, chooseTransferee, defragTimeoutMs, leaderOrHealthyVoter, planDefrag, planTurn, votersHealthy } from './index.js';
+import {
+  afterDefrag,
+  checkDisarm,
+  chooseTransferee,
+  defragTimeoutMs,
+  leaderOrHealthyVoter,
+  planDefrag,
+  planTurn,
+  votersHealthy,
+} from './index.js';
 
 const names = (ds: MemberDecision[]): string[] => ds.map((d) => d.name);
 const toDefrag = (plan: Plan): string[] => names(plan.decisions.filter((d) => d.action === 'defragment'));
@@ -120,13 +129,7 @@ describe('planDefrag: the leader', () => {
 
 describe('planDefrag: learners', () => {
   it('never defragments a learner, even one that is unreachable or has NOSPACE', () => {
-    const snapshot = aSnapshot()
-      .withMembers(3)
-      .withLearner('l1')
-      .withLearner('l2')
-      .unreachable('l2')
-      .withAlarm('l1', 'NOSPACE')
-      .build();
+    const snapshot = aSnapshot().withMembers(3).withLearner('l1').withLearner('l2').unreachable('l2').withAlarm('l1', 'NOSPACE').build();
     const plan = planDefrag(snapshot, aPolicy());
     expect(plan.refusal).toBeNull();
     for (const name of ['l1', 'l2']) {
@@ -138,14 +141,21 @@ describe('planDefrag: learners', () => {
   it('treats a member whose status says learner as a learner', () => {
     const snapshot = aSnapshot().withMembers(3).build();
     const m3 = snapshot.members[2]!;
-    const changed = { ...snapshot, members: [snapshot.members[0]!, snapshot.members[1]!, { ...m3, status: { ...m3.status!, isLearner: true } }] };
+    const changed = {
+      ...snapshot,
+      members: [snapshot.members[0]!, snapshot.members[1]!, { ...m3, status: { ...m3.status!, isLearner: true } }],
+    };
     expect(decisionFor(planDefrag(changed, aPolicy()), 'm3').code).toBe('learner');
   });
 });
 
 describe('planDefrag: preconditions', () => {
   it.each([
-    ['unreachable', (b: SnapshotBuilder) => b.unreachable('m3', 'dial tcp 10.0.0.3:2379: connect: connection refused'), /m3 \(https:\/\/10\.0\.0\.3:2379\) is unreachable: dial tcp/],
+    [
+      'unreachable',
+      (b: SnapshotBuilder) => b.unreachable('m3', 'dial tcp 10.0.0.3:2379: connect: connection refused'),
+      /m3 \(https:\/\/10\.0\.0\.3:2379\) is unreachable: dial tcp/,
+    ],
     ['unhealthy', (b: SnapshotBuilder) => b.unhealthy('m3'), /m3 \(https:\/\/10\.0\.0\.3:2379\) is unhealthy: context deadline exceeded/],
   ])('refuses when a voter is %s, listing every member as skip', (_, breakIt, pattern) => {
     const snapshot = breakIt(aSnapshot().withMembers(3).withLeader('m1')).build();
@@ -270,7 +280,9 @@ describe('planDefrag: rules', () => {
       .withLeader('m1')
       .build();
     const plan = planDefrag(snapshot, aPolicy({ rule: compileRule('200*MiB / dbSizeFree >= 1') }));
-    expect(plan.refusal?.reason).toMatch(/^refusing to defragment: the rule failed for m3 \(.*\): rule failed at column 1: division by zero$/);
+    expect(plan.refusal?.reason).toMatch(
+      /^refusing to defragment: the rule failed for m3 \(.*\): rule failed at column 1: division by zero$/,
+    );
     expect(plan.refusal?.memberIds).toEqual([idOf(snapshot, 'm3')]);
     expect(decisionFor(plan, 'm3')).toMatchObject({ action: 'skip', code: 'rule-error', ruleResult: null });
     // --skip-health-check does not make it go away.
@@ -278,7 +290,10 @@ describe('planDefrag: rules', () => {
   });
 
   it('says the figures when the rule is false', () => {
-    const snapshot = aSnapshot().withMembers(3).withMember('m3', { dbSize: 12 * MiB, dbSizeInUse: 10.8 * MiB }).build();
+    const snapshot = aSnapshot()
+      .withMembers(3)
+      .withMember('m3', { dbSize: 12 * MiB, dbSizeInUse: 10.8 * MiB })
+      .build();
     const plan = planDefrag(snapshot, aPolicy({ rule: compileRule('dbSizeFree > 100*MiB') }));
     expect(decisionFor(plan, 'm3')).toMatchObject({ action: 'skip', code: 'rule-false', ruleResult: false });
     expect(decisionFor(plan, 'm3').reason).toBe('rule is false (dbSize 12.0 MiB, dbSizeFree 1.2 MiB, dbQuotaUsage 0.6%)');
@@ -387,9 +402,14 @@ describe('planDefrag: NOSPACE', () => {
   });
 
   it('warns when a member over the margin will not be defragmented', () => {
-    const snapshot = full().withLearner('l1', { dbSize: 1.95 * GiB, dbSizeInUse: 0.1 * GiB }).withAlarm('l1', 'NOSPACE').build();
+    const snapshot = full()
+      .withLearner('l1', { dbSize: 1.95 * GiB, dbSizeInUse: 0.1 * GiB })
+      .withAlarm('l1', 'NOSPACE')
+      .build();
     const plan = planDefrag(snapshot, aPolicy({ disarmNospace: true, compactKeepRevisions: 100 }));
-    expect(plan.warnings).toEqual([expect.stringMatching(/^l1 .* is not defragmented \(learner\) and its dbSize 1\.9 GiB is at or above 90\.0%/)]);
+    expect(plan.warnings).toEqual([
+      expect.stringMatching(/^l1 .* is not defragmented \(learner\) and its dbSize 1\.9 GiB is at or above 90\.0%/),
+    ]);
   });
 });
 
@@ -474,7 +494,11 @@ describe('votersHealthy', () => {
 
 describe('checkDisarm', () => {
   it('is ok when every member is under the margin', () => {
-    const snapshot = aSnapshot().withMembers(3).withMember('m1', { dbSize: 1.7 * GiB }).withAlarm('*', 'NOSPACE').build();
+    const snapshot = aSnapshot()
+      .withMembers(3)
+      .withMember('m1', { dbSize: 1.7 * GiB })
+      .withAlarm('*', 'NOSPACE')
+      .build();
     expect(checkDisarm(snapshot, 0.9)).toEqual({ ok: true, blockers: [], alarms: ['NOSPACE'] });
   });
 
@@ -507,8 +531,14 @@ describe('checkDisarm', () => {
 
 // --- Invariants over generated shapes ---------------------------------------
 
-
-const RULES = [null, 'dbSizeFree > 100*MiB', 'fragmentation >= 0.45 && dbSize >= 100*MiB', 'isLeader == false', 'dbSize / dbSizeFree > 1', 'dbQuotaUsage > 0.8 || dbSize - dbSizeInUse > 200*1024*1024'];
+const RULES = [
+  null,
+  'dbSizeFree > 100*MiB',
+  'fragmentation >= 0.45 && dbSize >= 100*MiB',
+  'isLeader == false',
+  'dbSize / dbSizeFree > 1',
+  'dbQuotaUsage > 0.8 || dbSize - dbSizeInUse > 200*1024*1024',
+];
 
 function generate(seed: number): { snapshot: ClusterSnapshot; policy: Policy } {
   const rnd = mulberry32(seed); // deterministic, so a failure reproduces
@@ -517,7 +547,10 @@ function generate(seed: number): { snapshot: ClusterSnapshot; policy: Policy } {
   const learnerCount = pick([0, 0, 1, 2]);
   let b = aSnapshot().withMembers(voterCount);
   for (let i = 1; i <= learnerCount; i++) b = b.withLearner(`l${i}`);
-  const all = [...Array.from({ length: voterCount }, (_, i) => `m${i + 1}`), ...Array.from({ length: learnerCount }, (_, i) => `l${i + 1}`)];
+  const all = [
+    ...Array.from({ length: voterCount }, (_, i) => `m${i + 1}`),
+    ...Array.from({ length: learnerCount }, (_, i) => `l${i + 1}`),
+  ];
   for (const name of all) {
     const dbSize = Math.round(rnd() * 2 * GiB);
     b = b.withMember(name, {
@@ -547,7 +580,13 @@ function generate(seed: number): { snapshot: ClusterSnapshot; policy: Policy } {
     policy.defragHistory = Object.fromEntries(
       snapshot.members
         .filter(() => rnd() < 0.7)
-        .map((m) => [m.memberId, Array.from({ length: 1 + Math.floor(rnd() * 6) }, () => ({ dbSizeInUse: Math.round(rnd() * GiB), durationMs: Math.round(rnd() * 60_000) }))]),
+        .map((m) => [
+          m.memberId,
+          Array.from({ length: 1 + Math.floor(rnd() * 6) }, () => ({
+            dbSizeInUse: Math.round(rnd() * GiB),
+            durationMs: Math.round(rnd() * 60_000),
+          })),
+        ]),
     );
   }
   policy.maxDefragDurationMs = pick([undefined, null, 5_000, 30_000, 120_000]);
@@ -560,9 +599,13 @@ describe('planDefrag: invariants over generated clusters', () => {
   it('covers refused and accepted plans, single and multi-voter clusters', () => {
     const plans = cases.map(({ snapshot, policy }) => planDefrag(snapshot, policy));
     expect(plans.filter((p) => p.refusal !== null).length).toBeGreaterThan(50);
-    expect(plans.filter((p) => p.refusal === null && p.decisions.some((d) => d.isLeader && d.action === 'defragment')).length).toBeGreaterThan(50);
+    expect(
+      plans.filter((p) => p.refusal === null && p.decisions.some((d) => d.isLeader && d.action === 'defragment')).length,
+    ).toBeGreaterThan(50);
     expect(plans.filter((p) => p.refusal === null && p.decisions.some((d) => d.code === 'over-max-duration')).length).toBeGreaterThan(30);
-    expect(plans.filter((p) => p.refusal === null && p.decisions.some((d) => d.code === 'over-max-duration' && d.isLeader)).length).toBeGreaterThan(5);
+    expect(
+      plans.filter((p) => p.refusal === null && p.decisions.some((d) => d.code === 'over-max-duration' && d.isLeader)).length,
+    ).toBeGreaterThan(5);
   });
 
   it.each(cases)('seed $seed', ({ snapshot, policy }) => {
@@ -627,7 +670,8 @@ describe('planDefrag: invariants over generated clusters', () => {
     const unfitAtStart = plan.decisions.filter((d) => d.code === 'unreachable').map((d) => d.memberId);
     const first = defrag[0];
     if (plan.refusal !== null) {
-      for (const m of snapshot.members) expect(planTurn(snapshot, policy, m.memberId, { unfitAtStart, leaderMoved: false }).action).toBe('stop');
+      for (const m of snapshot.members)
+        expect(planTurn(snapshot, policy, m.memberId, { unfitAtStart, leaderMoved: false }).action).toBe('stop');
     } else if (first !== undefined) {
       const turn = planTurn(snapshot, policy, first.memberId, { unfitAtStart, leaderMoved: false });
       expect(turn).toMatchObject({ action: 'defragment', decision: first, moveLeaderTo: first.moveLeaderTo, timeoutMs: first.timeoutMs });
@@ -654,12 +698,19 @@ describe('alarms that could not be read', () => {
 
 describe('checkDisarm with a guessed quota', () => {
   it('does not disarm when a member reported no quota (the 2 GiB default is only a guess)', () => {
-    const snap = aSnapshot().withMembers(3).withMember('m2', { quotaSource: 'default', dbSize: 10 * MiB, dbSizeInUse: 10 * MiB }).withAlarm('*', 'NOSPACE').build();
+    const snap = aSnapshot()
+      .withMembers(3)
+      .withMember('m2', { quotaSource: 'default', dbSize: 10 * MiB, dbSizeInUse: 10 * MiB })
+      .withAlarm('*', 'NOSPACE')
+      .build();
     const check = checkDisarm(snap, 0.9);
     expect(check.ok).toBe(false);
     expect(check.blockers.map((b) => b.name)).toEqual(['m2']);
     expect(check.blockers[0]?.reason).toMatch(/give --quota-bytes/);
-    const flagged = aSnapshot().withMembers(3).withMember('m2', { quotaSource: 'flag', dbSize: 10 * MiB, dbSizeInUse: 10 * MiB }).build();
+    const flagged = aSnapshot()
+      .withMembers(3)
+      .withMember('m2', { quotaSource: 'flag', dbSize: 10 * MiB, dbSizeInUse: 10 * MiB })
+      .build();
     expect(checkDisarm(flagged, 0.9).ok).toBe(true);
   });
 });
@@ -679,8 +730,13 @@ describe('planTurn', () => {
   it('stops when a voter went down since the start, naming it; not when it was already down at the start', () => {
     const snapshot = threeVoters().withLeader('m1').unreachable('m3').build();
     const m2 = idOf(snapshot, 'm2');
-    expect(planTurn(snapshot, aPolicy({ skipHealthCheck: true }), m2, ctx)).toMatchObject({ action: 'stop', reason: expect.stringMatching(/^m3 \(.*\) is unreachable/) });
-    expect(planTurn(snapshot, aPolicy({ skipHealthCheck: true }), m2, { ...ctx, unfitAtStart: [idOf(snapshot, 'm3')] }).action).toBe('defragment');
+    expect(planTurn(snapshot, aPolicy({ skipHealthCheck: true }), m2, ctx)).toMatchObject({
+      action: 'stop',
+      reason: expect.stringMatching(/^m3 \(.*\) is unreachable/),
+    });
+    expect(planTurn(snapshot, aPolicy({ skipHealthCheck: true }), m2, { ...ctx, unfitAtStart: [idOf(snapshot, 'm3')] }).action).toBe(
+      'defragment',
+    );
   });
 
   it('stops when someone else is defragmenting a member right now, naming them', () => {
@@ -689,7 +745,10 @@ describe('planTurn', () => {
       action: 'stop',
       reason: 'm3 is being defragmented by someone else (etcd_disk_defrag_inflight is 1)',
     });
-    expect(planTurn(snapshot, aPolicy(), idOf(snapshot, 'm2'), { ...ctx, busy: ['m2', 'm3'] })).toMatchObject({ action: 'stop', reason: expect.stringMatching(/^m2, m3 are being/) });
+    expect(planTurn(snapshot, aPolicy(), idOf(snapshot, 'm2'), { ...ctx, busy: ['m2', 'm3'] })).toMatchObject({
+      action: 'stop',
+      reason: expect.stringMatching(/^m2, m3 are being/),
+    });
   });
 
   it('at the last look, fails a member that became the leader rather than handing leadership away then', () => {
@@ -704,14 +763,24 @@ describe('planTurn', () => {
     const snapshot = threeVoters().withLeader('m1').build();
     const m1 = idOf(snapshot, 'm1');
     expect(planTurn(snapshot, aPolicy(), m1, ctx)).toMatchObject({ action: 'defragment', moveLeaderTo: chooseTransferee(snapshot) });
-    expect(planTurn(snapshot, aPolicy(), m1, { ...ctx, leaderMoved: true })).toMatchObject({ action: 'fail', reason: expect.stringMatching(/leader again/) });
+    expect(planTurn(snapshot, aPolicy(), m1, { ...ctx, leaderMoved: true })).toMatchObject({
+      action: 'fail',
+      reason: expect.stringMatching(/leader again/),
+    });
   });
 
   it('skips a member whose rule became false, and one that left the cluster', () => {
     const snapshot = threeVoters().withLeader('m1').build();
     const rule = compileRule('dbSizeFree > 40*MiB');
-    expect(planTurn(snapshot, aPolicy({ rule }), idOf(snapshot, 'm3'), ctx)).toMatchObject({ action: 'skip', reason: expect.stringMatching(/rule is false .*\(re-checked before its turn\)$/) });
-    expect(planTurn(snapshot, aPolicy({ rule }), 'ffffffffffffffff', ctx)).toEqual({ action: 'skip', decision: null, reason: 'no longer a member of the cluster' });
+    expect(planTurn(snapshot, aPolicy({ rule }), idOf(snapshot, 'm3'), ctx)).toMatchObject({
+      action: 'skip',
+      reason: expect.stringMatching(/rule is false .*\(re-checked before its turn\)$/),
+    });
+    expect(planTurn(snapshot, aPolicy({ rule }), 'ffffffffffffffff', ctx)).toEqual({
+      action: 'skip',
+      decision: null,
+      reason: 'no longer a member of the cluster',
+    });
   });
 
   it('safetyOnly leaves the rule out (a light snapshot may not know the quota) but keeps every safety check', () => {
@@ -719,7 +788,9 @@ describe('planTurn', () => {
     const rule = compileRule('dbSizeFree > 40*MiB');
     const m3 = idOf(snapshot, 'm3');
     expect(planTurn(snapshot, aPolicy({ rule }), m3, { ...ctx, safetyOnly: true }).action).toBe('defragment');
-    expect(planTurn(threeVoters().withLeader('m1').unhealthy('m2').build(), aPolicy({ rule }), m3, { ...ctx, safetyOnly: true }).action).toBe('stop');
+    expect(
+      planTurn(threeVoters().withLeader('m1').unhealthy('m2').build(), aPolicy({ rule }), m3, { ...ctx, safetyOnly: true }).action,
+    ).toBe('stop');
   });
 });
 
@@ -738,7 +809,9 @@ describe('planDefrag: the user', () => {
     expect(planDefrag({ ...base, auth: { user: 'root', roles: ['root'], error: null } }, aPolicy()).refusal).toBeNull();
     const unknown = planDefrag({ ...base, auth: { user: 'bob', roles: null, error: 'deadline exceeded' } }, aPolicy());
     expect(unknown.refusal).toBeNull();
-    expect(unknown.warnings).toContain('the roles of user bob could not be read (deadline exceeded); a missing root role would show only at the first Defragment');
+    expect(unknown.warnings).toContain(
+      'the roles of user bob could not be read (deadline exceeded); a missing root role would show only at the first Defragment',
+    );
   });
 });
 
@@ -753,8 +826,14 @@ describe('planDefrag: free disk', () => {
   it('skips a member without room for dbSizeInUse + 10% + 64 MiB, and says the figures', () => {
     // m2 has 50 MiB in use: it needs 55 MiB + 64 MiB.
     const plan = planDefrag(withDisk(100 * MiB), aPolicy());
-    expect(decisionFor(plan, 'm2')).toMatchObject({ action: 'skip', code: 'low-disk', disk: { path: '/var/lib/etcd', freeBytes: 100 * MiB, neededBytes: Math.ceil(55 * MiB) + 64 * MiB } });
-    expect(decisionFor(plan, 'm2').reason).toBe('not enough free disk for the copy a defrag writes: 100.0 MiB free in /var/lib/etcd, needs 119.0 MiB (50.0 MiB in use + 10% + 64 MiB for the WAL)');
+    expect(decisionFor(plan, 'm2')).toMatchObject({
+      action: 'skip',
+      code: 'low-disk',
+      disk: { path: '/var/lib/etcd', freeBytes: 100 * MiB, neededBytes: Math.ceil(55 * MiB) + 64 * MiB },
+    });
+    expect(decisionFor(plan, 'm2').reason).toBe(
+      'not enough free disk for the copy a defrag writes: 100.0 MiB free in /var/lib/etcd, needs 119.0 MiB (50.0 MiB in use + 10% + 64 MiB for the WAL)',
+    );
     expect(decisionFor(plan, 'm3').disk).toBeNull();
   });
 
@@ -771,7 +850,10 @@ describe('planDefrag: a leader move rationed by the daemon', () => {
   const MINUTE = 60_000;
 
   it('skips the leader, with the numbers, when two moves were made in the last 15 minutes; followers go ahead', () => {
-    const plan = planDefrag(threeVoters().withLeader('m1').build(), aPolicy({ leaderMoves: { movedAtMs: [NOW - 2 * MINUTE, NOW - 5 * MINUTE], nowMs: NOW } }));
+    const plan = planDefrag(
+      threeVoters().withLeader('m1').build(),
+      aPolicy({ leaderMoves: { movedAtMs: [NOW - 2 * MINUTE, NOW - 5 * MINUTE], nowMs: NOW } }),
+    );
     expect(decisionFor(plan, 'm1')).toMatchObject({
       action: 'skip',
       code: 'leader-move-rationed',
@@ -780,7 +862,12 @@ describe('planDefrag: a leader move rationed by the daemon', () => {
         'leader: leadership was moved 2 times in the last 15 min (the ration is 2; etcdHighNumberOfLeaderChanges fires at 4); ' +
         'the next move fits at 2026-12-07T10:10:00.000Z, and a leader is never defragmented while it leads',
     });
-    expect(plan.decisions.filter((d) => d.action === 'defragment').map((d) => d.name).sort()).toEqual(['m2', 'm3']);
+    expect(
+      plan.decisions
+        .filter((d) => d.action === 'defragment')
+        .map((d) => d.name)
+        .sort(),
+    ).toEqual(['m2', 'm3']);
   });
 
   it.each<[string, number[], { max?: number; perMs?: number }]>([
@@ -794,13 +881,19 @@ describe('planDefrag: a leader move rationed by the daemon', () => {
   });
 
   it('a single voter needs no move, so the ration does not hold it back', () => {
-    const single = aSnapshot().withMember('m1', { dbSize: 100 * MiB, dbSizeInUse: 10 * MiB }).withLeader('m1').build();
+    const single = aSnapshot()
+      .withMember('m1', { dbSize: 100 * MiB, dbSizeInUse: 10 * MiB })
+      .withLeader('m1')
+      .build();
     const plan = planDefrag(single, aPolicy({ leaderMoves: { movedAtMs: [NOW - MINUTE, NOW - 2 * MINUTE], nowMs: NOW } }));
     expect(decisionFor(plan, 'm1').action).toBe('defragment');
   });
 
   it('--no-move-leader still says so when the ration is spent too', () => {
-    const plan = planDefrag(threeVoters().withLeader('m1').build(), aPolicy({ moveLeader: false, leaderMoves: { movedAtMs: [NOW - MINUTE, NOW - 2 * MINUTE], nowMs: NOW } }));
+    const plan = planDefrag(
+      threeVoters().withLeader('m1').build(),
+      aPolicy({ moveLeader: false, leaderMoves: { movedAtMs: [NOW - MINUTE, NOW - 2 * MINUTE], nowMs: NOW } }),
+    );
     expect(decisionFor(plan, 'm1')).toMatchObject({ action: 'skip', code: 'leader-no-move' });
   });
 });
@@ -808,23 +901,38 @@ describe('planDefrag: a leader move rationed by the daemon', () => {
 describe('planDefrag: duration forecast and maxDefragDuration', () => {
   /** A history for each named member: one past defrag at `mibPerSecond`. */
   const history = (snap: ClusterSnapshot, mibPerSecond: Record<string, number>) =>
-    Object.fromEntries(Object.entries(mibPerSecond).map(([name, rate]) => [idOf(snap, name), [{ dbSizeInUse: 100 * MiB, durationMs: (100 / rate) * 1_000 }]]));
+    Object.fromEntries(
+      Object.entries(mibPerSecond).map(([name, rate]) => [
+        idOf(snap, name),
+        [{ dbSizeInUse: 100 * MiB, durationMs: (100 / rate) * 1_000 }],
+      ]),
+    );
   // m1 (leader) 70 MiB, m2 50 MiB, m3 90 MiB in use.
   const snap = threeVoters().withLeader('m1').build();
 
   it('forecasts every member from its own past throughput, and says where it came from', () => {
     const plan = planDefrag(snap, aPolicy({ defragHistory: history(snap, { m1: 10, m2: 5 }) }));
-    expect(decisionFor(plan, 'm1')).toMatchObject({ forecastMs: 7_000, forecastBasis: { source: 'history', defrags: 1, bytesPerSecond: 10 * MiB } });
-    expect(decisionFor(plan, 'm2')).toMatchObject({ forecastMs: 10_000, forecastBasis: { source: 'history', defrags: 1, bytesPerSecond: 5 * MiB } });
+    expect(decisionFor(plan, 'm1')).toMatchObject({
+      forecastMs: 7_000,
+      forecastBasis: { source: 'history', defrags: 1, bytesPerSecond: 10 * MiB },
+    });
+    expect(decisionFor(plan, 'm2')).toMatchObject({
+      forecastMs: 10_000,
+      forecastBasis: { source: 'history', defrags: 1, bytesPerSecond: 5 * MiB },
+    });
     expect(decisionFor(plan, 'm3')).toMatchObject({ forecastMs: null, forecastBasis: { source: 'none', why: 'no-history' } });
     expect(toDefrag(plan)).toEqual(['m2', 'm3', 'm1']);
   });
 
   it('without history every forecast is unknown and nothing is skipped for its duration', () => {
     const plan = planDefrag(snap, aPolicy({ maxDefragDurationMs: 1 }));
-    expect(plan.decisions.map((d) => [d.forecastMs, d.forecastBasis])).toEqual(Array(3).fill([null, { source: 'none', why: 'history-not-given' }]));
+    expect(plan.decisions.map((d) => [d.forecastMs, d.forecastBasis])).toEqual(
+      Array(3).fill([null, { source: 'none', why: 'history-not-given' }]),
+    );
     expect(toDefrag(plan)).toEqual(['m2', 'm3', 'm1']);
-    expect(plan.warnings).toContain('max defrag duration 1ms not applied: no defrag history was given (--store), so no duration can be forecast');
+    expect(plan.warnings).toContain(
+      'max defrag duration 1ms not applied: no defrag history was given (--store), so no duration can be forecast',
+    );
   });
 
   it('skips a follower whose forecast is over the maximum, saying why in figures', () => {
@@ -839,7 +947,9 @@ describe('planDefrag: duration forecast and maxDefragDuration', () => {
     expect(decisionFor(plan, 'm3')).toMatchObject({ action: 'defragment', forecastMs: 9_000 });
     // m1 has no history: unknown never skips, and the plan says the limit does not hold it.
     expect(decisionFor(plan, 'm1')).toMatchObject({ action: 'defragment', forecastMs: null });
-    expect(plan.warnings).toEqual([expect.stringMatching(/^max defrag duration 1m0s not applied to m1 \(.*\): no past defrag to forecast from$/)]);
+    expect(plan.warnings).toEqual([
+      expect.stringMatching(/^max defrag duration 1m0s not applied to m1 \(.*\): no past defrag to forecast from$/),
+    ]);
   });
 
   it('a forecast exactly at the maximum is not over it', () => {
@@ -850,22 +960,38 @@ describe('planDefrag: duration forecast and maxDefragDuration', () => {
   it('skips a leader over the maximum without handing leadership away', () => {
     const plan = planDefrag(snap, aPolicy({ defragHistory: history(snap, { m1: 1, m2: 100, m3: 100 }), maxDefragDurationMs: 60_000 }));
     expect(toDefrag(plan)).toEqual(['m2', 'm3']);
-    expect(decisionFor(plan, 'm1')).toMatchObject({ action: 'skip', code: 'over-max-duration', isLeader: true, moveLeaderTo: null, forecastMs: 70_000 });
+    expect(decisionFor(plan, 'm1')).toMatchObject({
+      action: 'skip',
+      code: 'over-max-duration',
+      isLeader: true,
+      moveLeaderTo: null,
+      forecastMs: 70_000,
+    });
   });
 
   it('the member turn agrees, and the last look before the Defragment (safety only) does not judge it again', () => {
     const policy = aPolicy({ defragHistory: history(snap, { m2: 0.5 }), maxDefragDurationMs: 60_000 });
     const m2 = idOf(snap, 'm2');
-    expect(planTurn(snap, policy, m2, { unfitAtStart: [], leaderMoved: false })).toMatchObject({ action: 'skip', reason: expect.stringMatching(/^forecast ~1m40s is over .*\(re-checked before its turn\)$/) });
+    expect(planTurn(snap, policy, m2, { unfitAtStart: [], leaderMoved: false })).toMatchObject({
+      action: 'skip',
+      reason: expect.stringMatching(/^forecast ~1m40s is over .*\(re-checked before its turn\)$/),
+    });
     expect(planTurn(snap, policy, m2, { unfitAtStart: [], leaderMoved: false, safetyOnly: true }).action).toBe('defragment');
   });
 
   it('warns when a forecast is longer than the defrag deadline', () => {
     const plan = planDefrag(snap, aPolicy({ defragHistory: history(snap, { m2: 0.5, m3: 10 }), defragTimeoutMs: 30_000 }));
-    expect(plan.warnings).toEqual([expect.stringMatching(/^m2 \(.*\) is expected to take ~1m40s, longer than its defrag deadline 30s: the deadline would pass while etcd goes on \(never re-sent\)/)]);
+    expect(plan.warnings).toEqual([
+      expect.stringMatching(
+        /^m2 \(.*\) is expected to take ~1m40s, longer than its defrag deadline 30s: the deadline would pass while etcd goes on \(never re-sent\)/,
+      ),
+    ]);
     expect(toDefrag(plan)).toEqual(['m2', 'm3', 'm1']);
     // Skipped for its duration: nothing to warn about.
-    expect(planDefrag(snap, aPolicy({ defragHistory: history(snap, { m2: 0.5 }), defragTimeoutMs: 30_000, maxDefragDurationMs: 60_000 })).warnings).not.toContainEqual(expect.stringMatching(/deadline/));
+    expect(
+      planDefrag(snap, aPolicy({ defragHistory: history(snap, { m2: 0.5 }), defragTimeoutMs: 30_000, maxDefragDurationMs: 60_000 }))
+        .warnings,
+    ).not.toContainEqual(expect.stringMatching(/deadline/));
   });
 
   it('a refused run still shows each forecast', () => {
@@ -886,7 +1012,9 @@ describe('refusals as a typed list', () => {
       ['unhealthy', snap.members[1]!.memberId],
       ['known-defect', snap.members[2]!.memberId],
     ]);
-    expect(refusal?.reason).toBe(`refusing to defragment: ${refusal?.causes.map((c) => c.text).join('; ')} (upgrade the member, or pass --allow-known-defects to defragment it anyway)`);
+    expect(refusal?.reason).toBe(
+      `refusing to defragment: ${refusal?.causes.map((c) => c.text).join('; ')} (upgrade the member, or pass --allow-known-defects to defragment it anyway)`,
+    );
     expect(refusal?.memberIds).toEqual(snap.members.map((m) => m.memberId));
 
     // Only unfit voters: --skip-health-check is the way out, and the sentence says so.
@@ -899,14 +1027,40 @@ describe('refusals as a typed list', () => {
 describe('afterDefrag: the verdict on a member after its Defragment', () => {
   const base = { noAnswer: null, shrank: true, timeoutMs: 90_000, movedTo: null, leadsAgain: false, planned: 'rule is true' } as const;
   it.each<[string, Partial<Parameters<typeof afterDefrag>[0]>, ReturnType<typeof afterDefrag>]>([
-    ['answered: the plan\'s reason', {}, { action: 'defragmented', reason: 'rule is true' }],
+    ["answered: the plan's reason", {}, { action: 'defragmented', reason: 'rule is true' }],
     ['answered, though it did not shrink (nothing to reclaim)', { shrank: false }, { action: 'defragmented', reason: 'rule is true' }],
     ['leadership moved first', { movedTo: 'm2' }, { action: 'defragmented', reason: 'leadership moved to m2 first' }],
-    ['and it leads again', { movedTo: 'm2', leadsAgain: true }, { action: 'defragmented', reason: 'leadership moved to m2 first; it was elected leader again during or right after its defragmentation' }],
-    ['deadline passed, shrank', { noAnswer: 'deadline' }, { action: 'defragmented', reason: 'the 1m30s deadline passed but etcd finished on its own; consider a longer --defrag-timeout' }],
-    ['deadline passed, did not shrink', { noAnswer: 'deadline', shrank: false }, { action: 'failed', reason: 'the 1m30s deadline passed and the member did not shrink; not retried' }],
-    ['connection lost, shrank', { noAnswer: 'connection-lost' }, { action: 'defragmented', reason: 'the connection was lost during its defragmentation, but etcd finished it' }],
-    ['connection lost, did not shrink', { noAnswer: 'connection-lost', shrank: false }, { action: 'failed', reason: 'the connection was lost during its defragmentation and the member did not shrink (did it restart?); not retried' }],
+    [
+      'and it leads again',
+      { movedTo: 'm2', leadsAgain: true },
+      {
+        action: 'defragmented',
+        reason: 'leadership moved to m2 first; it was elected leader again during or right after its defragmentation',
+      },
+    ],
+    [
+      'deadline passed, shrank',
+      { noAnswer: 'deadline' },
+      { action: 'defragmented', reason: 'the 1m30s deadline passed but etcd finished on its own; consider a longer --defrag-timeout' },
+    ],
+    [
+      'deadline passed, did not shrink',
+      { noAnswer: 'deadline', shrank: false },
+      { action: 'failed', reason: 'the 1m30s deadline passed and the member did not shrink; not retried' },
+    ],
+    [
+      'connection lost, shrank',
+      { noAnswer: 'connection-lost' },
+      { action: 'defragmented', reason: 'the connection was lost during its defragmentation, but etcd finished it' },
+    ],
+    [
+      'connection lost, did not shrink',
+      { noAnswer: 'connection-lost', shrank: false },
+      {
+        action: 'failed',
+        reason: 'the connection was lost during its defragmentation and the member did not shrink (did it restart?); not retried',
+      },
+    ],
   ])('%s', (_name, o, expected) => {
     expect(afterDefrag({ ...base, ...o })).toEqual(expected);
   });

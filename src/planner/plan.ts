@@ -19,7 +19,19 @@ import type { ClusterSnapshot, MemberSnapshot } from '../domain/snapshot.js';
 import { MiB } from '../domain/snapshot.js';
 import { ruleVariables } from '../policy/rule.js';
 import { formatBytes, formatDuration, formatPercent } from '../domain/format.js';
-import { badAlarms, byName, chooseTransferee, currentRevision, healthProblem, isLearner, label, leaderOf, nameOf, problem, voters } from './cluster.js';
+import {
+  badAlarms,
+  byName,
+  chooseTransferee,
+  currentRevision,
+  healthProblem,
+  isLearner,
+  label,
+  leaderOf,
+  nameOf,
+  problem,
+  voters,
+} from './cluster.js';
 import { checkDisarm } from './disarm.js';
 import { rationedBecause } from './leader-moves.js';
 import { exceedsMaxDuration, forecastOrigin, memberForecast, type DurationForecast } from './forecast.js';
@@ -135,9 +147,15 @@ function versionPreconditions(snapshot: ClusterSnapshot, policy: Policy, f: Find
 function rolePreconditions(snapshot: ClusterSnapshot, f: Findings): void {
   const auth = snapshot.auth;
   if (auth?.roles && !auth.roles.includes('root')) {
-    refuse(f, 'no-root-role', `user ${auth.user} does not have the root role, which etcd requires for Defragment and MoveLeader (its roles: ${auth.roles.join(', ') || 'none'})`);
+    refuse(
+      f,
+      'no-root-role',
+      `user ${auth.user} does not have the root role, which etcd requires for Defragment and MoveLeader (its roles: ${auth.roles.join(', ') || 'none'})`,
+    );
   } else if (auth && auth.roles === null) {
-    f.warnings.push(`the roles of user ${auth.user} could not be read (${auth.error ?? 'no answer'}); a missing root role would show only at the first Defragment`);
+    f.warnings.push(
+      `the roles of user ${auth.user} could not be read (${auth.error ?? 'no answer'}); a missing root role would show only at the first Defragment`,
+    );
   }
 }
 
@@ -181,9 +199,13 @@ function ruleDraft(m: MemberSnapshot, isLeader: boolean, policy: Policy): Pick<D
 /** A learner is skipped (etcd refuses Defragment on it), an unfit member too; a fit voter goes by the rule. */
 function memberDraft(snapshot: ClusterSnapshot, policy: Policy, leaderId: string | null, m: MemberSnapshot): Draft {
   const isLeader = m.memberId === leaderId;
-  const forecast = memberForecast(policy.defragHistory === undefined ? undefined : (policy.defragHistory[m.memberId] ?? []), m.status?.dbSizeInUse ?? null);
+  const forecast = memberForecast(
+    policy.defragHistory === undefined ? undefined : (policy.defragHistory[m.memberId] ?? []),
+    m.status?.dbSizeInUse ?? null,
+  );
   const base = { member: m, isLeader, forecast, moveLeaderTo: null };
-  if (isLearner(m)) return { ...base, defragment: false, code: 'learner', reason: 'learner: etcd rejects Defragment on learners', ruleResult: null };
+  if (isLearner(m))
+    return { ...base, defragment: false, code: 'learner', reason: 'learner: etcd rejects Defragment on learners', ruleResult: null };
   const trouble = problem(snapshot, m);
   if (trouble !== null) return { ...base, defragment: false, code: 'unreachable', reason: trouble, ruleResult: null };
   return { ...base, ...ruleDraft(m, isLeader, policy) };
@@ -229,10 +251,13 @@ function checkDuration(drafts: readonly Draft[], policy: Policy, f: Findings): v
       'long enough for a liveness probe to restart it';
   }
   if (policy.defragHistory === undefined) {
-    f.warnings.push(`max defrag duration ${formatDuration(maxMs)} not applied: no defrag history was given (--store), so no duration can be forecast`);
+    f.warnings.push(
+      `max defrag duration ${formatDuration(maxMs)} not applied: no defrag history was given (--store), so no duration can be forecast`,
+    );
   } else {
     const unknown = drafts.filter((d) => d.defragment && d.forecast.forecastMs === null).map((d) => label(d.member));
-    if (unknown.length > 0) f.warnings.push(`max defrag duration ${formatDuration(maxMs)} not applied to ${unknown.join(', ')}: no past defrag to forecast from`);
+    if (unknown.length > 0)
+      f.warnings.push(`max defrag duration ${formatDuration(maxMs)} not applied to ${unknown.join(', ')}: no past defrag to forecast from`);
   }
 }
 
@@ -255,7 +280,8 @@ function checkDeadlines(drafts: readonly Draft[], policy: Policy, f: Findings): 
 
 /** A rule that fails is an error, never a silent "no": cron would never notice a broken rule. */
 function ruleErrors(drafts: readonly Draft[], f: Findings): void {
-  for (const d of drafts) if (d.code === 'rule-error') refuse(f, 'rule-error', `the rule failed for ${label(d.member)}: ${d.reason}`, d.member.memberId);
+  for (const d of drafts)
+    if (d.code === 'rule-error') refuse(f, 'rule-error', `the rule failed for ${label(d.member)}: ${d.reason}`, d.member.memberId);
 }
 
 /** The leader goes last, after leadership has moved to a fit voter; never while it leads. */
@@ -268,7 +294,8 @@ function placeLeader(drafts: readonly Draft[], snapshot: ClusterSnapshot, policy
     // Nobody else can lead: defragmenting it is the only way, and it stalls the cluster.
     leaderDraft.reason += '; the only voter: every read and write waits until it finishes';
     f.warnings.push(
-      `${label(leaderDraft.member)} is the only voter: there is no member to hand leadership to, ` + 'so the whole cluster stalls while it is defragmented',
+      `${label(leaderDraft.member)} is the only voter: there is no member to hand leadership to, ` +
+        'so the whole cluster stalls while it is defragmented',
     );
   } else if (!policy.moveLeader) {
     leaderDraft.defragment = false;
@@ -283,7 +310,8 @@ function placeLeader(drafts: readonly Draft[], snapshot: ClusterSnapshot, policy
   } else if (transferee === null) {
     leaderDraft.defragment = false;
     leaderDraft.code = 'leader-no-transferee';
-    leaderDraft.reason = 'leader: no other voter is healthy enough to take over leadership, ' + 'and a leader is never defragmented while it leads';
+    leaderDraft.reason =
+      'leader: no other voter is healthy enough to take over leadership, ' + 'and a leader is never defragmented while it leads';
   } else {
     leaderDraft.moveLeaderTo = transferee;
     leaderDraft.reason += `; leadership moves to ${nameOf(snapshot, transferee)} first`;
@@ -309,7 +337,9 @@ function planCompaction(snapshot: ClusterSnapshot, policy: Policy, anyToDefrag: 
     return null;
   }
   if (current - keep <= 0) {
-    f.warnings.push(`no compaction: the current revision ${current} is not above --compact-keep-revisions ${keep}, so there is nothing to compact`);
+    f.warnings.push(
+      `no compaction: the current revision ${current} is not above --compact-keep-revisions ${keep}, so there is nothing to compact`,
+    );
     return null;
   }
   return { keepRevisions: keep, revision: current - keep };
@@ -332,7 +362,10 @@ function planDisarm(snapshot: ClusterSnapshot, policy: Policy, ordered: readonly
           '--compact-keep-revisions N would (compaction frees the old revisions first)',
       );
     } else if (!d.defragment && s.dbSize >= limit) {
-      f.warnings.push(`${label(d.member)} is not defragmented (${d.code}) and its dbSize ${formatBytes(s.dbSize)} ` + `is at or above ${margin}: NOSPACE would stay armed`);
+      f.warnings.push(
+        `${label(d.member)} is not defragmented (${d.code}) and its dbSize ${formatBytes(s.dbSize)} ` +
+          `is at or above ${margin}: NOSPACE would stay armed`,
+      );
     }
   }
   return true;
@@ -357,7 +390,10 @@ function toDecision(d: Draft, policy: Policy): MemberDecision {
     timeoutMs: defragTimeoutMs(s?.dbSizeInUse ?? 0, policy.defragTimeoutMs),
     forecastMs: d.forecast.forecastMs,
     forecastBasis: d.forecast.forecastBasis,
-    disk: d.member.disk && s ? { path: d.member.disk.path, freeBytes: d.member.disk.freeBytes, neededBytes: diskNeededBytes(s.dbSizeInUse) } : null,
+    disk:
+      d.member.disk && s
+        ? { path: d.member.disk.path, freeBytes: d.member.disk.freeBytes, neededBytes: diskNeededBytes(s.dbSizeInUse) }
+        : null,
   };
 }
 
@@ -422,7 +458,9 @@ export function planDefrag(snapshot: ClusterSnapshot, policy: Policy): Plan {
       refusal: refusalOf(f.refusals),
       warnings: f.warnings,
       // Still every member, in the order they would have gone, so a dry run shows them.
-      decisions: decisions.map((d) => (d.action === 'defragment' ? { ...d, action: 'skip', moveLeaderTo: null, reason: `run refused; would defragment: ${d.reason}` } : d)),
+      decisions: decisions.map((d) =>
+        d.action === 'defragment' ? { ...d, action: 'skip', moveLeaderTo: null, reason: `run refused; would defragment: ${d.reason}` } : d,
+      ),
       compaction: null,
       disarmNospace: false,
       expectedReclaimBytes: 0,

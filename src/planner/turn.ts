@@ -22,7 +22,11 @@ export function planTurn(snapshot: ClusterSnapshot, policy: Policy, memberId: st
   const failing = votersDown(snapshot, context.unfitAtStart);
   if (failing.length > 0) return { action: 'stop', reason: describeMembers(snapshot, failing) };
   const busy = context.busy ?? [];
-  if (busy.length > 0) return { action: 'stop', reason: `${busy.join(', ')} ${busy.length === 1 ? 'is' : 'are'} being defragmented by someone else (etcd_disk_defrag_inflight is 1)` };
+  if (busy.length > 0)
+    return {
+      action: 'stop',
+      reason: `${busy.join(', ')} ${busy.length === 1 ? 'is' : 'are'} being defragmented by someone else (etcd_disk_defrag_inflight is 1)`,
+    };
 
   // The last look before the Defragment judges safety only: the rule and the duration limit were
   // judged moments ago on a full snapshot, and a light one may lack figures they read.
@@ -42,7 +46,11 @@ export function planTurn(snapshot: ClusterSnapshot, policy: Policy, memberId: st
     if (context.leaderMoved) return { action: 'fail', reason: 'it is the leader again; a leader is never defragmented while it leads' };
     if (decision.moveLeaderTo === null) return { action: 'fail', reason: 'it leads and no healthy voter can take over' };
     // The last look is right before the Defragment: no time to hand leadership away now.
-    if (context.safetyOnly) return { action: 'fail', reason: 'it became the leader right before its defragmentation; a leader is never defragmented while it leads' };
+    if (context.safetyOnly)
+      return {
+        action: 'fail',
+        reason: 'it became the leader right before its defragmentation; a leader is never defragmented while it leads',
+      };
   }
   return {
     action: 'defragment',
@@ -100,6 +108,10 @@ export function afterDefrag(r: AfterDefrag): { action: 'defragmented' | 'failed'
         : 'the connection was lost during its defragmentation and the member did not shrink (did it restart?); not retried',
     };
   }
-  if (r.movedTo) return { action, reason: `leadership moved to ${r.movedTo} first${r.leadsAgain ? '; it was elected leader again during or right after its defragmentation' : ''}` };
+  if (r.movedTo)
+    return {
+      action,
+      reason: `leadership moved to ${r.movedTo} first${r.leadsAgain ? '; it was elected leader again during or right after its defragmentation' : ''}`,
+    };
   return { action, reason: r.planned };
 }

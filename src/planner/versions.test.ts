@@ -51,7 +51,7 @@ describe('the known-defects table', () => {
   });
 });
 
-describe('the planner and the members\' releases', () => {
+describe("the planner and the members' releases", () => {
   it('refuses a run when a voter runs 3.5.0-3.5.5 (etcd#14685), naming it, its release, the defect and the override', () => {
     const snap = aSnapshot().withMembers(3).withMember('m2', { version: '3.5.4' }).build();
     const plan = planDefrag(snap, aPolicy());
@@ -79,7 +79,12 @@ describe('the planner and the members\' releases', () => {
   });
 
   it('warns, without refusing, about each member on a release with other known defects (3.4.23)', () => {
-    const snap = aSnapshot().withMembers(3).withMember('m1', { version: '3.4.23' }).withMember('m2', { version: '3.4.23' }).withMember('m3', { version: '3.4.23' }).build();
+    const snap = aSnapshot()
+      .withMembers(3)
+      .withMember('m1', { version: '3.4.23' })
+      .withMember('m2', { version: '3.4.23' })
+      .withMember('m3', { version: '3.4.23' })
+      .build();
     const plan = planDefrag(snap, aPolicy());
     expect(plan.refusal).toBeNull();
     const defects = plan.warnings.filter((w) => w.includes('runs etcd 3.4.23, which has 3 known defrag defects'));
@@ -95,7 +100,12 @@ describe('the planner and the members\' releases', () => {
   });
 
   it('says the cluster is mid-upgrade when members run different releases, oldest first', () => {
-    const snap = aSnapshot().withMembers(3).withMember('m1', { version: '3.6.17' }).withMember('m2', { version: '3.7.4' }).withMember('m3', { version: '3.6.17' }).build();
+    const snap = aSnapshot()
+      .withMembers(3)
+      .withMember('m1', { version: '3.6.17' })
+      .withMember('m2', { version: '3.7.4' })
+      .withMember('m3', { version: '3.6.17' })
+      .build();
     expect(releasesInUse(snap)).toEqual([
       { version: '3.6.17', members: ['m1', 'm3'] },
       { version: '3.7.4', members: ['m2'] },
@@ -103,7 +113,9 @@ describe('the planner and the members\' releases', () => {
     expect(midUpgrade(snap)).toBe('the cluster is mid-upgrade: etcd 3.6.17 on m1, m3; 3.7.4 on m2');
     const plan = planDefrag(snap, aPolicy());
     expect(plan.refusal).toBeNull();
-    expect(plan.warnings).toContain('the cluster is mid-upgrade: etcd 3.6.17 on m1, m3; 3.7.4 on m2; each member is defragmented as its own release does it');
+    expect(plan.warnings).toContain(
+      'the cluster is mid-upgrade: etcd 3.6.17 on m1, m3; 3.7.4 on m2; each member is defragmented as its own release does it',
+    );
   });
 
   it('explains StopGRPCServiceOnDefrag for members about to be defragmented that have it on, and only them', () => {

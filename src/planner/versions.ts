@@ -65,7 +65,9 @@ export function releasesInUse(snapshot: ClusterSnapshot): { version: string; mem
     if (!v) continue;
     byVersion.set(v, [...(byVersion.get(v) ?? []), memberName(m)]);
   }
-  return [...byVersion].map(([version, members]) => ({ version, members: members.sort() })).sort((a, b) => compareVersions(a.version, b.version));
+  return [...byVersion]
+    .map(([version, members]) => ({ version, members: members.sort() }))
+    .sort((a, b) => compareVersions(a.version, b.version));
 }
 
 /**

@@ -139,9 +139,7 @@ describe('compileRule: rules written for etcd-defrag, where ints and floats mix'
   it('fails rather than giving Infinity when a mixed division divides by zero', () => {
     const rule = compileRule('dbSize / fragmentation > 2.0');
     expect(rule.evaluate(vars())).toBe(true);
-    expect(() => rule.evaluate(vars({ dbSize: 100 * MiB, dbSizeInUse: 100 * MiB }))).toThrow(
-      /^rule failed at column 1: division by zero$/,
-    );
+    expect(() => rule.evaluate(vars({ dbSize: 100 * MiB, dbSizeInUse: 100 * MiB }))).toThrow(/^rule failed at column 1: division by zero$/);
     expect(() => compileRule('fragmentation / dbSizeFree > 0.0').evaluate(vars({ dbSize: 10, dbSizeInUse: 10 }))).toThrow(
       /^rule failed at column 1: division by zero$/,
     );

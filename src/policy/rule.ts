@@ -182,9 +182,7 @@ function lowerFirst(s: string): string {
 function hint(code: string | undefined, summary: string): string {
   if (/overload/.test(code ?? summary) && /\bint\b/.test(summary) && /\bdouble\b/.test(summary)) {
     // The mixed overloads cover + - * / == and ordering; what is left is mostly %.
-    return summary.includes('%')
-      ? ' (% takes two ints: convert with int(...))'
-      : ' (convert with int(...) or double(...))';
+    return summary.includes('%') ? ' (% takes two ints: convert with int(...))' : ' (convert with int(...) or double(...))';
   }
   if (code === 'unknown_variable') return ` (known: ${RULE_NAMES.join(', ')})`;
   return '';
@@ -257,7 +255,10 @@ const MUST_BE_BOOL = 'a rule must be true or false, e.g. "dbSizeFree > 100*MiB"'
  */
 export function compileRule(source: string): Rule {
   if (source.trim() === '') {
-    throw new RuleError('invalid rule: it is empty, and an empty rule is refused; to defragment every member, pass --rule true or no --rule at all', 0);
+    throw new RuleError(
+      'invalid rule: it is empty, and an empty rule is refused; to defragment every member, pass --rule true or no --rule at all',
+      0,
+    );
   }
   if (source.length > MAX_RULE_LENGTH) {
     throw new RuleError(`invalid rule: it is ${source.length} characters long; the limit is ${MAX_RULE_LENGTH}`, MAX_RULE_LENGTH);

@@ -30,7 +30,12 @@ export interface ClusterAccess {
   /** Every member's last defragmentation from the in-cluster records (`defragd last`). */
   defragmentationStatus(recordPrefix: string | undefined, signal?: AbortSignal): Promise<MemberDefragStatus[]>;
   /** The in-cluster records of the members of `snapshot`, as statuses at `now`. */
-  memberRecords(snapshot: ClusterSnapshot, prefix: string, now: Date, call: { timeoutMs?: number; signal?: AbortSignal }): Promise<MemberDefragStatus[]>;
+  memberRecords(
+    snapshot: ClusterSnapshot,
+    prefix: string,
+    now: Date,
+    call: { timeoutMs?: number; signal?: AbortSignal },
+  ): Promise<MemberDefragStatus[]>;
   close(): void;
 }
 
@@ -48,7 +53,8 @@ export function etcdAccess(connection: ConnectionOptions): ClusterAccess {
     run: (policy, opts) => runDefrag(client, policy, opts),
     dryRun: (policy, opts) => dryRun(client, policy, opts),
     defragmentationStatus: (recordPrefix, signal) => defragmentationStatus(client, { cluster: true, recordPrefix, signal }),
-    memberRecords: async (snapshot, prefix, now, call) => memberStatuses(snapshot, prefix, await readRecords(client, snapshot, prefix, call), now),
+    memberRecords: async (snapshot, prefix, now, call) =>
+      memberStatuses(snapshot, prefix, await readRecords(client, snapshot, prefix, call), now),
     close: () => client.close(),
   };
 }

@@ -68,7 +68,11 @@ describe('examples/prometheus-alerts.yaml', () => {
       }
     }
     for (const [, list] of rule.expr.matchAll(/\b(?:on|by|ignoring|without)\s*\(([^)]*)\)/g)) {
-      for (const label of list!.split(',').map((s) => s.trim()).filter(Boolean)) expect([...labelsInExpr]).toContain(label);
+      for (const label of list!
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean))
+        expect([...labelsInExpr]).toContain(label);
     }
     for (const text of Object.values(rule.annotations)) {
       for (const [, label] of text.matchAll(/\$labels\.([a-z_]+)/g)) expect([...labelsInExpr]).toContain(label);

@@ -16,8 +16,13 @@ describe('isoInZone', () => {
 });
 
 describe('nextStarts', () => {
-  it('reads the cron expression in the cluster\'s time zone, across a DST change', () => {
-    const starts = nextStarts({ cron: '0 3 * * *', jitterMs: 0 }, { timezone: 'Europe/Berlin', windows: [] }, 3, new Date('2026-03-28T00:00:00Z'));
+  it("reads the cron expression in the cluster's time zone, across a DST change", () => {
+    const starts = nextStarts(
+      { cron: '0 3 * * *', jitterMs: 0 },
+      { timezone: 'Europe/Berlin', windows: [] },
+      3,
+      new Date('2026-03-28T00:00:00Z'),
+    );
     expect(starts).toEqual([
       { at: '2026-03-28T03:00:00+01:00', inWindow: true },
       { at: '2026-03-29T03:00:00+02:00', inWindow: true },
@@ -28,7 +33,12 @@ describe('nextStarts', () => {
   it('marks the starts outside every window (they are skipped)', () => {
     const schedule = { cron: '0 3 * * *', jitterMs: 0 };
     // 2026-11-27 is a Friday.
-    const starts = nextStarts(schedule, { timezone: 'UTC', windows: [parseWindow('Sat,Sun 02:00-04:00')] }, 3, new Date('2026-11-27T00:00:00Z'));
+    const starts = nextStarts(
+      schedule,
+      { timezone: 'UTC', windows: [parseWindow('Sat,Sun 02:00-04:00')] },
+      3,
+      new Date('2026-11-27T00:00:00Z'),
+    );
     expect(starts.map((s) => [s.at, s.inWindow])).toEqual([
       ['2026-11-27T03:00:00+00:00', false],
       ['2026-11-28T03:00:00+00:00', true],

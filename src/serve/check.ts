@@ -72,10 +72,17 @@ export function isoInZone(at: Date, timezone: string): string {
  *
  * @example nextStarts(cluster.schedule, cluster, 5, new Date())
  */
-export function nextStarts(schedule: ScheduleConfig, zone: Pick<ServeClusterConfig, 'timezone' | 'windows'>, count: number, from: Date): ScheduledStart[] {
+export function nextStarts(
+  schedule: ScheduleConfig,
+  zone: Pick<ServeClusterConfig, 'timezone' | 'windows'>,
+  count: number,
+  from: Date,
+): ScheduledStart[] {
   const cron = new Cron(schedule.cron, cronOptions(zone.timezone));
   try {
-    return cron.nextRuns(count, from).map((d) => ({ at: isoInZone(d, zone.timezone), inWindow: inWindow(zone.windows, zone.timezone, d.getTime()) }));
+    return cron
+      .nextRuns(count, from)
+      .map((d) => ({ at: isoInZone(d, zone.timezone), inWindow: inWindow(zone.windows, zone.timezone, d.getTime()) }));
   } finally {
     cron.stop();
   }
@@ -95,7 +102,13 @@ export async function checkCluster(c: ServeClusterConfig, opts: { now: Date; sig
   };
   const client = new EtcdClient(c.connection);
   try {
-    const snapshot = await observeCluster(client, { cluster: true, quotaBytes: c.observe.quotaBytes, alarms: false, timeoutMs: c.connection.commandTimeoutMs, signal: opts.signal });
+    const snapshot = await observeCluster(client, {
+      cluster: true,
+      quotaBytes: c.observe.quotaBytes,
+      alarms: false,
+      timeoutMs: c.connection.commandTimeoutMs,
+      signal: opts.signal,
+    });
     return {
       ...base,
       membersTotal: snapshot.members.length,

@@ -124,7 +124,15 @@ export class ClusterLoop {
     const r = this.runningRun;
     return {
       name: this.name,
-      state: clusterState({ running: r !== null, unreachable: this.observedOnce && this.snapshot === null, auto: this.config.auto, lastRunFinishedMs: this.lastRunFinishedMs }, this.deps.clock.now()),
+      state: clusterState(
+        {
+          running: r !== null,
+          unreachable: this.observedOnce && this.snapshot === null,
+          auto: this.config.auto,
+          lastRunFinishedMs: this.lastRunFinishedMs,
+        },
+        this.deps.clock.now(),
+      ),
       snapshot: this.snapshot,
       observedAt: this.observedAt,
       observeError: this.observeError,
@@ -141,7 +149,9 @@ export class ClusterLoop {
 
   /** What a run started now would do (the API's dry run), with the policy such a run would have. */
   dryRun(): Promise<RunReport> {
-    return this.access.dryRun(policyFor('api', this.facts(true)), { observe: { cluster: true, quotaBytes: this.config.observe.quotaBytes } });
+    return this.access.dryRun(policyFor('api', this.facts(true)), {
+      observe: { cluster: true, quotaBytes: this.config.observe.quotaBytes },
+    });
   }
 
   /** Starts a run now in the background; runId resolves once it is recorded (null: it did not start). */
@@ -155,7 +165,11 @@ export class ClusterLoop {
         trigger,
         policy,
         access: this.access,
-        options: { observe: { cluster: true, quotaBytes: this.config.observe.quotaBytes }, execute: this.config.execute, record: this.config.record },
+        options: {
+          observe: { cluster: true, quotaBytes: this.config.observe.quotaBytes },
+          execute: this.config.execute,
+          record: this.config.record,
+        },
         signal: this.fleet.stopping,
         onStep: (event) => this.afterStep(event),
         onRecorded: (report) => this.afterRun(trigger, report),
@@ -204,7 +218,12 @@ export class ClusterLoop {
         timezone: this.config.timezone,
         globalRunning: this.fleet.runsInProgress(),
         maxConcurrentRuns: this.fleet.maxConcurrentRuns(),
-        queuedAhead: queue.has(this.name) ? startQueuePosition([...queue].map(([cluster, dueMs]) => ({ cluster, dueMs })), this.name) : 0,
+        queuedAhead: queue.has(this.name)
+          ? startQueuePosition(
+              [...queue].map(([cluster, dueMs]) => ({ cluster, dueMs })),
+              this.name,
+            )
+          : 0,
       },
       now,
     );
@@ -248,7 +267,12 @@ export class ClusterLoop {
     const s = this.config.schedule;
     if (!s || this.pendingStart !== null) return;
     // After the cron time of the previous start, so a start is never lost or doubled; after now on the first draw.
-    this.pendingStart = drawScheduledStart(s, this.config.timezone, Math.max(this.lastScheduledMs ?? 0, this.deps.clock.now() - 1), this.deps.random);
+    this.pendingStart = drawScheduledStart(
+      s,
+      this.config.timezone,
+      Math.max(this.lastScheduledMs ?? 0, this.deps.clock.now() - 1),
+      this.deps.random,
+    );
     if (this.pendingStart) this.lastScheduledMs = this.pendingStart.scheduledMs;
     this.deps.metrics.nextRun(this.name, this.pendingStart?.startMs ?? null);
   }
@@ -256,14 +280,21 @@ export class ClusterLoop {
   private async observe(): Promise<void> {
     const { logger, metrics, store, clock } = this.deps;
     try {
-      const seen = await this.cadence.observe(this.snapshot, { running: this.runningRun !== null, baselines: this.noticer.counts, signal: this.fleet.stopping });
+      const seen = await this.cadence.observe(this.snapshot, {
+        running: this.runningRun !== null,
+        baselines: this.noticer.counts,
+        signal: this.fleet.stopping,
+      });
       this.warnVersions(seen.snapshot);
       this.snapshot = seen.snapshot;
       this.observeError = null;
       store.recordSamples(this.name, seen.snapshot);
       metrics.observed(this.name, seen.snapshot, null, seen.full === null ? 'light' : 'full');
       if (seen.full !== null) {
-        const recorded = await this.noticer.notice(seen.snapshot, seen.full.atMs, seen.full.gauges, { running: () => this.runningRun !== null, signal: this.fleet.stopping });
+        const recorded = await this.noticer.notice(seen.snapshot, seen.full.atMs, seen.full.gauges, {
+          running: () => this.runningRun !== null,
+          signal: this.fleet.stopping,
+        });
         if (recorded > 0) this.policyFacts.invalidate();
       }
     } catch (err) {
@@ -304,7 +335,10 @@ export class ClusterLoop {
     this.policyFacts.invalidate();
     if (trigger === 'nospace' && !report.disarmed) {
       this.nospaceRetryAtMs = now + NOSPACE_RETRY_MS;
-      this.deps.logger.error({ cluster: this.name, message: report.message }, 'NOSPACE recovery did not clear the alarm; the next attempt waits 5 minutes');
+      this.deps.logger.error(
+        { cluster: this.name, message: report.message },
+        'NOSPACE recovery did not clear the alarm; the next attempt waits 5 minutes',
+      );
     }
   }
 
@@ -314,7 +348,8 @@ export class ClusterLoop {
       this.deps.logger.warn({ cluster: this.name }, 'NOSPACE recovery without a compaction retention: compacting to the newest revision');
     }
     const rationed = policy.leaderMoves === undefined ? null : rationedBecause(policy.leaderMoves);
-    if (rationed !== null) this.deps.logger.info({ cluster: this.name, reason: rationed }, 'leader moves rationed: the leader is skipped this run');
+    if (rationed !== null)
+      this.deps.logger.info({ cluster: this.name, reason: rationed }, 'leader moves rationed: the leader is skipped this run');
   }
 
   private facts(fresh: boolean): PolicyFacts {

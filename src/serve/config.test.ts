@@ -40,59 +40,178 @@ const cluster = (...lines: string[]) => `clusters:\n  - name: prod\n    endpoint
 
 describe('invalid configs: exactly the expected line(s)', () => {
   const cases: [string, string, string[], Record<string, string>?, Record<string, string>?][] = [
-    ['a bad cron expression, with croner\'s reason', cluster('schedule: "61 * * * *"'), ['clusters[0].schedule: invalid cron expression "61 * * * *": Invalid value for minute: 61']],
-    ['a cron expression of 7 fields', cluster('schedule: "0 0 3 * * 0 2030"'), ['clusters[0].schedule: invalid cron expression "0 0 3 * * 0 2030": mode \'5-or-6-parts\' requires exactly 5 or 6 parts, but pattern \'0 0 3 * * 0 2030\' has 7 parts.']],
-    ['an unknown time zone', cluster('timezone: Mars/Base'), ['clusters[0].timezone: unknown time zone "Mars/Base" (an IANA name such as UTC or Europe/Berlin)']],
+    [
+      "a bad cron expression, with croner's reason",
+      cluster('schedule: "61 * * * *"'),
+      ['clusters[0].schedule: invalid cron expression "61 * * * *": Invalid value for minute: 61'],
+    ],
+    [
+      'a cron expression of 7 fields',
+      cluster('schedule: "0 0 3 * * 0 2030"'),
+      [
+        "clusters[0].schedule: invalid cron expression \"0 0 3 * * 0 2030\": mode '5-or-6-parts' requires exactly 5 or 6 parts, but pattern '0 0 3 * * 0 2030' has 7 parts.",
+      ],
+    ],
+    [
+      'an unknown time zone',
+      cluster('timezone: Mars/Base'),
+      ['clusters[0].timezone: unknown time zone "Mars/Base" (an IANA name such as UTC or Europe/Berlin)'],
+    ],
     [
       'a rule that does not compile: the RuleError message',
       cluster('rule: "dbsize > 1"'),
-      ['clusters[0].rule: invalid rule at column 1: unknown variable: dbsize (known: dbSize, dbSizeInUse, dbSizeFree, dbQuota, dbQuotaUsage, fragmentation, isLeader, isLearner, memberName, version, KiB, MiB, GiB)'],
+      [
+        'clusters[0].rule: invalid rule at column 1: unknown variable: dbsize (known: dbSize, dbSizeInUse, dbSizeFree, dbQuota, dbQuotaUsage, fragmentation, isLeader, isLearner, memberName, version, KiB, MiB, GiB)',
+      ],
     ],
-    ['an empty rule', cluster('rule: ""'), ['clusters[0].rule: the rule is empty; to defragment every member, leave rule out or write rule: "true"']],
+    [
+      'an empty rule',
+      cluster('rule: ""'),
+      ['clusters[0].rule: the rule is empty; to defragment every member, leave rule out or write rule: "true"'],
+    ],
     [
       'a duplicate cluster name',
       `clusters:\n  - { name: prod, endpoints: ${EP} }\n  - { name: test, endpoints: ${EP} }\n  - { name: prod, endpoints: ${EP} }\n`,
       ['clusters[2].name: duplicate cluster name "prod" (also clusters[0])'],
     ],
-    ['a name with capitals', `clusters:\n  - { name: Prod_1, endpoints: ${EP} }\n`, ['clusters[0].name: must be lower-case letters, digits and "-" ([a-z0-9-]+)']],
+    [
+      'a name with capitals',
+      `clusters:\n  - { name: Prod_1, endpoints: ${EP} }\n`,
+      ['clusters[0].name: must be lower-case letters, digits and "-" ([a-z0-9-]+)'],
+    ],
     ['a cluster without a name', `clusters:\n  - { endpoints: ${EP} }\n`, ['clusters[0].name: is required']],
     ['a misspelt key, with a suggestion', cluster('shedule: "0 3 * * 0"'), ['clusters[0].shedule: unknown key (did you mean "schedule"?)']],
-    ['a misspelt key in a sub-object', cluster('auto: { interval: 30s, cooldwn: 6h }'), ['clusters[0].auto.cooldwn: unknown key (did you mean "cooldown"?)']],
+    [
+      'a misspelt key in a sub-object',
+      cluster('auto: { interval: 30s, cooldwn: 6h }'),
+      ['clusters[0].auto.cooldwn: unknown key (did you mean "cooldown"?)'],
+    ],
     ['an unknown key without a near one', 'colour: blue\n' + cluster(), ['colour: unknown key']],
-    ['a literal password', cluster('user: root', 'password: hunter2'), ['clusters[0].password: a password is not written in the config file: use passwordFile, or password: ${ENV_VAR}']],
-    ['a password at the top', 'password: x\n' + cluster(), ['password: unknown key: a password belongs to a cluster, as passwordFile or password: ${ENV_VAR}']],
-    ['user:password in user', cluster('user: "root:hunter2"'), ['clusters[0].user: a user name only (no "user:password"): give the password with passwordFile or password: ${ENV_VAR}']],
-    ['a user without a password', cluster('user: root'), ['clusters[0].user: user given without a password: add passwordFile, or password: ${ENV_VAR}']],
-    ['an unset ${VAR}', cluster('user: root', 'password: ${ETCD_PASSWORD}'), ['clusters[0].password: environment variable ETCD_PASSWORD is not set']],
-    ['an empty ${VAR} as the password', cluster('user: root', 'password: ${ETCD_PASSWORD}'), ['clusters[0].password: the environment variable it names is empty'], { ETCD_PASSWORD: '' }],
-    ['an unset ${VAR} in a duration: named once, not judged again', cluster('dialTimeout: ${DIAL}'), ['clusters[0].dialTimeout: environment variable DIAL is not set']],
-    ['a broken ${', cluster('serverName: "${not closed"'), ['clusters[0].serverName: invalid reference "${not closed": write ${NAME} (letters, digits, _), or $${ for a literal ${']],
-    ['a missing passwordFile', cluster('user: root', 'passwordFile: secrets/etcd'), ['clusters[0].passwordFile: /etc/defragd/secrets/etcd: no such file']],
-    ['an empty passwordFile', cluster('user: root', 'passwordFile: /run/pw'), ['clusters[0].passwordFile: /run/pw: the file is empty'], {}, { '/run/pw': ' \n' }],
+    [
+      'a literal password',
+      cluster('user: root', 'password: hunter2'),
+      ['clusters[0].password: a password is not written in the config file: use passwordFile, or password: ${ENV_VAR}'],
+    ],
+    [
+      'a password at the top',
+      'password: x\n' + cluster(),
+      ['password: unknown key: a password belongs to a cluster, as passwordFile or password: ${ENV_VAR}'],
+    ],
+    [
+      'user:password in user',
+      cluster('user: "root:hunter2"'),
+      ['clusters[0].user: a user name only (no "user:password"): give the password with passwordFile or password: ${ENV_VAR}'],
+    ],
+    [
+      'a user without a password',
+      cluster('user: root'),
+      ['clusters[0].user: user given without a password: add passwordFile, or password: ${ENV_VAR}'],
+    ],
+    [
+      'an unset ${VAR}',
+      cluster('user: root', 'password: ${ETCD_PASSWORD}'),
+      ['clusters[0].password: environment variable ETCD_PASSWORD is not set'],
+    ],
+    [
+      'an empty ${VAR} as the password',
+      cluster('user: root', 'password: ${ETCD_PASSWORD}'),
+      ['clusters[0].password: the environment variable it names is empty'],
+      { ETCD_PASSWORD: '' },
+    ],
+    [
+      'an unset ${VAR} in a duration: named once, not judged again',
+      cluster('dialTimeout: ${DIAL}'),
+      ['clusters[0].dialTimeout: environment variable DIAL is not set'],
+    ],
+    [
+      'a broken ${',
+      cluster('serverName: "${not closed"'),
+      ['clusters[0].serverName: invalid reference "${not closed": write ${NAME} (letters, digits, _), or $${ for a literal ${'],
+    ],
+    [
+      'a missing passwordFile',
+      cluster('user: root', 'passwordFile: secrets/etcd'),
+      ['clusters[0].passwordFile: /etc/defragd/secrets/etcd: no such file'],
+    ],
+    [
+      'an empty passwordFile',
+      cluster('user: root', 'passwordFile: /run/pw'),
+      ['clusters[0].passwordFile: /run/pw: the file is empty'],
+      {},
+      { '/run/pw': ' \n' },
+    ],
     ['a missing apiTokenFile', 'apiTokenFile: token\n' + cluster(), ['apiTokenFile: /etc/defragd/token: no such file']],
     ['a duration without a unit', cluster('jitter: 10'), ['clusters[0].jitter: "10" has no unit; write 10s (units: ms, s, m, h)']],
-    ['a duration that is not one', cluster('defrag: { waitBetween: soon }'), ['clusters[0].defrag.waitBetween: invalid duration "soon" (examples: 5s, 500ms, 1m30s)']],
-    ['a dial timeout above the CLI\'s maximum', cluster('dialTimeout: 2h'), ['clusters[0].dialTimeout: 2h is more than the maximum of 1h']],
+    [
+      'a duration that is not one',
+      cluster('defrag: { waitBetween: soon }'),
+      ['clusters[0].defrag.waitBetween: invalid duration "soon" (examples: 5s, 500ms, 1m30s)'],
+    ],
+    ["a dial timeout above the CLI's maximum", cluster('dialTimeout: 2h'), ['clusters[0].dialTimeout: 2h is more than the maximum of 1h']],
     ['a zero command timeout', cluster('commandTimeout: 0s'), ['clusters[0].commandTimeout: must be more than 0 (got "0s")']],
     ['a bad size', cluster('quotaBytes: lots'), ['clusters[0].quotaBytes: invalid size "lots" (examples: 2147483648, 2GiB, 256MiB)']],
-    ['both compaction forms', cluster('compaction: { retain: 1h, retainRevisions: 1000 }'), ['clusters[0].compaction: give retain or retainRevisions, not both']],
-    ['neither compaction form', cluster('compaction: {}'), ['clusters[0].compaction: give retain (a duration) or retainRevisions (a number)']],
-    ['a bad window time', cluster('windows: ["Sat 01:00-05:00", "Sat 25:00-05:00"]'), ['clusters[0].windows[1]: invalid window "Sat 25:00-05:00": 25:00 is not a time of day (00:00-23:59)']],
-    ['a bad window day', cluster('windows: ["Caturday 01:00-05:00"]'), ['clusters[0].windows[0]: invalid window "Caturday 01:00-05:00": unknown day "Caturday" (use Mon, Tue, Wed, Thu, Fri, Sat, Sun)']],
-    ['a YAML syntax error, with its line', `listen: 127.0.0.1:9479\nclusters:\n  - name: prod\n    endpoints: [127.0.0.1:2379\n    rule: x\n`, ['line 5, column 5: invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a ]']],
-    ['an unterminated quote', 'listen: 127.0.0.1:9479\nstore: "unterminated\nclusters: []\n', ['line 4, column 1: invalid YAML: Missing closing "quote']],
+    [
+      'both compaction forms',
+      cluster('compaction: { retain: 1h, retainRevisions: 1000 }'),
+      ['clusters[0].compaction: give retain or retainRevisions, not both'],
+    ],
+    [
+      'neither compaction form',
+      cluster('compaction: {}'),
+      ['clusters[0].compaction: give retain (a duration) or retainRevisions (a number)'],
+    ],
+    [
+      'a bad window time',
+      cluster('windows: ["Sat 01:00-05:00", "Sat 25:00-05:00"]'),
+      ['clusters[0].windows[1]: invalid window "Sat 25:00-05:00": 25:00 is not a time of day (00:00-23:59)'],
+    ],
+    [
+      'a bad window day',
+      cluster('windows: ["Caturday 01:00-05:00"]'),
+      ['clusters[0].windows[0]: invalid window "Caturday 01:00-05:00": unknown day "Caturday" (use Mon, Tue, Wed, Thu, Fri, Sat, Sun)'],
+    ],
+    [
+      'a YAML syntax error, with its line',
+      `listen: 127.0.0.1:9479\nclusters:\n  - name: prod\n    endpoints: [127.0.0.1:2379\n    rule: x\n`,
+      ['line 5, column 5: invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a ]'],
+    ],
+    [
+      'an unterminated quote',
+      'listen: 127.0.0.1:9479\nstore: "unterminated\nclusters: []\n',
+      ['line 4, column 1: invalid YAML: Missing closing "quote'],
+    ],
     ['a key given twice', `store: a.db\nstore: b.db\n${cluster()}`, ['line 2, column 1: invalid YAML: Map keys must be unique']],
     ['no endpoints', `clusters:\n  - { name: prod, endpoints: [] }\n`, ['clusters[0].endpoints: must list at least one endpoint']],
-    ['a malformed endpoint', `clusters:\n  - { name: prod, endpoints: ["127.0.0.1"] }\n`, ['clusters[0].endpoints[0]: malformed endpoint "127.0.0.1": no port (etcd\'s client port is usually 2379)']],
+    [
+      'a malformed endpoint',
+      `clusters:\n  - { name: prod, endpoints: ["127.0.0.1"] }\n`,
+      ['clusters[0].endpoints[0]: malformed endpoint "127.0.0.1": no port (etcd\'s client port is usually 2379)'],
+    ],
     ['no clusters', 'listen: 127.0.0.1:9479\nclusters: []\n', ['clusters: must list at least one cluster']],
-    ['a bad listen address', 'listen: localhost\n' + cluster(), ['listen: invalid address "localhost": expected host:port, e.g. 127.0.0.1:9479 or [::1]:9479']],
+    [
+      'a bad listen address',
+      'listen: localhost\n' + cluster(),
+      ['listen: invalid address "localhost": expected host:port, e.g. 127.0.0.1:9479 or [::1]:9479'],
+    ],
     ['a bad nospace mode', cluster('nospace: panic'), ['clusters[0].nospace: expected recover or ignore, got "panic"']],
-    ['a boolean that is not one', cluster('defrag: { moveLeader: maybe }'), ['clusters[0].defrag.moveLeader: expected true or false, got "maybe"']],
+    [
+      'a boolean that is not one',
+      cluster('defrag: { moveLeader: maybe }'),
+      ['clusters[0].defrag.moveLeader: expected true or false, got "maybe"'],
+    ],
     ['a list where a string belongs', cluster('schedule: [1, 2]'), ['clusters[0].schedule: expected a string, got a list']],
     ['maxConcurrentRuns 0', 'maxConcurrentRuns: 0\n' + cluster(), ['maxConcurrentRuns: must be at least 1']],
     ['dashboard not a boolean', 'dashboard: maybe\n' + cluster(), ['dashboard: expected true or false, got "maybe"']],
-    ['a disarmBelow above 1', cluster('defrag: { disarmBelow: 1.5 }'), ['clusters[0].defrag.disarmBelow: expected a fraction in (0, 1], got "1.5"']],
-    ['a maxDefragDuration above the CLI\'s maximum', cluster('defrag: { maxDefragDuration: 25h }'), ['clusters[0].defrag.maxDefragDuration: 25h is more than the maximum of 24h']],
+    [
+      'a disarmBelow above 1',
+      cluster('defrag: { disarmBelow: 1.5 }'),
+      ['clusters[0].defrag.disarmBelow: expected a fraction in (0, 1], got "1.5"'],
+    ],
+    [
+      "a maxDefragDuration above the CLI's maximum",
+      cluster('defrag: { maxDefragDuration: 25h }'),
+      ['clusters[0].defrag.maxDefragDuration: 25h is more than the maximum of 24h'],
+    ],
     ['an empty record prefix', cluster('recordPrefix: " "'), ['clusters[0].recordPrefix: the record prefix must not be empty']],
     ['a file that is a list', '- a\n- b\n', ['the config must be a mapping of keys (listen, store, clusters, ...), got a list']],
   ];
@@ -101,7 +220,10 @@ describe('invalid configs: exactly the expected line(s)', () => {
   });
 
   it('reports every problem of a file at once, sorted by path (clusters[2] before clusters[10])', () => {
-    const many = Array.from({ length: 11 }, (_, i) => `  - { name: c${i}, endpoints: ${EP}${i === 2 || i === 10 ? ', timezone: Mars/Base' : ''} }`).join('\n');
+    const many = Array.from(
+      { length: 11 },
+      (_, i) => `  - { name: c${i}, endpoints: ${EP}${i === 2 || i === 10 ? ', timezone: Mars/Base' : ''} }`,
+    ).join('\n');
     const text = `listen: nowhere\nclusters:\n${many}\n  - { name: c0, endpoints: [], schedule: "61 * * * *", rule: "" }\n`;
     expect(problems(text)).toEqual([
       'clusters[2].timezone: unknown time zone "Mars/Base" (an IANA name such as UTC or Europe/Berlin)',
@@ -153,7 +275,7 @@ clusters:
 `;
   const files = { '/run/secrets/api-token': 'tok-123\n', '/run/secrets/etcd': 's3cret-pw\n' };
 
-  it('is parsed into each consumer\'s options, with the defaults filled in', () => {
+  it("is parsed into each consumer's options, with the defaults filled in", () => {
     const config = parseConfig(full, {}, BASE, { readFile: fakeFiles(files) });
     const expected: ServeConfig = {
       listen: { host: '0.0.0.0', port: 9000 },
@@ -167,7 +289,13 @@ clusters:
           name: 'prod',
           connection: {
             endpoints: ['https://10.0.0.1:2379', 'https://10.0.0.2:2379'],
-            tls: { caFile: '/etc/defragd/tls/ca.pem', certFile: '/etc/etcd/client.pem', keyFile: '/etc/etcd/client-key.pem', insecureSkipVerify: false, serverName: 'etcd.internal' },
+            tls: {
+              caFile: '/etc/defragd/tls/ca.pem',
+              certFile: '/etc/etcd/client.pem',
+              keyFile: '/etc/etcd/client-key.pem',
+              insecureSkipVerify: false,
+              serverName: 'etcd.internal',
+            },
             auth: { user: 'root', password: 's3cret-pw' },
             dialTimeoutMs: 3_000,
             commandTimeoutMs: 10_000,
@@ -200,7 +328,17 @@ clusters:
         {
           name: 'test',
           connection: { endpoints: ['127.0.0.1:2379'], tls: null, auth: null, dialTimeoutMs: 2_000, commandTimeoutMs: 5_000 },
-          policy: { rule: null, moveLeader: true, skipHealthCheck: false, allowKnownDefects: false, compactKeepRevisions: null, disarmNospace: true, disarmBelow: 0.9, defragTimeoutMs: null, maxDefragDurationMs: null },
+          policy: {
+            rule: null,
+            moveLeader: true,
+            skipHealthCheck: false,
+            allowKnownDefects: false,
+            compactKeepRevisions: null,
+            disarmNospace: true,
+            disarmBelow: 0.9,
+            defragTimeoutMs: null,
+            maxDefragDurationMs: null,
+          },
           execute: { waitBetweenMs: 0, continueOnError: false },
           observe: { cluster: true, quotaBytes: null },
           schedule: null,
@@ -234,7 +372,10 @@ clusters:
 
   it('auto without interval observes every 30s and cools down 6h', () => {
     const config = parseConfig(cluster('auto: {}'), {}, BASE);
-    expect([config.clusters[0]?.auto, config.clusters[0]?.observeIntervalMs]).toEqual([{ intervalMs: 30_000, cooldownMs: 6 * 3_600_000 }, 30_000]);
+    expect([config.clusters[0]?.auto, config.clusters[0]?.observeIntervalMs]).toEqual([
+      { intervalMs: 30_000, cooldownMs: 6 * 3_600_000 },
+      30_000,
+    ]);
   });
 });
 
@@ -248,7 +389,13 @@ describe('${VAR} interpolation', () => {
   it('works in every string value, numbers and booleans included; $${ is a literal ${', () => {
     const env = { EP: 'https://10.0.0.9:2379', T: '7s', SKIP: 'true', PW: 'pw-from-env', PREFIX: '/x' };
     const config = parseConfig(
-      cluster('dialTimeout: ${T}', 'insecureSkipTlsVerify: ${SKIP}', 'user: root', 'password: ${PW}', 'recordPrefix: "${PREFIX}/$${literal}"').replace(EP, '["${EP}", "127.0.0.1:2379"]'),
+      cluster(
+        'dialTimeout: ${T}',
+        'insecureSkipTlsVerify: ${SKIP}',
+        'user: root',
+        'password: ${PW}',
+        'recordPrefix: "${PREFIX}/$${literal}"',
+      ).replace(EP, '["${EP}", "127.0.0.1:2379"]'),
       env,
       BASE,
     );
@@ -309,7 +456,7 @@ describe('loadConfig: files on disk', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('resolves relative paths against the config file\'s directory, not the working directory', () => {
+  it("resolves relative paths against the config file's directory, not the working directory", () => {
     mkdirSync(join(dir, 'conf', 'secrets'), { recursive: true });
     writeFileSync(join(dir, 'conf', 'secrets', 'pw'), '  from-file  \n');
     writeFileSync(join(dir, 'conf', 'token'), 'api-token\n');
@@ -338,13 +485,55 @@ describe('loadConfig: files on disk', () => {
     expect(config.clusters.length).toBeGreaterThanOrEqual(2);
     const text = files[example] as string;
     const keys = [
-      'listen', 'store', 'apiTokenFile', 'maxConcurrentRuns', 'storeRetention', 'dashboard', 'clusters', 'name', 'endpoints', 'cacert', 'cert', 'key', 'serverName',
-      'insecureSkipTlsVerify', 'user', 'password', 'passwordFile', 'dialTimeout', 'commandTimeout', 'quotaBytes', 'rule', 'schedule', 'timezone', 'jitter',
-      'windows', 'auto', 'interval', 'cooldown', 'nospace', 'compaction', 'retain', 'retainRevisions', 'defrag', 'moveLeader', 'waitBetween', 'defragTimeout',
-      'continueOnError', 'skipHealthCheck', 'allowKnownDefects', 'disarmBelow', 'maxDefragDuration', 'record', 'recordPrefix',
+      'listen',
+      'store',
+      'apiTokenFile',
+      'maxConcurrentRuns',
+      'storeRetention',
+      'dashboard',
+      'clusters',
+      'name',
+      'endpoints',
+      'cacert',
+      'cert',
+      'key',
+      'serverName',
+      'insecureSkipTlsVerify',
+      'user',
+      'password',
+      'passwordFile',
+      'dialTimeout',
+      'commandTimeout',
+      'quotaBytes',
+      'rule',
+      'schedule',
+      'timezone',
+      'jitter',
+      'windows',
+      'auto',
+      'interval',
+      'cooldown',
+      'nospace',
+      'compaction',
+      'retain',
+      'retainRevisions',
+      'defrag',
+      'moveLeader',
+      'waitBetween',
+      'defragTimeout',
+      'continueOnError',
+      'skipHealthCheck',
+      'allowKnownDefects',
+      'disarmBelow',
+      'maxDefragDuration',
+      'record',
+      'recordPrefix',
     ];
     // Uncommented: each key is set somewhere in the example, not only mentioned in a comment.
-    const set = text.split('\n').filter((l) => !l.trimStart().startsWith('#')).join('\n');
+    const set = text
+      .split('\n')
+      .filter((l) => !l.trimStart().startsWith('#'))
+      .join('\n');
     for (const k of keys) expect(set, k).toMatch(new RegExp(`\\b${k}:`));
   });
 });

@@ -29,8 +29,22 @@ import type { PolicyOptions } from '../app/defragment.js';
 import { recordPrefix } from '../app/record.js';
 import { DEFAULT_DISARM_BELOW, DEFAULT_RECORD_PREFIX } from '../domain/defaults.js';
 import { UsageError, messageOf } from '../domain/errors.js';
-import { MAX_COMMAND_TIMEOUT_MS, MAX_DEFRAG_TIMEOUT_MS, MAX_DIAL_TIMEOUT_MS, MAX_MAX_DEFRAG_DURATION_MS, MAX_WAIT_BETWEEN_MS } from '../domain/limits.js';
-import { parseDuration, parseFraction, parseLongDuration, parseNonNegativeInt, parsePositiveDuration, parseSize, type DurationBounds } from '../domain/units.js';
+import {
+  MAX_COMMAND_TIMEOUT_MS,
+  MAX_DEFRAG_TIMEOUT_MS,
+  MAX_DIAL_TIMEOUT_MS,
+  MAX_MAX_DEFRAG_DURATION_MS,
+  MAX_WAIT_BETWEEN_MS,
+} from '../domain/limits.js';
+import {
+  parseDuration,
+  parseFraction,
+  parseLongDuration,
+  parseNonNegativeInt,
+  parsePositiveDuration,
+  parseSize,
+  type DurationBounds,
+} from '../domain/units.js';
 import { parseEndpoint } from '../etcd/endpoint.js';
 import { DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_DIAL_TIMEOUT_MS, type ConnectionOptions } from '../etcd/options.js';
 import { EXECUTE_DEFAULTS, type ExecuteOptions } from '../executor/options.js';
@@ -328,7 +342,13 @@ function typeName(v: unknown): string {
   return `a ${typeof v}`;
 }
 
-const EXPECTED: Record<string, string> = { string: 'a string', number: 'a number', boolean: 'true or false', array: 'a list', object: 'a mapping' };
+const EXPECTED: Record<string, string> = {
+  string: 'a string',
+  number: 'a number',
+  boolean: 'true or false',
+  array: 'a list',
+  object: 'a mapping',
+};
 
 /** One zod issue → its problems; the messages are ours, never zod's defaults (they would not say what to write). */
 function issueProblems(issue: z.core.$ZodIssue): [Path, string][] {
@@ -343,12 +363,21 @@ function issueProblems(issue: z.core.$ZodIssue): [Path, string][] {
       );
     }
     case 'invalid_type':
-      return [[path, issue.input === undefined ? 'is required' : `expected ${EXPECTED[issue.expected] ?? issue.expected}, got ${typeName(issue.input)}`]];
+      return [
+        [
+          path,
+          issue.input === undefined
+            ? 'is required'
+            : `expected ${EXPECTED[issue.expected] ?? issue.expected}, got ${typeName(issue.input)}`,
+        ],
+      ];
     case 'invalid_union': {
       // Our unions are "a string or a number" and "true or false": say what was given.
       const scalarUnion = issue.errors.every((branch) => branch.some((i) => i.code === 'invalid_type'));
       if (scalarUnion) {
-        const expected = issue.errors.flatMap((b) => b.filter((i) => i.code === 'invalid_type').map((i) => (i as { expected: string }).expected));
+        const expected = issue.errors.flatMap((b) =>
+          b.filter((i) => i.code === 'invalid_type').map((i) => (i as { expected: string }).expected),
+        );
         const what = expected.includes('boolean') ? 'true or false' : 'a string';
         return [[path, issue.input === undefined ? 'is required' : `expected ${what}, got ${typeName(issue.input)}`]];
       }
@@ -407,7 +436,10 @@ function interpolate(s: string, env: ConfigEnv, path: Path, problems: Problems):
       const name = end < 0 ? null : s.slice(i + 2, end);
       if (name === null || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
         // A password's text is never quoted, not even a piece of it.
-        const what = path[path.length - 1] === 'password' ? 'an invalid reference' : `invalid reference "${s.slice(i, end < 0 ? undefined : end + 1)}"`;
+        const what =
+          path[path.length - 1] === 'password'
+            ? 'an invalid reference'
+            : `invalid reference "${s.slice(i, end < 0 ? undefined : end + 1)}"`;
         problems.add(path, `${what}: write \${NAME} (letters, digits, _), or $\${ for a literal \${`);
         return s;
       }
@@ -463,7 +495,7 @@ function readSecretFile(file: string, path: Path, readFile: (p: string) => strin
     content = readFile(file);
   } catch (err) {
     const code = (err as { code?: string }).code;
-    problems.add(path, code === 'ENOENT' ? `${file}: no such file` : `${file}: cannot be read (${code ?? (messageOf(err))})`);
+    problems.add(path, code === 'ENOENT' ? `${file}: no such file` : `${file}: cannot be read (${code ?? messageOf(err)})`);
     return null;
   }
   const secret = content.trim();
@@ -479,7 +511,7 @@ function cronProblem(expr: string, timezone: string): string | null {
     new Cron(expr, cronOptions(timezone));
     return null;
   } catch (err) {
-    const why = (messageOf(err)).replace(/^CronPattern: /, '');
+    const why = messageOf(err).replace(/^CronPattern: /, '');
     return `invalid cron expression "${expr}": ${why}`;
   }
 }
@@ -553,7 +585,10 @@ function crossChecks(data: Loose, baseDir: string, readFile: (p: string) => stri
   const store = asString(data['store']);
   if (store !== null && store.trim() === '') problems.add(['store'], 'must not be empty (a file, or ":memory:")');
   const tokenFile = asString(data['apiTokenFile']);
-  const apiToken = tokenFile !== null && !problems.covers(['apiTokenFile']) ? readSecretFile(resolve(baseDir, tokenFile), ['apiTokenFile'], readFile, problems) : null;
+  const apiToken =
+    tokenFile !== null && !problems.covers(['apiTokenFile'])
+      ? readSecretFile(resolve(baseDir, tokenFile), ['apiTokenFile'], readFile, problems)
+      : null;
   return { passwords, apiToken };
 }
 
@@ -565,11 +600,18 @@ function buildCluster(c: ParsedCluster, password: string | null, baseDir: string
   const file = (f: string | undefined) => (f === undefined ? undefined : resolve(baseDir, f));
   const timezone = c.timezone ?? SERVE_DEFAULTS.timezone;
   const windows = Object.freeze(c.windows ?? []);
-  const anyTls = c.cacert !== undefined || c.cert !== undefined || c.key !== undefined || c.insecureSkipTlsVerify === true || c.serverName !== undefined;
+  const anyTls =
+    c.cacert !== undefined || c.cert !== undefined || c.key !== undefined || c.insecureSkipTlsVerify === true || c.serverName !== undefined;
   const connection: ConnectionOptions = Object.freeze({
     endpoints: Object.freeze([...c.endpoints]) as string[],
     tls: anyTls
-      ? Object.freeze({ caFile: file(c.cacert), certFile: file(c.cert), keyFile: file(c.key), insecureSkipVerify: c.insecureSkipTlsVerify ?? false, serverName: c.serverName })
+      ? Object.freeze({
+          caFile: file(c.cacert),
+          certFile: file(c.cert),
+          keyFile: file(c.key),
+          insecureSkipVerify: c.insecureSkipTlsVerify ?? false,
+          serverName: c.serverName,
+        })
       : null,
     auth: c.user !== undefined && password !== null ? Object.freeze({ user: c.user, password }) : null,
     dialTimeoutMs: c.dialTimeout ?? DEFAULT_DIAL_TIMEOUT_MS,
@@ -593,10 +635,16 @@ function buildCluster(c: ParsedCluster, password: string | null, baseDir: string
     defragTimeoutMs: c.defrag?.defragTimeout ?? null,
     maxDefragDurationMs: c.defrag?.maxDefragDuration ?? null,
   });
-  const execute: ExecuteOptions = Object.freeze({ waitBetweenMs: c.defrag?.waitBetween ?? EXECUTE_DEFAULTS.waitBetweenMs, continueOnError: c.defrag?.continueOnError ?? false });
+  const execute: ExecuteOptions = Object.freeze({
+    waitBetweenMs: c.defrag?.waitBetween ?? EXECUTE_DEFAULTS.waitBetweenMs,
+    continueOnError: c.defrag?.continueOnError ?? false,
+  });
   const observeIntervalMs = parseDuration(SERVE_DEFAULTS.observeInterval, 'observeInterval');
   const auto: AutoConfig | null = c.auto
-    ? Object.freeze({ intervalMs: c.auto.interval ?? observeIntervalMs, cooldownMs: c.auto.cooldown ?? parseLongDuration(SERVE_DEFAULTS.cooldown, 'cooldown') })
+    ? Object.freeze({
+        intervalMs: c.auto.interval ?? observeIntervalMs,
+        cooldownMs: c.auto.cooldown ?? parseLongDuration(SERVE_DEFAULTS.cooldown, 'cooldown'),
+      })
     : null;
   return Object.freeze({
     name: c.name,
@@ -604,7 +652,10 @@ function buildCluster(c: ParsedCluster, password: string | null, baseDir: string
     policy,
     execute,
     observe: Object.freeze({ cluster: true as const, quotaBytes: c.quotaBytes ?? null }),
-    schedule: c.schedule !== undefined ? Object.freeze({ cron: c.schedule, jitterMs: c.jitter ?? parseDuration(SERVE_DEFAULTS.jitter, 'jitter') }) : null,
+    schedule:
+      c.schedule !== undefined
+        ? Object.freeze({ cron: c.schedule, jitterMs: c.jitter ?? parseDuration(SERVE_DEFAULTS.jitter, 'jitter') })
+        : null,
     auto,
     observeIntervalMs: auto?.intervalMs ?? observeIntervalMs,
     timezone,
@@ -693,7 +744,10 @@ export function redactedConfig(config: ServeConfig): ServeConfig {
       config.clusters.map((c) =>
         Object.freeze({
           ...c,
-          connection: Object.freeze({ ...c.connection, auth: c.connection.auth ? Object.freeze({ ...c.connection.auth, password: REDACTED }) : c.connection.auth }),
+          connection: Object.freeze({
+            ...c.connection,
+            auth: c.connection.auth ? Object.freeze({ ...c.connection.auth, password: REDACTED }) : c.connection.auth,
+          }),
         }),
       ),
     ),

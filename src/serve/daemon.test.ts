@@ -31,7 +31,8 @@ function daemonOn(clusters: Record<string, FakeCluster>, clustersYaml: string, o
   const config = parseConfig(text, {}, '/etc/defragd');
   const store: Store = openStore(':memory:');
   const logs: LogLine[] = [];
-  const log = (level: LogLine['level']) => (obj: object, msg?: string) => void logs.push({ level, obj: obj as Record<string, unknown>, msg });
+  const log = (level: LogLine['level']) => (obj: object, msg?: string) =>
+    void logs.push({ level, obj: obj as Record<string, unknown>, msg });
   const logger = { info: log('info'), warn: log('warn'), error: log('error'), debug: log('debug') };
   const access = new Map<string, FakeAccess>();
   const events: DaemonEvent[] = [];
@@ -137,7 +138,9 @@ describe('auto mode', () => {
     expect(dry.ok && dry.report?.plan?.decisions.find((x) => x.isLeader)).toMatchObject({
       action: 'skip',
       code: 'leader-move-rationed',
-      reason: expect.stringMatching(/^leader: leadership was moved 2 times in the last 15 min \(the ration is 2; etcdHighNumberOfLeaderChanges fires at 4\); the next move fits at 2026-12-07T10:15:\d\d\.\d+Z/),
+      reason: expect.stringMatching(
+        /^leader: leadership was moved 2 times in the last 15 min \(the ration is 2; etcdHighNumberOfLeaderChanges fires at 4\); the next move fits at 2026-12-07T10:15:\d\d\.\d+Z/,
+      ),
     });
     // Once the first move is 15 minutes old, one fits again.
     await pass(10 * MINUTE);
@@ -152,7 +155,13 @@ describe('schedule, windows and jitter', () => {
   it('starts at the cron time plus the drawn jitter, and only inside the windows', async () => {
     const fake = fragmented();
     // Jitter 10 min with random() = 0.5: 5 minutes after 10:30. The window closes at 11:00.
-    const d = daemonOn({ a: fake }, cluster('a', 'schedule: "30 10 * * *"\njitter: 10m\ntimezone: UTC\nwindows: ["Mon 10:00-11:00"]\nauto: { interval: 30s, cooldown: 1h }\nrule: "dbSizeFree > 1000*MiB"'));
+    const d = daemonOn(
+      { a: fake },
+      cluster(
+        'a',
+        'schedule: "30 10 * * *"\njitter: 10m\ntimezone: UTC\nwindows: ["Mon 10:00-11:00"]\nauto: { interval: 30s, cooldown: 1h }\nrule: "dbSizeFree > 1000*MiB"',
+      ),
+    );
     d.daemon.start();
     await pass(34 * MINUTE);
     expect(d.runs('a')).toEqual([]);
@@ -184,7 +193,8 @@ describe('maxConcurrentRuns and the start queue', () => {
         running--;
       };
     }
-    const yaml = cluster('a', 'schedule: "0 11 * * *"\njitter: 0s\ntimezone: UTC') + cluster('b', 'schedule: "1 11 * * *"\njitter: 0s\ntimezone: UTC');
+    const yaml =
+      cluster('a', 'schedule: "0 11 * * *"\njitter: 0s\ntimezone: UTC') + cluster('b', 'schedule: "1 11 * * *"\njitter: 0s\ntimezone: UTC');
     const d = daemonOn({ a, b }, yaml, { maxConcurrentRuns: 1 });
     d.daemon.start();
     await pass(61 * MINUTE + 30 * SECOND);
@@ -237,7 +247,7 @@ describe('NOSPACE', () => {
 });
 
 describe('defragmentations by someone else', () => {
-  it('records a rise of a member\'s defrag count as an external run once, and not its own runs', async () => {
+  it("records a rise of a member's defrag count as an external run once, and not its own runs", async () => {
     const fake = fragmented({ m1: 1, m2: 1, m3: 1 });
     const d = daemonOn({ a: fake }, cluster('a', 'auto: { interval: 10s, cooldown: 1h }\nrule: "dbSizeFree > 20*MiB"'));
     d.daemon.start();
@@ -286,7 +296,9 @@ describe('reload', () => {
       await new Promise((r) => setTimeout(r, 30 * SECOND));
       a.shrink(m);
     };
-    const base = cluster('a', 'auto: { interval: 10s, cooldown: 1h }') + cluster('b', 'auto: { interval: 10s, cooldown: 1h }\nrule: "dbSizeFree > 1000*MiB"');
+    const base =
+      cluster('a', 'auto: { interval: 10s, cooldown: 1h }') +
+      cluster('b', 'auto: { interval: 10s, cooldown: 1h }\nrule: "dbSizeFree > 1000*MiB"');
     const d = daemonOn({ a, b, c }, base, { maxConcurrentRuns: 3 });
     d.daemon.start();
     await pass(15 * SECOND);
@@ -302,7 +314,12 @@ describe('reload', () => {
     // a's run finished all three members before its loop was replaced.
     expect(d.runs('a').map((r) => r.outcome)).toEqual(['success']);
     expect(a.defragmented()).toHaveLength(3);
-    expect(d.daemon.clusters().map((x) => x.name).sort()).toEqual(['a', 'c']);
+    expect(
+      d.daemon
+        .clusters()
+        .map((x) => x.name)
+        .sort(),
+    ).toEqual(['a', 'c']);
     expect(d.access.get('b')!.closed).toBe(true);
     expect(d.runs('c').map((r) => r.outcome)).toEqual(['success']);
     await d.daemon.stop();
@@ -361,7 +378,11 @@ describe('the API', () => {
     await pass(SECOND);
     const first = await d.daemon.startRun('a', { dryRun: false });
     expect(first).toMatchObject({ ok: true, dryRun: false });
-    expect(await d.daemon.startRun('a', { dryRun: false })).toMatchObject({ ok: false, status: 409, reason: expect.stringMatching(/^a run of a is in progress \(run \d+\)$/) });
+    expect(await d.daemon.startRun('a', { dryRun: false })).toMatchObject({
+      ok: false,
+      status: 409,
+      reason: expect.stringMatching(/^a run of a is in progress \(run \d+\)$/),
+    });
     expect(await d.daemon.startRun('zz', { dryRun: false })).toEqual({ ok: false, status: 404, reason: 'no cluster named zz' });
     await pass(2 * MINUTE);
     expect(d.runs('a').map((r) => [r.trigger, r.outcome])).toEqual([['api', 'success']]);
@@ -374,7 +395,11 @@ describe('the API', () => {
     d.access.get('a')!.lockHeldBy = 'replica-b:7 (defragd serve)';
     d.daemon.start();
     await pass(SECOND);
-    expect(await d.daemon.startRun('a', { dryRun: false })).toEqual({ ok: false, status: 409, reason: 'the cluster lock is held by replica-b:7 (defragd serve)' });
+    expect(await d.daemon.startRun('a', { dryRun: false })).toEqual({
+      ok: false,
+      status: 409,
+      reason: 'the cluster lock is held by replica-b:7 (defragd serve)',
+    });
     expect(d.runs('a')).toEqual([]);
     await d.daemon.stop();
   });

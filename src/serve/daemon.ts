@@ -35,7 +35,6 @@ export interface DaemonConfig {
   maxConcurrentRuns: number;
 }
 
-
 export interface DaemonDeps {
   store: Store;
   metrics: DaemonMetrics;
@@ -118,7 +117,9 @@ export class Daemon implements DaemonView {
   async reload(config: DaemonConfig): Promise<{ added: string[]; changed: string[]; removed: string[] }> {
     const next = new Map(config.clusters.map((c) => [c.name, c]));
     const removed = [...this.loops.keys()].filter((name) => !next.has(name));
-    const changed = [...this.loops].filter(([name, l]) => next.has(name) && JSON.stringify(next.get(name)) !== JSON.stringify(l.config)).map(([name]) => name);
+    const changed = [...this.loops]
+      .filter(([name, l]) => next.has(name) && JSON.stringify(next.get(name)) !== JSON.stringify(l.config))
+      .map(([name]) => name);
     const added = [...next.keys()].filter((name) => !this.loops.has(name));
     this.config = config;
     await Promise.all(

@@ -16,7 +16,15 @@ import type { Store } from '../store/index.js';
 import type { StoredRun } from '../store/types.js';
 import type { ClusterAccess } from './access.js';
 import type { Clock } from './clock.js';
-import { countRose, decideExternal, externalMemberResult, METRIC_DEFRAG_COUNT, ownRunTouched, type DefragBaseline, type ExternalEntry } from './external.js';
+import {
+  countRose,
+  decideExternal,
+  externalMemberResult,
+  METRIC_DEFRAG_COUNT,
+  ownRunTouched,
+  type DefragBaseline,
+  type ExternalEntry,
+} from './external.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { GaugeReads } from './observation.js';
 import type { DaemonEvent, DaemonLogger } from './types.js';
@@ -55,11 +63,19 @@ export class ExternalNoticer {
    * run of this cluster is in progress (`running()`): the baseline stays, and the run is told apart
    * afterwards. Returns how many defragmentations were recorded.
    */
-  async notice(snapshot: ClusterSnapshot, atMs: number, gauges: GaugeReads, o: { running: () => boolean; signal: AbortSignal }): Promise<number> {
+  async notice(
+    snapshot: ClusterSnapshot,
+    atMs: number,
+    gauges: GaugeReads,
+    o: { running: () => boolean; signal: AbortSignal },
+  ): Promise<number> {
     if (o.running()) return 0;
     try {
       // Members that did not answer Status have no count, as when /metrics fails.
-      const counts = snapshot.members.map((m) => ({ m, count: (m.endpoint ? gauges.get(m.endpoint)?.get(METRIC_DEFRAG_COUNT) : null) ?? null }));
+      const counts = snapshot.members.map((m) => ({
+        m,
+        count: (m.endpoint ? gauges.get(m.endpoint)?.get(METRIC_DEFRAG_COUNT) : null) ?? null,
+      }));
       const rose = counts.filter(({ m, count }) => countRose(this.baselines.get(m.memberId) ?? null, count));
       let statuses: MemberDefragStatus[] = [];
       let own: { run: StoredRun; report: RunReport | null }[] = [];
@@ -106,20 +122,36 @@ export class ExternalNoticer {
   private ownRunsSince(sinceMs: number): { run: StoredRun; report: RunReport | null }[] {
     return this.deps.store
       .runs({ cluster: this.cluster, limit: 10 })
-      .filter((run) => run.by === this.deps.by && run.trigger !== 'external' && (run.finishedAt === null || Date.parse(run.finishedAt) > sinceMs))
+      .filter(
+        (run) => run.by === this.deps.by && run.trigger !== 'external' && (run.finishedAt === null || Date.parse(run.finishedAt) > sinceMs),
+      )
       .map((run) => ({ run, report: this.deps.store.run(run.id)?.report ?? null }));
   }
 
   /** Recorded, counted and streamed like a run of its own, so /metrics and the dashboard show every run of the cluster. */
   private record(m: MemberSnapshot, e: ExternalEntry): void {
     const { store, metrics, logger, clock } = this.deps;
-    const runId = store.recordExternal({ cluster: this.cluster, by: e.by, startedAt: e.startedAt, finishedAt: e.finishedAt, message: e.message, member: externalMemberResult(e) });
-    metrics.lastDefrag(this.cluster, m.name, m.memberId, { atMs: Date.parse(e.finishedAt), durationMs: e.durationMs, revision: e.revision });
+    const runId = store.recordExternal({
+      cluster: this.cluster,
+      by: e.by,
+      startedAt: e.startedAt,
+      finishedAt: e.finishedAt,
+      message: e.message,
+      member: externalMemberResult(e),
+    });
+    metrics.lastDefrag(this.cluster, m.name, m.memberId, {
+      atMs: Date.parse(e.finishedAt),
+      durationMs: e.durationMs,
+      revision: e.revision,
+    });
     const report = store.run(runId)?.report ?? null;
     if (report) {
       metrics.runFinished(this.cluster, 'external', report);
       this.deps.emit({ cluster: this.cluster, runId, at: new Date(clock.now()).toISOString(), event: { type: 'run-finished', report } });
     }
-    logger.info({ cluster: this.cluster, member: m.name, by: e.by, trigger: e.trigger, runId, message: e.message }, 'a defragmentation by someone else noticed');
+    logger.info(
+      { cluster: this.cluster, member: m.name, by: e.by, trigger: e.trigger, runId, message: e.message },
+      'a defragmentation by someone else noticed',
+    );
   }
 }

@@ -2,7 +2,15 @@ import { describe, expect, it } from 'vitest';
 import type { DefragRecord } from '../domain/record.js';
 import type { MemberResult, RunReport } from '../domain/run.js';
 import type { StoredRun } from '../store/types.js';
-import { type CountObservation, type DefragBaseline, countRose, decideExternal, externalMemberResult, ownRunTouched, UNKNOWN_BY } from './external.js';
+import {
+  type CountObservation,
+  type DefragBaseline,
+  countRose,
+  decideExternal,
+  externalMemberResult,
+  ownRunTouched,
+  UNKNOWN_BY,
+} from './external.js';
 
 const T0 = Date.parse('2026-11-25T10:00:00.000Z');
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -11,7 +19,14 @@ const OURS = 'serve1:7 (us)';
 const BEFORE = { dbSize: 30 * MiB, dbSizeInUse: 10 * MiB };
 const AFTER = { dbSize: 11 * MiB, dbSizeInUse: 10 * MiB };
 
-const base = (o: Partial<DefragBaseline> = {}): DefragBaseline => ({ count: 3, atMs: T0, sizes: BEFORE, pending: null, attributedAt: null, ...o });
+const base = (o: Partial<DefragBaseline> = {}): DefragBaseline => ({
+  count: 3,
+  atMs: T0,
+  sizes: BEFORE,
+  pending: null,
+  attributedAt: null,
+  ...o,
+});
 
 const record = (o: Partial<DefragRecord> = {}): DefragRecord => ({
   at: iso(T0 + 4_000),
@@ -44,7 +59,11 @@ describe('decideExternal: nothing to record', () => {
     ['first observation: a baseline', { previous: null, count: 5 }, { count: 5, atMs: T0 + 5_000, sizes: AFTER, pending: null }],
     ['count unchanged: the window moves on', { count: 3 }, { count: 3, atMs: T0 + 5_000, sizes: AFTER }],
     ['count went down (member restarted): a new baseline', { count: 0 }, { count: 0, atMs: T0 + 5_000 }],
-    ['count went up by our own run', { count: 4, ownRun: true, record: record({ by: OURS, trigger: 'auto' }) }, { count: 4, atMs: T0 + 5_000, attributedAt: null }],
+    [
+      'count went up by our own run',
+      { count: 4, ownRun: true, record: record({ by: OURS, trigger: 'auto' }) },
+      { count: 4, atMs: T0 + 5_000, attributedAt: null },
+    ],
     ['our own run, even with two defrags in the window', { count: 5, ownRun: true }, { count: 5 }],
     ['count unreadable: the old baseline is kept', { count: null }, base()],
   ])('%s', (_, o, baseline) => {
@@ -85,7 +104,15 @@ describe('decideExternal: a rise', () => {
 
   it('a record without sizes or duration: the observed sizes, the record time as both start and end', () => {
     const d = decide({ count: 4, record: record({ before: null, after: null, durationMs: null, revision: null }) });
-    expect(d.entries[0]).toMatchObject({ kind: 'defragd', before: BEFORE, after: AFTER, startedAt: iso(T0 + 4_000), finishedAt: iso(T0 + 4_000), durationMs: null, revision: null });
+    expect(d.entries[0]).toMatchObject({
+      kind: 'defragd',
+      before: BEFORE,
+      after: AFTER,
+      startedAt: iso(T0 + 4_000),
+      finishedAt: iso(T0 + 4_000),
+      durationMs: null,
+      revision: null,
+    });
   });
 
   it.each<[string, Partial<CountObservation>]>([
@@ -101,10 +128,22 @@ describe('decideExternal: a rise', () => {
     expect(first.baseline).toMatchObject({ count: 3, atMs: T0, pending: { sinceMs: T0 + 5_000, count: 4, sizes: AFTER } });
 
     // Within the grace: still waiting, the rise as first seen is kept.
-    const again = decide({ ...o, count: 4, previous: first.baseline, atMs: T0 + 8_000, sizes: { dbSize: 12 * MiB, dbSizeInUse: 11 * MiB } });
+    const again = decide({
+      ...o,
+      count: 4,
+      previous: first.baseline,
+      atMs: T0 + 8_000,
+      sizes: { dbSize: 12 * MiB, dbSizeInUse: 11 * MiB },
+    });
     expect(again).toMatchObject({ entries: [], waiting: true, baseline: first.baseline });
 
-    const late = decide({ ...o, count: 4, previous: again.baseline, atMs: T0 + 10_000, sizes: { dbSize: 12 * MiB, dbSizeInUse: 11 * MiB } });
+    const late = decide({
+      ...o,
+      count: 4,
+      previous: again.baseline,
+      atMs: T0 + 10_000,
+      sizes: { dbSize: 12 * MiB, dbSizeInUse: 11 * MiB },
+    });
     expect(late.waiting).toBe(false);
     expect(late.entries).toHaveLength(1);
     expect(late.entries[0]).toMatchObject({
@@ -119,7 +158,9 @@ describe('decideExternal: a rise', () => {
       durationMs: null,
       revision: null,
     });
-    expect(late.entries[0]?.message).toMatch(/m2 \(5213b109e7acd4a8\) was defragmented by something other than defragd \(etcdctl defrag or another tool\) between/);
+    expect(late.entries[0]?.message).toMatch(
+      /m2 \(5213b109e7acd4a8\) was defragmented by something other than defragd \(etcdctl defrag or another tool\) between/,
+    );
     expect(late.entries[0]?.message).toContain('no defragd record explains it');
     expect(late.baseline).toMatchObject({ count: 4, atMs: T0 + 10_000, pending: null });
   });
@@ -162,7 +203,11 @@ describe('decideExternal: a rise', () => {
 
   it('an unreadable count while waiting keeps waiting', () => {
     const first = decide({ count: 4 });
-    expect(decide({ count: null, previous: first.baseline, atMs: T0 + 20_000 })).toEqual({ entries: [], baseline: first.baseline, waiting: true });
+    expect(decide({ count: null, previous: first.baseline, atMs: T0 + 20_000 })).toEqual({
+      entries: [],
+      baseline: first.baseline,
+      waiting: true,
+    });
   });
 
   it('a record recorded once is never recorded again, and a late record is remembered as seen', () => {
@@ -202,7 +247,10 @@ describe('ownRunTouched', () => {
     deadlinePassed: false,
     connectionLost: false,
   });
-  const run = (o: Partial<StoredRun> = {}, members: MemberResult[] | null = [result('a', 'defragmented'), result('b', 'skipped'), result('c', 'failed')]) => ({
+  const run = (
+    o: Partial<StoredRun> = {},
+    members: MemberResult[] | null = [result('a', 'defragmented'), result('b', 'skipped'), result('c', 'failed')],
+  ) => ({
     run: {
       id: 1,
       cluster: 'c',

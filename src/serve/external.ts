@@ -119,14 +119,24 @@ export function countRose(previous: DefragBaseline | null, count: number | null)
  */
 export function decideExternal(o: CountObservation, opts: ExternalOptions): ExternalDecision {
   const prev = o.previous;
-  const fresh = (attributedAt: string | null): DefragBaseline => ({ count: o.count as number, atMs: o.atMs, sizes: o.sizes, pending: null, attributedAt });
+  const fresh = (attributedAt: string | null): DefragBaseline => ({
+    count: o.count as number,
+    atMs: o.atMs,
+    sizes: o.sizes,
+    pending: null,
+    attributedAt,
+  });
   // Unreadable now: keep comparing with the last count that was read.
   if (o.count === null) return { entries: [], baseline: prev, waiting: prev?.pending != null };
   if (prev === null) return { entries: [], baseline: fresh(null), waiting: false };
   // Unchanged: the window moves on. Went down: the member restarted (the count is per process), a new baseline.
   // Our own run: the rise is ours (an overlapping etcdctl defrag is not told apart).
   if (o.count <= prev.count || o.ownRun) {
-    return { entries: [], baseline: fresh(latestAt(prev.attributedAt, o.record && o.record.by !== opts.ourBy ? o.record.at : null)), waiting: false };
+    return {
+      entries: [],
+      baseline: fresh(latestAt(prev.attributedAt, o.record && o.record.by !== opts.ourBy ? o.record.at : null)),
+      waiting: false,
+    };
   }
   const graceMs = opts.graceMs ?? DEFAULT_EXTERNAL_GRACE_MS;
   const theirs = explains(o.record, prev, opts.ourBy) ? o.record : null;
@@ -183,7 +193,12 @@ export function decideExternal(o: CountObservation, opts: ExternalOptions): Exte
  * failed (a failed Defragment may have finished on the server). A run still
  * without a report counts for every member: what it did is not known yet.
  */
-export function ownRunTouched(runs: readonly { run: StoredRun; report: RunReport | null }[], ourBy: string, memberId: string, fromMs: number): boolean {
+export function ownRunTouched(
+  runs: readonly { run: StoredRun; report: RunReport | null }[],
+  ourBy: string,
+  memberId: string,
+  fromMs: number,
+): boolean {
   return runs.some(({ run, report }) => {
     if (run.trigger === 'external' || run.by !== ourBy || run.dryRun) return false;
     if (run.finishedAt !== null && Date.parse(run.finishedAt) <= fromMs) return false;
@@ -199,7 +214,10 @@ export function externalMemberResult(e: ExternalEntry): MemberResult {
     memberId: e.memberId,
     name: e.name,
     action: 'defragmented',
-    reason: e.kind === 'defragd' ? `by another defragd (${e.by}, trigger ${e.trigger ?? 'unknown'})` : 'by something other than defragd (noticed from its defrag count)',
+    reason:
+      e.kind === 'defragd'
+        ? `by another defragd (${e.by}, trigger ${e.trigger ?? 'unknown'})`
+        : 'by something other than defragd (noticed from its defrag count)',
     wasLeader: false,
     movedLeaderTo: null,
     before: e.before,

@@ -20,7 +20,12 @@ import type { DaemonEvent } from './types.js';
 
 const TOKEN = 's3cret-token';
 
-const snapshot = aSnapshot().withMembers(3).withLeader('m2').withMember('m1', { dbSize: 300 * MiB, dbSizeInUse: 100 * MiB }).withAlarm('m3', 'NOSPACE').build();
+const snapshot = aSnapshot()
+  .withMembers(3)
+  .withLeader('m2')
+  .withMember('m1', { dbSize: 300 * MiB, dbSizeInUse: 100 * MiB })
+  .withAlarm('m3', 'NOSPACE')
+  .build();
 
 function aView(): FakeDaemonView {
   return new FakeDaemonView()
@@ -120,7 +125,7 @@ describe('/metrics and /api/v1/clusters', () => {
 });
 
 describe('GET /api/v1/clusters', () => {
-  it("lists each cluster with its members as `status -w json` prints them, state, last and next run", async () => {
+  it('lists each cluster with its members as `status -w json` prints them, state, last and next run', async () => {
     const body = await expectJson(await anApi().request('/api/v1/clusters'), 200);
     expect(body.clusters.map((c: { name: string }) => c.name)).toEqual(['prod', 'dev']);
     const [prod, dev] = body.clusters;
@@ -169,11 +174,25 @@ describe('GET /api/v1/clusters/:name/samples', () => {
   function viewWithSamples(): FakeDaemonView {
     const view = aView();
     // Two hours of samples every minute for m1 and m2; the 1h range keeps the last hour.
-    view.sampleLists.set('prod', Array.from({ length: 120 }, (_, i) => 119 - i).flatMap((ago) => [sample('m1', ago, (200 - ago) * MiB), sample('m2', ago, 10 * MiB)]));
+    view.sampleLists.set(
+      'prod',
+      Array.from({ length: 120 }, (_, i) => 119 - i).flatMap((ago) => [sample('m1', ago, (200 - ago) * MiB), sample('m2', ago, 10 * MiB)]),
+    );
     view.histories.set('prod', [
-      aStoredRun(9, 'prod', { startedAt: new Date(NOW - 10 * 60_000).toISOString(), finishedAt: new Date(NOW - 9 * 60_000).toISOString(), outcome: 'failed' }),
-      aStoredRun(8, 'prod', { startedAt: new Date(NOW - 20 * 60_000).toISOString(), finishedAt: new Date(NOW - 20 * 60_000).toISOString(), dryRun: true }),
-      aStoredRun(7, 'prod', { startedAt: new Date(NOW - 90 * 60_000).toISOString(), finishedAt: new Date(NOW - 89 * 60_000).toISOString() }),
+      aStoredRun(9, 'prod', {
+        startedAt: new Date(NOW - 10 * 60_000).toISOString(),
+        finishedAt: new Date(NOW - 9 * 60_000).toISOString(),
+        outcome: 'failed',
+      }),
+      aStoredRun(8, 'prod', {
+        startedAt: new Date(NOW - 20 * 60_000).toISOString(),
+        finishedAt: new Date(NOW - 20 * 60_000).toISOString(),
+        dryRun: true,
+      }),
+      aStoredRun(7, 'prod', {
+        startedAt: new Date(NOW - 90 * 60_000).toISOString(),
+        finishedAt: new Date(NOW - 89 * 60_000).toISOString(),
+      }),
     ]);
     return view;
   }
@@ -195,7 +214,10 @@ describe('GET /api/v1/clusters/:name/samples', () => {
   it('thins a long range to at most a few hundred points per member, each a real sample (the last of its bucket)', async () => {
     const view = aView();
     // 7 days, one sample a minute: 10080 per member.
-    view.sampleLists.set('prod', Array.from({ length: 7 * 1440 }, (_, i) => 7 * 1440 - 1 - i).map((ago) => sample('m1', ago, ago * 1024)));
+    view.sampleLists.set(
+      'prod',
+      Array.from({ length: 7 * 1440 }, (_, i) => 7 * 1440 - 1 - i).map((ago) => sample('m1', ago, ago * 1024)),
+    );
     const body = await expectJson(await anApi(view, { now: () => NOW }).request('/api/v1/clusters/prod/samples?range=7d'), 200);
     const m1 = body.members[0];
     expect(m1.atMs.length).toBeLessThanOrEqual(MAX_POINTS_PER_MEMBER);
@@ -205,12 +227,17 @@ describe('GET /api/v1/clusters/:name/samples', () => {
   });
 
   it.each(['2h', '', '1H', '24h;drop'])('range=%j is a 400 naming the ranges', async (range) => {
-    const body = await expectJson(await anApi(viewWithSamples(), { now: () => NOW }).request(`/api/v1/clusters/prod/samples?range=${encodeURIComponent(range)}`), 400);
+    const body = await expectJson(
+      await anApi(viewWithSamples(), { now: () => NOW }).request(`/api/v1/clusters/prod/samples?range=${encodeURIComponent(range)}`),
+      400,
+    );
     expect(body).toEqual({ error: 'range must be one of 1h, 24h, 7d, 30d' });
   });
 
   it('answers 404 for an unknown cluster', async () => {
-    expect(await expectJson(await anApi().request('/api/v1/clusters/nope/samples?range=1h'), 404)).toEqual({ error: 'no cluster named "nope"' });
+    expect(await expectJson(await anApi().request('/api/v1/clusters/nope/samples?range=1h'), 404)).toEqual({
+      error: 'no cluster named "nope"',
+    });
   });
 });
 
@@ -244,11 +271,26 @@ describe('GET /api/v1/clusters/:name/status', () => {
   it("answers the view's defragmentation status", async () => {
     const view = aView();
     const member = {
-      endpoint: 'https://10.0.0.1:2379', memberId: 'abc', name: 'm1', lastDefrag: null, record: 'none' as const,
-      ageSeconds: null, reclaimedBytes: null, version: '3.6.17', dbSize: 1, dbSizeInUse: 1, dbSizeFree: 0, fragmentation: 0, warning: null, error: null,
+      endpoint: 'https://10.0.0.1:2379',
+      memberId: 'abc',
+      name: 'm1',
+      lastDefrag: null,
+      record: 'none' as const,
+      ageSeconds: null,
+      reclaimedBytes: null,
+      version: '3.6.17',
+      dbSize: 1,
+      dbSizeInUse: 1,
+      dbSizeFree: 0,
+      fragmentation: 0,
+      warning: null,
+      error: null,
     };
     view.statuses.set('prod', [member]);
-    expect(await expectJson(await anApi(view).request('/api/v1/clusters/prod/status'), 200)).toEqual({ cluster: 'prod', members: [member] });
+    expect(await expectJson(await anApi(view).request('/api/v1/clusters/prod/status'), 200)).toEqual({
+      cluster: 'prod',
+      members: [member],
+    });
   });
 
   it('answers 404 for an unknown cluster without asking the view', async () => {
@@ -261,7 +303,11 @@ describe('GET /api/v1/clusters/:name/status', () => {
 describe('GET /api/v1/runs/:id', () => {
   it('answers the report and events of a run', async () => {
     const view = aView();
-    const detail = { run: aStoredRun(12, 'prod'), report: null, events: [{ seq: 1, at: '2024-05-01T03:00:00.000Z', event: { type: 'pause' as const, ms: 5 } }] };
+    const detail = {
+      run: aStoredRun(12, 'prod'),
+      report: null,
+      events: [{ seq: 1, at: '2024-05-01T03:00:00.000Z', event: { type: 'pause' as const, ms: 5 } }],
+    };
     view.runs.set(12, detail);
     expect(await expectJson(await anApi(view).request('/api/v1/runs/12'), 200)).toEqual(detail);
   });
@@ -442,7 +488,11 @@ describe('GET /api/v1/events', () => {
     view.failWith = new Error('subscribers full');
     const res = await anApi(view, { logger: pino({}, { write: (s: string) => void lines.push(s) }) }).request('/api/v1/events');
     expect(await res.text()).toBe('');
-    expect(JSON.parse(lines[0]!)).toMatchObject({ msg: 'HTTP request failed', path: '/api/v1/events', err: { message: 'subscribers full' } });
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      msg: 'HTTP request failed',
+      path: '/api/v1/events',
+      err: { message: 'subscribers full' },
+    });
   });
 
   it('sends a keep-alive comment while idle', async () => {

@@ -42,7 +42,8 @@ export interface ApiOptions {
  * connections only from the daemon itself (the page needs nothing else, and
  * an injected inline script would not run).
  */
-export const DASHBOARD_CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
+export const DASHBOARD_CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
 
 export const SSE_KEEP_ALIVE_MS = 15_000;
 export const HISTORY_LIMIT_DEFAULT = 50;
@@ -51,7 +52,12 @@ export const HISTORY_LIMIT_MAX = 1000;
 export const BODY_LIMIT_BYTES = 64 * 1024;
 
 /** Digits only: Number() alone would take "1e3", " 5" or "0x10". */
-const positiveInt = (max: number) => z.string().regex(/^[0-9]+$/).transform(Number).pipe(z.number().int().min(1).max(max));
+const positiveInt = (max: number) =>
+  z
+    .string()
+    .regex(/^[0-9]+$/)
+    .transform(Number)
+    .pipe(z.number().int().min(1).max(max));
 const historyLimit = positiveInt(HISTORY_LIMIT_MAX).default(HISTORY_LIMIT_DEFAULT);
 const runId = positiveInt(Number.MAX_SAFE_INTEGER);
 const sampleRange = z.enum(SAMPLE_RANGE_NAMES as [SampleRange, ...SampleRange[]]).default('1h');

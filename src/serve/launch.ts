@@ -99,7 +99,17 @@ export function launchRun(req: LaunchRequest, deps: LaunchDeps): { running: RunI
       } else {
         started.finish(report);
         req.onRecorded(report);
-        deps.logger.info({ cluster, trigger, runId: running.runId, outcome: report.outcome, reclaimedBytes: report.reclaimedBytes, message: report.message }, 'run finished');
+        deps.logger.info(
+          {
+            cluster,
+            trigger,
+            runId: running.runId,
+            outcome: report.outcome,
+            reclaimedBytes: report.reclaimedBytes,
+            message: report.message,
+          },
+          'run finished',
+        );
       }
       deps.metrics.runFinished(cluster, trigger, report);
       return report;
@@ -117,7 +127,11 @@ export function launchRun(req: LaunchRequest, deps: LaunchDeps): { running: RunI
 
 function trackMember(running: RunInProgress, event: StepEvent, clock: Clock): void {
   if (event.type === 'member-started') {
-    running.currentMember = { memberId: event.decision.memberId, name: event.decision.name, startedAt: new Date(clock.now()).toISOString() };
+    running.currentMember = {
+      memberId: event.decision.memberId,
+      name: event.decision.name,
+      startedAt: new Date(clock.now()).toISOString(),
+    };
   } else if (event.type === 'member-finished') {
     running.currentMember = null;
   }

@@ -19,8 +19,7 @@ function samples(text: string): Map<string, number> {
   return out;
 }
 
-const member = (name: string, memberId: string, cluster = 'prod') =>
-  `cluster="${cluster}",member="${name}",member_id="${memberId}"`;
+const member = (name: string, memberId: string, cluster = 'prod') => `cluster="${cluster}",member="${name}",member_id="${memberId}"`;
 
 const [ID1, ID2, ID3, ID4] = [memberIdAt(0), memberIdAt(1), memberIdAt(2), memberIdAt(3)];
 
@@ -105,7 +104,17 @@ describe('createMetrics: member figures', () => {
 
   it('label an unnamed member with its hex ID, and drop that series once it has a name', async () => {
     const m = createMetrics();
-    m.observed('prod', { ...aSnapshot().withMembers(1).build(), members: aSnapshot().withMembers(1).build().members.map((x) => ({ ...x, name: '' })) }, null);
+    m.observed(
+      'prod',
+      {
+        ...aSnapshot().withMembers(1).build(),
+        members: aSnapshot()
+          .withMembers(1)
+          .build()
+          .members.map((x) => ({ ...x, name: '' })),
+      },
+      null,
+    );
     expect(samples(await m.text()).get(`defragd_member_up{${member(ID1!, ID1!)}}`)).toBe(1);
     m.observed('prod', aSnapshot().withMembers(1).build(), null);
     const s = samples(await m.text());
@@ -170,7 +179,7 @@ describe('createMetrics: alarms', () => {
     expect([...s.keys()].filter((k) => k.startsWith('defragd_member_alarm{'))).toEqual([alarmLine('m2', ID2!, 'CORRUPT')]);
   });
 
-  it("show an alarm of an ID that is no member under its hex ID", async () => {
+  it('show an alarm of an ID that is no member under its hex ID', async () => {
     const m = createMetrics();
     m.observed('prod', aSnapshot().withMembers(1).withOrphanAlarm('abc123', 'NOSPACE').build(), null);
     expect(samples(await m.text()).get(alarmLine('abc123', 'abc123', 'NOSPACE'))).toBe(1);
@@ -193,11 +202,15 @@ describe('createMetrics: runs', () => {
     // Zero before the first failure, so increase() sees it.
     expect(s.get('defragd_runs_total{cluster="prod",trigger="schedule",outcome="failed"}')).toBe(0);
 
-    m.runFinished('prod', 'schedule', aReport({
-      reclaimedBytes: 300 * MiB,
-      members: [aResult('m1', ID1!, 'defragmented'), aResult('m2', ID2!, 'defragmented'), aResult('m3', ID3!, 'failed')],
-      outcome: 'failed',
-    }));
+    m.runFinished(
+      'prod',
+      'schedule',
+      aReport({
+        reclaimedBytes: 300 * MiB,
+        members: [aResult('m1', ID1!, 'defragmented'), aResult('m2', ID2!, 'defragmented'), aResult('m3', ID3!, 'failed')],
+        outcome: 'failed',
+      }),
+    );
     m.runStarted('prod', 'api');
     m.runFinished('prod', 'api', aReport({ reclaimedBytes: 100 * MiB, members: [aResult('m1', ID1!, 'defragmented')] }));
     s = samples(await m.text());
@@ -208,13 +221,21 @@ describe('createMetrics: runs', () => {
     expect(s.get('defragd_reclaimed_bytes_total{cluster="prod"}')).toBe(400 * MiB);
     expect(s.get('defragd_member_results_total{cluster="prod",member="m1",action="defragmented"}')).toBe(2);
     expect(s.get('defragd_member_results_total{cluster="prod",member="m3",action="failed"}')).toBe(1);
-    expect(s.get('defragd_last_run_timestamp_seconds{cluster="prod",outcome="success"}')).toBe(Date.parse('2024-05-01T03:02:00.000Z') / 1000);
-    expect(s.get('defragd_last_run_timestamp_seconds{cluster="prod",outcome="failed"}')).toBe(Date.parse('2024-05-01T03:02:00.000Z') / 1000);
+    expect(s.get('defragd_last_run_timestamp_seconds{cluster="prod",outcome="success"}')).toBe(
+      Date.parse('2024-05-01T03:02:00.000Z') / 1000,
+    );
+    expect(s.get('defragd_last_run_timestamp_seconds{cluster="prod",outcome="failed"}')).toBe(
+      Date.parse('2024-05-01T03:02:00.000Z') / 1000,
+    );
   });
 
   it('count a dry run, but neither reclaimed bytes nor member defrags', async () => {
     const m = createMetrics();
-    m.runFinished('prod', 'api', aReport({ outcome: 'dry-run', dryRun: true, reclaimedBytes: 5, members: [aResult('m1', ID1!, 'defragmented')] }));
+    m.runFinished(
+      'prod',
+      'api',
+      aReport({ outcome: 'dry-run', dryRun: true, reclaimedBytes: 5, members: [aResult('m1', ID1!, 'defragmented')] }),
+    );
     const s = samples(await m.text());
     expect(s.get('defragd_runs_total{cluster="prod",trigger="api",outcome="dry-run"}')).toBe(1);
     expect(s.get('defragd_reclaimed_bytes_total{cluster="prod"}')).toBe(0);

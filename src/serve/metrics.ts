@@ -69,13 +69,24 @@ const msToSeconds = (ms: number) => ms / 1000;
  */
 export function createMetrics(registry: Registry = new Registry()): DaemonMetrics {
   const registers = [registry];
-  const memberGauge = (name: string, help: string) =>
-    new Gauge({ name, help, labelNames: MEMBER_LABELS, registers });
+  const memberGauge = (name: string, help: string) => new Gauge({ name, help, labelNames: MEMBER_LABELS, registers });
 
-  const dbSize = memberGauge('defragd_member_db_size_bytes', "Size of the member's backend database file (etcd's dbSize), as last observed.");
-  const dbSizeInUse = memberGauge('defragd_member_db_size_in_use_bytes', "Bytes of the member's database in use (dbSizeInUse); the rest is free pages.");
-  const dbSizeFree = memberGauge('defragd_member_db_size_free_bytes', 'Free pages in the member database (dbSize - dbSizeInUse): what a defragmentation would reclaim.');
-  const fragmentation = memberGauge('defragd_member_fragmentation_ratio', 'Share of the member database that is free pages (dbSizeFree / dbSize, 0..1).');
+  const dbSize = memberGauge(
+    'defragd_member_db_size_bytes',
+    "Size of the member's backend database file (etcd's dbSize), as last observed.",
+  );
+  const dbSizeInUse = memberGauge(
+    'defragd_member_db_size_in_use_bytes',
+    "Bytes of the member's database in use (dbSizeInUse); the rest is free pages.",
+  );
+  const dbSizeFree = memberGauge(
+    'defragd_member_db_size_free_bytes',
+    'Free pages in the member database (dbSize - dbSizeInUse): what a defragmentation would reclaim.',
+  );
+  const fragmentation = memberGauge(
+    'defragd_member_fragmentation_ratio',
+    'Share of the member database that is free pages (dbSizeFree / dbSize, 0..1).',
+  );
   const quota = memberGauge('defragd_member_quota_bytes', "The member's backend quota (--quota-backend-bytes), as defragd determined it.");
   const quotaUsage = memberGauge('defragd_member_quota_usage_ratio', 'dbSize / quota: at 1 etcd raises NOSPACE and refuses writes.');
   const up = memberGauge('defragd_member_up', '1 when the member answered Status and a linearizable read at the last observation, else 0.');
@@ -87,9 +98,18 @@ export function createMetrics(registry: Registry = new Registry()): DaemonMetric
     labelNames: [...MEMBER_LABELS, 'alarm'] as const,
     registers,
   });
-  const lastDefragAt = memberGauge('defragd_member_last_defrag_timestamp_seconds', 'Unix time the last known defragmentation of the member finished (by any defragd, or external).');
-  const lastDefragDuration = memberGauge('defragd_member_last_defrag_duration_seconds', 'How long the last known defragmentation of the member took.');
-  const lastDefragRevision = memberGauge('defragd_member_last_defrag_revision', 'Store revision in the answer of the last known defragmentation of the member.');
+  const lastDefragAt = memberGauge(
+    'defragd_member_last_defrag_timestamp_seconds',
+    'Unix time the last known defragmentation of the member finished (by any defragd, or external).',
+  );
+  const lastDefragDuration = memberGauge(
+    'defragd_member_last_defrag_duration_seconds',
+    'How long the last known defragmentation of the member took.',
+  );
+  const lastDefragRevision = memberGauge(
+    'defragd_member_last_defrag_revision',
+    'Store revision in the answer of the last known defragmentation of the member.',
+  );
 
   const observationErrors = new Counter({
     name: 'defragd_observation_errors_total',
@@ -152,7 +172,20 @@ export function createMetrics(registry: Registry = new Registry()): DaemonMetric
     registers,
   });
 
-  const memberSeries = [dbSize, dbSizeInUse, dbSizeFree, fragmentation, quota, quotaUsage, up, isLeader, isLearner, lastDefragAt, lastDefragDuration, lastDefragRevision];
+  const memberSeries = [
+    dbSize,
+    dbSizeInUse,
+    dbSizeFree,
+    fragmentation,
+    quota,
+    quotaUsage,
+    up,
+    isLeader,
+    isLearner,
+    lastDefragAt,
+    lastDefragDuration,
+    lastDefragRevision,
+  ];
   const statusSeries = [dbSize, dbSizeInUse, dbSizeFree, fragmentation, quota, quotaUsage];
 
   // Per cluster: the member label each member ID was last shown with, and the
@@ -306,7 +339,18 @@ export function createMetrics(registry: Registry = new Registry()): DaemonMetric
     const alarms = alarmsShown.get(cluster);
     for (const key of [...(alarms?.keys() ?? [])]) removeAlarm(key, alarms!);
     alarmsShown.delete(cluster);
-    const perCluster: (Gauge<string> | Counter<string>)[] = [observationErrors, observations, lastObservation, runInProgress, reclaimed, nextRunAt, lock, runs, lastRunAt, memberDefrags];
+    const perCluster: (Gauge<string> | Counter<string>)[] = [
+      observationErrors,
+      observations,
+      lastObservation,
+      runInProgress,
+      reclaimed,
+      nextRunAt,
+      lock,
+      runs,
+      lastRunAt,
+      memberDefrags,
+    ];
     for (const metric of perCluster) await removeWhere(metric, cluster);
   };
 

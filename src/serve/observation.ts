@@ -56,7 +56,10 @@ export class ObservationCadence {
    * Observes, light when nothing asks for a full one: a full one is due, a run is in progress, or a rise of a
    * defrag count is still being told apart (`telling`). Throws what the observation throws.
    */
-  async observe(previous: ClusterSnapshot | null, o: { running: boolean; baselines: ReadonlyMap<string, DefragBaseline>; signal: AbortSignal }): Promise<Observation> {
+  async observe(
+    previous: ClusterSnapshot | null,
+    o: { running: boolean; baselines: ReadonlyMap<string, DefragBaseline>; signal: AbortSignal },
+  ): Promise<Observation> {
     // Taken before /metrics is read: a defragmentation finishing after it is in the next window.
     const atMs = this.clock.now();
     const telling = [...o.baselines.values()].some((b) => b.pending !== null);
@@ -102,6 +105,7 @@ export class ObservationCadence {
 /** StopGRPCServiceOnDefrag is read with the quotas; between those reads each member keeps what it said. */
 function keepGates(previous: ClusterSnapshot | null, snapshot: ClusterSnapshot): ClusterSnapshot {
   const gates = new Map((previous?.members ?? []).map((m) => [m.memberId, m.stopGrpcServiceOnDefrag]));
-  for (const m of snapshot.members) if (m.stopGrpcServiceOnDefrag === undefined && gates.get(m.memberId) !== undefined) m.stopGrpcServiceOnDefrag = gates.get(m.memberId);
+  for (const m of snapshot.members)
+    if (m.stopGrpcServiceOnDefrag === undefined && gates.get(m.memberId) !== undefined) m.stopGrpcServiceOnDefrag = gates.get(m.memberId);
   return snapshot;
 }

@@ -39,7 +39,8 @@ export class PolicyFactsReader {
   read(o: { fresh: boolean; snapshot: ClusterSnapshot | null; leaderMovesMs: readonly number[] }): PolicyFacts {
     const now = this.deps.clock.now();
     const c = this.cached;
-    if (!o.fresh && c !== null && now - c.atMs < FACTS_TTL_MS && now >= c.atMs) return { ...c.facts, leaderMovesMs: o.leaderMovesMs, nowMs: now };
+    if (!o.fresh && c !== null && now - c.atMs < FACTS_TTL_MS && now >= c.atMs)
+      return { ...c.facts, leaderMovesMs: o.leaderMovesMs, nowMs: now };
     const facts: PolicyFacts = {
       base: this.base,
       defragHistory: this.tryRead('the defrag history could not be read: durations are not forecast', () =>
@@ -47,7 +48,10 @@ export class PolicyFactsReader {
       ),
       leaderMovesMs: o.leaderMovesMs,
       nowMs: now,
-      keepRevisions: this.tryRead('the samples could not be read: no compaction by the retention this time', () => this.keepRevisions(o.snapshot, now)) ?? null,
+      keepRevisions:
+        this.tryRead('the samples could not be read: no compaction by the retention this time', () =>
+          this.keepRevisions(o.snapshot, now),
+        ) ?? null,
     };
     this.cached = { atMs: now, facts };
     return facts;

@@ -16,7 +16,13 @@ const NOW = Date.parse('2026-12-07T10:00:00Z');
 const MINUTE = 60_000;
 
 describe('policyFor', () => {
-  const facts: PolicyFacts = { base: aPolicy({ rule: compileRule('dbSizeFree > 1*MiB') }), defragHistory: {}, leaderMovesMs: [NOW - MINUTE], nowMs: NOW, keepRevisions: null };
+  const facts: PolicyFacts = {
+    base: aPolicy({ rule: compileRule('dbSizeFree > 1*MiB') }),
+    defragHistory: {},
+    leaderMovesMs: [NOW - MINUTE],
+    nowMs: NOW,
+    keepRevisions: null,
+  };
 
   it('gives every trigger the history and the leader moves', () => {
     for (const trigger of ['auto', 'schedule', 'api', 'nospace'] as const) {
@@ -31,7 +37,11 @@ describe('policyFor', () => {
 
   it('recovers NOSPACE on every member, compacting (to the newest revision without a retention) and disarming', () => {
     expect(policyFor('nospace', facts)).toMatchObject({ rule: null, compactKeepRevisions: 0, disarmNospace: true });
-    expect(policyFor('nospace', { ...facts, keepRevisions: 5000 })).toMatchObject({ rule: null, compactKeepRevisions: 5000, disarmNospace: true });
+    expect(policyFor('nospace', { ...facts, keepRevisions: 5000 })).toMatchObject({
+      rule: null,
+      compactKeepRevisions: 5000,
+      disarmNospace: true,
+    });
   });
 
   it('leaves the history out when the store could not be read (every forecast unknown)', () => {
@@ -65,18 +75,31 @@ describe('the auto check and the run it starts', () => {
           maxDefragDurationMs: rnd() < 0.3 ? 10_000 : null,
         }),
         // Some members defragment at 5 MiB/s: over the 10 s limit for most of them.
-        defragHistory: Object.fromEntries(names.filter(() => rnd() < 0.4).map((id) => [id, [{ dbSizeInUse: 50 * MiB, durationMs: 10_000 }]])),
+        defragHistory: Object.fromEntries(
+          names.filter(() => rnd() < 0.4).map((id) => [id, [{ dbSizeInUse: 50 * MiB, durationMs: 10_000 }]]),
+        ),
         leaderMovesMs: Array.from({ length: pick([0, 1, 2, 3]) }, () => NOW - Math.floor(rnd() * 20 * MINUTE)),
         nowMs: NOW,
         keepRevisions: null,
       };
       const check = autoCheck(await fake.observe(), facts);
       const policy = policyFor('auto', facts);
-      const events = executePlan(planDefrag(await fake.observe(), policy), fake.port, policy, { pollIntervalMs: 1, firstPollMs: 1, catchUpTimeoutMs: 100, leaderMoveTimeoutMs: 100, recoveryTimeoutMs: 100 });
+      const events = executePlan(planDefrag(await fake.observe(), policy), fake.port, policy, {
+        pollIntervalMs: 1,
+        firstPollMs: 1,
+        catchUpTimeoutMs: 100,
+        leaderMoveTimeoutMs: 100,
+        recoveryTimeoutMs: 100,
+      });
       for (let e = await events.next(); !e.done; e = await events.next()) {
         /* drained */
       }
-      const context = JSON.stringify({ i, members: fake.members.map((m) => [m.name, m.dbSizeInUse, m.healthy, m.isLearner, m.alarms]), leader, facts });
+      const context = JSON.stringify({
+        i,
+        members: fake.members.map((m) => [m.name, m.dbSizeInUse, m.healthy, m.isLearner, m.alarms]),
+        leader,
+        facts,
+      });
       expect(check.due, context).toBe(fake.callsOf('defragment').length > 0);
       expect(fake.violations, context).toEqual([]);
       if (check.due) started++;

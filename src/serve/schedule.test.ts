@@ -56,9 +56,19 @@ describe('nextScheduledStart(s)', () => {
   describe('daylight saving time: a fixed-time job runs once every day', () => {
     it.each([
       // Europe/Berlin spring forward, 2026-03-29: 02:30 does not exist; it runs at 03:00 CEST.
-      ['30 2 * * *', 'Europe/Berlin', '2026-03-27T12:00:00Z', ['2026-03-28T01:30:00.000Z', '2026-03-29T01:00:00.000Z', '2026-03-30T00:30:00.000Z']],
+      [
+        '30 2 * * *',
+        'Europe/Berlin',
+        '2026-03-27T12:00:00Z',
+        ['2026-03-28T01:30:00.000Z', '2026-03-29T01:00:00.000Z', '2026-03-30T00:30:00.000Z'],
+      ],
       // Europe/Berlin fall back, 2026-10-25: 02:30 happens twice; it runs on the first (CEST).
-      ['30 2 * * *', 'Europe/Berlin', '2026-10-23T12:00:00Z', ['2026-10-24T00:30:00.000Z', '2026-10-25T00:30:00.000Z', '2026-10-26T01:30:00.000Z']],
+      [
+        '30 2 * * *',
+        'Europe/Berlin',
+        '2026-10-23T12:00:00Z',
+        ['2026-10-24T00:30:00.000Z', '2026-10-25T00:30:00.000Z', '2026-10-26T01:30:00.000Z'],
+      ],
       // The example schedule lands on the fall-back Sunday: 03:00 CET, once.
       ['0 3 * * 0', 'Europe/Berlin', '2026-10-23T12:00:00Z', ['2026-10-25T02:00:00.000Z', '2026-11-01T02:00:00.000Z']],
       // America/New_York spring forward, 2026-03-08: 02:30 does not exist; it runs at 03:00 EDT.
@@ -179,7 +189,11 @@ describe('decide', () => {
     ['running', { running: true, ...auto }, { action: 'wait', waitingFor: 'running' }],
     ['running, NOSPACE', { running: true, nospace: true }, { action: 'wait', waitingFor: 'running' }],
     ['running, scheduled start due: skipped', { running: true, ...scheduled }, { action: 'skip-scheduled', reason: /in progress/ }],
-    ['running, scheduled start not due', { running: true, schedule: hourly, pendingStart: later }, { action: 'wait', waitingFor: 'running' }],
+    [
+      'running, scheduled start not due',
+      { running: true, schedule: hourly, pendingStart: later },
+      { action: 'wait', waitingFor: 'running' },
+    ],
 
     // 2. A due start the schedule has moved past.
     [
@@ -194,7 +208,10 @@ describe('decide', () => {
     ],
     [
       'a jitter longer than the interval is no lateness',
-      { schedule: { cron: '55 * * * *', jitterMs: 3 * HOUR }, pendingStart: { scheduledMs: NOW - 5 * HOUR - 5 * MINUTE, startMs: NOW - MINUTE } },
+      {
+        schedule: { cron: '55 * * * *', jitterMs: 3 * HOUR },
+        pendingStart: { scheduledMs: NOW - 5 * HOUR - 5 * MINUTE, startMs: NOW - MINUTE },
+      },
       { action: 'start', trigger: 'schedule' },
     ],
     [
@@ -217,27 +234,71 @@ describe('decide', () => {
     ],
     ['NOSPACE before a due scheduled start', { nospace: true, ...scheduled }, { action: 'start', trigger: 'nospace' }],
     ['NOSPACE with nospace: ignore', { nospace: true, nospaceMode: 'ignore' }, { action: 'wait', waitingFor: 'nothing' }],
-    ['NOSPACE with nospace: ignore, auto as usual', { nospace: true, nospaceMode: 'ignore', ...auto, windows: SUN }, { action: 'wait', waitingFor: 'window', nextCheckMs: SUN_OPENS }],
+    [
+      'NOSPACE with nospace: ignore, auto as usual',
+      { nospace: true, nospaceMode: 'ignore', ...auto, windows: SUN },
+      { action: 'wait', waitingFor: 'window', nextCheckMs: SUN_OPENS },
+    ],
 
     // 5. Scheduled starts.
     ['scheduled start due, no windows', { ...scheduled }, { action: 'start', trigger: 'schedule' }],
     ['scheduled start due, inside the windows', { ...scheduled, windows: SAT }, { action: 'start', trigger: 'schedule' }],
-    ['scheduled start due exactly now', { schedule: hourly, pendingStart: { scheduledMs: NOW - 5 * MINUTE, startMs: NOW } }, { action: 'start', trigger: 'schedule' }],
-    ['scheduled start due, outside the windows: skipped', { ...scheduled, windows: SUN }, { action: 'skip-scheduled', reason: /outside the windows/ }],
-    ['scheduled start due, no slot: queued', { ...scheduled, ...busy }, { action: 'wait', waitingFor: 'slot', trigger: 'schedule', dueMs: dueNow.startMs }],
-    ['scheduled start due, one queued ahead, max 1', { ...scheduled, queuedAhead: 1 }, { action: 'wait', waitingFor: 'slot', trigger: 'schedule' }],
-    ['scheduled start due, one queued ahead, max 2', { ...scheduled, queuedAhead: 1, maxConcurrentRuns: 2 }, { action: 'start', trigger: 'schedule' }],
-    ['scheduled start due, no slot and outside the windows: skipped', { ...scheduled, ...busy, windows: SUN }, { action: 'skip-scheduled' }],
-    ['scheduled start due, in cooldown: the cooldown is for auto', { ...scheduled, ...auto, lastRunFinishedMs: NOW - MINUTE }, { action: 'start', trigger: 'schedule' }],
-    ['scheduled start due, rule holds for nobody: the run records nothing-to-do', { ...scheduled, auto: { cooldownMs: HOUR } }, { action: 'start', trigger: 'schedule' }],
-    ['scheduled start not due', { schedule: hourly, pendingStart: later }, { action: 'wait', waitingFor: 'schedule', nextCheckMs: later.startMs }],
+    [
+      'scheduled start due exactly now',
+      { schedule: hourly, pendingStart: { scheduledMs: NOW - 5 * MINUTE, startMs: NOW } },
+      { action: 'start', trigger: 'schedule' },
+    ],
+    [
+      'scheduled start due, outside the windows: skipped',
+      { ...scheduled, windows: SUN },
+      { action: 'skip-scheduled', reason: /outside the windows/ },
+    ],
+    [
+      'scheduled start due, no slot: queued',
+      { ...scheduled, ...busy },
+      { action: 'wait', waitingFor: 'slot', trigger: 'schedule', dueMs: dueNow.startMs },
+    ],
+    [
+      'scheduled start due, one queued ahead, max 1',
+      { ...scheduled, queuedAhead: 1 },
+      { action: 'wait', waitingFor: 'slot', trigger: 'schedule' },
+    ],
+    [
+      'scheduled start due, one queued ahead, max 2',
+      { ...scheduled, queuedAhead: 1, maxConcurrentRuns: 2 },
+      { action: 'start', trigger: 'schedule' },
+    ],
+    [
+      'scheduled start due, no slot and outside the windows: skipped',
+      { ...scheduled, ...busy, windows: SUN },
+      { action: 'skip-scheduled' },
+    ],
+    [
+      'scheduled start due, in cooldown: the cooldown is for auto',
+      { ...scheduled, ...auto, lastRunFinishedMs: NOW - MINUTE },
+      { action: 'start', trigger: 'schedule' },
+    ],
+    [
+      'scheduled start due, rule holds for nobody: the run records nothing-to-do',
+      { ...scheduled, auto: { cooldownMs: HOUR } },
+      { action: 'start', trigger: 'schedule' },
+    ],
+    [
+      'scheduled start not due',
+      { schedule: hourly, pendingStart: later },
+      { action: 'wait', waitingFor: 'schedule', nextCheckMs: later.startMs },
+    ],
     ['schedule without a drawn start', { schedule: hourly }, { action: 'wait', waitingFor: 'nothing', reason: /no scheduled start drawn/ }],
 
     // 6. Auto.
     ['auto, rule holds, never ran', { ...auto }, { action: 'start', trigger: 'auto' }],
     ['auto, rule holds, cooldown passed', { ...auto, lastRunFinishedMs: NOW - 7 * HOUR }, { action: 'start', trigger: 'auto' }],
     ['auto, rule holds, cooldown ends exactly now', { ...auto, lastRunFinishedMs: NOW - 6 * HOUR }, { action: 'start', trigger: 'auto' }],
-    ['auto, rule holds, in cooldown', { ...auto, lastRunFinishedMs: NOW - HOUR }, { action: 'wait', waitingFor: 'cooldown', nextCheckMs: NOW + 5 * HOUR }],
+    [
+      'auto, rule holds, in cooldown',
+      { ...auto, lastRunFinishedMs: NOW - HOUR },
+      { action: 'wait', waitingFor: 'cooldown', nextCheckMs: NOW + 5 * HOUR },
+    ],
     [
       'auto, in cooldown, a scheduled start comes first',
       { ...auto, lastRunFinishedMs: NOW - HOUR, schedule: hourly, pendingStart: later },
@@ -258,7 +319,11 @@ describe('decide', () => {
     ['auto, rule holds, no slot: queued', { ...auto, ...busy }, { action: 'wait', waitingFor: 'slot', trigger: 'auto', dueMs: NOW }],
     ['auto, rule holds for nobody', { auto: { cooldownMs: HOUR } }, { action: 'wait', waitingFor: 'rule' }],
     ['rule holds but no auto', { autoRunDue: true }, { action: 'wait', waitingFor: 'nothing' }],
-    ['rule holds, no auto, a scheduled start pending', { autoRunDue: true, schedule: hourly, pendingStart: later }, { action: 'wait', waitingFor: 'schedule', nextCheckMs: later.startMs }],
+    [
+      'rule holds, no auto, a scheduled start pending',
+      { autoRunDue: true, schedule: hourly, pendingStart: later },
+      { action: 'wait', waitingFor: 'schedule', nextCheckMs: later.startMs },
+    ],
   ])('%s', (_name, overrides, expected) => {
     const { reason, ...fields } = expected;
     const decision = decide({ ...idle, ...overrides }, NOW);
@@ -282,7 +347,10 @@ describe('decide', () => {
     const skipped: string[] = [];
     for (; now < at('2026-11-30T00:00:00Z'); now += MINUTE) {
       if (runningUntil !== null && now >= runningUntil) runningUntil = null;
-      const d = decide({ ...idle, schedule, windows, timezone: 'Europe/Berlin', pendingStart: pending, running: runningUntil !== null }, now);
+      const d = decide(
+        { ...idle, schedule, windows, timezone: 'Europe/Berlin', pendingStart: pending, running: runningUntil !== null },
+        now,
+      );
       if (d.action === 'start') {
         expect(d.trigger).toBe('schedule');
         started.push(new Date(now).toISOString());

@@ -141,7 +141,6 @@ export interface ClusterSchedulerState {
   queuedAhead: number;
 }
 
-
 /** What the scheduler waits for, for logs, the API and the start queue. */
 export type WaitingFor = 'running' | 'unreachable' | 'slot' | 'window' | 'cooldown' | 'schedule' | 'rule' | 'nothing';
 
@@ -193,7 +192,11 @@ export function decide(state: ClusterSchedulerState, now: number): Decision {
   const due = pending !== null && pending.startMs <= now;
 
   if (state.running) {
-    if (due) return { action: 'skip-scheduled', reason: `a run of this cluster was in progress at the scheduled start ${iso(pending.scheduledMs)}` };
+    if (due)
+      return {
+        action: 'skip-scheduled',
+        reason: `a run of this cluster was in progress at the scheduled start ${iso(pending.scheduledMs)}`,
+      };
     return { action: 'wait', waitingFor: 'running', reason: 'a run of this cluster is in progress' };
   }
 
@@ -214,7 +217,11 @@ export function decide(state: ClusterSchedulerState, now: number): Decision {
   }
 
   if (state.nospace && state.nospaceMode === 'recover') {
-    return { action: 'start', trigger: 'nospace', reason: 'a member reports NOSPACE: recovering now, regardless of windows, cooldown and maxConcurrentRuns' };
+    return {
+      action: 'start',
+      trigger: 'nospace',
+      reason: 'a member reports NOSPACE: recovering now, regardless of windows, cooldown and maxConcurrentRuns',
+    };
   }
 
   const slotFree = state.globalRunning + state.queuedAhead < state.maxConcurrentRuns;
@@ -222,9 +229,19 @@ export function decide(state: ClusterSchedulerState, now: number): Decision {
 
   if (due) {
     if (!inWindow(state.windows, state.timezone, now)) {
-      return { action: 'skip-scheduled', reason: `the scheduled start ${iso(pending.scheduledMs)} falls outside the windows (at ${iso(now)})` };
+      return {
+        action: 'skip-scheduled',
+        reason: `the scheduled start ${iso(pending.scheduledMs)} falls outside the windows (at ${iso(now)})`,
+      };
     }
-    if (!slotFree) return { action: 'wait', waitingFor: 'slot', trigger: 'schedule', dueMs: pending.startMs, reason: `scheduled start queued: ${slotReason}` };
+    if (!slotFree)
+      return {
+        action: 'wait',
+        waitingFor: 'slot',
+        trigger: 'schedule',
+        dueMs: pending.startMs,
+        reason: `scheduled start queued: ${slotReason}`,
+      };
     return { action: 'start', trigger: 'schedule', reason: `scheduled start ${iso(pending.scheduledMs)}` };
   }
 
@@ -250,13 +267,26 @@ export function decide(state: ClusterSchedulerState, now: number): Decision {
         ...(openMs === null ? pendingCheck : { nextCheckMs: earliest(pending?.startMs, openMs) }),
       };
     }
-    if (!slotFree) return { action: 'wait', waitingFor: 'slot', trigger: 'auto', dueMs: now, reason: `auto start queued: ${slotReason}`, ...pendingCheck };
+    if (!slotFree)
+      return {
+        action: 'wait',
+        waitingFor: 'slot',
+        trigger: 'auto',
+        dueMs: now,
+        reason: `auto start queued: ${slotReason}`,
+        ...pendingCheck,
+      };
     return { action: 'start', trigger: 'auto', reason: 'the rule holds for at least one member' };
   }
 
-  if (pending !== null) return { action: 'wait', waitingFor: 'schedule', reason: `next scheduled start ${iso(pending.startMs)}`, ...pendingCheck };
+  if (pending !== null)
+    return { action: 'wait', waitingFor: 'schedule', reason: `next scheduled start ${iso(pending.startMs)}`, ...pendingCheck };
   if (state.auto !== null) return { action: 'wait', waitingFor: 'rule', reason: 'the rule holds for no member' };
-  return { action: 'wait', waitingFor: 'nothing', reason: state.schedule === null ? 'no schedule and no auto: observed only' : 'no scheduled start drawn' };
+  return {
+    action: 'wait',
+    waitingFor: 'nothing',
+    reason: state.schedule === null ? 'no schedule and no auto: observed only' : 'no scheduled start drawn',
+  };
 }
 
 function earliest(a: number | undefined, b: number): number {

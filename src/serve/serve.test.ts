@@ -14,7 +14,9 @@ describe('one daemon per store file', () => {
     const release = lockStoreFile(store);
     expect(readFileSync(`${store}.lock`, 'utf8').trim()).toBe(String(process.pid));
     expect(() => lockStoreFile(store)).toThrow(UsageError);
-    expect(() => lockStoreFile(store)).toThrow(`store ${store} is in use by another defragd serve (pid ${process.pid}); one daemon per store file`);
+    expect(() => lockStoreFile(store)).toThrow(
+      `store ${store} is in use by another defragd serve (pid ${process.pid}); one daemon per store file`,
+    );
     release();
     expect(existsSync(`${store}.lock`)).toBe(false);
     lockStoreFile(store)();

@@ -111,9 +111,18 @@ export async function serve(config: ServeConfig, o: ServeRun): Promise<void> {
   downsample.unref();
   try {
     const staticDir = config.dashboard ? (o.dashboardDir ?? dashboardDir()) : null;
-    if (config.dashboard && staticDir === null) logger.warn({}, 'the dashboard is not built (npm run build makes dist/web): / serves nothing; the API works');
+    if (config.dashboard && staticDir === null)
+      logger.warn({}, 'the dashboard is not built (npm run build makes dist/web): / serves nothing; the API works');
     server = await serveApi(createApi(daemon, { token: config.apiToken, metrics, logger, staticDir, now: o.now }), config.listen);
-    logger.info({ url: server.url, dashboard: staticDir === null ? null : `${server.url}/`, clusters: config.clusters.map((c) => c.name), store: config.store }, 'defragd serve listening');
+    logger.info(
+      {
+        url: server.url,
+        dashboard: staticDir === null ? null : `${server.url}/`,
+        clusters: config.clusters.map((c) => c.name),
+        store: config.store,
+      },
+      'defragd serve listening',
+    );
     o.onListening?.(server.url);
     daemon.start();
     const reloadConfig = o.reloadConfig;
@@ -149,7 +158,9 @@ async function reload(daemon: Daemon, running: ServeConfig, read: () => ServeCon
     logger.error({ problems }, 'reload: the new config is invalid; the running config is kept');
     return;
   }
-  const fixed = (['listen', 'store', 'apiToken', 'dashboard'] as const).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(running[k]));
+  const fixed = (['listen', 'store', 'apiToken', 'dashboard'] as const).filter(
+    (k) => JSON.stringify(next[k]) !== JSON.stringify(running[k]),
+  );
   if (fixed.length > 0) logger.warn({ keys: fixed }, 'reload: these keys are read only at start-up; restart to change them');
   const changes = await daemon.reload({ ...next, clusters: next.clusters });
   logger.info(changes, 'reloaded the config');
@@ -174,7 +185,8 @@ export function lockStoreFile(storePath: string): () => void {
         }
       };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new UsageError(`store ${storePath}: cannot create its lock file ${lockPath}: ${(err as Error).message}`);
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
+        throw new UsageError(`store ${storePath}: cannot create its lock file ${lockPath}: ${(err as Error).message}`);
       const pid = Number(readFileSync(lockPath, 'utf8').trim());
       if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) {
         throw new UsageError(`store ${storePath} is in use by another defragd serve (pid ${pid}); one daemon per store file`);

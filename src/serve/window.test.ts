@@ -200,21 +200,24 @@ describe('nextWindowOpen and windowEnd', () => {
     ['America/New_York', '2026-10-31T18:00:00Z'],
     ['Australia/Lord_Howe', '2026-04-04T06:00:00Z'], // a half-hour DST change
   ])('agree with a minute-by-minute search in %s from %s', (timezone, fromIso) => {
-    it.each(['Sun 01:00-05:00', 'Sun 02:00-02:30', 'Sun 02:30-03:00', 'Sat 23:00-03:00', 'Sun 01:45-02:15', 'Sun 03:00-04:00'])('%s', (text) => {
-      const ws = w(text);
-      const fromMs = at(fromIso);
-      const horizonMs = 40 * 60 * MINUTE;
-      const firstOpen = bruteForce(ws, timezone, fromMs, true, horizonMs);
-      const found = nextWindowOpen(ws, timezone, fromMs);
-      if (firstOpen === null) {
-        // Wholly in the gap (Berlin and New York spring forward): next week's Sunday.
-        expect(found).toBeGreaterThan(fromMs + 6 * 24 * 60 * MINUTE);
-        expect(found).toBe(bruteForce(ws, timezone, fromMs + 6 * 24 * 60 * MINUTE, true, horizonMs));
-        return;
-      }
-      expect(found).toBe(firstOpen);
-      expect(windowEnd(ws, timezone, firstOpen)).toBe(bruteForce(ws, timezone, firstOpen, false, horizonMs));
-    });
+    it.each(['Sun 01:00-05:00', 'Sun 02:00-02:30', 'Sun 02:30-03:00', 'Sat 23:00-03:00', 'Sun 01:45-02:15', 'Sun 03:00-04:00'])(
+      '%s',
+      (text) => {
+        const ws = w(text);
+        const fromMs = at(fromIso);
+        const horizonMs = 40 * 60 * MINUTE;
+        const firstOpen = bruteForce(ws, timezone, fromMs, true, horizonMs);
+        const found = nextWindowOpen(ws, timezone, fromMs);
+        if (firstOpen === null) {
+          // Wholly in the gap (Berlin and New York spring forward): next week's Sunday.
+          expect(found).toBeGreaterThan(fromMs + 6 * 24 * 60 * MINUTE);
+          expect(found).toBe(bruteForce(ws, timezone, fromMs + 6 * 24 * 60 * MINUTE, true, horizonMs));
+          return;
+        }
+        expect(found).toBe(firstOpen);
+        expect(windowEnd(ws, timezone, firstOpen)).toBe(bruteForce(ws, timezone, firstOpen, false, horizonMs));
+      },
+    );
   });
 });
 

@@ -69,7 +69,10 @@ export function parseWindow(text: string): Window {
 function parseDays(text: string, daysText: string): Set<Weekday> {
   const days = new Set<Weekday>();
   for (const part of daysText.split(',')) {
-    const [from, to, ...rest] = part.trim().split('-').map((s) => s.trim());
+    const [from, to, ...rest] = part
+      .trim()
+      .split('-')
+      .map((s) => s.trim());
     if (rest.length > 0 || from === undefined) throw new Error(`invalid window "${text}": bad day range "${part.trim()}"`);
     const a = dayNumber(text, from);
     const b = to === undefined ? a : dayNumber(text, to);

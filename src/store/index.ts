@@ -1,5 +1,16 @@
 /** The run history store: SQLite on better-sqlite3. See store.ts. */
-export { openStore, processAlive, Store, type StoreOptions, DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_BUCKET_MS, DEFAULT_FULL_RESOLUTION_MS, DEFAULT_RETENTION_MS, DEFAULT_RUNS_LIMIT, DEFAULT_DEFRAG_HISTORY_LIMIT } from './store.js';
+export {
+  openStore,
+  processAlive,
+  Store,
+  type StoreOptions,
+  DEFAULT_BUSY_TIMEOUT_MS,
+  DEFAULT_BUCKET_MS,
+  DEFAULT_FULL_RESOLUTION_MS,
+  DEFAULT_RETENTION_MS,
+  DEFAULT_RUNS_LIMIT,
+  DEFAULT_DEFRAG_HISTORY_LIMIT,
+} from './store.js';
 export { StoreError } from './errors.js';
 export { recordRun, type RecordRunOptions, type StoredRunWriter } from './record.js';
 export { MIGRATIONS, SCHEMA_VERSION, migrate } from './schema.js';

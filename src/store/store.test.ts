@@ -39,7 +39,10 @@ function member(name: string, o: Partial<MemberResult> = {}): MemberResult {
 }
 
 function report(o: Partial<RunReport> = {}): RunReport {
-  const members = o.members ?? [member('m1'), member('m2', { action: 'skipped', reason: 'rule is false', after: null, durationMs: null, revision: null })];
+  const members = o.members ?? [
+    member('m1'),
+    member('m2', { action: 'skipped', reason: 'rule is false', after: null, durationMs: null, revision: null }),
+  ];
   return {
     outcome: 'success',
     dryRun: false,
@@ -87,7 +90,9 @@ function storeErrorOf(fn: () => unknown): StoreError {
 
 describe('the schema and the domain agree', () => {
   it("the runs table's trigger CHECK lists exactly the domain's triggers (a new trigger needs a migration)", () => {
-    const checks = MIGRATIONS.flatMap((sql) => [...sql.matchAll(/trigger\s+TEXT[^,]*CHECK\s*\(\s*trigger\s+IN\s*\(([^)]*)\)/gi)].map((m) => m[1] as string));
+    const checks = MIGRATIONS.flatMap((sql) =>
+      [...sql.matchAll(/trigger\s+TEXT[^,]*CHECK\s*\(\s*trigger\s+IN\s*\(([^)]*)\)/gi)].map((m) => m[1] as string),
+    );
     expect(checks).toHaveLength(1);
     const inSql = [...(checks[0] as string).matchAll(/'([^']+)'/g)].map((m) => m[1]);
     expect(inSql).toEqual([...RUN_TRIGGERS]);
@@ -132,7 +137,10 @@ describe('runs', () => {
 
   it('lists runs newest first, per cluster, up to the limit', () => {
     const store = track(openStore(':memory:'));
-    const ids = [3, 1, 2].map((minute) => ({ minute, id: store.startRun({ cluster: minute === 2 ? 'b' : 'a', trigger: 'schedule', by: 'x', startedAt: iso(T0 + minute * 60_000) }) }));
+    const ids = [3, 1, 2].map((minute) => ({
+      minute,
+      id: store.startRun({ cluster: minute === 2 ? 'b' : 'a', trigger: 'schedule', by: 'x', startedAt: iso(T0 + minute * 60_000) }),
+    }));
     expect(store.runs().map((r) => r.startedAt)).toEqual([3, 2, 1].map((m) => iso(T0 + m * 60_000)));
     expect(store.runs({ cluster: 'a' }).map((r) => r.id)).toEqual([ids[0]?.id, ids[1]?.id]);
     expect(store.runs({ limit: 1 })).toHaveLength(1);
@@ -143,7 +151,8 @@ describe('runs', () => {
     const store = track(openStore(':memory:'));
     const run = (startMin: number, endMin: number | null) => {
       const id = store.startRun({ cluster: 'a', trigger: 'auto', by: 'x', startedAt: iso(T0 + startMin * 60_000) });
-      if (endMin !== null) store.finishRun(id, report({ outcome: 'success', startedAt: iso(T0 + startMin * 60_000), finishedAt: iso(T0 + endMin * 60_000) }));
+      if (endMin !== null)
+        store.finishRun(id, report({ outcome: 'success', startedAt: iso(T0 + startMin * 60_000), finishedAt: iso(T0 + endMin * 60_000) }));
       return id;
     };
     const old = run(0, 1);
@@ -202,18 +211,56 @@ describe('runs', () => {
 describe('external runs', () => {
   it('recordExternal writes a finished external run with its one member in one go; a bad member writes nothing', () => {
     const store = track(openStore(':memory:'));
-    const m = member('m2', { reason: 'by another defragd (ops1:42, trigger manual)', before: { dbSize: 30 * MiB, dbSizeInUse: 10 * MiB }, after: { dbSize: 10 * MiB, dbSizeInUse: 10 * MiB } });
-    const id = store.recordExternal({ cluster: 'prod', by: 'ops1:42', startedAt: iso(T0), finishedAt: iso(T0 + 1_500), message: 'noticed', member: m });
+    const m = member('m2', {
+      reason: 'by another defragd (ops1:42, trigger manual)',
+      before: { dbSize: 30 * MiB, dbSizeInUse: 10 * MiB },
+      after: { dbSize: 10 * MiB, dbSizeInUse: 10 * MiB },
+    });
+    const id = store.recordExternal({
+      cluster: 'prod',
+      by: 'ops1:42',
+      startedAt: iso(T0),
+      finishedAt: iso(T0 + 1_500),
+      message: 'noticed',
+      member: m,
+    });
     const got = store.run(id);
-    expect(got?.run).toMatchObject({ cluster: 'prod', trigger: 'external', by: 'ops1:42', outcome: 'success', message: 'noticed', reclaimedBytes: 20 * MiB, membersTotal: 1, membersDefragmented: 1, durationMs: 1_500, dryRun: false });
+    expect(got?.run).toMatchObject({
+      cluster: 'prod',
+      trigger: 'external',
+      by: 'ops1:42',
+      outcome: 'success',
+      message: 'noticed',
+      reclaimedBytes: 20 * MiB,
+      membersTotal: 1,
+      membersDefragmented: 1,
+      durationMs: 1_500,
+      dryRun: false,
+    });
     expect(got?.report?.members).toEqual([m]);
     expect(got?.events).toEqual([]);
 
     // Sizes observed around writes can show growth: nothing reclaimed, never a negative figure.
-    const grew = store.recordExternal({ cluster: 'prod', by: 'x', startedAt: iso(T0), finishedAt: iso(T0 + 1), message: 'm', member: member('m3', { before: { dbSize: 1, dbSizeInUse: 1 }, after: { dbSize: 2, dbSizeInUse: 2 } }) });
+    const grew = store.recordExternal({
+      cluster: 'prod',
+      by: 'x',
+      startedAt: iso(T0),
+      finishedAt: iso(T0 + 1),
+      message: 'm',
+      member: member('m3', { before: { dbSize: 1, dbSizeInUse: 1 }, after: { dbSize: 2, dbSizeInUse: 2 } }),
+    });
     expect(store.run(grew)?.run.reclaimedBytes).toBe(0);
 
-    expect(() => store.recordExternal({ cluster: 'prod', by: 'x', startedAt: iso(T0), finishedAt: iso(T0 + 1), message: 'm', member: member('m4', { action: 'exploded' as never }) })).toThrow(StoreError);
+    expect(() =>
+      store.recordExternal({
+        cluster: 'prod',
+        by: 'x',
+        startedAt: iso(T0),
+        finishedAt: iso(T0 + 1),
+        message: 'm',
+        member: member('m4', { action: 'exploded' as never }),
+      }),
+    ).toThrow(StoreError);
     expect(store.runs({ cluster: 'prod' }).map((r) => r.id)).toEqual([grew, id].sort((a, b) => b - a));
     expect(store.runs().every((r) => r.outcome !== 'running')).toBe(true);
   });
@@ -226,12 +273,16 @@ describe('defrag history (the duration forecast)', () => {
     store.finishRun(id, report({ members, startedAt: iso(T0 + minute * 60_000), finishedAt: iso(T0 + minute * 60_000 + 5_000), ...o }));
     return id;
   };
-  const past = (inUseMiB: number, durationMs: number) => ({ before: { dbSize: 2 * inUseMiB * MiB, dbSizeInUse: inUseMiB * MiB }, durationMs });
+  const past = (inUseMiB: number, durationMs: number) => ({
+    before: { dbSize: 2 * inUseMiB * MiB, dbSizeInUse: inUseMiB * MiB },
+    durationMs,
+  });
 
   it("gives each member's newest successful defrags, oldest first, from a file that was closed and opened again", () => {
     const path = join(dir, 'history.db');
     const store = openStore(path);
-    for (let minute = 1; minute <= 7; minute++) runAt(store, 'prod', minute, [member('m1', past(minute * 10, minute * 100)), member('m2', past(50, 1_000 + minute))]);
+    for (let minute = 1; minute <= 7; minute++)
+      runAt(store, 'prod', minute, [member('m1', past(minute * 10, minute * 100)), member('m2', past(50, 1_000 + minute))]);
     // Not what a forecast may learn from: a skipped or failed member, a lost connection, no duration, no size, a dry run, another cluster.
     runAt(store, 'prod', 8, [
       member('m1', { action: 'skipped', reason: 'rule is false', after: null, durationMs: null }),
@@ -244,8 +295,22 @@ describe('defrag history (the duration forecast)', () => {
     // A member whose deadline passed still counts: the time until it answered again is its duration.
     runAt(store, 'prod', 13, [member('m3', { ...past(20, 70_000), deadlinePassed: true })]);
     // External: with a known duration it counts, without it says nothing.
-    store.recordExternal({ cluster: 'prod', by: 'ops:1', startedAt: iso(T0 + 14 * 60_000), finishedAt: iso(T0 + 15 * 60_000), message: 'noticed', member: member('m3', past(30, 3_000)) });
-    store.recordExternal({ cluster: 'prod', by: 'etcdctl?', startedAt: iso(T0 + 16 * 60_000), finishedAt: iso(T0 + 17 * 60_000), message: 'noticed', member: member('m3', { durationMs: null }) });
+    store.recordExternal({
+      cluster: 'prod',
+      by: 'ops:1',
+      startedAt: iso(T0 + 14 * 60_000),
+      finishedAt: iso(T0 + 15 * 60_000),
+      message: 'noticed',
+      member: member('m3', past(30, 3_000)),
+    });
+    store.recordExternal({
+      cluster: 'prod',
+      by: 'etcdctl?',
+      startedAt: iso(T0 + 16 * 60_000),
+      finishedAt: iso(T0 + 17 * 60_000),
+      message: 'noticed',
+      member: member('m3', { durationMs: null }),
+    });
     store.close();
 
     const reopened = track(openStore(path, { mustExist: true }));
@@ -257,7 +322,9 @@ describe('defrag history (the duration forecast)', () => {
         { dbSizeInUse: 30 * MiB, durationMs: 3_000 },
       ],
     });
-    expect(reopened.defragHistory({ cluster: 'prod', memberId: 'm2aa', limit: 2 })).toEqual({ m2aa: [6, 7].map((m) => ({ dbSizeInUse: 50 * MiB, durationMs: 1_000 + m })) });
+    expect(reopened.defragHistory({ cluster: 'prod', memberId: 'm2aa', limit: 2 })).toEqual({
+      m2aa: [6, 7].map((m) => ({ dbSizeInUse: 50 * MiB, durationMs: 1_000 + m })),
+    });
     expect(reopened.defragHistory({ cluster: 'staging' })).toEqual({ m1aa: [{ dbSizeInUse: 999 * MiB, durationMs: 1 }] });
     expect(reopened.defragHistory({ cluster: 'nowhere' })).toEqual({});
     expect(storeErrorOf(() => reopened.defragHistory({ cluster: 'prod', limit: 0 })).message).toMatch(/limit must be a whole number >= 1/);
@@ -283,8 +350,18 @@ describe('crash recovery', () => {
     const crashed = track(openStore(file, { owner: { host: 'here', pid } }));
     const id = crashed.startRun({ cluster: 'c', trigger: 'manual', by: `here:${pid}`, startedAt: iso(T0) });
     crashed.appendEvent(id, { type: 'member-finished', result: member('m1') });
-    const liveId = track(openStore(file, { owner: { host: 'here', pid: process.pid } })).startRun({ cluster: 'c', trigger: 'manual', by: 'me', startedAt: iso(T0 + 1) });
-    const elsewhere = track(openStore(file, { owner: { host: 'other-host', pid } })).startRun({ cluster: 'c', trigger: 'manual', by: 'far', startedAt: iso(T0 + 2) });
+    const liveId = track(openStore(file, { owner: { host: 'here', pid: process.pid } })).startRun({
+      cluster: 'c',
+      trigger: 'manual',
+      by: 'me',
+      startedAt: iso(T0 + 1),
+    });
+    const elsewhere = track(openStore(file, { owner: { host: 'other-host', pid } })).startRun({
+      cluster: 'c',
+      trigger: 'manual',
+      by: 'far',
+      startedAt: iso(T0 + 2),
+    });
     crashed.close();
 
     // Reopened by another process of the same host.
@@ -311,7 +388,9 @@ describe('files', () => {
     try {
       expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-      const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).all() as { name: string }[]).map((t) => t.name);
+      const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).all() as { name: string }[]).map(
+        (t) => t.name,
+      );
       expect(tables).toEqual(expect.arrayContaining(['events', 'member_results', 'runs', 'samples']));
     } finally {
       db.close();
@@ -357,13 +436,21 @@ describe('files', () => {
   });
 
   it.each([
-    ['a text file', (f: string) => writeFileSync(f, 'this is not a database, just text that is long enough to have a header\n'.repeat(20)), /is not a defragd store \(not a SQLite database\)$/],
+    [
+      'a text file',
+      (f: string) => writeFileSync(f, 'this is not a database, just text that is long enough to have a header\n'.repeat(20)),
+      /is not a defragd store \(not a SQLite database\)$/,
+    ],
     ['a directory', (f: string) => mkdirSync(f), /is a directory, not a store file$/],
-    ['another program\'s SQLite database', (f: string) => {
-      const db = new Database(f);
-      db.exec('CREATE TABLE users (name TEXT)');
-      db.close();
-    }, /is a SQLite database with tables of its own, not a defragd store$/],
+    [
+      "another program's SQLite database",
+      (f: string) => {
+        const db = new Database(f);
+        db.exec('CREATE TABLE users (name TEXT)');
+        db.close();
+      },
+      /is a SQLite database with tables of its own, not a defragd store$/,
+    ],
   ])('refuses %s in one line naming the file (exit 2), leaving it untouched', (_what, make, message) => {
     const file = join(dir, 'bad');
     make(file);
@@ -406,16 +493,36 @@ describe('files', () => {
 describe('samples', () => {
   it('records one row per member that answered, and queries by member and inclusive time range', () => {
     const store = track(openStore(':memory:'));
-    const snap = aSnapshot().withMembers(3).withMember('m2', { dbSize: 300 * MiB, dbSizeInUse: 120 * MiB }).withLeader('m2').unreachable('m3').build();
+    const snap = aSnapshot()
+      .withMembers(3)
+      .withMember('m2', { dbSize: 300 * MiB, dbSizeInUse: 120 * MiB })
+      .withLeader('m2')
+      .unreachable('m3')
+      .build();
     expect(store.recordSamples('prod', { ...snap, observedAt: iso(T0) })).toBe(2);
     store.recordSamples('prod', { ...snap, observedAt: iso(T0 + 60_000) });
     store.recordSamples('other', { ...snap, observedAt: iso(T0) });
     const m2 = snap.members[1]?.memberId as string;
-    expect(store.samples({ cluster: 'prod', memberId: m2 })).toEqual([T0, T0 + 60_000].map((at) => ({
-      cluster: 'prod', memberId: m2, memberName: 'm2', at: iso(at), dbSize: 300 * MiB, dbSizeInUse: 120 * MiB, quota: 2 * 1024 * MiB, revision: 10_000, isLeader: true,
-    })));
+    expect(store.samples({ cluster: 'prod', memberId: m2 })).toEqual(
+      [T0, T0 + 60_000].map((at) => ({
+        cluster: 'prod',
+        memberId: m2,
+        memberName: 'm2',
+        at: iso(at),
+        dbSize: 300 * MiB,
+        dbSizeInUse: 120 * MiB,
+        quota: 2 * 1024 * MiB,
+        revision: 10_000,
+        isLeader: true,
+      })),
+    );
     // m3 did not answer: no row for it, not a row of zeros.
-    expect(store.samples({ cluster: 'prod' }).map((s) => `${s.at} ${s.memberName}`).sort()).toEqual([`${iso(T0)} m1`, `${iso(T0)} m2`, `${iso(T0 + 60_000)} m1`, `${iso(T0 + 60_000)} m2`]);
+    expect(
+      store
+        .samples({ cluster: 'prod' })
+        .map((s) => `${s.at} ${s.memberName}`)
+        .sort(),
+    ).toEqual([`${iso(T0)} m1`, `${iso(T0)} m2`, `${iso(T0 + 60_000)} m1`, `${iso(T0 + 60_000)} m2`]);
     expect(store.samples({ cluster: 'prod', from: iso(T0 + 1), to: iso(T0 + 60_000) })).toHaveLength(2);
     expect(store.samples({ cluster: 'prod', to: iso(T0) })).toHaveLength(2);
   });
@@ -440,7 +547,10 @@ describe('samples', () => {
     const m1 = snap.members[0]?.memberId as string;
     const left = store.samples({ cluster: 'c', memberId: m1 }).map((s) => Date.parse(s.at));
     // The last minute of each old bucket (…+4, …+9, …), then the recent minutes untouched.
-    expect(left).toEqual([...Array.from({ length: 12 }, (_, b) => old + (b * 5 + 4) * MIN), ...Array.from({ length: 10 }, (_, i) => now - HOUR + i * MIN)]);
+    expect(left).toEqual([
+      ...Array.from({ length: 12 }, (_, b) => old + (b * 5 + 4) * MIN),
+      ...Array.from({ length: 10 }, (_, i) => now - HOUR + i * MIN),
+    ]);
     expect(store.downsample(now)).toEqual({ expired: 0, thinned: 0, expiredRuns: 0 });
     // A day later the once-recent minutes are old too: two of their buckets remain per member.
     expect(store.downsample(now + 24 * HOUR).thinned).toBe(2 * (10 - 2));
@@ -461,7 +571,12 @@ describe('samples', () => {
 
     store = track(openStore(path, { now: () => T0 + 30 * DAY }));
     expect(store.downsample(T0 + 30 * DAY, { retentionMs: 15 * DAY })).toEqual({ expired: 0, thinned: 0, expiredRuns: 1 });
-    expect(store.runs().map((r) => r.id).sort()).toEqual([newRun, stillRunning].sort());
+    expect(
+      store
+        .runs()
+        .map((r) => r.id)
+        .sort(),
+    ).toEqual([newRun, stillRunning].sort());
     expect(store.run(oldRun)).toBeNull();
     store.close();
     const db = new Database(path, { readonly: true });
@@ -520,8 +635,24 @@ describe('samples', () => {
 
     const store = track(openStore(path));
     expect(store.openedAtVersion).toBe(2);
-    const sample = (memberId: string, memberName: string, at: number, dbSize: number, dbSizeInUse: number, revision: number, isLeader: boolean) => ({
-      cluster: 'prod', memberId, memberName, at: iso(at), dbSize, dbSizeInUse, quota: 2048, revision, isLeader,
+    const sample = (
+      memberId: string,
+      memberName: string,
+      at: number,
+      dbSize: number,
+      dbSizeInUse: number,
+      revision: number,
+      isLeader: boolean,
+    ) => ({
+      cluster: 'prod',
+      memberId,
+      memberName,
+      at: iso(at),
+      dbSize,
+      dbSizeInUse,
+      quota: 2048,
+      revision,
+      isLeader,
     });
     expect(store.samples({ cluster: 'prod' })).toEqual([
       sample('aa', 'm1', T0, 300, 100, 7, true),

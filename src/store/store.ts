@@ -18,7 +18,7 @@ import type { PastDefrag } from '../domain/plan.js';
 import type { MemberResult, RunReport, StepEvent } from '../domain/run.js';
 import type { ClusterSnapshot } from '../domain/snapshot.js';
 import { StoreError } from './errors.js';
-import { APPLICATION_ID, migrate, MIGRATIONS, } from './schema.js';
+import { APPLICATION_ID, migrate, MIGRATIONS } from './schema.js';
 import type {
   DownsampleOptions,
   DownsampleResult,
@@ -101,8 +101,10 @@ export class Store {
       // Reading the header first: a file that is not SQLite fails here with NOTADB, before anything is written.
       const appId = db.pragma('application_id', { simple: true }) as number;
       const version = db.pragma('user_version', { simple: true }) as number;
-      if (appId !== 0 && appId !== APPLICATION_ID) throw new StoreError(path, 'is a SQLite database of another program (application_id), not a defragd store', { kind: 'usage' });
-      if (appId === 0 && version === 0 && hasTables(db)) throw new StoreError(path, 'is a SQLite database with tables of its own, not a defragd store', { kind: 'usage' });
+      if (appId !== 0 && appId !== APPLICATION_ID)
+        throw new StoreError(path, 'is a SQLite database of another program (application_id), not a defragd store', { kind: 'usage' });
+      if (appId === 0 && version === 0 && hasTables(db))
+        throw new StoreError(path, 'is a SQLite database with tables of its own, not a defragd store', { kind: 'usage' });
       if (version > migrations.length) throw newerError(path, version, migrations.length);
       // WAL: readers (history, the dashboard) never block the run being written, nor it them.
       db.pragma('journal_mode = WAL');
@@ -123,12 +125,14 @@ export class Store {
 
   /** Inserts a run as `running`; returns its id. */
   startRun(run: StartRun): number {
-    if (!RUN_TRIGGERS.includes(run.trigger)) throw new StoreError(this.path, `unknown trigger "${String(run.trigger)}" (one of ${RUN_TRIGGERS.join(', ')})`, { kind: 'usage' });
+    if (!RUN_TRIGGERS.includes(run.trigger))
+      throw new StoreError(this.path, `unknown trigger "${String(run.trigger)}" (one of ${RUN_TRIGGERS.join(', ')})`, { kind: 'usage' });
     const startedAt = run.startedAt !== undefined ? isoToMs(run.startedAt) : this.#now();
     return this.#write('cannot record the run', () =>
       Number(
-        this.#stmt(`INSERT INTO runs (cluster, trigger, started_at, outcome, by, dry_run, host, pid) VALUES (?, ?, ?, 'running', ?, ?, ?, ?)`)
-          .run(run.cluster, run.trigger, startedAt, run.by, run.dryRun ? 1 : 0, this.#owner.host, this.#owner.pid).lastInsertRowid,
+        this.#stmt(
+          `INSERT INTO runs (cluster, trigger, started_at, outcome, by, dry_run, host, pid) VALUES (?, ?, ?, 'running', ?, ?, ?, ?)`,
+        ).run(run.cluster, run.trigger, startedAt, run.by, run.dryRun ? 1 : 0, this.#owner.host, this.#owner.pid).lastInsertRowid,
       ),
     );
   }
@@ -138,8 +142,9 @@ export class Store {
     this.#write('cannot record an event', () =>
       this.#db.transaction(() => {
         this.#mustBeRunning(runId);
-        this.#stmt(`INSERT INTO events (run_id, seq, type, at, data) SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM events WHERE run_id = ?`)
-          .run(runId, event.type, this.#now(), JSON.stringify(event), runId);
+        this.#stmt(
+          `INSERT INTO events (run_id, seq, type, at, data) SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM events WHERE run_id = ?`,
+        ).run(runId, event.type, this.#now(), JSON.stringify(event), runId);
       })(),
     );
   }
@@ -153,24 +158,23 @@ export class Store {
       this.#db.transaction(() => {
         this.#mustBeRunning(runId);
         this.#stmt(
-            `UPDATE runs SET started_at = ?, finished_at = ?, outcome = ?, message = ?, compacted_revision = ?, disarmed = ?, disarm_note = ?,
+          `UPDATE runs SET started_at = ?, finished_at = ?, outcome = ?, message = ?, compacted_revision = ?, disarmed = ?, disarm_note = ?,
                reclaimed_bytes = ?, dry_run = ?, warnings = ?, plan = ? WHERE id = ?`,
-          )
-          .run(
-            // The report is the run's record: its times replace the provisional start (when recording began).
-            isoToMs(report.startedAt),
-            isoToMs(report.finishedAt),
-            report.outcome,
-            report.message,
-            report.compactedRevision,
-            report.disarmed ? 1 : 0,
-            report.disarmNote,
-            report.reclaimedBytes,
-            report.dryRun ? 1 : 0,
-            JSON.stringify(report.warnings),
-            report.plan === null ? null : JSON.stringify(report.plan),
-            runId,
-          );
+        ).run(
+          // The report is the run's record: its times replace the provisional start (when recording began).
+          isoToMs(report.startedAt),
+          isoToMs(report.finishedAt),
+          report.outcome,
+          report.message,
+          report.compactedRevision,
+          report.disarmed ? 1 : 0,
+          report.disarmNote,
+          report.reclaimedBytes,
+          report.dryRun ? 1 : 0,
+          JSON.stringify(report.warnings),
+          report.plan === null ? null : JSON.stringify(report.plan),
+          runId,
+        );
         this.#insertMembers(runId, report.members);
       })(),
     );
@@ -219,7 +223,15 @@ export class Store {
         let n = 0;
         for (const m of snapshot.members) {
           if (m.status === null) continue;
-          insert.run(this.#sampleMember(cluster, m.memberId, m.name), at, m.status.dbSize, m.status.dbSizeInUse, m.status.quota, m.status.revision, m.status.isLeader ? 1 : 0);
+          insert.run(
+            this.#sampleMember(cluster, m.memberId, m.name),
+            at,
+            m.status.dbSize,
+            m.status.dbSizeInUse,
+            m.status.quota,
+            m.status.revision,
+            m.status.isLeader ? 1 : 0,
+          );
           n++;
         }
         return n;
@@ -233,7 +245,13 @@ export class Store {
     const cached = this.#memberKeys.get(id);
     if (cached !== undefined) return cached;
     this.#stmt(`INSERT OR IGNORE INTO sample_members (cluster, member_id, member_name) VALUES (?, ?, ?)`).run(cluster, memberId, name);
-    const key = (this.#stmt(`SELECT key FROM sample_members WHERE cluster = ? AND member_id = ? AND member_name = ?`).get(cluster, memberId, name) as Row)['key'] as number;
+    const key = (
+      this.#stmt(`SELECT key FROM sample_members WHERE cluster = ? AND member_id = ? AND member_name = ?`).get(
+        cluster,
+        memberId,
+        name,
+      ) as Row
+    )['key'] as number;
     this.#memberKeys.set(id, key);
     return key;
   }
@@ -244,14 +262,15 @@ export class Store {
    */
   runs(q: { cluster?: string | undefined; limit?: number | undefined; since?: string | undefined } = {}): StoredRun[] {
     const limit = q.limit ?? DEFAULT_RUNS_LIMIT;
-    if (!Number.isSafeInteger(limit) || limit < 1) throw new StoreError(this.path, `limit must be a whole number >= 1, got ${limit}`, { kind: 'usage' });
+    if (!Number.isSafeInteger(limit) || limit < 1)
+      throw new StoreError(this.path, `limit must be a whole number >= 1, got ${limit}`, { kind: 'usage' });
     const conds: string[] = [];
     const args: unknown[] = [];
     if (q.cluster !== undefined) {
       conds.push('r.cluster = ?');
       args.push(q.cluster);
     }
-    if (q.since !== undefined) (conds.push('(r.finished_at IS NULL OR r.finished_at >= ?)'), args.push(isoToMs(q.since)));
+    if (q.since !== undefined) conds.push('(r.finished_at IS NULL OR r.finished_at >= ?)'), args.push(isoToMs(q.since));
     const where = conds.length > 0 ? `WHERE ${conds.join(' AND ')}` : '';
     return this.#read(() =>
       (this.#stmt(`${RUN_SELECT} ${where} ORDER BY r.started_at DESC, r.id DESC LIMIT ?`).all(...args, limit) as Row[]).map(toRun),
@@ -265,7 +284,11 @@ export class Store {
       if (!row) return null;
       const run = toRun(row);
       const events = (this.#stmt(`SELECT seq, at, data FROM events WHERE run_id = ? ORDER BY seq`).all(id) as Row[]).map(
-        (e): StoredEvent => ({ seq: e['seq'] as number, at: msToIso(e['at'] as number), event: JSON.parse(e['data'] as string) as StepEvent }),
+        (e): StoredEvent => ({
+          seq: e['seq'] as number,
+          at: msToIso(e['at'] as number),
+          event: JSON.parse(e['data'] as string) as StepEvent,
+        }),
       );
       const members = (this.#stmt(`SELECT * FROM member_results WHERE run_id = ? ORDER BY seq`).all(id) as Row[]).map(toMember);
       const report: RunReport | null =
@@ -301,21 +324,22 @@ export class Store {
    */
   defragHistory(q: { cluster: string; memberId?: string | undefined; limit?: number | undefined }): Record<string, PastDefrag[]> {
     const limit = q.limit ?? DEFAULT_DEFRAG_HISTORY_LIMIT;
-    if (!Number.isSafeInteger(limit) || limit < 1) throw new StoreError(this.path, `limit must be a whole number >= 1, got ${limit}`, { kind: 'usage' });
+    if (!Number.isSafeInteger(limit) || limit < 1)
+      throw new StoreError(this.path, `limit must be a whole number >= 1, got ${limit}`, { kind: 'usage' });
     const member = q.memberId !== undefined ? 'AND m.member_id = :memberId' : '';
     return this.#read(() => {
       const rows = this.#stmt(
-          `SELECT member_id, in_use, duration_ms FROM (
+        `SELECT member_id, in_use, duration_ms FROM (
              SELECT m.member_id, m.before_db_size_in_use AS in_use, m.duration_ms, r.started_at, r.id, m.seq,
                ROW_NUMBER() OVER (PARTITION BY m.member_id ORDER BY r.started_at DESC, r.id DESC, m.seq DESC) AS rn
              FROM member_results m JOIN runs r ON r.id = m.run_id
              WHERE r.cluster = :cluster AND r.dry_run = 0 AND m.action = 'defragmented' AND m.connection_lost = 0
                AND m.duration_ms > 0 AND m.before_db_size_in_use > 0 ${member}
            ) WHERE rn <= :limit ORDER BY member_id, started_at, id, seq`,
-        )
-        .all({ cluster: q.cluster, limit, ...(q.memberId !== undefined ? { memberId: q.memberId } : {}) }) as Row[];
+      ).all({ cluster: q.cluster, limit, ...(q.memberId !== undefined ? { memberId: q.memberId } : {}) }) as Row[];
       const out: Record<string, PastDefrag[]> = {};
-      for (const r of rows) (out[r['member_id'] as string] ??= []).push({ dbSizeInUse: r['in_use'] as number, durationMs: r['duration_ms'] as number });
+      for (const r of rows)
+        (out[r['member_id'] as string] ??= []).push({ dbSizeInUse: r['in_use'] as number, durationMs: r['duration_ms'] as number });
       return out;
     });
   }
@@ -328,12 +352,13 @@ export class Store {
       conds.push('m.member_id = ?');
       args.push(q.memberId);
     }
-    if (q.from !== undefined) (conds.push('s.at >= ?'), args.push(isoToMs(q.from)));
-    if (q.to !== undefined) (conds.push('s.at <= ?'), args.push(isoToMs(q.to)));
+    if (q.from !== undefined) conds.push('s.at >= ?'), args.push(isoToMs(q.from));
+    if (q.to !== undefined) conds.push('s.at <= ?'), args.push(isoToMs(q.to));
     return this.#read(() =>
       (
-        this.#stmt(`SELECT m.cluster, m.member_id, m.member_name, s.* FROM sample_members m JOIN samples s ON s.member = m.key WHERE ${conds.join(' AND ')} ORDER BY s.at, m.member_id, m.key`)
-          .all(...args) as Row[]
+        this.#stmt(
+          `SELECT m.cluster, m.member_id, m.member_name, s.* FROM sample_members m JOIN samples s ON s.member = m.key WHERE ${conds.join(' AND ')} ORDER BY s.at, m.member_id, m.key`,
+        ).all(...args) as Row[]
       ).map(
         (r): Sample => ({
           cluster: r['cluster'] as string,
@@ -368,8 +393,13 @@ export class Store {
     const full = o.fullResolutionMs ?? DEFAULT_FULL_RESOLUTION_MS;
     const bucket = o.bucketMs ?? DEFAULT_BUCKET_MS;
     const retention = o.retentionMs ?? DEFAULT_RETENTION_MS;
-    for (const [name, v] of [['fullResolutionMs', full], ['bucketMs', bucket], ['retentionMs', retention]] as const) {
-      if (!Number.isSafeInteger(v) || v <= 0) throw new StoreError(this.path, `downsample: ${name} must be a whole number of ms > 0, got ${v}`, { kind: 'usage' });
+    for (const [name, v] of [
+      ['fullResolutionMs', full],
+      ['bucketMs', bucket],
+      ['retentionMs', retention],
+    ] as const) {
+      if (!Number.isSafeInteger(v) || v <= 0)
+        throw new StoreError(this.path, `downsample: ${name} must be a whole number of ms > 0, got ${v}`, { kind: 'usage' });
     }
     return this.#write('cannot downsample samples', () =>
       this.#db.transaction((): DownsampleResult => {
@@ -386,15 +416,16 @@ export class Store {
         const from = Math.min((stored?.['value'] as number | undefined) ?? Number.MIN_SAFE_INTEGER, cutoff);
         // The last sample of each bucket stays: a real observation, its figures consistent with each other.
         const thinned = this.#stmt(
-            `DELETE FROM samples WHERE (member, at) IN (
+          `DELETE FROM samples WHERE (member, at) IN (
                SELECT member, at FROM (
                  SELECT s.member, s.at, ROW_NUMBER() OVER (PARTITION BY m.cluster, m.member_id, s.at / :bucket ORDER BY s.at DESC, s.member DESC) AS rn
                  FROM sample_members m JOIN samples s ON s.member = m.key WHERE s.at >= :from AND s.at < :cutoff
                ) WHERE rn > 1)`,
-          )
-          .run({ bucket: BigInt(bucket), from, cutoff }).changes;
+        ).run({ bucket: BigInt(bucket), from, cutoff }).changes;
         const next = Math.floor(cutoff / bucket) * bucket;
-        this.#stmt(`INSERT INTO store_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = MAX(value, excluded.value)`).run(key, next);
+        this.#stmt(
+          `INSERT INTO store_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = MAX(value, excluded.value)`,
+        ).run(key, next);
         return { thinned, expired, expiredRuns };
       })(),
     );
@@ -446,7 +477,8 @@ export class Store {
   #mustBeRunning(runId: number): void {
     const row = this.#stmt(`SELECT outcome FROM runs WHERE id = ?`).get(runId) as Row | undefined;
     if (!row) throw new StoreError(this.path, `there is no run ${runId}`, { kind: 'usage' });
-    if (row['outcome'] !== 'running') throw new StoreError(this.path, `run ${runId} has already finished (${String(row['outcome'])})`, { kind: 'usage' });
+    if (row['outcome'] !== 'running')
+      throw new StoreError(this.path, `run ${runId} has already finished (${String(row['outcome'])})`, { kind: 'usage' });
   }
 
   /**
@@ -459,22 +491,28 @@ export class Store {
     const running = this.#stmt(`SELECT id, host, pid, by, started_at FROM runs WHERE outcome = 'running'`).all() as Row[];
     const dead = running.filter((r) => r['host'] === this.#owner.host && r['pid'] !== this.#owner.pid && !alive(r['pid'] as number));
     if (dead.length === 0) return;
-    this.#db.transaction(() => {
-      for (const r of dead) {
-        const id = r['id'] as number;
-        const events = this.#stmt(`SELECT data FROM events WHERE run_id = ? AND type = 'member-finished' ORDER BY seq`).all(id) as Row[];
-        const members = events.map((e) => (JSON.parse(e['data'] as string) as Extract<StepEvent, { type: 'member-finished' }>).result);
-        const reclaimed = members.reduce((sum, m) => sum + (m.action === 'defragmented' && m.before && m.after ? m.before.dbSize - m.after.dbSize : 0), 0);
-        const last = this.#stmt(`SELECT MAX(at) AS at FROM events WHERE run_id = ?`).get(id) as Row;
-        const message = `the process running it (${String(r['by'])}, pid ${String(r['pid'])} on ${String(r['host'])}) died before the run finished; results are those recorded until then`;
-        // When it died is unknown: its last sign of life (last event, or its start) says more than the time it was found.
-        const lastSeen = (last['at'] as number | null) ?? (r['started_at'] as number);
-        // Guarded by outcome: another process opening the store at the same moment recovers it only once.
-        const changed = this.#stmt(`UPDATE runs SET outcome = 'interrupted', finished_at = ?, message = ?, reclaimed_bytes = ? WHERE id = ? AND outcome = 'running'`)
-          .run(lastSeen, message, reclaimed, id).changes;
-        if (changed === 1) this.#insertMembers(id, members);
-      }
-    }).immediate();
+    this.#db
+      .transaction(() => {
+        for (const r of dead) {
+          const id = r['id'] as number;
+          const events = this.#stmt(`SELECT data FROM events WHERE run_id = ? AND type = 'member-finished' ORDER BY seq`).all(id) as Row[];
+          const members = events.map((e) => (JSON.parse(e['data'] as string) as Extract<StepEvent, { type: 'member-finished' }>).result);
+          const reclaimed = members.reduce(
+            (sum, m) => sum + (m.action === 'defragmented' && m.before && m.after ? m.before.dbSize - m.after.dbSize : 0),
+            0,
+          );
+          const last = this.#stmt(`SELECT MAX(at) AS at FROM events WHERE run_id = ?`).get(id) as Row;
+          const message = `the process running it (${String(r['by'])}, pid ${String(r['pid'])} on ${String(r['host'])}) died before the run finished; results are those recorded until then`;
+          // When it died is unknown: its last sign of life (last event, or its start) says more than the time it was found.
+          const lastSeen = (last['at'] as number | null) ?? (r['started_at'] as number);
+          // Guarded by outcome: another process opening the store at the same moment recovers it only once.
+          const changed = this.#stmt(
+            `UPDATE runs SET outcome = 'interrupted', finished_at = ?, message = ?, reclaimed_bytes = ? WHERE id = ? AND outcome = 'running'`,
+          ).run(lastSeen, message, reclaimed, id).changes;
+          if (changed === 1) this.#insertMembers(id, members);
+        }
+      })
+      .immediate();
   }
 
   #write<T>(what: string, fn: () => T): T {
@@ -552,7 +590,11 @@ function hasTables(db: Database.Database): boolean {
 }
 
 function newerError(path: string, found: number, known: number): StoreError {
-  return new StoreError(path, `was written by a newer defragd (schema version ${found}; this defragd knows up to version ${known}): upgrade defragd, or use another store file`, { kind: 'usage' });
+  return new StoreError(
+    path,
+    `was written by a newer defragd (schema version ${found}; this defragd knows up to version ${known}): upgrade defragd, or use another store file`,
+    { kind: 'usage' },
+  );
 }
 
 /** A directory, or a missing file where one must exist, said plainly (SQLite would say "unable to open database file"). */
@@ -562,7 +604,8 @@ function checkPath(path: string, mustExist: boolean): void {
     isDir = statSync(path).isDirectory();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      if (mustExist) throw new StoreError(path, 'does not exist (no run has been recorded there: defragd defrag --store creates it)', { kind: 'usage' });
+      if (mustExist)
+        throw new StoreError(path, 'does not exist (no run has been recorded there: defragd defrag --store creates it)', { kind: 'usage' });
       return;
     }
     throw new StoreError(path, `cannot be read: ${(err as Error).message}`, { cause: err });
@@ -582,7 +625,10 @@ function wrap(path: string, err: unknown, what: string): Error {
     case 'SQLITE_CORRUPT':
       return new StoreError(path, `is corrupt (${text})`, { kind: 'usage', cause: err });
     case 'SQLITE_CANTOPEN':
-      return new StoreError(path, `cannot be opened (${text}): does its directory exist, and may this user write there?`, { kind: 'usage', cause: err });
+      return new StoreError(path, `cannot be opened (${text}): does its directory exist, and may this user write there?`, {
+        kind: 'usage',
+        cause: err,
+      });
     case 'SQLITE_BUSY':
     case 'SQLITE_LOCKED':
       return new StoreError(path, `${what}: another process holds it locked (${text})`, { cause: err });
@@ -604,4 +650,3 @@ export function processAlive(pid: number): boolean {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
-

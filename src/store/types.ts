@@ -7,7 +7,6 @@ import type { RunTrigger } from '../domain/trigger.js';
 /** `runs()` without a limit (here, not in store.ts, so the CLI can show it without loading SQLite). */
 export const DEFAULT_RUNS_LIMIT = 20;
 
-
 /** A run's outcome as stored: `running` until it finishes (or its process is found dead: then `interrupted`). */
 export type StoredOutcome = RunOutcome | 'running';
 

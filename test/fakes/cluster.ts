@@ -202,7 +202,8 @@ export class FakeCluster {
       this.record('defragment', m, [{ timeoutMs: opts.timeoutMs }]);
       if (this.leader === m.name && this.voters().length > 1) this.violations.push(`Defragment sent to ${m.name} while it leads`);
       const lagging = this.voters().filter((x) => x !== m && x.lag > 0);
-      if (lagging.length > 0) this.violations.push(`Defragment sent to ${m.name} while ${lagging.map((x) => x.name).join(', ')} still catching up`);
+      if (lagging.length > 0)
+        this.violations.push(`Defragment sent to ${m.name} while ${lagging.map((x) => x.name).join(', ')} still catching up`);
       if (this.defragsRunning > 0) this.violations.push(`Defragment sent to ${m.name} while another one runs`);
       this.defragsRunning++;
       try {
@@ -251,4 +252,3 @@ export class FakeCluster {
     return [...this.members.flatMap((m) => m.alarms.map((alarm) => ({ memberId: m.memberId, alarm }))), ...this.orphanAlarms];
   }
 }
-

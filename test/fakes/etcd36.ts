@@ -30,10 +30,12 @@ export async function startFakeEtcd(self: FakeMember, opts: { alarms?: { memberI
   const alarms = [...(opts.alarms ?? [])];
   const header = () => ({ cluster_id: CLUSTER_ID, member_id: self.id, revision: '1234', raft_term: '7' });
   let url = '';
-  const unary = (method: string, answer: (req: Record<string, unknown>) => unknown) => (call: grpc.ServerUnaryCall<Record<string, unknown>, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-    calls.push({ method, request: call.request });
-    cb(null, answer(call.request));
-  };
+  const unary =
+    (method: string, answer: (req: Record<string, unknown>) => unknown) =>
+    (call: grpc.ServerUnaryCall<Record<string, unknown>, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      calls.push({ method, request: call.request });
+      cb(null, answer(call.request));
+    };
   server.addService(services.Maintenance.service, {
     Status: unary('Status', () => ({ header: header(), ...self.status })),
     Alarm: unary('Alarm', (req) => {
@@ -46,7 +48,10 @@ export async function startFakeEtcd(self: FakeMember, opts: { alarms?: { memberI
     Defragment: unary('Defragment', () => ({ header: header() })),
   });
   server.addService(services.Cluster.service, {
-    MemberList: unary('MemberList', () => ({ header: header(), members: [{ ID: self.id, name: self.name, peerURLs: [], clientURLs: [url], isLearner: false }] })),
+    MemberList: unary('MemberList', () => ({
+      header: header(),
+      members: [{ ID: self.id, name: self.name, peerURLs: [], clientURLs: [url], isLearner: false }],
+    })),
   });
   server.addService(services.KV.service, {
     Range: unary('Range', () => ({ header: header(), kvs: [], more: false, count: '0' })),

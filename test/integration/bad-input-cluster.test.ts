@@ -28,9 +28,14 @@ interface Run {
 function defragd(args: string[], env: Record<string, string> = {}): Promise<Run> {
   const t0 = Date.now();
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '', ...env }, timeout: 40_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr, ms: Date.now() - t0 });
-    });
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      { encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '', ...env }, timeout: 40_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr, ms: Date.now() - t0 });
+      },
+    );
   });
 }
 
@@ -53,7 +58,12 @@ function oneStderrLine(r: Run, pattern: RegExp): void {
 }
 
 /** `-w json` of defrag: stdout is exactly one JSON object. */
-function oneJsonObject(r: Run): { outcome: string; message: string | null; members: { name: string; action: string; reason: string }[]; warnings: string[] } {
+function oneJsonObject(r: Run): {
+  outcome: string;
+  message: string | null;
+  members: { name: string; action: string; reason: string }[];
+  warnings: string[];
+} {
   let parsed: unknown;
   try {
     parsed = JSON.parse(r.stdout);
@@ -103,7 +113,11 @@ describe('bad endpoints and operator mistakes, through the binary, against a rea
 
     const cases = (): { name: string; args: string[]; says: RegExp }[] => [
       { name: 'a port speaking HTTP/1.1, not etcd', args: ['--endpoints', notEtcd.url], says: /does not speak etcd's gRPC API/ },
-      { name: 'a black hole with --dial-timeout 1s', args: ['--endpoints', hole.url, '--dial-timeout', '1s'], says: /could not connect within 1s \(--dial-timeout\)/ },
+      {
+        name: 'a black hole with --dial-timeout 1s',
+        args: ['--endpoints', hole.url, '--dial-timeout', '1s'],
+        says: /could not connect within 1s \(--dial-timeout\)/,
+      },
       { name: 'a closed port', args: ['--endpoints', closed.url], says: /connection refused/ },
     ];
 
@@ -183,7 +197,10 @@ describe('bad endpoints and operator mistakes, through the binary, against a rea
     const report = oneJsonObject(r);
     expect(report.outcome).toBe('success');
     expect(report.members.map((m) => m.name).sort()).toEqual(['m1', 'm2', 'm3']);
-    expect(report.members.every((m) => m.action === 'defragmented'), show(r)).toBe(true);
+    expect(
+      report.members.every((m) => m.action === 'defragmented'),
+      show(r),
+    ).toBe(true);
     const after = await Promise.all(eps().map((e) => defragCount(e)));
     expect(after.map((a, i) => (a as number) - (before[i] as number))).toEqual([1, 1, 1]);
 
@@ -247,7 +264,9 @@ describe('bad endpoints and operator mistakes, through the binary, against a rea
       const before = await Promise.all(eps().map((e) => defragCount(e)));
       const r = await defragd(['defrag', '--endpoints', eps()[2] as string, '--compact-keep-revisions', '999999999']);
       expect(r.code, show(r)).toBe(0);
-      expect(`${r.stdout}${r.stderr}`).toMatch(/warning: no compaction: the current revision \d+ is not above --compact-keep-revisions 999999999/);
+      expect(`${r.stdout}${r.stderr}`).toMatch(
+        /warning: no compaction: the current revision \d+ is not above --compact-keep-revisions 999999999/,
+      );
       noStack(r);
       const after = await Promise.all(eps().map((e) => defragCount(e)));
       expect(after.map((a, i) => (a as number) - (before[i] as number))).toEqual([1, 1, 1]);

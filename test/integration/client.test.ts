@@ -50,13 +50,16 @@ describe('wire client', () => {
     }
   });
 
-  it('MoveLeader sent to a follower fails with etcd\'s reason, mapped to an EtcdError', async () => {
+  it("MoveLeader sent to a follower fails with etcd's reason, mapped to an EtcdError", async () => {
     const client = connect({ endpoints: cluster().endpoints });
     try {
       const statuses = await Promise.all(cluster().endpoints.map(async (ep) => ({ ep, s: await client.member(ep).status() })));
       const followers = statuses.filter((x) => x.s.leader !== x.s.header.memberId);
-      const [f1, f2] = followers as [typeof followers[0], typeof followers[0]];
-      const err = await client.member(f1.ep).moveLeader(f2.s.header.memberId).catch((e: unknown) => e);
+      const [f1, f2] = followers as [(typeof followers)[0], (typeof followers)[0]];
+      const err = await client
+        .member(f1.ep)
+        .moveLeader(f2.s.header.memberId)
+        .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(EtcdError);
       expect((err as EtcdError).grpcCode).toBe('FAILED_PRECONDITION');
       expect((err as EtcdError).message).toMatch(/not leader|bad leader transferee/);
@@ -66,7 +69,7 @@ describe('wire client', () => {
     }
   });
 
-  it('Snapshot streams the member\'s backend: a bbolt file with the data in it', async () => {
+  it("Snapshot streams the member's backend: a bbolt file with the data in it", async () => {
     const client = connect({ endpoints: cluster().endpoints });
     try {
       const m = client.member(cluster().endpoints[0] as string);
@@ -100,7 +103,10 @@ describe('wire client', () => {
       // Not aborted when the call starts; aborted before its first await (the connection check) returns.
       const call = member.status({ signal: ac.signal, timeoutMs: 10_000 });
       ac.abort();
-      const err = await call.then(() => null, (e: unknown) => e);
+      const err = await call.then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(AbortedError);
     } finally {
       client.close();
@@ -110,7 +116,10 @@ describe('wire client', () => {
   it('a call to a member passes its deadline as a DeadlineError, not a hang', async () => {
     const client = connect({ endpoints: cluster().endpoints });
     try {
-      const err = await client.member(cluster().endpoints[0] as string).defragment({ timeoutMs: 1 }).catch((e: unknown) => e);
+      const err = await client
+        .member(cluster().endpoints[0] as string)
+        .defragment({ timeoutMs: 1 })
+        .catch((e: unknown) => e);
       // 1 ms is shorter than any round trip: the client gives up (etcd may still defragment).
       expect((err as Error).name).toBe('DeadlineError');
       expect((err as Error).message).toMatch(/deadline exceeded/);

@@ -32,10 +32,39 @@ const ARTIFACTS = join(ROOT, 'test-artifacts');
 const CHROMIUM = '/usr/bin/chromium';
 const TOKEN = 'dashboard-test-token';
 /** Chromium's own background connections would hit this machine's closed network: all off. */
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
-type StatusRow = { name: string; dbSize: number; dbSizeInUse: number; dbSizeFree: number; fragmentation: number; quota: number; quotaUsage: number; isLeader: boolean };
-type ChartDump = { labels: string[]; strokes: string[]; dashed: boolean[]; xTicks: string[]; yTicks: string[]; yTickValues: number[]; pointsAt300: boolean; horizontalCursor: number; data: (number | null)[][]; runIds: string };
+type StatusRow = {
+  name: string;
+  dbSize: number;
+  dbSizeInUse: number;
+  dbSizeFree: number;
+  fragmentation: number;
+  quota: number;
+  quotaUsage: number;
+  isLeader: boolean;
+};
+type ChartDump = {
+  labels: string[];
+  strokes: string[];
+  dashed: boolean[];
+  xTicks: string[];
+  yTicks: string[];
+  yTickValues: number[];
+  pointsAt300: boolean;
+  horizontalCursor: number;
+  data: (number | null)[][];
+  runIds: string;
+};
 
 /** Observe every second (the config's minimum is the default 30 s without auto). */
 const fastObserve = (c: ServeConfig): ServeConfig => ({ ...c, clusters: c.clusters.map((x) => ({ ...x, observeIntervalMs: 1_000 })) });
@@ -54,10 +83,12 @@ describe('the dashboard in Chromium, on a real daemon and a 3-member cluster', (
   /** Console errors and uncaught exceptions of the page (a CSP violation is one). */
   const pageErrors: string[] = [];
 
-  const status = async () => parseJson<StatusRow[]>(await cli(['status', '--endpoints', cluster.endpoints.join(','), '--cluster', '-w', 'json']));
+  const status = async () =>
+    parseJson<StatusRow[]>(await cli(['status', '--endpoints', cluster.endpoints.join(','), '--cluster', '-w', 'json']));
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (scripts/ensure-chromium.sh; make test does)`);
+    if (!existsSync(CHROMIUM))
+      throw new Error(`${CHROMIUM} is missing: install Debian's chromium (scripts/ensure-chromium.sh; make test does)`);
     // The page as `npm run build` makes it, where serve() looks for it by default.
     execFileSync(process.execPath, [join(ROOT, 'scripts', 'build-web.mjs')], { cwd: ROOT, stdio: 'pipe' });
     mkdirSync(ARTIFACTS, { recursive: true });
@@ -74,7 +105,12 @@ describe('the dashboard in Chromium, on a real daemon and a 3-member cluster', (
     );
     origins.add(new URL(daemon.url).origin);
     await until('the daemon ready', async () => (await fetch(`${daemon.url}/readyz`)).status === 200);
-    browser = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 } });
+    browser = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1280, height: 900 },
+    });
     // Only the daemon's origin gets through: the page must work air-gapped and fetch nothing else.
     await browser.route('**/*', (route) => {
       const url = route.request().url();
@@ -115,28 +151,32 @@ describe('the dashboard in Chromium, on a real daemon and a 3-member cluster', (
         .sort((a, b) => a.name.localeCompare(b.name));
     const shown = () =>
       page.$$eval('.card[data-cluster="main"] .member', (items) =>
-        items
-          .map((li) => {
-            const text = (sel: string) => li.querySelector(sel)?.textContent?.trim() ?? null;
-            return {
-              name: li.getAttribute('data-member') ?? '',
-              leader: li.querySelector('.badge.leader') !== null,
-              size: text('.db-size'),
-              inUse: text('.in-use'),
-              free: text('.free'),
-              frag: text('.frag'),
-              quota: text('.quota'),
-              quotaUse: text('.quota-use'),
-            };
-          }),
+        items.map((li) => {
+          const text = (sel: string) => li.querySelector(sel)?.textContent?.trim() ?? null;
+          return {
+            name: li.getAttribute('data-member') ?? '',
+            leader: li.querySelector('.badge.leader') !== null,
+            size: text('.db-size'),
+            inUse: text('.in-use'),
+            free: text('.free'),
+            frag: text('.frag'),
+            quota: text('.quota'),
+            quotaUse: text('.quota-use'),
+          };
+        }),
       );
     // The page polls every few seconds; the cluster is quiet, so both settle on the same figures.
     let last: unknown = null;
-    await until('the overview to show what status shows', async () => {
-      const [want, got] = [expected(await status()), await shown()];
-      last = { want, got };
-      return JSON.stringify(want) === JSON.stringify(got);
-    }, 20_000, () => JSON.stringify(last, null, 1));
+    await until(
+      'the overview to show what status shows',
+      async () => {
+        const [want, got] = [expected(await status()), await shown()];
+        last = { want, got };
+        return JSON.stringify(want) === JSON.stringify(got);
+      },
+      20_000,
+      () => JSON.stringify(last, null, 1),
+    );
     const got = await shown();
     // Listed by name, whatever etcd's member-list order.
     expect(got.map((m) => m.name)).toEqual(['m1', 'm2', 'm3']);
@@ -151,8 +191,16 @@ describe('the dashboard in Chromium, on a real daemon and a 3-member cluster', (
     const dump = () =>
       page.evaluate((): ChartDump | null => {
         type Axis = { _values?: string[] | null; _splits?: number[] | null };
-        type Series = { label?: string; stroke?: () => string; dash?: number[]; points?: { show?: (u: unknown, s: number, i0: number, i1: number) => boolean } };
-        const el = document.querySelector('.chart') as { dataset: Record<string, string>; uplot?: { series: Series[]; axes: Axis[]; data: (number | null)[][] } } | null;
+        type Series = {
+          label?: string;
+          stroke?: () => string;
+          dash?: number[];
+          points?: { show?: (u: unknown, s: number, i0: number, i1: number) => boolean };
+        };
+        const el = document.querySelector('.chart') as {
+          dataset: Record<string, string>;
+          uplot?: { series: Series[]; axes: Axis[]; data: (number | null)[][] };
+        } | null;
         const u = el?.uplot;
         if (!el || !u) return null;
         return {
@@ -170,15 +218,24 @@ describe('the dashboard in Chromium, on a real daemon and a 3-member cluster', (
         };
       });
     // A few observations (one a second) reach the chart through the page's polling.
-    const chart = await until('a chart with at least 3 points', async () => {
-      const d = await dump();
-      return d !== null && (d.data[0]?.length ?? 0) >= 3 ? d : null;
-    }, 30_000);
+    const chart = await until(
+      'a chart with at least 3 points',
+      async () => {
+        const d = await dump();
+        return d !== null && (d.data[0]?.length ?? 0) >= 3 ? d : null;
+      },
+      30_000,
+    );
     const rows = await status();
     expect(chart.labels[0]).toBe('time');
     expect(chart.labels.at(-1)).toBe('quota');
     // By name, each member's dbSize then its in-use size, as a pair: one hue each, in use dashed.
-    expect(chart.labels.slice(1, -1)).toEqual(rows.map((m) => m.name).sort().flatMap((n) => [`${n} dbSize`, `${n} in use`]));
+    expect(chart.labels.slice(1, -1)).toEqual(
+      rows
+        .map((m) => m.name)
+        .sort()
+        .flatMap((n) => [`${n} dbSize`, `${n} in use`]),
+    );
     const memberStrokes = chart.strokes.slice(1, -1);
     for (let i = 0; i < memberStrokes.length; i += 2) {
       expect(memberStrokes[i + 1]).toBe(memberStrokes[i]);
@@ -197,7 +254,11 @@ describe('the dashboard in Chromium, on a real daemon and a 3-member cluster', (
     expect(Math.log2(step) % 1).toBe(0);
     for (const t of chart.yTicks.slice(1)) expect(t).toMatch(/^\d+(\.\d+)? (KiB|MiB|GiB)$/);
     expect(chart.horizontalCursor).toBe(0);
-    const api = (await getJson<{ members: { name: string; atMs: number[]; dbSize: number[] }[] }>(`${daemon.url}/api/v1/clusters/main/samples?range=1h`)).body;
+    const api = (
+      await getJson<{ members: { name: string; atMs: number[]; dbSize: number[] }[] }>(
+        `${daemon.url}/api/v1/clusters/main/samples?range=1h`,
+      )
+    ).body;
     const now = Date.now() / 1000;
     for (const x of chart.data[0] as number[]) expect(x).toBeGreaterThan(now - 3_600);
     for (const m of rows) {
@@ -215,23 +276,37 @@ describe('the dashboard in Chromium, on a real daemon and a 3-member cluster', (
       });
       expect(col.filter((v) => v !== null).length).toBeGreaterThanOrEqual(2);
     }
-    expect(chart.data.at(-1)?.filter((v) => v !== null).every((q) => q === 256 * MiB)).toBe(true);
+    expect(
+      chart.data
+        .at(-1)
+        ?.filter((v) => v !== null)
+        .every((q) => q === 256 * MiB),
+    ).toBe(true);
     // The range picker asks for another range; the chart follows.
     await page.getByRole('button', { name: '24 h', exact: true }).click();
-    await until('the 24 h range pressed', async () => (await page.getByRole('button', { name: '24 h', exact: true }).getAttribute('aria-pressed')) === 'true');
+    await until(
+      'the 24 h range pressed',
+      async () => (await page.getByRole('button', { name: '24 h', exact: true }).getAttribute('aria-pressed')) === 'true',
+    );
     await page.getByRole('button', { name: '1 h', exact: true }).click();
   });
 
   it('actions are disabled with the reason when the daemon has no token; a wrong token is refused (401), the right one plans a dry run', async () => {
     // A second daemon on the same cluster without apiTokenFile.
-    const open = await startServe(dir, 'no-token', `listen: 127.0.0.1:0\nstore: ":memory:"\nclusters:\n  - name: main\n    endpoints: [${cluster.endpoints.join(', ')}]\n`);
+    const open = await startServe(
+      dir,
+      'no-token',
+      `listen: 127.0.0.1:0\nstore: ":memory:"\nclusters:\n  - name: main\n    endpoints: [${cluster.endpoints.join(', ')}]\n`,
+    );
     origins.add(new URL(open.url).origin);
     const other = await browser.newPage();
     try {
       await other.goto(`${open.url}/#/clusters/main`);
       const dry = other.getByRole('button', { name: 'Dry run' });
       const now = other.getByRole('button', { name: 'Defragment now' });
-      await until('the actions to know there is no token', async () => /no API token is configured/.test((await other.locator('.actions-reason').textContent()) ?? ''));
+      await until('the actions to know there is no token', async () =>
+        /no API token is configured/.test((await other.locator('.actions-reason').textContent()) ?? ''),
+      );
       expect(await dry.isDisabled()).toBe(true);
       expect(await now.isDisabled()).toBe(true);
       expect(await other.locator('#api-token').count()).toBe(0);
@@ -257,7 +332,12 @@ describe('the dashboard in Chromium, on a real daemon and a 3-member cluster', (
     await dry.click();
     const plan = page.locator('.plan-table tbody tr');
     await plan.first().waitFor();
-    const rows = await plan.evaluateAll((trs) => trs.map((tr) => ({ member: tr.getAttribute('data-member'), cells: [...tr.querySelectorAll('td')].map((td) => td.textContent?.trim() ?? '') })));
+    const rows = await plan.evaluateAll((trs) =>
+      trs.map((tr) => ({
+        member: tr.getAttribute('data-member'),
+        cells: [...tr.querySelectorAll('td')].map((td) => td.textContent?.trim() ?? ''),
+      })),
+    );
     const leader = (await status()).find((m) => m.isLeader)?.name;
     expect(rows.map((r) => r.cells[2])).toEqual(['defragment', 'defragment', 'defragment']);
     // Followers first, the leader last after handing over its leadership.
@@ -279,7 +359,8 @@ describe('the dashboard in Chromium, on a real daemon and a 3-member cluster', (
       const seen: { members: string[]; elapsed: boolean } = { members: [], elapsed: false };
       (window as unknown as { seen: typeof seen }).seen = seen;
       new MutationObserver(() => {
-        for (const el of document.querySelectorAll('.progress .current-member') as { textContent: string | null }[]) if (!seen.members.includes(el.textContent ?? '')) seen.members.push(el.textContent ?? '');
+        for (const el of document.querySelectorAll('.progress .current-member') as { textContent: string | null }[])
+          if (!seen.members.includes(el.textContent ?? '')) seen.members.push(el.textContent ?? '');
         if (document.querySelector('.progress .elapsed')) seen.elapsed = true;
       }).observe(document.body, { subtree: true, childList: true, characterData: true });
     });
@@ -294,7 +375,11 @@ describe('the dashboard in Chromium, on a real daemon and a 3-member cluster', (
     await page.screenshot({ path: join(ARTIFACTS, 'cluster-running-1280.png'), fullPage: true });
 
     const row = page.locator(`.history tr.run-row[data-run-id="${runId}"]`);
-    await until('the run in the history, finished', async () => (await row.count()) === 1 && (await row.locator('td.outcome').textContent()) === 'success', 60_000);
+    await until(
+      'the run in the history, finished',
+      async () => (await row.count()) === 1 && (await row.locator('td.outcome').textContent()) === 'success',
+      60_000,
+    );
     const seen = await page.evaluate(() => (window as unknown as { seen: { members: string[]; elapsed: boolean } }).seen);
     expect(seen.members.sort()).toEqual(['m1', 'm2', 'm3']);
     expect(seen.elapsed).toBe(true);
@@ -308,18 +393,29 @@ describe('the dashboard in Chromium, on a real daemon and a 3-member cluster', (
     await row.getByRole('button').click();
     const members = page.locator(`#run-${runId} .run-members tbody tr`);
     await members.first().waitFor();
-    expect(await members.evaluateAll((trs) => trs.map((tr) => tr.querySelectorAll('td')[1]?.textContent))).toEqual(['defragmented', 'defragmented', 'defragmented']);
+    expect(await members.evaluateAll((trs) => trs.map((tr) => tr.querySelectorAll('td')[1]?.textContent))).toEqual([
+      'defragmented',
+      'defragmented',
+      'defragmented',
+    ]);
     expect(await page.locator(`#run-${runId} .events li`).count()).toBeGreaterThan(5);
 
     // On the chart: the run is one of its markers.
-    await until('the run marked on the chart', async () => ((await page.locator('.chart').getAttribute('data-run-ids')) ?? '').split(' ').includes(String(runId)));
+    await until('the run marked on the chart', async () =>
+      ((await page.locator('.chart').getAttribute('data-run-ids')) ?? '').split(' ').includes(String(runId)),
+    );
     await page.locator(`#run-${runId}`).scrollIntoViewIfNeeded();
     await page.screenshot({ path: join(ARTIFACTS, 'cluster-1280.png'), fullPage: true });
 
     // The run's marker is reachable with the keyboard: Tab from the range picker lands on a marker, its tooltip shows.
     await page.getByRole('button', { name: '30 d', exact: true }).focus();
     await page.keyboard.press('Tab');
-    const focused = await page.evaluate(() => (document.activeElement as { className: string; getAttribute(n: string): string | null }).className + ' ' + document.activeElement.getAttribute('aria-label'));
+    const focused = await page.evaluate(
+      () =>
+        (document.activeElement as { className: string; getAttribute(n: string): string | null }).className +
+        ' ' +
+        document.activeElement.getAttribute('aria-label'),
+    );
     expect(focused).toMatch(/^run-mark Run \d+: success, trigger api/);
     expect(await page.locator('.chart-tip').isVisible()).toBe(true);
     expect(await page.locator('.chart-tip').textContent()).toMatch(/^Run \d+: success/);
@@ -344,12 +440,22 @@ describe('the dashboard in Chromium, on a real daemon and a 3-member cluster', (
 
   it('works on a phone-sized screen (390 px): nothing wider than the screen but the tables that scroll', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
-    for (const [path, shot] of [['/', 'overview-390.png'], ['/#/clusters/main', 'cluster-390.png']] as const) {
+    for (const [path, shot] of [
+      ['/', 'overview-390.png'],
+      ['/#/clusters/main', 'cluster-390.png'],
+    ] as const) {
       await page.goto(`${daemon.url}${path}`);
       await page.locator('.member').first().waitFor();
       await page.waitForTimeout(500);
       const tooWide = await page.evaluate(() =>
-        ([...document.querySelectorAll('body *')] as { closest(s: string): unknown; getBoundingClientRect(): { right: number }; tagName: string; className: string }[])
+        (
+          [...document.querySelectorAll('body *')] as {
+            closest(s: string): unknown;
+            getBoundingClientRect(): { right: number };
+            tagName: string;
+            className: string;
+          }[]
+        )
           .filter((el) => !el.closest('.table-wrap') && el.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
           .map((el) => `${el.tagName.toLowerCase()}.${el.className}`),
       );
@@ -369,7 +475,11 @@ describe('dashboard: false', () => {
   it('serves no page at /, the API still answers', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'defragd-nodash-'));
     try {
-      const s = await startServe(dir, 'off', `listen: 127.0.0.1:0\nstore: ":memory:"\ndashboard: false\nclusters:\n  - name: a\n    endpoints: [127.0.0.1:1]\n    dialTimeout: 200ms\n`);
+      const s = await startServe(
+        dir,
+        'off',
+        `listen: 127.0.0.1:0\nstore: ":memory:"\ndashboard: false\nclusters:\n  - name: a\n    endpoints: [127.0.0.1:1]\n    dialTimeout: 200ms\n`,
+      );
       try {
         const page = await fetch(`${s.url}/`);
         expect(page.status).toBe(404);
@@ -383,4 +493,3 @@ describe('dashboard: false', () => {
     }
   });
 });
-

@@ -19,7 +19,11 @@ function defragd(args: string[]): { code: number | null; stdout: string; stderr:
 
 /** The packages from node_modules that `defragd ARGS` loads (test/support/loaded-packages.mjs). */
 function packagesLoadedBy(args: string[]): Set<string> {
-  const r = spawnSync(process.execPath, ['--import', LOADED_PACKAGES, MAIN, ...args], { encoding: 'utf8', timeout: 30_000, env: { PATH: process.env['PATH'] ?? '' } });
+  const r = spawnSync(process.execPath, ['--import', LOADED_PACKAGES, MAIN, ...args], {
+    encoding: 'utf8',
+    timeout: 30_000,
+    env: { PATH: process.env['PATH'] ?? '' },
+  });
   return new Set([...r.stderr.matchAll(/^#package (\S+)$/gm)].map((m) => m[1] as string));
 }
 
@@ -27,7 +31,8 @@ describe('the built defragd executable', () => {
   beforeAll(() => {
     if (existsSync(MAIN)) return;
     const build = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
-    if (build.status !== 0 || !existsSync(MAIN)) throw new Error(`npm run build failed (${build.status}):\n${build.stdout}\n${build.stderr}`);
+    if (build.status !== 0 || !existsSync(MAIN))
+      throw new Error(`npm run build failed (${build.status}):\n${build.stdout}\n${build.stderr}`);
   }, 150_000);
 
   it('an invalid rule: exit 2, one line naming the column, no stack trace', () => {
@@ -60,7 +65,10 @@ describe('the built defragd executable', () => {
     for (const args of [['--version'], ['--help'], ['defrag', '--help'], ['serve', '--help']]) {
       const loaded = packagesLoadedBy(args);
       expect(loaded.has('commander'), `${args.join(' ')}: the probe saw nothing (${[...loaded].join(', ')})`).toBe(true);
-      expect(heavy.filter((p) => loaded.has(p)), args.join(' ')).toEqual([]);
+      expect(
+        heavy.filter((p) => loaded.has(p)),
+        args.join(' '),
+      ).toEqual([]);
     }
     // 127.0.0.1:1 refuses at once: the run gets as far as dialling, with every module it needs for that.
     const run = ['defrag', '--dry-run', '--endpoints', '127.0.0.1:1', '--dial-timeout', '200ms'];

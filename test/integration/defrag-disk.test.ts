@@ -35,8 +35,16 @@ describe.skipIf(!disk.ok)(`free disk (${disk.ok ? 'tmpfs data dirs' : `skipped: 
       const r = await cli(['defrag', '--endpoints', eps(), '--data-dir', dataDir, '-w', 'json']);
       expect(r.code, show(r)).toBe(0);
       const report = parseJson<ReportJson>(r);
-      expect(report.members.find((m) => m.name === 'm1')).toMatchObject({ action: 'skipped', reason: expect.stringMatching(/^not enough free disk/) });
-      expect(report.members.filter((m) => m.action === 'defragmented').map((m) => m.name).sort()).toEqual(['m2', 'm3']);
+      expect(report.members.find((m) => m.name === 'm1')).toMatchObject({
+        action: 'skipped',
+        reason: expect.stringMatching(/^not enough free disk/),
+      });
+      expect(
+        report.members
+          .filter((m) => m.action === 'defragmented')
+          .map((m) => m.name)
+          .sort(),
+      ).toEqual(['m2', 'm3']);
       expect(await defragCount(m1.clientUrl)).toBe(before);
     } finally {
       rmSync(filler, { force: true });
@@ -53,6 +61,8 @@ describe.skipIf(!disk.ok)(`free disk (${disk.ok ? 'tmpfs data dirs' : `skipped: 
   it('a malformed --data-dir is a usage error naming the flag', async () => {
     const r = await cli(['defrag', '--endpoints', eps(), '--data-dir', '/var/lib/etcd']);
     expect(r.code, show(r)).toBe(2);
-    expect(r.stderr.trim()).toBe('defragd: --data-dir: expected NAME=PATH (a member\'s name or hex ID, then its data dir), got "/var/lib/etcd"');
+    expect(r.stderr.trim()).toBe(
+      'defragd: --data-dir: expected NAME=PATH (a member\'s name or hex ID, then its data dir), got "/var/lib/etcd"',
+    );
   });
 });

@@ -20,7 +20,9 @@ describe('interrupting defragd defrag', () => {
     await fragmentAndWait({ endpoints: eps }, { bytes: 24 * MiB, passes: 2, minFree: 16 * MiB, members: 3 });
     const before = await Promise.all(eps.map((e) => defragCount(e)));
 
-    const child = spawn(process.execPath, [BIN, 'defrag', '--endpoints', eps[0] as string, '-w', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'defrag', '--endpoints', eps[0] as string, '-w', 'json'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     let sent = false;

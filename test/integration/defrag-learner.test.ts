@@ -23,7 +23,10 @@ describe('defrag with a learner', () => {
       const err = await client
         .member(learner.clientUrl)
         .defragment({ timeoutMs: 10_000 })
-        .then(() => null, (e: unknown) => e);
+        .then(
+          () => null,
+          (e: unknown) => e,
+        );
       expect(err).toBeInstanceOf(EtcdError);
       const e = err as EtcdError;
       expect(e.reason).toBe('learner');
@@ -57,7 +60,12 @@ describe('defrag with a learner', () => {
     expect(planned?.action).toBe('skip');
     expect(planned?.code).toBe('learner');
     expect(planned?.isLearner).toBe(true);
-    expect(plan.decisions.filter((d) => d.action === 'defragment').map((d) => d.name).sort()).toEqual(['m1', 'm2', 'm3']);
+    expect(
+      plan.decisions
+        .filter((d) => d.action === 'defragment')
+        .map((d) => d.name)
+        .sort(),
+    ).toEqual(['m1', 'm2', 'm3']);
 
     // With four members the run observes more than ten calls at once on one AbortSignal: Node must not
     // print a MaxListenersExceededWarning ("possible memory leak") to the operator's terminal.

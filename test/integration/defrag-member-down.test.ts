@@ -19,7 +19,10 @@ describe('defrag with a stopped member', () => {
     const leader = await c.leaderName();
     const stopped = c.members.find((m) => m.name !== leader && !m.isLearner)!;
     await c.stopMember(stopped.name);
-    const running = c.members.filter((m) => m.name !== stopped.name).map((m) => m.name).sort();
+    const running = c.members
+      .filter((m) => m.name !== stopped.name)
+      .map((m) => m.name)
+      .sort();
     const eps = c.endpoints.join(',');
     const conn = { endpoints: c.endpoints };
     const before = await dbSizes(conn);
@@ -51,7 +54,10 @@ describe('defrag with a stopped member', () => {
     expect(skip.stderr).toMatch(/^defragd: warning: --skip-health-check/m);
     const done = parseJson<ReportJson>(skip);
     expect(done.outcome).toBe('success');
-    expect(done.warnings.some((w) => w.includes(stopped.name) && w.includes('--skip-health-check')), done.warnings.join('\n')).toBe(true);
+    expect(
+      done.warnings.some((w) => w.includes(stopped.name) && w.includes('--skip-health-check')),
+      done.warnings.join('\n'),
+    ).toBe(true);
     const byName = Object.fromEntries(done.members.map((m) => [m.name, m]));
     expect(byName[stopped.name]?.action).toBe('skipped');
     expect(byName[stopped.name]?.reason).toMatch(/unreachable/);

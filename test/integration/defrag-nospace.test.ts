@@ -34,7 +34,12 @@ describe('NOSPACE on a 3-member cluster with a 16 MiB quota', () => {
    * raises its own alarm.
    */
   async function fillUntilNospace(prefix: string): Promise<void> {
-    await expect(fragment({ endpoints: [cluster().endpoints[0] as string] }, { bytes: 6 * MiB, passes: 12, valueSize: 256 * 1024, compact: false, prefix })).rejects.toThrow(NOSPACE);
+    await expect(
+      fragment(
+        { endpoints: [cluster().endpoints[0] as string] },
+        { bytes: 6 * MiB, passes: 12, valueSize: 256 * 1024, compact: false, prefix },
+      ),
+    ).rejects.toThrow(NOSPACE);
     const probe = Buffer.alloc(MiB, 'p');
     // A follower still applying the last writes is a little smaller: probe each member until it has raised its own.
     for (let i = 0; i < 50; i++) {
@@ -70,7 +75,8 @@ describe('NOSPACE on a 3-member cluster with a 16 MiB quota', () => {
     const before = await sizes(conn());
     // Nothing was compacted, so the old revisions stay in use: 14-16.5 MiB of the 16 MiB on every member (how
     // much exactly depends on bbolt's free list), so a margin of 80% is out of reach of a defrag alone.
-    for (const [name, s] of Object.entries(before)) expect(s.dbSizeInUse, `${name}: ${JSON.stringify(s)}`).toBeGreaterThanOrEqual(0.8 * QUOTA);
+    for (const [name, s] of Object.entries(before))
+      expect(s.dbSizeInUse, `${name}: ${JSON.stringify(s)}`).toBeGreaterThanOrEqual(0.8 * QUOTA);
 
     const dry = await cli(['defrag', '--endpoints', eps(), '--disarm-nospace', '--disarm-below', '0.8', '--dry-run', '-w', 'json']);
     expect(dry.code, show(dry)).toBe(0);
@@ -92,10 +98,15 @@ describe('NOSPACE on a 3-member cluster with a 16 MiB quota', () => {
     expect(report.outcome).toBe('failed');
     expect(report.members.filter((m) => m.action === 'defragmented')).toHaveLength(3);
     expect(r.stderr).toContain('--compact-keep-revisions');
-    expect((await observe(conn())).alarms.filter((a) => a.alarm === 'NOSPACE'), show(r)).toHaveLength(3);
+    expect(
+      (await observe(conn())).alarms.filter((a) => a.alarm === 'NOSPACE'),
+      show(r),
+    ).toHaveLength(3);
     expect(await tryPut(conn(), cluster().endpoints[0] as string, '/after-defrag-only', 'x')).toMatch(NOSPACE);
     // Nor can the records of the run be written, even once more after it: one warning per member, none stored.
-    const unrecorded = report.warnings.filter((w) => /could not record its defragmentation at \/defragd\/members\/[0-9a-f]+\/last-defrag: .*database space exceeded/.test(w));
+    const unrecorded = report.warnings.filter((w) =>
+      /could not record its defragmentation at \/defragd\/members\/[0-9a-f]+\/last-defrag: .*database space exceeded/.test(w),
+    );
     expect(unrecorded, report.warnings.join('\n')).toHaveLength(3);
     expect((await defragmentationStatus({ ...conn(), cluster: true })).map((m) => m.record)).toEqual(['none', 'none', 'none']);
   });

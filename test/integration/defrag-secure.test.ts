@@ -30,7 +30,11 @@ describe('defrag with auth enabled', () => {
     const before = await dbSizes(conn());
     const r = await cli(['defrag', '--endpoints', eps(), '--user', 'root:wrong-password', '-w', 'json']);
     expect(r.code, show(r)).toBe(3);
-    expect(parseJson<ReportJson>(r)).toMatchObject({ outcome: 'refused', message: expect.stringMatching(/authentication failed/), members: [] });
+    expect(parseJson<ReportJson>(r)).toMatchObject({
+      outcome: 'refused',
+      message: expect.stringMatching(/authentication failed/),
+      members: [],
+    });
     const lines = r.stderr.trimEnd().split('\n');
     expect(lines, r.stderr).toHaveLength(1);
     expect(lines[0]).toMatch(/^defragd: refused: .*authentication failed/);
@@ -51,7 +55,10 @@ describe('defrag over TLS', () => {
   const tls = () => cluster().tls as NonNullable<ReturnType<typeof cluster>['tls']>;
   // etcd 3.4 given --trusted-ca-file verifies client certificates even without --client-cert-auth,
   // so the client certificate goes along; --cacert is what decides whether the server is trusted.
-  const conn = (): ConnectionOptions => ({ endpoints: cluster().endpoints, tls: { caFile: tls().caFile, certFile: tls().clientCertFile, keyFile: tls().clientKeyFile } });
+  const conn = (): ConnectionOptions => ({
+    endpoints: cluster().endpoints,
+    tls: { caFile: tls().caFile, certFile: tls().clientCertFile, keyFile: tls().clientKeyFile },
+  });
   const eps = () => cluster().endpoints.join(',');
   const clientCert = () => ['--cert', tls().clientCertFile, '--key', tls().clientKeyFile];
 

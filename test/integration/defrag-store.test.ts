@@ -75,7 +75,9 @@ describe('defrag --store and history', () => {
     const file = join(dir, 'killed.db');
     await fragmentAndWait({ endpoints: cluster().endpoints }, { bytes: 24 * MiB, passes: 2, minFree: 16 * MiB, members: 3 });
 
-    const child = spawn(process.execPath, [BIN, 'defrag', '--endpoints', eps(), '--store', file, '--store-cluster', 'prod', '-w', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'defrag', '--endpoints', eps(), '--store', file, '--store-cluster', 'prod', '-w', 'json'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     let killed = false;
     child.stdout.resume();

@@ -26,7 +26,9 @@ describe('defrag on a shared 3-member cluster', () => {
       // Give the followers different amounts to reclaim, against their name order: defragment the
       // follower whose name sorts first beforehand, so it has (almost) nothing left and must go second.
       const initial = await sizes(conn());
-      const [firstByName, secondByName] = Object.keys(initial).filter((n) => !initial[n]?.isLeader).sort() as [string, string];
+      const [firstByName, secondByName] = Object.keys(initial)
+        .filter((n) => !initial[n]?.isLeader)
+        .sort() as [string, string];
       await client.member(initial[firstByName]?.endpoint as string).defragment({ timeoutMs: 60_000 });
 
       const run = await prepareRun(client, buildPolicy({}), { observe: { cluster: true } });
@@ -87,7 +89,9 @@ describe('defrag on a shared 3-member cluster', () => {
       expect(move.from).toBe(originalLeader);
       expect(move.to).not.toBe(originalLeader);
       // Both followers were done before leadership moved.
-      const followerFinishes = events.filter((e, i) => e.type === 'member-finished' && e.result.memberId !== originalLeader && i < moveStarted);
+      const followerFinishes = events.filter(
+        (e, i) => e.type === 'member-finished' && e.result.memberId !== originalLeader && i < moveStarted,
+      );
       expect(followerFinishes).toHaveLength(2);
 
       expect(report.members.map((m) => m.name)).toEqual(planned.map((d) => d.name));
@@ -201,7 +205,10 @@ describe('defrag on a shared 3-member cluster', () => {
     const r = await cli(['defrag', '--endpoints', eps(), '--rule', 'dbSize >', '-w', 'json']);
     expect(r.code, show(r)).toBe(2);
     // -w json always prints one JSON object.
-    expect(parseJson<{ outcome: string; message: string }>(r)).toMatchObject({ outcome: 'refused', message: expect.stringMatching(/column/) });
+    expect(parseJson<{ outcome: string; message: string }>(r)).toMatchObject({
+      outcome: 'refused',
+      message: expect.stringMatching(/column/),
+    });
     const lines = r.stderr.trimEnd().split('\n');
     expect(lines, r.stderr).toHaveLength(1);
     expect(lines[0]).toMatch(/^defragd: /);
@@ -241,7 +248,8 @@ describe('defrag on a shared 3-member cluster', () => {
     // there, with the StopGRPCServiceOnDefrag gate (3.6+ export it) in the same request.
     const scrapes = async () => {
       let n = 0;
-      for (const m of cluster().members) n += (await cluster().memberMetrics(m.name)).get('promhttp_metric_handler_requests_total{code="200"}') ?? 0;
+      for (const m of cluster().members)
+        n += (await cluster().memberMetrics(m.name)).get('promhttp_metric_handler_requests_total{code="200"}') ?? 0;
       return n;
     };
     const before = await scrapes();

@@ -22,7 +22,11 @@ interface Demo {
 
 function startDemo(env: Record<string, string>): Demo {
   // As `make demo` runs it (signals go straight to the demo, no tsx CLI in between).
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/demo.mts'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/demo.mts'], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   const waiters = new Set<() => void>();
   const onData = (b: Buffer) => {
@@ -91,7 +95,7 @@ describe.concurrent('make demo', () => {
       expect(out).toMatch(/\$ defragd defrag --rule .*\n[\s\S]*defragmented 3 member\(s\)/);
       expect(out).toMatch(/Dashboard: {2}http:\/\/127\.0\.0\.1:\d+\//);
       expect(out).toMatch(/API token: {2}[0-9a-f]{32}\n/);
-      expect(out).toContain("history --store ");
+      expect(out).toContain('history --store ');
       // The auto rule fires on the fragmentation the workload leaves, and the run is reported as it finishes ...
       expect(out).toMatch(/▶ auto run starting/);
       expect(out).toMatch(/✔ run \d+ \(auto\) success: m\d .* → .* MiB.*; reclaimed [\d.]+ MiB/);
@@ -111,7 +115,11 @@ describe.concurrent('make demo', () => {
       const token = (await demo.waitFor(/API token: {2}([0-9a-f]+)/, 1_000))[1]!;
       const denied = await fetch(`${url}/api/v1/clusters/demo/runs`, { method: 'POST', headers: { authorization: 'Bearer wrong' } });
       expect(denied.status).toBe(401);
-      const started = await fetch(`${url}/api/v1/clusters/demo/runs`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: '{}' });
+      const started = await fetch(`${url}/api/v1/clusters/demo/runs`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}` },
+        body: '{}',
+      });
       expect(started.status, await started.clone().text()).toBe(202);
       const { runId } = (await started.json()) as { runId: number };
       await demo.waitFor(new RegExp(`run ${runId} \\(api\\)`), 120_000);

@@ -51,7 +51,11 @@ describe('StopGRPCServiceOnDefrag', () => {
         expect(status.code, show(status)).toBe(0);
         expect(parseJson<StatusJson[]>(status).map((r) => r.stopGrpcServiceOnDefrag)).toEqual([gate!.reads, gate!.reads, gate!.reads]);
         const table = await cli(['status', '--endpoints', eps]);
-        expect(table.stdout).toContain(gate!.reads ? 'StopGRPCServiceOnDefrag: on on m1, m2, m3' : 'StopGRPCServiceOnDefrag: unknown on m1, m2, m3 (etcd before 3.6 does not export its feature gates)');
+        expect(table.stdout).toContain(
+          gate!.reads
+            ? 'StopGRPCServiceOnDefrag: on on m1, m2, m3'
+            : 'StopGRPCServiceOnDefrag: unknown on m1, m2, m3 (etcd before 3.6 does not export its feature gates)',
+        );
 
         const dry = await cli(['defrag', '--endpoints', eps, '--dry-run', '-w', 'json']);
         expect(dry.code, show(dry)).toBe(0);
@@ -92,13 +96,22 @@ describe('a cluster mid-upgrade from 3.6 to 3.7', () => {
         expect(dry.code, show(dry)).toBe(0);
         const plan = parseJson<{ plan: Plan }>(dry).plan;
         expect(plan.warnings.some((w) => w.startsWith(upgrade))).toBe(true);
-        expect(plan.decisions.filter((d) => d.action === 'defragment').map((d) => d.name).sort()).toEqual(['m1', 'm2', 'm3']);
+        expect(
+          plan.decisions
+            .filter((d) => d.action === 'defragment')
+            .map((d) => d.name)
+            .sort(),
+        ).toEqual(['m1', 'm2', 'm3']);
 
         const run = await cli(['defrag', '--endpoints', eps, '-w', 'json']);
         expect(run.code, show(run)).toBe(0);
         const report = parseJson<ReportJson>(run);
         expect(report.outcome).toBe('success');
-        expect(report.members.map((m) => [m.name, m.action]).sort()).toEqual([['m1', 'defragmented'], ['m2', 'defragmented'], ['m3', 'defragmented']]);
+        expect(report.members.map((m) => [m.name, m.action]).sort()).toEqual([
+          ['m1', 'defragmented'],
+          ['m2', 'defragmented'],
+          ['m3', 'defragmented'],
+        ]);
         expect(report.warnings.some((w) => w.startsWith(upgrade))).toBe(true);
 
         const hashes = await c.hashKV();
@@ -129,11 +142,15 @@ describe('a release with a known defect that can leave a member unable to start 
         const status = await cli(['status', '--endpoints', eps, '-w', 'json']);
         expect(status.code, show(status)).toBe(0);
         expect(parseJson<StatusJson[]>(status).map((r) => r.knownDefects[0]?.issue)).toEqual(['etcd#14685', 'etcd#14685', 'etcd#14685']);
-        expect(status.stderr).toMatch(/defragd: warning: m\d \(http:\/\/127\.0\.0\.1:\d+\) runs etcd 3\.5\.5, which has 4 known defrag defects: a defrag interrupted by a crash or kill can leave the member with inconsistent revisions, unable to start \(etcd#14685, fixed in 3\.5\.6\)/);
+        expect(status.stderr).toMatch(
+          /defragd: warning: m\d \(http:\/\/127\.0\.0\.1:\d+\) runs etcd 3\.5\.5, which has 4 known defrag defects: a defrag interrupted by a crash or kill can leave the member with inconsistent revisions, unable to start \(etcd#14685, fixed in 3\.5\.6\)/,
+        );
 
         const dry = await cli(['defrag', '--endpoints', eps, '--dry-run']);
         expect(dry.code, show(dry)).toBe(3);
-        expect(dry.stdout + dry.stderr).toMatch(/refusing to defragment: m\d .* runs etcd 3\.5\.5.*\(upgrade the member, or pass --allow-known-defects to defragment it anyway\)/);
+        expect(dry.stdout + dry.stderr).toMatch(
+          /refusing to defragment: m\d .* runs etcd 3\.5\.5.*\(upgrade the member, or pass --allow-known-defects to defragment it anyway\)/,
+        );
 
         const refused = await cli(['defrag', '--endpoints', eps, '-w', 'json']);
         expect(refused.code, show(refused)).toBe(3);
@@ -142,17 +159,24 @@ describe('a release with a known defect that can leave a member unable to start 
 
         // The daemon: an API run is refused for the same reason, and nothing is defragmented.
         writeFileSync(join(dir, 'token'), 'a-token-for-this-test\n');
-        const s = await startServe(dir, 'defect', `listen: 127.0.0.1:0\nstore: ${join(dir, 'store.sqlite')}\napiTokenFile: ./token\nclusters:\n  - name: old\n    endpoints: [${c.endpoints.join(', ')}]\n`);
+        const s = await startServe(
+          dir,
+          'defect',
+          `listen: 127.0.0.1:0\nstore: ${join(dir, 'store.sqlite')}\napiTokenFile: ./token\nclusters:\n  - name: old\n    endpoints: [${c.endpoints.join(', ')}]\n`,
+        );
         try {
           await until('the daemon to observe the cluster', async () => (await fetch(`${s.url}/readyz`)).status === 200);
           const auth = { authorization: 'Bearer a-token-for-this-test', 'content-type': 'application/json' };
           const started = await getJson(`${s.url}/api/v1/clusters/old/runs`, { method: 'POST', body: '{"dryRun":false}', headers: auth });
-          const run = started.status === 202
-            ? await until('the API run to finish', async () => {
-                const r = (await getJson(`${s.url}/api/v1/runs/${started.body['runId'] as number}`)).body as { run: { outcome: string; message: string | null } };
-                return r.run.outcome !== 'running' ? r.run : null;
-              })
-            : { outcome: `HTTP ${started.status}`, message: JSON.stringify(started.body) };
+          const run =
+            started.status === 202
+              ? await until('the API run to finish', async () => {
+                  const r = (await getJson(`${s.url}/api/v1/runs/${started.body['runId'] as number}`)).body as {
+                    run: { outcome: string; message: string | null };
+                  };
+                  return r.run.outcome !== 'running' ? r.run : null;
+                })
+              : { outcome: `HTTP ${started.status}`, message: JSON.stringify(started.body) };
           expect(run.outcome, JSON.stringify(run)).toBe('refused');
           expect(JSON.stringify(run)).toContain('etcd#14685');
           expect(s.logs().some((l) => l['msg'] === 'etcd version' && String(l['warning']).includes('etcd#14685'))).toBe(true);

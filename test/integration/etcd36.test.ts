@@ -38,7 +38,11 @@ describe('etcd 3.6 Status fields', () => {
   });
 
   it('without dbSizeQuota and without /metrics, falls back to --quota-bytes, then to the 2 GiB default, and says so', async () => {
-    fake = await startFakeEtcd({ id: ID, name: 'etcd-0', status: { ...STATUS_36, version: '3.4.23', storageVersion: '', dbSizeQuota: '0' } });
+    fake = await startFakeEtcd({
+      id: ID,
+      name: 'etcd-0',
+      status: { ...STATUS_36, version: '3.4.23', storageVersion: '', dbSizeQuota: '0' },
+    });
     const withFlag = json<StatusJson[]>(await cli(['status', '--endpoints', fake.url, '--quota-bytes', '4GiB', '-w', 'json']));
     expect(withFlag[0]?.quota).toBe(4 * 1024 ** 3);
     expect(withFlag[0]?.quotaSource).toBe('flag');
@@ -54,9 +58,19 @@ describe('etcd 3.6 Status fields', () => {
 
 describe('CORRUPT', () => {
   it('alarm disarm never disarms CORRUPT, even with --all, and says why', async () => {
-    fake = await startFakeEtcd({ id: ID, name: 'etcd-0', status: STATUS_36 }, { alarms: [{ memberID: ID, alarm: 'CORRUPT' }, { memberID: ID, alarm: 'NOSPACE' }] });
+    fake = await startFakeEtcd(
+      { id: ID, name: 'etcd-0', status: STATUS_36 },
+      {
+        alarms: [
+          { memberID: ID, alarm: 'CORRUPT' },
+          { memberID: ID, alarm: 'NOSPACE' },
+        ],
+      },
+    );
     const r = await cli(['alarm', 'disarm', '--all', '--endpoints', fake.url]);
-    const deactivated = fake.calls.filter((c) => c.method === 'Alarm' && (c.request as { action: string }).action === 'DEACTIVATE').map((c) => (c.request as { alarm: string }).alarm);
+    const deactivated = fake.calls
+      .filter((c) => c.method === 'Alarm' && (c.request as { action: string }).action === 'DEACTIVATE')
+      .map((c) => (c.request as { alarm: string }).alarm);
     expect(deactivated).toEqual(['NOSPACE']);
     expect(fake.alarms).toEqual([{ memberID: ID, alarm: 'CORRUPT' }]);
     expect(r.stderr).toMatch(/CORRUPT alarms are never disarmed/);

@@ -35,7 +35,9 @@ async function inflight(c: EtcdCluster, name: string): Promise<number | null> {
 }
 
 async function defragCounts(c: EtcdCluster): Promise<number[]> {
-  return Promise.all(c.members.map(async (m) => (await c.memberMetrics(m.name)).get('etcd_disk_backend_defrag_duration_seconds_count') ?? NaN));
+  return Promise.all(
+    c.members.map(async (m) => (await c.memberMetrics(m.name)).get('etcd_disk_backend_defrag_duration_seconds_count') ?? NaN),
+  );
 }
 
 /** Polls every member's in-flight gauge every ~20 ms until stopped; remembers the worst moment. */
@@ -146,7 +148,10 @@ describe('etcdctl defrag started by someone else during a run', () => {
         } else {
           run = await defragd([...args, '--wait-between', `${PAUSE_MS}ms`], (stderr) => {
             if (other !== null) return;
-            const order = /one at a time: ([^(\n]+)/.exec(stderr)?.[1]?.split('→').map((s) => s.trim());
+            const order = /one at a time: ([^(\n]+)/
+              .exec(stderr)?.[1]
+              ?.split('→')
+              .map((s) => s.trim());
             // The first member's Defragment has returned (the catch-up wait comes right after it).
             if (order && /: waiting for the member to catch up/.test(stderr)) {
               target = order[2] as string;
@@ -182,15 +187,23 @@ describe('etcdctl defrag started by someone else during a run', () => {
         expect(run.code, show).toBe(1);
         expect(report.outcome).toBe('failed');
         expect(report.message, show).toMatch(
-          new RegExp(`${target} is being defragmented by someone else \\(etcd_disk_defrag_inflight is 1\\)|${target} \\([^)]*\\) is (unreachable|unhealthy)`),
+          new RegExp(
+            `${target} is being defragmented by someone else \\(etcd_disk_defrag_inflight is 1\\)|${target} \\([^)]*\\) is (unreachable|unhealthy)`,
+          ),
         );
         console.info(`[faults-etcdctl] ${when}: defragd stopped: ${report.message}`);
       }
       // Did the two overlap in time at all? (etcdctl's defrag was seen in flight while defragd ran.)
       expect(polled.seen, show).toContain(target);
       const overlapMs = (polled.lastSeenAt.get(target) ?? 0) - decidingFrom;
-      if (overlapMs <= 0) console.warn(`[faults-etcdctl] ${when}: etcdctl's defrag of ${target} ended before defragd turned to its next member: this run did not test an overlap`);
-      else console.info(`[faults-etcdctl] ${when}: etcdctl's defrag of ${target} was in flight for ${overlapMs} ms while defragd was deciding its next member`);
+      if (overlapMs <= 0)
+        console.warn(
+          `[faults-etcdctl] ${when}: etcdctl's defrag of ${target} ended before defragd turned to its next member: this run did not test an overlap`,
+        );
+      else
+        console.info(
+          `[faults-etcdctl] ${when}: etcdctl's defrag of ${target} was in flight for ${overlapMs} ms while defragd was deciding its next member`,
+        );
 
       const after = await defragCounts(c);
       const deltas = after.map((a, i) => a - (before[i] as number));

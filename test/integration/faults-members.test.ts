@@ -100,9 +100,17 @@ describe('the member being defragmented', () => {
       const { report, events } = run;
       expect(ofType(events, 'member-no-answer').map((e) => [e.name, e.why])).toEqual([[name, 'connection-lost']]);
       // It waited for the member, then for it to catch up: both steps were reached.
-      const waits = ofType(events, 'member-waiting').filter((e) => e.name === name).map((e) => e.what);
-      expect(waits.some((w) => /connection was lost/.test(w)), waits.join('\n')).toBe(true);
-      expect(waits.some((w) => /catch up/.test(w)), waits.join('\n')).toBe(true);
+      const waits = ofType(events, 'member-waiting')
+        .filter((e) => e.name === name)
+        .map((e) => e.what);
+      expect(
+        waits.some((w) => /connection was lost/.test(w)),
+        waits.join('\n'),
+      ).toBe(true);
+      expect(
+        waits.some((w) => /catch up/.test(w)),
+        waits.join('\n'),
+      ).toBe(true);
 
       const r = result(report, name);
       expect(r.connectionLost).toBe(true);
@@ -115,7 +123,8 @@ describe('the member being defragmented', () => {
       expect(r.reason).toMatch(/connection was lost during its defragmentation and the member did not shrink/);
       expect(r.reason).not.toMatch(/deadline/);
       // Its defrag did not happen, so the run stops there as after any failed member (--continue-on-error would go on).
-      for (const m of report.members.filter((x) => x.name !== name)) expect(m.reason, m.name).toBe('not attempted: an earlier member failed');
+      for (const m of report.members.filter((x) => x.name !== name))
+        expect(m.reason, m.name).toBe('not attempted: an earlier member failed');
       expect(report.outcome).toBe('failed');
       // The why of a failed run is in its message too (the CLI's one line on stderr for cron), not just in a member row.
       expect(report.message).toMatch(new RegExp(`^${name} failed: the connection was lost during its defragmentation`));
@@ -148,12 +157,15 @@ describe('the member being defragmented', () => {
       }
     })();
     const t0 = Date.now();
-    const code = await runCli(['defrag', '--endpoints', eps.join(','), '--command-timeout', '2s', '--recovery-timeout', '3s', '-w', 'json'], {
-      stdout: (s) => (stdout += s),
-      stderr: (s) => (stderr += s),
-      isTTY: false,
-      env: {},
-    }).finally(() => {
+    const code = await runCli(
+      ['defrag', '--endpoints', eps.join(','), '--command-timeout', '2s', '--recovery-timeout', '3s', '-w', 'json'],
+      {
+        stdout: (s) => (stdout += s),
+        stderr: (s) => (stderr += s),
+        isTTY: false,
+        env: {},
+      },
+    ).finally(() => {
       watching = false;
     });
     const elapsedMs = Date.now() - t0;
@@ -175,7 +187,10 @@ describe('the member being defragmented', () => {
       for (const n of after) expect(result(report, n).reason, n).toMatch(/^not attempted/);
       expect(report.members.filter((m) => m.action === 'defragmented').length).toBe(started.indexOf(name));
       // The progress on stderr says what happened, once, and how long the run waits.
-      expect(stderr.match(new RegExp(`^(?:\\S+ )?${name}: connection lost during its defragmentation .*NOT retrying$`, 'gm')), stderr).toHaveLength(1);
+      expect(
+        stderr.match(new RegExp(`^(?:\\S+ )?${name}: connection lost during its defragmentation .*NOT retrying$`, 'gm')),
+        stderr,
+      ).toHaveLength(1);
       expect(stderr).toMatch(new RegExp(`^(?:\\S+ )?${name}: waiting for the member to answer again .*\\(at most 3s\\)$`, 'm'));
       expect(stderr).not.toMatch(/deadline of .* passed/);
       expect(stderr).toMatch(/defragd: failed: .*connection was lost/);

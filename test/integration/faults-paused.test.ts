@@ -130,7 +130,11 @@ describe('the member being defragmented, stopped', () => {
           expect(r.after?.dbSize as number).toBeLessThan(r.before?.dbSize as number);
           expect(r.action, r.reason).toBe('defragmented');
           expect(r.reason).toMatch(/deadline passed but etcd finished on its own/);
-          expect(ofType(events, 'member-started').map((e) => e.decision.name).sort()).toEqual(['m1', 'm2', 'm3']);
+          expect(
+            ofType(events, 'member-started')
+              .map((e) => e.decision.name)
+              .sort(),
+          ).toEqual(['m1', 'm2', 'm3']);
           for (const m of c.members) if (m.name !== name) expect(after[m.name]! - counts[m.name]!, m.name).toBe(1);
         } else {
           // Nothing ran: the member did not shrink, it failed, and no other member was taken out.

@@ -30,7 +30,9 @@ function track(child: ChildProcess): ChildProcess {
 const exited = (child: ChildProcess) =>
   child.exitCode !== null || child.signalCode !== null
     ? Promise.resolve({ code: child.exitCode, signal: child.signalCode })
-    : new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    : new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+        child.once('exit', (code, signal) => resolve({ code, signal })),
+      );
 
 /** etcd_disk_defrag_inflight of a member; null when its /metrics did not answer. */
 async function inflight(c: EtcdCluster, name: string): Promise<number | null> {
@@ -43,7 +45,9 @@ async function inflight(c: EtcdCluster, name: string): Promise<number | null> {
 
 /** Finished Defragment calls per member (etcd's own histogram count), in member order. */
 async function defragCounts(c: EtcdCluster): Promise<number[]> {
-  return Promise.all(c.members.map(async (m) => (await c.memberMetrics(m.name)).get('etcd_disk_backend_defrag_duration_seconds_count') ?? NaN));
+  return Promise.all(
+    c.members.map(async (m) => (await c.memberMetrics(m.name)).get('etcd_disk_backend_defrag_duration_seconds_count') ?? NaN),
+  );
 }
 
 async function until(what: string, limitMs: number, check: () => Promise<boolean>, everyMs = 20): Promise<void> {
@@ -56,7 +60,12 @@ async function until(what: string, limitMs: number, check: () => Promise<boolean
 
 /** Waits until no member reports a defrag in flight (an orphaned one goes on in etcd). */
 const noDefragInFlight = (c: EtcdCluster) =>
-  until('no defrag in flight', 30_000, async () => (await Promise.all(c.members.map((m) => inflight(c, m.name)))).every((v) => v === 0), 100);
+  until(
+    'no defrag in flight',
+    30_000,
+    async () => (await Promise.all(c.members.map((m) => inflight(c, m.name)))).every((v) => v === 0),
+    100,
+  );
 
 /** The lock key's value as stored, or null when nobody holds it. */
 async function lockValue(endpoints: string[]): Promise<string | null> {
@@ -97,7 +106,10 @@ describe('defragd itself fails mid-run', () => {
     // at once waits in Status on the member being defragmented (~2 s) before it gets to the lock.
     const ttlSeconds = 6;
     const child = track(
-      spawn(process.execPath, ['--import', 'tsx', CHILD, String(ttlSeconds), 'doomed-run', ...eps], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }),
+      spawn(process.execPath, ['--import', 'tsx', CHILD, String(ttlSeconds), 'doomed-run', ...eps], {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
     );
     let childErr = '';
     child.stderr?.on('data', (d: Buffer) => (childErr += d.toString()));
@@ -117,7 +129,10 @@ describe('defragd itself fails mid-run', () => {
     child.kill('SIGKILL');
     const killed = await exited(child);
     expect(killed.signal).toBe('SIGKILL');
-    expect(events.some((e) => e.type === 'member-finished'), 'the child was killed before its first member finished').toBe(false);
+    expect(
+      events.some((e) => e.type === 'member-finished'),
+      'the child was killed before its first member finished',
+    ).toBe(false);
 
     // (a) At once: the lock is still held by the dead run; the next run is refused and names it.
     expect(await lockValue(eps)).toMatch(/"holder":"doomed-run"/);
@@ -160,7 +175,9 @@ describe('defragd itself fails mid-run', () => {
     await fragmentAndWait({ endpoints: eps }, WORKLOAD);
     const before = await defragCounts(c);
 
-    const child = track(spawn(process.execPath, [BIN, 'defrag', '--endpoints', eps.join(','), '-w', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    const child = track(
+      spawn(process.execPath, [BIN, 'defrag', '--endpoints', eps.join(','), '-w', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] }),
+    );
     let stdout = '';
     let stderr = '';
     let first = '';

@@ -8,7 +8,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'vitest';
 import type { EtcdCluster } from '../../dev/harness/etcd.js';
 import { fragment } from '../../dev/workload.js';
-import { buildPolicy, connect, DEFAULT_LOCK_KEY, runDefrag, type ExecuteOptions, type PolicyOptions, type RunReport, type StepEvent } from '../../src/internals.js';
+import {
+  buildPolicy,
+  connect,
+  DEFAULT_LOCK_KEY,
+  runDefrag,
+  type ExecuteOptions,
+  type PolicyOptions,
+  type RunReport,
+  type StepEvent,
+} from '../../src/internals.js';
 import { fragmentAndWait, MiB } from './helpers-defrag.js';
 
 export { MiB };
@@ -25,7 +34,10 @@ export async function loadData(c: EtcdCluster, inUseBytes: number): Promise<void
 
 /** Overwrites a few MiB again, so each member has pages a finished defrag would free. */
 export async function addGarbage(c: EtcdCluster): Promise<void> {
-  await fragmentAndWait({ endpoints: c.endpoints.filter((_, i) => c.members[i]?.running()) }, { bytes: 4 * MiB, passes: 2, minFree: 3 * MiB, members: 3, prefix: '/churn/' });
+  await fragmentAndWait(
+    { endpoints: c.endpoints.filter((_, i) => c.members[i]?.running()) },
+    { bytes: 4 * MiB, passes: 2, minFree: 3 * MiB, members: 3, prefix: '/churn/' },
+  );
 }
 
 export interface DrivenRun {
@@ -55,7 +67,13 @@ export async function drive(
         events.push(e);
         const p = opts.hook?.(e);
         // Settled into a value at once, so a failing hook is reported after the run, not as an unhandled rejection.
-        if (p) pending.push(Promise.resolve(p).then(() => null, (err: unknown) => err));
+        if (p)
+          pending.push(
+            Promise.resolve(p).then(
+              () => null,
+              (err: unknown) => err,
+            ),
+          );
       },
     });
     const elapsedMs = Date.now() - t0;

@@ -41,8 +41,19 @@ describe('duration forecast and maxDefragDuration', () => {
             finishedAt: new Date(Date.now() - (10 - i) * 3_600_000 + 64_000).toISOString(),
             message: 'a slow defrag, seeded',
             member: {
-              endpoint: m.endpoint, memberId: m.memberId, name: m.name, action: 'defragmented', reason: 'seeded', wasLeader: false, movedLeaderTo: null,
-              before: { dbSize: 2 * MiB, dbSizeInUse: MiB }, after: { dbSize: MiB, dbSizeInUse: MiB }, durationMs: 64_000, revision: null, deadlinePassed: false, connectionLost: false,
+              endpoint: m.endpoint,
+              memberId: m.memberId,
+              name: m.name,
+              action: 'defragmented',
+              reason: 'seeded',
+              wasLeader: false,
+              movedLeaderTo: null,
+              before: { dbSize: 2 * MiB, dbSizeInUse: MiB },
+              after: { dbSize: MiB, dbSizeInUse: MiB },
+              durationMs: 64_000,
+              revision: null,
+              deadlinePassed: false,
+              connectionLost: false,
             },
           });
         }
@@ -64,7 +75,7 @@ describe('duration forecast and maxDefragDuration', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('after a recorded run, defrag --dry-run --store shows each member\'s expected duration (table and JSON)', async () => {
+  it("after a recorded run, defrag --dry-run --store shows each member's expected duration (table and JSON)", async () => {
     const file = join(dir, 'history.db');
     const before = await cli(['defrag', '--endpoints', eps(), '--dry-run', '--store', file]);
     expect(before.code, show(before)).toBe(0);
@@ -81,7 +92,11 @@ describe('duration forecast and maxDefragDuration', () => {
     const decisions = parseJson<RunReport>(dry).plan!.decisions;
     for (const d of decisions) {
       const past = done.find((m) => m.memberId === d.memberId)!;
-      expect(d.forecastBasis, d.name).toEqual({ source: 'history', defrags: 1, bytesPerSecond: Math.round((past.before!.dbSizeInUse / past.durationMs!) * 1_000) });
+      expect(d.forecastBasis, d.name).toEqual({
+        source: 'history',
+        defrags: 1,
+        bytesPerSecond: Math.round((past.before!.dbSizeInUse / past.durationMs!) * 1_000),
+      });
       // Its in-use size at the throughput of its one past defrag.
       expect(d.forecastMs).toBe(Math.round(d.dbSizeInUse! / (past.before!.dbSizeInUse / past.durationMs!)));
     }
@@ -105,41 +120,68 @@ describe('duration forecast and maxDefragDuration', () => {
     expect(report.outcome).toBe('nothing-to-do');
     expect(report.members.map((m) => m.action)).toEqual(['skipped', 'skipped', 'skipped']);
     for (const m of report.members) {
-      expect(m.reason).toMatch(/^forecast ~\d+m\d+s is over the max defrag duration 1m0s \([\d.]+ MiB in use at 16\.0 KiB\/s, the median of its last 3 defrags\): every request to the member would block that long/);
+      expect(m.reason).toMatch(
+        /^forecast ~\d+m\d+s is over the max defrag duration 1m0s \([\d.]+ MiB in use at 16\.0 KiB\/s, the median of its last 3 defrags\): every request to the member would block that long/,
+      );
     }
-    expect(report.plan!.decisions.map((d: MemberDecision) => d.code)).toEqual(['over-max-duration', 'over-max-duration', 'over-max-duration']);
+    expect(report.plan!.decisions.map((d: MemberDecision) => d.code)).toEqual([
+      'over-max-duration',
+      'over-max-duration',
+      'over-max-duration',
+    ]);
     expect(await defragCounts()).toEqual(counts);
     // The leader was skipped too: leadership was not handed away for nothing.
     expect((await observe({ endpoints: c.endpoints })).leaderId).toBe(leader);
 
     const usage = await cli(['defrag', '--endpoints', eps(), '--max-defrag-duration', '1m']);
     expect(usage.code).toBe(2);
-    expect(usage.stderr).toBe("defragd: --max-defrag-duration needs --store: the forecast is made from each member's past defrags recorded there\n");
+    expect(usage.stderr).toBe(
+      "defragd: --max-defrag-duration needs --store: the forecast is made from each member's past defrags recorded there\n",
+    );
   });
 
   it('the daemon with maxDefragDuration records the skip, and its dry run shows the forecast', async () => {
     const store = join(dir, 'serve.sqlite');
     await slowStore(store, 'main');
     const counts = await defragCounts();
-    const s = await startServe(dir, 'forecast', `listen: 127.0.0.1:0\nstore: ${store}\napiTokenFile: ./token\nclusters:\n  - name: main\n    endpoints: [${c.endpoints.join(', ')}]\n    defrag: { maxDefragDuration: 1m }\n`);
+    const s = await startServe(
+      dir,
+      'forecast',
+      `listen: 127.0.0.1:0\nstore: ${store}\napiTokenFile: ./token\nclusters:\n  - name: main\n    endpoints: [${c.endpoints.join(', ')}]\n    defrag: { maxDefragDuration: 1m }\n`,
+    );
     const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
     try {
       await until('ready', async () => (await fetch(`${s.url}/readyz`)).status === 200);
-      const dry = await getJson<{ report: RunReport }>(`${s.url}/api/v1/clusters/main/runs`, { method: 'POST', body: '{"dryRun":true}', headers: auth });
+      const dry = await getJson<{ report: RunReport }>(`${s.url}/api/v1/clusters/main/runs`, {
+        method: 'POST',
+        body: '{"dryRun":true}',
+        headers: auth,
+      });
       expect(dry.status).toBe(200);
       for (const d of dry.body.report.plan!.decisions) {
-        expect(d).toMatchObject({ action: 'skip', code: 'over-max-duration', forecastBasis: { source: 'history', defrags: 3, bytesPerSecond: 16 * 1024 } });
+        expect(d).toMatchObject({
+          action: 'skip',
+          code: 'over-max-duration',
+          forecastBasis: { source: 'history', defrags: 3, bytesPerSecond: 16 * 1024 },
+        });
         expect(d.forecastMs).toBeGreaterThan(60_000);
       }
 
-      const started = await getJson<{ runId: number }>(`${s.url}/api/v1/clusters/main/runs`, { method: 'POST', body: '{"dryRun":false}', headers: auth });
+      const started = await getJson<{ runId: number }>(`${s.url}/api/v1/clusters/main/runs`, {
+        method: 'POST',
+        body: '{"dryRun":false}',
+        headers: auth,
+      });
       expect(started.status).toBe(202);
       const detail = await until('the run to finish', async () => {
-        const d = (await getJson<{ run: { outcome: string }; report: RunReport | null }>(`${s.url}/api/v1/runs/${started.body.runId}`)).body;
+        const d = (await getJson<{ run: { outcome: string }; report: RunReport | null }>(`${s.url}/api/v1/runs/${started.body.runId}`))
+          .body;
         return d.run.outcome !== 'running' ? d : null;
       });
       expect(detail.run.outcome).toBe('nothing-to-do');
-      expect(detail.report!.members.map((m) => [m.action, m.reason.replace(/ \(.*/, '')])).toEqual(Array(3).fill(['skipped', expect.stringMatching(/^forecast ~\d+m\d+s is over the max defrag duration 1m0s/)]));
+      expect(detail.report!.members.map((m) => [m.action, m.reason.replace(/ \(.*/, '')])).toEqual(
+        Array(3).fill(['skipped', expect.stringMatching(/^forecast ~\d+m\d+s is over the max defrag duration 1m0s/)]),
+      );
       expect(await defragCounts()).toEqual(counts);
     } finally {
       await s.stop();

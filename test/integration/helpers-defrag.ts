@@ -51,7 +51,14 @@ export async function sizes(conn: ConnectionOptions): Promise<Record<string, Mem
   const snap = await observe(conn);
   const out: Record<string, MemberSizes> = {};
   for (const m of snap.members) {
-    if (m.status) out[m.name] = { dbSize: m.status.dbSize, dbSizeInUse: m.status.dbSizeInUse, isLeader: m.memberId === snap.leaderId, memberId: m.memberId, endpoint: m.endpoint };
+    if (m.status)
+      out[m.name] = {
+        dbSize: m.status.dbSize,
+        dbSizeInUse: m.status.dbSizeInUse,
+        isLeader: m.memberId === snap.leaderId,
+        memberId: m.memberId,
+        endpoint: m.endpoint,
+      };
   }
   return out;
 }
@@ -68,7 +75,10 @@ export async function dbSizes(conn: ConnectionOptions): Promise<Record<string, n
  * bytes a defrag would reclaim (members compact on their own schedule).
  * Resolves with the compacted revision.
  */
-export async function fragmentAndWait(conn: ConnectionOptions, opts: FragmentOptions & { minFree: number; members: number }): Promise<number> {
+export async function fragmentAndWait(
+  conn: ConnectionOptions,
+  opts: FragmentOptions & { minFree: number; members: number },
+): Promise<number> {
   const { minFree, members, ...workload } = opts;
   const revision = await fragment(conn, { valueSize: 256 * 1024, ...workload });
   const deadline = Date.now() + 30_000;
@@ -77,7 +87,9 @@ export async function fragmentAndWait(conn: ConnectionOptions, opts: FragmentOpt
     const ready = snap.members.filter((m) => m.status !== null && m.status.dbSizeFree >= minFree);
     if (ready.length >= members) return revision;
     if (Date.now() > deadline) {
-      throw new Error(`members did not show ${minFree} free bytes within 30 s: ${JSON.stringify(snap.members.map((m) => [m.name, m.status?.dbSize, m.status?.dbSizeInUse]))}`);
+      throw new Error(
+        `members did not show ${minFree} free bytes within 30 s: ${JSON.stringify(snap.members.map((m) => [m.name, m.status?.dbSize, m.status?.dbSizeInUse]))}`,
+      );
     }
     await sleep(200);
   }
@@ -103,7 +115,8 @@ export async function metric(endpoint: string, name: string, tls?: { caFile: str
 }
 
 /** How many Defragment calls the member has finished since it started (etcd's own histogram count). */
-export const defragCount = (endpoint: string, tls?: { caFile: string }) => metric(endpoint, 'etcd_disk_backend_defrag_duration_seconds_count', tls);
+export const defragCount = (endpoint: string, tls?: { caFile: string }) =>
+  metric(endpoint, 'etcd_disk_backend_defrag_duration_seconds_count', tls);
 
 /** A put through one member; resolves with the error message, or null when it succeeded. */
 export async function tryPut(conn: ConnectionOptions, endpoint: string, key: string, value: string | Buffer): Promise<string | null> {
@@ -119,7 +132,10 @@ export async function tryPut(conn: ConnectionOptions, endpoint: string, key: str
 }
 
 /** Fragments only when some member has less than `minFree` to reclaim (tests that change nothing leave it as it was). */
-export async function ensureFragmented(conn: ConnectionOptions, opts: FragmentOptions & { minFree: number; members: number }): Promise<void> {
+export async function ensureFragmented(
+  conn: ConnectionOptions,
+  opts: FragmentOptions & { minFree: number; members: number },
+): Promise<void> {
   const snap = await observe(conn);
   const ready = snap.members.filter((m) => m.status !== null && m.status.dbSizeFree >= opts.minFree);
   if (ready.length >= opts.members) return;

@@ -26,7 +26,11 @@ const FRAGMENT = { bytes: 8 * MiB, passes: 2, minFree: 4 * MiB, members: 3 } as 
 /** The built executable, as an operator runs it (async: the harness's etcd processes keep logging meanwhile). */
 async function defragd(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await promisify(execFile)(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: 60_000, env: { PATH: process.env['PATH'] ?? '' } });
+    const r = await promisify(execFile)(process.execPath, [MAIN, ...args], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { PATH: process.env['PATH'] ?? '' },
+    });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -97,7 +101,7 @@ describe('defragmentation records and `defragd last`', () => {
     expect(await keysUnder('/defragd/')).toEqual([]);
   });
 
-  it('after `defrag`, `defragd last -w json` from another process shows each member with the run\'s revision, time and reclaimed bytes', async () => {
+  it("after `defrag`, `defragd last -w json` from another process shows each member with the run's revision, time and reclaimed bytes", async () => {
     await ensureFragmented(conn(), FRAGMENT);
     const t0 = Date.now();
     const run = await cli(['defrag', '--endpoints', eps(), '-w', 'json']);
@@ -154,7 +158,10 @@ describe('defragmentation records and `defragd last`', () => {
     expect(report.outcome).toBe('success');
     const m2 = report.members.find((m) => m.name === 'm2')!;
     const status = await defragmentationStatus({ connection: conn(), cluster: true, recordPrefix: '/ops/defragd' });
-    expect(status.find((m) => m.name === 'm2')).toMatchObject({ record: 'found', lastDefrag: { trigger: 'schedule', by: 'nightly-job', revision: m2.revision } });
+    expect(status.find((m) => m.name === 'm2')).toMatchObject({
+      record: 'found',
+      lastDefrag: { trigger: 'schedule', by: 'nightly-job', revision: m2.revision },
+    });
     // m1 and m3 were skipped by the rule: no record under this prefix.
     expect(status.filter((m) => m.name !== 'm2').map((m) => m.lastDefrag)).toEqual([null, null]);
     expect(await keysUnder('/ops/')).toEqual([`/ops/defragd/members/${m2.memberId}/last-defrag`]);
@@ -174,7 +181,10 @@ describe('defragmentation records and `defragd last`', () => {
     expect(down).toMatchObject({ dbSizeFree: null, lastDefrag: null });
     expect(down.error).not.toBeNull();
     // One line for it, naming its endpoint once (the error already starts with it).
-    const lines = r.stderr.trimEnd().split('\n').filter((l) => l.includes(dead));
+    const lines = r.stderr
+      .trimEnd()
+      .split('\n')
+      .filter((l) => l.includes(dead));
     expect(lines, r.stderr).toHaveLength(1);
     expect(lines[0]!.split(dead)).toHaveLength(2);
   });

@@ -65,7 +65,9 @@ describe('cluster lock', () => {
       const report = json<Report & { warnings: string[] }>(waited);
       expect(report.outcome).toBe('success');
       // The report says it waited, for whom, and that its plan came after the wait.
-      expect(report.warnings.join('\n')).toMatch(/^waited \d[\d.]*m?s\S* for the cluster lock held by crashed \(since earlier\); planned again from a fresh observation/m);
+      expect(report.warnings.join('\n')).toMatch(
+        /^waited \d[\d.]*m?s\S* for the cluster lock held by crashed \(since earlier\); planned again from a fresh observation/m,
+      );
     } finally {
       client.close();
     }

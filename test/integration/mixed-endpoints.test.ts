@@ -76,10 +76,12 @@ describe('endpoints of two clusters', () => {
     expect(lines, r.stderr).toHaveLength(1);
     expect(lines[0]).toMatch(/^defragd: --endpoints name members of more than one cluster: /);
     expect(lines[0]).toMatch(/give the endpoints of one cluster$/);
-    for (const g of groups) expect(lines[0]).toContain(`${g.endpoints.join(', ')} ${g.endpoints.length === 1 ? 'is' : 'are'} cluster ${g.id}`);
+    for (const g of groups)
+      expect(lines[0]).toContain(`${g.endpoints.join(', ')} ${g.endpoints.length === 1 ? 'is' : 'are'} cluster ${g.id}`);
     expect(r.stderr).not.toMatch(/\n\s+at /);
     // -w json always prints one JSON object (defrag's report); otherwise stdout stays empty.
-    if (r.stdout !== '') expect(JSON.parse(r.stdout)).toMatchObject({ outcome: 'refused', message: expect.stringMatching(/more than one cluster/) });
+    if (r.stdout !== '')
+      expect(JSON.parse(r.stdout)).toMatchObject({ outcome: 'refused', message: expect.stringMatching(/more than one cluster/) });
   }
 
   const mixed = () => [a.endpoints[0] as string, a.endpoints[1] as string, b.endpoints[0] as string];
@@ -191,6 +193,10 @@ describe('one member given twice (127.0.0.1 and localhost)', () => {
     expect(rows.map((x) => x.name).sort()).toEqual(['m1', 'm2', 'm3']);
     const plan = await cli(['defrag', '--dry-run', '--endpoints', eps, '-w', 'json']);
     expect(plan.code, show(plan)).toBe(0);
-    expect(json<{ plan: { decisions: { name: string }[] } }>(plan).plan.decisions.map((d) => d.name).sort()).toEqual(['m1', 'm2', 'm3']);
+    expect(
+      json<{ plan: { decisions: { name: string }[] } }>(plan)
+        .plan.decisions.map((d) => d.name)
+        .sort(),
+    ).toEqual(['m1', 'm2', 'm3']);
   });
 });

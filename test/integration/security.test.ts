@@ -12,7 +12,20 @@ describe('TLS', () => {
   it('works with the right CA and client certificate, including /metrics (the quota before 3.6, the feature gates from 3.6)', async () => {
     const c = cluster();
     const tls = c.tls!;
-    const r = await cli(['status', '--endpoints', c.endpoints[0] as string, '--cluster', '--cacert', tls.caFile, '--cert', tls.clientCertFile, '--key', tls.clientKeyFile, '-w', 'json']);
+    const r = await cli([
+      'status',
+      '--endpoints',
+      c.endpoints[0] as string,
+      '--cluster',
+      '--cacert',
+      tls.caFile,
+      '--cert',
+      tls.clientCertFile,
+      '--key',
+      tls.clientKeyFile,
+      '-w',
+      'json',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const rows = json<StatusJson[]>(r);
     expect(rows[0]?.endpoint).toMatch(/^https:\/\//);
@@ -27,7 +40,19 @@ describe('TLS', () => {
     const c = cluster();
     const tls = c.tls!;
     const hostPort = (c.endpoints[0] as string).replace(/^https:\/\//, '');
-    const r = await cli(['status', '--endpoints', hostPort, '--cacert', tls.caFile, '--cert', tls.clientCertFile, '--key', tls.clientKeyFile, '-w', 'json']);
+    const r = await cli([
+      'status',
+      '--endpoints',
+      hostPort,
+      '--cacert',
+      tls.caFile,
+      '--cert',
+      tls.clientCertFile,
+      '--key',
+      tls.clientKeyFile,
+      '-w',
+      'json',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(json<StatusJson[]>(r)[0]?.endpoint).toBe(c.endpoints[0]);
   });
@@ -35,7 +60,17 @@ describe('TLS', () => {
   it('rejects a server signed by another CA with one line that names the problem', async () => {
     const c = cluster();
     const tls = c.tls!;
-    const r = await cli(['status', '--endpoints', c.endpoints[0] as string, '--cacert', tls.otherCaFile, '--cert', tls.clientCertFile, '--key', tls.clientKeyFile]);
+    const r = await cli([
+      'status',
+      '--endpoints',
+      c.endpoints[0] as string,
+      '--cacert',
+      tls.otherCaFile,
+      '--cert',
+      tls.clientCertFile,
+      '--key',
+      tls.clientKeyFile,
+    ]);
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/certificate/i);
@@ -44,7 +79,18 @@ describe('TLS', () => {
   it('--insecure-skip-tls-verify accepts the server whatever its CA', async () => {
     const c = cluster();
     const tls = c.tls!;
-    const r = await cli(['status', '--endpoints', c.endpoints[0] as string, '--insecure-skip-tls-verify', '--cert', tls.clientCertFile, '--key', tls.clientKeyFile, '-w', 'json']);
+    const r = await cli([
+      'status',
+      '--endpoints',
+      c.endpoints[0] as string,
+      '--insecure-skip-tls-verify',
+      '--cert',
+      tls.clientCertFile,
+      '--key',
+      tls.clientKeyFile,
+      '-w',
+      'json',
+    ]);
     expect(r.code, r.stderr).toBe(0);
   });
 
@@ -77,7 +123,10 @@ describe('auth', () => {
   });
 
   it('credentials come from ETCDCTL_USER / ETCDCTL_PASSWORD too', async () => {
-    const r = await cli(['status', '--endpoints', cluster().endpoints[0] as string, '-w', 'json'], { ETCDCTL_USER: 'root', ETCDCTL_PASSWORD: PASSWORD });
+    const r = await cli(['status', '--endpoints', cluster().endpoints[0] as string, '-w', 'json'], {
+      ETCDCTL_USER: 'root',
+      ETCDCTL_PASSWORD: PASSWORD,
+    });
     expect(r.code, r.stderr).toBe(0);
   });
 
@@ -95,18 +144,31 @@ describe('auth', () => {
   });
 
   it('a user without the root role is refused before anything is touched (no lock, no Defragment), naming the role', async () => {
-    for (const a of [['user', 'add', 'alice:alicepw'], ['role', 'add', 'rw'], ['role', 'grant-permission', 'rw', '--prefix=true', 'readwrite', ''], ['user', 'grant-role', 'alice', 'rw']]) {
+    for (const a of [
+      ['user', 'add', 'alice:alicepw'],
+      ['role', 'add', 'rw'],
+      ['role', 'grant-permission', 'rw', '--prefix=true', 'readwrite', ''],
+      ['user', 'grant-role', 'alice', 'rw'],
+    ]) {
       expect((await cluster().etcdctl(a)).code).toBe(0);
     }
-    const defrags = async () => Promise.all(cluster().members.map(async (m) => (await cluster().memberMetrics(m.name)).get('etcd_disk_backend_defrag_duration_seconds_count')));
-    const revision = async () => JSON.parse((await cluster().etcdctl(['endpoint', 'status', '-w', 'json'], { endpoints: [cluster().endpoints[0] as string] })).stdout)[0].Status.header.revision as number;
+    const defrags = async () =>
+      Promise.all(
+        cluster().members.map(async (m) => (await cluster().memberMetrics(m.name)).get('etcd_disk_backend_defrag_duration_seconds_count')),
+      );
+    const revision = async () =>
+      JSON.parse(
+        (await cluster().etcdctl(['endpoint', 'status', '-w', 'json'], { endpoints: [cluster().endpoints[0] as string] })).stdout,
+      )[0].Status.header.revision as number;
     const [defragsBefore, revisionBefore] = [await defrags(), await revision()];
 
     const r = await cli(['defrag', '--endpoints', cluster().endpoints[0] as string, '--user', 'alice:alicepw', '-w', 'json']);
     expect(r.code, r.stderr).toBe(3);
     const report = json<{ outcome: string; message: string; members: { action: string; reason: string }[] }>(r);
     expect(report.outcome).toBe('refused');
-    expect(report.message).toMatch(/user alice does not have the root role, which etcd requires for Defragment and MoveLeader \(its roles: rw\)/);
+    expect(report.message).toMatch(
+      /user alice does not have the root role, which etcd requires for Defragment and MoveLeader \(its roles: rw\)/,
+    );
     expect(report.members.every((m) => m.action === 'skipped')).toBe(true);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     // Nothing was written (not even the lock) and no Defragment reached etcd.

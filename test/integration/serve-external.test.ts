@@ -56,10 +56,16 @@ describe('serve notices defragmentations by others', () => {
     // after is then a shrink it sees. Fragmenting and defragmenting both between two of its observations
     // would look like growth, which only its 5-minutely read of the defrag counters tells apart.
     const daemonSees = async (member: string) => {
-      const statuses = parseJson<{ name: string; dbSize: number }[]>(await cli(['status', '--endpoints', c.endpoints.join(','), '--cluster', '-w', 'json']));
+      const statuses = parseJson<{ name: string; dbSize: number }[]>(
+        await cli(['status', '--endpoints', c.endpoints.join(','), '--cluster', '-w', 'json']),
+      );
       const dbSize = statuses.find((m) => m.name === member)!.dbSize;
       const line = new RegExp(`^defragd_member_db_size_bytes\\{[^}]*member="${member}"[^}]*\\} ${dbSize}$`, 'm');
-      await until(`the daemon to observe ${member}'s file at ${dbSize} bytes`, async () => line.test(await (await fetch(`${url}/metrics`)).text()), 10_000);
+      await until(
+        `the daemon to observe ${member}'s file at ${dbSize} bytes`,
+        async () => line.test(await (await fetch(`${url}/metrics`)).text()),
+        10_000,
+      );
     };
     const detail = async (id: number) => (await (await fetch(`${url}/api/v1/runs/${id}`)).json()) as { run: RunRow; report: RunReport };
     // The event stream, as the dashboard reads it.
@@ -85,13 +91,25 @@ describe('serve notices defragmentations by others', () => {
       const etcdctl = await c.etcdctlDefrag('m2').done;
       expect(etcdctl.code, etcdctl.stderr).toBe(0);
       const doneAt = Date.now();
-      const [unknown] = await until('the etcdctl defrag in the history', async () => {
-        const runs = await history();
-        return runs.length > 0 ? runs : null;
-      }, 20_000, () => daemon.logs().slice(-40).map((l) => JSON.stringify(l)).join('\n'));
+      const [unknown] = await until(
+        'the etcdctl defrag in the history',
+        async () => {
+          const runs = await history();
+          return runs.length > 0 ? runs : null;
+        },
+        20_000,
+        () =>
+          daemon
+            .logs()
+            .slice(-40)
+            .map((l) => JSON.stringify(l))
+            .join('\n'),
+      );
       expect(Date.now() - doneAt).toBeLessThan(15_000);
       expect(unknown).toMatchObject({ trigger: 'external', by: UNKNOWN_BY, outcome: 'success', membersTotal: 1, membersDefragmented: 1 });
-      expect(unknown!.message).toMatch(/m2 \([0-9a-f]+\) was defragmented by something other than defragd \(etcdctl defrag or another tool\)/);
+      expect(unknown!.message).toMatch(
+        /m2 \([0-9a-f]+\) was defragmented by something other than defragd \(etcdctl defrag or another tool\)/,
+      );
       const d1 = await detail(unknown!.id);
       expect(d1.report.members).toMatchObject([{ name: 'm2', action: 'defragmented', endpoint: c.endpoints[1] }]);
       expect(d1.report.members[0]!.before?.dbSize).toBeGreaterThan(0);
@@ -108,19 +126,27 @@ describe('serve notices defragmentations by others', () => {
       const report = parseJson<RunReport>(run);
       expect(report.members.filter((m) => m.action === 'defragmented').map((m) => m.name)).toEqual(['m2']);
       const cliBy = `${hostname()}:${process.pid}`;
-      const last = parseJson<{ name: string; lastDefrag: { by: string; trigger: string; at: string; revision: number } | null }[]>(await cli(['last', '--endpoints', c.endpoints.join(','), '--cluster', '-w', 'json']));
+      const last = parseJson<{ name: string; lastDefrag: { by: string; trigger: string; at: string; revision: number } | null }[]>(
+        await cli(['last', '--endpoints', c.endpoints.join(','), '--cluster', '-w', 'json']),
+      );
       const record = last.find((m) => m.name === 'm2')!.lastDefrag!;
       expect(record).toMatchObject({ by: cliBy, trigger: 'manual' });
 
-      const theirs = await until('the CLI run in the history', async () => {
-        const runs = await history();
-        return runs.length > 1 ? runs[0] : null;
-      }, 20_000);
+      const theirs = await until(
+        'the CLI run in the history',
+        async () => {
+          const runs = await history();
+          return runs.length > 1 ? runs[0] : null;
+        },
+        20_000,
+      );
       expect(theirs).toMatchObject({ trigger: 'external', by: cliBy, outcome: 'success', membersDefragmented: 1, finishedAt: record.at });
       expect(theirs.message).toContain(`another defragd (${cliBy}, trigger manual) defragmented m2`);
       const d2 = await detail(theirs.id);
       const m2 = report.members.find((m) => m.name === 'm2')!;
-      expect(d2.report.members).toMatchObject([{ name: 'm2', action: 'defragmented', before: m2.before, after: m2.after, durationMs: m2.durationMs, revision: record.revision }]);
+      expect(d2.report.members).toMatchObject([
+        { name: 'm2', action: 'defragmented', before: m2.before, after: m2.after, durationMs: m2.durationMs, revision: record.revision },
+      ]);
 
       // Only once, and nothing else: no second entry for either, no run of the daemon's own, after two more
       // full observations (those read the counts again).
@@ -138,7 +164,9 @@ describe('serve notices defragmentations by others', () => {
       const metrics = await (await fetch(`${url}/metrics`)).text();
       expect(metrics).toMatch(new RegExp(`defragd_member_last_defrag_revision\\{[^}]*member="m2"[^}]*\\} ${record.revision}\\b`));
       // Both are counted as runs, and were streamed as they were noticed.
-      expect(metrics).toMatch(/defragd_runs_total\{[^}]*trigger="external"[^}]*outcome="success"[^}]*\} 2\b|defragd_runs_total\{[^}]*outcome="success"[^}]*trigger="external"[^}]*\} 2\b/);
+      expect(metrics).toMatch(
+        /defragd_runs_total\{[^}]*trigger="external"[^}]*outcome="success"[^}]*\} 2\b|defragd_runs_total\{[^}]*outcome="success"[^}]*trigger="external"[^}]*\} 2\b/,
+      );
       const finished = streamed
         .split('\n')
         .filter((l) => l.startsWith('data: '))

@@ -42,7 +42,11 @@ describe('serve: what each observation asks of the cluster', () => {
 
   it('between full observations asks only Status, keeps /metrics equal to the members, and still sees NOSPACE at once', async () => {
     const c = cluster();
-    const s = await startServe(dir, 'light', `listen: 127.0.0.1:0\nstore: ":memory:"\nclusters:\n  - name: light\n    endpoints: [${c.endpoints.join(', ')}]\n    auto: { interval: 1s, cooldown: 1h }\n    rule: "false"\n    nospace: ignore\n`);
+    const s = await startServe(
+      dir,
+      'light',
+      `listen: 127.0.0.1:0\nstore: ":memory:"\nclusters:\n  - name: light\n    endpoints: [${c.endpoints.join(', ')}]\n    auto: { interval: 1s, cooldown: 1h }\n    rule: "false"\n    nospace: ignore\n`,
+    );
     try {
       await until('ready', async () => ((await getJson(`${s.url}/readyz`)).status === 200 ? true : null), 20_000);
       const before = await requestsServed(c);
@@ -65,11 +69,17 @@ describe('serve: what each observation asks of the cluster', () => {
       expect(text).toMatch(/^defragd_member_quota_bytes\{[^}]*\} 3145728$/m);
 
       // NOSPACE raised now is in every member's Status: the next observation is a full one and shows it.
-      await expect(fragment({ endpoints: [c.endpoints[0] as string] }, { bytes: 6 * MiB, passes: 12, valueSize: 256 * 1024, compact: false, prefix: '/fill/' })).rejects.toThrow(/database space exceeded/);
+      await expect(
+        fragment(
+          { endpoints: [c.endpoints[0] as string] },
+          { bytes: 6 * MiB, passes: 12, valueSize: 256 * 1024, compact: false, prefix: '/fill/' },
+        ),
+      ).rejects.toThrow(/database space exceeded/);
       const seenAt = Date.now();
       await until(
         'NOSPACE in /metrics',
-        async () => (/^defragd_member_alarm\{[^}]*alarm="NOSPACE"[^}]*\} 1$/m.test(await (await fetch(`${s.url}/metrics`)).text()) ? true : null),
+        async () =>
+          /^defragd_member_alarm\{[^}]*alarm="NOSPACE"[^}]*\} 1$/m.test(await (await fetch(`${s.url}/metrics`)).text()) ? true : null,
         10_000,
       );
       expect(Date.now() - seenAt).toBeLessThan(5_000);

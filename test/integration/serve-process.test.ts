@@ -32,7 +32,10 @@ describe('serve as a process', () => {
     const port = await freePort();
     const store = join(dir, 'h.sqlite');
     const config = join(dir, 'serve.yaml');
-    writeFileSync(config, `listen: 127.0.0.1:${port}\nstore: ${store}\nclusters:\n  - name: main\n    endpoints: [${c.endpoints.join(', ')}]\n    rule: "dbSizeFree > 8*MiB"\n    auto: { interval: 1s, cooldown: 1h }\n`);
+    writeFileSync(
+      config,
+      `listen: 127.0.0.1:${port}\nstore: ${store}\nclusters:\n  - name: main\n    endpoints: [${c.endpoints.join(', ')}]\n    rule: "dbSizeFree > 8*MiB"\n    auto: { interval: 1s, cooldown: 1h }\n`,
+    );
 
     const child = spawn(process.execPath, [BIN, 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -42,7 +45,13 @@ describe('serve as a process', () => {
     try {
       // Listening: a second daemon on the same store is refused while the first runs.
       for (let i = 0; i < 400; i++) {
-        if (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false)) break;
+        if (
+          await fetch(`http://127.0.0.1:${port}/healthz`).then(
+            (r) => r.ok,
+            () => false,
+          )
+        )
+          break;
         await new Promise((r) => setTimeout(r, 50));
       }
       const second = await cli(['serve', '--config', config]);
@@ -55,7 +64,9 @@ describe('serve as a process', () => {
       while (current === null) {
         if (Date.now() > deadline) throw new Error(`no run started:\n${out}`);
         try {
-          const view = (await (await fetch(`http://127.0.0.1:${port}/api/v1/clusters/main`)).json()) as { currentMember: { name: string } | null };
+          const view = (await (await fetch(`http://127.0.0.1:${port}/api/v1/clusters/main`)).json()) as {
+            currentMember: { name: string } | null;
+          };
           current = view.currentMember;
         } catch {
           // not listening yet

@@ -76,11 +76,13 @@ function watchInflight(c: EtcdCluster): { stop: () => Promise<{ maxSum: number; 
 /** etcd's own count of finished Defragment calls, per member name. */
 async function defragCounts(c: EtcdCluster): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  for (const m of c.members) out[m.name] = (await c.memberMetrics(m.name, { timeoutMs: 5_000 })).get('etcd_disk_backend_defrag_duration_seconds_count') ?? 0;
+  for (const m of c.members)
+    out[m.name] = (await c.memberMetrics(m.name, { timeoutMs: 5_000 })).get('etcd_disk_backend_defrag_duration_seconds_count') ?? 0;
   return out;
 }
 
-const delta = (after: Record<string, number>, before: Record<string, number>) => Object.fromEntries(Object.keys(after).map((k) => [k, (after[k] ?? 0) - (before[k] ?? 0)]));
+const delta = (after: Record<string, number>, before: Record<string, number>) =>
+  Object.fromEntries(Object.keys(after).map((k) => [k, (after[k] ?? 0) - (before[k] ?? 0)]));
 
 type ClusterJson = { name: string; state: string; runningRunId: number | null; currentMember: { name: string } | null };
 
@@ -109,8 +111,18 @@ describe('serve: replicas with one config on one cluster', () => {
     try {
       // Both start on an already fragmented cluster: both find the rule true at their first observation.
       replicas.push(...(await Promise.all([startReplica('two-a', configText(c, storeA)), startReplica('two-b', configText(c, storeB))])));
-      const views = async () => Promise.all(replicas.map(async (r) => (await getJson<{ clusters: ClusterJson[] }>(`${r.url}/api/v1/clusters`)).body.clusters[0]!));
-      const logs = () => replicas.map((r, i) => `replica ${i}:\n${r.logs().map((l) => JSON.stringify(l)).join('\n')}`).join('\n');
+      const views = async () =>
+        Promise.all(replicas.map(async (r) => (await getJson<{ clusters: ClusterJson[] }>(`${r.url}/api/v1/clusters`)).body.clusters[0]!));
+      const logs = () =>
+        replicas
+          .map(
+            (r, i) =>
+              `replica ${i}:\n${r
+                .logs()
+                .map((l) => JSON.stringify(l))
+                .join('\n')}`,
+          )
+          .join('\n');
       // Every member defragmented once, and neither replica has a run going (nor waits for the lock).
       await until(
         'one pass over every member, and both replicas idle',
@@ -154,15 +166,22 @@ describe('serve: replicas with one config on one cluster', () => {
     // the lock wait, found nothing left to do: never a run that defragmented or failed a member.
     const loserRuns = runs[withDefrags.findIndex((x) => x.length === 0)]!;
     for (const d of loserRuns) {
-      expect(d.run, JSON.stringify(d.report)).toMatchObject({ trigger: 'auto', outcome: 'nothing-to-do', membersDefragmented: 0, membersFailed: 0 });
-      expect(d.report?.warnings.join('\n')).toMatch(/waited \S+ for the cluster lock held by .+ \(defragd serve\).*; planned again from a fresh observation/);
+      expect(d.run, JSON.stringify(d.report)).toMatchObject({
+        trigger: 'auto',
+        outcome: 'nothing-to-do',
+        membersDefragmented: 0,
+        membersFailed: 0,
+      });
+      expect(d.report?.warnings.join('\n')).toMatch(
+        /waited \S+ for the cluster lock held by .+ \(defragd serve\).*; planned again from a fresh observation/,
+      );
       // It started after the winner's last member had finished: it waited for the lock rather than overlapping.
       const lastDefrag = Math.max(...winner.events.filter((e) => e.event.type === 'member-finished').map((e) => Date.parse(e.at)));
       expect(Date.parse(d.run.startedAt)).toBeGreaterThanOrEqual(lastDefrag);
     }
   }, 180_000);
 
-  it('a replica killed with SIGKILL mid-run holds the other off until its lease expires; the other then defragments what is left; the killed one\'s store opens and calls its run interrupted', async () => {
+  it("a replica killed with SIGKILL mid-run holds the other off until its lease expires; the other then defragments what is left; the killed one's store opens and calls its run interrupted", async () => {
     const c = cluster();
     await fragmentAndWait({ endpoints: c.endpoints }, { bytes: 64 * MiB, passes: 2, minFree: 24 * MiB, members: 3 });
     const before = await defragCounts(c);
@@ -229,9 +248,17 @@ describe('serve: replicas with one config on one cluster', () => {
           return h.body.runs.find((r) => r.outcome !== 'running' && r.membersDefragmented > 0) ?? null;
         },
         100_000,
-        () => `A:\n${out}\nB:\n${replicaB.logs().map((l) => JSON.stringify(l)).join('\n')}`,
+        () =>
+          `A:\n${out}\nB:\n${replicaB
+            .logs()
+            .map((l) => JSON.stringify(l))
+            .join('\n')}`,
       );
-      await until('B to be idle', async () => (await getJson<ClusterJson>(`${replicaB.url}/api/v1/clusters/main`)).body.state !== 'running', 30_000);
+      await until(
+        'B to be idle',
+        async () => (await getJson<ClusterJson>(`${replicaB.url}/api/v1/clusters/main`)).body.state !== 'running',
+        30_000,
+      );
       watched = await inflight.stop();
       expect(bRun).toMatchObject({ trigger: 'auto', outcome: 'success', membersFailed: 0 });
       expect((await fetch(`${replicaB.url}/readyz`)).status).toBe(200);
@@ -254,7 +281,10 @@ describe('serve: replicas with one config on one cluster', () => {
     // B's first Defragment came after A's lock was gone: its lease expired (A stopped keeping it alive at the kill).
     // B made one attempt: it waited for the lock instead of giving up or recording a refusal.
     const bRuns = storedRuns(storeB);
-    expect(bRuns.map((d) => d.run.outcome), JSON.stringify(bRuns.map((d) => d.run))).toEqual(['success']);
+    expect(
+      bRuns.map((d) => d.run.outcome),
+      JSON.stringify(bRuns.map((d) => d.run)),
+    ).toEqual(['success']);
     const bDetail = bRuns[0];
     const bStarts = bDetail!.events.filter((e) => e.event.type === 'member-started').map((e) => Date.parse(e.at));
     expect(bStarts.length).toBeGreaterThan(0);
@@ -272,7 +302,9 @@ describe('serve: replicas with one config on one cluster', () => {
     expect(aRuns.map((d) => d.run.outcome)).toEqual(['interrupted']);
     const aRun = aRuns[0]!;
     expect(aRun.run.message).toMatch(/died before the run finished/);
-    const aDone = aRun.events.flatMap((e) => (e.event.type === 'member-finished' && e.event.result.action === 'defragmented' ? [e.event.result.name] : []));
+    const aDone = aRun.events.flatMap((e) =>
+      e.event.type === 'member-finished' && e.event.result.action === 'defragmented' ? [e.event.result.name] : [],
+    );
     expect(aRun.run.membersDefragmented).toBe(aDone.length);
     // Together: A's finished members, the one it was killed during, and B's cover each member once. (The kill
     // follows the API's "current member" by a moment: A may have finished and recorded that member by then.)

@@ -36,7 +36,8 @@ export async function until<T>(
 /** How many observations of `cluster` that answered the daemon at `url` has made, by kind (its defragd_observations_total). */
 export async function observationsOf(url: string, cluster: string): Promise<{ full: number; light: number }> {
   const text = await (await fetch(`${url}/metrics`)).text();
-  const count = (kind: string) => Number(new RegExp(`^defragd_observations_total\\{cluster="${cluster}",kind="${kind}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+  const count = (kind: string) =>
+    Number(new RegExp(`^defragd_observations_total\\{cluster="${cluster}",kind="${kind}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
   return { full: count('full'), light: count('light') };
 }
 
@@ -44,10 +45,19 @@ export async function observationsOf(url: string, cluster: string): Promise<{ fu
  * Waits until the daemon has made `n` more observations of `cluster` than now (`kind`: only full ones, or
  * any): "nothing more happened" said in the daemon's own turns rather than in wall-clock time.
  */
-export async function moreObservations(url: string, cluster: string, n: number, { kind = 'any', timeoutMs = 45_000 }: { kind?: 'full' | 'any'; timeoutMs?: number } = {}): Promise<void> {
+export async function moreObservations(
+  url: string,
+  cluster: string,
+  n: number,
+  { kind = 'any', timeoutMs = 45_000 }: { kind?: 'full' | 'any'; timeoutMs?: number } = {},
+): Promise<void> {
   const total = (o: { full: number; light: number }) => (kind === 'full' ? o.full : o.full + o.light);
   const from = total(await observationsOf(url, cluster));
-  await until(`${n} more ${kind === 'full' ? 'full ' : ''}observations of ${cluster}`, async () => total(await observationsOf(url, cluster)) >= from + n, timeoutMs);
+  await until(
+    `${n} more ${kind === 'full' ? 'full ' : ''}observations of ${cluster}`,
+    async () => total(await observationsOf(url, cluster)) >= from + n,
+    timeoutMs,
+  );
 }
 
 export const getJson = async <T = Record<string, unknown>>(url: string, init?: RequestInit): Promise<{ status: number; body: T }> => {

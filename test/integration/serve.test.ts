@@ -59,7 +59,10 @@ describe('serve: auto mode, the API and the metrics on a 3-member cluster', () =
       // (Freed pages sometimes show only after more writes: try again.)
       for (let attempt = 0; ; attempt++) {
         try {
-          await fragmentAndWait({ endpoints: c.endpoints }, { bytes: 16 * MiB, passes: 2, minFree: 6 * MiB, members: 3, prefix: `/frag${attempt}/` });
+          await fragmentAndWait(
+            { endpoints: c.endpoints },
+            { bytes: 16 * MiB, passes: 2, minFree: 6 * MiB, members: 3, prefix: `/frag${attempt}/` },
+          );
           break;
         } catch (err) {
           if (attempt >= 2) throw err;
@@ -73,12 +76,17 @@ describe('serve: auto mode, the API and the metrics on a 3-member cluster', () =
       expect(runs).toHaveLength(1);
       expect(runs[0]).toMatchObject({ trigger: 'auto', outcome: 'success', membersDefragmented: 3 });
       expect(runs[0]!.reclaimedBytes).toBeGreaterThan(6 * MiB);
-      const detail = (await getJson(`${s.url}/api/v1/runs/${runs[0]!.id}`)).body as { report: { members: { action: string }[] }; events: unknown[] };
+      const detail = (await getJson(`${s.url}/api/v1/runs/${runs[0]!.id}`)).body as {
+        report: { members: { action: string }[] };
+        events: unknown[];
+      };
       expect(detail.report.members.every((m) => m.action === 'defragmented')).toBe(true);
       expect(detail.events.length).toBeGreaterThan(5);
 
       // The in-cluster record says who did it, for any host to read.
-      const last = parseJson<{ lastDefrag: { trigger: string } | null }[]>(await cli(['last', '--endpoints', c.endpoints.join(','), '--cluster', '-w', 'json']));
+      const last = parseJson<{ lastDefrag: { trigger: string } | null }[]>(
+        await cli(['last', '--endpoints', c.endpoints.join(','), '--cluster', '-w', 'json']),
+      );
       expect(last.map((m) => m.lastDefrag?.trigger)).toEqual(['auto', 'auto', 'auto']);
 
       // Fragmented again within the cooldown: no second auto run.
@@ -88,17 +96,32 @@ describe('serve: auto mode, the API and the metrics on a 3-member cluster', () =
       expect(((await getJson(`${s.url}/api/v1/clusters/main`)).body as { state: string }).state).toBe('cooldown');
 
       // /metrics equals status, member by member.
-      const status = parseJson<{ name: string; dbSize: number; dbSizeInUse: number }[]>(await cli(['status', '--endpoints', c.endpoints.join(','), '--cluster', '-w', 'json']));
+      const status = parseJson<{ name: string; dbSize: number; dbSizeInUse: number }[]>(
+        await cli(['status', '--endpoints', c.endpoints.join(','), '--cluster', '-w', 'json']),
+      );
       const metrics = await until('metrics after the next observation', async () => {
         const text = await (await fetch(`${s.url}/metrics`)).text();
-        return status.every((m) => text.includes(`defragd_member_db_size_bytes{cluster="main",member="${m.name}"`) && new RegExp(`defragd_member_db_size_bytes\\{[^}]*member="${m.name}"[^}]*\\} ${m.dbSize}\\b`).test(text)) ? text : null;
+        return status.every(
+          (m) =>
+            text.includes(`defragd_member_db_size_bytes{cluster="main",member="${m.name}"`) &&
+            new RegExp(`defragd_member_db_size_bytes\\{[^}]*member="${m.name}"[^}]*\\} ${m.dbSize}\\b`).test(text),
+        )
+          ? text
+          : null;
       });
       expect(metrics).toMatch(/defragd_runs_total\{cluster="main",trigger="auto",outcome="success"\} 1/);
 
       // The API: no token 401, wrong token 401, right token 202 (a run starts though auto is cooling down).
       expect((await fetch(`${s.url}/api/v1/clusters/main/runs`, { method: 'POST', body: '{}' })).status).toBe(401);
-      expect((await fetch(`${s.url}/api/v1/clusters/main/runs`, { method: 'POST', body: '{}', headers: { authorization: 'Bearer nope' } })).status).toBe(401);
-      const started = await getJson(`${s.url}/api/v1/clusters/main/runs`, { method: 'POST', body: '{"dryRun":false}', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' } });
+      expect(
+        (await fetch(`${s.url}/api/v1/clusters/main/runs`, { method: 'POST', body: '{}', headers: { authorization: 'Bearer nope' } }))
+          .status,
+      ).toBe(401);
+      const started = await getJson(`${s.url}/api/v1/clusters/main/runs`, {
+        method: 'POST',
+        body: '{"dryRun":false}',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      });
       expect(started.status).toBe(202);
       const apiRun = await until('the API run to finish', async () => {
         const r = (await getJson(`${s.url}/api/v1/runs/${started.body['runId'] as number}`)).body as { run: RunRow };
@@ -128,17 +151,21 @@ describe('serve: auto mode, the API and the metrics on a 3-member cluster', () =
     const outside = await startServe('outside', yaml(`${other} 00:00-24:00`));
     try {
       await until('a skipped start in the log', async () => outside.logs().some((l) => l['msg'] === 'scheduled start skipped'), 15_000);
-      expect(((await getJson(`${outside.url}/api/v1/clusters/sched/history`)).body['runs'] as RunRow[])).toEqual([]);
+      expect((await getJson(`${outside.url}/api/v1/clusters/sched/history`)).body['runs'] as RunRow[]).toEqual([]);
     } finally {
       await outside.stop();
     }
 
     const inside = await startServe('inside', yaml(`${today} 00:00-24:00`));
     try {
-      const runs = await until('a scheduled run', async () => {
-        const r = (await getJson(`${inside.url}/api/v1/clusters/sched/history`)).body['runs'] as RunRow[];
-        return r.find((x) => x.outcome !== 'running') ? r : null;
-      }, 20_000);
+      const runs = await until(
+        'a scheduled run',
+        async () => {
+          const r = (await getJson(`${inside.url}/api/v1/clusters/sched/history`)).body['runs'] as RunRow[];
+          return r.find((x) => x.outcome !== 'running') ? r : null;
+        },
+        20_000,
+      );
       // The rule holds for nobody: the run is recorded as nothing-to-do, with its trigger.
       expect(runs[runs.length - 1]).toMatchObject({ trigger: 'schedule', outcome: 'nothing-to-do' });
     } finally {
@@ -154,7 +181,8 @@ describe('serve: SIGHUP reloads the config', () => {
     const c = cluster();
     const one = (name: string) => `  - name: ${name}\n    endpoints: [${c.endpoints.join(', ')}]\n`;
     const s = await startServe('reload', `listen: 127.0.0.1:0\nstore: ":memory:"\nclusters:\n${one('a')}`);
-    const names = async () => (((await getJson(`${s.url}/api/v1/clusters`)).body['clusters'] as { name: string }[]).map((x) => x.name)).sort();
+    const names = async () =>
+      ((await getJson(`${s.url}/api/v1/clusters`)).body['clusters'] as { name: string }[]).map((x) => x.name).sort();
     try {
       expect(await names()).toEqual(['a']);
       writeFileSync(s.file, `listen: 127.0.0.1:0\nstore: ":memory:"\nclusters:\n${one('a')}${one('b')}`);
@@ -183,17 +211,34 @@ describe('serve: NOSPACE is recovered without a person', () => {
 
   it('a member raising NOSPACE starts a run at once (trigger nospace): compacted, defragmented, disarmed, writes accepted again', async () => {
     const c = cluster();
-    await expect(fragment({ endpoints: [c.endpoints[0] as string] }, { bytes: 6 * MiB, passes: 12, valueSize: 256 * 1024, compact: false, prefix: '/fill/' })).rejects.toThrow(/database space exceeded/);
+    await expect(
+      fragment(
+        { endpoints: [c.endpoints[0] as string] },
+        { bytes: 6 * MiB, passes: 12, valueSize: 256 * 1024, compact: false, prefix: '/fill/' },
+      ),
+    ).rejects.toThrow(/database space exceeded/);
     const before = await observe({ endpoints: c.endpoints });
     expect(before.alarms.some((a) => a.alarm === 'NOSPACE')).toBe(true);
 
-    const s = await startServe('nospace', `listen: 127.0.0.1:0\nstore: ":memory:"\nclusters:\n  - name: small\n    endpoints: [${c.endpoints.join(', ')}]\n    auto: { interval: 1s, cooldown: 1h }\n    rule: "false"\n`);
+    const s = await startServe(
+      'nospace',
+      `listen: 127.0.0.1:0\nstore: ":memory:"\nclusters:\n  - name: small\n    endpoints: [${c.endpoints.join(', ')}]\n    auto: { interval: 1s, cooldown: 1h }\n    rule: "false"\n`,
+    );
     try {
-      const run = await until('the NOSPACE run', async () => {
-        const r = ((await getJson(`${s.url}/api/v1/clusters/small/history`)).body['runs'] as RunRow[]).find((x) => x.outcome !== 'running');
-        return r ?? null;
-      }, 60_000);
-      expect(run, JSON.stringify((await getJson(`${s.url}/api/v1/clusters/small/history`)).body)).toMatchObject({ trigger: 'nospace', outcome: 'success' });
+      const run = await until(
+        'the NOSPACE run',
+        async () => {
+          const r = ((await getJson(`${s.url}/api/v1/clusters/small/history`)).body['runs'] as RunRow[]).find(
+            (x) => x.outcome !== 'running',
+          );
+          return r ?? null;
+        },
+        60_000,
+      );
+      expect(run, JSON.stringify((await getJson(`${s.url}/api/v1/clusters/small/history`)).body)).toMatchObject({
+        trigger: 'nospace',
+        outcome: 'success',
+      });
       expect(((await getJson(`${s.url}/api/v1/clusters/small/history`)).body['runs'] as RunRow[]).length).toBe(1);
       const after = await observe({ endpoints: c.endpoints });
       expect(after.alarms).toEqual([]);

@@ -21,11 +21,32 @@ describe('status on a 3-member cluster', () => {
     const rows = json<StatusJson[]>(r);
     expect(rows).toHaveLength(3);
     for (const row of rows) {
-      expect(Object.keys(row)).toEqual(expect.arrayContaining([
-        'endpoint', 'memberId', 'name', 'version', 'dbSize', 'dbSizeInUse', 'dbSizeFree', 'fragmentation', 'quota', 'quotaSource', 'quotaUsage',
-        'revision', 'raftTerm', 'raftIndex', 'raftAppliedIndex', 'isLeader', 'isLearner', 'alarms', 'healthy', 'error',
-        'stopGrpcServiceOnDefrag', 'knownDefects',
-      ]));
+      expect(Object.keys(row)).toEqual(
+        expect.arrayContaining([
+          'endpoint',
+          'memberId',
+          'name',
+          'version',
+          'dbSize',
+          'dbSizeInUse',
+          'dbSizeFree',
+          'fragmentation',
+          'quota',
+          'quotaSource',
+          'quotaUsage',
+          'revision',
+          'raftTerm',
+          'raftIndex',
+          'raftAppliedIndex',
+          'isLeader',
+          'isLearner',
+          'alarms',
+          'healthy',
+          'error',
+          'stopGrpcServiceOnDefrag',
+          'knownDefects',
+        ]),
+      );
       expect(row.memberId).toMatch(/^[0-9a-f]+$/);
       expect(row.version).toBe(ETCD_VERSION);
       expect(row.knownDefects.map((d) => d.issue)).toEqual(defectsOf(ETCD_VERSION).map((f) => f.defect.issue));
@@ -130,7 +151,11 @@ describe('status with a learner', () => {
       const table = await cli(['status', '--endpoints', c.endpoints[0] as string, '--cluster']);
       expect(table.stdout).toMatch(/LEARNER/);
       // The learner's own row says LEARNER true (the column is read by position, not by pattern).
-      const cells = (line: string) => line.split('│').slice(1, -1).map((c) => c.trim());
+      const cells = (line: string) =>
+        line
+          .split('│')
+          .slice(1, -1)
+          .map((c) => c.trim());
       const lines = table.stdout.split('\n');
       const head = cells(lines.find((l) => l.includes('LEARNER')) as string);
       const learnerRow = cells(lines.find((l) => l.includes(`│ ${learner?.name} `)) as string);
@@ -147,7 +172,9 @@ describe('status with NOSPACE', () => {
     const c = await startCluster({ members: 1, quotaBackendBytes: 8 * MiB });
     try {
       // Writes fail once the quota is hit; the workload throws then.
-      await expect(fragment({ endpoints: [c.endpoints[0] as string] }, { bytes: 6 * MiB, passes: 4, compact: false })).rejects.toThrow(/database space exceeded/);
+      await expect(fragment({ endpoints: [c.endpoints[0] as string] }, { bytes: 6 * MiB, passes: 4, compact: false })).rejects.toThrow(
+        /database space exceeded/,
+      );
       const r = await cli(['status', '--endpoints', c.endpoints[0] as string, '--cluster', '-w', 'json']);
       const rows = json<StatusJson[]>(r);
       expect(rows[0]?.alarms).toEqual(['NOSPACE']);

@@ -22,7 +22,9 @@ export const QUOTA_SOURCE_WITH_FLAG: 'status' | 'metrics' = etcdAtLeast('3.6.0')
 /** What `stopGrpcServiceOnDefrag` reads on a member started without the gate: 3.6+ export it (off), 3.5 and 3.4 do not tell. */
 export const STOP_GRPC_DEFAULT: boolean | null = etcdAtLeast('3.6.0') ? false : null;
 
-const defectWarning = new RegExp(`runs etcd ${ETCD_VERSION.replace(/\./g, '\\.')}, which has (a known defrag defect|\\d+ known defrag defects)`);
+const defectWarning = new RegExp(
+  `runs etcd ${ETCD_VERSION.replace(/\./g, '\\.')}, which has (a known defrag defect|\\d+ known defrag defects)`,
+);
 
 /**
  * The lines (plan warnings, or stderr split into lines) other than defragd's warnings about the known

@@ -22,7 +22,8 @@ export function alarmCommand(io: CliIO, done: (code: number) => void): Command {
     const client = new EtcdClient(config.connection);
     try {
       const snap = await observe(client, config, io);
-      if (snap.alarmsError) throw new ConnectionError(config.connection.endpoints.join(','), `could not read the alarm list: ${snap.alarmsError}`);
+      if (snap.alarmsError)
+        throw new ConnectionError(config.connection.endpoints.join(','), `could not read the alarm list: ${snap.alarmsError}`);
       io.stdout(printAlarmList(snap, config.writeOut));
       done(EXIT.OK);
     } finally {
@@ -39,16 +40,22 @@ export function alarmCommand(io: CliIO, done: (code: number) => void): Command {
     const client = new EtcdClient(config.connection);
     try {
       const snap = await observe(client, config, io);
-      if (snap.alarmsError) throw new ConnectionError(config.connection.endpoints.join(','), `could not read the alarm list: ${snap.alarmsError}`);
+      if (snap.alarmsError)
+        throw new ConnectionError(config.connection.endpoints.join(','), `could not read the alarm list: ${snap.alarmsError}`);
       const corrupt = snap.alarms.filter((a) => a.alarm === 'CORRUPT');
       const targets = alarmsToDisarm(snap, opts['all'] === true);
       const check = checkDisarm(snap, 0.999_999);
       if (targets.some((a) => a.alarm === 'NOSPACE') && !check.ok) {
-        io.stderr(`defragd: warning: ${check.blockers.map((b) => `${memberName(b)} is at or over its quota`).join('; ')}; NOSPACE will come back on the next write (defragment, or compact and defragment, first)\n`);
+        io.stderr(
+          `defragd: warning: ${check.blockers.map((b) => `${memberName(b)} is at or over its quota`).join('; ')}; NOSPACE will come back on the next write (defragment, or compact and defragment, first)\n`,
+        );
       }
       const { remaining: left } = await disarmAlarms(clusterPort(client), snap, targets, io.signal);
       io.stdout(printDisarm(snap, targets, left, config.writeOut));
-      if (corrupt.length > 0) io.stderr('defragd: CORRUPT alarms are never disarmed by defragd: investigate the member (etcdctl check hashkv / restore it from a snapshot)\n');
+      if (corrupt.length > 0)
+        io.stderr(
+          'defragd: CORRUPT alarms are never disarmed by defragd: investigate the member (etcdctl check hashkv / restore it from a snapshot)\n',
+        );
       const stillTargeted = left.filter((a) => targets.some((t) => t.memberId === a.memberId && t.alarm === a.alarm));
       done(stillTargeted.length > 0 ? EXIT.FAILED : EXIT.OK);
     } finally {
@@ -74,8 +81,16 @@ async function load() {
 
 /** Observes the cluster, warning on stderr (as every command that observes does) about its members' releases. */
 async function observe(client: EtcdClient, config: ReturnType<typeof clusterConfig>, io: CliIO): Promise<ClusterSnapshot> {
-  const [{ observeCluster }, { versionWarnings }] = await Promise.all([import('../../observe/observe.js'), import('../../planner/versions.js')]);
-  const snap = await observeCluster(client, { cluster: true, quotaBytes: config.quotaBytes, timeoutMs: config.connection.commandTimeoutMs, signal: io.signal });
+  const [{ observeCluster }, { versionWarnings }] = await Promise.all([
+    import('../../observe/observe.js'),
+    import('../../planner/versions.js'),
+  ]);
+  const snap = await observeCluster(client, {
+    cluster: true,
+    quotaBytes: config.quotaBytes,
+    timeoutMs: config.connection.commandTimeoutMs,
+    signal: io.signal,
+  });
   for (const w of versionWarnings(snap)) io.stderr(`defragd: warning: ${w}\n`);
   return snap;
 }

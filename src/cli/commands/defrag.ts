@@ -10,18 +10,21 @@ import type { CliIO } from '../io.js';
 import type { CliRunWriter } from '../run-store.js';
 
 export function defragCommand(io: CliIO, done: (code: number) => void): Command {
-  const cmd = new Command('defrag').description('defragment every member, one at a time: followers first, the leader last after moving leadership away');
+  const cmd = new Command('defrag').description(
+    'defragment every member, one at a time: followers first, the leader last after moving leadership away',
+  );
   addClusterFlags(cmd);
   addDefragFlags(cmd);
   cmd.action(async () => {
     const opts = withEnv(cmd, io.env);
     // Loaded here, not with this module: --help, --version and the other commands need none of it.
-    const [{ buildPolicy, dryRun, reportWithoutRun, runDefrag }, { EtcdClient }, { printDryRun, printReport }, { createProgress }] = await Promise.all([
-      import('../../app/defragment.js'),
-      import('../../etcd/client.js'),
-      import('../printers/defrag.js'),
-      import('../progress.js'),
-    ]);
+    const [{ buildPolicy, dryRun, reportWithoutRun, runDefrag }, { EtcdClient }, { printDryRun, printReport }, { createProgress }] =
+      await Promise.all([
+        import('../../app/defragment.js'),
+        import('../../etcd/client.js'),
+        import('../printers/defrag.js'),
+        import('../progress.js'),
+      ]);
     // Known before the connection flags are checked, so that a bad one (--command-timeout 999h) still gets its JSON report.
     const json = opts['writeOut'] === 'json';
     const startedAt = new Date().toISOString();
@@ -54,13 +57,20 @@ export function defragCommand(io: CliIO, done: (code: number) => void): Command 
           done(exitCodeForReport(report));
           return;
         }
-        if (policy.skipHealthCheck) io.stderr('defragd: warning: --skip-health-check: unreachable or unhealthy members are skipped, not waited for\n');
+        if (policy.skipHealthCheck)
+          io.stderr('defragd: warning: --skip-health-check: unreachable or unhealthy members are skipped, not waited for\n');
         // With -w json, stdout carries only the JSON report; progress goes to stderr.
         const progress = createProgress(json ? io.stderr : io.stdout, io.isTTY && !json);
         // A second Ctrl-C exits at once, before the run's report: -w json still prints one JSON object.
         const finished: RunReport['members'] = [];
-        const forcedExit = new AbortedError('interrupted: exited at once on a second signal; the member in progress, if any, may still be defragmenting in etcd');
-        const unregisterJson = json ? io.registerCleanup?.(async () => io.stdout(printReport({ ...errorReport(reportWithoutRun, forcedExit, startedAt), members: [...finished] }, 'json'))) : undefined;
+        const forcedExit = new AbortedError(
+          'interrupted: exited at once on a second signal; the member in progress, if any, may still be defragmenting in etcd',
+        );
+        const unregisterJson = json
+          ? io.registerCleanup?.(async () =>
+              io.stdout(printReport({ ...errorReport(reportWithoutRun, forcedExit, startedAt), members: [...finished] }, 'json')),
+            )
+          : undefined;
         let report: RunReport;
         try {
           report = await runDefrag(client, policy, {

@@ -73,7 +73,11 @@ describe('history: bad input', () => {
     openStore(file).close();
     expectOneLine(await cli(['history']), 2, /history needs --store FILE/);
     for (const limit of ['0', '-1', 'ten', '1.5', '100000']) {
-      expectOneLine(await cli(['history', '--store', file, '--limit', limit]), 2, new RegExp(`--limit: expected a whole number from 1 to \\d+, got "${limit}"`));
+      expectOneLine(
+        await cli(['history', '--store', file, '--limit', limit]),
+        2,
+        new RegExp(`--limit: expected a whole number from 1 to \\d+, got "${limit}"`),
+      );
     }
     expectOneLine(await cli(['history', '--store', file, '-w', 'yaml']), 2, /--write-out: unknown format "yaml"/);
   });
@@ -84,7 +88,13 @@ describe('history: bad input', () => {
     const db = new Database(newer);
     db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
     db.close();
-    expectOneLine(await cli(['history', '--store', newer]), 2, new RegExp(`store ${newer}: was written by a newer defragd \\(schema version ${SCHEMA_VERSION + 1}; this defragd knows up to version ${SCHEMA_VERSION}\\)`));
+    expectOneLine(
+      await cli(['history', '--store', newer]),
+      2,
+      new RegExp(
+        `store ${newer}: was written by a newer defragd \\(schema version ${SCHEMA_VERSION + 1}; this defragd knows up to version ${SCHEMA_VERSION}\\)`,
+      ),
+    );
     const text = join(dir, 'notes.txt');
     writeFileSync(text, 'not a database\n'.repeat(100));
     expectOneLine(await cli(['history', '--store', text]), 2, new RegExp(`store ${text}: is not a defragd store`));
@@ -106,9 +116,17 @@ describe('defrag --store: bad input stops the run before etcd is contacted', () 
     const text = join(dir, 'notes.txt');
     writeFileSync(text, 'not a database\n'.repeat(100));
     // 127.0.0.1:1 refuses: had the run got as far as dialling, the error would say so.
-    expectOneLine(await cli(['defrag', '--endpoints', '127.0.0.1:1', '--store', text]), 2, new RegExp(`store ${text}: is not a defragd store`));
+    expectOneLine(
+      await cli(['defrag', '--endpoints', '127.0.0.1:1', '--store', text]),
+      2,
+      new RegExp(`store ${text}: is not a defragd store`),
+    );
     expectOneLine(await cli(['defrag', '--endpoints', '127.0.0.1:1', '--store', '']), 2, /--store: the store file must not be empty/);
-    expectOneLine(await cli(['defrag', '--endpoints', '127.0.0.1:1', '--store', join(dir, 'x.db'), '--store-cluster', ' ']), 2, /--store-cluster: the cluster name must not be empty/);
+    expectOneLine(
+      await cli(['defrag', '--endpoints', '127.0.0.1:1', '--store', join(dir, 'x.db'), '--store-cluster', ' ']),
+      2,
+      /--store-cluster: the cluster name must not be empty/,
+    );
   });
 
   it('a run refused for want of etcd is recorded as refused, not left running', async () => {

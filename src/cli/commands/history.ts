@@ -14,7 +14,9 @@ export function historyCommand(io: CliIO, done: (code: number) => void): Command
   cmd.addOption(new EnvOption('--store <file>', 'the history file defrag --store writes (never created here)', ['DEFRAGD_STORE']));
   cmd.addOption(new EnvOption('--cluster-name <name>', 'only the runs recorded under this --store-cluster name', []));
   cmd.addOption(new EnvOption('--limit <n>', `at most this many runs (1-${MAX_HISTORY_LIMIT})`, []).default(String(DEFAULT_RUNS_LIMIT)));
-  cmd.addOption(new EnvOption('-w, --write-out <format>', 'output format: table or json', ['DEFRAGD_WRITE_OUT', 'ETCDCTL_WRITE_OUT']).default('table'));
+  cmd.addOption(
+    new EnvOption('-w, --write-out <format>', 'output format: table or json', ['DEFRAGD_WRITE_OUT', 'ETCDCTL_WRITE_OUT']).default('table'),
+  );
   cmd.addOption(new EnvOption('--debug', 'print stack traces of errors', ['DEFRAGD_DEBUG']));
   cmd.action(async () => {
     const opts = withEnv(cmd, io.env);
@@ -23,9 +25,11 @@ export function historyCommand(io: CliIO, done: (code: number) => void): Command
     if (path === undefined || path === '') throw new UsageError('history needs --store FILE (the file defrag --store writes)');
     const limitText = str('limit') ?? String(DEFAULT_RUNS_LIMIT);
     const limit = /^\s*\d+\s*$/.test(limitText) ? Number(limitText) : NaN;
-    if (!(limit >= 1 && limit <= MAX_HISTORY_LIMIT)) throw new UsageError(`${sourceOf(opts, 'limit')}: expected a whole number from 1 to ${MAX_HISTORY_LIMIT}, got "${limitText}"`);
+    if (!(limit >= 1 && limit <= MAX_HISTORY_LIMIT))
+      throw new UsageError(`${sourceOf(opts, 'limit')}: expected a whole number from 1 to ${MAX_HISTORY_LIMIT}, got "${limitText}"`);
     const writeOut = str('writeOut') ?? 'table';
-    if (writeOut !== 'table' && writeOut !== 'json') throw new UsageError(`${sourceOf(opts, 'writeOut')}: unknown format "${writeOut}" (use table or json)`);
+    if (writeOut !== 'table' && writeOut !== 'json')
+      throw new UsageError(`${sourceOf(opts, 'writeOut')}: unknown format "${writeOut}" (use table or json)`);
 
     // SQLite (and the table printer) are loaded only by the commands that use them.
     const [{ openStore }, { printHistory }] = await Promise.all([import('../../store/index.js'), import('../printers/history.js')]);

@@ -36,7 +36,10 @@ async function closedPort(): Promise<number> {
 
 describe('serve: without etcd', () => {
   it('an invalid file: every problem on its own line, each prefixed, exit 2, nothing on stdout', async () => {
-    const file = configFile('bad.yaml', 'clusters:\n  - name: Prod\n    endpoints: []\n    schedule: "61 * * * *"\n    timezone: Mars/Base\n');
+    const file = configFile(
+      'bad.yaml',
+      'clusters:\n  - name: Prod\n    endpoints: []\n    schedule: "61 * * * *"\n    timezone: Mars/Base\n',
+    );
     const r = await cli(['serve', '--config', file, '--check-config']);
     expect(r.code, r.stderr).toBe(2);
     expect(r.stdout).toBe('');
@@ -58,7 +61,10 @@ describe('serve: without etcd', () => {
   it.each([
     [['serve', '--check-config'], 'defragd: serve needs --config FILE (or DEFRAGD_CONFIG)'],
     [['serve', '--config', '/nonexistent/defragd.yaml', '--check-config'], 'defragd: /nonexistent/defragd.yaml: no such file'],
-    [['serve', '--config', 'x.yaml', '--log-level', 'loud'], 'defragd: --log-level: unknown value "loud" (use trace, debug, info, warn, error, fatal, silent)'],
+    [
+      ['serve', '--config', 'x.yaml', '--log-level', 'loud'],
+      'defragd: --log-level: unknown value "loud" (use trace, debug, info, warn, error, fatal, silent)',
+    ],
     [['serve', '--config', 'x.yaml', '--log-format', 'xml'], 'defragd: --log-format: unknown value "xml" (use json, pretty)'],
     [['serve', '--config', 'x.yaml', '-w', 'yaml'], 'defragd: --write-out: unknown format "yaml" (use table or json)'],
   ])('%j: one line, exit 2', async (argv, line) => {
@@ -119,7 +125,12 @@ describe('serve --check-config against etcd', () => {
     for (const s of live?.nextStarts ?? []) expect(s.at).toMatch(/^\d{4}-\d\d-\d\dT03:00:00\+0[12]:00$/);
     const times = (live?.nextStarts ?? []).map((s) => Date.parse(s.at));
     expect(times[0]).toBeGreaterThan(Date.now());
-    expect(times.slice(1).map((t, i) => t - (times[i] as number)).every((d) => d >= 167 * 3_600_000 && d <= 169 * 3_600_000)).toBe(true);
+    expect(
+      times
+        .slice(1)
+        .map((t, i) => t - (times[i] as number))
+        .every((d) => d >= 167 * 3_600_000 && d <= 169 * 3_600_000),
+    ).toBe(true);
     expect([down?.name, down?.membersReachable, down?.nextStarts, down?.schedule]).toEqual(['down', 0, [], null]);
     expect(down?.error).toMatch(new RegExp(`127\\.0\\.0\\.1:${port}.*connection refused`));
 

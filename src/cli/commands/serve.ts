@@ -39,7 +39,8 @@ export function serveOptions(opts: ResolvedOptions): ServeOptions {
   const configPath = str('config');
   if (configPath === undefined || configPath.trim() === '') throw new UsageError('serve needs --config FILE (or DEFRAGD_CONFIG)');
   const writeOut = str('writeOut');
-  if (writeOut !== 'table' && writeOut !== 'json') throw new UsageError(`${sourceOf(opts, 'writeOut')}: unknown format "${writeOut}" (use table or json)`);
+  if (writeOut !== 'table' && writeOut !== 'json')
+    throw new UsageError(`${sourceOf(opts, 'writeOut')}: unknown format "${writeOut}" (use table or json)`);
   return Object.freeze({
     configPath,
     checkConfig: opts['checkConfig'] === true,
@@ -50,12 +51,24 @@ export function serveOptions(opts: ResolvedOptions): ServeOptions {
 }
 
 export function serveCommand(io: CliIO, done: (code: number) => void): Command {
-  const cmd = new Command('serve').description('run the daemon: scheduled, automatic and NOSPACE-recovery runs of every configured cluster, with an HTTP API and metrics');
+  const cmd = new Command('serve').description(
+    'run the daemon: scheduled, automatic and NOSPACE-recovery runs of every configured cluster, with an HTTP API and metrics',
+  );
   cmd.addOption(new EnvOption('--config <file>', 'the YAML config file (see examples/defragd.yaml)', ['DEFRAGD_CONFIG']));
-  cmd.addOption(new EnvOption('--check-config', 'validate the config, show the members each cluster reaches and its next 5 scheduled starts, and exit', []));
-  cmd.addOption(new EnvOption('-w, --write-out <format>', 'output format of --check-config: table or json', ['DEFRAGD_WRITE_OUT']).default('table'));
+  cmd.addOption(
+    new EnvOption(
+      '--check-config',
+      'validate the config, show the members each cluster reaches and its next 5 scheduled starts, and exit',
+      [],
+    ),
+  );
+  cmd.addOption(
+    new EnvOption('-w, --write-out <format>', 'output format of --check-config: table or json', ['DEFRAGD_WRITE_OUT']).default('table'),
+  );
   cmd.addOption(new EnvOption('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')}`, ['DEFRAGD_LOG_LEVEL']).default('info'));
-  cmd.addOption(new EnvOption('--log-format <format>', 'log format: json (one object per line) or pretty', ['DEFRAGD_LOG_FORMAT']).default('json'));
+  cmd.addOption(
+    new EnvOption('--log-format <format>', 'log format: json (one object per line) or pretty', ['DEFRAGD_LOG_FORMAT']).default('json'),
+  );
   cmd.action(async () => {
     const options = serveOptions(withEnv(cmd, io.env));
     // The daemon's modules (HTTP server, logger, metrics, store, config schema) are loaded only here:

@@ -27,7 +27,8 @@ export function statusCommand(io: CliIO, done: (code: number) => void): Command 
       });
       io.stdout(printStatus(snapshot, config.writeOut));
       const failed = snapshot.members.filter((m) => m.error !== null);
-      if (snapshot.alarmsError && snapshot.members.some((m) => m.reachable)) io.stderr(`defragd: warning: could not read the alarm list: ${snapshot.alarmsError}\n`);
+      if (snapshot.alarmsError && snapshot.members.some((m) => m.reachable))
+        io.stderr(`defragd: warning: could not read the alarm list: ${snapshot.alarmsError}\n`);
       for (const w of versionWarnings(snapshot)) io.stderr(`defragd: warning: ${w}\n`);
       for (const m of failed) io.stderr(`defragd: ${m.error?.startsWith(m.endpoint) ? m.error : `${memberName(m)}: ${m.error}`}\n`);
       done(failed.length === 0 && snapshot.members.length > 0 ? EXIT.OK : EXIT.FAILED);

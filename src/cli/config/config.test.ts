@@ -60,7 +60,10 @@ describe('connection flags', () => {
     [{ ETCDCTL_QUOTA_BYTES: 'lots' }, /^ETCDCTL_QUOTA_BYTES: invalid size "lots"/],
     [{ ETCDCTL_ENDPOINTS: ' , ' }, /^ETCDCTL_ENDPOINTS: no endpoint given/],
     [{ DEFRAGD_WRITE_OUT: 'yaml' }, /^DEFRAGD_WRITE_OUT: unknown format "yaml" \(use table or json\)$/],
-    [{ ETCDCTL_WRITE_OUT: 'simple' }, /^ETCDCTL_WRITE_OUT: unknown format "simple" \(use table or json; DEFRAGD_WRITE_OUT overrides it for defragd\)$/],
+    [
+      { ETCDCTL_WRITE_OUT: 'simple' },
+      /^ETCDCTL_WRITE_OUT: unknown format "simple" \(use table or json; DEFRAGD_WRITE_OUT overrides it for defragd\)$/,
+    ],
     [{ ETCDCTL_USER: 'root' }, /^ETCDCTL_USER given without a password: set --password or ETCDCTL_PASSWORD, or write user:password$/],
     [{ DEFRAGD_PASSWORD: 'x' }, /^DEFRAGD_PASSWORD given without --user$/],
   ])('a bad value from the environment names the variable read: %j', (env, message) => {
@@ -69,7 +72,9 @@ describe('connection flags', () => {
 
   it('a flag on the command line is blamed on the flag even when the environment has the same setting', () => {
     expect(() => resolve(['--dial-timeout', 'abc'], { ETCDCTL_DIAL_TIMEOUT: 'abc' })).toThrow(/^--dial-timeout: invalid duration/);
-    expect(() => resolve(['-w', 'yaml'], { ETCDCTL_WRITE_OUT: 'yaml' })).toThrow(/^--write-out: unknown format "yaml" \(use table or json\)$/);
+    expect(() => resolve(['-w', 'yaml'], { ETCDCTL_WRITE_OUT: 'yaml' })).toThrow(
+      /^--write-out: unknown format "yaml" \(use table or json\)$/,
+    );
   });
 
   it('an empty variable counts as unset', () => {
@@ -83,7 +88,10 @@ describe('connection flags', () => {
   });
 
   it('durations are bounded: a typo cannot reach grpc-js or Node timers', () => {
-    expect(resolve(['--dial-timeout', '1h', '--command-timeout', '60m']).connection).toMatchObject({ dialTimeoutMs: MAX_DIAL_TIMEOUT_MS, commandTimeoutMs: MAX_COMMAND_TIMEOUT_MS });
+    expect(resolve(['--dial-timeout', '1h', '--command-timeout', '60m']).connection).toMatchObject({
+      dialTimeoutMs: MAX_DIAL_TIMEOUT_MS,
+      commandTimeoutMs: MAX_COMMAND_TIMEOUT_MS,
+    });
     expect(() => resolve(['--command-timeout', '999999999h'])).toThrow(/^--command-timeout: 999999999h is more than the maximum of 1h$/);
     expect(() => resolve(['--dial-timeout', '9999h'])).toThrow(/^--dial-timeout: 9999h is more than the maximum of 1h$/);
     expect(() => resolve(['--dial-timeout', '1h1ms'])).toThrow(/maximum of 1h/);
@@ -91,7 +99,9 @@ describe('connection flags', () => {
 
   it('help names the variables and the maximum', () => {
     const help = addClusterFlags(new Command('x')).helpInformation().replace(/\s+/g, ' ');
-    expect(help).toMatch(/--dial-timeout <duration> timeout to connect to a member \(at most 1h\) \[env DEFRAGD_DIAL_TIMEOUT, ETCDCTL_DIAL_TIMEOUT\]/);
+    expect(help).toMatch(
+      /--dial-timeout <duration> timeout to connect to a member \(at most 1h\) \[env DEFRAGD_DIAL_TIMEOUT, ETCDCTL_DIAL_TIMEOUT\]/,
+    );
   });
 
   it('the config is frozen', () => {
@@ -103,15 +113,24 @@ describe('connection flags', () => {
 
 describe('units', () => {
   it.each([
-    ['5s', 5_000], ['500ms', 500], ['1m30s', 90_000], ['2h', 7_200_000], ['0', 0], [' 0 ', 0], ['0s', 0], ['1.5s', 1_500],
+    ['5s', 5_000],
+    ['500ms', 500],
+    ['1m30s', 90_000],
+    ['2h', 7_200_000],
+    ['0', 0],
+    [' 0 ', 0],
+    ['0s', 0],
+    ['1.5s', 1_500],
   ])('duration %s', (t, ms) => expect(parseDuration(t, '--x')).toBe(ms));
-  it.each(['', '5x', 's', '1m 30s', '-5s'])('bad duration %j', (t) => expect(() => parseDuration(t, '--x')).toThrow(/--x: invalid duration/));
+  it.each(['', '5x', 's', '1m 30s', '-5s'])('bad duration %j', (t) =>
+    expect(() => parseDuration(t, '--x')).toThrow(/--x: invalid duration/),
+  );
   it.each([
     ['10', /^--x: "10" has no unit; write 10s \(units: ms, s, m, h\)$/],
     ['1.5', /^--x: "1.5" has no unit; write 1.5s/],
     ['0.0', /^--x: "0.0" has no unit/],
   ])('a bare number other than 0 is refused, as Go refuses it: %j', (t, message) => expect(() => parseDuration(t, '--x')).toThrow(message));
-  it('no duration passes the maximum given, nor Node\'s timer limit', () => {
+  it("no duration passes the maximum given, nor Node's timer limit", () => {
     expect(parseDuration('2s', '--x', { maxMs: 2_000 })).toBe(2_000);
     expect(() => parseDuration('2001ms', '--x', { maxMs: 2_000 })).toThrow(/^--x: 2001ms is more than the maximum of 2s$/);
     expect(parseDuration('596h', '--x')).toBe(596 * 3_600_000);
@@ -120,12 +139,23 @@ describe('units', () => {
     expect(() => parseDuration(`${'9'.repeat(400)}h`, '--x')).toThrow(/more than the maximum/);
     expect(MAX_TIMER_MS).toBe(2_147_483_647);
   });
-  it.each([[3_600_000, '1h'], [86_400_000, '24h'], [5_400_000, '1h30m'], [1_500, '1.5s'], [250, '250ms'], [MAX_TIMER_MS, '596h31m23.647s']])('shortDuration(%d) = %s', (ms, text) => {
+  it.each([
+    [3_600_000, '1h'],
+    [86_400_000, '24h'],
+    [5_400_000, '1h30m'],
+    [1_500, '1.5s'],
+    [250, '250ms'],
+    [MAX_TIMER_MS, '596h31m23.647s'],
+  ])('shortDuration(%d) = %s', (ms, text) => {
     expect(shortDuration(ms)).toBe(text);
     if (ms >= 1_000) expect(parseDuration(text, '--x')).toBe(ms);
   });
   it.each([
-    ['2147483648', 2147483648], ['2GiB', 2 * 1024 ** 3], ['256Mi', 256 * 1024 ** 2], ['8GB', 8e9], ['1.5 KiB', 1536],
+    ['2147483648', 2147483648],
+    ['2GiB', 2 * 1024 ** 3],
+    ['256Mi', 256 * 1024 ** 2],
+    ['8GB', 8e9],
+    ['1.5 KiB', 1536],
   ])('size %s', (t, n) => expect(parseSize(t, '--x')).toBe(n));
   it('bad sizes, counts and fractions', () => {
     expect(() => parseSize('2 parsecs', '--q')).toThrow(/--q: invalid size/);

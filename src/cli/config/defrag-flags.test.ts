@@ -25,7 +25,17 @@ describe('defrag flags', () => {
   it('defaults: a safe run that moves the leader, takes the lock and refuses to wait for it', () => {
     expect(resolve([])).toEqual({
       dataDirs: {},
-      policy: { rule: null, moveLeader: true, skipHealthCheck: false, allowKnownDefects: false, compactKeepRevisions: null, disarmNospace: false, disarmBelow: 0.9, defragTimeoutMs: null, maxDefragDurationMs: null },
+      policy: {
+        rule: null,
+        moveLeader: true,
+        skipHealthCheck: false,
+        allowKnownDefects: false,
+        compactKeepRevisions: null,
+        disarmNospace: false,
+        disarmBelow: 0.9,
+        defragTimeoutMs: null,
+        maxDefragDurationMs: null,
+      },
       execute: { waitBetweenMs: 0, continueOnError: false, recoveryTimeoutMs: null },
       lock: { key: '/defragd/lock', waitMs: 0 },
       record: { prefix: '/defragd' },
@@ -39,15 +49,54 @@ describe('defrag flags', () => {
 
   it('every flag lands in its consumer', () => {
     const c = resolve([
-      '--rule', 'dbSizeFree > 100*MiB', '--no-move-leader', '--skip-health-check', '--compact-keep-revisions', '1000',
-      '--disarm-nospace', '--disarm-below', '0.8', '--defrag-timeout', '2m', '--wait-between', '1m30s',
-      '--continue-on-error', '--dry-run', '--lock-key', '/ops/lock', '--lock-wait', '10m', '--recovery-timeout', '5m',
-      '--data-dir', 'm1=/var/lib/etcd', '--data-dir', 'm2=/data/etcd,8e9e05c52164694d=/x', '--record-prefix', '/ops/defragd/',
-      '--store', '/var/lib/defragd/h.db', '--store-cluster', 'prod', '--max-defrag-duration', '1m', '--allow-known-defects',
+      '--rule',
+      'dbSizeFree > 100*MiB',
+      '--no-move-leader',
+      '--skip-health-check',
+      '--compact-keep-revisions',
+      '1000',
+      '--disarm-nospace',
+      '--disarm-below',
+      '0.8',
+      '--defrag-timeout',
+      '2m',
+      '--wait-between',
+      '1m30s',
+      '--continue-on-error',
+      '--dry-run',
+      '--lock-key',
+      '/ops/lock',
+      '--lock-wait',
+      '10m',
+      '--recovery-timeout',
+      '5m',
+      '--data-dir',
+      'm1=/var/lib/etcd',
+      '--data-dir',
+      'm2=/data/etcd,8e9e05c52164694d=/x',
+      '--record-prefix',
+      '/ops/defragd/',
+      '--store',
+      '/var/lib/defragd/h.db',
+      '--store-cluster',
+      'prod',
+      '--max-defrag-duration',
+      '1m',
+      '--allow-known-defects',
     ]);
     expect(c).toEqual({
       dataDirs: { m1: '/var/lib/etcd', m2: '/data/etcd', '8e9e05c52164694d': '/x' },
-      policy: { rule: 'dbSizeFree > 100*MiB', moveLeader: false, skipHealthCheck: true, allowKnownDefects: true, compactKeepRevisions: 1000, disarmNospace: true, disarmBelow: 0.8, defragTimeoutMs: 120_000, maxDefragDurationMs: 60_000 },
+      policy: {
+        rule: 'dbSizeFree > 100*MiB',
+        moveLeader: false,
+        skipHealthCheck: true,
+        allowKnownDefects: true,
+        compactKeepRevisions: 1000,
+        disarmNospace: true,
+        disarmBelow: 0.8,
+        defragTimeoutMs: 120_000,
+        maxDefragDurationMs: 60_000,
+      },
       execute: { waitBetweenMs: 90_000, continueOnError: true, recoveryTimeoutMs: 300_000 },
       lock: { key: '/ops/lock', waitMs: 600_000 },
       record: { prefix: '/ops/defragd' },
@@ -88,16 +137,27 @@ describe('defrag flags', () => {
 
   it('reads DEFRAGD_<FLAG> when the flag is not given; the flag wins; no ETCDCTL_ fallback', () => {
     const env = {
-      DEFRAGD_RULE: 'fragmentation > 0.5', DEFRAGD_NO_MOVE_LEADER: 'true', DEFRAGD_DEFRAG_TIMEOUT: '5m',
-      DEFRAGD_WAIT_BETWEEN: '10s', DEFRAGD_LOCK_WAIT: '1m', DEFRAGD_LOCK_KEY: '/x', DEFRAGD_DRY_RUN: 'yes',
+      DEFRAGD_RULE: 'fragmentation > 0.5',
+      DEFRAGD_NO_MOVE_LEADER: 'true',
+      DEFRAGD_DEFRAG_TIMEOUT: '5m',
+      DEFRAGD_WAIT_BETWEEN: '10s',
+      DEFRAGD_LOCK_WAIT: '1m',
+      DEFRAGD_LOCK_KEY: '/x',
+      DEFRAGD_DRY_RUN: 'yes',
     };
     const c = resolve([], env);
     expect(c.policy).toMatchObject({ rule: 'fragmentation > 0.5', moveLeader: false, defragTimeoutMs: 300_000 });
     expect(c.execute.waitBetweenMs).toBe(10_000);
     expect(c.lock).toEqual({ key: '/x', waitMs: 60_000 });
     expect(c.dryRun).toBe(true);
-    expect(resolve(['--rule', 'isLeader', '--defrag-timeout', '1m'], env).policy).toMatchObject({ rule: 'isLeader', defragTimeoutMs: 60_000 });
-    expect(resolve([], { ETCDCTL_RULE: 'isLeader', ETCDCTL_DEFRAG_TIMEOUT: '1m' }).policy).toMatchObject({ rule: null, defragTimeoutMs: null });
+    expect(resolve(['--rule', 'isLeader', '--defrag-timeout', '1m'], env).policy).toMatchObject({
+      rule: 'isLeader',
+      defragTimeoutMs: 60_000,
+    });
+    expect(resolve([], { ETCDCTL_RULE: 'isLeader', ETCDCTL_DEFRAG_TIMEOUT: '1m' }).policy).toMatchObject({
+      rule: null,
+      defragTimeoutMs: null,
+    });
   });
 
   it('negated flags from the environment: DEFRAGD_NO_MOVE_LEADER=true keeps leadership, =0 moves it', () => {
@@ -106,7 +166,12 @@ describe('defrag flags', () => {
   });
 
   it('flags that loosen a safety check are command-line only: a leftover variable never weakens a run', () => {
-    const c = resolve([], { DEFRAGD_NO_LOCK: 'true', DEFRAGD_SKIP_HEALTH_CHECK: 'true', DEFRAGD_CONTINUE_ON_ERROR: 'true', DEFRAGD_ALLOW_KNOWN_DEFECTS: 'true' });
+    const c = resolve([], {
+      DEFRAGD_NO_LOCK: 'true',
+      DEFRAGD_SKIP_HEALTH_CHECK: 'true',
+      DEFRAGD_CONTINUE_ON_ERROR: 'true',
+      DEFRAGD_ALLOW_KNOWN_DEFECTS: 'true',
+    });
     expect(c.lock).toEqual({ key: DEFAULT_LOCK_KEY, waitMs: 0 });
     expect(c.policy.skipHealthCheck).toBe(false);
     expect(c.policy.allowKnownDefects).toBe(false);
@@ -159,29 +224,44 @@ describe('defrag flags', () => {
   it('the limits are the documented ones and each is accepted', () => {
     expect([MAX_DEFRAG_TIMEOUT_MS, MAX_WAIT_BETWEEN_MS, MAX_LOCK_WAIT_MS]).toEqual([86_400_000, 86_400_000, 86_400_000]);
     const c = resolve(['--defrag-timeout', '24h', '--wait-between', '24h', '--lock-wait', '1440m']);
-    expect([c.policy.defragTimeoutMs, c.execute.waitBetweenMs, c.lock === false ? null : c.lock.waitMs]).toEqual([86_400_000, 86_400_000, 86_400_000]);
+    expect([c.policy.defragTimeoutMs, c.execute.waitBetweenMs, c.lock === false ? null : c.lock.waitMs]).toEqual([
+      86_400_000, 86_400_000, 86_400_000,
+    ]);
   });
 
   it('--max-defrag-duration (or DEFRAGD_MAX_DEFRAG_DURATION) goes to the policy, bounded, and needs --store', () => {
     expect(resolve(['--store', 'h.db', '--max-defrag-duration', '1m']).policy.maxDefragDurationMs).toBe(60_000);
     expect(resolve(['--store', 'h.db'], { DEFRAGD_MAX_DEFRAG_DURATION: '90s' }).policy.maxDefragDurationMs).toBe(90_000);
-    expect(resolve(['--store', 'h.db', '--max-defrag-duration', '2m'], { DEFRAGD_MAX_DEFRAG_DURATION: '90s' }).policy.maxDefragDurationMs).toBe(120_000);
+    expect(
+      resolve(['--store', 'h.db', '--max-defrag-duration', '2m'], { DEFRAGD_MAX_DEFRAG_DURATION: '90s' }).policy.maxDefragDurationMs,
+    ).toBe(120_000);
     expect(resolve([]).policy.maxDefragDurationMs).toBeNull();
     expect(MAX_MAX_DEFRAG_DURATION_MS).toBe(86_400_000);
-    expect(() => resolve(['--store', 'h.db', '--max-defrag-duration', '25h'])).toThrow(/^--max-defrag-duration: 25h is more than the maximum of 24h$/);
-    expect(() => resolve(['--store', 'h.db', '--max-defrag-duration', '60'])).toThrow(/^--max-defrag-duration: "60" has no unit; write 60s/);
+    expect(() => resolve(['--store', 'h.db', '--max-defrag-duration', '25h'])).toThrow(
+      /^--max-defrag-duration: 25h is more than the maximum of 24h$/,
+    );
+    expect(() => resolve(['--store', 'h.db', '--max-defrag-duration', '60'])).toThrow(
+      /^--max-defrag-duration: "60" has no unit; write 60s/,
+    );
     expect(() => resolve(['--store', 'h.db', '--max-defrag-duration', '0s'])).toThrow(/^--max-defrag-duration: must be more than 0/);
-    expect(() => resolve(['--max-defrag-duration', '1m'])).toThrow(/^--max-defrag-duration needs --store: the forecast is made from each member's past defrags recorded there$/);
+    expect(() => resolve(['--max-defrag-duration', '1m'])).toThrow(
+      /^--max-defrag-duration needs --store: the forecast is made from each member's past defrags recorded there$/,
+    );
     expect(() => resolve([], { DEFRAGD_MAX_DEFRAG_DURATION: '1m' })).toThrow(/^DEFRAGD_MAX_DEFRAG_DURATION needs --store/);
     const help = command().helpInformation().replace(/\s+/g, ' ');
-    expect(help).toMatch(/--max-defrag-duration <duration> skip a member whose defrag is expected to take longer than this \(at most 24h\).* \[env DEFRAGD_MAX_DEFRAG_DURATION\]/);
+    expect(help).toMatch(
+      /--max-defrag-duration <duration> skip a member whose defrag is expected to take longer than this \(at most 24h\).* \[env DEFRAGD_MAX_DEFRAG_DURATION\]/,
+    );
   });
 
   it('the same resolved options feed both builders; defrag implies --cluster as the command does', () => {
     const cmd = command();
     cmd.parse(['--endpoints', 'a:1', '--rule', 'isLeader'], { from: 'user' });
     const opts = withEnv(cmd, { ETCDCTL_COMMAND_TIMEOUT: '7s' });
-    expect(clusterConfig({ ...opts, cluster: true })).toMatchObject({ cluster: true, connection: { endpoints: ['a:1'], commandTimeoutMs: 7_000 } });
+    expect(clusterConfig({ ...opts, cluster: true })).toMatchObject({
+      cluster: true,
+      connection: { endpoints: ['a:1'], commandTimeoutMs: 7_000 },
+    });
     expect(defragConfig(opts).policy.rule).toBe('isLeader');
   });
 });

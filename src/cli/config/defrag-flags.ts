@@ -85,26 +85,80 @@ export const DEFAULT_STORE_CLUSTER = 'default';
  * in a cron environment must never quietly weaken every run.
  */
 const DEFRAG_FLAGS: readonly { flags: string; description: string; default?: string; cliOnly?: boolean; repeatable?: boolean }[] = [
-  { flags: '--rule <cel>', description: 'CEL expression evaluated per member right before its turn, e.g. "dbSizeFree > 100*MiB"; variables: dbSize, dbSizeInUse, dbSizeFree, dbQuota, dbQuotaUsage, fragmentation, isLeader, isLearner, memberName, version; constants KiB, MiB, GiB' },
+  {
+    flags: '--rule <cel>',
+    description:
+      'CEL expression evaluated per member right before its turn, e.g. "dbSizeFree > 100*MiB"; variables: dbSize, dbSizeInUse, dbSizeFree, dbQuota, dbQuotaUsage, fragmentation, isLeader, isLearner, memberName, version; constants KiB, MiB, GiB',
+  },
   { flags: '--no-move-leader', description: 'do not hand leadership away; the leader is then skipped (never defragmented while it leads)' },
-  { flags: '--skip-health-check', description: 'go ahead although some members are unreachable or unhealthy (they are skipped)', cliOnly: true },
-  { flags: '--allow-known-defects', description: 'defragment although a member runs an etcd release whose known defrag defect can leave it unable to start (3.5.0-3.5.5, etcd#14685); without it such a run is refused', cliOnly: true },
-  { flags: '--compact-keep-revisions <n>', description: 'compact (physically) to revision - n once before the first defrag; breaks watchers older than that' },
+  {
+    flags: '--skip-health-check',
+    description: 'go ahead although some members are unreachable or unhealthy (they are skipped)',
+    cliOnly: true,
+  },
+  {
+    flags: '--allow-known-defects',
+    description:
+      'defragment although a member runs an etcd release whose known defrag defect can leave it unable to start (3.5.0-3.5.5, etcd#14685); without it such a run is refused',
+    cliOnly: true,
+  },
+  {
+    flags: '--compact-keep-revisions <n>',
+    description: 'compact (physically) to revision - n once before the first defrag; breaks watchers older than that',
+  },
   { flags: '--disarm-nospace', description: 'disarm NOSPACE alarms after the run when every member is under the margin' },
-  { flags: '--disarm-below <fraction>', description: 'margin for --disarm-nospace: every dbSize under this fraction of the quota', default: String(DEFAULT_DISARM_BELOW) },
-  { flags: '--defrag-timeout <duration>', description: `deadline of each Defragment call, at most ${shortDuration(MAX_DEFRAG_TIMEOUT_MS)} (default: 60s + 1s per 10 MiB in use); a passed deadline is never retried` },
-  { flags: '--max-defrag-duration <duration>', description: `skip a member whose defrag is expected to take longer than this (at most ${shortDuration(MAX_MAX_DEFRAG_DURATION_MS)}), forecast from its own past defrags in --store (required); a defrag blocks every request to the member, and kubeadm's liveness probe restarts a member blocked for about 80-95s` },
-  { flags: '--wait-between <duration>', description: `extra pause after each member has caught up (at most ${shortDuration(MAX_WAIT_BETWEEN_MS)})`, default: `${DEFAULT_WAIT_BETWEEN_MS / 1_000}s` },
+  {
+    flags: '--disarm-below <fraction>',
+    description: 'margin for --disarm-nospace: every dbSize under this fraction of the quota',
+    default: String(DEFAULT_DISARM_BELOW),
+  },
+  {
+    flags: '--defrag-timeout <duration>',
+    description: `deadline of each Defragment call, at most ${shortDuration(MAX_DEFRAG_TIMEOUT_MS)} (default: 60s + 1s per 10 MiB in use); a passed deadline is never retried`,
+  },
+  {
+    flags: '--max-defrag-duration <duration>',
+    description: `skip a member whose defrag is expected to take longer than this (at most ${shortDuration(MAX_MAX_DEFRAG_DURATION_MS)}), forecast from its own past defrags in --store (required); a defrag blocks every request to the member, and kubeadm's liveness probe restarts a member blocked for about 80-95s`,
+  },
+  {
+    flags: '--wait-between <duration>',
+    description: `extra pause after each member has caught up (at most ${shortDuration(MAX_WAIT_BETWEEN_MS)})`,
+    default: `${DEFAULT_WAIT_BETWEEN_MS / 1_000}s`,
+  },
   { flags: '--continue-on-error', description: 'go on with the next member after one fails (still exits 1)', cliOnly: true },
-  { flags: '--recovery-timeout <duration>', description: `how long to wait for a member whose Defragment got no answer (deadline passed, connection lost) to answer again before the run fails, at most ${shortDuration(MAX_RECOVERY_TIMEOUT_MS)} (default: its defrag deadline, at least 1m)` },
-  { flags: '--data-dir <name=path>', description: "a member's data dir on this host (member name or hex ID = path; repeat the flag, or separate with commas): a member without room for the copy a defrag writes is skipped", repeatable: true },
+  {
+    flags: '--recovery-timeout <duration>',
+    description: `how long to wait for a member whose Defragment got no answer (deadline passed, connection lost) to answer again before the run fails, at most ${shortDuration(MAX_RECOVERY_TIMEOUT_MS)} (default: its defrag deadline, at least 1m)`,
+  },
+  {
+    flags: '--data-dir <name=path>',
+    description:
+      "a member's data dir on this host (member name or hex ID = path; repeat the flag, or separate with commas): a member without room for the copy a defrag writes is skipped",
+    repeatable: true,
+  },
   { flags: '--dry-run', description: 'print the plan with each rule result and reason; change nothing' },
   { flags: '--no-lock', description: 'do not take the cluster lock (only when nothing else can defragment this cluster)', cliOnly: true },
-  { flags: '--lock-key <key>', description: 'key of the lease-bound cluster lock that keeps runs from overlapping', default: DEFAULT_LOCK_KEY },
-  { flags: '--lock-wait <duration>', description: `wait this long for another run to finish instead of refusing at once (at most ${shortDuration(MAX_LOCK_WAIT_MS)})`, default: `${DEFAULT_LOCK_WAIT_MS / 1_000}s` },
+  {
+    flags: '--lock-key <key>',
+    description: 'key of the lease-bound cluster lock that keeps runs from overlapping',
+    default: DEFAULT_LOCK_KEY,
+  },
+  {
+    flags: '--lock-wait <duration>',
+    description: `wait this long for another run to finish instead of refusing at once (at most ${shortDuration(MAX_LOCK_WAIT_MS)})`,
+    default: `${DEFAULT_LOCK_WAIT_MS / 1_000}s`,
+  },
   { flags: '--no-record', description: "do not record each member's defragmentation in the cluster (read by `defragd last`)" },
-  { flags: '--record-prefix <key>', description: 'prefix of the records: <key>/members/<member ID>/last-defrag', default: DEFAULT_RECORD_PREFIX },
-  { flags: '--store <file>', description: 'record the run (its events, member results and outcome) in this SQLite history file, created when missing; see defragd history' },
+  {
+    flags: '--record-prefix <key>',
+    description: 'prefix of the records: <key>/members/<member ID>/last-defrag',
+    default: DEFAULT_RECORD_PREFIX,
+  },
+  {
+    flags: '--store <file>',
+    description:
+      'record the run (its events, member results and outcome) in this SQLite history file, created when missing; see defragd history',
+  },
   { flags: '--store-cluster <name>', description: 'name the run is recorded under in --store', default: DEFAULT_STORE_CLUSTER },
 ];
 
@@ -123,7 +177,8 @@ export function addDefragFlags(cmd: Command): Command {
   for (const f of DEFRAG_FLAGS) {
     const o = new EnvOption(f.flags, f.description, f.cliOnly ? [] : [envName(f.flags)]);
     if (f.default !== undefined) o.default(f.default);
-    if (f.repeatable) o.argParser((value: string, previous: unknown) => (typeof previous === 'string' && previous !== '' ? `${previous},${value}` : value));
+    if (f.repeatable)
+      o.argParser((value: string, previous: unknown) => (typeof previous === 'string' && previous !== '' ? `${previous},${value}` : value));
     cmd.addOption(o);
   }
   return cmd;
@@ -157,29 +212,41 @@ export function defragConfig(opts: ResolvedOptions): DefragConfig {
     moveLeader: opts['moveLeader'] !== false,
     skipHealthCheck: opts['skipHealthCheck'] === true,
     allowKnownDefects: opts['allowKnownDefects'] === true,
-    compactKeepRevisions: text.compactKeepRevisions !== undefined ? parseNonNegativeInt(text.compactKeepRevisions, from('compactKeepRevisions')) : null,
+    compactKeepRevisions:
+      text.compactKeepRevisions !== undefined ? parseNonNegativeInt(text.compactKeepRevisions, from('compactKeepRevisions')) : null,
     disarmNospace: opts['disarmNospace'] === true,
     disarmBelow: text.disarmBelow !== undefined ? parseFraction(text.disarmBelow, from('disarmBelow')) : DEFAULT_DISARM_BELOW,
-    defragTimeoutMs: text.defragTimeout !== undefined ? parsePositiveDuration(text.defragTimeout, from('defragTimeout'), { maxMs: MAX_DEFRAG_TIMEOUT_MS }) : null,
+    defragTimeoutMs:
+      text.defragTimeout !== undefined
+        ? parsePositiveDuration(text.defragTimeout, from('defragTimeout'), { maxMs: MAX_DEFRAG_TIMEOUT_MS })
+        : null,
     maxDefragDurationMs:
-      text.maxDefragDuration !== undefined ? parsePositiveDuration(text.maxDefragDuration, from('maxDefragDuration'), { maxMs: MAX_MAX_DEFRAG_DURATION_MS }) : null,
+      text.maxDefragDuration !== undefined
+        ? parsePositiveDuration(text.maxDefragDuration, from('maxDefragDuration'), { maxMs: MAX_MAX_DEFRAG_DURATION_MS })
+        : null,
   });
   const execute: DefragExecuteConfig = Object.freeze({
-    waitBetweenMs: text.waitBetween !== undefined ? parseDuration(text.waitBetween, from('waitBetween'), { maxMs: MAX_WAIT_BETWEEN_MS }) : DEFAULT_WAIT_BETWEEN_MS,
+    waitBetweenMs:
+      text.waitBetween !== undefined
+        ? parseDuration(text.waitBetween, from('waitBetween'), { maxMs: MAX_WAIT_BETWEEN_MS })
+        : DEFAULT_WAIT_BETWEEN_MS,
     continueOnError: opts['continueOnError'] === true,
-    recoveryTimeoutMs: text.recoveryTimeout !== undefined ? parsePositiveDuration(text.recoveryTimeout, from('recoveryTimeout'), { maxMs: MAX_RECOVERY_TIMEOUT_MS }) : null,
+    recoveryTimeoutMs:
+      text.recoveryTimeout !== undefined
+        ? parsePositiveDuration(text.recoveryTimeout, from('recoveryTimeout'), { maxMs: MAX_RECOVERY_TIMEOUT_MS })
+        : null,
   });
 
   // Validated even under --no-lock, so a bad value fails the same way whichever flags accompany it.
   const lockKey = text.lockKey ?? DEFAULT_LOCK_KEY;
   if (lockKey === '') throw new UsageError(`${from('lockKey')}: the lock key must not be empty`);
-  const lockWaitMs = text.lockWait !== undefined ? parseDuration(text.lockWait, from('lockWait'), { maxMs: MAX_LOCK_WAIT_MS }) : DEFAULT_LOCK_WAIT_MS;
+  const lockWaitMs =
+    text.lockWait !== undefined ? parseDuration(text.lockWait, from('lockWait'), { maxMs: MAX_LOCK_WAIT_MS }) : DEFAULT_LOCK_WAIT_MS;
   const lock: DefragLockConfig | false = opts['lock'] === false ? false : Object.freeze({ key: lockKey, waitMs: lockWaitMs });
 
   // Validated even under --no-record, as the lock key is.
   const prefix = recordPrefix(text.recordPrefix ?? DEFAULT_RECORD_PREFIX, from('recordPrefix'));
   const record: DefragRecordConfig | false = opts['record'] === false ? false : Object.freeze({ prefix });
-
 
   const storePath = str('store');
   if (storePath === '') throw new UsageError(`${from('store')}: the store file must not be empty`);
@@ -191,7 +258,15 @@ export function defragConfig(opts: ResolvedOptions): DefragConfig {
     throw new UsageError(`${from('maxDefragDuration')} needs --store: the forecast is made from each member's past defrags recorded there`);
   }
 
-  return Object.freeze({ dataDirs: parseDataDirs(str('dataDir'), from('dataDir')), policy, execute, lock, record, dryRun: opts['dryRun'] === true, store });
+  return Object.freeze({
+    dataDirs: parseDataDirs(str('dataDir'), from('dataDir')),
+    policy,
+    execute,
+    lock,
+    record,
+    dryRun: opts['dryRun'] === true,
+    store,
+  });
 }
 
 /** "m1=/var/lib/etcd,m2=/data/etcd" → { m1: '/var/lib/etcd', m2: '/data/etcd' }; UsageError naming the source otherwise. */
@@ -202,7 +277,8 @@ function parseDataDirs(text: string | undefined, source: string): Readonly<Recor
     const i = part.indexOf('=');
     const name = part.slice(0, i).trim();
     const path = part.slice(i + 1).trim();
-    if (i <= 0 || name === '' || path === '') throw new UsageError(`${source}: expected NAME=PATH (a member's name or hex ID, then its data dir), got "${part}"`);
+    if (i <= 0 || name === '' || path === '')
+      throw new UsageError(`${source}: expected NAME=PATH (a member's name or hex ID, then its data dir), got "${part}"`);
     if (out[name] !== undefined) throw new UsageError(`${source}: ${name} is given twice`);
     out[name] = path;
   }

@@ -43,9 +43,23 @@ const FLAGS = [
   { flags: '--server-name <name>', description: 'verify the server certificate against this name', env: 'SERVER_NAME' },
   { flags: '--user <user[:password]>', description: 'user name, or user:password', env: 'USER' },
   { flags: '--password <password>', description: 'password of --user', env: 'PASSWORD' },
-  { flags: '--dial-timeout <duration>', description: `timeout to connect to a member (at most ${shortDuration(MAX_DIAL_TIMEOUT_MS)})`, env: 'DIAL_TIMEOUT', default: '2s' },
-  { flags: '--command-timeout <duration>', description: `timeout of ordinary requests, at most ${shortDuration(MAX_COMMAND_TIMEOUT_MS)} (Defragment has its own)`, env: 'COMMAND_TIMEOUT', default: '5s' },
-  { flags: '--quota-bytes <size>', description: 'quota to assume when etcd does not report it (etcd < 3.6 with /metrics unreachable)', env: 'QUOTA_BYTES' },
+  {
+    flags: '--dial-timeout <duration>',
+    description: `timeout to connect to a member (at most ${shortDuration(MAX_DIAL_TIMEOUT_MS)})`,
+    env: 'DIAL_TIMEOUT',
+    default: '2s',
+  },
+  {
+    flags: '--command-timeout <duration>',
+    description: `timeout of ordinary requests, at most ${shortDuration(MAX_COMMAND_TIMEOUT_MS)} (Defragment has its own)`,
+    env: 'COMMAND_TIMEOUT',
+    default: '5s',
+  },
+  {
+    flags: '--quota-bytes <size>',
+    description: 'quota to assume when etcd does not report it (etcd < 3.6 with /metrics unreachable)',
+    env: 'QUOTA_BYTES',
+  },
   { flags: '-w, --write-out <format>', description: 'output format: table or json', env: 'WRITE_OUT', default: 'table' },
   { flags: '--debug', description: 'print stack traces of errors', env: 'DEBUG' },
 ] as const;
@@ -93,7 +107,10 @@ export function clusterConfig(opts: ResolvedOptions): ClusterConfig {
   const skip = opts['insecureSkipTlsVerify'] === true;
   const serverName = str('serverName');
   const anyTls = cacert !== undefined || cert !== undefined || key !== undefined || skip || serverName !== undefined;
-  const endpoints = (str('endpoints') ?? DEFAULT_ENDPOINT).split(',').map((s) => s.trim()).filter(Boolean);
+  const endpoints = (str('endpoints') ?? DEFAULT_ENDPOINT)
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (endpoints.length === 0) throw new UsageError(`${from('endpoints')}: no endpoint given`);
 
   const dialTimeout = str('dialTimeout');
@@ -103,8 +120,14 @@ export function clusterConfig(opts: ResolvedOptions): ClusterConfig {
     endpoints,
     tls: anyTls ? Object.freeze({ caFile: cacert, certFile: cert, keyFile: key, insecureSkipVerify: skip, serverName }) : null,
     auth: user !== undefined ? Object.freeze({ user, password: password as string }) : null,
-    dialTimeoutMs: dialTimeout !== undefined ? parsePositiveDuration(dialTimeout, from('dialTimeout'), { maxMs: MAX_DIAL_TIMEOUT_MS }) : DEFAULT_DIAL_TIMEOUT_MS,
-    commandTimeoutMs: commandTimeout !== undefined ? parsePositiveDuration(commandTimeout, from('commandTimeout'), { maxMs: MAX_COMMAND_TIMEOUT_MS }) : DEFAULT_COMMAND_TIMEOUT_MS,
+    dialTimeoutMs:
+      dialTimeout !== undefined
+        ? parsePositiveDuration(dialTimeout, from('dialTimeout'), { maxMs: MAX_DIAL_TIMEOUT_MS })
+        : DEFAULT_DIAL_TIMEOUT_MS,
+    commandTimeoutMs:
+      commandTimeout !== undefined
+        ? parsePositiveDuration(commandTimeout, from('commandTimeout'), { maxMs: MAX_COMMAND_TIMEOUT_MS })
+        : DEFAULT_COMMAND_TIMEOUT_MS,
   });
   return Object.freeze({
     connection,

@@ -13,7 +13,10 @@ export function alarmRows(snapshot: ClusterSnapshot, alarms: readonly ClusterAla
 }
 
 /** The JSON shape of one alarm: the member's hex ID, its name (null when not a member) and the alarm type. */
-export function alarmJson(snapshot: ClusterSnapshot, alarms: readonly ClusterAlarm[]): { memberId: string; alarm: string; name: string | null }[] {
+export function alarmJson(
+  snapshot: ClusterSnapshot,
+  alarms: readonly ClusterAlarm[],
+): { memberId: string; alarm: string; name: string | null }[] {
   return alarms.map((a) => ({ ...a, name: snapshot.members.find((m) => m.memberId === a.memberId)?.name ?? null }));
 }
 
@@ -22,7 +25,12 @@ export function printAlarmList(snapshot: ClusterSnapshot, format: 'table' | 'jso
   return snapshot.alarms.length === 0 ? 'no alarms\n' : renderTable(ALARM_HEAD, alarmRows(snapshot, snapshot.alarms));
 }
 
-export function printDisarm(snapshot: ClusterSnapshot, disarmed: readonly ClusterAlarm[], remaining: readonly ClusterAlarm[], format: 'table' | 'json'): string {
+export function printDisarm(
+  snapshot: ClusterSnapshot,
+  disarmed: readonly ClusterAlarm[],
+  remaining: readonly ClusterAlarm[],
+  format: 'table' | 'json',
+): string {
   if (format === 'json') return JSON.stringify({ disarmed, remaining }, null, 2) + '\n';
   let out = disarmed.length === 0 ? 'nothing to disarm\n' : `disarmed ${disarmed.length} alarm(s)\n`;
   if (remaining.length > 0) out += renderTable(ALARM_HEAD, alarmRows(snapshot, remaining));

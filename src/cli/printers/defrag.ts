@@ -17,7 +17,8 @@ export function expectedDuration(d: Pick<MemberDecision, 'forecastMs' | 'forecas
 }
 
 /** " ~12s" after a member's name in progress lines; nothing when unknown. */
-const expectedSuffix = (d: Pick<MemberDecision, 'forecastMs'>): string => (d.forecastMs === null ? '' : ` ~${formatDuration(d.forecastMs)}`);
+const expectedSuffix = (d: Pick<MemberDecision, 'forecastMs'>): string =>
+  d.forecastMs === null ? '' : ` ~${formatDuration(d.forecastMs)}`;
 
 export function planRows(plan: Plan): string[][] {
   let order = 0;
@@ -48,7 +49,8 @@ export function printDryRun(report: RunReport, format: 'table' | 'json'): string
 export function printPlan(plan: Plan): string {
   let out = 'Dry run: nothing will be changed.\n';
   if (plan.refusal) out += `REFUSED: ${plan.refusal.reason}\n`;
-  if (plan.compaction) out += `Would compact (physically) to revision ${plan.compaction.revision}, keeping the last ${plan.compaction.keepRevisions} revisions.\n`;
+  if (plan.compaction)
+    out += `Would compact (physically) to revision ${plan.compaction.revision}, keeping the last ${plan.compaction.keepRevisions} revisions.\n`;
   out += renderTable(PLAN_HEAD, planRows(plan));
   const n = plan.decisions.filter((d) => d.action === 'defragment').length;
   out += `${n} member(s) to defragment, about ${formatBytes(plan.expectedReclaimBytes)} to reclaim.${plan.disarmNospace ? ' NOSPACE would be disarmed afterwards if every member is under the margin.' : ''}\n`;
@@ -57,12 +59,24 @@ export function printPlan(plan: Plan): string {
     out += `Expected defrag time ~${formatDuration(todo.reduce((sum, d) => sum + (d.forecastMs ?? 0), 0))} in all, from each member's own past defrags (waits between members not counted).\n`;
   }
   const unchecked = plan.decisions.filter((d) => d.action === 'defragment' && d.disk === null).map((d) => memberName(d));
-  if (unchecked.length > 0) out += `Free disk not checked for ${unchecked.join(', ')}: defragd cannot see their data dirs (--data-dir NAME=PATH for members on this host).\n`;
+  if (unchecked.length > 0)
+    out += `Free disk not checked for ${unchecked.join(', ')}: defragd cannot see their data dirs (--data-dir NAME=PATH for members on this host).\n`;
   for (const w of plan.warnings) out += `warning: ${w}\n`;
   return out;
 }
 
-export const SUMMARY_HEAD = ['MEMBER', 'ENDPOINT', 'ACTION', 'WAS LEADER', 'BEFORE', 'AFTER', 'RECLAIMED', 'DURATION', 'REVISION', 'REASON'];
+export const SUMMARY_HEAD = [
+  'MEMBER',
+  'ENDPOINT',
+  'ACTION',
+  'WAS LEADER',
+  'BEFORE',
+  'AFTER',
+  'RECLAIMED',
+  'DURATION',
+  'REVISION',
+  'REASON',
+];
 
 export function summaryRows(report: RunReport): string[][] {
   return report.members.map((m) => [
@@ -141,7 +155,9 @@ export function eventLine(e: StepEvent): string | null {
       if (e.plan.refusal) return null;
       if (todo.length === 0) return 'plan: no member to defragment';
       // The transferee is chosen again at the leader's turn (the best voter then), so it is not named here.
-      const order = todo.map((d) => `${memberName(d)}${expectedSuffix(d)}${d.moveLeaderTo ? ' (leader: hands leadership over first)' : ''}`);
+      const order = todo.map(
+        (d) => `${memberName(d)}${expectedSuffix(d)}${d.moveLeaderTo ? ' (leader: hands leadership over first)' : ''}`,
+      );
       return `plan: ${todo.length} member(s) to defragment, one at a time: ${order.join(' → ')}`;
     }
     case 'compaction-started':

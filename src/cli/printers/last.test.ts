@@ -6,9 +6,19 @@ import type { MemberResult } from '../../domain/run.js';
 import { formatAge } from '../format.js';
 import { LAST_HEAD, lastRows, printLast } from './last.js';
 
-const snap = aSnapshot().withMembers(3).withMember('m1', { dbSize: 300 * MiB, dbSizeInUse: 200 * MiB }).unreachable('m3').build();
+const snap = aSnapshot()
+  .withMembers(3)
+  .withMember('m1', { dbSize: 300 * MiB, dbSizeInUse: 200 * MiB })
+  .unreachable('m3')
+  .build();
 const [id1, id2] = snap.members.map((m) => m.memberId) as [string, string];
-const defragmented = { action: 'defragmented', revision: 4_711, durationMs: 900, before: { dbSize: 500 * MiB, dbSizeInUse: 180 * MiB }, after: { dbSize: 180 * MiB, dbSizeInUse: 180 * MiB } } as MemberResult;
+const defragmented = {
+  action: 'defragmented',
+  revision: 4_711,
+  durationMs: 900,
+  before: { dbSize: 500 * MiB, dbSizeInUse: 180 * MiB },
+  after: { dbSize: 180 * MiB, dbSizeInUse: 180 * MiB },
+} as MemberResult;
 const record = recordValue(defragmented, '2026-11-25T18:00:00.123Z', { trigger: 'manual', by: 'ops1:4242' });
 const members = memberStatuses(
   snap,
@@ -44,15 +54,45 @@ describe('`defragd last` printers', () => {
   it('JSON: the library objects, stable field names, memberId in hex, lastDefrag null when unknown', () => {
     const out = JSON.parse(printLast(members, 'json')) as Record<string, unknown>[];
     expect(out).toEqual(JSON.parse(JSON.stringify(members)));
-    expect(Object.keys(out[0]!)).toEqual(['endpoint', 'memberId', 'name', 'lastDefrag', 'record', 'ageSeconds', 'reclaimedBytes', 'version', 'dbSize', 'dbSizeInUse', 'dbSizeFree', 'fragmentation', 'warning', 'error']);
-    expect(out[0]).toMatchObject({ memberId: id1, ageSeconds: 3 * 3_600 + 12 * 60, reclaimedBytes: 320 * MiB, lastDefrag: { revision: 4_711, trigger: 'manual' } });
+    expect(Object.keys(out[0]!)).toEqual([
+      'endpoint',
+      'memberId',
+      'name',
+      'lastDefrag',
+      'record',
+      'ageSeconds',
+      'reclaimedBytes',
+      'version',
+      'dbSize',
+      'dbSizeInUse',
+      'dbSizeFree',
+      'fragmentation',
+      'warning',
+      'error',
+    ]);
+    expect(out[0]).toMatchObject({
+      memberId: id1,
+      ageSeconds: 3 * 3_600 + 12 * 60,
+      reclaimedBytes: 320 * MiB,
+      lastDefrag: { revision: 4_711, trigger: 'manual' },
+    });
     expect(out[1]).toMatchObject({ lastDefrag: null, record: 'invalid' });
     expect(out[2]).toMatchObject({ lastDefrag: null, record: 'none', dbSizeFree: null });
     expect(out[2]!['error']).not.toBeNull();
   });
 
   it('ages read as an operator says them', () => {
-    expect([0, 59, 60, 3_599, 3_600, 11_520, 86_399, 86_400, 190_800].map(formatAge)).toEqual(['0s ago', '59s ago', '1m ago', '59m ago', '1h0m ago', '3h12m ago', '23h59m ago', '1d0h ago', '2d5h ago']);
+    expect([0, 59, 60, 3_599, 3_600, 11_520, 86_399, 86_400, 190_800].map(formatAge)).toEqual([
+      '0s ago',
+      '59s ago',
+      '1m ago',
+      '59m ago',
+      '1h0m ago',
+      '3h12m ago',
+      '23h59m ago',
+      '1d0h ago',
+      '2d5h ago',
+    ]);
     expect(formatAge(null)).toBe('-');
   });
 });

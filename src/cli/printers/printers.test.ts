@@ -7,7 +7,12 @@ import { formatDuration } from '../../domain/format.js';
 import { eventLine, PLAN_HEAD, planRows, printDryRun, printPlan, printReport, reportJson } from './defrag.js';
 import { printStatus, statusJson, statusRows, STATUS_HEAD, stopGrpcLine } from './status.js';
 
-const snap = aSnapshot().withMembers(3).withLeader('m2').withMember('m1', { dbSize: 300 * MiB, dbSizeInUse: 100 * MiB }).unreachable('m3').build();
+const snap = aSnapshot()
+  .withMembers(3)
+  .withLeader('m2')
+  .withMember('m1', { dbSize: 300 * MiB, dbSizeInUse: 100 * MiB })
+  .unreachable('m3')
+  .build();
 
 describe('status printers', () => {
   it('JSON: stable keys, hex IDs, null for what an unreachable member did not say', () => {
@@ -51,14 +56,29 @@ const executed: RunReport = {
   warnings: [],
   members: [
     {
-      endpoint: 'http://127.0.0.1:2379', memberId: '8e9e05c52164694d', name: 'm2', action: 'defragmented', reason: 'no rule', wasLeader: false, movedLeaderTo: null,
-      before: { dbSize: 300 * MiB, dbSizeInUse: 100 * MiB }, after: { dbSize: 100 * MiB, dbSizeInUse: 100 * MiB }, durationMs: 1234, revision: 42, deadlinePassed: false, connectionLost: false,
+      endpoint: 'http://127.0.0.1:2379',
+      memberId: '8e9e05c52164694d',
+      name: 'm2',
+      action: 'defragmented',
+      reason: 'no rule',
+      wasLeader: false,
+      movedLeaderTo: null,
+      before: { dbSize: 300 * MiB, dbSizeInUse: 100 * MiB },
+      after: { dbSize: 100 * MiB, dbSizeInUse: 100 * MiB },
+      durationMs: 1234,
+      revision: 42,
+      deadlinePassed: false,
+      connectionLost: false,
     },
   ],
 };
 
 describe('defrag printers', () => {
-  const healthy = aSnapshot().withMembers(3).withLeader('m1').withMember('m2', { dbSize: 300 * MiB, dbSizeInUse: 100 * MiB }).build();
+  const healthy = aSnapshot()
+    .withMembers(3)
+    .withLeader('m1')
+    .withMember('m2', { dbSize: 300 * MiB, dbSizeInUse: 100 * MiB })
+    .build();
   const plan = planDefrag(healthy, aPolicy());
 
   it('plan rows number the members to defragment in order, leader last with its transferee', () => {
@@ -87,7 +107,20 @@ describe('defrag printers', () => {
     const j = reportJson(report) as Record<string, unknown>;
     expect(Object.keys(j)).toEqual(expect.arrayContaining(['outcome', 'compactedRevision', 'disarmed', 'members']));
     const m = (j['members'] as Record<string, unknown>[])[0]!;
-    expect(Object.keys(m)).toEqual(expect.arrayContaining(['endpoint', 'memberId', 'action', 'reason', 'wasLeader', 'movedLeaderTo', 'before', 'after', 'durationMs', 'revision']));
+    expect(Object.keys(m)).toEqual(
+      expect.arrayContaining([
+        'endpoint',
+        'memberId',
+        'action',
+        'reason',
+        'wasLeader',
+        'movedLeaderTo',
+        'before',
+        'after',
+        'durationMs',
+        'revision',
+      ]),
+    );
     expect(m['after']).toEqual({ dbSize: 100 * MiB, dbSizeInUse: 100 * MiB });
     expect(m['durationMs']).toBe(1234);
     const table = printReport(report, 'table');
@@ -96,13 +129,23 @@ describe('defrag printers', () => {
   });
 
   it('the run-started line gives the order and the leader hand-over', () => {
-    expect(eventLine({ type: 'run-started', at: 'x', plan })).toMatch(/^plan: 3 member\(s\) to defragment, one at a time: m2 → m3 → m1 \(leader: hands leadership over first\)$/);
+    expect(eventLine({ type: 'run-started', at: 'x', plan })).toMatch(
+      /^plan: 3 member\(s\) to defragment, one at a time: m2 → m3 → m1 \(leader: hands leadership over first\)$/,
+    );
   });
 
   describe('the expected duration', () => {
     const id = (name: string) => healthy.members.find((m) => m.name === name)!.memberId;
     // m2 has 100 MiB in use, m1 and m3 the builder's default.
-    const forecast = planDefrag(healthy, aPolicy({ defragHistory: { [id('m1')]: [{ dbSizeInUse: 10 * MiB, durationMs: 1_000 }], [id('m2')]: [{ dbSizeInUse: 10 * MiB, durationMs: 2_000 }] } }));
+    const forecast = planDefrag(
+      healthy,
+      aPolicy({
+        defragHistory: {
+          [id('m1')]: [{ dbSizeInUse: 10 * MiB, durationMs: 1_000 }],
+          [id('m2')]: [{ dbSizeInUse: 10 * MiB, durationMs: 2_000 }],
+        },
+      }),
+    );
     const col = PLAN_HEAD.indexOf('EXPECTED');
 
     it('is a column of the plan table: "~20s", or unknown and why', () => {
@@ -118,29 +161,67 @@ describe('defrag printers', () => {
     });
 
     it('the table sums it when every member has one', () => {
-      const known = planDefrag(healthy, aPolicy({ defragHistory: Object.fromEntries(['m1', 'm2', 'm3'].map((n) => [id(n), [{ dbSizeInUse: 100 * MiB, durationMs: 10_000 }]])) }));
+      const known = planDefrag(
+        healthy,
+        aPolicy({
+          defragHistory: Object.fromEntries(['m1', 'm2', 'm3'].map((n) => [id(n), [{ dbSizeInUse: 100 * MiB, durationMs: 10_000 }]])),
+        }),
+      );
       expect(printPlan(known)).toMatch(/\nExpected defrag time ~\d+(\.\d)?s in all, from each member's own past defrags/);
       expect(printPlan(forecast)).not.toMatch(/Expected defrag time/);
     });
 
     it('shows in the live plan line and when a member starts, and not when unknown', () => {
-      expect(eventLine({ type: 'run-started', at: 'x', plan: forecast })).toMatch(/^plan: 3 member\(s\) to defragment, one at a time: m2 ~20s → m3 → m1 ~[\d.]+m?s \(leader: hands leadership over first\)$/);
+      expect(eventLine({ type: 'run-started', at: 'x', plan: forecast })).toMatch(
+        /^plan: 3 member\(s\) to defragment, one at a time: m2 ~20s → m3 → m1 ~[\d.]+m?s \(leader: hands leadership over first\)$/,
+      );
       const m2 = forecast.decisions[0]!;
-      expect(eventLine({ type: 'member-started', decision: m2, before: { dbSize: 300 * MiB, dbSizeInUse: 100 * MiB }, timeoutMs: 70_000, index: 1, total: 3 })).toBe('m2: defragmenting (1/3, 300.0 MiB, expected ~20s, deadline 1m10s)');
+      expect(
+        eventLine({
+          type: 'member-started',
+          decision: m2,
+          before: { dbSize: 300 * MiB, dbSizeInUse: 100 * MiB },
+          timeoutMs: 70_000,
+          index: 1,
+          total: 3,
+        }),
+      ).toBe('m2: defragmenting (1/3, 300.0 MiB, expected ~20s, deadline 1m10s)');
       const m3 = forecast.decisions[1]!;
-      expect(eventLine({ type: 'member-started', decision: m3, before: { dbSize: 300 * MiB, dbSizeInUse: 100 * MiB }, timeoutMs: 70_000, index: 2, total: 3 })).toBe('m3: defragmenting (2/3, 300.0 MiB, deadline 1m10s)');
+      expect(
+        eventLine({
+          type: 'member-started',
+          decision: m3,
+          before: { dbSize: 300 * MiB, dbSizeInUse: 100 * MiB },
+          timeoutMs: 70_000,
+          index: 2,
+          total: 3,
+        }),
+      ).toBe('m3: defragmenting (2/3, 300.0 MiB, deadline 1m10s)');
     });
 
     it('-w json carries forecastMs and its basis on every decision', () => {
       const json = JSON.parse(printDryRun(dryRunReport(forecast, 'x'), 'json'));
-      expect(json.plan.decisions[0]).toMatchObject({ name: 'm2', forecastMs: 20_000, forecastBasis: { source: 'history', defrags: 1, bytesPerSecond: 5 * MiB } });
+      expect(json.plan.decisions[0]).toMatchObject({
+        name: 'm2',
+        forecastMs: 20_000,
+        forecastBasis: { source: 'history', defrags: 1, bytesPerSecond: 5 * MiB },
+      });
       expect(json.plan.decisions[1]).toMatchObject({ name: 'm3', forecastMs: null, forecastBasis: { source: 'none', why: 'no-history' } });
     });
   });
 
   it('event lines never claim a retry after a Defragment got no answer, and say which way it got none', () => {
-    expect(eventLine({ type: 'member-no-answer', memberId: 'a', name: 'm1', why: 'deadline', timeoutMs: 5_000, detail: 'x' })).toMatch(/deadline of 5s passed.*NOT retrying/);
-    const lost = eventLine({ type: 'member-no-answer', memberId: 'a', name: 'm1', why: 'connection-lost', timeoutMs: 75_000, detail: 'connection reset' });
+    expect(eventLine({ type: 'member-no-answer', memberId: 'a', name: 'm1', why: 'deadline', timeoutMs: 5_000, detail: 'x' })).toMatch(
+      /deadline of 5s passed.*NOT retrying/,
+    );
+    const lost = eventLine({
+      type: 'member-no-answer',
+      memberId: 'a',
+      name: 'm1',
+      why: 'connection-lost',
+      timeoutMs: 75_000,
+      detail: 'connection reset',
+    });
     expect(lost).toMatch(/connection lost during its defragmentation \(connection reset\).*NOT retrying/);
     expect(lost).not.toMatch(/deadline/);
     expect(eventLine({ type: 'run-finished', report: dryRunReport(plan, 'x') })).toBeNull();
@@ -157,7 +238,9 @@ describe('status: the StopGRPCServiceOnDefrag line', () => {
     expect(stopGrpcLine(snap({ m1: [true, '3.6.17'], m2: [false, '3.6.17'], m3: [null, '3.5.36'] }))).toBe(
       'StopGRPCServiceOnDefrag: on on m1; off on m2; unknown on m3 (etcd before 3.6 does not export its feature gates)',
     );
-    expect(stopGrpcLine(snap({ m1: [null, '3.7.4'], m2: [false, '3.7.4'] }))).toBe('StopGRPCServiceOnDefrag: off on m2; unknown on m1 (their /metrics did not say)');
+    expect(stopGrpcLine(snap({ m1: [null, '3.7.4'], m2: [false, '3.7.4'] }))).toBe(
+      'StopGRPCServiceOnDefrag: off on m2; unknown on m1 (their /metrics did not say)',
+    );
     expect(stopGrpcLine(snap({ m1: [null, '3.7.4'], m2: [null, '3.5.36'] }))).toBe(
       "StopGRPCServiceOnDefrag: unknown on m1, m2 (etcd before 3.6 does not export its feature gates; the others' /metrics did not say)",
     );

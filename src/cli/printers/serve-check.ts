@@ -9,12 +9,19 @@ export const CHECK_HEAD = ['NAME', 'ENDPOINTS', 'MEMBERS REACHED', 'RULE', 'NEXT
 /** One row per cluster; multi-line cells list endpoints, members and starts. */
 export function checkRows(checks: readonly ClusterCheck[]): string[][] {
   return checks.map((c) => {
-    const members = c.error !== null
-      ? `unreachable: ${c.error}`
-      : [`${c.membersReachable}/${c.membersTotal}${c.reachable.length > 0 ? `: ${c.reachable.join(', ')}` : ''}`, ...c.unreachable.map((u) => `not ${u.member}: ${u.error}`)].join('\n');
-    const starts = c.schedule === null
-      ? `no schedule${c.auto ? `\n(auto every ${formatDuration(c.auto.intervalMs)}, cooldown ${formatDuration(c.auto.cooldownMs)})` : ''}`
-      : [`${c.schedule} (${c.timezone})`, ...c.nextStarts.map((s) => (s.inWindow ? s.at : `${s.at} (outside windows: skipped)`))].join('\n');
+    const members =
+      c.error !== null
+        ? `unreachable: ${c.error}`
+        : [
+            `${c.membersReachable}/${c.membersTotal}${c.reachable.length > 0 ? `: ${c.reachable.join(', ')}` : ''}`,
+            ...c.unreachable.map((u) => `not ${u.member}: ${u.error}`),
+          ].join('\n');
+    const starts =
+      c.schedule === null
+        ? `no schedule${c.auto ? `\n(auto every ${formatDuration(c.auto.intervalMs)}, cooldown ${formatDuration(c.auto.cooldownMs)})` : ''}`
+        : [`${c.schedule} (${c.timezone})`, ...c.nextStarts.map((s) => (s.inWindow ? s.at : `${s.at} (outside windows: skipped)`))].join(
+            '\n',
+          );
     return [c.name, c.endpoints.join('\n'), members, c.rule ?? 'every member', starts];
   });
 }

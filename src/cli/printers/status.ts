@@ -10,7 +10,23 @@ import { memberName } from '../../domain/member-name.js';
 export { statusJson, type StatusJson } from '../../app/status-json.js';
 
 // Raft term and indexes are in the JSON; the table keeps what an operator scans for.
-export const STATUS_HEAD = ['ENDPOINT', 'ID', 'NAME', 'VERSION', 'DB SIZE', 'IN USE', 'FREE', 'FRAG', 'QUOTA', 'QUOTA USE', 'LEADER', 'LEARNER', 'REVISION', 'ALARMS', 'ERRORS'];
+export const STATUS_HEAD = [
+  'ENDPOINT',
+  'ID',
+  'NAME',
+  'VERSION',
+  'DB SIZE',
+  'IN USE',
+  'FREE',
+  'FRAG',
+  'QUOTA',
+  'QUOTA USE',
+  'LEADER',
+  'LEARNER',
+  'REVISION',
+  'ALARMS',
+  'ERRORS',
+];
 
 export function statusRows(snapshot: ClusterSnapshot): string[][] {
   return snapshot.members.map((m: MemberSnapshot) => {
@@ -63,8 +79,8 @@ export function stopGrpcLine(snapshot: ClusterSnapshot): string | null {
       : before36 === unknown.length
         ? ' (etcd before 3.6 does not export its feature gates)'
         : before36 === 0
-          ? " (their /metrics did not say)"
-          : ' (etcd before 3.6 does not export its feature gates; the others\' /metrics did not say)';
+          ? ' (their /metrics did not say)'
+          : " (etcd before 3.6 does not export its feature gates; the others' /metrics did not say)";
   return `StopGRPCServiceOnDefrag: ${said.join('; ')}${why}`;
 }
 
