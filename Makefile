@@ -3,12 +3,13 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: help deps etcd etcd-one chromium build test unit demo bench bench-readme bench-daemon bench-daemon-readme bench-schedule bench-schedule-readme bench-reads bench-reads-readme typecheck lint-imports clean
+.PHONY: help deps etcd etcd-one chromium build test unit demo bench bench-readme bench-daemon bench-daemon-readme bench-schedule bench-schedule-readme bench-reads bench-reads-readme typecheck lint lint-imports format clean
 
 help:
 	@echo "make demo   start a local 3-member etcd, fragment it, and show defragd at work"
 	@echo "make test   unit and integration tests against real etcd: the whole suite on 3.6, the etcd tests on 3.4, 3.5, 3.7 too (ETCD_VERSIONS=3.6 narrows)"
 	@echo "make etcd   build the pinned etcd versions that are missing (scripts/etcd-versions) and list them"
+	@echo "make lint   formatting and Biome's lint rules (part of make test); make format fixes the formatting"
 	@echo "make lint-imports  the import boundaries between src's layers (part of make test)"
 	@echo "make bench  benchmarks (not part of make test)"
 	@echo "make bench-daemon  what defragd serve costs watching 10 clusters for 10 minutes (BENCH_CLUSTERS, BENCH_MINUTES)"
@@ -42,6 +43,14 @@ typecheck: $(NPM_STAMP)
 	npx tsc -p tsconfig.json --noEmit
 	npx tsc -p web/tsconfig.json
 
+# Biome (biome.json): the tree must be formatted as `make format` leaves it (line width 140) and pass the
+# lint rules; each finding names the file, line and rule.
+lint: $(NPM_STAMP)
+	@npx biome ci --error-on-warnings .
+
+format: $(NPM_STAMP)
+	npx biome format --write .
+
 # The floors of src/ (domain < etcd, policy < ... < cli), as rules in
 # .dependency-cruiser.cjs; a broken one prints the import, the rule and why.
 lint-imports: $(NPM_STAMP)
@@ -49,9 +58,9 @@ lint-imports: $(NPM_STAMP)
 
 # The whole suite on the newest pinned 3.6, then the tests that start etcd on every other pinned
 # version (ETCD_VERSIONS, a list such as "3.6" or "3.4 3.7", narrows it); per version how many ran and
-# passed, and last the plain verdict "N passed, N failed". lint-imports runs before vitest; a broken
-# boundary stops here.
-test: $(NPM_STAMP) chromium typecheck lint-imports build
+# passed, and last the plain verdict "N passed, N failed". lint and lint-imports run before vitest; an
+# unformatted file or a broken boundary stops here.
+test: $(NPM_STAMP) chromium typecheck lint lint-imports build
 	@node scripts/test-versions.mjs
 
 # node --import tsx, not the tsx CLI: the tsx CLI SIGKILLs its child when the child has not
