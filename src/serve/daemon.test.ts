@@ -270,6 +270,49 @@ describe('defragmentations by someone else', () => {
     await d.daemon.stop();
   });
 
+  it("records a defrag by another replica (its record in the cluster says who) as that replica's, once", async () => {
+    const fake = fragmented({ m1: 1, m2: 1, m3: 1 });
+    const d = daemonOn({ a: fake }, cluster('a', 'auto: { interval: 10s, cooldown: 1h }\nrule: "dbSizeFree > 20*MiB"'));
+    const access = d.access.get('a')!;
+    d.daemon.start();
+    await pass(40 * SECOND);
+    const m2 = fake.m('m2');
+    const at = new Date(Date.now()).toISOString();
+    access.records = [
+      {
+        endpoint: m2.endpoint,
+        memberId: m2.memberId,
+        name: 'm2',
+        lastDefrag: {
+          at,
+          revision: 10_000,
+          durationMs: 1_200,
+          before: { dbSize: 100 * MiB, dbSizeInUse: 99 * MiB },
+          after: { dbSize: 99 * MiB, dbSizeInUse: 99 * MiB },
+          trigger: 'schedule',
+          by: 'replica-b:7',
+        },
+        record: 'found',
+        ageSeconds: 0,
+        reclaimedBytes: MiB,
+        version: '3.6.17',
+        dbSize: 99 * MiB,
+        dbSizeInUse: 99 * MiB,
+        dbSizeFree: 0,
+        fragmentation: 0,
+        warning: null,
+        error: null,
+      },
+    ];
+    access.defragCounts.set('m2', 1);
+    m2.dbSize = 99 * MiB;
+    await pass(2 * MINUTE);
+    expect(d.runs('a').map((r) => [r.trigger, r.by, r.finishedAt])).toEqual([['external', 'replica-b:7', at]]);
+    await pass(2 * MINUTE);
+    expect(d.runs('a')).toHaveLength(1);
+    await d.daemon.stop();
+  });
+
   it('takes a count that went down (the member restarted) as the new baseline, recording nothing', async () => {
     const fake = fragmented({ m1: 1, m2: 1, m3: 1 });
     const d = daemonOn({ a: fake }, cluster('a', 'auto: { interval: 10s, cooldown: 1h }\nrule: "dbSizeFree > 20*MiB"'));
