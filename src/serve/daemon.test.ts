@@ -35,6 +35,8 @@ function daemonOn(clusters: Record<string, FakeCluster>, clustersYaml: string, o
     void logs.push({ level, obj: obj as Record<string, unknown>, msg });
   const logger = { info: log('info'), warn: log('warn'), error: log('error'), debug: log('debug') };
   const access = new Map<string, FakeAccess>();
+  /** Every access the daemon opened, in order (one per cluster loop it made). */
+  const opened: { cluster: string; access: FakeAccess }[] = [];
   const events: DaemonEvent[] = [];
   const daemon = new Daemon(config, {
     store,
@@ -48,13 +50,14 @@ function daemonOn(clusters: Record<string, FakeCluster>, clustersYaml: string, o
       if (!fake) throw new Error(`no fake cluster ${c.name}`);
       const a = new FakeAccess(fake);
       access.set(c.name, a);
+      opened.push({ cluster: c.name, access: a });
       return a;
     },
   });
   daemon.subscribe((e) => events.push(e));
   const runs = (cluster: string) => store.runs({ cluster, limit: 100 }).reverse();
   const said = (msg: string) => logs.filter((l) => l.msg === msg);
-  return { daemon, store, logs, access, events, runs, said, config };
+  return { daemon, store, logs, access, opened, events, runs, said, config };
 }
 
 /** A 3-member cluster, m1 leading, every member fragmented by `freeMiB` (100 MiB files). */
@@ -365,6 +368,50 @@ describe('reload', () => {
     ).toEqual(['a', 'c']);
     expect(d.access.get('b')!.closed).toBe(true);
     expect(d.runs('c').map((r) => r.outcome)).toEqual(['success']);
+    await d.daemon.stop();
+  });
+});
+
+describe('reload, again and again', () => {
+  it('five SIGHUPs in a row during a run leave one loop for the changed cluster, and removing it later stops it (they used to leave five)', async () => {
+    const a = fragmented();
+    a.onDefragment = async (m) => {
+      await new Promise((r) => setTimeout(r, 20 * SECOND));
+      a.shrink(m);
+    };
+    const d = daemonOn({ a, b: fragmented() }, cluster('a', 'auto: { interval: 10s, cooldown: 1h }'));
+    d.daemon.start();
+    await pass(15 * SECOND);
+    expect(d.daemon.cluster('a')?.state).toBe('running');
+    const changed = parseConfig(
+      `maxConcurrentRuns: 1\nclusters:\n${cluster('a', 'auto: { interval: 10s, cooldown: 2h }')}`,
+      {},
+      '/etc/defragd',
+    );
+    const reloads: Promise<unknown>[] = [];
+    for (let i = 0; i < 5; i++) {
+      reloads.push(d.daemon.reload(changed));
+      await pass(300);
+    }
+    await pass(2 * MINUTE);
+    expect((await Promise.all(reloads)).map((r) => JSON.stringify(r))).toEqual([
+      JSON.stringify({ added: [], changed: ['a'], removed: [] }),
+      ...Array(4).fill(JSON.stringify({ added: [], changed: [], removed: [] })),
+    ]);
+    // One loop: the first access closed, one open, observing once per 10 s.
+    expect(d.opened.map((o) => o.access.closed)).toEqual([true, false]);
+    const live = d.opened[1]!.access;
+    const before = live.observations.full + live.observations.light;
+    await pass(MINUTE);
+    expect(live.observations.full + live.observations.light - before).toBe(6);
+    // Removed (another cluster stays): nothing observes it any more.
+    await d.daemon.reload(parseConfig(`maxConcurrentRuns: 1\nclusters:\n${cluster('b', '')}`, {}, '/etc/defragd'));
+    const ofA = () => d.opened.filter((o) => o.cluster === 'a');
+    const after = ofA().map((o) => o.access.observations.full + o.access.observations.light);
+    await pass(MINUTE);
+    expect(ofA().map((o) => o.access.observations.full + o.access.observations.light)).toEqual(after);
+    expect(ofA().every((o) => o.access.closed)).toBe(true);
+    expect(d.daemon.clusters().map((c) => c.name)).toEqual(['b']);
     await d.daemon.stop();
   });
 });

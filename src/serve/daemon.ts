@@ -74,6 +74,8 @@ export class Daemon implements DaemonView {
   private readonly fleet: Fleet;
   private readonly loopDeps: LoopDeps;
   private readonly connect: (config: DaemonClusterConfig) => ClusterAccess;
+  /** The reload in progress (or the last one): the next waits for it. */
+  private reloading: Promise<unknown> = Promise.resolve();
 
   constructor(
     private config: DaemonConfig,
@@ -114,7 +116,15 @@ export class Daemon implements DaemonView {
    * their loop and state; changed ones get a new loop once their run in
    * progress, if any, has finished; removed ones stop; new ones start.
    */
-  async reload(config: DaemonConfig): Promise<{ added: string[]; changed: string[]; removed: string[] }> {
+  reload(config: DaemonConfig): Promise<{ added: string[]; changed: string[]; removed: string[] }> {
+    // One at a time, each against what the one before left: SIGHUPs in a row (while a changed cluster's run
+    // finishes) end with one loop per cluster, never one per signal.
+    const done = this.reloading.then(() => this.applyReload(config));
+    this.reloading = done.catch(() => undefined);
+    return done;
+  }
+
+  private async applyReload(config: DaemonConfig): Promise<{ added: string[]; changed: string[]; removed: string[] }> {
     const next = new Map(config.clusters.map((c) => [c.name, c]));
     const removed = [...this.loops.keys()].filter((name) => !next.has(name));
     const changed = [...this.loops]
