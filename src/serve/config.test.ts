@@ -201,6 +201,7 @@ describe('invalid configs: exactly the expected line(s)', () => {
     ],
     ['a list where a string belongs', cluster('schedule: [1, 2]'), ['clusters[0].schedule: expected a string, got a list']],
     ['maxConcurrentRuns 0', 'maxConcurrentRuns: 0\n' + cluster(), ['maxConcurrentRuns: must be at least 1']],
+    ['maxEventStreams 0', 'maxEventStreams: 0\n' + cluster(), ['maxEventStreams: must be at least 1']],
     ['dashboard not a boolean', 'dashboard: maybe\n' + cluster(), ['dashboard: expected true or false, got "maybe"']],
     [
       'a disarmBelow above 1',
@@ -243,6 +244,7 @@ listen: 0.0.0.0:9000
 store: data/history.sqlite
 apiTokenFile: /run/secrets/api-token
 maxConcurrentRuns: 2
+maxEventStreams: 8
 storeRetention: 30d
 dashboard: false
 clusters:
@@ -283,6 +285,7 @@ clusters:
       storeRetentionMs: 30 * 86_400_000,
       apiToken: 'tok-123',
       maxConcurrentRuns: 2,
+      maxEventStreams: 8,
       dashboard: false,
       clusters: [
         {

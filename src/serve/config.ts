@@ -16,7 +16,7 @@
  * only in each cluster's connection options, and redactedConfig() is the
  * printable form. Problems never quote a secret.
  *
- * Keys that go beyond the CLI's flags: `maxConcurrentRuns`, `storeRetention`,
+ * Keys that go beyond the CLI's flags: `maxConcurrentRuns`, `maxEventStreams`, `storeRetention`,
  * `password` (a `${ENV_VAR}` reference only), `record`, `recordPrefix`,
  * `dashboard`; every key is set in examples/defragd.yaml (a test checks it).
  */
@@ -60,6 +60,8 @@ export const SERVE_DEFAULTS = Object.freeze({
   listen: '127.0.0.1:9479',
   store: './defragd.sqlite',
   maxConcurrentRuns: 1,
+  /** Open `GET /api/v1/events` streams at once; more answer 503 (each holds a socket and a subscription). */
+  maxEventStreams: 64,
   storeRetention: '90d',
   timezone: 'UTC',
   jitter: '0s',
@@ -145,6 +147,8 @@ export interface ServeConfig {
   /** The bearer token of the mutating API endpoints, read from apiTokenFile; null: they answer 403. */
   readonly apiToken: string | null;
   readonly maxConcurrentRuns: number;
+  /** Event streams (SSE) open at once; more answer 503. */
+  readonly maxEventStreams: number;
   /** Serve the web dashboard at / (`dashboard: false` turns it off; the API stays). */
   readonly dashboard: boolean;
   readonly clusters: readonly ServeClusterConfig[];
@@ -282,6 +286,7 @@ const TOP_SHAPE = {
   store: text.optional(),
   apiTokenFile: text.optional(),
   maxConcurrentRuns: positiveInt.optional(),
+  maxEventStreams: positiveInt.optional(),
   storeRetention: longDuration.optional(),
   dashboard: bool.optional(),
   clusters: z.array(z.strictObject(CLUSTER_SHAPE)).min(1, { message: 'must list at least one cluster' }),
@@ -706,6 +711,7 @@ export function parseConfig(text: string, env: ConfigEnv, baseDir: string, opts:
     storeRetentionMs: c.storeRetention ?? parseLongDuration(SERVE_DEFAULTS.storeRetention, 'storeRetention'),
     apiToken: secrets.apiToken,
     maxConcurrentRuns: c.maxConcurrentRuns ?? SERVE_DEFAULTS.maxConcurrentRuns,
+    maxEventStreams: c.maxEventStreams ?? SERVE_DEFAULTS.maxEventStreams,
     dashboard: c.dashboard ?? SERVE_DEFAULTS.dashboard,
     clusters: Object.freeze(c.clusters.map((cl, i) => buildCluster(cl, secrets.passwords[i] ?? null, baseDir))),
   });

@@ -556,6 +556,32 @@ describe('serveApi', () => {
     expect(view.subscribers).toBe(0);
   });
 
+  it('answers 503 beyond maxEventStreams, keeps /healthz answering, frees each stream it closes, and takes a new one then', async () => {
+    const view = aView();
+    const server = await serveApi(anApi(view, { maxEventStreams: 3 }), { host: '127.0.0.1', port: 0 });
+    const clients = Array.from({ length: 3 }, () => new AbortController());
+    try {
+      const open = await Promise.all(clients.map((ac) => fetch(`${server.url}/api/v1/events`, { signal: ac.signal })));
+      expect(open.map((r) => r.status)).toEqual([200, 200, 200]);
+      for (let i = 0; i < 100 && view.subscribers !== 3; i++) await new Promise((r) => setTimeout(r, 5));
+      const refused = await fetch(`${server.url}/api/v1/events`);
+      expect(refused.headers.get('retry-after')).toBe('30');
+      expect(await expectJson(refused, 503)).toEqual({ error: 'too many event streams open (maxEventStreams 3); try again later' });
+      expect(view.subscribers).toBe(3);
+      expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+      // One client goes: its subscription and its place go with it.
+      clients[0]!.abort();
+      for (let i = 0; i < 200 && view.subscribers !== 2; i++) await new Promise((r) => setTimeout(r, 5));
+      expect(view.subscribers).toBe(2);
+      const again = new AbortController();
+      clients.push(again);
+      expect((await fetch(`${server.url}/api/v1/events`, { signal: again.signal })).status).toBe(200);
+    } finally {
+      for (const ac of clients) ac.abort();
+      await server.close();
+    }
+  });
+
   it('rejects when the address is taken', async () => {
     const first = await serveApi(anApi(), { host: '127.0.0.1', port: 0 });
     try {

@@ -31,6 +31,8 @@ export interface ApiOptions {
   /** Files served at / (the dashboard); null or absent: none. */
   staticDir?: string | null | undefined;
   logger?: ApiLogger | undefined;
+  /** Event streams open at once; more answer 503 (default MAX_EVENT_STREAMS). */
+  maxEventStreams?: number | undefined;
   /** How often an idle SSE stream gets a comment so proxies keep it open. */
   keepAliveMs?: number | undefined;
   /** The clock of the samples' time ranges (default Date.now). */
@@ -46,6 +48,8 @@ export const DASHBOARD_CSP =
   "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
 
 export const SSE_KEEP_ALIVE_MS = 15_000;
+/** Event streams open at once, by default: an open dashboard holds one. */
+export const MAX_EVENT_STREAMS = 64;
 export const HISTORY_LIMIT_DEFAULT = 50;
 export const HISTORY_LIMIT_MAX = 1000;
 /** A run request is a few bytes; anything large is not one. */
@@ -109,6 +113,8 @@ function requireToken(token: string | null) {
  */
 export function createApi(view: DaemonView, opts: ApiOptions): Hono {
   const keepAliveMs = opts.keepAliveMs ?? SSE_KEEP_ALIVE_MS;
+  const maxStreams = opts.maxEventStreams ?? MAX_EVENT_STREAMS;
+  let openStreams = 0;
   const now = opts.now ?? Date.now;
   const actions: ActionsJson = opts.token === null ? { enabled: false, reason: NO_TOKEN } : { enabled: true, reason: null };
   const app = new Hono();
@@ -203,27 +209,39 @@ export function createApi(view: DaemonView, opts: ApiOptions): Hono {
     },
   );
 
-  api.get('/events', (c) =>
-    streamSSE(c, async (stream) => {
-      // Writes are queued in order by the stream; a write to a closed stream is dropped by hono.
-      const send = (e: DaemonEvent) => void stream.writeSSE({ event: 'step', data: JSON.stringify(e) });
-      let unsubscribe: () => void;
+  api.get('/events', (c) => {
+    // Each stream holds a socket and a subscription: capped, so no number of clients can use up the file
+    // descriptors that /healthz, the API and etcd's connections need.
+    if (openStreams >= maxStreams) {
+      c.header('retry-after', '30');
+      return problem(c, 503, `too many event streams open (maxEventStreams ${maxStreams}); try again later`);
+    }
+    openStreams++;
+    return streamSSE(c, async (stream) => {
+      let unsubscribe: (() => void) | null = null;
+      let keepAlive: ReturnType<typeof setInterval> | null = null;
       try {
-        unsubscribe = view.subscribe(send);
-      } catch (err) {
-        // Logged here: hono's own handler would print to the console and send the message to the client.
-        opts.logger?.error({ err, method: c.req.method, path: c.req.path }, 'HTTP request failed');
-        return;
+        // Writes are queued in order by the stream; a write to a closed stream is dropped by hono.
+        const send = (e: DaemonEvent) => void stream.writeSSE({ event: 'step', data: JSON.stringify(e) });
+        try {
+          unsubscribe = view.subscribe(send);
+        } catch (err) {
+          // Logged here: hono's own handler would print to the console and send the message to the client.
+          opts.logger?.error({ err, method: c.req.method, path: c.req.path }, 'HTTP request failed');
+          return;
+        }
+        keepAlive = setInterval(() => void stream.write(': keep-alive\n\n'), keepAliveMs);
+        await new Promise<void>((resolve) => {
+          stream.onAbort(() => resolve());
+          if (stream.aborted) resolve();
+        });
+      } finally {
+        if (keepAlive !== null) clearInterval(keepAlive);
+        unsubscribe?.();
+        openStreams--;
       }
-      const keepAlive = setInterval(() => void stream.write(': keep-alive\n\n'), keepAliveMs);
-      await new Promise<void>((resolve) => {
-        stream.onAbort(() => resolve());
-        if (stream.aborted) resolve();
-      });
-      clearInterval(keepAlive);
-      unsubscribe();
-    }),
-  );
+    });
+  });
 
   app.route('/api/v1', api);
   // Unknown /api routes answer JSON 404 even when a dashboard is served at /.

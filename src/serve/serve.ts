@@ -113,7 +113,10 @@ export async function serve(config: ServeConfig, o: ServeRun): Promise<void> {
     const staticDir = config.dashboard ? (o.dashboardDir ?? dashboardDir()) : null;
     if (config.dashboard && staticDir === null)
       logger.warn({}, 'the dashboard is not built (npm run build makes dist/web): / serves nothing; the API works');
-    server = await serveApi(createApi(daemon, { token: config.apiToken, metrics, logger, staticDir, now: o.now }), config.listen);
+    server = await serveApi(
+      createApi(daemon, { token: config.apiToken, metrics, logger, staticDir, now: o.now, maxEventStreams: config.maxEventStreams }),
+      config.listen,
+    );
     logger.info(
       {
         url: server.url,
