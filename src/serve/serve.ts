@@ -11,7 +11,7 @@ import { Writable } from 'node:stream';
 import { UsageError, messageOf } from '../domain/errors.js';
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
-import { openStore, processAlive } from '../store/index.js';
+import { OWN_START, openStore, stillRunning } from '../store/index.js';
 import { ConfigError, type ServeConfig } from './config.js';
 import { Daemon } from './daemon.js';
 import { systemClock } from './clock.js';
@@ -170,19 +170,25 @@ async function reload(daemon: Daemon, running: ServeConfig, read: () => ServeCon
 }
 
 /**
- * Takes `<store>.lock` (created exclusively, holding this pid) or throws a
- * UsageError naming the pid that holds it. A lock left by a process that is
- * gone is taken over. Returns the release. Nothing to lock for ":memory:".
+ * Takes `<store>.lock` (created exclusively, holding this pid and this
+ * process's start, store/process.ts) or throws a UsageError naming the pid
+ * that holds it. A lock left by a process that is gone is taken over, also
+ * when a later process has its pid (pid 1 in a restarted container: this one).
+ * Returns the release. Nothing to lock for ":memory:".
  */
-export function lockStoreFile(storePath: string): () => void {
+export function lockStoreFile(
+  storePath: string,
+  self: { pid: number; start: string | null } = { pid: process.pid, start: OWN_START },
+): () => void {
   if (storePath === ':memory:') return () => undefined;
   const lockPath = `${storePath}.lock`;
+  const mine = `${self.pid} ${self.start ?? ''}`.trim();
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      writeFileSync(lockPath, `${process.pid}\n`, { flag: 'wx' });
+      writeFileSync(lockPath, `${mine}\n`, { flag: 'wx' });
       return () => {
         try {
-          if (readFileSync(lockPath, 'utf8').trim() === String(process.pid)) unlinkSync(lockPath);
+          if (readFileSync(lockPath, 'utf8').trim() === mine) unlinkSync(lockPath);
         } catch {
           // already gone
         }
@@ -190,8 +196,11 @@ export function lockStoreFile(storePath: string): () => void {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
         throw new UsageError(`store ${storePath}: cannot create its lock file ${lockPath}: ${(err as Error).message}`);
-      const pid = Number(readFileSync(lockPath, 'utf8').trim());
-      if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) {
+      const [pidText = '', start = null] = readFileSync(lockPath, 'utf8').trim().split(/\s+/);
+      const pid = Number(pidText);
+      const held =
+        Number.isInteger(pid) && pid > 0 && (pid === self.pid ? (start ?? null) === self.start : stillRunning(pid, start ?? null));
+      if (held) {
         throw new UsageError(`store ${storePath} is in use by another defragd serve (pid ${pid}); one daemon per store file`);
       }
       // Left by a process that is gone: take it over.

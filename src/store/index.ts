@@ -1,7 +1,6 @@
 /** The run history store: SQLite on better-sqlite3. See store.ts. */
 export {
   openStore,
-  processAlive,
   Store,
   type StoreOptions,
   DEFAULT_BUSY_TIMEOUT_MS,
@@ -15,3 +14,4 @@ export { StoreError } from './errors.js';
 export { recordRun, type RecordRunOptions, type StoredRunWriter } from './record.js';
 export { MIGRATIONS, SCHEMA_VERSION, migrate } from './schema.js';
 export * from './types.js';
+export { processAlive, processStart, stillRunning, OWN_START } from './process.js';

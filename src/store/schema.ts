@@ -123,6 +123,11 @@ export const MIGRATIONS: readonly string[] = Object.freeze([
   DROP TABLE samples;
   ALTER TABLE samples_v3 RENAME TO samples;
   `,
+  // 4: the start of the process running a run (boot id and start time, store/process.ts), so that a later
+  // process given the same pid (pid 1 in a restarted container) is not taken for it.
+  `
+  ALTER TABLE runs ADD COLUMN proc_start TEXT;
+  `,
 ]);
 
 /** The schema version this code writes. */

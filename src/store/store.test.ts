@@ -378,6 +378,47 @@ describe('crash recovery', () => {
   });
 });
 
+describe('crash recovery in a container', () => {
+  it('a run left running by an earlier process with this same pid (pid 1 in a restarted container) is interrupted at open; its own runs are not', () => {
+    const file = join(dir, 'pid1.db');
+    const before = track(openStore(file, { owner: { host: 'pod', pid: 1, start: 'boot-a:1000' } }));
+    const id = before.startRun({ cluster: 'c', trigger: 'auto', by: 'pod:1', startedAt: iso(T0) });
+    before.appendEvent(id, { type: 'member-finished', result: member('m1') });
+    before.close();
+    // The restarted container: pid 1 again, alive (it is this process), started later.
+    const after = track(
+      openStore(file, {
+        owner: { host: 'pod', pid: 1, start: 'boot-a:2000' },
+        processAlive: () => true,
+        processStart: () => 'boot-a:2000',
+      }),
+    );
+    expect(after.run(id)?.run.outcome).toBe('interrupted');
+    expect(after.run(id)?.report?.members.map((m) => m.name)).toEqual(['m1']);
+    const live = after.startRun({ cluster: 'c', trigger: 'auto', by: 'pod:1' });
+    // Opened again by the same process (the API, history): its run goes on.
+    const again = track(
+      openStore(file, {
+        owner: { host: 'pod', pid: 1, start: 'boot-a:2000' },
+        processAlive: () => true,
+        processStart: () => 'boot-a:2000',
+      }),
+    );
+    expect(again.run(live)?.run.outcome).toBe('running');
+  });
+
+  it('a run of another live process of this host is left running while that process is the one that started it', () => {
+    const file = join(dir, 'other.db');
+    const other = track(openStore(file, { owner: { host: 'h', pid: 4242, start: 'boot-a:10' } }));
+    const id = other.startRun({ cluster: 'c', trigger: 'auto', by: 'h:4242' });
+    const same = track(openStore(file, { owner: { host: 'h', pid: 5000 }, processAlive: () => true, processStart: () => 'boot-a:10' }));
+    expect(same.run(id)?.run.outcome).toBe('running');
+    // pid 4242 now belongs to a process started later: the run's process is gone.
+    const reused = track(openStore(file, { owner: { host: 'h', pid: 5000 }, processAlive: () => true, processStart: () => 'boot-a:99' }));
+    expect(reused.run(id)?.run.outcome).toBe('interrupted');
+  });
+});
+
 describe('files', () => {
   it('creates a new file at the current schema version in WAL mode with a busy timeout', () => {
     const file = join(dir, 'new.db');

@@ -18,6 +18,7 @@ import type { PastDefrag } from '../domain/plan.js';
 import type { MemberResult, RunReport, StepEvent } from '../domain/run.js';
 import type { ClusterSnapshot } from '../domain/snapshot.js';
 import { StoreError } from './errors.js';
+import { OWN_START, processAlive, processStart, stillRunning } from './process.js';
 import { APPLICATION_ID, migrate, MIGRATIONS } from './schema.js';
 import type {
   DownsampleOptions,
@@ -50,10 +51,12 @@ export interface StoreOptions {
   busyTimeoutMs?: number | undefined;
   /** The clock, for the times the store stamps itself (events, crash recovery). */
   now?: (() => number) | undefined;
-  /** This process, as recorded with each run it starts (default: this host and pid). */
-  owner?: { host: string; pid: number } | undefined;
+  /** This process, as recorded with each run it starts (default: this host, pid and start, store/process.ts). */
+  owner?: { host: string; pid: number; start?: string | null | undefined } | undefined;
   /** Whether a process on this host still exists (default: signal 0); injected by tests. */
   processAlive?: ((pid: number) => boolean) | undefined;
+  /** A live process's start (default: from /proc); injected by tests. */
+  processStart?: ((pid: number) => string | null) | undefined;
   /** The schema to migrate to (default MIGRATIONS); only tests pass another. */
   migrations?: readonly string[] | undefined;
 }
@@ -83,7 +86,9 @@ export class Store {
   /** Prepared statements by their SQL: a daemon runs the same few every few seconds. */
   readonly #statements = new Map<string, Database.Statement>();
   readonly #now: () => number;
-  readonly #owner: { host: string; pid: number };
+  readonly #owner: { host: string; pid: number; start: string | null };
+  /** runs.proc_start exists (schema 4+; a test may open a store at an older schema). */
+  #hasProcStart = true;
   /** sample_members keys already known: rows there are never changed or deleted. */
   readonly #memberKeys = new Map<string, number>();
 
@@ -91,7 +96,9 @@ export class Store {
   constructor(path: string, opts: StoreOptions = {}) {
     this.path = path;
     this.#now = opts.now ?? Date.now;
-    this.#owner = opts.owner ?? { host: hostname(), pid: process.pid };
+    this.#owner = opts.owner
+      ? { host: opts.owner.host, pid: opts.owner.pid, start: opts.owner.start ?? null }
+      : { host: hostname(), pid: process.pid, start: OWN_START };
     const migrations = opts.migrations ?? MIGRATIONS;
     if (path !== ':memory:') checkPath(path, opts.mustExist === true);
     let db: Database.Database | null = null;
@@ -116,7 +123,8 @@ export class Store {
       if (to > migrations.length) throw newerError(path, to, migrations.length);
       this.openedAtVersion = from;
       this.#db = db;
-      this.#recoverDeadRuns(opts.processAlive ?? processAlive);
+      this.#hasProcStart = (db.pragma('table_info(runs)') as { name: string }[]).some((c) => c.name === 'proc_start');
+      this.#recoverDeadRuns(opts.processAlive ?? processAlive, opts.processStart ?? processStart);
     } catch (err) {
       db?.close();
       throw wrap(path, err, 'cannot be opened');
@@ -131,8 +139,19 @@ export class Store {
     return this.#write('cannot record the run', () =>
       Number(
         this.#stmt(
-          `INSERT INTO runs (cluster, trigger, started_at, outcome, by, dry_run, host, pid) VALUES (?, ?, ?, 'running', ?, ?, ?, ?)`,
-        ).run(run.cluster, run.trigger, startedAt, run.by, run.dryRun ? 1 : 0, this.#owner.host, this.#owner.pid).lastInsertRowid,
+          this.#hasProcStart
+            ? `INSERT INTO runs (cluster, trigger, started_at, outcome, by, dry_run, host, pid, proc_start) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?)`
+            : `INSERT INTO runs (cluster, trigger, started_at, outcome, by, dry_run, host, pid) VALUES (?, ?, ?, 'running', ?, ?, ?, ?)`,
+        ).run(
+          run.cluster,
+          run.trigger,
+          startedAt,
+          run.by,
+          run.dryRun ? 1 : 0,
+          this.#owner.host,
+          this.#owner.pid,
+          ...(this.#hasProcStart ? [this.#owner.start] : []),
+        ).lastInsertRowid,
       ),
     );
   }
@@ -485,11 +504,18 @@ export class Store {
    * Runs left `running` by a process of this host that no longer exists died
    * with it: mark them interrupted, with the member results their
    * member-finished events recorded. Runs of live processes (a defrag going on
-   * while `history` reads) and of other hosts are left alone.
+   * while `history` reads) and of other hosts are left alone. A process is its
+   * pid and its start (store/process.ts): a later process given the same pid
+   * (pid 1 in a restarted container, this one included) did not run it.
    */
-  #recoverDeadRuns(alive: (pid: number) => boolean): void {
-    const running = this.#stmt(`SELECT id, host, pid, by, started_at FROM runs WHERE outcome = 'running'`).all() as Row[];
-    const dead = running.filter((r) => r['host'] === this.#owner.host && r['pid'] !== this.#owner.pid && !alive(r['pid'] as number));
+  #recoverDeadRuns(alive: (pid: number) => boolean, startOf: (pid: number) => string | null): void {
+    const columns = `id, host, pid, ${this.#hasProcStart ? 'proc_start' : 'NULL AS proc_start'}, by, started_at`;
+    const running = this.#stmt(`SELECT ${columns} FROM runs WHERE outcome = 'running'`).all() as Row[];
+    const own = (r: Row) => r['pid'] === this.#owner.pid && (r['proc_start'] === null || r['proc_start'] === this.#owner.start);
+    const dead = running.filter(
+      (r) =>
+        r['host'] === this.#owner.host && !own(r) && !stillRunning(r['pid'] as number, r['proc_start'] as string | null, alive, startOf),
+    );
     if (dead.length === 0) return;
     this.#db
       .transaction(() => {
@@ -638,15 +664,5 @@ function wrap(path: string, err: unknown, what: string): Error {
       return new StoreError(path, `${what}: not writable (${text})`, { cause: err });
     default:
       return new StoreError(path, `${what}: ${text}`, { cause: err });
-  }
-}
-
-/** Signal 0 tests for the process without touching it; EPERM means it exists under another user. */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
