@@ -141,6 +141,40 @@ describe('invalid configs: exactly the expected line(s)', () => {
       { '/run/pw': ' \n' },
     ],
     ['a missing apiTokenFile', 'apiTokenFile: token\n' + cluster(), ['apiTokenFile: /etc/defragd/token: no such file']],
+    [
+      'a token with whitespace in it (every request would be refused), never quoted',
+      'apiTokenFile: token\n' + cluster(),
+      ['apiTokenFile: /etc/defragd/token: the token has whitespace in it (a bearer token cannot: every request would be refused)'],
+      {},
+      { '/etc/defragd/token': 'correct horse battery staple\n' },
+    ],
+    [
+      'a token too short to guard starting runs',
+      'apiTokenFile: token\n' + cluster(),
+      ['apiTokenFile: /etc/defragd/token: the token is 1 characters; use at least 16 (e.g. openssl rand -hex 32)'],
+      {},
+      { '/etc/defragd/token': 'x\n' },
+    ],
+    ['a schedule that never fires', cluster('schedule: "0 0 30 2 *"'), ['clusters[0].schedule: "0 0 30 2 *" never fires (no such date)']],
+    [
+      'a schedule every second',
+      cluster('schedule: "* * * * * *"'),
+      [
+        'clusters[0].schedule: "* * * * * *" starts runs 1s apart; scheduled runs at least 1m0s apart (for frequent checks, use auto with a rule and a cooldown)',
+      ],
+    ],
+    [
+      'a jitter as long as the time between two starts',
+      cluster('schedule: "0 * * * *"', 'jitter: 2h'),
+      [
+        'clusters[0].schedule: jitter 2h0m0s is as long as the 1h0m0s between two starts of "0 * * * *": a start would fall after the next one',
+      ],
+    ],
+    [
+      'a password in an endpoint, never echoed',
+      'clusters:\n  - name: prod\n    endpoints: ["https://root:hunter2@10.0.0.1:2379"]\n',
+      ['clusters[0].endpoints[0]: has a user or password in it (user:password@): give user and passwordFile instead'],
+    ],
     ['a duration without a unit', cluster('jitter: 10'), ['clusters[0].jitter: "10" has no unit; write 10s (units: ms, s, m, h)']],
     [
       'a duration that is not one',
@@ -275,7 +309,7 @@ clusters:
     compaction: { retain: 1h }
     record: false
 `;
-  const files = { '/run/secrets/api-token': 'tok-123\n', '/run/secrets/etcd': 's3cret-pw\n' };
+  const files = { '/run/secrets/api-token': 'tok-1234567890abcdef\n', '/run/secrets/etcd': 's3cret-pw\n' };
 
   it("is parsed into each consumer's options, with the defaults filled in", () => {
     const config = parseConfig(full, {}, BASE, { readFile: fakeFiles(files) });
@@ -283,7 +317,7 @@ clusters:
       listen: { host: '0.0.0.0', port: 9000 },
       store: '/etc/defragd/data/history.sqlite',
       storeRetentionMs: 30 * 86_400_000,
-      apiToken: 'tok-123',
+      apiToken: 'tok-1234567890abcdef',
       maxConcurrentRuns: 2,
       maxEventStreams: 8,
       dashboard: false,
@@ -462,14 +496,14 @@ describe('loadConfig: files on disk', () => {
   it("resolves relative paths against the config file's directory, not the working directory", () => {
     mkdirSync(join(dir, 'conf', 'secrets'), { recursive: true });
     writeFileSync(join(dir, 'conf', 'secrets', 'pw'), '  from-file  \n');
-    writeFileSync(join(dir, 'conf', 'token'), 'api-token\n');
+    writeFileSync(join(dir, 'conf', 'token'), 'api-token-0123456789\n');
     writeFileSync(
       join(dir, 'conf', 'defragd.yaml'),
       `store: ./state/h.sqlite\napiTokenFile: token\nclusters:\n  - { name: a, endpoints: ${EP}, user: root, passwordFile: secrets/pw, cacert: ../ca.pem }\n`,
     );
     const config = loadConfig(join(dir, 'conf', 'defragd.yaml'), {});
     expect(config.store).toBe(join(dir, 'conf', 'state', 'h.sqlite'));
-    expect(config.apiToken).toBe('api-token');
+    expect(config.apiToken).toBe('api-token-0123456789');
     expect(config.clusters[0]?.connection.auth?.password).toBe('from-file');
     expect(config.clusters[0]?.connection.tls?.caFile).toBe(join(dir, 'ca.pem'));
   });
@@ -483,7 +517,7 @@ describe('loadConfig: files on disk', () => {
     const example = resolve(dirname(fileURLToPath(import.meta.url)), '../../examples/defragd.yaml');
     const files: Record<string, string> = { [example]: readFileSync(example, 'utf8') };
     const exampleDir = dirname(example);
-    for (const f of ['api-token', 'secrets/etcd-prod-password']) files[resolve(exampleDir, f)] = 'x';
+    for (const f of ['api-token', 'secrets/etcd-prod-password']) files[resolve(exampleDir, f)] = 'x'.repeat(32);
     const config = loadConfig(example, { ETCD_STAGING_PASSWORD: 'y' }, { readFile: fakeFiles(files) });
     expect(config.clusters.length).toBeGreaterThanOrEqual(2);
     const text = files[example] as string;

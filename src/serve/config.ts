@@ -29,6 +29,7 @@ import type { PolicyOptions } from '../app/defragment.js';
 import { recordPrefix } from '../app/record.js';
 import { DEFAULT_DISARM_BELOW, DEFAULT_RECORD_PREFIX } from '../domain/defaults.js';
 import { UsageError, messageOf } from '../domain/errors.js';
+import { formatDuration } from '../domain/format.js';
 import {
   MAX_COMMAND_TIMEOUT_MS,
   MAX_DEFRAG_TIMEOUT_MS,
@@ -229,6 +230,10 @@ function parseTimezone(t: string): string {
 /** An endpoint as the client takes it (host:port, http://, https://), checked now rather than at the first connection. */
 function checkEndpoint(t: string): string {
   if (t.trim() === '') throw new UsageError('empty endpoint');
+  // Never echoed: it may hold a password, which would then be in every problem and --check-config.
+  if (/^[a-z]+:\/\/[^/]*@/i.test(t.trim()) || /^[^/]*@/.test(t.trim())) {
+    throw new UsageError('has a user or password in it (user:password@): give user and passwordFile instead');
+  }
   parseEndpoint(t);
   return t.trim();
 }
@@ -494,6 +499,9 @@ type Loose = Record<string, unknown>;
 const asObject = (v: unknown): Loose | null => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Loose) : null);
 const asString = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 
+/** The API token's shortest length: it guards starting runs. */
+export const MIN_TOKEN_LENGTH = 16;
+
 function readSecretFile(file: string, path: Path, readFile: (p: string) => string, problems: Problems): string | null {
   let content: string;
   try {
@@ -511,9 +519,25 @@ function readSecretFile(file: string, path: Path, readFile: (p: string) => strin
   return secret;
 }
 
-function cronProblem(expr: string, timezone: string): string | null {
+/**
+ * Scheduled runs closer together than this would defragment members back to back (a schedule every second
+ * defragmented each follower 57 times in a minute): auto mode, with its rule and cooldown, is for frequent checks.
+ */
+export const MIN_SCHEDULE_GAP_MS = 60_000;
+
+function cronProblem(expr: string, timezone: string, jitterMs: number | null): string | null {
   try {
-    new Cron(expr, cronOptions(timezone));
+    // Over a year of starts from a fixed instant: the shortest gap between two, and whether it fires at all.
+    const starts = new Cron(expr, cronOptions(timezone)).nextRuns(400, new Date(Date.UTC(2026, 0, 1))).map((d) => d.getTime());
+    if (starts.length === 0) return `"${expr}" never fires (no such date)`;
+    let gap = Infinity;
+    for (let i = 1; i < starts.length; i++) gap = Math.min(gap, (starts[i] as number) - (starts[i - 1] as number));
+    if (gap < MIN_SCHEDULE_GAP_MS) {
+      return `"${expr}" starts runs ${formatDuration(gap)} apart; scheduled runs at least ${formatDuration(MIN_SCHEDULE_GAP_MS)} apart (for frequent checks, use auto with a rule and a cooldown)`;
+    }
+    if (jitterMs !== null && Number.isFinite(gap) && jitterMs >= gap) {
+      return `jitter ${formatDuration(jitterMs)} is as long as the ${formatDuration(gap)} between two starts of "${expr}": a start would fall after the next one`;
+    }
     return null;
   } catch (err) {
     const why = messageOf(err).replace(/^CronPattern: /, '');
@@ -556,7 +580,14 @@ function crossChecks(data: Loose, baseDir: string, readFile: (p: string) => stri
     if (schedule !== null && ok('schedule')) {
       // A bad time zone is its own problem; the expression is still checked, in UTC.
       const tz = asString(c['timezone']);
-      const problem = cronProblem(schedule, tz !== null && isTimezone(tz) ? tz : SERVE_DEFAULTS.timezone);
+      const jitter = asString(c['jitter']);
+      let jitterMs: number | null = null;
+      try {
+        jitterMs = jitter === null ? null : parseDuration(jitter, 'jitter');
+      } catch {
+        // its own problem
+      }
+      const problem = cronProblem(schedule, tz !== null && isTimezone(tz) ? tz : SERVE_DEFAULTS.timezone, jitterMs);
       if (problem) problems.add(at('schedule'), problem);
     }
 
@@ -594,6 +625,18 @@ function crossChecks(data: Loose, baseDir: string, readFile: (p: string) => stri
     tokenFile !== null && !problems.covers(['apiTokenFile'])
       ? readSecretFile(resolve(baseDir, tokenFile), ['apiTokenFile'], readFile, problems)
       : null;
+  if (apiToken !== null && tokenFile !== null) {
+    // Never quoted: a problem line is printed and logged.
+    const file = resolve(baseDir, tokenFile);
+    if (/\s/.test(apiToken))
+      problems.add(['apiTokenFile'], `${file}: the token has whitespace in it (a bearer token cannot: every request would be refused)`);
+    else if (apiToken.length < MIN_TOKEN_LENGTH) {
+      problems.add(
+        ['apiTokenFile'],
+        `${file}: the token is ${apiToken.length} characters; use at least ${MIN_TOKEN_LENGTH} (e.g. openssl rand -hex 32)`,
+      );
+    }
+  }
   return { passwords, apiToken };
 }
 

@@ -14,12 +14,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useCluster } from '../../dev/harness/etcd.js';
 import { fragment } from '../../dev/workload.js';
 import { openStore } from '../../src/store/index.js';
-import { getJson, startServe as startServeIn, until } from './serve-support.js';
+import type { ServeConfig } from '../../src/serve/config.js';
+import { getJson, startServe as startServeIn, until, type StartServeOptions } from './serve-support.js';
 import { cli, fragmentAndWait, MiB, observe, parseJson, tryPut } from './helpers-defrag.js';
 
 const TOKEN = 's3cret-token-for-tests';
 let dir: string;
-const startServe = (name: string, yaml: string) => startServeIn(dir, name, yaml);
+const startServe = (name: string, yaml: string, opts: StartServeOptions = {}) => startServeIn(dir, name, yaml, opts);
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'defragd-serve-it-'));
@@ -146,9 +147,14 @@ describe('serve: auto mode, the API and the metrics on a 3-member cluster', () =
     const today = dayNames[new Date().getUTCDay()] as string;
     const other = dayNames[(new Date().getUTCDay() + 3) % 7] as string;
     const yaml = (window: string) =>
-      `listen: 127.0.0.1:0\nstore: ":memory:"\nclusters:\n  - name: sched\n    endpoints: [${c.endpoints.join(', ')}]\n    schedule: "*/2 * * * * *"\n    windows: ["${window}"]\n    auto: { interval: 1s, cooldown: 1h }\n    rule: "false"\n`;
+      `listen: 127.0.0.1:0\nstore: ":memory:"\nclusters:\n  - name: sched\n    endpoints: [${c.endpoints.join(', ')}]\n    schedule: "* * * * *"\n    windows: ["${window}"]\n    auto: { interval: 1s, cooldown: 1h }\n    rule: "false"\n`;
 
-    const outside = await startServe('outside', yaml(`${other} 00:00-24:00`));
+    // Every 2 s, past the config's 1-minute minimum between scheduled runs, to see starts within the test.
+    const everyTwoSeconds = (loaded: ServeConfig): ServeConfig => ({
+      ...loaded,
+      clusters: loaded.clusters.map((k) => ({ ...k, schedule: { cron: '*/2 * * * * *', jitterMs: 0 } })),
+    });
+    const outside = await startServe('outside', yaml(`${other} 00:00-24:00`), { adjust: everyTwoSeconds });
     try {
       await until('a skipped start in the log', async () => outside.logs().some((l) => l['msg'] === 'scheduled start skipped'), 15_000);
       expect((await getJson(`${outside.url}/api/v1/clusters/sched/history`)).body['runs'] as RunRow[]).toEqual([]);
@@ -156,7 +162,7 @@ describe('serve: auto mode, the API and the metrics on a 3-member cluster', () =
       await outside.stop();
     }
 
-    const inside = await startServe('inside', yaml(`${today} 00:00-24:00`));
+    const inside = await startServe('inside', yaml(`${today} 00:00-24:00`), { adjust: everyTwoSeconds });
     try {
       const runs = await until(
         'a scheduled run',
