@@ -158,7 +158,14 @@ export function createActions(name: string, onStarted: () => void): ActionsHandl
     render();
     try {
       const answer = await api.startRun(name, false, token);
-      fill(result, h('p', { class: 'ok-line' }, `Run ${answer.runId} started.`));
+      fill(
+        result,
+        h(
+          'p',
+          { class: 'ok-line' },
+          answer.runId === null ? 'Run started (the store could not record it: see /readyz).' : `Run ${answer.runId} started.`,
+        ),
+      );
       onStarted();
     } catch (err) {
       failed(err);

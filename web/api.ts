@@ -32,7 +32,8 @@ export interface StatusAnswer {
   members: MemberDefragStatus[];
 }
 
-export type StartRunAnswer = { runId: number; dryRun: false } | { runId: number; dryRun: true; report: RunReport | null };
+/** runId null: the daemon's store could not record the run; it goes on unrecorded. */
+export type StartRunAnswer = { runId: number | null; dryRun: false } | { runId: number; dryRun: true; report: RunReport | null };
 
 /** An answer other than 2xx, with the API's own message. */
 export class ApiError extends Error {

@@ -17,7 +17,7 @@ import type { ClusterAccess } from './access.js';
 import { Sleeper } from './clock.js';
 import type { ServeClusterConfig as DaemonClusterConfig } from './config.js';
 import { ExternalNoticer } from './external-noticer.js';
-import { launchRun, type LaunchDeps, type RunInProgress } from './launch.js';
+import { launchRun, type LaunchDeps, type RunInProgress, type Started } from './launch.js';
 import { ObservationCadence } from './observation.js';
 import { autoCheck, policyFor, type PolicyFacts } from './policy.js';
 import { PolicyFactsReader } from './policy-facts.js';
@@ -83,7 +83,9 @@ export class ClusterLoop {
     );
     this.noticer = new ExternalNoticer(config.name, config.record, this.access, deps);
     // Cooldown counts from the last run of this cluster, also one recorded before this process started.
-    const last = deps.store.runs({ cluster: config.name, limit: 1 })[0];
+    const last = deps.storeHealth.read('read the last run', () => deps.store.runs({ cluster: config.name, limit: 1 })[0], undefined, {
+      cluster: config.name,
+    });
     this.lastRunFinishedMs = last?.finishedAt ? Date.parse(last.finishedAt) : null;
   }
 
@@ -143,7 +145,7 @@ export class ClusterLoop {
       windows: this.config.windows.map((w) => w.text),
       runningRunId: r?.runId ?? null,
       currentMember: r?.currentMember ?? null,
-      lockHeld: r !== null && r.runId !== null,
+      lockHeld: r?.started === true,
     };
   }
 
@@ -154,12 +156,12 @@ export class ClusterLoop {
     });
   }
 
-  /** Starts a run now in the background; runId resolves once it is recorded (null: it did not start). */
-  launch(trigger: DefragTrigger): { runId: Promise<number | null>; done: Promise<RunReport | null> } {
+  /** Starts a run now in the background; `started` resolves once it got going (null: it did not). */
+  launch(trigger: DefragTrigger): { started: Promise<Started>; done: Promise<RunReport | null> } {
     const facts = this.facts(true);
     const policy = policyFor(trigger, facts);
     this.logPolicy(trigger, facts, policy);
-    const { running, runId } = launchRun(
+    const { running, started } = launchRun(
       {
         cluster: this.name,
         trigger,
@@ -181,7 +183,7 @@ export class ClusterLoop {
       this.deps,
     );
     this.runningRun = running;
-    return { runId, done: running.done };
+    return { started, done: running.done };
   }
 
   // --- The loop ---------------------------------------------------------------
@@ -288,7 +290,8 @@ export class ClusterLoop {
       this.warnVersions(seen.snapshot);
       this.snapshot = seen.snapshot;
       this.observeError = null;
-      store.recordSamples(this.name, seen.snapshot);
+      // The history's loss, never the observation's: a failing store does not make a cluster look down.
+      this.deps.storeHealth.write('record samples', () => store.recordSamples(this.name, seen.snapshot), undefined, { cluster: this.name });
       metrics.observed(this.name, seen.snapshot, null, seen.full === null ? 'light' : 'full');
       if (seen.full !== null) {
         const recorded = await this.noticer.notice(seen.snapshot, seen.full.atMs, seen.full.gauges, {

@@ -26,10 +26,29 @@ interface LogLine {
 }
 
 /** A daemon on the given fake clusters (by name) and config YAML; nothing starts until `start()`. */
-function daemonOn(clusters: Record<string, FakeCluster>, clustersYaml: string, o: { maxConcurrentRuns?: number } = {}) {
+/** A store whose writes fail while `broken.now` is set (a full disk, a deleted file). */
+function breakable(store: Store, broken: { now: boolean }): Store {
+  const writes = new Set(['recordSamples', 'startRun', 'appendEvent', 'finishRun', 'recordExternal']);
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver);
+      if (typeof v !== 'function') return v;
+      return (...args: unknown[]) => {
+        if (broken.now && writes.has(String(prop))) throw new Error('cannot record samples: database or disk is full');
+        return v.apply(target, args);
+      };
+    },
+  });
+}
+
+function daemonOn(
+  clusters: Record<string, FakeCluster>,
+  clustersYaml: string,
+  o: { maxConcurrentRuns?: number; store?: (s: Store) => Store } = {},
+) {
   const text = `maxConcurrentRuns: ${o.maxConcurrentRuns ?? 1}\nclusters:\n${clustersYaml}`;
   const config = parseConfig(text, {}, '/etc/defragd');
-  const store: Store = openStore(':memory:');
+  const store: Store = (o.store ?? ((s) => s))(openStore(':memory:'));
   const logs: LogLine[] = [];
   const log = (level: LogLine['level']) => (obj: object, msg?: string) =>
     void logs.push({ level, obj: obj as Record<string, unknown>, msg });
@@ -38,9 +57,10 @@ function daemonOn(clusters: Record<string, FakeCluster>, clustersYaml: string, o
   /** Every access the daemon opened, in order (one per cluster loop it made). */
   const opened: { cluster: string; access: FakeAccess }[] = [];
   const events: DaemonEvent[] = [];
+  const metrics = createMetrics();
   const daemon = new Daemon(config, {
     store,
-    metrics: createMetrics(),
+    metrics,
     logger,
     random: () => 0.5,
     by: 'replica-a:1',
@@ -57,7 +77,7 @@ function daemonOn(clusters: Record<string, FakeCluster>, clustersYaml: string, o
   daemon.subscribe((e) => events.push(e));
   const runs = (cluster: string) => store.runs({ cluster, limit: 100 }).reverse();
   const said = (msg: string) => logs.filter((l) => l.msg === msg);
-  return { daemon, store, logs, access, opened, events, runs, said, config };
+  return { daemon, store, logs, access, opened, events, runs, said, config, metrics };
 }
 
 /** A 3-member cluster, m1 leading, every member fragmented by `freeMiB` (100 MiB files). */
@@ -245,6 +265,44 @@ describe('NOSPACE', () => {
     expect(fake.allAlarms()).toEqual([]);
     await pass(10 * MINUTE);
     expect(d.runs('a')).toHaveLength(1);
+    await d.daemon.stop();
+  });
+});
+
+describe('a store that fails', () => {
+  it('stops neither observation nor NOSPACE recovery nor an API run; /readyz and the metrics say the store fails (it used to turn every cluster unreachable)', async () => {
+    const fake = fragmented({}, { quota: 100 * MiB, alarms: ['NOSPACE'] });
+    for (const m of fake.members) m.dbSizeInUse = 30 * MiB;
+    const broken = { now: true };
+    const d = daemonOn({ a: fake }, cluster('a', 'auto: { interval: 10s, cooldown: 6h }\nnospace: recover'), {
+      store: (s) => breakable(s, broken),
+    });
+    d.daemon.start();
+    await pass(15 * SECOND);
+    expect(d.daemon.cluster('a')).toMatchObject({ state: 'cooldown', observeError: null });
+    // Recovered, though nothing could be recorded.
+    expect(d.access.get('a')!.runs.map((r) => r.report.outcome)).toEqual(['success']);
+    expect(fake.allAlarms()).toEqual([]);
+    expect(d.daemon.ready()).toEqual({
+      ok: false,
+      reason: expect.stringMatching(/^the store fails \(.*\): cannot record samples: database or disk is full$/),
+    });
+    const text = await d.metrics.text();
+    expect(text).toMatch(/^defragd_store_up 0$/m);
+    expect(text).toMatch(/^defragd_store_errors_total\{operation="record samples"\} [1-9]/m);
+    expect(text).toMatch(/^defragd_member_up\{[^}]*member="m1"[^}]*\} 1$/m);
+    // An API run goes ahead too, unrecorded.
+    expect(await d.daemon.startRun('a', { dryRun: false })).toEqual({ ok: true, runId: null, dryRun: false });
+    await pass(MINUTE);
+    expect(d.access.get('a')!.runs).toHaveLength(2);
+    // Logged once, not at every failure.
+    expect(d.said('the store failed: observation and runs go on, unrecorded').length).toBeLessThanOrEqual(2);
+    // Back: ready again, and recorded again.
+    broken.now = false;
+    await pass(20 * SECOND);
+    expect(d.daemon.ready()).toEqual({ ok: true, reason: null });
+    expect(await d.metrics.text()).toMatch(/^defragd_store_up 1$/m);
+    expect(d.said('the store works again')).toHaveLength(1);
     await d.daemon.stop();
   });
 });

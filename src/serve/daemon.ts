@@ -22,6 +22,7 @@ import { systemClock, type Clock } from './clock.js';
 import { ClusterLoop, type Fleet, type LoopDeps } from './cluster-loop.js';
 import type { ServeClusterConfig } from './config.js';
 import { EventBus } from './events.js';
+import { StoreHealth } from './store-health.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { ClusterView, DaemonEvent, DaemonLogger, DaemonView, StartRunResult } from './types.js';
 
@@ -90,11 +91,13 @@ export class Daemon implements DaemonView {
       runsInProgress: () => [...this.loops.values()].filter((l) => l.running !== null).length,
       queue: new Map(),
     };
+    const clock = deps.clock ?? systemClock;
     this.loopDeps = {
       store: deps.store,
+      storeHealth: new StoreHealth({ metrics: deps.metrics, logger: deps.logger, clock }),
       metrics: deps.metrics,
       logger: deps.logger,
-      clock: deps.clock ?? systemClock,
+      clock,
       random: deps.random ?? Math.random,
       by: deps.by ?? `${hostname()}:${process.pid}`,
       lockWaitMs: deps.lockWaitMs ?? SERVE_LOCK_WAIT_MS,
@@ -162,7 +165,9 @@ export class Daemon implements DaemonView {
 
   ready(): { ok: boolean; reason: string | null } {
     const waiting = [...this.loops.values()].filter((l) => !l.observed).map((l) => l.name);
-    return waiting.length === 0 ? { ok: true, reason: null } : { ok: false, reason: `not observed yet: ${waiting.join(', ')}` };
+    if (waiting.length > 0) return { ok: false, reason: `not observed yet: ${waiting.join(', ')}` };
+    const store = this.loopDeps.storeHealth.problem();
+    return store === null ? { ok: true, reason: null } : { ok: false, reason: store };
   }
 
   clusters(): ClusterView[] {
@@ -198,13 +203,13 @@ export class Daemon implements DaemonView {
     if (opts.dryRun) return { ok: true, runId: 0, dryRun: true, report: await l.dryRun() };
     if (l.running) return { ok: false, status: 409, reason: `a run of ${name} is in progress (run ${l.running.runId ?? 'starting'})` };
     if (this.stopping.signal.aborted) return { ok: false, status: 409, reason: 'the daemon is stopping' };
-    const started = l.launch('api');
-    const runId = await started.runId;
-    if (runId === null) {
-      const report = await started.done;
+    const launched = l.launch('api');
+    const started = await launched.started;
+    if (started === null) {
+      const report = await launched.done;
       return { ok: false, status: 409, reason: report?.message ?? 'the run did not start' };
     }
-    return { ok: true, runId, dryRun: false };
+    return { ok: true, runId: started.runId, dryRun: false };
   }
 
   subscribe(listener: (e: DaemonEvent) => void): () => void {
@@ -212,6 +217,8 @@ export class Daemon implements DaemonView {
   }
 
   private view(l: ClusterLoop): ClusterView {
-    return l.view(this.deps.store.runs({ cluster: l.name, limit: 1 })[0] ?? null);
+    return l.view(
+      this.loopDeps.storeHealth.read('read the last run', () => this.deps.store.runs({ cluster: l.name, limit: 1 })[0] ?? null, null),
+    );
   }
 }

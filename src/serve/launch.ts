@@ -13,6 +13,7 @@ import type { RunReport, StepEvent } from '../domain/run.js';
 import type { DefragTrigger } from '../domain/trigger.js';
 import { recordRun, type StoredRunWriter, type Store } from '../store/index.js';
 import type { ClusterAccess } from './access.js';
+import type { StoreHealth } from './store-health.js';
 import type { Clock } from './clock.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { ClusterView, DaemonEvent, DaemonLogger } from './types.js';
@@ -21,6 +22,8 @@ import type { ClusterView, DaemonEvent, DaemonLogger } from './types.js';
 export interface RunInProgress {
   /** The store's id once the run recorded its first event; null before (or when it never starts). */
   runId: number | null;
+  /** It got going (its first event: it holds the cluster lock, or went ahead without it). */
+  started: boolean;
   trigger: DefragTrigger;
   currentMember: ClusterView['currentMember'];
   /** The report when it ends; null when it failed to start at all (logged). */
@@ -29,6 +32,7 @@ export interface RunInProgress {
 
 export interface LaunchDeps {
   store: Store;
+  storeHealth: StoreHealth;
   metrics: DaemonMetrics;
   logger: DaemonLogger;
   clock: Clock;
@@ -53,27 +57,42 @@ export interface LaunchRequest {
   onSettled(): void;
 }
 
+/** A run that got going: its id in the store, or null when the store could not record it (it goes on unrecorded). */
+export type Started = { runId: number | null } | null;
+
+/** A writer for a run the store could not start recording: the run goes on, nothing is written. */
+const UNRECORDED: StoredRunWriter = { runId: -1, onEvent: () => undefined, finish: () => undefined };
+
 /**
- * Starts the run; `runId` resolves once the store knows it (null when nothing was started).
+ * Starts the run; `started` resolves once it got going (its first event), null when it never did
+ * (the lock was busy, the cluster did not answer).
  *
- * @example const { running, runId } = launchRun({ cluster: 'prod', trigger: 'api', policy, access, ... }, deps);
+ * @example const { running, started } = launchRun({ cluster: 'prod', trigger: 'api', policy, access, ... }, deps);
  */
-export function launchRun(req: LaunchRequest, deps: LaunchDeps): { running: RunInProgress; runId: Promise<number | null> } {
-  let announce: (id: number | null) => void = () => undefined;
-  const runId = new Promise<number | null>((resolve) => (announce = resolve));
+export function launchRun(req: LaunchRequest, deps: LaunchDeps): { running: RunInProgress; started: Promise<Started> } {
+  let announce: (s: Started) => void = () => undefined;
+  const started = new Promise<Started>((resolve) => (announce = resolve));
   const { cluster, trigger } = req;
-  const running: RunInProgress = { runId: null, trigger, currentMember: null, done: Promise.resolve(null) };
+  const running: RunInProgress = { runId: null, started: false, trigger, currentMember: null, done: Promise.resolve(null) };
   let recorder: StoredRunWriter | null = null;
   const onEvent = (event: StepEvent): void => {
     if (recorder === null) {
-      recorder = recordRun(deps.store, {
-        cluster,
-        trigger,
-        by: deps.by,
-        onError: (err) => deps.logger.error({ cluster, err: messageOf(err) }, 'the store failed; the run goes on unrecorded'),
-      });
-      running.runId = recorder.runId;
-      announce(recorder.runId);
+      // A store that cannot record is the store's problem: the run, a NOSPACE recovery above all, goes on.
+      recorder = deps.storeHealth.write(
+        'record a run',
+        () =>
+          recordRun(deps.store, {
+            cluster,
+            trigger,
+            by: deps.by,
+            onError: (err) => deps.storeHealth.failed('record a run', messageOf(err), { cluster }),
+          }),
+        UNRECORDED,
+        { cluster },
+      );
+      running.runId = recorder === UNRECORDED ? null : recorder.runId;
+      running.started = true;
+      announce({ runId: running.runId });
       deps.metrics.lockHeld(cluster, true);
     }
     recorder.onEvent(event);
@@ -93,11 +112,11 @@ export function launchRun(req: LaunchRequest, deps: LaunchDeps): { running: RunI
         signal: req.signal,
         onEvent,
       });
-      const started = recorder as StoredRunWriter | null;
-      if (started === null) {
+      const writer = recorder as StoredRunWriter | null;
+      if (writer === null) {
         deps.logger.info({ cluster, trigger, outcome: report.outcome, reason: report.message }, 'run not started');
       } else {
-        started.finish(report);
+        writer.finish(report);
         req.onRecorded(report);
         deps.logger.info(
           {
@@ -122,7 +141,7 @@ export function launchRun(req: LaunchRequest, deps: LaunchDeps): { running: RunI
       req.onSettled();
     }
   })();
-  return { running, runId };
+  return { running, started };
 }
 
 function trackMember(running: RunInProgress, event: StepEvent, clock: Clock): void {

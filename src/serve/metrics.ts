@@ -31,6 +31,9 @@ export interface DaemonMetrics {
   nextRun(cluster: string, atMs: number | null): void;
   /** Whether this replica holds the cluster lock. */
   lockHeld(cluster: string, held: boolean): void;
+  /** A write to (or read from) the store failed; `ok` when one succeeded after failures. */
+  storeFailed(operation: string): void;
+  storeOk(ok: boolean): void;
   /** Drops every series of a cluster (e.g. removed from the config on reload). */
   forgetCluster(cluster: string): Promise<void>;
   /** The exposition text, as `GET /metrics` answers it. */
@@ -165,6 +168,18 @@ export function createMetrics(registry: Registry = new Registry()): DaemonMetric
     labelNames: ['cluster'] as const,
     registers,
   });
+  const storeErrors = new Counter({
+    name: 'defragd_store_errors_total',
+    help: "Reads and writes of the daemon's SQLite store that failed, by what was done; observation and runs go on without it.",
+    labelNames: ['operation'] as const,
+    registers,
+  });
+  const storeUp = new Gauge({
+    name: 'defragd_store_up',
+    help: "1 while the daemon's last write to its store succeeded, 0 after it failed (disk full, file gone, read-only).",
+    registers,
+  });
+  storeUp.set(1);
   const lock = new Gauge({
     name: 'defragd_lock_held',
     help: "1 while this replica holds the cluster's defragd lock, else 0.",
@@ -356,6 +371,8 @@ export function createMetrics(registry: Registry = new Registry()): DaemonMetric
 
   return {
     observed,
+    storeFailed: (operation: string) => storeErrors.inc({ operation }),
+    storeOk: (ok: boolean) => storeUp.set(ok ? 1 : 0),
     lastDefrag,
     runStarted,
     runFinished,

@@ -50,8 +50,8 @@ export interface DaemonEvent {
 }
 
 export type StartRunResult =
-  | { ok: true; runId: number; dryRun: boolean; report?: RunReport | undefined }
-  | { ok: false; status: 404 | 409; reason: string };
+  /** runId: null when the store could not record the run (it goes on unrecorded; /readyz says why). */
+  { ok: true; runId: number | null; dryRun: boolean; report?: RunReport | undefined } | { ok: false; status: 404 | 409; reason: string };
 
 /** What the daemon shows the HTTP API and the metrics. */
 export interface DaemonView {

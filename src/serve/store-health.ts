@@ -1,0 +1,71 @@
+/**
+ * The store as the daemon's own condition, apart from the clusters': a write
+ * that fails (disk full, file deleted, read-only) is counted, shown in
+ * /readyz and logged (the first failure, then at most once a minute), and
+ * never stops an observation, a run or a NOSPACE recovery. The history is
+ * lost for as long as it fails; the clusters are not.
+ */
+import { messageOf } from '../domain/errors.js';
+import type { Clock } from './clock.js';
+import type { DaemonMetrics } from './metrics.js';
+import type { DaemonLogger } from './types.js';
+
+const LOG_EVERY_MS = 60_000;
+
+export class StoreHealth {
+  private failing: { since: string; operation: string; message: string } | null = null;
+  private loggedAtMs = -Infinity;
+  private suppressed = 0;
+
+  constructor(private readonly deps: { metrics: DaemonMetrics; logger: DaemonLogger; clock: Clock }) {}
+
+  /** A write: a failure is recorded and returns `fallback` instead of throwing; a success after failures clears them. */
+  write<T>(operation: string, fn: () => T, fallback: T, context: object = {}): T {
+    return this.run(operation, fn, fallback, context, true);
+  }
+
+  /** A read: as write(), but a success says nothing of writes (a full disk still reads). */
+  read<T>(operation: string, fn: () => T, fallback: T, context: object = {}): T {
+    return this.run(operation, fn, fallback, context, false);
+  }
+
+  private run<T>(operation: string, fn: () => T, fallback: T, context: object, write: boolean): T {
+    try {
+      const value = fn();
+      if (write && this.failing !== null) {
+        this.deps.logger.info({ operation, since: this.failing.since }, 'the store works again');
+        this.failing = null;
+        this.deps.metrics.storeOk(true);
+      }
+      return value;
+    } catch (err) {
+      this.failed(operation, messageOf(err), context);
+      return fallback;
+    }
+  }
+
+  /** Why the store is failing, for /readyz; null while it works. */
+  problem(): string | null {
+    return this.failing === null
+      ? null
+      : `the store fails (${this.failing.operation}, since ${this.failing.since}): ${this.failing.message}`;
+  }
+
+  failed(operation: string, message: string, context: object = {}): void {
+    const now = this.deps.clock.now();
+    this.deps.metrics.storeFailed(operation);
+    this.deps.metrics.storeOk(false);
+    if (this.failing === null) this.failing = { since: new Date(now).toISOString(), operation, message };
+    else this.failing = { ...this.failing, operation, message };
+    if (now - this.loggedAtMs >= LOG_EVERY_MS) {
+      this.deps.logger.error(
+        { ...context, operation, err: message, ...(this.suppressed > 0 ? { alsoFailedSinceLastLine: this.suppressed } : {}) },
+        'the store failed: observation and runs go on, unrecorded',
+      );
+      this.loggedAtMs = now;
+      this.suppressed = 0;
+    } else {
+      this.suppressed++;
+    }
+  }
+}
