@@ -1,7 +1,7 @@
 /**
  * `make bench-daemon`'s floor: a process that makes only the calls of the
  * daemon's light observations, as often, through defragd's own client
- * (dist/index.js): per cluster, every INTERVAL_MS, one Status to each member,
+ * (dist/internals.js): per cluster, every INTERVAL_MS, one Status to each member,
  * the rounds on a grid of the interval as the daemon's observations are. No store, HTTP server,
  * metrics, planning or logging. Its CPU and RSS, measured from outside like
  * the daemon's, are what watching these clusters costs a Node process before
@@ -10,7 +10,7 @@
  * Usage: node bench/daemon-floor.mjs INTERVAL_MS CLUSTERS_JSON   (a JSON array of endpoint arrays)
  * Runs until SIGTERM; writes "ready" to stdout once every member answered.
  */
-import { EtcdClient } from '../dist/index.js';
+import { EtcdClient } from '../dist/internals.js';
 
 const intervalMs = Number(process.argv[2]);
 const clusters = JSON.parse(process.argv[3] ?? '[]');
