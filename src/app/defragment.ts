@@ -5,7 +5,7 @@
  * itself. The CLI's `defrag` command and library callers use it.
  */
 import { setMaxListeners } from 'node:events';
-import { DEFAULT_DISARM_BELOW } from '../domain/defaults.js';
+import { DEFAULT_DISARM_BELOW, DEFAULT_LOCK_KEY } from '../domain/defaults.js';
 import { formatDuration } from '../domain/format.js';
 import { AbortedError, DefragdError } from '../domain/errors.js';
 import type { PastDefrag, Plan, Policy } from '../domain/plan.js';
@@ -17,6 +17,7 @@ import { executePlan } from '../executor/execute.js';
 import type { ExecuteOptions } from '../executor/options.js';
 import type { ClusterPort } from '../executor/port.js';
 import { acquireLock, isNoSpace, LockBusyError, type ClusterLock, type LockOptions } from '../lock/lock.js';
+import { claimKeyOf, claimNospaceRecovery, prepareNospaceClaim, type NospaceClaim } from '../lock/nospace-claim.js';
 import { observeCluster, rememberQuotas } from '../observe/observe.js';
 import { planDefrag } from '../planner/index.js';
 import { compileRule } from '../policy/index.js';
@@ -64,6 +65,11 @@ export interface RunOptions {
    */
   record?: RecordOptions | false | undefined;
   onEvent?: ((event: StepEvent) => void) | undefined;
+  /**
+   * Under NOSPACE, go ahead although another run claimed the recovery (lock/nospace-claim.ts): for a caller
+   * that has seen that claim stand for long with the alarm still raised (its run died). Default false.
+   */
+  takeOverNospaceClaim?: boolean | undefined;
   /** Aborting stops the run after the current step (outcome `interrupted`). */
   signal?: AbortSignal | undefined;
   /**
@@ -193,19 +199,24 @@ export async function runDefrag(client: EtcdClient, policy: Policy, o: RunOption
 
   let lock: ClusterLock | null = null;
   let lockNote: string | null = null;
+  let claim: NospaceClaim | null = null;
+  const lockKey = (o.lock === false ? undefined : o.lock?.key) ?? DEFAULT_LOCK_KEY;
   if (o.lock !== false) {
     const t0 = Date.now();
     try {
       lock = await acquireLock(client, { signal: o.signal, ...(o.lock ?? {}) });
     } catch (err) {
       if (err instanceof LockBusyError) return refusedReport(err.message, run.plan);
-      // NOSPACE refuses every write, the lock's too, exactly when recovery is needed.
+      // NOSPACE refuses every write, the lock's too, exactly when recovery is needed: the claim decides (lock/nospace-claim.ts).
       if (!isNoSpace(err)) throw err;
-      emit({
-        type: 'warning',
-        message:
-          'the cluster is out of space (NOSPACE), so the cluster lock cannot be written: going ahead without it; make sure no other defragd runs now',
-      });
+      claim = await claimNospaceRecovery(client, { lockKey, signal: o.signal });
+      if (claim === 'taken' && !o.takeOverNospaceClaim) {
+        return refusedReport(
+          `${CLAIM_TAKEN} (${claimKeyOf(lockKey)} was deleted): ` + 'not going ahead, so that no member is defragmented twice',
+          run.plan,
+        );
+      }
+      emit({ type: 'warning', message: nospaceNote(claim, lockKey) });
     }
     // A plan made before a wait for the lock is stale: another run may have defragmented since.
     if (lock && Date.now() - t0 > 1_000) {
@@ -236,9 +247,28 @@ export async function runDefrag(client: EtcdClient, policy: Policy, o: RunOption
     const tRelease = Date.now();
     await lock?.release();
     releaseMs = lock ? Date.now() - tRelease : null;
+    // Recovered (writes work again): the claim is put back for the next time. Still NOSPACE: it stays taken.
+    if (claim !== null) await prepareNospaceClaim(client, { lockKey }).catch(() => undefined);
   }
   const timings = report.timings && { ...report.timings, observeMs, lockMs, releaseMs };
   return { ...report, ...(lockNote && { warnings: [lockNote, ...report.warnings] }), ...(timings && { timings }) };
+}
+
+const CLAIM_TAKEN = 'the cluster is out of space (NOSPACE) and another defragd has claimed its recovery';
+
+/** Whether a run was refused because another run claimed the cluster's NOSPACE recovery. */
+export function nospaceClaimTaken(report: RunReport): boolean {
+  return report.outcome === 'refused' && (report.message ?? '').startsWith(CLAIM_TAKEN);
+}
+
+/** What a run that goes ahead under NOSPACE without the lock says. */
+function nospaceNote(claim: NospaceClaim, lockKey: string): string {
+  const head = 'the cluster is out of space (NOSPACE), so the cluster lock cannot be written';
+  if (claim === 'claimed')
+    return `${head}: this run claimed the recovery (it deleted ${claimKeyOf(lockKey)}), so another defragd stays away`;
+  if (claim === 'taken')
+    return `${head}, and another defragd claimed the recovery long ago without finishing it: going ahead (taking it over)`;
+  return `${head}, and no recovery claim was prepared in this cluster (${claimKeyOf(lockKey)}): going ahead without either; make sure no other defragd runs now`;
 }
 
 /** What a run that waited for another's lock says: the plan it executes was made after that run. */

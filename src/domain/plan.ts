@@ -35,6 +35,12 @@ export interface Policy {
    * (code `leader-move-rationed`) rather than moved once more. Absent: no ration (the CLI).
    */
   leaderMoves?: LeaderMoveHistory | undefined;
+  /**
+   * A NOSPACE recovery: defragment only while NOSPACE is raised. A recovery decided on an observation
+   * taken before someone else recovered the cluster then skips every member (`nospace-cleared`)
+   * instead of defragmenting them all a second time. Default false.
+   */
+  onlyWhileNospace?: boolean | undefined;
   /** Go ahead although some members are unreachable or unhealthy (they are skipped). */
   skipHealthCheck: boolean;
   /**
@@ -107,6 +113,7 @@ export type DecisionCode =
   | 'leader-no-move'
   | 'leader-no-transferee'
   | 'leader-move-rationed'
+  | 'nospace-cleared'
   | 'low-disk'
   | 'over-max-duration';
 

@@ -166,7 +166,7 @@ function keep(
 }
 
 /** Tries the endpoints in order; the first that answers wins. */
-async function onAny<T>(
+export async function onAny<T>(
   client: EtcdClient,
   endpoints: string[],
   fn: (m: ReturnType<EtcdClient['member']>) => Promise<T>,

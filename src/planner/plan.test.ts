@@ -1065,3 +1065,23 @@ describe('afterDefrag: the verdict on a member after its Defragment', () => {
     expect(afterDefrag({ ...base, ...o })).toEqual(expected);
   });
 });
+
+describe('planDefrag: a NOSPACE recovery decided before someone else recovered the cluster', () => {
+  it('defragments every member while NOSPACE is raised', () => {
+    const plan = planDefrag(
+      threeVoters().withLeader('m1').withAlarm('*', 'NOSPACE').build(),
+      aPolicy({ onlyWhileNospace: true, disarmNospace: true }),
+    );
+    expect(plan.decisions.filter((d) => d.action === 'defragment')).toHaveLength(3);
+  });
+
+  it('skips every member, saying why, once NOSPACE is gone', () => {
+    const plan = planDefrag(threeVoters().withLeader('m1').build(), aPolicy({ onlyWhileNospace: true, disarmNospace: true }));
+    expect(plan.decisions.map((d) => [d.action, d.code])).toEqual([
+      ['skip', 'nospace-cleared'],
+      ['skip', 'nospace-cleared'],
+      ['skip', 'nospace-cleared'],
+    ]);
+    expect(plan.decisions[0]!.reason).toBe('NOSPACE is no longer raised: the cluster was recovered since this recovery was decided');
+  });
+});

@@ -29,6 +29,7 @@ import {
   label,
   leaderOf,
   nameOf,
+  nospaceRaised,
   problem,
   voters,
 } from './cluster.js';
@@ -284,6 +285,16 @@ function ruleErrors(drafts: readonly Draft[], f: Findings): void {
     if (d.code === 'rule-error') refuse(f, 'rule-error', `the rule failed for ${label(d.member)}: ${d.reason}`, d.member.memberId);
 }
 
+/** A NOSPACE recovery whose alarm is gone by now (someone else recovered the cluster) defragments nobody. */
+function nospaceCleared(drafts: readonly Draft[], snapshot: ClusterSnapshot, policy: Policy): void {
+  if (!policy.onlyWhileNospace || nospaceRaised(snapshot)) return;
+  for (const d of drafts.filter((x) => x.defragment)) {
+    d.defragment = false;
+    d.code = 'nospace-cleared';
+    d.reason = 'NOSPACE is no longer raised: the cluster was recovered since this recovery was decided';
+  }
+}
+
 /** The leader goes last, after leadership has moved to a fit voter; never while it leads. */
 function placeLeader(drafts: readonly Draft[], snapshot: ClusterSnapshot, policy: Policy, f: Findings): void {
   const leaderDraft = drafts.find((d) => d.isLeader && d.defragment);
@@ -439,6 +450,7 @@ export function planDefrag(snapshot: ClusterSnapshot, policy: Policy): Plan {
   leaderPreconditions(snapshot, policy, leaderId, f);
 
   const drafts = snapshot.members.map((m) => memberDraft(snapshot, policy, leaderId, m));
+  nospaceCleared(drafts, snapshot, policy);
   checkDisk(drafts, f);
   checkDuration(drafts, policy, f);
   checkDeadlines(drafts, policy, f);

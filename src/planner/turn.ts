@@ -30,7 +30,10 @@ export function planTurn(snapshot: ClusterSnapshot, policy: Policy, memberId: st
 
   // The last look before the Defragment judges safety only: the rule and the duration limit were
   // judged moments ago on a full snapshot, and a light one may lack figures they read.
-  const plan = planDefrag(snapshot, context.safetyOnly ? { ...policy, rule: null, maxDefragDurationMs: null } : policy);
+  const plan = planDefrag(
+    snapshot,
+    context.safetyOnly ? { ...policy, rule: null, maxDefragDurationMs: null, onlyWhileNospace: false } : policy,
+  );
   if (plan.refusal) return { action: 'stop', reason: plan.refusal.reason };
 
   const decision = plan.decisions.find((d) => d.memberId === memberId);

@@ -11,7 +11,9 @@ import type { Policy } from '../domain/plan.js';
 import type { MemberDefragStatus } from '../domain/record.js';
 import type { RunReport } from '../domain/run.js';
 import type { ClusterSnapshot } from '../domain/snapshot.js';
+import { DEFAULT_LOCK_KEY } from '../domain/defaults.js';
 import { EtcdClient } from '../etcd/client.js';
+import { prepareNospaceClaim } from '../lock/nospace-claim.js';
 import type { ConnectionOptions } from '../etcd/options.js';
 import { observeCluster, type ObserveOptions } from '../observe/observe.js';
 import { refreshCluster, type Refresh, type RefreshOptions } from '../observe/refresh.js';
@@ -36,6 +38,8 @@ export interface ClusterAccess {
     now: Date,
     call: { timeoutMs?: number; signal?: AbortSignal },
   ): Promise<MemberDefragStatus[]>;
+  /** Puts the NOSPACE recovery claim when it is missing (lock/nospace-claim.ts); throws what etcd answers. */
+  prepareNospaceClaim(): Promise<void>;
   close(): void;
 }
 
@@ -55,6 +59,7 @@ export function etcdAccess(connection: ConnectionOptions): ClusterAccess {
     defragmentationStatus: (recordPrefix, signal) => defragmentationStatus(client, { cluster: true, recordPrefix, signal }),
     memberRecords: async (snapshot, prefix, now, call) =>
       memberStatuses(snapshot, prefix, await readRecords(client, snapshot, prefix, call), now),
+    prepareNospaceClaim: () => prepareNospaceClaim(client, { lockKey: DEFAULT_LOCK_KEY }),
     close: () => client.close(),
   };
 }

@@ -6,7 +6,7 @@
  * Its cluster access, clock and randomness come from outside, so unit tests
  * drive it with a fake cluster and fake timers.
  */
-import { buildPolicy } from '../app/defragment.js';
+import { buildPolicy, nospaceClaimTaken } from '../app/defragment.js';
 import { messageOf } from '../domain/errors.js';
 import type { Policy } from '../domain/plan.js';
 import type { RunReport, StepEvent } from '../domain/run.js';
@@ -26,6 +26,13 @@ import type { ClusterView } from './types.js';
 
 /** After a NOSPACE recovery that did not clear the alarm, the next attempt waits this long (it would fail the same way). */
 export const NOSPACE_RETRY_MS = 5 * 60_000;
+/** While another defragd holds the NOSPACE recovery claim, look again this often. */
+const NOSPACE_CLAIM_RETRY_MS = 30_000;
+/**
+ * A claim that stood this long with NOSPACE still raised was taken by a run that died: take it over. A
+ * recovery compacts and defragments every member; on the largest clusters that takes minutes, not ten.
+ */
+export const NOSPACE_CLAIM_STALE_MS = 10 * 60_000;
 /** Where a wake-up comes at the latest, so a clock jump never stalls a loop. */
 const MAX_SLEEP_MS = 60_000;
 
@@ -60,8 +67,12 @@ export class ClusterLoop {
   private lastRunFinishedMs: number | null;
   /** When this daemon moved this cluster's leadership (the ration's input), the last hour or so. */
   private leaderMovesMs: number[] = [];
-  /** No NOSPACE recovery before this time (the last one did not clear the alarm). */
+  /** No NOSPACE recovery before this time (the last one did not clear the alarm, or another defragd holds the claim). */
   private nospaceRetryAtMs = 0;
+  /** Since when another defragd has held this cluster's NOSPACE recovery claim (null: not seen held). */
+  private claimTakenSinceMs: number | null = null;
+  /** The NOSPACE recovery claim is known to be in the cluster (put at the first observation without NOSPACE). */
+  private claimPrepared = false;
   private readonly sleeper: Sleeper;
   /** Aborted when this cluster leaves the config (a reload): its loop ends, a run in progress finishes. */
   private readonly retired = new AbortController();
@@ -171,13 +182,18 @@ export class ClusterLoop {
           observe: { cluster: true, quotaBytes: this.config.observe.quotaBytes },
           execute: this.config.execute,
           record: this.config.record,
+          takeOverNospaceClaim: this.claimTakenSinceMs !== null && this.deps.clock.now() - this.claimTakenSinceMs >= NOSPACE_CLAIM_STALE_MS,
         },
         signal: this.fleet.stopping,
         onStep: (event) => this.afterStep(event),
         onRecorded: (report) => this.afterRun(trigger, report),
+        onNotStarted: (report) => this.notStarted(trigger, report),
         onSettled: () => {
+          const ran = running.started;
           this.runningRun = null;
-          this.sleeper.wake();
+          // After a run, the next observation comes at once (full, with /metrics). A run that never got going
+          // (lock busy, claim taken) waits for the next turn of the grid: waking would start it again at once.
+          if (ran) this.sleeper.wake();
         },
       },
       this.deps,
@@ -208,8 +224,9 @@ export class ClusterLoop {
       {
         running: this.runningRun !== null,
         unreachable: this.snapshot === null,
-        nospace: this.snapshot !== null && nospaceRaised(this.snapshot) && now >= this.nospaceRetryAtMs,
+        nospace: this.snapshot !== null && nospaceRaised(this.snapshot),
         nospaceMode: this.config.nospace,
+        nospaceRetryAtMs: this.nospaceRetryAtMs,
         schedule: this.config.schedule,
         pendingStart: this.pendingStart,
         auto: this.config.auto,
@@ -293,6 +310,11 @@ export class ClusterLoop {
       // The history's loss, never the observation's: a failing store does not make a cluster look down.
       this.deps.storeHealth.write('record samples', () => store.recordSamples(this.name, seen.snapshot), undefined, { cluster: this.name });
       metrics.observed(this.name, seen.snapshot, null, seen.full === null ? 'light' : 'full');
+      // Judged on full observations only: a light one does not read the alarm list.
+      if (seen.full !== null && !nospaceRaised(seen.snapshot)) {
+        this.claimTakenSinceMs = null;
+        if (!this.claimPrepared && this.runningRun === null) await this.prepareClaim();
+      }
       if (seen.full !== null) {
         const recorded = await this.noticer.notice(seen.snapshot, seen.full.atMs, seen.full.gauges, {
           running: () => this.runningRun !== null,
@@ -309,6 +331,19 @@ export class ClusterLoop {
     } finally {
       this.observedAt = new Date(clock.now()).toISOString();
       this.observedOnce = true;
+    }
+  }
+
+  /** Puts the NOSPACE recovery claim while the cluster takes writes (lock/nospace-claim.ts); tried again at the next observation on failure. */
+  private async prepareClaim(): Promise<void> {
+    try {
+      await this.access.prepareNospaceClaim();
+      this.claimPrepared = true;
+    } catch (err) {
+      this.deps.logger.debug(
+        { cluster: this.name, err: messageOf(err) },
+        'the NOSPACE recovery claim could not be prepared; trying again at the next observation',
+      );
     }
   }
 
@@ -331,11 +366,23 @@ export class ClusterLoop {
     }
   }
 
+  /** Another defragd holds the NOSPACE claim: look again in a while, and take it over once it stood too long. */
+  private notStarted(trigger: DefragTrigger, report: RunReport): void {
+    if (trigger !== 'nospace' || !nospaceClaimTaken(report)) return;
+    const now = this.deps.clock.now();
+    this.claimTakenSinceMs ??= now;
+    this.nospaceRetryAtMs = now + NOSPACE_CLAIM_RETRY_MS;
+  }
+
   private afterRun(trigger: DefragTrigger, report: RunReport): void {
     const now = this.deps.clock.now();
     this.lastRunFinishedMs = now;
     this.cadence.afterRun();
     this.policyFacts.invalidate();
+    if (trigger === 'nospace') {
+      this.claimPrepared = false;
+      this.claimTakenSinceMs = null;
+    }
     if (trigger === 'nospace' && !report.disarmed) {
       this.nospaceRetryAtMs = now + NOSPACE_RETRY_MS;
       this.deps.logger.error(

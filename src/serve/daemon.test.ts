@@ -255,6 +255,27 @@ describe('NOSPACE', () => {
     await d.daemon.stop();
   });
 
+  it('while another defragd holds the recovery claim, stays away, asking again every 30 s; after 10 minutes takes it over', async () => {
+    const fake = fragmented({}, { quota: 100 * MiB, alarms: ['NOSPACE'] });
+    for (const m of fake.members) m.dbSizeInUse = 30 * MiB;
+    const d = daemonOn({ a: fake }, cluster('a', 'auto: { interval: 5s, cooldown: 6h }\nnospace: recover'));
+    const access = d.access.get('a')!;
+    access.nospaceClaimTaken = true;
+    d.daemon.start();
+    await pass(5 * MINUTE);
+    // Refused each time (nothing recorded), and asked about every 30 s, not at every 5 s observation.
+    expect(d.runs('a')).toEqual([]);
+    expect(fake.callsOf('defragment')).toEqual([]);
+    expect(access.asked.length).toBeGreaterThanOrEqual(9);
+    expect(access.asked.length).toBeLessThanOrEqual(11);
+    expect(access.asked.every((a) => !a.takeOver)).toBe(true);
+    await pass(6 * MINUTE);
+    expect(access.asked.at(-1)?.takeOver).toBe(true);
+    expect(d.runs('a').map((r) => [r.trigger, r.outcome])).toEqual([['nospace', 'success']]);
+    expect(fake.allAlarms()).toEqual([]);
+    await d.daemon.stop();
+  });
+
   it('recovers and disarms when the defrags bring every member under the margin', async () => {
     const fake = fragmented({}, { quota: 100 * MiB, alarms: ['NOSPACE'] });
     for (const m of fake.members) m.dbSizeInUse = 30 * MiB;

@@ -46,13 +46,15 @@ export interface LaunchRequest {
   trigger: DefragTrigger;
   policy: Policy;
   access: ClusterAccess;
-  options: Pick<RunOptions, 'observe' | 'execute'> & { record: false | { prefix: string } };
+  options: Pick<RunOptions, 'observe' | 'execute' | 'takeOverNospaceClaim'> & { record: false | { prefix: string } };
   /** Stops the run after its current member (the daemon is stopping). */
   signal: AbortSignal;
   /** Every event of the run, after it is recorded and streamed. */
   onStep(event: StepEvent): void;
   /** The run recorded its report (it started: it held the lock or went ahead without it). */
   onRecorded(report: RunReport): void;
+  /** It never got going (refused before its first event: the lock busy, the NOSPACE claim taken, ...). */
+  onNotStarted?(report: RunReport): void;
   /** Last of all, started or not. */
   onSettled(): void;
 }
@@ -107,6 +109,7 @@ export function launchRun(req: LaunchRequest, deps: LaunchDeps): { running: RunI
       const report = await req.access.run(req.policy, {
         observe: req.options.observe,
         execute: req.options.execute,
+        takeOverNospaceClaim: req.options.takeOverNospaceClaim,
         lock: { waitMs: deps.lockWaitMs, holder: `${deps.by} (defragd serve)` },
         record: record === false ? false : { prefix: record.prefix, trigger, by: deps.by },
         signal: req.signal,
@@ -115,6 +118,7 @@ export function launchRun(req: LaunchRequest, deps: LaunchDeps): { running: RunI
       const writer = recorder as StoredRunWriter | null;
       if (writer === null) {
         deps.logger.info({ cluster, trigger, outcome: report.outcome, reason: report.message }, 'run not started');
+        req.onNotStarted?.(report);
       } else {
         writer.finish(report);
         req.onRecorded(report);

@@ -38,7 +38,8 @@ export function policyFor(trigger: DefragTrigger, facts: PolicyFacts): Policy {
     ...(facts.defragHistory !== undefined ? { defragHistory: facts.defragHistory } : {}),
     leaderMoves: { movedAtMs: facts.leaderMovesMs, nowMs: facts.nowMs },
   };
-  if (trigger === 'nospace') return { ...policy, rule: null, compactKeepRevisions: facts.keepRevisions ?? 0, disarmNospace: true };
+  if (trigger === 'nospace')
+    return { ...policy, rule: null, compactKeepRevisions: facts.keepRevisions ?? 0, disarmNospace: true, onlyWhileNospace: true };
   return facts.keepRevisions === null ? policy : { ...policy, compactKeepRevisions: facts.keepRevisions };
 }
 

@@ -228,6 +228,12 @@ describe('decide', () => {
     // 4. NOSPACE recovery.
     ['NOSPACE', { nospace: true }, { action: 'start', trigger: 'nospace' }],
     [
+      'NOSPACE before its retry time: nothing starts, auto included, until then',
+      { nospace: true, nospaceRetryAtMs: NOW + MINUTE, ...auto },
+      { action: 'wait', waitingFor: 'nospace', nextCheckMs: NOW + MINUTE },
+    ],
+    ['NOSPACE at its retry time', { nospace: true, nospaceRetryAtMs: NOW }, { action: 'start', trigger: 'nospace' }],
+    [
       'NOSPACE ignores windows, cooldown, the queue and maxConcurrentRuns',
       { nospace: true, ...auto, windows: SUN, lastRunFinishedMs: NOW - MINUTE, ...busy, queuedAhead: 3 },
       { action: 'start', trigger: 'nospace' },

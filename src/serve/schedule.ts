@@ -118,6 +118,8 @@ export interface ClusterSchedulerState {
   /** Some member reported NOSPACE in the last observation that answered. */
   nospace: boolean;
   nospaceMode: 'recover' | 'ignore';
+  /** No NOSPACE recovery before this (the last one did not clear the alarm, or another defragd holds the claim). */
+  nospaceRetryAtMs?: number | undefined;
   /** The cluster's schedule; null without one. */
   schedule: { cron: string; jitterMs: number } | null;
   /** The drawn start the daemon is waiting for; null when none is drawn. */
@@ -142,7 +144,7 @@ export interface ClusterSchedulerState {
 }
 
 /** What the scheduler waits for, for logs, the API and the start queue. */
-export type WaitingFor = 'running' | 'unreachable' | 'slot' | 'window' | 'cooldown' | 'schedule' | 'rule' | 'nothing';
+export type WaitingFor = 'running' | 'unreachable' | 'nospace' | 'slot' | 'window' | 'cooldown' | 'schedule' | 'rule' | 'nothing';
 
 export type Decision =
   | { action: 'start'; trigger: StartTrigger; reason: string }
@@ -217,6 +219,15 @@ export function decide(state: ClusterSchedulerState, now: number): Decision {
   }
 
   if (state.nospace && state.nospaceMode === 'recover') {
+    const retryAt = state.nospaceRetryAtMs ?? 0;
+    // Nothing else starts meanwhile: any run would meet the same alarm (and another defragd's recovery).
+    if (now < retryAt)
+      return {
+        action: 'wait',
+        waitingFor: 'nospace',
+        reason: `NOSPACE: the next recovery attempt at ${iso(retryAt)}`,
+        nextCheckMs: retryAt,
+      };
     return {
       action: 'start',
       trigger: 'nospace',

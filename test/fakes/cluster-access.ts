@@ -13,7 +13,7 @@ import type { ClusterSnapshot } from '../../src/domain/snapshot.js';
 import { executePlan } from '../../src/executor/execute.js';
 import type { ObserveOptions } from '../../src/observe/observe.js';
 import type { Refresh } from '../../src/observe/refresh.js';
-import { planDefrag } from '../../src/planner/index.js';
+import { nospaceRaised, planDefrag } from '../../src/planner/index.js';
 import type { ClusterAccess } from '../../src/serve/access.js';
 import { METRIC_DEFRAG_COUNT } from '../../src/serve/external.js';
 import type { FakeCluster } from './cluster.js';
@@ -26,6 +26,10 @@ export class FakeAccess implements ClusterAccess {
   readonly runs: { policy: Policy; report: RunReport }[] = [];
   /** When set, runs are refused as when another holder has the cluster lock. */
   lockHeldBy: string | null = null;
+  /** Under NOSPACE, another defragd holds the recovery claim: runs are refused unless they take it over. */
+  nospaceClaimTaken = false;
+  /** Every run asked for, refused or not, with whether it would take the NOSPACE claim over. */
+  readonly asked: { atMs: number; takeOver: boolean }[] = [];
   /** Records a run of another defragd left in the cluster, returned by memberRecords. */
   records: MemberDefragStatus[] = [];
   /** Full and light observations. */
@@ -69,8 +73,16 @@ export class FakeAccess implements ClusterAccess {
 
   async run(policy: Policy, opts: RunOptions): Promise<RunReport> {
     if (this.down) return refusedReport(`no endpoint answered: ${this.down.message}`, null);
-    const plan = planDefrag(await this.fake.observe({ signal: opts.signal }), policy);
+    const snapshot = await this.fake.observe({ signal: opts.signal });
+    const plan = planDefrag(snapshot, policy);
+    this.asked.push({ atMs: Date.now(), takeOver: opts.takeOverNospaceClaim === true });
     if (this.lockHeldBy !== null && !plan.refusal) return refusedReport(`the cluster lock is held by ${this.lockHeldBy}`, plan);
+    if (this.nospaceClaimTaken && nospaceRaised(snapshot) && !opts.takeOverNospaceClaim) {
+      return refusedReport(
+        'the cluster is out of space (NOSPACE) and another defragd has claimed its recovery (/defragd/lock/nospace-claim was deleted): not going ahead',
+        plan,
+      );
+    }
     const events = executePlan(plan, this.fake.port, policy, { pollIntervalMs: 5, firstPollMs: 5, ...opts.execute }, opts.signal);
     for (;;) {
       const next = await events.next();
@@ -92,6 +104,13 @@ export class FakeAccess implements ClusterAccess {
 
   async memberRecords(): Promise<MemberDefragStatus[]> {
     return this.records;
+  }
+
+  /** Claims prepared (the daemon's calls of prepareNospaceClaim). */
+  claimsPrepared = 0;
+
+  async prepareNospaceClaim(): Promise<void> {
+    this.claimsPrepared++;
   }
 
   close(): void {

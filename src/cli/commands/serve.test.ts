@@ -92,7 +92,7 @@ describe('serve --check-config against etcd', () => {
 
   it('shows the members each cluster reaches, an unreachable one included, and the next five starts', async () => {
     const port = await closedPort();
-    const token = 'tok-Zq81-secret';
+    const token = 'tok-Zq81-secret-0123';
     writeFileSync(join(dir, 'api-token'), `${token}\n`);
     const file = configFile(
       'check.yaml',
