@@ -20,7 +20,7 @@ import { claimKeyOf } from '../../src/lock/nospace-claim.js';
 import { DEFAULT_LOCK_KEY } from '../../src/domain/defaults.js';
 import { openStore } from '../../src/store/index.js';
 import { MiB, observe, tryPut } from './helpers-defrag.js';
-import { sleep, startServe, until, type RunningServe } from './serve-support.js';
+import { defragCounts, sleep, startServe, until, watchInflight, type RunningServe } from './serve-support.js';
 
 const QUOTA = 16 * MiB;
 const NOSPACE = /database space exceeded/;
@@ -30,46 +30,6 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'defragd-serve-nospace-'));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** etcd's own count of finished Defragment calls, per member name. */
-async function defragCounts(c: EtcdCluster): Promise<Record<string, number>> {
-  const out: Record<string, number> = {};
-  for (const m of c.members)
-    out[m.name] = (await c.memberMetrics(m.name, { timeoutMs: 5_000 })).get('etcd_disk_backend_defrag_duration_seconds_count') ?? 0;
-  return out;
-}
-
-/** The highest sum of every member's etcd_disk_defrag_inflight seen, polled every ~20 ms until stopped. */
-function watchInflight(c: EtcdCluster): { stop: () => Promise<{ maxSum: number; polls: number }> } {
-  let stopped = false;
-  let maxSum = 0;
-  let polls = 0;
-  const loop = (async () => {
-    while (!stopped) {
-      const values = await Promise.all(
-        c.members.map((m) =>
-          c.memberMetrics(m.name, { timeoutMs: 2_000 }).then(
-            (mm) => mm.get('etcd_disk_defrag_inflight') ?? 0,
-            () => 0,
-          ),
-        ),
-      );
-      polls++;
-      maxSum = Math.max(
-        maxSum,
-        values.reduce((a, b) => a + b, 0),
-      );
-      await sleep(20);
-    }
-  })();
-  return {
-    stop: async () => {
-      stopped = true;
-      await loop;
-      return { maxSum, polls };
-    },
-  };
-}
 
 describe('two serve replicas when the cluster runs out of space', () => {
   const cluster = useCluster({ members: 3, quotaBackendBytes: QUOTA });
@@ -122,7 +82,7 @@ describe('two serve replicas when the cluster runs out of space', () => {
       );
       const before = await defragCounts(c);
       const inflight = watchInflight(c);
-      let watched: { maxSum: number; polls: number } | null = null;
+      let watched: Awaited<ReturnType<ReturnType<typeof watchInflight>['stop']>> | null = null;
       try {
         await fillUntilNospace(c);
         await until(

@@ -19,7 +19,17 @@ import { EtcdClient } from '../../src/etcd/client.js';
 import { openStore } from '../../src/store/index.js';
 import type { StoredRun, StoredRunDetail } from '../../src/store/types.js';
 import { fragmentAndWait, MiB } from './helpers-defrag.js';
-import { freePort, getJson, moreObservations, sleep, startServe, until, type RunningServe } from './serve-support.js';
+import {
+  defragCounts,
+  freePort,
+  getJson,
+  moreObservations,
+  sleep,
+  startServe,
+  until,
+  watchInflight,
+  type RunningServe,
+} from './serve-support.js';
 
 const BIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
@@ -33,53 +43,6 @@ const configText = (c: EtcdCluster, store: string, listen = '127.0.0.1:0') =>
   `listen: ${listen}\nstore: ${store}\nclusters:\n  - name: main\n    endpoints: [${c.endpoints.join(', ')}]\n    rule: "dbSizeFree > 8*MiB"\n    auto: { interval: 1s, cooldown: 1h }\n`;
 
 const startReplica = (name: string, yaml: string) => startServe(dir, name, yaml);
-
-/**
- * Polls every member's etcd_disk_defrag_inflight every ~20 ms until stopped:
- * the highest sum seen (two at once would be 2), and how many polls saw one.
- */
-function watchInflight(c: EtcdCluster): { stop: () => Promise<{ maxSum: number; pollsWithOne: number; polls: number; errors: number }> } {
-  let stopped = false;
-  let maxSum = 0;
-  let pollsWithOne = 0;
-  let polls = 0;
-  let errors = 0;
-  const loop = (async () => {
-    while (!stopped) {
-      const values = await Promise.all(
-        c.members.map((m) =>
-          c.memberMetrics(m.name, { timeoutMs: 2_000 }).then(
-            (mm) => mm.get('etcd_disk_defrag_inflight') ?? 0,
-            () => {
-              errors++;
-              return 0;
-            },
-          ),
-        ),
-      );
-      const sum = values.reduce((a, b) => a + b, 0);
-      polls++;
-      if (sum >= 1) pollsWithOne++;
-      maxSum = Math.max(maxSum, sum);
-      await sleep(20);
-    }
-  })();
-  return {
-    stop: async () => {
-      stopped = true;
-      await loop;
-      return { maxSum, pollsWithOne, polls, errors };
-    },
-  };
-}
-
-/** etcd's own count of finished Defragment calls, per member name. */
-async function defragCounts(c: EtcdCluster): Promise<Record<string, number>> {
-  const out: Record<string, number> = {};
-  for (const m of c.members)
-    out[m.name] = (await c.memberMetrics(m.name, { timeoutMs: 5_000 })).get('etcd_disk_backend_defrag_duration_seconds_count') ?? 0;
-  return out;
-}
 
 const delta = (after: Record<string, number>, before: Record<string, number>) =>
   Object.fromEntries(Object.keys(after).map((k) => [k, (after[k] ?? 0) - (before[k] ?? 0)]));

@@ -6,6 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import type { EtcdCluster } from '../../dev/harness/etcd.js';
 import { loadConfig, type ServeConfig } from '../../src/serve/config.js';
 import { createLogger, serve } from '../../src/serve/serve.js';
 
@@ -134,4 +135,53 @@ export async function startServe(dir: string, name: string, yaml: string, opts: 
       await running;
     },
   };
+}
+
+/**
+ * Polls every member's etcd_disk_defrag_inflight every ~20 ms until stopped:
+ * the highest sum seen (two at once would be 2), and how many polls saw one.
+ */
+export function watchInflight(c: EtcdCluster): {
+  stop: () => Promise<{ maxSum: number; pollsWithOne: number; polls: number; errors: number }>;
+} {
+  let stopped = false;
+  let maxSum = 0;
+  let pollsWithOne = 0;
+  let polls = 0;
+  let errors = 0;
+  const loop = (async () => {
+    while (!stopped) {
+      const values = await Promise.all(
+        c.members.map((m) =>
+          c.memberMetrics(m.name, { timeoutMs: 2_000 }).then(
+            (mm) => mm.get('etcd_disk_defrag_inflight') ?? 0,
+            () => {
+              errors++;
+              return 0;
+            },
+          ),
+        ),
+      );
+      const sum = values.reduce((a, b) => a + b, 0);
+      polls++;
+      if (sum >= 1) pollsWithOne++;
+      maxSum = Math.max(maxSum, sum);
+      await sleep(20);
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped = true;
+      await loop;
+      return { maxSum, pollsWithOne, polls, errors };
+    },
+  };
+}
+
+/** etcd's own count of finished Defragment calls, per member name. */
+export async function defragCounts(c: EtcdCluster): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const m of c.members)
+    out[m.name] = (await c.memberMetrics(m.name, { timeoutMs: 5_000 })).get('etcd_disk_backend_defrag_duration_seconds_count') ?? 0;
+  return out;
 }
