@@ -6,7 +6,7 @@
  * Its cluster access, clock and randomness come from outside, so unit tests
  * drive it with a fake cluster and fake timers.
  */
-import { buildPolicy, nospaceClaimTaken } from '../app/defragment.js';
+import { buildPolicy } from '../app/defragment.js';
 import { messageOf } from '../domain/errors.js';
 import type { Policy } from '../domain/plan.js';
 import type { RunReport, StepEvent } from '../domain/run.js';
@@ -18,21 +18,14 @@ import { Sleeper } from './clock.js';
 import type { ServeClusterConfig as DaemonClusterConfig } from './config.js';
 import { ExternalNoticer } from './external-noticer.js';
 import { launchRun, type LaunchDeps, type RunInProgress, type Started } from './launch.js';
+import { NospaceState } from './nospace-state.js';
 import { ObservationCadence } from './observation.js';
 import { autoCheck, policyFor, type PolicyFacts } from './policy.js';
 import { PolicyFactsReader } from './policy-facts.js';
-import { clusterState, decide, drawScheduledStart, startQueuePosition, type Decision, type PendingStart } from './schedule.js';
+import { clusterState, decide, startQueuePosition, type Decision } from './schedule.js';
+import { ScheduledStarts } from './scheduled-starts.js';
 import type { ClusterView } from './types.js';
 
-/** After a NOSPACE recovery that did not clear the alarm, the next attempt waits this long (it would fail the same way). */
-export const NOSPACE_RETRY_MS = 5 * 60_000;
-/** While another defragd holds the NOSPACE recovery claim, look again this often. */
-const NOSPACE_CLAIM_RETRY_MS = 30_000;
-/**
- * A claim that stood this long with NOSPACE still raised was taken by a run that died: take it over. A
- * recovery compacts and defragments every member; on the largest clusters that takes minutes, not ten.
- */
-export const NOSPACE_CLAIM_STALE_MS = 10 * 60_000;
 /** Where a wake-up comes at the latest, so a clock jump never stalls a loop. */
 const MAX_SLEEP_MS = 60_000;
 
@@ -59,20 +52,12 @@ export class ClusterLoop {
   private observedAt: string | null = null;
   private observeError: string | null = null;
   private observedOnce = false;
-  /** The drawn (jittered) scheduled start this cluster waits for. */
-  private pendingStart: PendingStart | null = null;
-  /** The cron time the last start was drawn for: the next is drawn after it, so none is lost or doubled. */
-  private lastScheduledMs: number | null = null;
+  private readonly starts: ScheduledStarts;
   private runningRun: RunInProgress | null = null;
   private lastRunFinishedMs: number | null;
   /** When this daemon moved this cluster's leadership (the ration's input), the last hour or so. */
   private leaderMovesMs: number[] = [];
-  /** No NOSPACE recovery before this time (the last one did not clear the alarm, or another defragd holds the claim). */
-  private nospaceRetryAtMs = 0;
-  /** Since when another defragd has held this cluster's NOSPACE recovery claim (null: not seen held). */
-  private claimTakenSinceMs: number | null = null;
-  /** The NOSPACE recovery claim is known to be in the cluster (put at the first observation without NOSPACE). */
-  private claimPrepared = false;
+  private readonly nospace: NospaceState;
   private readonly sleeper: Sleeper;
   /** Aborted when this cluster leaves the config (a reload): its loop ends, a run in progress finishes. */
   private readonly retired = new AbortController();
@@ -88,6 +73,8 @@ export class ClusterLoop {
   ) {
     this.access = connect(config);
     this.sleeper = new Sleeper(deps.clock);
+    this.nospace = new NospaceState(config.name, deps.logger);
+    this.starts = new ScheduledStarts(config.schedule, config.timezone, deps.random, (atMs) => deps.metrics.nextRun(config.name, atMs));
     this.policyFacts = new PolicyFactsReader(config.name, buildPolicy(config.policy), config.compaction, deps);
     this.cadence = new ObservationCadence(this.access, config.observe.quotaBytes, deps.clock, (reason) =>
       deps.logger.debug({ cluster: config.name, reason }, 'a full observation at once'),
@@ -150,7 +137,7 @@ export class ClusterLoop {
       observedAt: this.observedAt,
       observeError: this.observeError,
       lastRun,
-      nextRun: this.pendingStart === null ? null : { at: new Date(this.pendingStart.startMs).toISOString(), trigger: 'schedule' },
+      nextRun: this.starts.pending === null ? null : { at: new Date(this.starts.pending.startMs).toISOString(), trigger: 'schedule' },
       schedule: this.config.schedule?.cron ?? null,
       timezone: this.config.timezone,
       windows: this.config.windows.map((w) => w.text),
@@ -182,12 +169,12 @@ export class ClusterLoop {
           observe: { cluster: true, quotaBytes: this.config.observe.quotaBytes },
           execute: this.config.execute,
           record: this.config.record,
-          takeOverNospaceClaim: this.claimTakenSinceMs !== null && this.deps.clock.now() - this.claimTakenSinceMs >= NOSPACE_CLAIM_STALE_MS,
+          takeOverNospaceClaim: this.nospace.takeOver(this.deps.clock.now()),
         },
         signal: this.fleet.stopping,
         onStep: (event) => this.afterStep(event),
         onRecorded: (report) => this.afterRun(trigger, report),
-        onNotStarted: (report) => this.notStarted(trigger, report),
+        onNotStarted: (report) => this.nospace.notStarted(trigger, report, this.deps.clock.now()),
         onSettled: () => {
           const ran = running.started;
           this.runningRun = null;
@@ -211,7 +198,7 @@ export class ClusterLoop {
       await this.observe();
       // A stop or reload that came during the observation: no start, and no sleep it would have to wait out.
       if (ended()) break;
-      this.drawStart();
+      this.starts.draw(this.deps.clock.now());
       this.act(this.decide());
       await this.sleeper.sleep(this.sleepMs());
     }
@@ -226,9 +213,9 @@ export class ClusterLoop {
         unreachable: this.snapshot === null,
         nospace: this.snapshot !== null && nospaceRaised(this.snapshot),
         nospaceMode: this.config.nospace,
-        nospaceRetryAtMs: this.nospaceRetryAtMs,
+        nospaceRetryAtMs: this.nospace.retryAtMs,
         schedule: this.config.schedule,
-        pendingStart: this.pendingStart,
+        pendingStart: this.starts.pending,
         auto: this.config.auto,
         // Planned only where it decides something (auto mode), with the policy the run would have.
         autoRunDue: this.config.auto !== null && this.snapshot !== null && autoCheck(this.snapshot, this.facts(false)).due,
@@ -257,12 +244,12 @@ export class ClusterLoop {
   private act(verdict: Decision): void {
     if (verdict.action === 'start') {
       this.deps.logger.info({ cluster: this.name, trigger: verdict.trigger, reason: verdict.reason }, 'starting a run');
-      if (verdict.trigger === 'schedule') this.pendingStart = null;
+      if (verdict.trigger === 'schedule') this.starts.done();
       this.launch(verdict.trigger);
     } else if (verdict.action === 'skip-scheduled') {
       this.deps.logger.info({ cluster: this.name, reason: verdict.reason }, 'scheduled start skipped');
-      this.pendingStart = null;
-      this.drawStart();
+      this.starts.done();
+      this.starts.draw(this.deps.clock.now());
     }
   }
 
@@ -277,23 +264,9 @@ export class ClusterLoop {
     const now = this.deps.clock.now();
     const interval = this.config.observeIntervalMs;
     const untilObserve = interval - (now % interval);
-    const untilStart = this.pendingStart === null ? Infinity : Math.max(0, this.pendingStart.startMs - now);
+    const pending = this.starts.pending;
+    const untilStart = pending === null ? Infinity : Math.max(0, pending.startMs - now);
     return Math.min(untilObserve, untilStart, MAX_SLEEP_MS);
-  }
-
-  /** Draws the next scheduled start (jitter included) when none is pending. */
-  private drawStart(): void {
-    const s = this.config.schedule;
-    if (!s || this.pendingStart !== null) return;
-    // After the cron time of the previous start, so a start is never lost or doubled; after now on the first draw.
-    this.pendingStart = drawScheduledStart(
-      s,
-      this.config.timezone,
-      Math.max(this.lastScheduledMs ?? 0, this.deps.clock.now() - 1),
-      this.deps.random,
-    );
-    if (this.pendingStart) this.lastScheduledMs = this.pendingStart.scheduledMs;
-    this.deps.metrics.nextRun(this.name, this.pendingStart?.startMs ?? null);
   }
 
   private async observe(): Promise<void> {
@@ -311,10 +284,8 @@ export class ClusterLoop {
       this.deps.storeHealth.write('record samples', () => store.recordSamples(this.name, seen.snapshot), undefined, { cluster: this.name });
       metrics.observed(this.name, seen.snapshot, null, seen.full === null ? 'light' : 'full');
       // Judged on full observations only: a light one does not read the alarm list.
-      if (seen.full !== null && !nospaceRaised(seen.snapshot)) {
-        this.claimTakenSinceMs = null;
-        if (!this.claimPrepared && this.runningRun === null) await this.prepareClaim();
-      }
+      if (seen.full !== null && !nospaceRaised(seen.snapshot))
+        await this.nospace.clear(() => this.access.prepareNospaceClaim(), this.runningRun !== null);
       if (seen.full !== null) {
         const recorded = await this.noticer.notice(seen.snapshot, seen.full.atMs, seen.full.gauges, {
           running: () => this.runningRun !== null,
@@ -331,19 +302,6 @@ export class ClusterLoop {
     } finally {
       this.observedAt = new Date(clock.now()).toISOString();
       this.observedOnce = true;
-    }
-  }
-
-  /** Puts the NOSPACE recovery claim while the cluster takes writes (lock/nospace-claim.ts); tried again at the next observation on failure. */
-  private async prepareClaim(): Promise<void> {
-    try {
-      await this.access.prepareNospaceClaim();
-      this.claimPrepared = true;
-    } catch (err) {
-      this.deps.logger.debug(
-        { cluster: this.name, err: messageOf(err) },
-        'the NOSPACE recovery claim could not be prepared; trying again at the next observation',
-      );
     }
   }
 
@@ -366,30 +324,12 @@ export class ClusterLoop {
     }
   }
 
-  /** Another defragd holds the NOSPACE claim: look again in a while, and take it over once it stood too long. */
-  private notStarted(trigger: DefragTrigger, report: RunReport): void {
-    if (trigger !== 'nospace' || !nospaceClaimTaken(report)) return;
-    const now = this.deps.clock.now();
-    this.claimTakenSinceMs ??= now;
-    this.nospaceRetryAtMs = now + NOSPACE_CLAIM_RETRY_MS;
-  }
-
   private afterRun(trigger: DefragTrigger, report: RunReport): void {
     const now = this.deps.clock.now();
     this.lastRunFinishedMs = now;
     this.cadence.afterRun();
     this.policyFacts.invalidate();
-    if (trigger === 'nospace') {
-      this.claimPrepared = false;
-      this.claimTakenSinceMs = null;
-    }
-    if (trigger === 'nospace' && !report.disarmed) {
-      this.nospaceRetryAtMs = now + NOSPACE_RETRY_MS;
-      this.deps.logger.error(
-        { cluster: this.name, message: report.message },
-        'NOSPACE recovery did not clear the alarm; the next attempt waits 5 minutes',
-      );
-    }
+    if (trigger === 'nospace') this.nospace.recovered(report, now);
   }
 
   /** What the policy leaves out that an operator reading the log should know. */
