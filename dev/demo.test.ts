@@ -13,11 +13,11 @@ describe('demoConfigYaml', () => {
       listen: '127.0.0.1:0',
       endpoints: ['http://127.0.0.1:1', 'http://127.0.0.1:2'],
     });
-    const files: Record<string, string> = { '/d/api-token': 'secret\n' };
+    const files: Record<string, string> = { '/d/api-token': 'a-demo-secret-token-0123\n' };
     const config = parseConfig(yaml, {}, '/d', { readFile: (p) => files[p] ?? '' });
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 0 });
     expect(config.store).toBe('/d/defragd.sqlite');
-    expect(config.apiToken).toBe('secret');
+    expect(config.apiToken).toBe('a-demo-secret-token-0123');
     const [cluster] = config.clusters;
     expect(cluster).toMatchObject({
       name: 'demo',
