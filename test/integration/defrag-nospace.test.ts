@@ -10,11 +10,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { useCluster } from '../../dev/harness/etcd.js';
-import { fragment } from '../../dev/workload.js';
 import type { Plan } from '../../src/domain/plan.js';
 import type { StatusJson } from '../../src/cli/printers/status.js';
 import { defragmentationStatus } from '../../src/app/last.js';
-import { cli, MiB, observe, parseJson, show, sizes, tryPut, type ReportJson } from './helpers-defrag.js';
+import { cli, fillUntilNospace, MiB, observe, parseJson, show, sizes, tryPut, type ReportJson } from './helpers-defrag.js';
 import { apartFromDefectWarnings } from '../support/etcd-version.js';
 
 const QUOTA = 16 * MiB;
@@ -25,35 +24,8 @@ describe('NOSPACE on a 3-member cluster with a 16 MiB quota', () => {
   const conn = () => ({ endpoints: cluster().endpoints });
   const eps = () => cluster().endpoints.join(',');
 
-  /**
-   * Overwrites keys without compacting until a put fails with NOSPACE, then
-   * writes once through every member: a member raises NOSPACE for itself when
-   * a put it serves would take its own dbSize over the quota (dbSize + the
-   * put's size), which is how clients spread over all members see it. The
-   * probe is 1 MiB so that every member, each a little under or over 16 MiB,
-   * raises its own alarm.
-   */
-  async function fillUntilNospace(prefix: string): Promise<void> {
-    await expect(
-      fragment(
-        { endpoints: [cluster().endpoints[0] as string] },
-        { bytes: 6 * MiB, passes: 12, valueSize: 256 * 1024, compact: false, prefix },
-      ),
-    ).rejects.toThrow(NOSPACE);
-    const probe = Buffer.alloc(MiB, 'p');
-    // A follower still applying the last writes is a little smaller: probe each member until it has raised its own.
-    for (let i = 0; i < 50; i++) {
-      const snap = await observe(conn());
-      const raised = new Set(snap.alarms.filter((a) => a.alarm === 'NOSPACE').map((a) => a.memberId));
-      const missing = snap.members.filter((m) => !raised.has(m.memberId));
-      if (missing.length === 0) return;
-      for (const m of missing) expect(await tryPut(conn(), m.endpoint, `${prefix}probe`, probe)).toMatch(NOSPACE);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-
   it('writes fail with NOSPACE and `defragd status -w json` shows the alarm on every member', async () => {
-    await fillUntilNospace('/fill1/');
+    await fillUntilNospace(conn(), '/fill1/');
     const r = await cli(['status', '--endpoints', eps(), '--cluster', '-w', 'json']);
     expect(r.code, show(r)).toBe(0);
     const rows = parseJson<StatusJson[]>(r);
@@ -144,7 +116,7 @@ describe('NOSPACE on a 3-member cluster with a 16 MiB quota', () => {
   });
 
   it('`alarm disarm` clears NOSPACE on every member, warns that members over the quota will raise it again, and they do', async () => {
-    await fillUntilNospace('/fill2/');
+    await fillUntilNospace(conn(), '/fill2/');
     const filled = await observe(conn());
     expect(filled.alarms, JSON.stringify(filled.members.map((m) => [m.name, m.memberId, m.status?.dbSize]))).toHaveLength(3);
 

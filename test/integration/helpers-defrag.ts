@@ -5,6 +5,7 @@
  * free pages, and a member's Prometheus counters.
  */
 import http from 'node:http';
+import { expect } from 'vitest';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -141,4 +142,30 @@ export async function ensureFragmented(
   const ready = snap.members.filter((m) => m.status !== null && m.status.dbSizeFree >= opts.minFree);
   if (ready.length >= opts.members) return;
   await fragmentAndWait(conn, opts);
+}
+
+const NOSPACE = /database space exceeded/;
+
+/**
+ * Overwrites keys without compacting until a put fails with NOSPACE, then
+ * writes once through every member: a member raises NOSPACE for itself when
+ * a put it serves would take its own dbSize over the quota (dbSize + the
+ * put's size), which is how clients spread over all members see it. The
+ * probe is 1 MiB so that every member of a 16 MiB-quota cluster, each a
+ * little under or over it, raises its own alarm.
+ */
+export async function fillUntilNospace(conn: ConnectionOptions, prefix: string): Promise<void> {
+  await expect(
+    fragment({ endpoints: [conn.endpoints[0] as string] }, { bytes: 6 * MiB, passes: 12, valueSize: 256 * 1024, compact: false, prefix }),
+  ).rejects.toThrow(NOSPACE);
+  const probe = Buffer.alloc(MiB, 'p');
+  // A follower still applying the last writes is a little smaller: probe each member until it has raised its own.
+  for (let i = 0; i < 50; i++) {
+    const snap = await observe(conn);
+    const raised = new Set(snap.alarms.filter((a) => a.alarm === 'NOSPACE').map((a) => a.memberId));
+    const missing = snap.members.filter((m) => !raised.has(m.memberId));
+    if (missing.length === 0) return;
+    for (const m of missing) expect(await tryPut(conn, m.endpoint, `${prefix}probe`, probe)).toMatch(NOSPACE);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }

@@ -13,17 +13,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { useCluster, type EtcdCluster } from '../../dev/harness/etcd.js';
-import { fragment } from '../../dev/workload.js';
+import { useCluster } from '../../dev/harness/etcd.js';
 import { EtcdClient } from '../../src/etcd/client.js';
 import { claimKeyOf } from '../../src/lock/nospace-claim.js';
 import { DEFAULT_LOCK_KEY } from '../../src/domain/defaults.js';
 import { openStore } from '../../src/store/index.js';
-import { MiB, observe, tryPut } from './helpers-defrag.js';
-import { defragCounts, sleep, startServe, until, watchInflight, type RunningServe } from './serve-support.js';
+import { fillUntilNospace, MiB, observe, tryPut } from './helpers-defrag.js';
+import { defragCounts, replicaLogs, type RunningServe, sleep, startServe, until, watchInflight } from './serve-support.js';
 
 const QUOTA = 16 * MiB;
-const NOSPACE = /database space exceeded/;
 
 let dir: string;
 beforeAll(() => {
@@ -34,26 +32,6 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('two serve replicas when the cluster runs out of space', () => {
   const cluster = useCluster({ members: 3, quotaBackendBytes: QUOTA });
 
-  /** Overwrites keys without compacting until a put fails with NOSPACE, then probes each member until every one has raised it. */
-  async function fillUntilNospace(c: EtcdCluster): Promise<void> {
-    const conn = { endpoints: c.endpoints };
-    await expect(
-      fragment(
-        { endpoints: [c.endpoints[0] as string] },
-        { bytes: 6 * MiB, passes: 12, valueSize: 256 * 1024, compact: false, prefix: '/fill/' },
-      ),
-    ).rejects.toThrow(NOSPACE);
-    const probe = Buffer.alloc(MiB, 'p');
-    for (let i = 0; i < 50; i++) {
-      const snap = await observe(conn);
-      const raised = new Set(snap.alarms.filter((a) => a.alarm === 'NOSPACE').map((a) => a.memberId));
-      const missing = snap.members.filter((m) => !raised.has(m.memberId));
-      if (missing.length === 0) return;
-      for (const m of missing) await tryPut(conn, m.endpoint, '/fill/probe', probe);
-      await sleep(200);
-    }
-  }
-
   it('exactly one replica recovers: every member defragmented once, never two at once, the alarm gone and the claim back (both used to recover)', async () => {
     const c = cluster();
     const yaml = (store: string) =>
@@ -63,16 +41,7 @@ describe('two serve replicas when the cluster runs out of space', () => {
     const replicas: RunningServe[] = [];
     try {
       replicas.push(...(await Promise.all(stores.map((s, i) => startServe(dir, `replica-${i}`, yaml(s))))));
-      const logs = () =>
-        replicas
-          .map(
-            (r, i) =>
-              `replica ${i}:\n${r
-                .logs()
-                .map((l) => JSON.stringify(l))
-                .join('\n')}`,
-          )
-          .join('\n');
+      const logs = () => replicaLogs(replicas);
       // Both observed the cluster taking writes: the claim is in place before space runs out.
       await until(
         'the NOSPACE recovery claim in the cluster',
@@ -84,7 +53,7 @@ describe('two serve replicas when the cluster runs out of space', () => {
       const inflight = watchInflight(c);
       let watched: Awaited<ReturnType<ReturnType<typeof watchInflight>['stop']>> | null = null;
       try {
-        await fillUntilNospace(c);
+        await fillUntilNospace({ endpoints: c.endpoints }, '/fill/');
         await until(
           'NOSPACE recovered and both replicas idle',
           async () => {

@@ -29,6 +29,7 @@ import {
   until,
   watchInflight,
   type RunningServe,
+  replicaLogs,
 } from './serve-support.js';
 
 const BIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -76,16 +77,7 @@ describe('serve: replicas with one config on one cluster', () => {
       replicas.push(...(await Promise.all([startReplica('two-a', configText(c, storeA)), startReplica('two-b', configText(c, storeB))])));
       const views = async () =>
         Promise.all(replicas.map(async (r) => (await getJson<{ clusters: ClusterJson[] }>(`${r.url}/api/v1/clusters`)).body.clusters[0]!));
-      const logs = () =>
-        replicas
-          .map(
-            (r, i) =>
-              `replica ${i}:\n${r
-                .logs()
-                .map((l) => JSON.stringify(l))
-                .join('\n')}`,
-          )
-          .join('\n');
+      const logs = () => replicaLogs(replicas);
       // Every member defragmented once, and neither replica has a run going (nor waits for the lock).
       await until(
         'one pass over every member, and both replicas idle',

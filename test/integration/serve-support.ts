@@ -185,3 +185,16 @@ export async function defragCounts(c: EtcdCluster): Promise<Record<string, numbe
     out[m.name] = (await c.memberMetrics(m.name, { timeoutMs: 5_000 })).get('etcd_disk_backend_defrag_duration_seconds_count') ?? 0;
   return out;
 }
+
+/** Every replica's log lines so far, one JSON object a line, under its number: what a failed assertion shows. */
+export function replicaLogs(replicas: readonly RunningServe[]): string {
+  return replicas
+    .map(
+      (r, i) =>
+        `replica ${i}:\n${r
+          .logs()
+          .map((l) => JSON.stringify(l))
+          .join('\n')}`,
+    )
+    .join('\n');
+}
