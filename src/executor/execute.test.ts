@@ -440,6 +440,30 @@ describe('executePlan: a Defragment that fails', () => {
 });
 
 describe('executePlan: between members', () => {
+  it('no member answering the look before the next member (an election after a leader died) stops the run before it, naming it', async () => {
+    const fake = threeVoters();
+    let cut = false;
+    const port = {
+      ...fake.port,
+      observe: (opts: Parameters<typeof fake.port.observe>[0]) =>
+        cut
+          ? Promise.reject(new ConnectionError('a,b,c', "cannot list the cluster's members: etcdserver: leader changed"))
+          : fake.port.observe(opts),
+    };
+    const policy = aPolicy();
+    const plan = planDefrag(await fake.observe(), policy);
+    let report: RunReport | null = null;
+    for await (const e of executePlan(plan, port, policy, FAST)) {
+      if (e.type === 'member-finished' && e.result.name === 'm3') cut = true;
+      if (e.type === 'run-finished') report = e.report;
+    }
+    const r = report as unknown as RunReport;
+    expect(fake.defragmented()).toEqual(['m3']);
+    expect(r.outcome).toBe('failed');
+    expect(r.message).toBe("stopped before m2: cannot list the cluster's members: etcdserver: leader changed");
+    expect(result(r, 'm2')).toMatchObject({ action: 'skipped', reason: `not attempted: ${r.message}` });
+  });
+
   it('a voter that becomes unreachable stops the run before the next member', async () => {
     const fake = threeVoters();
     const { report, events } = await run(

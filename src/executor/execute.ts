@@ -183,6 +183,19 @@ function* notDefragmenting(
   }
 }
 
+/**
+ * A look at the cluster before a member's Defragment. When no member answers it (an election after a
+ * leader died, the network), the run stops before that member, and the message says so.
+ */
+async function lookBefore(planned: MemberDecision, look: Promise<ClusterSnapshot>): Promise<ClusterSnapshot> {
+  try {
+    return await look;
+  } catch (err) {
+    if (!(err instanceof DefragdError) || err instanceof AbortedError) throw err;
+    throw new DefragdError(err.kind, `stopped before ${nameOfDecision(planned)}: ${err.message}`, { cause: err });
+  }
+}
+
 function observeNoted(run: Run, snap: ClusterSnapshot): ClusterSnapshot {
   run.rec.noteHealth(snap, new Set(unfitVoters(snap).map((m) => m.memberId)));
   return snap;
@@ -212,7 +225,7 @@ async function* memberTurn(
   const rest = toDefrag.slice(index + 1);
   const turnStart = now();
 
-  let snap = observeNoted(run, await port.observe({ signal }));
+  let snap = observeNoted(run, await lookBefore(planned, port.observe({ signal })));
   let turn = planTurn(snap, policy, id, { unfitAtStart: run.unfitAtStart, leaderMoved: false });
   const wasLeader = leads(snap, id);
   if (turn.action !== 'defragment') return yield* notDefragmenting(run, planned, turn, rest, { wasLeader });
@@ -246,7 +259,7 @@ async function* memberTurn(
     turn = planTurn(snap, policy, id, { unfitAtStart: run.unfitAtStart, leaderMoved: movedLeaderTo !== null, busy });
     if (turn.action !== 'defragment') return yield* notDefragmenting(run, planned, turn, rest, { wasLeader, movedLeaderTo });
   }
-  snap = observeNoted(run, await lastLook);
+  snap = observeNoted(run, await lookBefore(planned, lastLook));
   turn = planTurn(snap, policy, id, { unfitAtStart: run.unfitAtStart, leaderMoved: movedLeaderTo !== null, safetyOnly: true });
   if (turn.action !== 'defragment') return yield* notDefragmenting(run, planned, turn, rest, { wasLeader, movedLeaderTo });
 
