@@ -8,7 +8,8 @@
 import { dryRun, runDefrag, type RunOptions } from '../app/defragment.js';
 import { defragmentationStatus, memberStatuses, readRecords } from '../app/last.js';
 import type { Policy } from '../domain/plan.js';
-import type { MemberDefragStatus } from '../domain/record.js';
+import type { DefragRecord, MemberDefragStatus } from '../domain/record.js';
+import { onFirstAnswering, recordEndpoints, recordKey } from '../app/record.js';
 import type { RunReport } from '../domain/run.js';
 import type { ClusterSnapshot } from '../domain/snapshot.js';
 import { DEFAULT_LOCK_KEY } from '../domain/defaults.js';
@@ -38,6 +39,14 @@ export interface ClusterAccess {
     now: Date,
     call: { timeoutMs?: number; signal?: AbortSignal },
   ): Promise<MemberDefragStatus[]>;
+  /** Writes one member's in-cluster record through the members of `snapshot` (the leader first); throws what etcd answers. */
+  putRecord(
+    snapshot: ClusterSnapshot,
+    prefix: string,
+    memberId: string,
+    record: DefragRecord,
+    call: { signal?: AbortSignal },
+  ): Promise<void>;
   /** Puts the NOSPACE recovery claim when it is missing (lock/nospace-claim.ts); throws what etcd answers. */
   prepareNospaceClaim(): Promise<void>;
   close(): void;
@@ -59,6 +68,11 @@ export function etcdAccess(connection: ConnectionOptions): ClusterAccess {
     defragmentationStatus: (recordPrefix, signal) => defragmentationStatus(client, { cluster: true, recordPrefix, signal }),
     memberRecords: async (snapshot, prefix, now, call) =>
       memberStatuses(snapshot, prefix, await readRecords(client, snapshot, prefix, call), now),
+    putRecord: async (snapshot, prefix, memberId, record, call) => {
+      await onFirstAnswering(recordEndpoints(snapshot), (ep) =>
+        client.member(ep).put(recordKey(prefix, memberId), JSON.stringify(record), { signal: call.signal }),
+      );
+    },
     prepareNospaceClaim: () => prepareNospaceClaim(client, { lockKey: DEFAULT_LOCK_KEY }),
     close: () => client.close(),
   };

@@ -22,6 +22,7 @@ import { NospaceState } from './nospace-state.js';
 import { ObservationCadence } from './observation.js';
 import { autoCheck, policyFor, type PolicyFacts } from './policy.js';
 import { PolicyFactsReader } from './policy-facts.js';
+import { Reconciler } from './reconcile.js';
 import { clusterState, decide, startQueuePosition, type Decision } from './schedule.js';
 import { ScheduledStarts } from './scheduled-starts.js';
 import type { ClusterView } from './types.js';
@@ -48,6 +49,7 @@ export class ClusterLoop {
   private readonly policyFacts: PolicyFactsReader;
   private readonly cadence: ObservationCadence;
   private readonly noticer: ExternalNoticer;
+  private readonly reconciler: Reconciler;
   private snapshot: ClusterSnapshot | null = null;
   private observedAt: string | null = null;
   private observeError: string | null = null;
@@ -80,6 +82,7 @@ export class ClusterLoop {
       deps.logger.debug({ cluster: config.name, reason }, 'a full observation at once'),
     );
     this.noticer = new ExternalNoticer(config.name, config.record, this.access, deps);
+    this.reconciler = new Reconciler(config.name, config.record, this.access, deps);
     // Cooldown counts from the last run of this cluster, also one recorded before this process started.
     const last = deps.storeHealth.read('read the last run', () => deps.store.runs({ cluster: config.name, limit: 1 })[0], undefined, {
       cluster: config.name,
@@ -172,6 +175,7 @@ export class ClusterLoop {
           takeOverNospaceClaim: this.nospace.takeOver(this.deps.clock.now()),
         },
         signal: this.fleet.stopping,
+        defragCountOf: (memberId) => this.noticer.counts.get(memberId)?.count ?? null,
         onStep: (event) => this.afterStep(event),
         onRecorded: (report) => this.afterRun(trigger, report),
         onNotStarted: (report) => this.nospace.notStarted(trigger, report, this.deps.clock.now()),
@@ -286,6 +290,10 @@ export class ClusterLoop {
       // Judged on full observations only: a light one does not read the alarm list.
       if (seen.full !== null && !nospaceRaised(seen.snapshot))
         await this.nospace.clear(() => this.access.prepareNospaceClaim(), this.runningRun !== null);
+      // What a run that died with this daemon's last process left unsaid, before anything else is judged.
+      if (seen.full !== null && this.runningRun === null) {
+        if (await this.reconciler.reconcile(seen.snapshot, seen.full.gauges, this.fleet.stopping)) this.policyFacts.invalidate();
+      }
       if (seen.full !== null) {
         const recorded = await this.noticer.notice(seen.snapshot, seen.full.atMs, seen.full.gauges, {
           running: () => this.runningRun !== null,

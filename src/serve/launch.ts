@@ -49,6 +49,8 @@ export interface LaunchRequest {
   options: Pick<RunOptions, 'observe' | 'execute' | 'takeOverNospaceClaim'> & { record: false | { prefix: string } };
   /** Stops the run after its current member (the daemon is stopping). */
   signal: AbortSignal;
+  /** etcd's defrag count of a member as last observed: kept with a Defragment sent, for a restart to judge it by. */
+  defragCountOf?(memberId: string): number | null;
   /** Every event of the run, after it is recorded and streamed. */
   onStep(event: StepEvent): void;
   /** The run recorded its report (it started: it held the lock or went ahead without it). */
@@ -98,9 +100,16 @@ export function launchRun(req: LaunchRequest, deps: LaunchDeps): { running: RunI
       deps.metrics.lockHeld(cluster, true);
     }
     recorder.onEvent(event);
+    if (event.type === 'member-started' && running.runId !== null) noteCount(running.runId, event.decision.memberId);
     trackMember(running, event, deps.clock);
     req.onStep(event);
     deps.emit({ cluster, runId: running.runId, at: new Date(deps.clock.now()).toISOString(), event });
+  };
+  // Before the Defragment goes out (onEvent is synchronous): if this process dies with it in flight, the count then is the evidence.
+  const noteCount = (runId: number, memberId: string): void => {
+    const count = req.defragCountOf?.(memberId) ?? null;
+    if (count === null) return;
+    deps.storeHealth.write('record a defrag count', () => deps.store.noteDefragCount(runId, memberId, count), undefined, { cluster });
   };
   deps.metrics.runStarted(cluster, trigger);
   running.done = (async () => {

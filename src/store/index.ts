@@ -9,6 +9,7 @@ export {
   DEFAULT_RETENTION_MS,
   DEFAULT_RUNS_LIMIT,
   DEFAULT_DEFRAG_HISTORY_LIMIT,
+  IN_FLIGHT_REASON,
 } from './store.js';
 export { StoreError } from './errors.js';
 export { recordRun, type RecordRunOptions, type StoredRunWriter } from './record.js';

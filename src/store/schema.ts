@@ -128,6 +128,19 @@ export const MIGRATIONS: readonly string[] = Object.freeze([
   `
   ALTER TABLE runs ADD COLUMN proc_start TEXT;
   `,
+  // 5: what a run that died leaves to check against the cluster. A run interrupted by its process's death with
+  // a member's Defragment in flight (or a member defragmented whose in-cluster record may not be written) is
+  // marked \`reconcile\`; each member's etcd defrag count when its Defragment was sent is kept beside it.
+  `
+  ALTER TABLE runs ADD COLUMN reconcile INTEGER NOT NULL DEFAULT 0;
+  CREATE TABLE defrag_counts (
+    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    member_id TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (run_id, member_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX runs_reconcile ON runs (cluster) WHERE reconcile = 1;
+  `,
 ]);
 
 /** The schema version this code writes. */

@@ -12,7 +12,11 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { MemberResult, RunReport, StepEvent } from '../domain/run.js';
 import { aSnapshot, MiB } from '../../test/builders.js';
-import { migrate, openStore, recordRun, SCHEMA_VERSION, StoreError, type Store } from './index.js';
+import { IN_FLIGHT_REASON, migrate, openStore, recordRun, SCHEMA_VERSION, StoreError, type Store } from './index.js';
+import type { MemberDecision } from '../domain/plan.js';
+import { planDefrag } from '../planner/index.js';
+import { aPolicy } from '../../test/builders.js';
+import { FakeCluster } from '../../test/fakes/cluster.js';
 import { MIGRATIONS } from './schema.js';
 import { RUN_TRIGGERS } from '../domain/trigger.js';
 
@@ -375,6 +379,81 @@ describe('crash recovery', () => {
     expect(run?.run.reclaimedBytes).toBe(200 * MiB);
     expect(store.run(liveId)?.run.outcome).toBe('running');
     expect(store.run(elsewhere)?.run.outcome).toBe('running');
+  });
+});
+
+describe('a run whose process died with a Defragment in flight', () => {
+  it('records the member in flight as failed "in flight" (never lost), the rest of the plan as not attempted, and leaves the run to reconcile; reconciled() settles it', async () => {
+    const fake = new FakeCluster(
+      [
+        { dbSize: 500 * MiB, dbSizeInUse: 100 * MiB },
+        { dbSize: 500 * MiB, dbSizeInUse: 400 * MiB },
+        { dbSize: 500 * MiB, dbSizeInUse: 200 * MiB },
+      ],
+      'm1',
+    );
+    const plan = planDefrag(await fake.observe(), aPolicy());
+    const [first, second, third] = plan.decisions.filter((d) => d.action === 'defragment');
+    expect(third).toBeDefined();
+    const file = join(dir, 'inflight.db');
+    const pid = deadPid();
+    const crashed = openStore(file, { owner: { host: 'h', pid } });
+    const id = crashed.startRun({ cluster: 'prod', trigger: 'schedule', by: `h:${pid}` });
+    const started = (d: MemberDecision): StepEvent => ({
+      type: 'member-started',
+      decision: d,
+      before: { dbSize: d.dbSize as number, dbSizeInUse: d.dbSizeInUse as number },
+      timeoutMs: 60_000,
+      index: 1,
+      total: 3,
+    });
+    crashed.appendEvent(id, { type: 'run-started', at: iso(T0), plan });
+    crashed.appendEvent(id, started(first!));
+    crashed.appendEvent(id, {
+      type: 'member-finished',
+      result: member(first!.name, {
+        memberId: first!.memberId,
+        before: { dbSize: 500 * MiB, dbSizeInUse: 200 * MiB },
+        after: { dbSize: 200 * MiB, dbSizeInUse: 200 * MiB },
+      }),
+    });
+    crashed.appendEvent(id, started(second!));
+    crashed.noteDefragCount(id, second!.memberId, 7);
+    crashed.close();
+
+    const store = track(openStore(file, { owner: { host: 'h', pid: process.pid } }));
+    const run = store.run(id);
+    expect(run?.run.outcome).toBe('interrupted');
+    expect(run?.run.message).toContain(`${second!.name} had a Defragment in flight`);
+    expect(run?.report?.members.map((m) => [m.name, m.action, m.reason])).toEqual([
+      [first!.name, 'defragmented', 'no rule'],
+      [second!.name, 'failed', IN_FLIGHT_REASON],
+      [third!.name, 'skipped', 'not attempted: the process running the run died'],
+    ]);
+    expect(run?.report?.plan).toEqual(plan);
+    const pending = store.runsToReconcile('prod');
+    expect(pending.map((r) => r.runId)).toEqual([id]);
+    expect(pending[0]?.members.map((m) => [m.result.name, m.inFlight, m.countAtStart])).toEqual([
+      [first!.name, false, null],
+      [second!.name, true, 7],
+    ]);
+    expect(store.runsToReconcile('other')).toEqual([]);
+
+    const inFlight = pending[0]!.members[1]!;
+    store.reconciled(
+      id,
+      [{ ...inFlight.result, action: 'defragmented', reason: 'found', after: { dbSize: 400 * MiB, dbSizeInUse: 400 * MiB } }],
+      `${second!.name}: found defragmented at a restart`,
+    );
+    const after = store.run(id);
+    expect(after?.report?.members.map((m) => [m.name, m.action])).toEqual([
+      [first!.name, 'defragmented'],
+      [second!.name, 'defragmented'],
+      [third!.name, 'skipped'],
+    ]);
+    expect(after?.run.reclaimedBytes).toBe(300 * MiB + 100 * MiB);
+    expect(after?.run.message).toMatch(new RegExp(`in flight.*; ${second!.name}: found defragmented at a restart$`));
+    expect(store.runsToReconcile('prod')).toEqual([]);
   });
 });
 

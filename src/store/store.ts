@@ -14,7 +14,8 @@
 import { statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import Database from 'better-sqlite3';
-import type { PastDefrag } from '../domain/plan.js';
+import { memberName } from '../domain/member-name.js';
+import type { MemberDecision, PastDefrag, Plan } from '../domain/plan.js';
 import type { MemberResult, RunReport, StepEvent } from '../domain/run.js';
 import type { ClusterSnapshot } from '../domain/snapshot.js';
 import { StoreError } from './errors.js';
@@ -24,6 +25,7 @@ import type {
   DownsampleOptions,
   DownsampleResult,
   ExternalRun,
+  RunToReconcile,
   RunTrigger,
   Sample,
   SampleQuery,
@@ -89,6 +91,8 @@ export class Store {
   readonly #owner: { host: string; pid: number; start: string | null };
   /** runs.proc_start exists (schema 4+; a test may open a store at an older schema). */
   #hasProcStart = true;
+  /** runs.reconcile and defrag_counts exist (schema 5+). */
+  #hasReconcile = true;
   /** sample_members keys already known: rows there are never changed or deleted. */
   readonly #memberKeys = new Map<string, number>();
 
@@ -123,7 +127,9 @@ export class Store {
       if (to > migrations.length) throw newerError(path, to, migrations.length);
       this.openedAtVersion = from;
       this.#db = db;
-      this.#hasProcStart = (db.pragma('table_info(runs)') as { name: string }[]).some((c) => c.name === 'proc_start');
+      const runColumns = (db.pragma('table_info(runs)') as { name: string }[]).map((c) => c.name);
+      this.#hasProcStart = runColumns.includes('proc_start');
+      this.#hasReconcile = runColumns.includes('reconcile');
       this.#recoverDeadRuns(opts.processAlive ?? processAlive, opts.processStart ?? processStart);
     } catch (err) {
       db?.close();
@@ -226,6 +232,77 @@ export class Store {
         const id = this.startRun({ cluster: e.cluster, trigger: 'external', by: e.by, startedAt: e.startedAt });
         this.finishRun(id, report);
         return id;
+      })(),
+    );
+  }
+
+  /** etcd's defrag count of a member when its Defragment was sent: what a restart compares with if the process dies. */
+  noteDefragCount(runId: number, memberId: string, count: number): void {
+    if (!this.#hasReconcile) return;
+    this.#write('cannot record a defrag count', () =>
+      this.#stmt(`INSERT OR REPLACE INTO defrag_counts (run_id, member_id, count) VALUES (?, ?, ?)`).run(runId, memberId, count),
+    );
+  }
+
+  /**
+   * Runs of `cluster` whose process died with work to check against the
+   * cluster: members in flight (failed with IN_FLIGHT_REASON) and members
+   * defragmented (their in-cluster record may not have been written), oldest first.
+   */
+  runsToReconcile(cluster: string): RunToReconcile[] {
+    if (!this.#hasReconcile) return [];
+    return this.#read(() => {
+      const runs = this.#stmt(`SELECT id, trigger, by FROM runs WHERE reconcile = 1 AND cluster = ? ORDER BY id`).all(cluster) as Row[];
+      return runs.map((r) => {
+        const id = r['id'] as number;
+        const at = new Map<string, number>();
+        for (const e of this.#stmt(
+          `SELECT type, at, data FROM events WHERE run_id = ? AND type IN ('member-started', 'member-finished') ORDER BY seq`,
+        ).all(id) as Row[]) {
+          const event = JSON.parse(e['data'] as string) as StepEvent;
+          if (event.type === 'member-started' && !at.has(event.decision.memberId)) at.set(event.decision.memberId, e['at'] as number);
+          if (event.type === 'member-finished') at.set(event.result.memberId, e['at'] as number);
+        }
+        const counts = new Map(
+          (this.#stmt(`SELECT member_id, count FROM defrag_counts WHERE run_id = ?`).all(id) as Row[]).map((c) => [
+            c['member_id'] as string,
+            c['count'] as number,
+          ]),
+        );
+        const members = (this.#stmt(`SELECT * FROM member_results WHERE run_id = ? ORDER BY seq`).all(id) as Row[])
+          .map(toMember)
+          .filter((m) => m.action === 'defragmented' || m.reason === IN_FLIGHT_REASON)
+          .map((result) => ({
+            result,
+            inFlight: result.reason === IN_FLIGHT_REASON,
+            at: msToIso(at.get(result.memberId) ?? 0),
+            countAtStart: counts.get(result.memberId) ?? null,
+          }));
+        return { runId: id, cluster, trigger: r['trigger'] as RunTrigger, by: r['by'] as string, members };
+      });
+    });
+  }
+
+  /**
+   * What the check against the cluster found for a run of runsToReconcile: the
+   * members' new results replace theirs (matched by member ID), the reclaimed
+   * bytes follow, `note` is added to the run's message, and the run is no
+   * longer to reconcile. One transaction.
+   */
+  reconciled(runId: number, results: readonly MemberResult[], note: string | null): void {
+    this.#write('cannot record what a restart found', () =>
+      this.#db.transaction(() => {
+        const update = this.#stmt(
+          `UPDATE member_results SET action = ?, reason = ?, after_db_size = ?, after_db_size_in_use = ? WHERE run_id = ? AND member_id = ?`,
+        );
+        for (const m of results) update.run(m.action, m.reason, m.after?.dbSize ?? null, m.after?.dbSizeInUse ?? null, runId, m.memberId);
+        this.#stmt(
+          `UPDATE runs SET reconcile = 0,
+             message = CASE WHEN ? IS NULL THEN message ELSE COALESCE(message || '; ', '') || ? END,
+             reclaimed_bytes = (SELECT COALESCE(SUM(before_db_size - after_db_size), 0) FROM member_results
+               WHERE run_id = ? AND action = 'defragmented' AND before_db_size IS NOT NULL AND after_db_size IS NOT NULL)
+           WHERE id = ?`,
+        ).run(note, note, runId, runId);
       })(),
     );
   }
@@ -521,21 +598,29 @@ export class Store {
       .transaction(() => {
         for (const r of dead) {
           const id = r['id'] as number;
-          const events = this.#stmt(`SELECT data FROM events WHERE run_id = ? AND type = 'member-finished' ORDER BY seq`).all(id) as Row[];
-          const members = events.map((e) => (JSON.parse(e['data'] as string) as Extract<StepEvent, { type: 'member-finished' }>).result);
-          const reclaimed = members.reduce(
+          const left = resultsLeftBy(this.#stmt(`SELECT type, data FROM events WHERE run_id = ? ORDER BY seq`).all(id) as Row[]);
+          const reclaimed = left.members.reduce(
             (sum, m) => sum + (m.action === 'defragmented' && m.before && m.after ? m.before.dbSize - m.after.dbSize : 0),
             0,
           );
           const last = this.#stmt(`SELECT MAX(at) AS at FROM events WHERE run_id = ?`).get(id) as Row;
-          const message = `the process running it (${String(r['by'])}, pid ${String(r['pid'])} on ${String(r['host'])}) died before the run finished; results are those recorded until then`;
+          const inFlight = left.members.filter((m) => m.reason === IN_FLIGHT_REASON).map((m) => memberName(m));
+          const message =
+            `the process running it (${String(r['by'])}, pid ${String(r['pid'])} on ${String(r['host'])}) died before the run finished; ` +
+            (inFlight.length > 0
+              ? `${inFlight.join(', ')} had a Defragment in flight, which defragd serve checks against the cluster when it next observes it`
+              : 'results are those recorded until then');
           // When it died is unknown: its last sign of life (last event, or its start) says more than the time it was found.
           const lastSeen = (last['at'] as number | null) ?? (r['started_at'] as number);
+          // A member in flight, or one defragmented whose in-cluster record may not have been written, is checked later.
+          const reconcile = left.members.some((m) => m.action === 'defragmented' || m.reason === IN_FLIGHT_REASON) ? 1 : 0;
           // Guarded by outcome: another process opening the store at the same moment recovers it only once.
           const changed = this.#stmt(
-            `UPDATE runs SET outcome = 'interrupted', finished_at = ?, message = ?, reclaimed_bytes = ? WHERE id = ? AND outcome = 'running'`,
-          ).run(lastSeen, message, reclaimed, id).changes;
-          if (changed === 1) this.#insertMembers(id, members);
+            `UPDATE runs SET outcome = 'interrupted', finished_at = ?, message = ?, reclaimed_bytes = ?, plan = COALESCE(plan, ?)${
+              this.#hasReconcile ? ', reconcile = ?' : ''
+            } WHERE id = ? AND outcome = 'running'`,
+          ).run(lastSeen, message, reclaimed, left.plan, ...(this.#hasReconcile ? [reconcile] : []), id).changes;
+          if (changed === 1) this.#insertMembers(id, left.members);
         }
       })
       .immediate();
@@ -552,6 +637,58 @@ export class Store {
   #read<T>(fn: () => T): T {
     return this.#write('cannot be read', fn);
   }
+}
+
+/** The reason recorded for a member whose Defragment was in flight when its run's process died, until it is checked. */
+export const IN_FLIGHT_REASON =
+  'its Defragment was in flight when the process running it died; whether it completed is checked against the cluster';
+
+/**
+ * What a run's events say it did, for a run whose process died: each member
+ * that finished as its event says; a member whose Defragment was sent and
+ * never answered as failed with IN_FLIGHT_REASON (never silently lost); the
+ * rest of the plan as not attempted, or skipped for the plan's own reason.
+ */
+function resultsLeftBy(events: readonly Row[]): { members: MemberResult[]; plan: string | null } {
+  const finished = new Map<string, MemberResult>();
+  const started = new Map<string, Extract<StepEvent, { type: 'member-started' }>>();
+  let plan: Plan | null = null;
+  for (const row of events) {
+    const e = JSON.parse(row['data'] as string) as StepEvent;
+    if (e.type === 'run-started') plan = e.plan;
+    else if (e.type === 'member-started') started.set(e.decision.memberId, e);
+    else if (e.type === 'member-finished') finished.set(e.result.memberId, e.result);
+  }
+  const members = [...finished.values()];
+  for (const [memberId, e] of started) {
+    if (finished.has(memberId)) continue;
+    const d = e.decision;
+    members.push({ ...notDone(d, IN_FLIGHT_REASON), action: 'failed', before: e.before });
+  }
+  const done = new Set(members.map((m) => m.memberId));
+  for (const d of plan?.decisions ?? []) {
+    if (done.has(d.memberId)) continue;
+    members.push(notDone(d, d.action === 'skip' ? d.reason : 'not attempted: the process running the run died'));
+  }
+  return { members, plan: plan === null ? null : JSON.stringify(plan) };
+}
+
+function notDone(d: MemberDecision, reason: string): MemberResult {
+  return {
+    endpoint: d.endpoint,
+    memberId: d.memberId,
+    name: d.name,
+    action: 'skipped',
+    reason,
+    wasLeader: d.isLeader,
+    movedLeaderTo: null,
+    before: null,
+    after: null,
+    durationMs: null,
+    revision: null,
+    deadlinePassed: false,
+    connectionLost: false,
+  };
 }
 
 const RUN_SELECT = `

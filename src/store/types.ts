@@ -116,3 +116,23 @@ export interface DownsampleResult {
   /** Runs (with their member results and events) that finished before the retention. */
   expiredRuns: number;
 }
+
+/** A member of a run whose process died, to check against the cluster (Store.runsToReconcile). */
+export interface MemberToReconcile {
+  /** As recorded when the run was found dead: defragmented, or failed with IN_FLIGHT_REASON while in flight. */
+  result: MemberResult;
+  /** Its Defragment was sent and never answered: whether it completed is not known. */
+  inFlight: boolean;
+  /** ISO: when its Defragment was sent (in flight) or when it finished (defragmented). */
+  at: string;
+  /** etcd's defrag count of the member when its Defragment was sent; null when not known. */
+  countAtStart: number | null;
+}
+
+export interface RunToReconcile {
+  runId: number;
+  cluster: string;
+  trigger: RunTrigger;
+  by: string;
+  members: MemberToReconcile[];
+}

@@ -7,7 +7,7 @@
  */
 import { dryRunReport, refusedReport, type RunOptions } from '../../src/app/defragment.js';
 import type { Policy } from '../../src/domain/plan.js';
-import type { MemberDefragStatus } from '../../src/domain/record.js';
+import type { DefragRecord, MemberDefragStatus } from '../../src/domain/record.js';
 import type { RunReport } from '../../src/domain/run.js';
 import type { ClusterSnapshot } from '../../src/domain/snapshot.js';
 import { executePlan } from '../../src/executor/execute.js';
@@ -104,6 +104,13 @@ export class FakeAccess implements ClusterAccess {
 
   async memberRecords(): Promise<MemberDefragStatus[]> {
     return this.records;
+  }
+
+  /** Records written by putRecord, in order. */
+  recordsPut: { memberId: string; record: DefragRecord }[] = [];
+
+  async putRecord(_snapshot: ClusterSnapshot, _prefix: string, memberId: string, record: DefragRecord): Promise<void> {
+    this.recordsPut.push({ memberId, record });
   }
 
   /** Claims prepared (the daemon's calls of prepareNospaceClaim). */
