@@ -328,6 +328,38 @@ describe('a store that fails', () => {
   });
 });
 
+describe('a store file deleted under the daemon', () => {
+  it('is noticed within a minute: /readyz and defragd_store_up say so until a restart, though writes still "succeed"', async () => {
+    const fake = fragmented();
+    const gone = { now: false };
+    const d = daemonOn({ a: fake }, cluster('a', 'auto: { interval: 10s, cooldown: 6h }'), {
+      store: (s) =>
+        new Proxy(s, {
+          get(target, prop, receiver) {
+            if (prop === 'fileProblem')
+              return () => (gone.now ? '/var/lib/defragd/h.db was deleted while in use: what is recorded now is lost' : null);
+            const v = Reflect.get(target, prop, receiver);
+            return typeof v === 'function' ? v.bind(target) : v;
+          },
+        }),
+    });
+    d.daemon.start();
+    await pass(15 * SECOND);
+    expect(d.daemon.ready()).toEqual({ ok: true, reason: null });
+    gone.now = true;
+    await pass(MINUTE);
+    expect(d.daemon.ready()).toEqual({
+      ok: false,
+      reason: expect.stringMatching(/^the store fails \(keep its file, since .*\): \/var\/lib\/defragd\/h\.db was deleted while in use/),
+    });
+    expect(await d.metrics.text()).toMatch(/^defragd_store_up 0$/m);
+    expect(d.said('the store failed: observation and runs go on, unrecorded')).toHaveLength(1);
+    await pass(5 * MINUTE);
+    expect(d.daemon.ready().ok).toBe(false);
+    await d.daemon.stop();
+  });
+});
+
 describe('defragmentations by someone else', () => {
   it("records a rise of a member's defrag count as an external run once, and not its own runs", async () => {
     const fake = fragmented({ m1: 1, m2: 1, m3: 1 });

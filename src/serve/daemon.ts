@@ -94,7 +94,7 @@ export class Daemon implements DaemonView {
     const clock = deps.clock ?? systemClock;
     this.loopDeps = {
       store: deps.store,
-      storeHealth: new StoreHealth({ metrics: deps.metrics, logger: deps.logger, clock }),
+      storeHealth: new StoreHealth({ metrics: deps.metrics, logger: deps.logger, clock, fileProblem: () => deps.store.fileProblem() }),
       metrics: deps.metrics,
       logger: deps.logger,
       clock,

@@ -91,7 +91,8 @@ export async function serve(config: ServeConfig, o: ServeRun): Promise<void> {
   const releaseStore = lockStoreFile(config.store);
   let store: ReturnType<typeof openStore>;
   try {
-    store = openStore(config.store);
+    // Checked at start: a store corrupt in its middle is refused now, not found by an HTTP 500 later.
+    store = openStore(config.store, { check: true });
   } catch (err) {
     releaseStore();
     throw err;

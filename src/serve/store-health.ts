@@ -11,13 +11,26 @@ import type { DaemonMetrics } from './metrics.js';
 import type { DaemonLogger } from './types.js';
 
 const LOG_EVERY_MS = 60_000;
+/** How often a write also checks that the store's file is still the one at its path. */
+export const FILE_CHECK_EVERY_MS = 30_000;
 
 export class StoreHealth {
   private failing: { since: string; operation: string; message: string } | null = null;
   private loggedAtMs = -Infinity;
   private suppressed = 0;
+  private fileCheckedAtMs = -Infinity;
+  /** The file was deleted or replaced: writes "succeed" into a file no one will read again, so this stays until a restart. */
+  private fileGone: string | null = null;
 
-  constructor(private readonly deps: { metrics: DaemonMetrics; logger: DaemonLogger; clock: Clock }) {}
+  constructor(
+    private readonly deps: {
+      metrics: DaemonMetrics;
+      logger: DaemonLogger;
+      clock: Clock;
+      /** Store.fileProblem: null while the file written is the one at the store's path. */
+      fileProblem?: () => string | null;
+    },
+  ) {}
 
   /** A write: a failure is recorded and returns `fallback` instead of throwing; a success after failures clears them. */
   write<T>(operation: string, fn: () => T, fallback: T, context: object = {}): T {
@@ -32,7 +45,8 @@ export class StoreHealth {
   private run<T>(operation: string, fn: () => T, fallback: T, context: object, write: boolean): T {
     try {
       const value = fn();
-      if (write && this.failing !== null) {
+      if (write) this.checkFile(context);
+      if (write && this.failing !== null && this.fileGone === null) {
         this.deps.logger.info({ operation, since: this.failing.since }, 'the store works again');
         this.failing = null;
         this.deps.metrics.storeOk(true);
@@ -44,11 +58,21 @@ export class StoreHealth {
     }
   }
 
+  private checkFile(context: object): void {
+    const now = this.deps.clock.now();
+    if (this.fileGone !== null || this.deps.fileProblem === undefined || now - this.fileCheckedAtMs < FILE_CHECK_EVERY_MS) return;
+    this.fileCheckedAtMs = now;
+    const problem = this.deps.fileProblem();
+    if (problem === null) return;
+    this.fileGone = problem;
+    this.failed('keep its file', problem, context);
+  }
+
   /** Why the store is failing, for /readyz; null while it works. */
   problem(): string | null {
-    return this.failing === null
-      ? null
-      : `the store fails (${this.failing.operation}, since ${this.failing.since}): ${this.failing.message}`;
+    if (this.failing === null) return null;
+    const message = this.fileGone ?? this.failing.message;
+    return `the store fails (${this.fileGone === null ? this.failing.operation : 'keep its file'}, since ${this.failing.since}): ${message}`;
   }
 
   failed(operation: string, message: string, context: object = {}): void {

@@ -5,7 +5,7 @@
  * and that old samples thin out on schedule.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -454,6 +454,73 @@ describe('a run whose process died with a Defragment in flight', () => {
     expect(after?.run.reclaimedBytes).toBe(300 * MiB + 100 * MiB);
     expect(after?.run.message).toMatch(new RegExp(`in flight.*; ${second!.name}: found defragmented at a restart$`));
     expect(store.runsToReconcile('prod')).toEqual([]);
+  });
+});
+
+describe('the file itself', () => {
+  it('a new store and its WAL are readable and writable by their owner only', () => {
+    const file = join(dir, 'private.db');
+    const store = track(openStore(file));
+    store.recordExternal({
+      cluster: 'c',
+      by: 'x',
+      startedAt: iso(T0),
+      finishedAt: iso(T0 + 1),
+      message: 'm',
+      member: member('m1'),
+    });
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) expect((statSync(f).mode & 0o777).toString(8), f).toBe('600');
+  });
+
+  it('a store corrupt in its middle is refused at open with check (PRAGMA quick_check), in one line naming the file', () => {
+    const file = join(dir, 'corrupt.db');
+    const store = openStore(file);
+    for (let i = 0; i < 400; i++)
+      store.recordExternal({
+        cluster: 'c',
+        by: 'x',
+        startedAt: iso(T0 + i),
+        finishedAt: iso(T0 + i + 1),
+        message: 'm'.repeat(200),
+        member: member(`m${i}`),
+      });
+    store.close();
+    const bytes = readFileSync(file);
+    const pageSize = bytes.readUInt16BE(16);
+    const pages = bytes.length / pageSize;
+    expect(pages).toBeGreaterThan(20);
+    // Zeroes over pages in the middle of the file (not the header): what a torn write or a bad disk leaves.
+    for (let p = Math.floor(pages / 2); p < Math.floor(pages / 2) + 3; p++) bytes.fill(0x5a, p * pageSize + 8, (p + 1) * pageSize);
+    writeFileSync(file, bytes);
+    const err = storeErrorOf(() => openStore(file, { check: true }));
+    expect(err.message).toMatch(
+      new RegExp(
+        `^store ${file.replace(/[.]/g, '\\.')}: is corrupt \\(quick_check: .+\\): move it aside to start a new history, or restore a copy$`,
+      ),
+    );
+  });
+
+  it('fileProblem says when the file was deleted or replaced under the open store', () => {
+    const file = join(dir, 'gone.db');
+    const store = track(openStore(file));
+    expect(store.fileProblem()).toBeNull();
+    rmSync(file);
+    expect(store.fileProblem()).toMatch(/gone\.db was deleted while in use: what is recorded now is lost when this process stops/);
+    writeFileSync(file, '');
+    expect(store.fileProblem()).toMatch(/gone\.db was replaced by another file while in use/);
+  });
+
+  it('readOnly reads a store without writing a byte, as it was last checkpointed', () => {
+    const file = join(dir, 'ro.db');
+    const w = openStore(file);
+    const id = w.startRun({ cluster: 'c', trigger: 'manual', by: 'x', startedAt: iso(T0) });
+    w.finishRun(id, report());
+    w.close();
+    const before = readFileSync(file);
+    const r = track(openStore(file, { readOnly: true }));
+    expect(r.runs().map((x) => [x.id, x.outcome])).toEqual([[id, 'success']]);
+    expect(readFileSync(file).equals(before)).toBe(true);
+    expect(existsSync(`${file}-wal`)).toBe(false);
   });
 });
 

@@ -11,7 +11,7 @@
  * `interrupted` the next time the store is opened, with the member results
  * its events had recorded so far.
  */
-import { statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import Database from 'better-sqlite3';
 import { memberName } from '../domain/member-name.js';
@@ -61,6 +61,13 @@ export interface StoreOptions {
   processStart?: ((pid: number) => string | null) | undefined;
   /** The schema to migrate to (default MIGRATIONS); only tests pass another. */
   migrations?: readonly string[] | undefined;
+  /** Check every page and index at open (PRAGMA quick_check) and refuse a corrupt file: the daemon's start. */
+  check?: boolean | undefined;
+  /**
+   * Read the file as it was last checkpointed, without writing anything (no migration, no crash
+   * recovery, no WAL): for reading a store where this user or file system cannot write.
+   */
+  readOnly?: boolean | undefined;
 }
 
 /**
@@ -93,6 +100,8 @@ export class Store {
   #hasProcStart = true;
   /** runs.reconcile and defrag_counts exist (schema 5+). */
   #hasReconcile = true;
+  /** The file opened (device and inode): another file at the path, or none, means it was replaced or deleted. */
+  #identity: string | null = null;
   /** sample_members keys already known: rows there are never changed or deleted. */
   readonly #memberKeys = new Map<string, number>();
 
@@ -104,9 +113,27 @@ export class Store {
       ? { host: opts.owner.host, pid: opts.owner.pid, start: opts.owner.start ?? null }
       : { host: hostname(), pid: process.pid, start: OWN_START };
     const migrations = opts.migrations ?? MIGRATIONS;
-    if (path !== ':memory:') checkPath(path, opts.mustExist === true);
+    if (path !== ':memory:') checkPath(path, opts.mustExist === true || opts.readOnly === true);
     let db: Database.Database | null = null;
     try {
+      if (opts.readOnly) {
+        db = readOnlyCopy(path);
+        const version = db.pragma('user_version', { simple: true }) as number;
+        if (db.pragma('application_id', { simple: true }) !== APPLICATION_ID)
+          throw new StoreError(path, 'is not a defragd store (application_id)', { kind: 'usage' });
+        if (version !== migrations.length)
+          throw new StoreError(
+            path,
+            `is at schema ${version} and this defragd reads ${migrations.length}: open it once where it can be written (serve or defrag --store) to bring it to this version`,
+            { kind: 'usage' },
+          );
+        this.openedAtVersion = version;
+        this.#db = db;
+        this.#readColumns(db);
+        this.#identity = null;
+        return;
+      }
+      if (path !== ':memory:') createPrivate(path);
       db = new Database(path, { fileMustExist: opts.mustExist === true });
       db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS))}`);
       // Reading the header first: a file that is not SQLite fails here with NOTADB, before anything is written.
@@ -125,16 +152,51 @@ export class Store {
       const { from, to } = migrate(db, migrations);
       // Another process may have upgraded the file between the check above and the transaction.
       if (to > migrations.length) throw newerError(path, to, migrations.length);
+      if (opts.check) {
+        // One row may hold several lines under a "*** in database main ***" heading: one line is said, the first problem.
+        const problems = (db.pragma('quick_check(5)') as { quick_check: string }[])
+          .flatMap((r) => r.quick_check.split('\n'))
+          .map((l) => l.trim())
+          .filter((l) => l !== 'ok' && l !== '' && !/^\*\*\*.*\*\*\*$/.test(l));
+        if (problems.length > 0)
+          throw new StoreError(
+            path,
+            `is corrupt (quick_check: ${problems[0]}${problems.length > 1 ? `, and more` : ''}): move it aside to start a new history, or restore a copy`,
+            { kind: 'usage' },
+          );
+      }
       this.openedAtVersion = from;
       this.#db = db;
-      const runColumns = (db.pragma('table_info(runs)') as { name: string }[]).map((c) => c.name);
-      this.#hasProcStart = runColumns.includes('proc_start');
-      this.#hasReconcile = runColumns.includes('reconcile');
+      this.#readColumns(db);
+      this.#identity = path === ':memory:' ? null : fileIdentity(path);
       this.#recoverDeadRuns(opts.processAlive ?? processAlive, opts.processStart ?? processStart);
     } catch (err) {
       db?.close();
       throw wrap(path, err, 'cannot be opened');
     }
+  }
+
+  #readColumns(db: Database.Database): void {
+    const runColumns = (db.pragma('table_info(runs)') as { name: string }[]).map((c) => c.name);
+    this.#hasProcStart = runColumns.includes('proc_start');
+    this.#hasReconcile = runColumns.includes('reconcile');
+  }
+
+  /**
+   * Whether the file this store writes is still the one at its path: null when it is; else why not
+   * (deleted, or replaced by another file). What is written after that is lost when the process ends.
+   */
+  fileProblem(): string | null {
+    if (this.#identity === null) return null;
+    let now: string | null;
+    try {
+      now = fileIdentity(this.path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return null;
+      now = null;
+    }
+    if (now === this.#identity) return null;
+    return `${this.path} was ${now === null ? 'deleted' : 'replaced by another file'} while in use: what is recorded now is lost when this process stops; restart it to record into a file again`;
   }
 
   /** Inserts a run as `running`; returns its id. */
@@ -761,6 +823,35 @@ function newerError(path: string, found: number, known: number): StoreError {
 }
 
 /** A directory, or a missing file where one must exist, said plainly (SQLite would say "unable to open database file"). */
+/** A new store file is created readable and writable by its owner only (SQLite gives its -wal and -shm the same mode). */
+function createPrivate(path: string): void {
+  try {
+    closeSync(openSync(path, 'wx', 0o600));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return;
+    throw new StoreError(path, `cannot be created: ${messageOf(err)}`, { kind: 'usage', cause: err });
+  }
+}
+
+function fileIdentity(path: string): string {
+  const st = statSync(path);
+  return `${st.dev}:${st.ino}`;
+}
+
+/**
+ * The store file read into memory, unchanged on disk: SQLite cannot open a WAL-mode file read-only
+ * without writing its -shm beside it, so the copy is marked as a rollback-journal file (header bytes
+ * 18-19) and opened read-only. Records still in an un-checkpointed -wal are not in it.
+ */
+function readOnlyCopy(path: string): Database.Database {
+  const bytes = readFileSync(path);
+  if (bytes.length >= 100 && bytes[18] === 2 && bytes[19] === 2) {
+    bytes[18] = 1;
+    bytes[19] = 1;
+  }
+  return new Database(bytes, { readonly: true });
+}
+
 function checkPath(path: string, mustExist: boolean): void {
   let isDir = false;
   try {

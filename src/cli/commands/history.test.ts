@@ -3,7 +3,8 @@
  * table shows per run, and that every bad input is one line and a non-zero
  * exit (a missing file is not created; a newer store is not touched).
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -109,6 +110,35 @@ describe('history: bad input', () => {
     const t = await cli(['history', '--store', file]);
     expect(t.stdout).toMatch(/STARTED.*CLUSTER.*TRIGGER.*OUTCOME/);
   });
+});
+
+describe('history on a read-only file system', () => {
+  // A read-only bind mount needs root (CI runs as root); another user cannot make one.
+  const root = process.getuid?.() === 0;
+  it.skipIf(!root)(
+    'reads a store it cannot write (a read-only mount): the runs are listed, exit 0, nothing written [skipped unless root: a read-only bind mount needs root]',
+    async () => {
+      const rw = join(dir, 'rw');
+      const ro = join(dir, 'ro');
+      mkdirSync(rw);
+      mkdirSync(ro);
+      const file = join(rw, 'h.db');
+      const store = openStore(file);
+      const id = store.startRun({ cluster: 'prod', trigger: 'manual', by: 'ops' });
+      store.appendEvent(id, { type: 'warning', message: 'x' });
+      store.close();
+      execFileSync('mount', ['--bind', rw, ro]);
+      try {
+        execFileSync('mount', ['-o', 'remount,ro,bind', ro]);
+        const r = await cli(['history', '--store', join(ro, 'h.db'), '-w', 'json']);
+        expect(r.code, r.stderr).toBe(0);
+        expect((JSON.parse(r.stdout) as StoredRun[]).map((x) => [x.id, x.cluster])).toEqual([[id, 'prod']]);
+        expect(r.stderr).toBe('');
+      } finally {
+        execFileSync('umount', [ro]);
+      }
+    },
+  );
 });
 
 describe('defrag --store: bad input stops the run before etcd is contacted', () => {

@@ -1,5 +1,7 @@
 /** `defragd history`: the runs recorded with `defrag --store`, newest first. */
+import { accessSync, constants, statSync } from 'node:fs';
 import { Command } from 'commander';
+import { StoreError } from '../../store/errors.js';
 import { UsageError } from '../../domain/errors.js';
 import { DEFAULT_RUNS_LIMIT } from '../../store/types.js';
 import { EnvOption, sourceOf, withEnv } from '../config/env.js';
@@ -33,7 +35,7 @@ export function historyCommand(io: CliIO, done: (code: number) => void): Command
 
     // SQLite (and the table printer) are loaded only by the commands that use them.
     const [{ openStore }, { printHistory }] = await Promise.all([import('../../store/index.js'), import('../printers/history.js')]);
-    const store = openStore(path, { mustExist: true });
+    const store = openForReading(openStore, path, io);
     try {
       io.stdout(printHistory(store.runs({ cluster: str('clusterName'), limit }), writeOut));
     } finally {
@@ -42,4 +44,37 @@ export function historyCommand(io: CliIO, done: (code: number) => void): Command
     done(EXIT.OK);
   });
   return cmd;
+}
+
+/**
+ * The store as it is, for reading: opened as usual (which also closes runs whose process died), or,
+ * where this user or the file system cannot write (a read-only mount, a copy), read without writing.
+ */
+function openForReading(open: typeof import('../../store/index.js').openStore, path: string, io: CliIO) {
+  try {
+    return open(path, { mustExist: true });
+  } catch (err) {
+    if (!(err instanceof StoreError) || !/not writable|cannot be opened/.test(err.message) || !readable(path)) throw err;
+    const store = open(path, { readOnly: true });
+    if (nonEmpty(`${path}-wal`))
+      io.stderr(`defragd: note: ${path} cannot be written here; runs recorded since its last checkpoint (in ${path}-wal) are not shown\n`);
+    return store;
+  }
+}
+
+function readable(path: string): boolean {
+  try {
+    accessSync(path, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function nonEmpty(path: string): boolean {
+  try {
+    return statSync(path).size > 0;
+  } catch {
+    return false;
+  }
 }
