@@ -64,6 +64,8 @@ export class ClusterLoop {
   /** Aborted when this cluster leaves the config (a reload): its loop ends, a run in progress finishes. */
   private readonly retired = new AbortController();
   private loopDone: Promise<void> | null = null;
+  /** The cluster ID this name means (undefined: not read from the store yet; null: never seen). */
+  private knownClusterId: string | null | undefined = undefined;
   /** The version warnings last logged: each is logged when it appears, not at every observation. */
   private versionWarned = new Set<string>();
 
@@ -281,6 +283,7 @@ export class ClusterLoop {
         baselines: this.noticer.counts,
         signal: this.fleet.stopping,
       });
+      this.checkIdentity(seen.snapshot);
       this.warnVersions(seen.snapshot);
       this.snapshot = seen.snapshot;
       this.observeError = null;
@@ -311,6 +314,32 @@ export class ClusterLoop {
       this.observedAt = new Date(clock.now()).toISOString();
       this.observedOnce = true;
     }
+  }
+
+  /**
+   * The endpoints must reach the cluster this name has meant in the history (its ID, remembered the
+   * first time): another cluster under the same name would be observed, scheduled and recorded as if
+   * it were the first. Throws (the observation fails, no run starts) until the config is put right.
+   */
+  private checkIdentity(snapshot: ClusterSnapshot): void {
+    const id = snapshot.clusterId;
+    if (id === null) return;
+    if (this.knownClusterId === undefined)
+      this.knownClusterId =
+        this.deps.storeHealth.read('read the cluster ID', () => this.deps.store.clusterId(this.name), null, { cluster: this.name })
+          ?.clusterId ?? null;
+    if (this.knownClusterId === null) {
+      this.knownClusterId = id;
+      this.deps.storeHealth.write('record the cluster ID', () => this.deps.store.rememberClusterId(this.name, id), undefined, {
+        cluster: this.name,
+      });
+      return;
+    }
+    if (id !== this.knownClusterId)
+      throw new Error(
+        `the endpoints now reach etcd cluster ${id}, but "${this.name}" is cluster ${this.knownClusterId} in this daemon's history: ` +
+          'nothing is observed or run under this name until its endpoints reach that cluster again (a new cluster, or one restored from a snapshot, needs a new name: its history starts there)',
+      );
   }
 
   private warnVersions(snapshot: ClusterSnapshot): void {

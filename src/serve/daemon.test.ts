@@ -360,6 +360,32 @@ describe('a store file deleted under the daemon', () => {
   });
 });
 
+describe('a name whose endpoints come to reach another cluster', () => {
+  it('is refused loudly: the cluster shows the reason, nothing runs under that name, until the endpoints reach its cluster again', async () => {
+    const fake = fragmented();
+    const d = daemonOn({ a: fake }, cluster('a', 'auto: { interval: 10s, cooldown: 1m }\nrule: "dbSizeFree > 20*MiB"'));
+    d.daemon.start();
+    await pass(15 * SECOND);
+    expect(d.runs('a')).toHaveLength(1);
+    const known = d.store.clusterId('a')?.clusterId;
+    expect(known).toMatch(/^[0-9a-f]+$/);
+    // The endpoints now answer for another cluster (a reload that pointed them elsewhere, a cluster rebuilt).
+    fake.clusterId = 'abcdef0123456789';
+    for (const m of fake.members) m.dbSize = 200 * MiB;
+    await pass(5 * MINUTE);
+    expect(d.runs('a')).toHaveLength(1);
+    expect(d.daemon.cluster('a')?.observeError).toBe(
+      `the endpoints now reach etcd cluster abcdef0123456789, but "a" is cluster ${known} in this daemon's history: nothing is observed or run under this name until its endpoints reach that cluster again (a new cluster, or one restored from a snapshot, needs a new name: its history starts there)`,
+    );
+    expect(d.store.clusterId('a')?.clusterId).toBe(known);
+    fake.clusterId = undefined;
+    await pass(MINUTE);
+    expect(d.daemon.cluster('a')?.observeError).toBeNull();
+    expect(d.runs('a').length).toBeGreaterThan(1);
+    await d.daemon.stop();
+  });
+});
+
 describe('defragmentations by someone else', () => {
   it("records a rise of a member's defrag count as an external run once, and not its own runs", async () => {
     const fake = fragmented({ m1: 1, m2: 1, m3: 1 });

@@ -128,7 +128,7 @@ export const MIGRATIONS: readonly string[] = Object.freeze([
   `
   ALTER TABLE runs ADD COLUMN proc_start TEXT;
   `,
-  // 5: what a run that died leaves to check against the cluster. A run interrupted by its process's death with
+  // 5: what a run that died leaves to check against the cluster, and the cluster ID behind each name. A run interrupted by its process's death with
   // a member's Defragment in flight (or a member defragmented whose in-cluster record may not be written) is
   // marked \`reconcile\`; each member's etcd defrag count when its Defragment was sent is kept beside it.
   `
@@ -140,6 +140,12 @@ export const MIGRATIONS: readonly string[] = Object.freeze([
     PRIMARY KEY (run_id, member_id)
   ) WITHOUT ROWID;
   CREATE INDEX runs_reconcile ON runs (cluster) WHERE reconcile = 1;
+  -- The etcd cluster ID each name was first seen with: endpoints that later reach another cluster are refused.
+  CREATE TABLE cluster_ids (
+    name TEXT PRIMARY KEY,
+    cluster_id TEXT NOT NULL,
+    first_seen INTEGER NOT NULL
+  ) WITHOUT ROWID;
   `,
 ]);
 

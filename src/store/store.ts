@@ -298,6 +298,21 @@ export class Store {
     );
   }
 
+  /** The etcd cluster ID `name` was first seen with and when (ISO); null for a name never seen (or an older store). */
+  clusterId(name: string): { clusterId: string; firstSeen: string } | null {
+    if (!this.#hasReconcile) return null;
+    const row = this.#read(() => this.#stmt(`SELECT cluster_id, first_seen FROM cluster_ids WHERE name = ?`).get(name) as Row | undefined);
+    return row ? { clusterId: row['cluster_id'] as string, firstSeen: msToIso(row['first_seen'] as number) } : null;
+  }
+
+  /** Remembers the cluster ID behind `name` the first time it is seen (a name keeps its first). */
+  rememberClusterId(name: string, clusterId: string): void {
+    if (!this.#hasReconcile) return;
+    this.#write('cannot record the cluster ID', () =>
+      this.#stmt(`INSERT OR IGNORE INTO cluster_ids (name, cluster_id, first_seen) VALUES (?, ?, ?)`).run(name, clusterId, this.#now()),
+    );
+  }
+
   /** etcd's defrag count of a member when its Defragment was sent: what a restart compares with if the process dies. */
   noteDefragCount(runId: number, memberId: string, count: number): void {
     if (!this.#hasReconcile) return;

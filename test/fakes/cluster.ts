@@ -159,6 +159,9 @@ export class FakeCluster {
     return c;
   }
 
+  /** The cluster ID the members answer with (default: the builders' CLUSTER_ID); set it to be another cluster. */
+  clusterId: string | undefined = undefined;
+
   /** The ClusterPort.observe of this cluster. */
   readonly observe = async (opts: { light?: boolean; signal?: AbortSignal | undefined } = {}): Promise<ClusterSnapshot> => {
     if (opts.signal?.aborted) throw new AbortedError('observation aborted');
@@ -188,7 +191,8 @@ export class FakeCluster {
     }
     if (!light) for (const a of this.orphanAlarms) b.withOrphanAlarm(a.memberId, a.alarm);
     b.withLeader(this.leader);
-    const snap = b.build();
+    const built = b.build();
+    const snap = this.clusterId === undefined || built.clusterId === null ? built : { ...built, clusterId: this.clusterId };
     // A member catches up a little at every poll.
     for (const m of this.members) if (m.lag > 0) m.lag--;
     return snap;
