@@ -22,6 +22,8 @@ export interface LockOptions {
   waitMs?: number;
   /** Who is holding it, stored as the value (default host:pid). */
   holder?: string;
+  /** Called once when the lock is found held and the wait begins: who holds it, and how long this waits at most. */
+  onBusy?: (current: { holder: string; since: string } | null, waitMs: number) => void;
   /** Endpoints to talk to; the client's seeds by default. */
   endpoints?: string[];
   timeoutMs?: number;
@@ -103,8 +105,10 @@ export async function acquireLock(client: EtcdClient, opts: LockOptions = {}): P
 
     await mc.leaseRevoke(lease.id, call).catch(() => undefined);
     const current = parseHolder(txn.responses);
+    const first = seen === undefined;
     seen = current;
     if (Date.now() >= deadline) throw new LockBusyError(key, current);
+    if (first) opts.onBusy?.(current, deadline - Date.now());
     await sleepFor(Math.min(1_000, Math.max(50, deadline - Date.now())), undefined, { signal: opts.signal }).catch(() => {
       throw new AbortedError('interrupted while waiting for the cluster lock');
     });

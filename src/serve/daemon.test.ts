@@ -44,7 +44,7 @@ function breakable(store: Store, broken: { now: boolean }): Store {
 function daemonOn(
   clusters: Record<string, FakeCluster>,
   clustersYaml: string,
-  o: { maxConcurrentRuns?: number; store?: (s: Store) => Store } = {},
+  o: { maxConcurrentRuns?: number; store?: (s: Store) => Store; lockWaitMs?: number } = {},
 ) {
   const text = `maxConcurrentRuns: ${o.maxConcurrentRuns ?? 1}\nclusters:\n${clustersYaml}`;
   const config = parseConfig(text, {}, '/etc/defragd');
@@ -64,7 +64,7 @@ function daemonOn(
     logger,
     random: () => 0.5,
     by: 'replica-a:1',
-    lockWaitMs: 0,
+    lockWaitMs: o.lockWaitMs ?? 0,
     connect: (c) => {
       const fake = clusters[c.name];
       if (!fake) throw new Error(`no fake cluster ${c.name}`);
@@ -356,6 +356,33 @@ describe('a store file deleted under the daemon', () => {
     expect(d.said('the store failed: observation and runs go on, unrecorded')).toHaveLength(1);
     await pass(5 * MINUTE);
     expect(d.daemon.ready().ok).toBe(false);
+    await d.daemon.stop();
+  });
+});
+
+describe('an API run that must wait for the cluster lock', () => {
+  it('is answered at once, saying whose lock it waits for and how long at most, and logged; it runs when the lock is freed', async () => {
+    const fake = fragmented();
+    const d = daemonOn({ a: fake }, cluster('a', 'rule: "dbSizeFree > 20*MiB"'), { lockWaitMs: 26_000 });
+    d.daemon.start();
+    await pass(15 * SECOND);
+    const access = d.access.get('a')!;
+    // A run of another process still holds it (a daemon killed a moment ago: its lease lives on).
+    access.lockHeldBy = 'host-a:41 (defragd serve)';
+    let answered: unknown = null;
+    void d.daemon.startRun('a', { dryRun: false }).then((r) => (answered = r));
+    await pass(100);
+    expect(answered).toEqual({
+      ok: true,
+      runId: null,
+      dryRun: false,
+      waiting:
+        'for the cluster lock, held by host-a:41 (defragd serve) since 2026-01-01T00:00:00.000Z; the run starts when it is free (waiting up to 26 s)',
+    });
+    expect(d.said('waiting for the cluster lock')).toHaveLength(1);
+    access.lockHeldBy = null;
+    await pass(5 * SECOND);
+    expect(d.runs('a').map((r) => [r.trigger, r.outcome])).toEqual([['api', 'success']]);
     await d.daemon.stop();
   });
 });

@@ -209,7 +209,7 @@ export class Daemon implements DaemonView {
       const report = await launched.done;
       return { ok: false, status: 409, reason: report?.message ?? 'the run did not start' };
     }
-    return { ok: true, runId: started.runId, dryRun: false };
+    return { ok: true, runId: started.runId, dryRun: false, ...(started.waiting === undefined ? {} : { waiting: started.waiting }) };
   }
 
   subscribe(listener: (e: DaemonEvent) => void): () => void {

@@ -205,7 +205,7 @@ export function createApi(view: DaemonView, opts: ApiOptions): Hono {
       const started = await view.startRun(name, { dryRun: req.data.dryRun });
       if (!started.ok) return problem(c, started.status, started.reason);
       if (started.dryRun) return json(c, { runId: started.runId, dryRun: true, report: started.report ?? null });
-      return json(c, { runId: started.runId, dryRun: false }, 202);
+      return json(c, { runId: started.runId, dryRun: false, ...(started.waiting === undefined ? {} : { waiting: started.waiting }) }, 202);
     },
   );
 

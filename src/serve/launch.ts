@@ -61,8 +61,11 @@ export interface LaunchRequest {
   onSettled(): void;
 }
 
-/** A run that got going: its id in the store, or null when the store could not record it (it goes on unrecorded). */
-export type Started = { runId: number | null } | null;
+/**
+ * A run that got going: its id in the store, or null when the store could not record it (it goes on
+ * unrecorded); or one waiting for the cluster lock another run holds (`waiting` says whose and how long).
+ */
+export type Started = { runId: number | null; waiting?: string | undefined } | null;
 
 /** A writer for a run the store could not start recording: the run goes on, nothing is written. */
 const UNRECORDED: StoredRunWriter = { runId: -1, onEvent: () => undefined, finish: () => undefined };
@@ -119,7 +122,18 @@ export function launchRun(req: LaunchRequest, deps: LaunchDeps): { running: RunI
         observe: req.options.observe,
         execute: req.options.execute,
         takeOverNospaceClaim: req.options.takeOverNospaceClaim,
-        lock: { waitMs: deps.lockWaitMs, holder: `${deps.by} (defragd serve)` },
+        lock: {
+          waitMs: deps.lockWaitMs,
+          holder: `${deps.by} (defragd serve)`,
+          onBusy: (current, waitMs) => {
+            const waiting = `for the cluster lock, held by ${current ? `${current.holder} since ${current.since}` : 'another run'}; the run starts when it is free (waiting up to ${Math.ceil(waitMs / 1_000)} s)`;
+            deps.logger.info(
+              { cluster, trigger, holder: current?.holder ?? null, since: current?.since ?? null, waitMs },
+              'waiting for the cluster lock',
+            );
+            announce({ runId: null, waiting });
+          },
+        },
         record: record === false ? false : { prefix: record.prefix, trigger, by: deps.by },
         signal: req.signal,
         onEvent,

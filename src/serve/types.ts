@@ -51,7 +51,15 @@ export interface DaemonEvent {
 
 export type StartRunResult =
   /** runId: null when the store could not record the run (it goes on unrecorded; /readyz says why). */
-  { ok: true; runId: number | null; dryRun: boolean; report?: RunReport | undefined } | { ok: false; status: 404 | 409; reason: string };
+  | {
+      ok: true;
+      runId: number | null;
+      dryRun: boolean;
+      report?: RunReport | undefined;
+      /** The run waits for the cluster lock another run holds: what for, and how long at most. */
+      waiting?: string | undefined;
+    }
+  | { ok: false; status: 404 | 409; reason: string };
 
 /** What the daemon shows the HTTP API and the metrics. */
 export interface DaemonView {

@@ -76,6 +76,14 @@ export class FakeAccess implements ClusterAccess {
     const snapshot = await this.fake.observe({ signal: opts.signal });
     const plan = planDefrag(snapshot, policy);
     this.asked.push({ atMs: Date.now(), takeOver: opts.takeOverNospaceClaim === true });
+    // A held lock is waited for as acquireLock waits (once a second, up to lock.waitMs), telling lock.onBusy first.
+    const lock = opts.lock === false ? undefined : opts.lock;
+    if (this.lockHeldBy !== null && !plan.refusal && (lock?.waitMs ?? 0) > 0) {
+      lock?.onBusy?.({ holder: this.lockHeldBy, since: '2026-01-01T00:00:00.000Z' }, lock.waitMs as number);
+      for (let waited = 0; this.lockHeldBy !== null && waited < (lock?.waitMs ?? 0); waited += 1_000) {
+        await new Promise((r) => setTimeout(r, 1_000));
+      }
+    }
     if (this.lockHeldBy !== null && !plan.refusal) return refusedReport(`the cluster lock is held by ${this.lockHeldBy}`, plan);
     if (this.nospaceClaimTaken && nospaceRaised(snapshot) && !opts.takeOverNospaceClaim) {
       return refusedReport(
