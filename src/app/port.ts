@@ -4,7 +4,7 @@
  * gives its own.
  */
 import type { EtcdClient } from '../etcd/client.js';
-import { fetchGauges, METRIC_DEFRAG_INFLIGHT } from '../etcd/metrics.js';
+import { fetchGauges, METRIC_DEFRAG_COUNT, METRIC_DEFRAG_INFLIGHT } from '../etcd/metrics.js';
 import type { ClusterPort } from '../executor/port.js';
 import { observeCluster, rememberQuotas } from '../observe/observe.js';
 
@@ -56,5 +56,9 @@ export function clusterPort(client: EtcdClient, target: ObserveTarget = {}, quot
     },
     defragInFlight: async (endpoint, opts) =>
       (await fetchGauges(endpoint, [METRIC_DEFRAG_INFLIGHT], client.context.httpTls, opts))?.get(METRIC_DEFRAG_INFLIGHT) ?? null,
+    defragGauges: async (endpoint, opts) => {
+      const g = await fetchGauges(endpoint, [METRIC_DEFRAG_INFLIGHT, METRIC_DEFRAG_COUNT], client.context.httpTls, opts);
+      return g === null ? null : { inflight: g.get(METRIC_DEFRAG_INFLIGHT) ?? null, count: g.get(METRIC_DEFRAG_COUNT) ?? null };
+    },
   };
 }

@@ -12,6 +12,8 @@ import type { CallOptions } from './options.js';
 
 export const METRIC_QUOTA = 'etcd_server_quota_backend_bytes';
 export const METRIC_DEFRAG_INFLIGHT = 'etcd_disk_defrag_inflight';
+/** How many defragmentations the member's process has finished (a histogram's count: it restarts with the process). */
+export const METRIC_DEFRAG_COUNT = 'etcd_disk_backend_defrag_duration_seconds_count';
 /**
  * etcd 3.6+ exports each feature gate as `etcd_server_feature_enabled{name="…",stage="…"}` (1 or 0; etcd
  * PR #19495, first in 3.6.0). The stage label changes as a gate matures, so the series is matched by its

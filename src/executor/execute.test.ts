@@ -440,6 +440,35 @@ describe('executePlan: a Defragment that fails', () => {
 });
 
 describe('executePlan: between members', () => {
+  it("someone else's defrag during the run (etcdctl beside it) is a warning naming the member; the run's own are not", async () => {
+    const quiet = await run(threeVoters());
+    expect(quiet.report.outcome).toBe('success');
+    expect(quiet.report.warnings).toEqual([]);
+
+    for (const when of ['m2', 'm1'] as const) {
+      const fake = threeVoters();
+      // Order m3, m2, m1: m3 is defragmented by etcdctl too while this run does `when` (its count rises by one more).
+      const { report, events } = await run(
+        fake,
+        aPolicy(),
+        {},
+        {
+          onEvent: (e) => {
+            if (e.type === 'member-started' && e.decision.name === when) fake.foreignDefrags.set('m3', 1);
+          },
+        },
+      );
+      expect(fake.defragmented()).toEqual(['m3', 'm2', 'm1']);
+      expect(report.outcome, when).toBe('success');
+      const warning = "m3 was defragmented by someone else during this run (etcd's defrag count rose from 1 to 2)";
+      expect(
+        report.warnings.filter((w) => w.startsWith(warning)),
+        when,
+      ).toHaveLength(1);
+      expect(ofType(events, 'warning').filter((e) => e.message.startsWith(warning))).toHaveLength(1);
+    }
+  });
+
   it('no member answering the look before the next member (an election after a leader died) stops the run before it, naming it', async () => {
     const fake = threeVoters();
     let cut = false;

@@ -51,6 +51,10 @@ interface Run {
   readonly wait: WaitDeps;
   /** Members already unfit at the start (--skip-health-check let the run go ahead without them). */
   readonly unfitAtStart: readonly string[];
+  /** Each member's etcd defrag count at the last in-flight check, by member ID: a rise this run did not cause is someone else's. */
+  readonly counts: Map<string, { name: string; endpoint: string; count: number }>;
+  /** Members this run sent a Defragment to since the last in-flight check. */
+  readonly ownSince: Set<string>;
 }
 
 /**
@@ -93,6 +97,8 @@ export async function* executePlan(
     signal,
     wait: { port, now, pollIntervalMs: o.pollIntervalMs, firstPollMs: o.firstPollMs },
     unfitAtStart: plan.decisions.filter((d) => d.code === 'unreachable').map((d) => d.memberId),
+    counts: new Map(),
+    ownSince: new Set(),
   };
   try {
     if (plan.compaction) yield* compactPhase(run, plan.compaction.keepRevisions);
@@ -110,6 +116,8 @@ export async function* executePlan(
       }
     }
     const tFinish = now();
+    // Someone else's defrag that ended after the last member's check (an etcdctl run beside this one) is told too.
+    if (run.ownSince.size > 0) for (const w of await foreignDefrags(run)) yield rec.warn(w);
     if (policy.disarmNospace) yield* disarmPhase(run);
     rec.finishTook(now() - tFinish);
   } catch (err) {
@@ -254,7 +262,8 @@ async function* memberTurn(
   const lastLook = port.observe({ light: true, signal });
   lastLook.catch(() => undefined);
   // (A Status to a member being defragmented waits until it finishes: the planner is asked on the snapshot in hand.)
-  const busy = await defragsInFlight(run, snap);
+  const { busy, foreign } = await defragsInFlight(run, snap);
+  for (const w of foreign) yield rec.warn(w);
   if (busy.length > 0) {
     turn = planTurn(snap, policy, id, { unfitAtStart: run.unfitAtStart, leaderMoved: movedLeaderTo !== null, busy });
     if (turn.action !== 'defragment') return yield* notDefragmenting(run, planned, turn, rest, { wasLeader, movedLeaderTo });
@@ -265,6 +274,7 @@ async function* memberTurn(
 
   const { before, timeoutMs, endpoint } = turn;
   yield { type: 'member-started', decision, before, timeoutMs, index: index + 1, total: toDefrag.length };
+  run.ownSince.add(id);
   const t0 = now();
   const timingsSoFar = {
     memberId: id,
@@ -470,10 +480,49 @@ async function interruptedResult(
 }
 
 /** Names of members whose /metrics say a defrag is running now (members whose metrics cannot be read are not counted). */
-async function defragsInFlight(run: Run, snap: ClusterSnapshot): Promise<string[]> {
+async function defragsInFlight(run: Run, snap: ClusterSnapshot): Promise<{ busy: string[]; foreign: string[] }> {
   const reachable = snap.members.filter((m) => m.reachable && m.endpoint);
-  const gauges = await Promise.all(reachable.map((m) => run.port.defragInFlight(m.endpoint, { timeoutMs: 2_000, signal: run.signal })));
-  return reachable.filter((_, i) => (gauges[i] ?? 0) > 0).map((m) => memberName(m));
+  const gauges = await Promise.all(reachable.map((m) => run.port.defragGauges(m.endpoint, { timeoutMs: 2_000, signal: run.signal })));
+  const foreign = countDefrags(
+    run,
+    reachable.map((m, i) => ({ memberId: m.memberId, name: memberName(m), endpoint: m.endpoint, count: gauges[i]?.count ?? null })),
+  );
+  return { busy: reachable.filter((_, i) => (gauges[i]?.inflight ?? 0) > 0).map((m) => memberName(m)), foreign };
+}
+
+/** The members' defrag counts once more, after the last member: what someone else did meanwhile. */
+async function foreignDefrags(run: Run): Promise<string[]> {
+  const known = [...run.counts.entries()];
+  const gauges = await Promise.all(known.map(([, m]) => run.port.defragGauges(m.endpoint, { timeoutMs: 2_000, signal: run.signal })));
+  return countDefrags(
+    run,
+    known.map(([memberId, m], i) => ({ memberId, name: m.name, endpoint: m.endpoint, count: gauges[i]?.count ?? null })),
+  );
+}
+
+/**
+ * Compares each member's etcd defrag count with the last check: a rise beyond the Defragments this run
+ * sent since is someone else's (etcdctl, another tool, a run without the lock), and while it ran the
+ * cluster had a member fewer, perhaps two out at once. Returns the warnings; remembers the counts.
+ */
+function countDefrags(run: Run, members: { memberId: string; name: string; endpoint: string; count: number | null }[]): string[] {
+  const warnings: string[] = [];
+  for (const m of members) {
+    if (m.count === null) continue;
+    const previous = run.counts.get(m.memberId)?.count;
+    const ours = run.ownSince.has(m.memberId) ? 1 : 0;
+    // A count that went down: the member restarted (the count is its process's).
+    if (previous !== undefined && m.count - previous > ours) {
+      warnings.push(
+        `${m.name} was defragmented by someone else during this run (etcd's defrag count rose from ${previous} to ${m.count}` +
+          `${ours > 0 ? ', one of them this run' : ''}): while it was, it served nothing, and it may have been out at the same time as a member this run defragmented; let one tool defragment this cluster`,
+      );
+    }
+    run.counts.set(m.memberId, { name: m.name, endpoint: m.endpoint, count: m.count });
+    // A member whose count could not be read keeps its own Defragment for the next comparison.
+    run.ownSince.delete(m.memberId);
+  }
+  return warnings;
 }
 
 // --- NOSPACE ----------------------------------------------------------------

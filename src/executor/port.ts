@@ -29,4 +29,6 @@ export interface ClusterPort {
   alarmDisarm(endpoint: string, memberId: string, alarm: string, opts?: PortCall): Promise<void>;
   /** etcd_disk_defrag_inflight from the member's /metrics; null when it cannot be read. */
   defragInFlight(endpoint: string, opts?: PortCall): Promise<number | null>;
+  /** From one read of the member's /metrics: defrags in flight and finished (its process's count); null when it cannot be read. */
+  defragGauges(endpoint: string, opts?: PortCall): Promise<{ inflight: number | null; count: number | null } | null>;
 }

@@ -21,7 +21,9 @@ import type { MemberResult, RunReport, Sizes } from '../domain/run.js';
 import type { StoredRun } from '../store/types.js';
 
 /** The member's own count of finished defragmentations (a histogram's count: unlabelled). */
-export const METRIC_DEFRAG_COUNT = 'etcd_disk_backend_defrag_duration_seconds_count';
+import { METRIC_DEFRAG_COUNT } from '../etcd/metrics.js';
+
+export { METRIC_DEFRAG_COUNT };
 
 /** Who an unexplained defragmentation is recorded as. */
 export const UNKNOWN_BY = 'unknown (etcdctl or another tool)';

@@ -93,6 +93,10 @@ export class FakeCluster {
   onCompact: (revision: number) => Promise<void> = async () => undefined;
   /** What the member's /metrics say of etcd_disk_defrag_inflight (null: /metrics unreadable). Default 0. */
   onDefragInFlight: (m: FakeMember) => number | null = () => 0;
+  /** Defragmentations of each member (by name) that someone else did: they count in its etcd defrag count. */
+  readonly foreignDefrags = new Map<string, number>();
+  /** The member whose Defragment is running now. */
+  private running: string | null = null;
   /** Runs before each observation builds its snapshot (n counts from 1). */
   onObserve: (n: number, light: boolean) => void = () => undefined;
 
@@ -210,10 +214,12 @@ export class FakeCluster {
         this.violations.push(`Defragment sent to ${m.name} while ${lagging.map((x) => x.name).join(', ')} still catching up`);
       if (this.defragsRunning > 0) this.violations.push(`Defragment sent to ${m.name} while another one runs`);
       this.defragsRunning++;
+      this.running = m.name;
       try {
         await this.onDefragment(m, opts);
       } finally {
         this.defragsRunning--;
+        this.running = null;
       }
       return { revision: m.revision };
     },
@@ -249,6 +255,15 @@ export class FakeCluster {
       const m = this.byEndpoint(endpoint);
       this.record('defragInFlight', m, []);
       return this.onDefragInFlight(m);
+    },
+    defragGauges: async (endpoint) => {
+      const m = this.byEndpoint(endpoint);
+      this.record('defragInFlight', m, []);
+      const inflight = this.onDefragInFlight(m);
+      // etcd counts a defrag when it ends: the ones this port sent (finished) and those of others (foreignDefrags).
+      const own =
+        this.callsOf('defragment').filter((c) => c.member === m.name).length - (this.defragsRunning > 0 && this.running === m.name ? 1 : 0);
+      return inflight === null ? null : { inflight, count: own + (this.foreignDefrags.get(m.name) ?? 0) };
     },
   };
 

@@ -214,4 +214,44 @@ describe('etcdctl defrag started by someone else during a run', () => {
       expect(new Set(hashes.map((h) => h.hash)).size, JSON.stringify(hashes)).toBe(1);
     });
   }
+
+  it('etcdctl defrag of a member defragd already did, started while defragd defragments another: the run does not end in a silent success (a warning names it, or the run stops on it)', async () => {
+    const c = cluster();
+    const eps = c.endpoints;
+    await fragmentAndWait({ endpoints: eps }, WORKLOAD);
+    let other: Promise<{ code: number; stdout: string; stderr: string }> | null = null;
+    let target = '';
+    const run = await defragd(['defrag', '--endpoints', eps.join(','), '--rule', STILL_FRAGMENTED, '-w', 'json'], (stderr) => {
+      if (other !== null) return;
+      const order = /one at a time: ([^(\n]+)/
+        .exec(stderr)?.[1]
+        ?.split('→')
+        .map((s) => s.trim());
+      // defragd's second Defragment is going out: etcdctl defragments its first member beside it.
+      if (order && /defragmenting \(2\/3/.test(stderr)) {
+        target = order[0] as string;
+        other = c.etcdctlDefrag(target, { commandTimeoutMs: 30_000 }).done;
+      }
+    });
+    const etcdctlResult = (await (other as Promise<{ code: number; stdout: string; stderr: string }> | null)) ?? null;
+    const show = `defragd exit ${run.code}\nstdout:\n${run.stdout}\nstderr:\n${run.stderr}`;
+    expect(target, show).not.toBe('');
+    expect(etcdctlResult?.code, `etcdctl defrag ${target}: ${etcdctlResult?.stderr}`).toBe(0);
+    const report = JSON.parse(run.stdout) as RunReport;
+    if (report.outcome === 'success') {
+      expect(
+        report.warnings.some((w) => w.startsWith(`${target} was defragmented by someone else during this run`)),
+        show,
+      ).toBe(true);
+      expect(run.stderr).toContain(`${target} was defragmented by someone else during this run`);
+      console.info(`[faults-etcdctl] during: defragd finished and warned about etcdctl's defrag of ${target}`);
+    } else {
+      expect(report.message, show).toMatch(
+        new RegExp(`${target} is being defragmented by someone else|${target} \\([^)]*\\) is (unreachable|unhealthy)`),
+      );
+      console.info(`[faults-etcdctl] during: defragd stopped: ${report.message}`);
+    }
+    const hashes = await c.hashKV();
+    expect(new Set(hashes.map((h) => h.hash)).size, JSON.stringify(hashes)).toBe(1);
+  });
 });
