@@ -7,6 +7,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MiB } from '../../test/builders.js';
+import { ConnectionError } from '../domain/errors.js';
 import { FakeCluster, type FakeMember } from '../../test/fakes/cluster.js';
 import { FakeAccess } from '../../test/fakes/cluster-access.js';
 import { openStore, type Store } from '../store/index.js';
@@ -515,6 +516,43 @@ describe('stop', () => {
     expect(d.access.get('a')!.closed).toBe(true);
     await pass(10 * MINUTE);
     expect(fake.callsOf('defragment')).toHaveLength(1);
+  });
+});
+
+describe('the log of a run', () => {
+  it('says as they happen a lost connection mid-defrag and the wait for the member (it used to be silent until "run finished")', async () => {
+    const fake = fragmented();
+    fake.onDefragment = async (m) => {
+      fake.shrink(m);
+      if (m.name !== 'm2') return;
+      // m2 restarts: its connection is lost, and it answers again 40 s later.
+      m.reachable = false;
+      setTimeout(() => (m.reachable = true), 40 * SECOND);
+      throw new ConnectionError(m.endpoint, `${m.endpoint}: connection reset`);
+    };
+    const d = daemonOn({ a: fake }, cluster('a', ''));
+    d.daemon.start();
+    await pass(SECOND);
+    const started = await d.daemon.startRun('a', { dryRun: false });
+    await pass(10 * SECOND);
+    const runId = started.ok ? started.runId : -1;
+    // Mid-wait: the run has not finished, and the log already says why it waits.
+    expect(d.said('run finished')).toEqual([]);
+    expect(d.said('member started').map((l) => l.obj)).toContainEqual(
+      expect.objectContaining({ cluster: 'a', runId, member: 'm2', dbSize: 100 * MiB, timeoutMs: expect.any(Number) }),
+    );
+    expect(d.said('connection lost during defragment')).toMatchObject([
+      { level: 'warn', obj: { cluster: 'a', runId, member: 'm2', detail: expect.stringMatching(/connection reset/) } },
+    ]);
+    expect(d.said('waiting for a member')).toMatchObject([
+      { level: 'warn', obj: { cluster: 'a', runId, member: 'm2', waitingFor: expect.any(String), limitMs: expect.any(Number) } },
+    ]);
+    await pass(2 * MINUTE);
+    expect(d.said('member finished').map((l) => l.obj)).toContainEqual(
+      expect.objectContaining({ member: 'm2', action: 'defragmented', connectionLost: true }),
+    );
+    expect(d.said('run finished')).toHaveLength(1);
+    await d.daemon.stop();
   });
 });
 
