@@ -630,6 +630,36 @@ describe('observations', () => {
     await d.daemon.stop();
   });
 
+  it('warns of a cluster that does not answer once a minute, not at every observation, and says once when it answers again', async () => {
+    const fake = fragmented({ m1: 1, m2: 1, m3: 1 });
+    const d = daemonOn({ a: fake }, cluster('a', 'auto: { interval: 1s, cooldown: 1m }\nrule: "dbSizeFree > 20*MiB"'));
+    d.access.get('a')!.down = new Error('connection refused');
+    d.daemon.start();
+    await pass(150 * SECOND);
+    // 150 failed observations: the first, then one a minute with how many were left out.
+    expect(d.said('observation failed').map((l) => [l.level, l.obj])).toEqual([
+      ['warn', { cluster: 'a', err: 'connection refused' }],
+      ['warn', { cluster: 'a', err: 'connection refused', repeated: 59 }],
+      ['warn', { cluster: 'a', err: 'connection refused', repeated: 59 }],
+    ]);
+    // A different error is said at once.
+    d.access.get('a')!.down = new Error('deadline exceeded');
+    await pass(2 * SECOND);
+    expect(
+      d
+        .said('observation failed')
+        .slice(3)
+        .map((l) => l.obj),
+    ).toEqual([{ cluster: 'a', err: 'deadline exceeded' }]);
+    d.access.get('a')!.down = null;
+    await pass(10 * SECOND);
+    expect(d.said('observation succeeded again')).toMatchObject([
+      { level: 'info', obj: { cluster: 'a', failures: expect.any(Number), since: new Date(T0).toISOString() } },
+    ]);
+    expect(d.said('observation failed')).toHaveLength(4);
+    await d.daemon.stop();
+  });
+
   it('observes lightly between full observations, and fully at least every 30 s', async () => {
     const fake = fragmented({ m1: 1, m2: 1, m3: 1 });
     const d = daemonOn({ a: fake }, cluster('a', 'auto: { interval: 5s, cooldown: 1m }\nrule: "dbSizeFree > 20*MiB"'));
