@@ -413,6 +413,100 @@ describe('defragmentations by someone else', () => {
   });
 });
 
+describe('lasting failures besides observations', () => {
+  it('warns of noticing that fails at most once a minute, and says once when it works again', async () => {
+    const fake = fragmented({ m1: 1, m2: 1, m3: 1 });
+    const d = daemonOn({ a: fake }, cluster('a', 'auto: { interval: 10s, cooldown: 1h }\nrule: "dbSizeFree > 20*MiB"'));
+    d.daemon.start();
+    await pass(40 * SECOND);
+    const access = d.access.get('a')!;
+    const memberRecords = access.memberRecords.bind(access);
+    access.memberRecords = async () => {
+      throw new Error('etcdserver: permission denied');
+    };
+    // Someone else defragments m2: the rise is looked into at every full observation (every 30 s), and fails.
+    access.defragCounts.set('m2', 1);
+    fake.m('m2').dbSize = fake.m('m2').dbSizeInUse;
+    await pass(5 * MINUTE);
+    expect(d.said('noticing defragmentations by others failed').map((l) => l.obj)).toEqual([
+      { cluster: 'a', err: 'etcdserver: permission denied' },
+      ...Array(4).fill({ cluster: 'a', err: 'etcdserver: permission denied', repeated: 1 }),
+    ]);
+    access.memberRecords = memberRecords;
+    await pass(3 * MINUTE);
+    expect(d.said('noticing defragmentations by others works again')).toMatchObject([{ level: 'info', obj: { cluster: 'a' } }]);
+    expect(d.runs('a').map((r) => r.trigger)).toEqual(['external']);
+    await d.daemon.stop();
+  });
+
+  it('warns of in-cluster records it cannot read to check a run that died at most once a minute, and says once when it can', async () => {
+    const fake = fragmented({ m1: 1, m2: 1, m3: 1 });
+    const m2 = fake.m('m2');
+    let dead = [
+      {
+        runId: 7,
+        cluster: 'a',
+        trigger: 'schedule' as const,
+        by: 'replica-a:0',
+        members: [
+          {
+            result: {
+              endpoint: m2.endpoint,
+              memberId: m2.memberId,
+              name: 'm2',
+              action: 'defragmented' as const,
+              reason: '',
+              wasLeader: false,
+              movedLeaderTo: null,
+              before: { dbSize: 100 * MiB, dbSizeInUse: 99 * MiB },
+              after: { dbSize: 99 * MiB, dbSizeInUse: 99 * MiB },
+              durationMs: 1_000,
+              revision: 10_000,
+              deadlinePassed: false,
+              connectionLost: false,
+            },
+            inFlight: false,
+            at: new Date(T0 - MINUTE).toISOString(),
+            countAtStart: null,
+          },
+        ],
+      },
+    ];
+    // A run that died (as the store lists it at a restart), until it is reconciled.
+    const withDeadRun = (store: Store): Store =>
+      new Proxy(store, {
+        get(target, prop, receiver) {
+          if (prop === 'runsToReconcile') return () => dead;
+          if (prop === 'reconciled') return () => void (dead = []);
+          const v = Reflect.get(target, prop, receiver);
+          return typeof v === 'function' ? v.bind(target) : v;
+        },
+      });
+    const d = daemonOn({ a: fake }, cluster('a', 'auto: { interval: 10s, cooldown: 1h }\nrule: "dbSizeFree > 20*MiB"'), {
+      store: withDeadRun,
+    });
+    const access = d.access.get('a')!;
+    const memberRecords = access.memberRecords.bind(access);
+    access.memberRecords = async () => {
+      throw new Error('etcdserver: permission denied');
+    };
+    d.daemon.start();
+    await pass(5 * MINUTE);
+    const warned = d.said('cannot read the in-cluster records to check a run that died');
+    // Eleven full observations in 5 minutes (at 0 s, 30 s, ... 300 s): the first failure, then one line a minute.
+    expect(warned.map((l) => l.obj)).toEqual([
+      { cluster: 'a', err: 'etcdserver: permission denied' },
+      ...Array(5).fill({ cluster: 'a', err: 'etcdserver: permission denied', repeated: 1 }),
+    ]);
+    access.memberRecords = memberRecords;
+    await pass(3 * MINUTE);
+    expect(d.said('the in-cluster records are readable again')).toMatchObject([{ level: 'info', obj: { cluster: 'a' } }]);
+    expect(access.recordsPut.map((r) => r.memberId)).toEqual([m2.memberId]);
+    expect(dead).toEqual([]);
+    await d.daemon.stop();
+  });
+});
+
 describe('reload', () => {
   it('keeps an unchanged cluster, lets a changed one finish its run first, stops a removed one and starts an added one', async () => {
     const a = fragmented();
