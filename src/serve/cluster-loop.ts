@@ -23,6 +23,7 @@ import { ObservationCadence } from './observation.js';
 import { autoCheck, policyFor, type PolicyFacts } from './policy.js';
 import { PolicyFactsReader } from './policy-facts.js';
 import { Reconciler } from './reconcile.js';
+import type { RepeatedWarnings } from './repeated-warnings.js';
 import { clusterState, decide, startQueuePosition, type Decision } from './schedule.js';
 import { ScheduledStarts } from './scheduled-starts.js';
 import type { ClusterView } from './types.js';
@@ -42,7 +43,12 @@ export interface Fleet {
 
 export interface LoopDeps extends LaunchDeps {
   random: () => number;
+  /** Warnings of lasting conditions (a cluster that does not answer), at most once a minute each. */
+  repeats: RepeatedWarnings;
 }
+
+/** Logged at most once a minute while it lasts, and its end once. */
+const OBSERVATION_FAILED = 'observation failed';
 
 export class ClusterLoop {
   readonly access: ClusterAccess;
@@ -276,7 +282,7 @@ export class ClusterLoop {
   }
 
   private async observe(): Promise<void> {
-    const { logger, metrics, store, clock } = this.deps;
+    const { metrics, store, clock } = this.deps;
     try {
       const seen = await this.cadence.observe(this.snapshot, {
         running: this.runningRun !== null,
@@ -287,6 +293,7 @@ export class ClusterLoop {
       this.warnVersions(seen.snapshot);
       this.snapshot = seen.snapshot;
       this.observeError = null;
+      this.deps.repeats.ended(OBSERVATION_FAILED, this.name, 'observation succeeded again');
       // The history's loss, never the observation's: a failing store does not make a cluster look down.
       this.deps.storeHealth.write('record samples', () => store.recordSamples(this.name, seen.snapshot), undefined, { cluster: this.name });
       metrics.observed(this.name, seen.snapshot, null, seen.full === null ? 'light' : 'full');
@@ -309,7 +316,7 @@ export class ClusterLoop {
       this.snapshot = null;
       this.observeError = messageOf(err);
       metrics.observed(this.name, null, this.observeError);
-      logger.warn({ cluster: this.name, err: this.observeError }, 'observation failed');
+      this.deps.repeats.warn(OBSERVATION_FAILED, this.name, this.observeError);
     } finally {
       this.observedAt = new Date(clock.now()).toISOString();
       this.observedOnce = true;

@@ -7,6 +7,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MiB } from '../../test/builders.js';
+import { ConnectionError } from '../domain/errors.js';
 import { FakeCluster, type FakeMember } from '../../test/fakes/cluster.js';
 import { FakeAccess } from '../../test/fakes/cluster-access.js';
 import { openStore, type Store } from '../store/index.js';
@@ -497,6 +498,100 @@ describe('defragmentations by someone else', () => {
   });
 });
 
+describe('lasting failures besides observations', () => {
+  it('warns of noticing that fails at most once a minute, and says once when it works again', async () => {
+    const fake = fragmented({ m1: 1, m2: 1, m3: 1 });
+    const d = daemonOn({ a: fake }, cluster('a', 'auto: { interval: 10s, cooldown: 1h }\nrule: "dbSizeFree > 20*MiB"'));
+    d.daemon.start();
+    await pass(40 * SECOND);
+    const access = d.access.get('a')!;
+    const memberRecords = access.memberRecords.bind(access);
+    access.memberRecords = async () => {
+      throw new Error('etcdserver: permission denied');
+    };
+    // Someone else defragments m2: the rise is looked into at every full observation (every 30 s), and fails.
+    access.defragCounts.set('m2', 1);
+    fake.m('m2').dbSize = fake.m('m2').dbSizeInUse;
+    await pass(5 * MINUTE);
+    expect(d.said('noticing defragmentations by others failed').map((l) => l.obj)).toEqual([
+      { cluster: 'a', err: 'etcdserver: permission denied' },
+      ...Array(4).fill({ cluster: 'a', err: 'etcdserver: permission denied', repeated: 1 }),
+    ]);
+    access.memberRecords = memberRecords;
+    await pass(3 * MINUTE);
+    expect(d.said('noticing defragmentations by others works again')).toMatchObject([{ level: 'info', obj: { cluster: 'a' } }]);
+    expect(d.runs('a').map((r) => r.trigger)).toEqual(['external']);
+    await d.daemon.stop();
+  });
+
+  it('warns of in-cluster records it cannot read to check a run that died at most once a minute, and says once when it can', async () => {
+    const fake = fragmented({ m1: 1, m2: 1, m3: 1 });
+    const m2 = fake.m('m2');
+    let dead = [
+      {
+        runId: 7,
+        cluster: 'a',
+        trigger: 'schedule' as const,
+        by: 'replica-a:0',
+        members: [
+          {
+            result: {
+              endpoint: m2.endpoint,
+              memberId: m2.memberId,
+              name: 'm2',
+              action: 'defragmented' as const,
+              reason: '',
+              wasLeader: false,
+              movedLeaderTo: null,
+              before: { dbSize: 100 * MiB, dbSizeInUse: 99 * MiB },
+              after: { dbSize: 99 * MiB, dbSizeInUse: 99 * MiB },
+              durationMs: 1_000,
+              revision: 10_000,
+              deadlinePassed: false,
+              connectionLost: false,
+            },
+            inFlight: false,
+            at: new Date(T0 - MINUTE).toISOString(),
+            countAtStart: null,
+          },
+        ],
+      },
+    ];
+    // A run that died (as the store lists it at a restart), until it is reconciled.
+    const withDeadRun = (store: Store): Store =>
+      new Proxy(store, {
+        get(target, prop, receiver) {
+          if (prop === 'runsToReconcile') return () => dead;
+          if (prop === 'reconciled') return () => void (dead = []);
+          const v = Reflect.get(target, prop, receiver);
+          return typeof v === 'function' ? v.bind(target) : v;
+        },
+      });
+    const d = daemonOn({ a: fake }, cluster('a', 'auto: { interval: 10s, cooldown: 1h }\nrule: "dbSizeFree > 20*MiB"'), {
+      store: withDeadRun,
+    });
+    const access = d.access.get('a')!;
+    const memberRecords = access.memberRecords.bind(access);
+    access.memberRecords = async () => {
+      throw new Error('etcdserver: permission denied');
+    };
+    d.daemon.start();
+    await pass(5 * MINUTE);
+    const warned = d.said('cannot read the in-cluster records to check a run that died');
+    // Eleven full observations in 5 minutes (at 0 s, 30 s, ... 300 s): the first failure, then one line a minute.
+    expect(warned.map((l) => l.obj)).toEqual([
+      { cluster: 'a', err: 'etcdserver: permission denied' },
+      ...Array(5).fill({ cluster: 'a', err: 'etcdserver: permission denied', repeated: 1 }),
+    ]);
+    access.memberRecords = memberRecords;
+    await pass(3 * MINUTE);
+    expect(d.said('the in-cluster records are readable again')).toMatchObject([{ level: 'info', obj: { cluster: 'a' } }]);
+    expect(access.recordsPut.map((r) => r.memberId)).toEqual([m2.memberId]);
+    expect(dead).toEqual([]);
+    await d.daemon.stop();
+  });
+});
+
 describe('reload', () => {
   it('keeps an unchanged cluster, lets a changed one finish its run first, stops a removed one and starts an added one', async () => {
     const a = fragmented();
@@ -603,6 +698,43 @@ describe('stop', () => {
   });
 });
 
+describe('the log of a run', () => {
+  it('says as they happen a lost connection mid-defrag and the wait for the member (it used to be silent until "run finished")', async () => {
+    const fake = fragmented();
+    fake.onDefragment = async (m) => {
+      fake.shrink(m);
+      if (m.name !== 'm2') return;
+      // m2 restarts: its connection is lost, and it answers again 40 s later.
+      m.reachable = false;
+      setTimeout(() => (m.reachable = true), 40 * SECOND);
+      throw new ConnectionError(m.endpoint, `${m.endpoint}: connection reset`);
+    };
+    const d = daemonOn({ a: fake }, cluster('a', ''));
+    d.daemon.start();
+    await pass(SECOND);
+    const started = await d.daemon.startRun('a', { dryRun: false });
+    await pass(10 * SECOND);
+    const runId = started.ok ? started.runId : -1;
+    // Mid-wait: the run has not finished, and the log already says why it waits.
+    expect(d.said('run finished')).toEqual([]);
+    expect(d.said('member started').map((l) => l.obj)).toContainEqual(
+      expect.objectContaining({ cluster: 'a', runId, member: 'm2', dbSize: 100 * MiB, timeoutMs: expect.any(Number) }),
+    );
+    expect(d.said('connection lost during defragment')).toMatchObject([
+      { level: 'warn', obj: { cluster: 'a', runId, member: 'm2', detail: expect.stringMatching(/connection reset/) } },
+    ]);
+    expect(d.said('waiting for a member')).toMatchObject([
+      { level: 'warn', obj: { cluster: 'a', runId, member: 'm2', waitingFor: expect.any(String), limitMs: expect.any(Number) } },
+    ]);
+    await pass(2 * MINUTE);
+    expect(d.said('member finished').map((l) => l.obj)).toContainEqual(
+      expect.objectContaining({ member: 'm2', action: 'defragmented', connectionLost: true }),
+    );
+    expect(d.said('run finished')).toHaveLength(1);
+    await d.daemon.stop();
+  });
+});
+
 describe('stop during an observation', () => {
   it('ends the loop when the observation returns: no run starts and no interval is waited out (it used to)', async () => {
     const fake = fragmented();
@@ -674,6 +806,36 @@ describe('observations', () => {
     d.access.get('a')!.down = null;
     await pass(20 * SECOND);
     expect(d.runs('a').map((r) => r.trigger)).toEqual(['auto']);
+    await d.daemon.stop();
+  });
+
+  it('warns of a cluster that does not answer once a minute, not at every observation, and says once when it answers again', async () => {
+    const fake = fragmented({ m1: 1, m2: 1, m3: 1 });
+    const d = daemonOn({ a: fake }, cluster('a', 'auto: { interval: 1s, cooldown: 1m }\nrule: "dbSizeFree > 20*MiB"'));
+    d.access.get('a')!.down = new Error('connection refused');
+    d.daemon.start();
+    await pass(150 * SECOND);
+    // 150 failed observations: the first, then one a minute with how many were left out.
+    expect(d.said('observation failed').map((l) => [l.level, l.obj])).toEqual([
+      ['warn', { cluster: 'a', err: 'connection refused' }],
+      ['warn', { cluster: 'a', err: 'connection refused', repeated: 59 }],
+      ['warn', { cluster: 'a', err: 'connection refused', repeated: 59 }],
+    ]);
+    // A different error is said at once.
+    d.access.get('a')!.down = new Error('deadline exceeded');
+    await pass(2 * SECOND);
+    expect(
+      d
+        .said('observation failed')
+        .slice(3)
+        .map((l) => l.obj),
+    ).toEqual([{ cluster: 'a', err: 'deadline exceeded' }]);
+    d.access.get('a')!.down = null;
+    await pass(10 * SECOND);
+    expect(d.said('observation succeeded again')).toMatchObject([
+      { level: 'info', obj: { cluster: 'a', failures: expect.any(Number), since: new Date(T0).toISOString() } },
+    ]);
+    expect(d.said('observation failed')).toHaveLength(4);
     await d.daemon.stop();
   });
 

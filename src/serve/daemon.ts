@@ -22,6 +22,7 @@ import { systemClock, type Clock } from './clock.js';
 import { ClusterLoop, type Fleet, type LoopDeps } from './cluster-loop.js';
 import type { ServeClusterConfig } from './config.js';
 import { EventBus } from './events.js';
+import { RepeatedWarnings } from './repeated-warnings.js';
 import { StoreHealth } from './store-health.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { ClusterView, DaemonEvent, DaemonLogger, DaemonView, StartRunResult } from './types.js';
@@ -99,6 +100,7 @@ export class Daemon implements DaemonView {
       logger: deps.logger,
       clock,
       random: deps.random ?? Math.random,
+      repeats: new RepeatedWarnings(deps.logger, clock),
       by: deps.by ?? `${hostname()}:${process.pid}`,
       lockWaitMs: deps.lockWaitMs ?? SERVE_LOCK_WAIT_MS,
       emit: (e) => this.bus.emit(e),

@@ -27,13 +27,18 @@ import {
 } from './external.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { GaugeReads } from './observation.js';
+import type { RepeatedWarnings } from './repeated-warnings.js';
 import type { DaemonEvent, DaemonLogger } from './types.js';
+
+/** Tried again at every full observation while it fails: logged at most once a minute. */
+const NOTICING_FAILED = 'noticing defragmentations by others failed';
 
 export interface NoticerDeps {
   store: Store;
   metrics: DaemonMetrics;
   logger: DaemonLogger;
   clock: Clock;
+  repeats: RepeatedWarnings;
   /** Who this daemon records its runs as: its own runs explain a rise. */
   by: string;
   emit(e: DaemonEvent): void;
@@ -111,9 +116,10 @@ export class ExternalNoticer {
       // Remembered before writing: an entry the store fails to write is lost, never recorded twice.
       this.baselines = next;
       for (const { m, e } of entries) this.record(m, e);
+      this.deps.repeats.ended(NOTICING_FAILED, this.cluster, 'noticing defragmentations by others works again');
       return entries.length;
     } catch (err) {
-      this.deps.logger.warn({ cluster: this.cluster, err: messageOf(err) }, 'noticing defragmentations by others failed');
+      this.deps.repeats.warn(NOTICING_FAILED, this.cluster, messageOf(err));
       return 0;
     }
   }

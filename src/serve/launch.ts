@@ -2,7 +2,8 @@
  * Starting one run of a cluster in the background: the same runDefrag the
  * CLI uses (cluster lock, planner, executor), recorded in the store from its
  * first event (a run that found the lock busy records nothing), each event
- * streamed, counted and logged. What the run means for the cluster's loop
+ * streamed, counted and logged (its important steps as they happen,
+ * step-log.ts). What the run means for the cluster's loop
  * (cooldown, NOSPACE back-off, leader moves) is the loop's: it gets `onStep`
  * and the report.
  */
@@ -16,6 +17,7 @@ import type { ClusterAccess } from './access.js';
 import type { StoreHealth } from './store-health.js';
 import type { Clock } from './clock.js';
 import type { DaemonMetrics } from './metrics.js';
+import { stepLogLine } from './step-log.js';
 import type { ClusterView, DaemonEvent, DaemonLogger } from './types.js';
 
 /** A run in progress, as the loop and the API see it. */
@@ -105,6 +107,8 @@ export function launchRun(req: LaunchRequest, deps: LaunchDeps): { running: RunI
     recorder.onEvent(event);
     if (event.type === 'member-started' && running.runId !== null) noteCount(running.runId, event.decision.memberId);
     trackMember(running, event, deps.clock);
+    const line = stepLogLine(event);
+    if (line !== null) deps.logger[line.level]({ cluster, runId: running.runId, ...line.fields }, line.msg);
     req.onStep(event);
     deps.emit({ cluster, runId: running.runId, at: new Date(deps.clock.now()).toISOString(), event });
   };

@@ -25,7 +25,11 @@ import type { DaemonMetrics } from './metrics.js';
 import type { StoreHealth } from './store-health.js';
 import type { Store } from '../store/index.js';
 import type { Clock } from './clock.js';
+import type { RepeatedWarnings } from './repeated-warnings.js';
 import type { DaemonLogger } from './types.js';
+
+/** Tried again at every full observation while it fails: logged at most once a minute. */
+const RECORDS_UNREADABLE = 'cannot read the in-cluster records to check a run that died';
 
 /** Below this much free space before, a file that did not shrink says nothing: a defrag had little to take. */
 export const SIZE_TELLS_BYTES = 1024 * 1024;
@@ -113,6 +117,7 @@ export interface ReconcilerDeps {
   metrics: DaemonMetrics;
   logger: DaemonLogger;
   clock: Clock;
+  repeats: RepeatedWarnings;
 }
 
 export class Reconciler {
@@ -151,11 +156,9 @@ export class Reconciler {
         });
         if (statuses.some((s) => s.record === 'unreadable')) throw new Error(statuses.find((s) => s.error)?.error ?? 'unreadable');
         records = new Map(statuses.map((s) => [s.memberId, s.lastDefrag]));
+        this.deps.repeats.ended(RECORDS_UNREADABLE, this.cluster, 'the in-cluster records are readable again');
       } catch (err) {
-        this.deps.logger.warn(
-          { cluster: this.cluster, err: messageOf(err) },
-          'cannot read the in-cluster records to check a run that died',
-        );
+        this.deps.repeats.warn(RECORDS_UNREADABLE, this.cluster, messageOf(err));
         return false;
       }
     }
