@@ -12,6 +12,8 @@ import { aSnapshot, MiB } from '../../test/builders.js';
 import { aClusterView, aStoredRun, FakeDaemonView } from '../../test/fakes/daemon-view.js';
 import { statusJson } from '../app/status-json.js';
 import type { RunReport } from '../domain/run.js';
+import { AbortedError, ConnectionError, DeadlineError, EtcdError, MixedClustersError, RefusedError } from '../domain/errors.js';
+import { StoreError } from '../store/errors.js';
 import { createApi, DASHBOARD_CSP, serveApi, type ApiLogger, type ApiOptions } from './http.js';
 import { MAX_POINTS_PER_MEMBER } from './samples.js';
 import type { Sample } from '../store/types.js';
@@ -436,6 +438,60 @@ describe('errors', () => {
     expect(logged).toMatchObject({ level: 50, msg: 'HTTP request failed', method: 'GET', path: '/readyz' });
     expect(logged.err.message).toBe('database is locked at /var/lib/defragd.sqlite');
     expect(logged.err.stack).toContain('Error: database is locked');
+  });
+});
+
+describe("defragd's own errors", () => {
+  const mixed = new MixedClustersError(
+    'the endpoints reach members of more than one cluster: 10.0.0.1:2379 is cluster a1; 10.0.0.9:2379 is cluster b2; give the endpoints of one cluster',
+    [],
+  );
+  const asked = [
+    ['the status', (app: ReturnType<typeof anApi>) => app.request('/api/v1/clusters/prod/status')],
+    [
+      'a dry run',
+      (app: ReturnType<typeof anApi>) =>
+        app.request('/api/v1/clusters/prod/runs', {
+          method: 'POST',
+          headers: { authorization: `Bearer ${TOKEN}` },
+          body: '{"dryRun":true}',
+        }),
+    ],
+    [
+      'a run',
+      (app: ReturnType<typeof anApi>) =>
+        app.request('/api/v1/clusters/prod/runs', { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: '{}' }),
+    ],
+  ] as const;
+  const errors = [
+    ['endpoints of two clusters', mixed, 502],
+    ['a cluster that does not answer', new ConnectionError('10.0.0.1:2379', '10.0.0.1:2379: connection refused'), 502],
+    ['an etcd error', new EtcdError('10.0.0.1:2379', 'PERMISSION_DENIED', 'etcdserver: permission denied'), 502],
+    ['a deadline', new DeadlineError('10.0.0.1:2379', '10.0.0.1:2379: no answer within 5s'), 504],
+    ['a refusal', new RefusedError('the cluster has no leader'), 409],
+    ['a stop', new AbortedError('the daemon is stopping'), 503],
+  ] as const;
+
+  it.each(asked.flatMap(([what, ask]) => errors.map(([err, e, status]) => [what, err, ask, e, status] as const)))(
+    '%s that meets %s answers its status with its one-line message, not a 500',
+    async (_what, _err, ask, error, status) => {
+      const lines: string[] = [];
+      const view = aView();
+      view.failures.set('defragmentationStatus', error);
+      view.failures.set('startRun', error);
+      const res = await ask(anApi(view, { logger: pino({ level: 'info' }, { write: (s: string) => void lines.push(s) }) }));
+      expect(await expectJson(res, status)).toEqual({ error: error.message });
+      // Not a bug: nothing for the error log (the daemon logs what a run met).
+      expect(lines).toEqual([]);
+    },
+  );
+
+  it("keeps 500 for the routes that ask no cluster (a store that cannot be read is /readyz's to say) and for a bug", async () => {
+    const view = aView();
+    view.failures.set('run', new StoreError('/var/lib/defragd.sqlite', 'database is locked'));
+    view.failures.set('defragmentationStatus', new TypeError("Cannot read properties of undefined (reading 'x')"));
+    expect(await expectJson(await anApi(view).request('/api/v1/runs/1'), 500)).toEqual({ error: 'internal error' });
+    expect(await expectJson(await anApi(view).request('/api/v1/clusters/prod/status'), 500)).toEqual({ error: 'internal error' });
   });
 });
 

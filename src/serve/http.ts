@@ -3,6 +3,8 @@
  * under /api/v1 and the Server-Sent Events stream the dashboard listens to.
  * It reads and asks through DaemonView only, and is the only socket code
  * (serveApi). Every answer is JSON or an exposition; none carries a stack.
+ * What a cluster did answers with defragd's one line (502 for a cluster that
+ * cannot be used, 409 for a refusal); only a bug is a bare 500.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -15,6 +17,7 @@ import { createMiddleware } from 'hono/factory';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
+import { DefragdError, type ErrorKind } from '../domain/errors.js';
 import { clusterJson } from './cluster-json.js';
 import { memberSeries, SAMPLE_RANGE_NAMES, SAMPLE_RANGES, type SampleRange } from './samples.js';
 import type { ActionsJson, DaemonEvent, DaemonView } from './types.js';
@@ -82,6 +85,31 @@ const problem = (c: Context, status: ContentfulStatusCode, error: string) => jso
 const issues = (e: z.ZodError) => e.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
 
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+
+/**
+ * What defragd's own errors answer, by kind, on the routes that ask a cluster (askCluster): what the
+ * cluster did, not a bug. A usage error there comes from the cluster's settings (endpoints of two
+ * clusters), not from the request, which is checked before.
+ */
+const STATUS_BY_KIND: Record<ErrorKind, ContentfulStatusCode> = {
+  usage: 502,
+  connection: 502,
+  etcd: 502,
+  failed: 502,
+  timeout: 504,
+  refused: 409,
+  aborted: 503,
+};
+
+/** A route's answer from a call that asks a cluster; anything but defragd's own errors goes on to onError (500). */
+async function askCluster(c: Context, answer: () => Promise<Response>): Promise<Response> {
+  try {
+    return await answer();
+  } catch (err) {
+    if (!(err instanceof DefragdError)) throw err;
+    return problem(c, STATUS_BY_KIND[err.kind], err.message.replace(/\s*\n\s*/g, '; '));
+  }
+}
 
 const unknownCluster = (c: Context, name: string) => problem(c, 404, `no cluster named "${name}"`);
 
@@ -174,8 +202,7 @@ export function createApi(view: DaemonView, opts: ApiOptions): Hono {
   api.get('/clusters/:name/status', async (c) => {
     const name = c.req.param('name');
     if (view.cluster(name) === undefined) return unknownCluster(c, name);
-    const members = await view.defragmentationStatus(name, c.req.raw.signal);
-    return json(c, { cluster: name, members });
+    return askCluster(c, async () => json(c, { cluster: name, members: await view.defragmentationStatus(name, c.req.raw.signal) }));
   });
 
   api.get('/runs/:id', (c) => {
@@ -202,10 +229,12 @@ export function createApi(view: DaemonView, opts: ApiOptions): Hono {
       }
       const req = runRequest.safeParse(body);
       if (!req.success) return problem(c, 400, `bad run request: ${issues(req.error)}`);
-      const started = await view.startRun(name, { dryRun: req.data.dryRun });
-      if (!started.ok) return problem(c, started.status, started.reason);
-      if (started.dryRun) return json(c, { runId: started.runId, dryRun: true, report: started.report ?? null });
-      return json(c, { runId: started.runId, dryRun: false }, 202);
+      return askCluster(c, async () => {
+        const started = await view.startRun(name, { dryRun: req.data.dryRun });
+        if (!started.ok) return problem(c, started.status, started.reason);
+        if (started.dryRun) return json(c, { runId: started.runId, dryRun: true, report: started.report ?? null });
+        return json(c, { runId: started.runId, dryRun: false }, 202);
+      });
     },
   );
 
