@@ -3,7 +3,7 @@
  * naming the path; a valid file gives each consumer its options; secrets stay
  * out of everything printable.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -388,6 +388,7 @@ clusters:
           record: false,
         },
       ],
+      warnings: [],
     };
     expect(config).toEqual(expected);
     expectDeepFrozen(config);
@@ -486,6 +487,38 @@ describe('secrets', () => {
   });
 });
 
+describe('the API token file: who else may read or write it', () => {
+  const text = `apiTokenFile: token\n${cluster()}`;
+  const files = { '/etc/defragd/token': 'tok-1234567890abcdef\n' };
+  const load = (mode: number) => parseConfig(text, {}, BASE, { readFile: fakeFiles(files), fileMode: () => mode });
+
+  it.each(['0666', '0602', '0777', '4602'])(
+    'mode %s (world-writable) is refused: one line naming the file, its mode and the fix',
+    (mode) => {
+      expect(() => load(Number.parseInt(mode, 8))).toThrow(
+        new ConfigError([
+          `apiTokenFile: /etc/defragd/token: mode ${mode} is world-writable: any user could replace the token; fix: chmod o-w /etc/defragd/token`,
+        ]),
+      );
+    },
+  );
+
+  it.each([
+    ['0640', 'group'],
+    ['0604', 'world'],
+    ['0644', 'group- and world'],
+  ])('mode %s is taken, with a warning that it is %s-readable', (mode, who) => {
+    expect(load(Number.parseInt(mode, 8)).warnings).toEqual([
+      `apiTokenFile: /etc/defragd/token: mode ${mode} is ${who}-readable: other users can read the token that starts runs; chmod go-r /etc/defragd/token keeps it to defragd's user`,
+    ]);
+  });
+
+  it.each(['0600', '0400'])('mode %s is taken without a word', (mode) => {
+    const config = load(Number.parseInt(mode, 8));
+    expect([config.apiToken, config.warnings]).toEqual(['tok-1234567890abcdef', []]);
+  });
+});
+
 describe('loadConfig: files on disk', () => {
   let dir: string;
   beforeEach(() => {
@@ -506,6 +539,19 @@ describe('loadConfig: files on disk', () => {
     expect(config.apiToken).toBe('api-token-0123456789');
     expect(config.clusters[0]?.connection.auth?.password).toBe('from-file');
     expect(config.clusters[0]?.connection.tls?.caFile).toBe(join(dir, 'ca.pem'));
+  });
+
+  it("reads the token file's mode from the disk: world-writable is refused, readable by others a warning", () => {
+    const token = join(dir, 'token');
+    const file = join(dir, 'defragd.yaml');
+    writeFileSync(token, 'api-token-0123456789\n');
+    writeFileSync(file, `apiTokenFile: token\nclusters:\n  - { name: a, endpoints: ${EP} }\n`);
+    chmodSync(token, 0o600);
+    expect(loadConfig(file, {}).warnings).toEqual([]);
+    chmodSync(token, 0o640);
+    expect(loadConfig(file, {}).warnings).toEqual([expect.stringMatching(/^apiTokenFile: .*: mode 0640 is group-readable: /)]);
+    chmodSync(token, 0o666);
+    expect(() => loadConfig(file, {})).toThrow(`apiTokenFile: ${token}: mode 0666 is world-writable`);
   });
 
   it('a missing config file is one problem naming it', () => {

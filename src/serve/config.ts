@@ -20,7 +20,7 @@
  * `password` (a `${ENV_VAR}` reference only), `record`, `recordPrefix`,
  * `dashboard`; every key is set in examples/defragd.yaml (a test checks it).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Cron } from 'croner';
 import { LineCounter, parseDocument } from 'yaml';
@@ -153,11 +153,28 @@ export interface ServeConfig {
   /** Serve the web dashboard at / (`dashboard: false` turns it off; the API stays). */
   readonly dashboard: boolean;
   readonly clusters: readonly ServeClusterConfig[];
+  /** What the file allows but is worth a word (a token file others can read): logged at start, printed by --check-config. */
+  readonly warnings: readonly string[];
 }
 
 export interface LoadOptions {
   /** Reads a file as UTF-8 text (passwordFile, apiTokenFile, the config itself); node:fs by default. */
   readFile?: ((path: string) => string) | undefined;
+  /**
+   * A file's permission bits (apiTokenFile), or null when they cannot be told. node:fs by default; with
+   * readFile given and this not, null: the caller's files have no modes on disk.
+   */
+  fileMode?: ((path: string) => number | null) | undefined;
+}
+
+/** node:fs's mode bits; null on Windows (no such bits) or when the file cannot be stat'ed (its read says why). */
+function diskFileMode(path: string): number | null {
+  if (process.platform === 'win32') return null;
+  try {
+    return statSync(path).mode & 0o7777;
+  } catch {
+    return null;
+  }
 }
 
 /** Environment variables by name, as process.env. */
@@ -545,6 +562,35 @@ function cronProblem(expr: string, timezone: string, jitterMs: number | null): s
   }
 }
 
+/** How the files a config names are read. */
+interface Files {
+  readFile: (path: string) => string;
+  fileMode: (path: string) => number | null;
+}
+
+const octal = (mode: number) => mode.toString(8).padStart(4, '0');
+
+/**
+ * The token file's permissions: world-writable is refused (anyone could set the token that starts runs);
+ * readable by others is a warning (a Kubernetes secret volume is 0644 by default, inside its pod).
+ */
+function tokenFileMode(file: string, mode: number | null, problems: Problems, warnings: string[]): void {
+  if (mode === null) return;
+  if ((mode & 0o002) !== 0) {
+    problems.add(
+      ['apiTokenFile'],
+      `${file}: mode ${octal(mode)} is world-writable: any user could replace the token; fix: chmod o-w ${file}`,
+    );
+    return;
+  }
+  const readers = [(mode & 0o040) !== 0 && 'group', (mode & 0o004) !== 0 && 'world'].filter(Boolean);
+  if (readers.length > 0) {
+    warnings.push(
+      `apiTokenFile: ${file}: mode ${octal(mode)} is ${readers.join('- and ')}-readable: other users can read the token that starts runs; chmod go-r ${file} keeps it to defragd's user`,
+    );
+  }
+}
+
 interface Secrets {
   /** Per cluster, by index: its password, or null. */
   passwords: (string | null)[];
@@ -558,7 +604,8 @@ interface Secrets {
  * schema passed, so one round reports everything; a value that already has a
  * problem (an unset variable) is not judged again.
  */
-function crossChecks(data: Loose, baseDir: string, readFile: (p: string) => string, problems: Problems): Secrets {
+function crossChecks(data: Loose, baseDir: string, files: Files, problems: Problems, warnings: string[]): Secrets {
+  const { readFile } = files;
   const passwords: (string | null)[] = [];
   const firstIndex = new Map<string, number>();
   const clusters = Array.isArray(data['clusters']) ? (data['clusters'] as unknown[]) : [];
@@ -636,6 +683,7 @@ function crossChecks(data: Loose, baseDir: string, readFile: (p: string) => stri
         `${file}: the token is ${apiToken.length} characters; use at least ${MIN_TOKEN_LENGTH} (e.g. openssl rand -hex 32)`,
       );
     }
+    tokenFileMode(file, files.fileMode(file), problems, warnings);
   }
   return { passwords, apiToken };
 }
@@ -722,7 +770,10 @@ function buildCluster(c: ParsedCluster, password: string | null, baseDir: string
  * @example parseConfig('clusters: [{ name: prod, endpoints: ["127.0.0.1:2379"] }]', process.env, process.cwd())
  */
 export function parseConfig(text: string, env: ConfigEnv, baseDir: string, opts: LoadOptions = {}): ServeConfig {
-  const readFile = opts.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
+  const files: Files = {
+    readFile: opts.readFile ?? ((p: string) => readFileSync(p, 'utf8')),
+    fileMode: opts.fileMode ?? (opts.readFile ? () => null : diskFileMode),
+  };
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -743,7 +794,8 @@ export function parseConfig(text: string, env: ConfigEnv, baseDir: string, opts:
   if (!parsed.success) {
     for (const [path, message] of parsed.error.issues.flatMap(issueProblems)) if (!problems.covers(path)) problems.add(path, message);
   }
-  const secrets = crossChecks(data, baseDir, readFile, problems);
+  const warnings: string[] = [];
+  const secrets = crossChecks(data, baseDir, files, problems, warnings);
   if (!parsed.success || problems.size > 0) throw new ConfigError(problems.lines());
 
   const c = parsed.data;
@@ -757,6 +809,7 @@ export function parseConfig(text: string, env: ConfigEnv, baseDir: string, opts:
     maxEventStreams: c.maxEventStreams ?? SERVE_DEFAULTS.maxEventStreams,
     dashboard: c.dashboard ?? SERVE_DEFAULTS.dashboard,
     clusters: Object.freeze(c.clusters.map((cl, i) => buildCluster(cl, secrets.passwords[i] ?? null, baseDir))),
+    warnings: Object.freeze(warnings),
   });
 }
 
@@ -776,7 +829,7 @@ export function loadConfig(path: string, env: ConfigEnv, opts: LoadOptions = {})
     const code = (err as { code?: string }).code;
     throw new ConfigError([`${path}: ${code === 'ENOENT' ? 'no such file' : `cannot be read (${code ?? String(err)})`}`], { cause: err });
   }
-  return parseConfig(content, env, dirname(file), { readFile });
+  return parseConfig(content, env, dirname(file), { readFile, fileMode: opts.fileMode ?? (opts.readFile ? undefined : diskFileMode) });
 }
 
 /**

@@ -87,6 +87,7 @@ export function dashboardDir(): string | null {
  */
 export async function serve(config: ServeConfig, o: ServeRun): Promise<void> {
   const { logger } = o;
+  for (const w of config.warnings) logger.warn({}, w);
   // One daemon per store file: two would both record and both schedule from one history.
   const releaseStore = lockStoreFile(config.store);
   let store: ReturnType<typeof openStore>;
@@ -165,6 +166,7 @@ async function reload(daemon: Daemon, running: ServeConfig, read: () => ServeCon
     (k) => JSON.stringify(next[k]) !== JSON.stringify(running[k]),
   );
   if (fixed.length > 0) logger.warn({ keys: fixed }, 'reload: these keys are read only at start-up; restart to change them');
+  for (const w of next.warnings) logger.warn({}, `reload: ${w}`);
   const changes = await daemon.reload({ ...next, clusters: next.clusters });
   logger.info(changes, 'reloaded the config');
 }
