@@ -223,6 +223,17 @@ describe('invalid configs: exactly the expected line(s)', () => {
     ],
     ['no clusters', 'listen: 127.0.0.1:9479\nclusters: []\n', ['clusters: must list at least one cluster']],
     [
+      'allowedHosts with a port, a scheme, a wildcard or not a list',
+      'allowedHosts: ["defragd.example.com:9479", "https://defragd.example.com", "*.example.com", ""]\n' + cluster(),
+      [
+        'allowedHosts[0]: "defragd.example.com:9479" is not a host name: give a name as the browser\'s address bar has it, without scheme, port or path (e.g. defragd.example.com)',
+        'allowedHosts[1]: "https://defragd.example.com" is not a host name: give a name as the browser\'s address bar has it, without scheme, port or path (e.g. defragd.example.com)',
+        'allowedHosts[2]: "*.example.com" is not a host name: give a name as the browser\'s address bar has it, without scheme, port or path (e.g. defragd.example.com)',
+        'allowedHosts[3]: "" is not a host name: give a name as the browser\'s address bar has it, without scheme, port or path (e.g. defragd.example.com)',
+      ],
+    ],
+    ['allowedHosts not a list', 'allowedHosts: defragd.example.com\n' + cluster(), ['allowedHosts: expected a list, got a string']],
+    [
       'a bad listen address',
       'listen: localhost\n' + cluster(),
       ['listen: invalid address "localhost": expected host:port, e.g. 127.0.0.1:9479 or [::1]:9479'],
@@ -275,6 +286,7 @@ describe('invalid configs: exactly the expected line(s)', () => {
 describe('a valid config', () => {
   const full = `
 listen: 0.0.0.0:9000
+allowedHosts: [Defragd.Example.com., defragd-0.defragd.svc]
 store: data/history.sqlite
 apiTokenFile: /run/secrets/api-token
 maxConcurrentRuns: 2
@@ -315,6 +327,7 @@ clusters:
     const config = parseConfig(full, {}, BASE, { readFile: fakeFiles(files) });
     const expected: ServeConfig = {
       listen: { host: '0.0.0.0', port: 9000 },
+      allowedHosts: ['defragd.example.com', 'defragd-0.defragd.svc'],
       store: '/etc/defragd/data/history.sqlite',
       storeRetentionMs: 30 * 86_400_000,
       apiToken: 'tok-1234567890abcdef',
@@ -397,6 +410,7 @@ clusters:
   it('needs only clusters: name and endpoints; everything else has its default', () => {
     const config = parseConfig(`clusters: [{ name: a, endpoints: ${EP} }]`, {}, BASE);
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 9479 });
+    expect(config.allowedHosts).toBeNull();
     expect(config.store).toBe('/etc/defragd/defragd.sqlite');
     expect(config.storeRetentionMs).toBe(90 * 86_400_000);
     expect([config.apiToken, config.maxConcurrentRuns, config.dashboard]).toEqual([null, 1, true]);
@@ -569,6 +583,7 @@ describe('loadConfig: files on disk', () => {
     const text = files[example] as string;
     const keys = [
       'listen',
+      'allowedHosts',
       'store',
       'apiTokenFile',
       'maxConcurrentRuns',

@@ -16,7 +16,7 @@
  * only in each cluster's connection options, and redactedConfig() is the
  * printable form. Problems never quote a secret.
  *
- * Keys that go beyond the CLI's flags: `maxConcurrentRuns`, `maxEventStreams`, `storeRetention`,
+ * Keys that go beyond the CLI's flags: `allowedHosts`, `maxConcurrentRuns`, `maxEventStreams`, `storeRetention`,
  * `password` (a `${ENV_VAR}` reference only), `record`, `recordPrefix`,
  * `dashboard`; every key is set in examples/defragd.yaml (a test checks it).
  */
@@ -141,6 +141,11 @@ export interface ServeClusterConfig {
 export interface ServeConfig {
   /** Where the HTTP server listens; port 0 picks a free one. */
   readonly listen: { readonly host: string; readonly port: number };
+  /**
+   * Host names (lower case, no port) the API serves besides localhost and IP literals, whatever the listen
+   * address; null: localhost on a loopback address, any name on another (hosts.ts).
+   */
+  readonly allowedHosts: readonly string[] | null;
   /** Absolute path of the SQLite history, or ":memory:". */
   readonly store: string;
   /** Samples and runs older than this are deleted from the store. */
@@ -229,6 +234,17 @@ function parseListen(t: string): { host: string; port: number } {
   return { host: (m[1] as string).replace(/^\[(.*)\]$/, '$1'), port };
 }
 
+/** A DNS name as a Host header carries it: letters, digits, "-" and dots; lower-cased, a trailing dot dropped. */
+function parseHostName(t: string): string {
+  const name = t.trim().toLowerCase().replace(/\.$/, '');
+  if (!/^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/.test(name) || name.length > 253) {
+    throw new UsageError(
+      `"${t}" is not a host name: give a name as the browser's address bar has it, without scheme, port or path (e.g. defragd.example.com)`,
+    );
+  }
+  return name;
+}
+
 /** An IANA zone name, as Intl knows them (croner uses Intl too). */
 function isTimezone(t: string): boolean {
   try {
@@ -305,6 +321,7 @@ const CLUSTER_SHAPE = {
 
 const TOP_SHAPE = {
   listen: text.transform(check(parseListen)).optional(),
+  allowedHosts: z.array(text.transform(check(parseHostName))).optional(),
   store: text.optional(),
   apiTokenFile: text.optional(),
   maxConcurrentRuns: positiveInt.optional(),
@@ -802,6 +819,7 @@ export function parseConfig(text: string, env: ConfigEnv, baseDir: string, opts:
   const store = c.store ?? SERVE_DEFAULTS.store;
   return Object.freeze({
     listen: Object.freeze(c.listen ?? parseListen(SERVE_DEFAULTS.listen)),
+    allowedHosts: c.allowedHosts ? Object.freeze([...new Set(c.allowedHosts)]) : null,
     store: store === ':memory:' ? store : resolve(baseDir, store),
     storeRetentionMs: c.storeRetention ?? parseLongDuration(SERVE_DEFAULTS.storeRetention, 'storeRetention'),
     apiToken: secrets.apiToken,

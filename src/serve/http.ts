@@ -19,6 +19,7 @@ import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
 import { DefragdError, type ErrorKind } from '../domain/errors.js';
 import { clusterJson } from './cluster-json.js';
+import { hostAllowed, type HostPolicy } from './hosts.js';
 import { memberSeries, SAMPLE_RANGE_NAMES, SAMPLE_RANGES, type SampleRange } from './samples.js';
 import type { ActionsJson, DaemonEvent, DaemonView } from './types.js';
 
@@ -30,6 +31,8 @@ export interface ApiLogger {
 export interface ApiOptions {
   /** The bearer token mutating endpoints require; null: they answer 403. */
   token: string | null;
+  /** The Host headers served (hostPolicy(listen, allowedHosts)); others answer 421: the guard against DNS rebinding. */
+  hosts: HostPolicy;
   metrics: { text(): Promise<string>; readonly contentType: string };
   /** Files served at / (the dashboard); null or absent: none. */
   staticDir?: string | null | undefined;
@@ -113,6 +116,29 @@ async function askCluster(c: Context, answer: () => Promise<Response>): Promise<
 
 const unknownCluster = (c: Context, name: string) => problem(c, 404, `no cluster named "${name}"`);
 
+/** What a request's Node socket says of it, when it came through serveApi (hono's node-server sets `incoming`). */
+type NodeBindings = { incoming?: { httpVersion?: string } } | undefined;
+
+/**
+ * Serves only the Host headers of the policy (hosts.ts), every route alike: a page that rebound its name to
+ * this address gets 421 and nothing else.
+ */
+function guardHost(policy: HostPolicy) {
+  return createMiddleware(async (c, next) => {
+    const host = c.req.header('host');
+    if (!hostAllowed(policy, host, (c.env as NodeBindings)?.incoming?.httpVersion ?? null)) {
+      return problem(
+        c,
+        421,
+        host
+          ? `this daemon does not serve the host name ${JSON.stringify(host.slice(0, 100))} (a guard against DNS rebinding): add it to allowedHosts, or use localhost or an IP address`
+          : 'a Host header is required',
+      );
+    }
+    await next();
+  });
+}
+
 /**
  * Lets a request through only with `Authorization: Bearer <token>`. Without a
  * configured token nothing gets through (403): an open mutating endpoint is
@@ -136,7 +162,7 @@ function requireToken(token: string | null) {
  * The API as a hono app; test it with `app.request(path)`, serve it with serveApi.
  *
  * @example
- *   const app = createApi(daemon, { token: readToken(), metrics, logger });
+ *   const app = createApi(daemon, { token: readToken(), hosts: hostPolicy('127.0.0.1', null), metrics, logger });
  *   const server = await serveApi(app, { host: '127.0.0.1', port: 9479 });
  */
 export function createApi(view: DaemonView, opts: ApiOptions): Hono {
@@ -152,6 +178,7 @@ export function createApi(view: DaemonView, opts: ApiOptions): Hono {
     return problem(c, 500, 'internal error');
   });
   app.notFound((c) => problem(c, 404, `no such route: ${c.req.method} ${c.req.path}`));
+  app.use('*', guardHost(opts.hosts));
 
   app.get('/healthz', (c) => json(c, { ok: true }));
   app.get('/readyz', (c) => {
