@@ -401,7 +401,9 @@ clusters:
           record: false,
         },
       ],
-      warnings: [],
+      warnings: [
+        'listen: 0.0.0.0:9000 is beyond loopback: whoever reaches it reads without a token the clusters (members, endpoints, sizes), run history, events, /metrics and the dashboard; starting a run needs the API token',
+      ],
     };
     expect(config).toEqual(expected);
     expectDeepFrozen(config);
@@ -498,6 +500,37 @@ describe('secrets', () => {
       expect(lines.length).toBeGreaterThan(0);
       expect(lines.join('\n')).not.toContain(secret);
     }
+  });
+});
+
+describe('a listen address beyond loopback', () => {
+  const reads =
+    'whoever reaches it reads without a token the clusters (members, endpoints, sizes), run history, events, /metrics and the dashboard';
+  const warnings = (top: string) =>
+    parseConfig(`${top}${cluster()}`, {}, BASE, { readFile: fakeFiles({ '/t': 'tok-1234567890abcdef' }) }).warnings;
+
+  it.each(['127.0.0.1:9479', '127.0.0.2:9479', '"[::1]:9479"', 'localhost:9479'])('%s: no word', (listen) => {
+    expect(warnings(`listen: ${listen}\napiTokenFile: /t\n`)).toEqual([]);
+  });
+
+  it.each([
+    [
+      '0.0.0.0:9479',
+      'apiTokenFile: /t\n',
+      `listen: 0.0.0.0:9479 is beyond loopback: ${reads}; starting a run needs the API token; any Host name is served (allowedHosts limits them)`,
+    ],
+    [
+      '"[::]:9479"',
+      '',
+      `listen: [::]:9479 is beyond loopback: ${reads}; starting a run is off (no apiTokenFile); any Host name is served (allowedHosts limits them)`,
+    ],
+    [
+      '10.0.0.5:80',
+      'allowedHosts: [defragd.example.com]\n',
+      `listen: 10.0.0.5:80 is beyond loopback: ${reads}; starting a run is off (no apiTokenFile)`,
+    ],
+  ])('%s (%j): one warning saying what is exposed', (listen, more, warning) => {
+    expect(warnings(`listen: ${listen}\n${more}`)).toEqual([warning]);
   });
 });
 

@@ -50,6 +50,7 @@ import { parseEndpoint } from '../etcd/endpoint.js';
 import { DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_DIAL_TIMEOUT_MS, type ConnectionOptions } from '../etcd/options.js';
 import { EXECUTE_DEFAULTS, type ExecuteOptions } from '../executor/options.js';
 import { compileRule } from '../policy/index.js';
+import { isLoopbackAddress } from './hosts.js';
 import { parseWindow, validateTimezone, type Window } from './window.js';
 import { cronOptions } from './schedule.js';
 
@@ -158,7 +159,10 @@ export interface ServeConfig {
   /** Serve the web dashboard at / (`dashboard: false` turns it off; the API stays). */
   readonly dashboard: boolean;
   readonly clusters: readonly ServeClusterConfig[];
-  /** What the file allows but is worth a word (a token file others can read): logged at start, printed by --check-config. */
+  /**
+   * What the file allows but is worth a word (an API listening beyond loopback, a token file others can
+   * read): logged at start, printed by --check-config.
+   */
   readonly warnings: readonly string[];
 }
 
@@ -780,6 +784,20 @@ function buildCluster(c: ParsedCluster, password: string | null, baseDir: string
 }
 
 /**
+ * What a listen address beyond loopback exposes, as http.ts serves it: every read without a token, runs
+ * only with the token (off without one); null on loopback.
+ */
+function exposure(listen: { host: string; port: number }, token: boolean, allowedHosts: boolean): string | null {
+  if (isLoopbackAddress(listen.host)) return null;
+  const address = `${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`;
+  return [
+    `listen: ${address} is beyond loopback: whoever reaches it reads without a token the clusters (members, endpoints, sizes), run history, events, /metrics and the dashboard`,
+    token ? 'starting a run needs the API token' : 'starting a run is off (no apiTokenFile)',
+    ...(allowedHosts ? [] : ['any Host name is served (allowedHosts limits them)']),
+  ].join('; ');
+}
+
+/**
  * Parses and checks a config file's text. `baseDir` is what relative paths
  * (store, apiTokenFile, passwordFile, cacert, cert, key) are resolved against:
  * the config file's directory. Throws ConfigError with every problem.
@@ -816,9 +834,12 @@ export function parseConfig(text: string, env: ConfigEnv, baseDir: string, opts:
   if (!parsed.success || problems.size > 0) throw new ConfigError(problems.lines());
 
   const c = parsed.data;
+  const listen = c.listen ?? parseListen(SERVE_DEFAULTS.listen);
+  const exposed = exposure(listen, secrets.apiToken !== null, c.allowedHosts !== undefined);
+  if (exposed !== null) warnings.unshift(exposed);
   const store = c.store ?? SERVE_DEFAULTS.store;
   return Object.freeze({
-    listen: Object.freeze(c.listen ?? parseListen(SERVE_DEFAULTS.listen)),
+    listen: Object.freeze(listen),
     allowedHosts: c.allowedHosts ? Object.freeze([...new Set(c.allowedHosts)]) : null,
     store: store === ':memory:' ? store : resolve(baseDir, store),
     storeRetentionMs: c.storeRetention ?? parseLongDuration(SERVE_DEFAULTS.storeRetention, 'storeRetention'),

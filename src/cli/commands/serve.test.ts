@@ -81,8 +81,17 @@ describe('serve: without etcd', () => {
   });
 });
 
-describe('serve --check-config: the API token file', () => {
-  it('readable by others: a warning on stderr, exit 0; world-writable: refused in one line, exit 2', async () => {
+describe('serve --check-config: warnings', () => {
+  it('an API listening beyond loopback: a warning on stderr saying what is exposed, exit 0', async () => {
+    const file = configFile('open.yaml', 'listen: 0.0.0.0:9479\nclusters:\n  - { name: a, endpoints: ["127.0.0.1:1"], dialTimeout: 1s }\n');
+    const r = await cli(['serve', '--config', file, '--check-config']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe(
+      'defragd: warning: listen: 0.0.0.0:9479 is beyond loopback: whoever reaches it reads without a token the clusters (members, endpoints, sizes), run history, events, /metrics and the dashboard; starting a run is off (no apiTokenFile); any Host name is served (allowedHosts limits them)\n',
+    );
+  });
+
+  it('an API token file readable by others: a warning on stderr, exit 0; world-writable: refused in one line, exit 2', async () => {
     const token = join(dir, 'mode-token');
     writeFileSync(token, 'tok-Zq81-secret-0123\n');
     const file = configFile(
