@@ -157,6 +157,13 @@ describe('invalid configs: exactly the expected line(s)', () => {
     ],
     ['a schedule that never fires', cluster('schedule: "0 0 30 2 *"'), ['clusters[0].schedule: "0 0 30 2 *" never fires (no such date)']],
     [
+      'a schedule whose every start falls outside the windows (each would be skipped)',
+      cluster('schedule: "0 3 * * *"', 'timezone: Europe/Berlin', 'windows: ["Sat 01:00-02:00", "Sun 04:00-05:00"]'),
+      [
+        'clusters[0].schedule: no start of "0 3 * * *" falls inside the windows (Sat 01:00-02:00, Sun 04:00-05:00; looked 4 years ahead): every one would be skipped, so it never starts a run; move its time into a window, or widen the windows',
+      ],
+    ],
+    [
       'a schedule every second',
       cluster('schedule: "* * * * * *"'),
       [
@@ -422,6 +429,17 @@ clusters:
   it('keeps ":memory:" as the store, and reads [::1]:port', () => {
     const config = parseConfig(`listen: "[::1]:0"\nstore: ":memory:"\nclusters: [{ name: a, endpoints: ${EP} }]`, {}, BASE);
     expect([config.store, config.listen]).toEqual([':memory:', { host: '::1', port: 0 }]);
+  });
+
+  it('a schedule with some starts inside the windows, however few: a weekly one, a first-of-the-month one on a Saturday', () => {
+    for (const lines of [
+      ['schedule: "0 3 * * *"', 'windows: ["Sat 02:00-04:00"]'],
+      ['schedule: "30 2 * * 0"', 'timezone: Europe/Berlin', 'windows: ["Sat 22:00-03:00"]'],
+      // The 1st is a Saturday in August 2026.
+      ['schedule: "0 3 1 * *"', 'windows: ["Sat 00:00-24:00"]'],
+    ]) {
+      expect(parseConfig(cluster(...lines), {}, BASE).clusters[0]?.schedule).not.toBeNull();
+    }
   });
 
   it('auto without interval observes every 30s and cools down 6h', () => {

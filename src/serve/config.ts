@@ -52,7 +52,7 @@ import { EXECUTE_DEFAULTS, type ExecuteOptions } from '../executor/options.js';
 import { compileRule } from '../policy/index.js';
 import { isLoopbackAddress } from './hosts.js';
 import { parseWindow, validateTimezone, type Window } from './window.js';
-import { cronOptions } from './schedule.js';
+import { cronOptions, startsThroughWindows, WINDOW_SEARCH_MS } from './schedule.js';
 
 export type { Window } from './window.js';
 
@@ -563,10 +563,13 @@ function readSecretFile(file: string, path: Path, readFile: (p: string) => strin
  */
 export const MIN_SCHEDULE_GAP_MS = 60_000;
 
+/** Where a schedule's checks look from: a fixed instant, so a file's verdict does not depend on the day. */
+const SCHEDULE_CHECK_FROM_MS = Date.UTC(2026, 0, 1);
+
 function cronProblem(expr: string, timezone: string, jitterMs: number | null): string | null {
   try {
     // Over a year of starts from a fixed instant: the shortest gap between two, and whether it fires at all.
-    const starts = new Cron(expr, cronOptions(timezone)).nextRuns(400, new Date(Date.UTC(2026, 0, 1))).map((d) => d.getTime());
+    const starts = new Cron(expr, cronOptions(timezone)).nextRuns(400, new Date(SCHEDULE_CHECK_FROM_MS)).map((d) => d.getTime());
     if (starts.length === 0) return `"${expr}" never fires (no such date)`;
     let gap = Infinity;
     for (let i = 1; i < starts.length; i++) gap = Math.min(gap, (starts[i] as number) - (starts[i - 1] as number));
@@ -612,6 +615,24 @@ function tokenFileMode(file: string, mode: number | null, problems: Problems, wa
   }
 }
 
+/**
+ * A schedule none of whose starts falls inside its windows would never start a run: its starts are all
+ * skipped. Looked for over WINDOW_SEARCH_MS from a fixed instant, so a file's verdict does not change with
+ * the day it is checked. Windows with problems of their own are not judged here.
+ */
+function windowsProblem(expr: string, timezone: string, rawWindows: unknown): string | null {
+  if (!Array.isArray(rawWindows) || rawWindows.length === 0) return null;
+  let windows: Window[];
+  try {
+    windows = rawWindows.map((w) => parseWindow(String(w)));
+  } catch {
+    return null;
+  }
+  if (startsThroughWindows(expr, timezone, windows, SCHEDULE_CHECK_FROM_MS, 1).runs > 0) return null;
+  const years = Math.round(WINDOW_SEARCH_MS / (365.25 * 86_400_000));
+  return `no start of "${expr}" falls inside the windows (${windows.map((w) => w.text).join(', ')}; looked ${years} years ahead): every one would be skipped, so it never starts a run; move its time into a window, or widen the windows`;
+}
+
 interface Secrets {
   /** Per cluster, by index: its password, or null. */
   passwords: (string | null)[];
@@ -655,7 +676,9 @@ function crossChecks(data: Loose, baseDir: string, files: Files, problems: Probl
       } catch {
         // its own problem
       }
-      const problem = cronProblem(schedule, tz !== null && isTimezone(tz) ? tz : SERVE_DEFAULTS.timezone, jitterMs);
+      const zone = tz !== null && isTimezone(tz) ? tz : SERVE_DEFAULTS.timezone;
+      const problem =
+        cronProblem(schedule, zone, jitterMs) ?? (ok('timezone') || tz === null ? windowsProblem(schedule, zone, c['windows']) : null);
       if (problem) problems.add(at('schedule'), problem);
     }
 

@@ -59,7 +59,7 @@ export function serveCommand(io: CliIO, done: (code: number) => void): Command {
   cmd.addOption(
     new EnvOption(
       '--check-config',
-      'validate the config, show the members each cluster reaches and its next 5 scheduled starts, and exit',
+      'validate the config, show the members each cluster reaches and its next 5 scheduled starts that run (and the skipped ones between), and exit',
       [],
     ),
   );
