@@ -212,10 +212,10 @@ module.exports = {
     {
       name: 'serve-http-through-the-view',
       comment:
-        'src/serve/http.ts (the only socket code) reaches the daemon through its view interface (DaemonView in types.ts) and the JSON shapes (cluster-json.ts, samples.ts), never the Daemon class, the store, etcd or a run: so the API is tested without a socket, a cluster or a daemon.',
+        'src/serve/http.ts (the only socket code) reaches the daemon through its view interface (DaemonView in types.ts), the JSON shapes (cluster-json.ts, samples.ts) and the Host-header policy (hosts.ts), never the Daemon class, the store, etcd or a run: so the API is tested without a socket, a cluster or a daemon.',
       severity: 'error',
       from: { path: '^src/serve/http\\.ts$' },
-      to: { path: '^src/', pathNot: ['^src/domain/', '^src/serve/(types|cluster-json|samples)\\.ts$'] },
+      to: { path: '^src/', pathNot: ['^src/domain/', '^src/serve/(types|cluster-json|samples|hosts)\\.ts$'] },
     },
 
     // --- app, cli, index ---------------------------------------------------

@@ -3,24 +3,22 @@
  * cluster: which members it reaches now, and when its next scheduled runs
  * would start. The results are data; the CLI's printer shows them.
  */
-import { Cron } from 'croner';
 import { EtcdClient } from '../etcd/client.js';
 import { observeCluster } from '../observe/observe.js';
 import type { ScheduleConfig, ServeClusterConfig, ServeConfig } from './config.js';
-import { inWindow } from './window.js';
-import { cronOptions } from './schedule.js';
+import { startsThroughWindows, WINDOW_SEARCH_MS } from './schedule.js';
 import { messageOf } from '../domain/errors.js';
 import { memberName } from '../domain/member-name.js';
 
 /** How many scheduled starts --check-config shows. */
 export const CHECK_NEXT_STARTS = 5;
 
-export interface ScheduledStart {
-  /** ISO 8601 in the cluster's time zone, with its offset: "2026-11-29T03:00:00+01:00". Jitter not included. */
-  at: string;
-  /** Inside a window (or no windows set); a start outside one is skipped, not queued. */
-  inWindow: boolean;
-}
+/** Times are ISO 8601 in the cluster's time zone, with its offset: "2026-11-29T03:00:00+01:00". Jitter not included. */
+export type ScheduledStart =
+  /** Inside a window (or no windows set): a run starts then. */
+  | { at: string; inWindow: true }
+  /** Cron times outside every window, each skipped (not queued): from `at` to `last` (the same for one). */
+  | { at: string; inWindow: false; last: string };
 
 export interface ClusterCheck {
   name: string;
@@ -38,8 +36,10 @@ export interface ClusterCheck {
   schedule: string | null;
   timezone: string;
   windows: string[];
-  /** Empty without a schedule. */
+  /** The next CHECK_NEXT_STARTS starts that run, with the skipped ones between them; empty without a schedule. */
   nextStarts: ScheduledStart[];
+  /** Why fewer starts that run are listed (none falls inside the windows within 4 years after); null otherwise. */
+  nextStartsEnd: string | null;
   auto: { intervalMs: number; cooldownMs: number } | null;
 }
 
@@ -68,7 +68,8 @@ export function isoInZone(at: Date, timezone: string): string {
 }
 
 /**
- * The next `count` scheduled starts after `from` (croner, in the cluster's time zone), without jitter.
+ * The next `count` scheduled starts after `from` that run (inside the windows), and the rows of skipped
+ * ones between them (croner, in the cluster's time zone), without jitter; `end` says why fewer are listed.
  *
  * @example nextStarts(cluster.schedule, cluster, 5, new Date())
  */
@@ -77,19 +78,21 @@ export function nextStarts(
   zone: Pick<ServeClusterConfig, 'timezone' | 'windows'>,
   count: number,
   from: Date,
-): ScheduledStart[] {
-  const cron = new Cron(schedule.cron, cronOptions(zone.timezone));
-  try {
-    return cron
-      .nextRuns(count, from)
-      .map((d) => ({ at: isoInZone(d, zone.timezone), inWindow: inWindow(zone.windows, zone.timezone, d.getTime()) }));
-  } finally {
-    cron.stop();
-  }
+): { starts: ScheduledStart[]; end: string | null } {
+  const iso = (ms: number) => isoInZone(new Date(ms), zone.timezone);
+  const found = startsThroughWindows(schedule.cron, zone.timezone, zone.windows, from.getTime(), count);
+  const starts = found.starts.map(
+    (s): ScheduledStart => (s.inWindow ? { at: iso(s.atMs), inWindow: true } : { at: iso(s.atMs), inWindow: false, last: iso(s.lastMs) }),
+  );
+  if (found.runs >= count) return { starts, end: null };
+  const years = Math.round(WINDOW_SEARCH_MS / (365.25 * 86_400_000));
+  const what = zone.windows.length > 0 ? 'falls inside the windows' : 'comes';
+  return { starts, end: `no ${found.runs > 0 ? 'further ' : ''}start ${what} within ${years} years` };
 }
 
 /** Observes one cluster once (every member, from MemberList); an unreachable cluster is a result, not an error. */
 export async function checkCluster(c: ServeClusterConfig, opts: { now: Date; signal?: AbortSignal | undefined }): Promise<ClusterCheck> {
+  const outlook = c.schedule ? nextStarts(c.schedule, c, CHECK_NEXT_STARTS, opts.now) : { starts: [], end: null };
   const base = {
     name: c.name,
     endpoints: [...c.connection.endpoints],
@@ -97,7 +100,8 @@ export async function checkCluster(c: ServeClusterConfig, opts: { now: Date; sig
     schedule: c.schedule?.cron ?? null,
     timezone: c.timezone,
     windows: c.windows.map((w) => w.text),
-    nextStarts: c.schedule ? nextStarts(c.schedule, c, CHECK_NEXT_STARTS, opts.now) : [],
+    nextStarts: outlook.starts,
+    nextStartsEnd: outlook.end,
     auto: c.auto ? { ...c.auto } : null,
   };
   const client = new EtcdClient(c.connection);

@@ -166,7 +166,7 @@ export class ClusterLoop {
   }
 
   /** Starts a run now in the background; `started` resolves once it got going (null: it did not). */
-  launch(trigger: DefragTrigger): { started: Promise<Started>; done: Promise<RunReport | null> } {
+  launch(trigger: DefragTrigger): { started: Promise<Started>; running: RunInProgress } {
     const facts = this.facts(true);
     const policy = policyFor(trigger, facts);
     this.logPolicy(trigger, facts, policy);
@@ -198,7 +198,7 @@ export class ClusterLoop {
       this.deps,
     );
     this.runningRun = running;
-    return { started, done: running.done };
+    return { started, running };
   }
 
   // --- The loop ---------------------------------------------------------------

@@ -3,7 +3,7 @@
  * naming the path; a valid file gives each consumer its options; secrets stay
  * out of everything printable.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -157,6 +157,13 @@ describe('invalid configs: exactly the expected line(s)', () => {
     ],
     ['a schedule that never fires', cluster('schedule: "0 0 30 2 *"'), ['clusters[0].schedule: "0 0 30 2 *" never fires (no such date)']],
     [
+      'a schedule whose every start falls outside the windows (each would be skipped)',
+      cluster('schedule: "0 3 * * *"', 'timezone: Europe/Berlin', 'windows: ["Sat 01:00-02:00", "Sun 04:00-05:00"]'),
+      [
+        'clusters[0].schedule: no start of "0 3 * * *" falls inside the windows (Sat 01:00-02:00, Sun 04:00-05:00; looked 4 years ahead): every one would be skipped, so it never starts a run; move its time into a window, or widen the windows',
+      ],
+    ],
+    [
       'a schedule every second',
       cluster('schedule: "* * * * * *"'),
       [
@@ -223,6 +230,17 @@ describe('invalid configs: exactly the expected line(s)', () => {
     ],
     ['no clusters', 'listen: 127.0.0.1:9479\nclusters: []\n', ['clusters: must list at least one cluster']],
     [
+      'allowedHosts with a port, a scheme, a wildcard or not a list',
+      'allowedHosts: ["defragd.example.com:9479", "https://defragd.example.com", "*.example.com", ""]\n' + cluster(),
+      [
+        'allowedHosts[0]: "defragd.example.com:9479" is not a host name: give a name as the browser\'s address bar has it, without scheme, port or path (e.g. defragd.example.com)',
+        'allowedHosts[1]: "https://defragd.example.com" is not a host name: give a name as the browser\'s address bar has it, without scheme, port or path (e.g. defragd.example.com)',
+        'allowedHosts[2]: "*.example.com" is not a host name: give a name as the browser\'s address bar has it, without scheme, port or path (e.g. defragd.example.com)',
+        'allowedHosts[3]: "" is not a host name: give a name as the browser\'s address bar has it, without scheme, port or path (e.g. defragd.example.com)',
+      ],
+    ],
+    ['allowedHosts not a list', 'allowedHosts: defragd.example.com\n' + cluster(), ['allowedHosts: expected a list, got a string']],
+    [
       'a bad listen address',
       'listen: localhost\n' + cluster(),
       ['listen: invalid address "localhost": expected host:port, e.g. 127.0.0.1:9479 or [::1]:9479'],
@@ -275,6 +293,7 @@ describe('invalid configs: exactly the expected line(s)', () => {
 describe('a valid config', () => {
   const full = `
 listen: 0.0.0.0:9000
+allowedHosts: [Defragd.Example.com., defragd-0.defragd.svc]
 store: data/history.sqlite
 apiTokenFile: /run/secrets/api-token
 maxConcurrentRuns: 2
@@ -315,6 +334,7 @@ clusters:
     const config = parseConfig(full, {}, BASE, { readFile: fakeFiles(files) });
     const expected: ServeConfig = {
       listen: { host: '0.0.0.0', port: 9000 },
+      allowedHosts: ['defragd.example.com', 'defragd-0.defragd.svc'],
       store: '/etc/defragd/data/history.sqlite',
       storeRetentionMs: 30 * 86_400_000,
       apiToken: 'tok-1234567890abcdef',
@@ -388,6 +408,9 @@ clusters:
           record: false,
         },
       ],
+      warnings: [
+        'listen: 0.0.0.0:9000 is beyond loopback: whoever reaches it reads without a token the clusters (members, endpoints, sizes), run history, events, /metrics and the dashboard; starting a run needs the API token',
+      ],
     };
     expect(config).toEqual(expected);
     expectDeepFrozen(config);
@@ -396,6 +419,7 @@ clusters:
   it('needs only clusters: name and endpoints; everything else has its default', () => {
     const config = parseConfig(`clusters: [{ name: a, endpoints: ${EP} }]`, {}, BASE);
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 9479 });
+    expect(config.allowedHosts).toBeNull();
     expect(config.store).toBe('/etc/defragd/defragd.sqlite');
     expect(config.storeRetentionMs).toBe(90 * 86_400_000);
     expect([config.apiToken, config.maxConcurrentRuns, config.dashboard]).toEqual([null, 1, true]);
@@ -405,6 +429,17 @@ clusters:
   it('keeps ":memory:" as the store, and reads [::1]:port', () => {
     const config = parseConfig(`listen: "[::1]:0"\nstore: ":memory:"\nclusters: [{ name: a, endpoints: ${EP} }]`, {}, BASE);
     expect([config.store, config.listen]).toEqual([':memory:', { host: '::1', port: 0 }]);
+  });
+
+  it('a schedule with some starts inside the windows, however few: a weekly one, a first-of-the-month one on a Saturday', () => {
+    for (const lines of [
+      ['schedule: "0 3 * * *"', 'windows: ["Sat 02:00-04:00"]'],
+      ['schedule: "30 2 * * 0"', 'timezone: Europe/Berlin', 'windows: ["Sat 22:00-03:00"]'],
+      // The 1st is a Saturday in August 2026.
+      ['schedule: "0 3 1 * *"', 'windows: ["Sat 00:00-24:00"]'],
+    ]) {
+      expect(parseConfig(cluster(...lines), {}, BASE).clusters[0]?.schedule).not.toBeNull();
+    }
   });
 
   it('auto without interval observes every 30s and cools down 6h', () => {
@@ -486,6 +521,69 @@ describe('secrets', () => {
   });
 });
 
+describe('a listen address beyond loopback', () => {
+  const reads =
+    'whoever reaches it reads without a token the clusters (members, endpoints, sizes), run history, events, /metrics and the dashboard';
+  const warnings = (top: string) =>
+    parseConfig(`${top}${cluster()}`, {}, BASE, { readFile: fakeFiles({ '/t': 'tok-1234567890abcdef' }) }).warnings;
+
+  it.each(['127.0.0.1:9479', '127.0.0.2:9479', '"[::1]:9479"', 'localhost:9479'])('%s: no word', (listen) => {
+    expect(warnings(`listen: ${listen}\napiTokenFile: /t\n`)).toEqual([]);
+  });
+
+  it.each([
+    [
+      '0.0.0.0:9479',
+      'apiTokenFile: /t\n',
+      `listen: 0.0.0.0:9479 is beyond loopback: ${reads}; starting a run needs the API token; any Host name is served (allowedHosts limits them)`,
+    ],
+    [
+      '"[::]:9479"',
+      '',
+      `listen: [::]:9479 is beyond loopback: ${reads}; starting a run is off (no apiTokenFile); any Host name is served (allowedHosts limits them)`,
+    ],
+    [
+      '10.0.0.5:80',
+      'allowedHosts: [defragd.example.com]\n',
+      `listen: 10.0.0.5:80 is beyond loopback: ${reads}; starting a run is off (no apiTokenFile)`,
+    ],
+  ])('%s (%j): one warning saying what is exposed', (listen, more, warning) => {
+    expect(warnings(`listen: ${listen}\n${more}`)).toEqual([warning]);
+  });
+});
+
+describe('the API token file: who else may read or write it', () => {
+  const text = `apiTokenFile: token\n${cluster()}`;
+  const files = { '/etc/defragd/token': 'tok-1234567890abcdef\n' };
+  const load = (mode: number) => parseConfig(text, {}, BASE, { readFile: fakeFiles(files), fileMode: () => mode });
+
+  it.each(['0666', '0602', '0777', '4602'])(
+    'mode %s (world-writable) is refused: one line naming the file, its mode and the fix',
+    (mode) => {
+      expect(() => load(Number.parseInt(mode, 8))).toThrow(
+        new ConfigError([
+          `apiTokenFile: /etc/defragd/token: mode ${mode} is world-writable: any user could replace the token; fix: chmod o-w /etc/defragd/token`,
+        ]),
+      );
+    },
+  );
+
+  it.each([
+    ['0640', 'group'],
+    ['0604', 'world'],
+    ['0644', 'group- and world'],
+  ])('mode %s is taken, with a warning that it is %s-readable', (mode, who) => {
+    expect(load(Number.parseInt(mode, 8)).warnings).toEqual([
+      `apiTokenFile: /etc/defragd/token: mode ${mode} is ${who}-readable: other users can read the token that starts runs; chmod go-r /etc/defragd/token keeps it to defragd's user`,
+    ]);
+  });
+
+  it.each(['0600', '0400'])('mode %s is taken without a word', (mode) => {
+    const config = load(Number.parseInt(mode, 8));
+    expect([config.apiToken, config.warnings]).toEqual(['tok-1234567890abcdef', []]);
+  });
+});
+
 describe('loadConfig: files on disk', () => {
   let dir: string;
   beforeEach(() => {
@@ -508,6 +606,19 @@ describe('loadConfig: files on disk', () => {
     expect(config.clusters[0]?.connection.tls?.caFile).toBe(join(dir, 'ca.pem'));
   });
 
+  it("reads the token file's mode from the disk: world-writable is refused, readable by others a warning", () => {
+    const token = join(dir, 'token');
+    const file = join(dir, 'defragd.yaml');
+    writeFileSync(token, 'api-token-0123456789\n');
+    writeFileSync(file, `apiTokenFile: token\nclusters:\n  - { name: a, endpoints: ${EP} }\n`);
+    chmodSync(token, 0o600);
+    expect(loadConfig(file, {}).warnings).toEqual([]);
+    chmodSync(token, 0o640);
+    expect(loadConfig(file, {}).warnings).toEqual([expect.stringMatching(/^apiTokenFile: .*: mode 0640 is group-readable: /)]);
+    chmodSync(token, 0o666);
+    expect(() => loadConfig(file, {})).toThrow(`apiTokenFile: ${token}: mode 0666 is world-writable`);
+  });
+
   it('a missing config file is one problem naming it', () => {
     const file = join(dir, 'none.yaml');
     expect(() => loadConfig(file, {})).toThrow(new ConfigError([`${file}: no such file`]));
@@ -523,6 +634,7 @@ describe('loadConfig: files on disk', () => {
     const text = files[example] as string;
     const keys = [
       'listen',
+      'allowedHosts',
       'store',
       'apiTokenFile',
       'maxConcurrentRuns',

@@ -16,11 +16,11 @@
  * only in each cluster's connection options, and redactedConfig() is the
  * printable form. Problems never quote a secret.
  *
- * Keys that go beyond the CLI's flags: `maxConcurrentRuns`, `maxEventStreams`, `storeRetention`,
+ * Keys that go beyond the CLI's flags: `allowedHosts`, `maxConcurrentRuns`, `maxEventStreams`, `storeRetention`,
  * `password` (a `${ENV_VAR}` reference only), `record`, `recordPrefix`,
  * `dashboard`; every key is set in examples/defragd.yaml (a test checks it).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Cron } from 'croner';
 import { LineCounter, parseDocument } from 'yaml';
@@ -50,8 +50,9 @@ import { parseEndpoint } from '../etcd/endpoint.js';
 import { DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_DIAL_TIMEOUT_MS, type ConnectionOptions } from '../etcd/options.js';
 import { EXECUTE_DEFAULTS, type ExecuteOptions } from '../executor/options.js';
 import { compileRule } from '../policy/index.js';
+import { isLoopbackAddress } from './hosts.js';
 import { parseWindow, validateTimezone, type Window } from './window.js';
-import { cronOptions } from './schedule.js';
+import { cronOptions, startsThroughWindows, WINDOW_SEARCH_MS } from './schedule.js';
 
 export type { Window } from './window.js';
 
@@ -141,6 +142,11 @@ export interface ServeClusterConfig {
 export interface ServeConfig {
   /** Where the HTTP server listens; port 0 picks a free one. */
   readonly listen: { readonly host: string; readonly port: number };
+  /**
+   * Host names (lower case, no port) the API serves besides localhost and IP literals, whatever the listen
+   * address; null: localhost on a loopback address, any name on another (hosts.ts).
+   */
+  readonly allowedHosts: readonly string[] | null;
   /** Absolute path of the SQLite history, or ":memory:". */
   readonly store: string;
   /** Samples and runs older than this are deleted from the store. */
@@ -153,11 +159,31 @@ export interface ServeConfig {
   /** Serve the web dashboard at / (`dashboard: false` turns it off; the API stays). */
   readonly dashboard: boolean;
   readonly clusters: readonly ServeClusterConfig[];
+  /**
+   * What the file allows but is worth a word (an API listening beyond loopback, a token file others can
+   * read): logged at start, printed by --check-config.
+   */
+  readonly warnings: readonly string[];
 }
 
 export interface LoadOptions {
   /** Reads a file as UTF-8 text (passwordFile, apiTokenFile, the config itself); node:fs by default. */
   readFile?: ((path: string) => string) | undefined;
+  /**
+   * A file's permission bits (apiTokenFile), or null when they cannot be told. node:fs by default; with
+   * readFile given and this not, null: the caller's files have no modes on disk.
+   */
+  fileMode?: ((path: string) => number | null) | undefined;
+}
+
+/** node:fs's mode bits; null on Windows (no such bits) or when the file cannot be stat'ed (its read says why). */
+function diskFileMode(path: string): number | null {
+  if (process.platform === 'win32') return null;
+  try {
+    return statSync(path).mode & 0o7777;
+  } catch {
+    return null;
+  }
 }
 
 /** Environment variables by name, as process.env. */
@@ -210,6 +236,17 @@ function parseListen(t: string): { host: string; port: number } {
   const port = Number(m?.[2]);
   if (!m || port > 65_535) throw new UsageError(`invalid address "${t}": expected host:port, e.g. 127.0.0.1:9479 or [::1]:9479`);
   return { host: (m[1] as string).replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+/** A DNS name as a Host header carries it: letters, digits, "-" and dots; lower-cased, a trailing dot dropped. */
+function parseHostName(t: string): string {
+  const name = t.trim().toLowerCase().replace(/\.$/, '');
+  if (!/^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/.test(name) || name.length > 253) {
+    throw new UsageError(
+      `"${t}" is not a host name: give a name as the browser's address bar has it, without scheme, port or path (e.g. defragd.example.com)`,
+    );
+  }
+  return name;
 }
 
 /** An IANA zone name, as Intl knows them (croner uses Intl too). */
@@ -288,6 +325,7 @@ const CLUSTER_SHAPE = {
 
 const TOP_SHAPE = {
   listen: text.transform(check(parseListen)).optional(),
+  allowedHosts: z.array(text.transform(check(parseHostName))).optional(),
   store: text.optional(),
   apiTokenFile: text.optional(),
   maxConcurrentRuns: positiveInt.optional(),
@@ -525,10 +563,13 @@ function readSecretFile(file: string, path: Path, readFile: (p: string) => strin
  */
 export const MIN_SCHEDULE_GAP_MS = 60_000;
 
+/** Where a schedule's checks look from: a fixed instant, so a file's verdict does not depend on the day. */
+const SCHEDULE_CHECK_FROM_MS = Date.UTC(2026, 0, 1);
+
 function cronProblem(expr: string, timezone: string, jitterMs: number | null): string | null {
   try {
     // Over a year of starts from a fixed instant: the shortest gap between two, and whether it fires at all.
-    const starts = new Cron(expr, cronOptions(timezone)).nextRuns(400, new Date(Date.UTC(2026, 0, 1))).map((d) => d.getTime());
+    const starts = new Cron(expr, cronOptions(timezone)).nextRuns(400, new Date(SCHEDULE_CHECK_FROM_MS)).map((d) => d.getTime());
     if (starts.length === 0) return `"${expr}" never fires (no such date)`;
     let gap = Infinity;
     for (let i = 1; i < starts.length; i++) gap = Math.min(gap, (starts[i] as number) - (starts[i - 1] as number));
@@ -545,6 +586,53 @@ function cronProblem(expr: string, timezone: string, jitterMs: number | null): s
   }
 }
 
+/** How the files a config names are read. */
+interface Files {
+  readFile: (path: string) => string;
+  fileMode: (path: string) => number | null;
+}
+
+const octal = (mode: number) => mode.toString(8).padStart(4, '0');
+
+/**
+ * The token file's permissions: world-writable is refused (anyone could set the token that starts runs);
+ * readable by others is a warning (a Kubernetes secret volume is 0644 by default, inside its pod).
+ */
+function tokenFileMode(file: string, mode: number | null, problems: Problems, warnings: string[]): void {
+  if (mode === null) return;
+  if ((mode & 0o002) !== 0) {
+    problems.add(
+      ['apiTokenFile'],
+      `${file}: mode ${octal(mode)} is world-writable: any user could replace the token; fix: chmod o-w ${file}`,
+    );
+    return;
+  }
+  const readers = [(mode & 0o040) !== 0 && 'group', (mode & 0o004) !== 0 && 'world'].filter(Boolean);
+  if (readers.length > 0) {
+    warnings.push(
+      `apiTokenFile: ${file}: mode ${octal(mode)} is ${readers.join('- and ')}-readable: other users can read the token that starts runs; chmod go-r ${file} keeps it to defragd's user`,
+    );
+  }
+}
+
+/**
+ * A schedule none of whose starts falls inside its windows would never start a run: its starts are all
+ * skipped. Looked for over WINDOW_SEARCH_MS from a fixed instant, so a file's verdict does not change with
+ * the day it is checked. Windows with problems of their own are not judged here.
+ */
+function windowsProblem(expr: string, timezone: string, rawWindows: unknown): string | null {
+  if (!Array.isArray(rawWindows) || rawWindows.length === 0) return null;
+  let windows: Window[];
+  try {
+    windows = rawWindows.map((w) => parseWindow(String(w)));
+  } catch {
+    return null;
+  }
+  if (startsThroughWindows(expr, timezone, windows, SCHEDULE_CHECK_FROM_MS, 1).runs > 0) return null;
+  const years = Math.round(WINDOW_SEARCH_MS / (365.25 * 86_400_000));
+  return `no start of "${expr}" falls inside the windows (${windows.map((w) => w.text).join(', ')}; looked ${years} years ahead): every one would be skipped, so it never starts a run; move its time into a window, or widen the windows`;
+}
+
 interface Secrets {
   /** Per cluster, by index: its password, or null. */
   passwords: (string | null)[];
@@ -558,7 +646,8 @@ interface Secrets {
  * schema passed, so one round reports everything; a value that already has a
  * problem (an unset variable) is not judged again.
  */
-function crossChecks(data: Loose, baseDir: string, readFile: (p: string) => string, problems: Problems): Secrets {
+function crossChecks(data: Loose, baseDir: string, files: Files, problems: Problems, warnings: string[]): Secrets {
+  const { readFile } = files;
   const passwords: (string | null)[] = [];
   const firstIndex = new Map<string, number>();
   const clusters = Array.isArray(data['clusters']) ? (data['clusters'] as unknown[]) : [];
@@ -587,7 +676,9 @@ function crossChecks(data: Loose, baseDir: string, readFile: (p: string) => stri
       } catch {
         // its own problem
       }
-      const problem = cronProblem(schedule, tz !== null && isTimezone(tz) ? tz : SERVE_DEFAULTS.timezone, jitterMs);
+      const zone = tz !== null && isTimezone(tz) ? tz : SERVE_DEFAULTS.timezone;
+      const problem =
+        cronProblem(schedule, zone, jitterMs) ?? (ok('timezone') || tz === null ? windowsProblem(schedule, zone, c['windows']) : null);
       if (problem) problems.add(at('schedule'), problem);
     }
 
@@ -636,6 +727,7 @@ function crossChecks(data: Loose, baseDir: string, readFile: (p: string) => stri
         `${file}: the token is ${apiToken.length} characters; use at least ${MIN_TOKEN_LENGTH} (e.g. openssl rand -hex 32)`,
       );
     }
+    tokenFileMode(file, files.fileMode(file), problems, warnings);
   }
   return { passwords, apiToken };
 }
@@ -715,6 +807,20 @@ function buildCluster(c: ParsedCluster, password: string | null, baseDir: string
 }
 
 /**
+ * What a listen address beyond loopback exposes, as http.ts serves it: every read without a token, runs
+ * only with the token (off without one); null on loopback.
+ */
+function exposure(listen: { host: string; port: number }, token: boolean, allowedHosts: boolean): string | null {
+  if (isLoopbackAddress(listen.host)) return null;
+  const address = `${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`;
+  return [
+    `listen: ${address} is beyond loopback: whoever reaches it reads without a token the clusters (members, endpoints, sizes), run history, events, /metrics and the dashboard`,
+    token ? 'starting a run needs the API token' : 'starting a run is off (no apiTokenFile)',
+    ...(allowedHosts ? [] : ['any Host name is served (allowedHosts limits them)']),
+  ].join('; ');
+}
+
+/**
  * Parses and checks a config file's text. `baseDir` is what relative paths
  * (store, apiTokenFile, passwordFile, cacert, cert, key) are resolved against:
  * the config file's directory. Throws ConfigError with every problem.
@@ -722,7 +828,10 @@ function buildCluster(c: ParsedCluster, password: string | null, baseDir: string
  * @example parseConfig('clusters: [{ name: prod, endpoints: ["127.0.0.1:2379"] }]', process.env, process.cwd())
  */
 export function parseConfig(text: string, env: ConfigEnv, baseDir: string, opts: LoadOptions = {}): ServeConfig {
-  const readFile = opts.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
+  const files: Files = {
+    readFile: opts.readFile ?? ((p: string) => readFileSync(p, 'utf8')),
+    fileMode: opts.fileMode ?? (opts.readFile ? () => null : diskFileMode),
+  };
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -743,13 +852,18 @@ export function parseConfig(text: string, env: ConfigEnv, baseDir: string, opts:
   if (!parsed.success) {
     for (const [path, message] of parsed.error.issues.flatMap(issueProblems)) if (!problems.covers(path)) problems.add(path, message);
   }
-  const secrets = crossChecks(data, baseDir, readFile, problems);
+  const warnings: string[] = [];
+  const secrets = crossChecks(data, baseDir, files, problems, warnings);
   if (!parsed.success || problems.size > 0) throw new ConfigError(problems.lines());
 
   const c = parsed.data;
+  const listen = c.listen ?? parseListen(SERVE_DEFAULTS.listen);
+  const exposed = exposure(listen, secrets.apiToken !== null, c.allowedHosts !== undefined);
+  if (exposed !== null) warnings.unshift(exposed);
   const store = c.store ?? SERVE_DEFAULTS.store;
   return Object.freeze({
-    listen: Object.freeze(c.listen ?? parseListen(SERVE_DEFAULTS.listen)),
+    listen: Object.freeze(listen),
+    allowedHosts: c.allowedHosts ? Object.freeze([...new Set(c.allowedHosts)]) : null,
     store: store === ':memory:' ? store : resolve(baseDir, store),
     storeRetentionMs: c.storeRetention ?? parseLongDuration(SERVE_DEFAULTS.storeRetention, 'storeRetention'),
     apiToken: secrets.apiToken,
@@ -757,6 +871,7 @@ export function parseConfig(text: string, env: ConfigEnv, baseDir: string, opts:
     maxEventStreams: c.maxEventStreams ?? SERVE_DEFAULTS.maxEventStreams,
     dashboard: c.dashboard ?? SERVE_DEFAULTS.dashboard,
     clusters: Object.freeze(c.clusters.map((cl, i) => buildCluster(cl, secrets.passwords[i] ?? null, baseDir))),
+    warnings: Object.freeze(warnings),
   });
 }
 
@@ -776,7 +891,7 @@ export function loadConfig(path: string, env: ConfigEnv, opts: LoadOptions = {})
     const code = (err as { code?: string }).code;
     throw new ConfigError([`${path}: ${code === 'ENOENT' ? 'no such file' : `cannot be read (${code ?? String(err)})`}`], { cause: err });
   }
-  return parseConfig(content, env, dirname(file), { readFile });
+  return parseConfig(content, env, dirname(file), { readFile, fileMode: opts.fileMode ?? (opts.readFile ? undefined : diskFileMode) });
 }
 
 /**

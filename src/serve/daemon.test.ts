@@ -10,6 +10,7 @@ import { MiB } from '../../test/builders.js';
 import { ConnectionError } from '../domain/errors.js';
 import { FakeCluster, type FakeMember } from '../../test/fakes/cluster.js';
 import { FakeAccess } from '../../test/fakes/cluster-access.js';
+import { MixedClustersError } from '../domain/errors.js';
 import { openStore, type Store } from '../store/index.js';
 import { parseConfig } from './config.js';
 import { Daemon } from './daemon.js';
@@ -786,6 +787,22 @@ describe('the API', () => {
       status: 409,
       reason: 'the cluster lock is held by replica-b:7 (defragd serve)',
     });
+    expect(d.runs('a')).toEqual([]);
+    await d.daemon.stop();
+  });
+
+  it('throws what kept a run, a dry run or the status from happening (endpoints of two clusters), for the API to answer with', async () => {
+    const d = daemonOn({ a: fragmented() }, cluster('a', ''));
+    d.daemon.start();
+    await pass(SECOND);
+    const mixed = new MixedClustersError(
+      'the endpoints reach members of more than one cluster: ...; give the endpoints of one cluster',
+      [],
+    );
+    d.access.get('a')!.throws = mixed;
+    await expect(d.daemon.startRun('a', { dryRun: false })).rejects.toBe(mixed);
+    await expect(d.daemon.startRun('a', { dryRun: true })).rejects.toBe(mixed);
+    await expect(d.daemon.defragmentationStatus('a')).rejects.toBe(mixed);
     expect(d.runs('a')).toEqual([]);
     await d.daemon.stop();
   });

@@ -208,7 +208,9 @@ export class Daemon implements DaemonView {
     const launched = l.launch('api');
     const started = await launched.started;
     if (started === null) {
-      const report = await launched.done;
+      const report = await launched.running.done;
+      // It threw before a report (endpoints of two clusters): the API answers with what it threw.
+      if (report === null && launched.running.failure !== null) throw launched.running.failure;
       return { ok: false, status: 409, reason: report?.message ?? 'the run did not start' };
     }
     return { ok: true, runId: started.runId, dryRun: false, ...(started.waiting === undefined ? {} : { waiting: started.waiting }) };

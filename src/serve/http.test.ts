@@ -5,6 +5,7 @@
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
@@ -12,6 +13,9 @@ import { aSnapshot, MiB } from '../../test/builders.js';
 import { aClusterView, aStoredRun, FakeDaemonView } from '../../test/fakes/daemon-view.js';
 import { statusJson } from '../app/status-json.js';
 import type { RunReport } from '../domain/run.js';
+import { AbortedError, ConnectionError, DeadlineError, EtcdError, MixedClustersError, RefusedError } from '../domain/errors.js';
+import { StoreError } from '../store/errors.js';
+import { ANY_HOST, hostPolicy } from './hosts.js';
 import { createApi, DASHBOARD_CSP, serveApi, type ApiLogger, type ApiOptions } from './http.js';
 import { MAX_POINTS_PER_MEMBER } from './samples.js';
 import type { Sample } from '../store/types.js';
@@ -46,7 +50,8 @@ function aView(): FakeDaemonView {
 
 function anApi(view = aView(), opts: Partial<ApiOptions> = {}) {
   const metrics = createMetrics();
-  return createApi(view, { token: TOKEN, metrics, ...opts });
+  // Requests without a socket carry no Host header; the guard has its own tests.
+  return createApi(view, { token: TOKEN, hosts: ANY_HOST, metrics, ...opts });
 }
 
 async function expectJson(res: Response, status: number): Promise<any> {
@@ -90,7 +95,7 @@ describe('/metrics', () => {
   it("answers the metrics' text with their content type", async () => {
     const metrics = createMetrics();
     metrics.observed('prod', snapshot, null);
-    const res = await createApi(aView(), { token: null, metrics }).request('/metrics');
+    const res = await createApi(aView(), { token: null, hosts: ANY_HOST, metrics }).request('/metrics');
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe(metrics.contentType);
     expect(await res.text()).toContain('defragd_member_db_size_bytes{cluster="prod",member="m1"');
@@ -101,7 +106,7 @@ describe('/metrics and /api/v1/clusters', () => {
   it('say the same of every member: bytes exactly, ratios to the 4 decimals the JSON keeps', async () => {
     const metrics = createMetrics();
     metrics.observed('prod', snapshot, null);
-    const app = createApi(aView(), { token: null, metrics });
+    const app = createApi(aView(), { token: null, hosts: ANY_HOST, metrics });
     const text = await (await app.request('/metrics')).text();
     const value = (name: string, m: { name: string; memberId: string }) => {
       const line = text.split('\n').find((l) => l.startsWith(`${name}{cluster="prod",member="${m.name}",member_id="${m.memberId}"} `));
@@ -439,6 +444,60 @@ describe('errors', () => {
   });
 });
 
+describe("defragd's own errors", () => {
+  const mixed = new MixedClustersError(
+    'the endpoints reach members of more than one cluster: 10.0.0.1:2379 is cluster a1; 10.0.0.9:2379 is cluster b2; give the endpoints of one cluster',
+    [],
+  );
+  const asked = [
+    ['the status', (app: ReturnType<typeof anApi>) => app.request('/api/v1/clusters/prod/status')],
+    [
+      'a dry run',
+      (app: ReturnType<typeof anApi>) =>
+        app.request('/api/v1/clusters/prod/runs', {
+          method: 'POST',
+          headers: { authorization: `Bearer ${TOKEN}` },
+          body: '{"dryRun":true}',
+        }),
+    ],
+    [
+      'a run',
+      (app: ReturnType<typeof anApi>) =>
+        app.request('/api/v1/clusters/prod/runs', { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: '{}' }),
+    ],
+  ] as const;
+  const errors = [
+    ['endpoints of two clusters', mixed, 502],
+    ['a cluster that does not answer', new ConnectionError('10.0.0.1:2379', '10.0.0.1:2379: connection refused'), 502],
+    ['an etcd error', new EtcdError('10.0.0.1:2379', 'PERMISSION_DENIED', 'etcdserver: permission denied'), 502],
+    ['a deadline', new DeadlineError('10.0.0.1:2379', '10.0.0.1:2379: no answer within 5s'), 504],
+    ['a refusal', new RefusedError('the cluster has no leader'), 409],
+    ['a stop', new AbortedError('the daemon is stopping'), 503],
+  ] as const;
+
+  it.each(asked.flatMap(([what, ask]) => errors.map(([err, e, status]) => [what, err, ask, e, status] as const)))(
+    '%s that meets %s answers its status with its one-line message, not a 500',
+    async (_what, _err, ask, error, status) => {
+      const lines: string[] = [];
+      const view = aView();
+      view.failures.set('defragmentationStatus', error);
+      view.failures.set('startRun', error);
+      const res = await ask(anApi(view, { logger: pino({ level: 'info' }, { write: (s: string) => void lines.push(s) }) }));
+      expect(await expectJson(res, status)).toEqual({ error: error.message });
+      // Not a bug: nothing for the error log (the daemon logs what a run met).
+      expect(lines).toEqual([]);
+    },
+  );
+
+  it("keeps 500 for the routes that ask no cluster (a store that cannot be read is /readyz's to say) and for a bug", async () => {
+    const view = aView();
+    view.failures.set('run', new StoreError('/var/lib/defragd.sqlite', 'database is locked'));
+    view.failures.set('defragmentationStatus', new TypeError("Cannot read properties of undefined (reading 'x')"));
+    expect(await expectJson(await anApi(view).request('/api/v1/runs/1'), 500)).toEqual({ error: 'internal error' });
+    expect(await expectJson(await anApi(view).request('/api/v1/clusters/prod/status'), 500)).toEqual({ error: 'internal error' });
+  });
+});
+
 describe('GET /api/v1/events', () => {
   const anEvent = (cluster: string): DaemonEvent => ({
     cluster,
@@ -525,6 +584,99 @@ describe('static files', () => {
     expect(DASHBOARD_CSP).not.toMatch(/unsafe-inline/);
     await expectJson(await app.request('/api/v2/x'), 404);
     await expectJson(await app.request('/missing.js'), 404);
+  });
+});
+
+describe('the Host header (DNS rebinding)', () => {
+  const get = (app: ReturnType<typeof anApi>, path: string, host: string) => app.request(path, { headers: { host } });
+  const refusal = (host: string) =>
+    `this daemon does not serve the host name ${JSON.stringify(host)} (a guard against DNS rebinding): add it to allowedHosts, or use localhost or an IP address`;
+
+  it.each([
+    'localhost',
+    'localhost:9479',
+    'LocalHost:9479',
+    'localhost.:9479',
+    '127.0.0.1',
+    '127.0.0.1:9479',
+    '127.1.2.3:9479',
+    '[::1]',
+    '[::1]:9479',
+    // Never a rebound name: a page's origin is then the IP itself (kubelet probes the pod's IP).
+    '10.1.2.3:9479',
+    '[fd00::7]:9479',
+  ])('on a loopback address, serves Host %s', async (host) => {
+    const app = anApi(aView(), { hosts: hostPolicy('127.0.0.1', null) });
+    await expectJson(await get(app, '/api/v1/clusters', host), 200);
+    await expectJson(await get(app, '/healthz', host), 200);
+  });
+
+  it.each([
+    'evil.example',
+    'evil.example:9479',
+    'localhost.evil.example:9479',
+    '127.0.0.1.evil.example',
+    'localhost:9479@evil.example',
+    'localhost:notaport',
+    '',
+  ])('on a loopback address, refuses Host %j with a 421 on every route, before the token', async (host) => {
+    const view = aView();
+    const app = anApi(view, { hosts: hostPolicy('127.0.0.1', null) });
+    for (const path of ['/api/v1/clusters', '/healthz', '/metrics', '/api/v1/events', '/', '/nope']) {
+      const body = await expectJson(await get(app, path, host), 421);
+      expect(body).toEqual({ error: host === '' ? 'a Host header is required' : refusal(host) });
+    }
+    const run = await app.request('/api/v1/clusters/prod/runs', { method: 'POST', headers: { host, authorization: `Bearer ${TOKEN}` } });
+    await expectJson(run, 421);
+    expect(view.calls).toEqual([]);
+  });
+
+  it('refuses a missing Host (but for HTTP/1.0, which has none)', async () => {
+    const app = anApi(aView(), { hosts: hostPolicy('127.0.0.1', null) });
+    expect(await expectJson(await app.request('/healthz'), 421)).toEqual({ error: 'a Host header is required' });
+    expect((await app.request('/healthz', {}, { incoming: { httpVersion: '1.1' } })).status).toBe(421);
+    await expectJson(await app.request('/healthz', {}, { incoming: { httpVersion: '1.0' } }), 200);
+  });
+
+  it('allowedHosts adds names, whatever the listen address; without it a non-loopback address serves any', async () => {
+    const named = anApi(aView(), { hosts: hostPolicy('0.0.0.0', ['defragd.example.com']) });
+    await expectJson(await get(named, '/api/v1/clusters', 'defragd.example.com:9479'), 200);
+    await expectJson(await get(named, '/api/v1/clusters', 'localhost:9479'), 200);
+    await expectJson(await get(named, '/healthz', '10.0.0.7:9479'), 200);
+    await expectJson(await get(named, '/api/v1/clusters', 'evil.example'), 421);
+    const loopback = anApi(aView(), { hosts: hostPolicy('::1', ['defragd.internal']) });
+    await expectJson(await get(loopback, '/api/v1/clusters', 'defragd.internal'), 200);
+    await expectJson(await get(loopback, '/api/v1/clusters', 'evil.example'), 421);
+    const open = anApi(aView(), { hosts: hostPolicy('0.0.0.0', null) });
+    await expectJson(await get(open, '/api/v1/clusters', 'anything.example'), 200);
+  });
+
+  it('through a socket: the dashboard at 127.0.0.1 and localhost, a rebound name refused, HTTP/1.0 without Host served', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'defragd-static-'));
+    writeFileSync(join(dir, 'index.html'), '<h1>defragd</h1>');
+    const server = await serveApi(anApi(aView(), { hosts: hostPolicy('127.0.0.1', null), staticDir: dir }), { host: '127.0.0.1', port: 0 });
+    try {
+      const port = Number(new URL(server.url).port);
+      const ask = (host: string | null, path = '/', version = '1.1') =>
+        new Promise<string>((resolve, reject) => {
+          const socket = connect(port, '127.0.0.1', () =>
+            socket.write(`GET ${path} HTTP/${version}\r\n${host === null ? '' : `Host: ${host}\r\n`}Connection: close\r\n\r\n`),
+          );
+          let text = '';
+          socket.on('data', (d) => (text += d.toString()));
+          socket.on('end', () => resolve(text));
+          socket.on('error', reject);
+        });
+      expect(await ask(`127.0.0.1:${port}`)).toMatch(/^HTTP\/1\.1 200 [\s\S]*<h1>defragd<\/h1>$/);
+      expect(await ask(`localhost:${port}`)).toMatch(/^HTTP\/1\.1 200 [\s\S]*<h1>defragd<\/h1>$/);
+      expect(await ask(`evil.example:${port}`, '/api/v1/clusters')).toMatch(/^HTTP\/1\.1 421 [\s\S]*does not serve the host name/);
+      expect(await ask(null, '/healthz', '1.0')).toMatch(/^HTTP\/1\.1 200 [\s\S]*\{"ok":true\}$/);
+      // Node itself refuses an HTTP/1.1 request without Host.
+      expect(await ask(null, '/healthz')).toMatch(/^HTTP\/1\.1 400 /);
+    } finally {
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -3,6 +3,8 @@
  * under /api/v1 and the Server-Sent Events stream the dashboard listens to.
  * It reads and asks through DaemonView only, and is the only socket code
  * (serveApi). Every answer is JSON or an exposition; none carries a stack.
+ * What a cluster did answers with defragd's one line (502 for a cluster that
+ * cannot be used, 409 for a refusal); only a bug is a bare 500.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -15,7 +17,9 @@ import { createMiddleware } from 'hono/factory';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
+import { DefragdError, type ErrorKind } from '../domain/errors.js';
 import { clusterJson } from './cluster-json.js';
+import { hostAllowed, type HostPolicy } from './hosts.js';
 import { memberSeries, SAMPLE_RANGE_NAMES, SAMPLE_RANGES, type SampleRange } from './samples.js';
 import type { ActionsJson, DaemonEvent, DaemonView } from './types.js';
 
@@ -27,6 +31,8 @@ export interface ApiLogger {
 export interface ApiOptions {
   /** The bearer token mutating endpoints require; null: they answer 403. */
   token: string | null;
+  /** The Host headers served (hostPolicy(listen, allowedHosts)); others answer 421: the guard against DNS rebinding. */
+  hosts: HostPolicy;
   metrics: { text(): Promise<string>; readonly contentType: string };
   /** Files served at / (the dashboard); null or absent: none. */
   staticDir?: string | null | undefined;
@@ -83,7 +89,55 @@ const issues = (e: z.ZodError) => e.issues.map((i) => `${i.path.join('.') || 'bo
 
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 
+/**
+ * What defragd's own errors answer, by kind, on the routes that ask a cluster (askCluster): what the
+ * cluster did, not a bug. A usage error there comes from the cluster's settings (endpoints of two
+ * clusters), not from the request, which is checked before.
+ */
+const STATUS_BY_KIND: Record<ErrorKind, ContentfulStatusCode> = {
+  usage: 502,
+  connection: 502,
+  etcd: 502,
+  failed: 502,
+  timeout: 504,
+  refused: 409,
+  aborted: 503,
+};
+
+/** A route's answer from a call that asks a cluster; anything but defragd's own errors goes on to onError (500). */
+async function askCluster(c: Context, answer: () => Promise<Response>): Promise<Response> {
+  try {
+    return await answer();
+  } catch (err) {
+    if (!(err instanceof DefragdError)) throw err;
+    return problem(c, STATUS_BY_KIND[err.kind], err.message.replace(/\s*\n\s*/g, '; '));
+  }
+}
+
 const unknownCluster = (c: Context, name: string) => problem(c, 404, `no cluster named "${name}"`);
+
+/** What a request's Node socket says of it, when it came through serveApi (hono's node-server sets `incoming`). */
+type NodeBindings = { incoming?: { httpVersion?: string } } | undefined;
+
+/**
+ * Serves only the Host headers of the policy (hosts.ts), every route alike: a page that rebound its name to
+ * this address gets 421 and nothing else.
+ */
+function guardHost(policy: HostPolicy) {
+  return createMiddleware(async (c, next) => {
+    const host = c.req.header('host');
+    if (!hostAllowed(policy, host, (c.env as NodeBindings)?.incoming?.httpVersion ?? null)) {
+      return problem(
+        c,
+        421,
+        host
+          ? `this daemon does not serve the host name ${JSON.stringify(host.slice(0, 100))} (a guard against DNS rebinding): add it to allowedHosts, or use localhost or an IP address`
+          : 'a Host header is required',
+      );
+    }
+    await next();
+  });
+}
 
 /**
  * Lets a request through only with `Authorization: Bearer <token>`. Without a
@@ -108,7 +162,7 @@ function requireToken(token: string | null) {
  * The API as a hono app; test it with `app.request(path)`, serve it with serveApi.
  *
  * @example
- *   const app = createApi(daemon, { token: readToken(), metrics, logger });
+ *   const app = createApi(daemon, { token: readToken(), hosts: hostPolicy('127.0.0.1', null), metrics, logger });
  *   const server = await serveApi(app, { host: '127.0.0.1', port: 9479 });
  */
 export function createApi(view: DaemonView, opts: ApiOptions): Hono {
@@ -124,6 +178,7 @@ export function createApi(view: DaemonView, opts: ApiOptions): Hono {
     return problem(c, 500, 'internal error');
   });
   app.notFound((c) => problem(c, 404, `no such route: ${c.req.method} ${c.req.path}`));
+  app.use('*', guardHost(opts.hosts));
 
   app.get('/healthz', (c) => json(c, { ok: true }));
   app.get('/readyz', (c) => {
@@ -174,8 +229,7 @@ export function createApi(view: DaemonView, opts: ApiOptions): Hono {
   api.get('/clusters/:name/status', async (c) => {
     const name = c.req.param('name');
     if (view.cluster(name) === undefined) return unknownCluster(c, name);
-    const members = await view.defragmentationStatus(name, c.req.raw.signal);
-    return json(c, { cluster: name, members });
+    return askCluster(c, async () => json(c, { cluster: name, members: await view.defragmentationStatus(name, c.req.raw.signal) }));
   });
 
   api.get('/runs/:id', (c) => {
@@ -202,10 +256,16 @@ export function createApi(view: DaemonView, opts: ApiOptions): Hono {
       }
       const req = runRequest.safeParse(body);
       if (!req.success) return problem(c, 400, `bad run request: ${issues(req.error)}`);
-      const started = await view.startRun(name, { dryRun: req.data.dryRun });
-      if (!started.ok) return problem(c, started.status, started.reason);
-      if (started.dryRun) return json(c, { runId: started.runId, dryRun: true, report: started.report ?? null });
-      return json(c, { runId: started.runId, dryRun: false, ...(started.waiting === undefined ? {} : { waiting: started.waiting }) }, 202);
+      return askCluster(c, async () => {
+        const started = await view.startRun(name, { dryRun: req.data.dryRun });
+        if (!started.ok) return problem(c, started.status, started.reason);
+        if (started.dryRun) return json(c, { runId: started.runId, dryRun: true, report: started.report ?? null });
+        return json(
+          c,
+          { runId: started.runId, dryRun: false, ...(started.waiting === undefined ? {} : { waiting: started.waiting }) },
+          202,
+        );
+      });
     },
   );
 

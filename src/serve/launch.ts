@@ -30,6 +30,8 @@ export interface RunInProgress {
   currentMember: ClusterView['currentMember'];
   /** The report when it ends; null when it failed to start at all (logged). */
   done: Promise<RunReport | null>;
+  /** What it threw when it failed to start at all (endpoints of two clusters, say); null otherwise. */
+  failure: unknown;
 }
 
 export interface LaunchDeps {
@@ -82,7 +84,14 @@ export function launchRun(req: LaunchRequest, deps: LaunchDeps): { running: RunI
   let announce: (s: Started) => void = () => undefined;
   const started = new Promise<Started>((resolve) => (announce = resolve));
   const { cluster, trigger } = req;
-  const running: RunInProgress = { runId: null, started: false, trigger, currentMember: null, done: Promise.resolve(null) };
+  const running: RunInProgress = {
+    runId: null,
+    started: false,
+    trigger,
+    currentMember: null,
+    done: Promise.resolve(null),
+    failure: null,
+  };
   let recorder: StoredRunWriter | null = null;
   const onEvent = (event: StepEvent): void => {
     if (recorder === null) {
@@ -165,6 +174,7 @@ export function launchRun(req: LaunchRequest, deps: LaunchDeps): { running: RunI
       return report;
     } catch (err) {
       deps.logger.error({ cluster, trigger, err: messageOf(err) }, 'run failed to start');
+      running.failure = err;
       return null;
     } finally {
       announce(null);

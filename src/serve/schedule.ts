@@ -73,6 +73,69 @@ export function nextScheduledStarts(cron: string, timezone: string, afterMs: num
 }
 
 /**
+ * How far ahead a schedule is searched for starts inside its windows (the config's check, --check-config):
+ * a leap-year cycle, so a yearly or a 29 February schedule has its turns.
+ */
+export const WINDOW_SEARCH_MS = 4 * 366 * 86_400_000;
+
+export type WindowedStart =
+  /** A cron time inside a window (or there are none): a run starts then. */
+  | { atMs: number; inWindow: true }
+  /** Consecutive cron times outside every window, each skipped: the first and the last of them. */
+  | { atMs: number; inWindow: false; lastMs: number };
+
+/**
+ * A schedule's cron times after `afterMs` through its windows, until `runs` of them fall inside a window:
+ * those, and between them each row of skipped ones folded into one entry. A row is crossed a window at a
+ * time (the first cron time at or after the next opening), not a start at a time, so an every-minute
+ * schedule with one window a week costs a handful of steps. Fewer runs than asked: no more start falls
+ * inside the windows within `horizonMs` (or the expression stops matching).
+ *
+ * @example startsThroughWindows('0 3 * * *', 'UTC', [parseWindow('Sat 01:00-05:00')], now, 5).runs // 5
+ */
+export function startsThroughWindows(
+  cron: string,
+  timezone: string,
+  windows: readonly Window[],
+  afterMs: number,
+  runs: number,
+  horizonMs: number = WINDOW_SEARCH_MS,
+): { starts: WindowedStart[]; runs: number } {
+  const job = new Cron(cron, cronOptions(timezone));
+  const endMs = afterMs + horizonMs;
+  // The first cron time at or after `ms`, null past the horizon.
+  const atOrAfter = (ms: number): number | null => {
+    const t = job.nextRun(new Date(ms - 1))?.getTime() ?? null;
+    return t !== null && t <= endMs ? t : null;
+  };
+  try {
+    const starts: WindowedStart[] = [];
+    let found = 0;
+    let t = atOrAfter(afterMs + 1);
+    while (t !== null && found < runs) {
+      if (inWindow(windows, timezone, t)) {
+        starts.push({ atMs: t, inWindow: true });
+        found++;
+        t = atOrAfter(t + 1);
+        continue;
+      }
+      // No window is open between a skipped start and the next opening: every cron time until then is skipped too.
+      let next: number | null = t;
+      while (next !== null && !inWindow(windows, timezone, next)) {
+        const open = nextWindowOpen(windows, timezone, next);
+        next = open === null ? null : atOrAfter(open);
+      }
+      const lastMs = job.previousRuns(1, new Date(next ?? endMs + 1))[0]?.getTime() ?? t;
+      starts.push({ atMs: t, inWindow: false, lastMs: Math.max(t, lastMs) });
+      t = next;
+    }
+    return { starts, runs: found };
+  } finally {
+    job.stop();
+  }
+}
+
+/**
  * A scheduled start delayed by a random jitter, uniform in [0, jitterMs),
  * so a fleet on one schedule does not defragment all at once. `random`
  * returns [0, 1) like Math.random.

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../domain/errors.js';
 import { OWN_START } from '../store/index.js';
-import { lockStoreFile } from './serve.js';
+import { parseConfig } from './config.js';
+import { createLogger, lockStoreFile, serve } from './serve.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'defragd-lock-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -56,5 +57,26 @@ describe('one daemon per store file', () => {
     } finally {
       process.chdir(cwd);
     }
+  });
+});
+
+describe('start-up', () => {
+  it("logs the config's warnings before anything else", async () => {
+    const config = parseConfig(
+      'listen: 127.0.0.1:0\nstore: ":memory:"\napiTokenFile: /t\nclusters: [{ name: a, endpoints: ["127.0.0.1:1"], dialTimeout: 1s }]\n',
+      {},
+      dir,
+      { readFile: () => 'tok-1234567890abcdef', fileMode: () => 0o640 },
+    );
+    expect(config.warnings).toHaveLength(1);
+    const lines: { level: number; msg: string }[] = [];
+    const ac = new AbortController();
+    await serve(config, {
+      logger: createLogger({ level: 'info', format: 'json', write: (l) => void lines.push(JSON.parse(l)) }),
+      signal: ac.signal,
+      onListening: () => ac.abort(),
+      dashboardDir: dir,
+    });
+    expect(lines[0]).toMatchObject({ level: 40, msg: config.warnings[0] });
   });
 });

@@ -15,6 +15,7 @@ import { OWN_START, openStore, stillRunning } from '../store/index.js';
 import { ConfigError, type ServeConfig } from './config.js';
 import { Daemon } from './daemon.js';
 import { systemClock } from './clock.js';
+import { hostPolicy } from './hosts.js';
 import { createApi, serveApi } from './http.js';
 import { collectProcessMetrics, createMetrics } from './metrics.js';
 
@@ -87,6 +88,7 @@ export function dashboardDir(): string | null {
  */
 export async function serve(config: ServeConfig, o: ServeRun): Promise<void> {
   const { logger } = o;
+  for (const w of config.warnings) logger.warn({}, w);
   // One daemon per store file: two would both record and both schedule from one history.
   const releaseStore = lockStoreFile(config.store);
   let store: ReturnType<typeof openStore>;
@@ -115,7 +117,15 @@ export async function serve(config: ServeConfig, o: ServeRun): Promise<void> {
     if (config.dashboard && staticDir === null)
       logger.warn({}, 'the dashboard is not built (npm run build makes dist/web): / serves nothing; the API works');
     server = await serveApi(
-      createApi(daemon, { token: config.apiToken, metrics, logger, staticDir, now: o.now, maxEventStreams: config.maxEventStreams }),
+      createApi(daemon, {
+        token: config.apiToken,
+        hosts: hostPolicy(config.listen.host, config.allowedHosts),
+        metrics,
+        logger,
+        staticDir,
+        now: o.now,
+        maxEventStreams: config.maxEventStreams,
+      }),
       config.listen,
     );
     logger.info(
@@ -150,8 +160,8 @@ export async function serve(config: ServeConfig, o: ServeRun): Promise<void> {
 /**
  * SIGHUP: a valid new config replaces the clusters' settings (unchanged
  * clusters keep running undisturbed); an invalid one is logged and the
- * running config kept. listen, store and the API token are read only at
- * start-up.
+ * running config kept. listen, allowedHosts, store, the API token and
+ * dashboard are read only at start-up.
  */
 async function reload(daemon: Daemon, running: ServeConfig, read: () => ServeConfig, logger: Logger): Promise<void> {
   let next: ServeConfig;
@@ -162,10 +172,11 @@ async function reload(daemon: Daemon, running: ServeConfig, read: () => ServeCon
     logger.error({ problems }, 'reload: the new config is invalid; the running config is kept');
     return;
   }
-  const fixed = (['listen', 'store', 'apiToken', 'dashboard'] as const).filter(
+  const fixed = (['listen', 'allowedHosts', 'store', 'apiToken', 'dashboard'] as const).filter(
     (k) => JSON.stringify(next[k]) !== JSON.stringify(running[k]),
   );
   if (fixed.length > 0) logger.warn({ keys: fixed }, 'reload: these keys are read only at start-up; restart to change them');
+  for (const w of next.warnings) logger.warn({}, `reload: ${w}`);
   const changes = await daemon.reload({ ...next, clusters: next.clusters });
   logger.info(changes, 'reloaded the config');
 }

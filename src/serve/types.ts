@@ -78,7 +78,9 @@ export interface DaemonView {
    * Starts a run of a cluster now (trigger `api`). A dry run plans and answers
    * with its report at once; a real run is started in the background and its
    * id returned. 409 when a run of that cluster is in progress here or the
-   * cluster lock is held elsewhere; 404 for an unknown cluster.
+   * cluster lock is held elsewhere; 404 for an unknown cluster. Throws what
+   * kept a run or a dry run from being planned at all (a MixedClustersError:
+   * the endpoints reach two clusters), as defragmentationStatus does.
    */
   startRun(name: string, opts: { dryRun: boolean }): Promise<StartRunResult>;
   /** Every StepEvent of every cluster, as it happens. Returns the unsubscribe. */

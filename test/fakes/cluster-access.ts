@@ -38,6 +38,11 @@ export class FakeAccess implements ClusterAccess {
   observeDelayMs = 0;
   /** When set, every observation throws this (the cluster does not answer). */
   down: Error | null = null;
+  /**
+   * When set, a run, a dry run and the defragmentation status throw this, as the real ones throw a usage
+   * error instead of reporting it (a MixedClustersError: the endpoints reach members of two clusters).
+   */
+  throws: Error | null = null;
   closed = false;
 
   constructor(readonly fake: FakeCluster) {
@@ -72,6 +77,7 @@ export class FakeAccess implements ClusterAccess {
   }
 
   async run(policy: Policy, opts: RunOptions): Promise<RunReport> {
+    if (this.throws) throw this.throws;
     if (this.down) return refusedReport(`no endpoint answered: ${this.down.message}`, null);
     const snapshot = await this.fake.observe({ signal: opts.signal });
     const plan = planDefrag(snapshot, policy);
@@ -103,10 +109,12 @@ export class FakeAccess implements ClusterAccess {
   }
 
   async dryRun(policy: Policy): Promise<RunReport> {
+    if (this.throws) throw this.throws;
     return dryRunReport(planDefrag(await this.fake.observe(), policy), new Date().toISOString());
   }
 
   async defragmentationStatus(): Promise<MemberDefragStatus[]> {
+    if (this.throws) throw this.throws;
     return this.records;
   }
 

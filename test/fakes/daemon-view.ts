@@ -62,6 +62,8 @@ export class FakeDaemonView implements DaemonView {
   startRunAnswer: StartRunResult = { ok: true, runId: 7, dryRun: false };
   /** Thrown by every call when set: the daemon failing unexpectedly. */
   failWith: Error | null = null;
+  /** Thrown by the named call only (e.g. `defragmentationStatus`, `startRun`): what the daemon throws for one cluster. */
+  readonly failures = new Map<string, Error>();
   readonly calls: { method: string; args: unknown[] }[] = [];
   private readonly listeners = new Set<(e: DaemonEvent) => void>();
 
@@ -82,6 +84,8 @@ export class FakeDaemonView implements DaemonView {
   private call(method: string, ...args: unknown[]): void {
     this.calls.push({ method, args });
     if (this.failWith !== null) throw this.failWith;
+    const failure = this.failures.get(method);
+    if (failure !== undefined) throw failure;
   }
 
   ready(): { ok: boolean; reason: string | null } {

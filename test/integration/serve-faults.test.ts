@@ -38,7 +38,8 @@ const ready = async (url: string) => {
   return { status: r.status, text: await r.text() };
 };
 type RunRow = { id: number; trigger: string; outcome: string; membersDefragmented: number };
-const history = async (url: string, cluster: string) => (await getJson(`${url}/api/v1/clusters/${cluster}/history`)).body['runs'] as RunRow[];
+const history = async (url: string, cluster: string) =>
+  (await getJson(`${url}/api/v1/clusters/${cluster}/history`)).body['runs'] as RunRow[];
 
 describe('serve with a store that fills up, and is deleted, while the cluster runs out of space', () => {
   const cluster = useCluster({ members: 3, quotaBackendBytes: 16 * MiB });
@@ -70,8 +71,11 @@ describe('serve with a store that fills up, and is deleted, while the cluster ru
         ).rejects.toThrow(/database space exceeded/);
 
         // Recovered without a record: the alarm goes and writes are accepted again.
-        await until('NOSPACE recovered', async () => (await observe({ endpoints: c.endpoints })).alarms.length === 0, 90_000, () =>
-          JSON.stringify(s.logs().slice(-15)),
+        await until(
+          'NOSPACE recovered',
+          async () => (await observe({ endpoints: c.endpoints })).alarms.length === 0,
+          90_000,
+          () => JSON.stringify(s.logs().slice(-15)),
         );
         expect(await tryPut({ endpoints: c.endpoints }, c.endpoints[0] as string, '/after', 'ok')).toBeNull();
         const r = await ready(s.url);
@@ -116,7 +120,11 @@ describe('serve when members and the cluster go down and come back, and when a r
     );
     try {
       // Down for more than ten observations.
-      await until('ten observations', async () => (await observationsOf(s.url, 'main')).full + (await observationsOf(s.url, 'main')).light >= 10, 60_000);
+      await until(
+        'ten observations',
+        async () => (await observationsOf(s.url, 'main')).full + (await observationsOf(s.url, 'main')).light >= 10,
+        60_000,
+      );
       expect(await metric(s.url, new RegExp(`^defragd_member_up\\{[^}]*member="${victim}"[^}]*\\} (\\d+)$`, 'm'))).toBe(0);
       // With a voter down nothing is defragmented (a run is refused or never started), so nothing is recorded as done.
       expect((await history(s.url, 'main')).filter((r) => r.membersDefragmented > 0)).toEqual([]);
@@ -180,7 +188,11 @@ describe('serve when members and the cluster go down and come back, and when a r
       }  - name: idle\n    endpoints: [${other().endpoints.join(', ')}]\n`;
     const s = await startServe('hup', yaml('dbSizeFree > 4*MiB'));
     try {
-      await until('a member being defragmented', async () => (await getJson(`${s.url}/api/v1/clusters/main`)).body['currentMember'], 60_000);
+      await until(
+        'a member being defragmented',
+        async () => (await getJson(`${s.url}/api/v1/clusters/main`)).body['currentMember'],
+        60_000,
+      );
       for (let i = 0; i < 5; i++) {
         writeFileSync(s.file, yaml(`dbSizeFree > ${4 + i + 1}*MiB`));
         s.reload();

@@ -4,7 +4,7 @@
  * members it reaches (a real 3-member cluster, and one on a closed port that
  * is shown, not an error) and its next five scheduled starts.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -78,6 +78,40 @@ describe('serve: without etcd', () => {
     expect(r.code, r.stderr).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(new RegExp(`^defragd: store ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `));
+  });
+});
+
+describe('serve --check-config: warnings', () => {
+  it('an API listening beyond loopback: a warning on stderr saying what is exposed, exit 0', async () => {
+    const file = configFile('open.yaml', 'listen: 0.0.0.0:9479\nclusters:\n  - { name: a, endpoints: ["127.0.0.1:1"], dialTimeout: 1s }\n');
+    const r = await cli(['serve', '--config', file, '--check-config']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe(
+      'defragd: warning: listen: 0.0.0.0:9479 is beyond loopback: whoever reaches it reads without a token the clusters (members, endpoints, sizes), run history, events, /metrics and the dashboard; starting a run is off (no apiTokenFile); any Host name is served (allowedHosts limits them)\n',
+    );
+  });
+
+  it('an API token file readable by others: a warning on stderr, exit 0; world-writable: refused in one line, exit 2', async () => {
+    const token = join(dir, 'mode-token');
+    writeFileSync(token, 'tok-Zq81-secret-0123\n');
+    const file = configFile(
+      'mode.yaml',
+      `apiTokenFile: mode-token\nclusters:\n  - { name: a, endpoints: ["127.0.0.1:1"], dialTimeout: 1s }\n`,
+    );
+    chmodSync(token, 0o644);
+    const r = await cli(['serve', '--config', file, '--check-config']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe(
+      `defragd: warning: apiTokenFile: ${token}: mode 0644 is group- and world-readable: other users can read the token that starts runs; chmod go-r ${token} keeps it to defragd's user\n`,
+    );
+    expect(r.stdout).toMatch(/unreachable/);
+    chmodSync(token, 0o666);
+    const refused = await cli(['serve', '--config', file, '--check-config']);
+    expect([refused.code, refused.stdout, refused.stderr]).toEqual([
+      2,
+      '',
+      `defragd: apiTokenFile: ${token}: mode 0666 is world-writable: any user could replace the token; fix: chmod o-w ${token}\n`,
+    ]);
   });
 });
 

@@ -2,9 +2,10 @@
  * `defragd serve`: the daemon, until SIGTERM/SIGINT (then it stops starting
  * runs, lets a run in progress finish its current member, and exits 0).
  * `--check-config` validates the config file (every problem on its own line,
- * exit 2) and shows per cluster the members it reaches and its next
- * scheduled starts (exit 0, also when a cluster is unreachable: that is the
- * cluster's state, not the config's fault).
+ * exit 2), prints its warnings (as the daemon logs them at start) and shows
+ * per cluster the members it reaches and its next scheduled starts (exit 0,
+ * also when a cluster is unreachable: that is the cluster's state, not the
+ * config's fault).
  */
 import { Command } from 'commander';
 import { UsageError } from '../../domain/errors.js';
@@ -58,7 +59,7 @@ export function serveCommand(io: CliIO, done: (code: number) => void): Command {
   cmd.addOption(
     new EnvOption(
       '--check-config',
-      'validate the config, show the members each cluster reaches and its next 5 scheduled starts, and exit',
+      'validate the config, show the members each cluster reaches and its next 5 scheduled starts that run (and the skipped ones between), and exit',
       [],
     ),
   );
@@ -96,6 +97,8 @@ export function serveCommand(io: CliIO, done: (code: number) => void): Command {
       done(EXIT.OK);
       return;
     }
+    // Allowed, so exit 0; said before the table, as the daemon logs them at start.
+    for (const w of config.warnings) io.stderr(`defragd: warning: ${w}\n`);
     const [{ checkConfig }, { printCheck }] = await Promise.all([import('../../serve/check.js'), import('../printers/serve-check.js')]);
     const checks = await checkConfig(config, { now: new Date(), signal: io.signal });
     io.stdout(printCheck(checks, redactedConfig(config), options.writeOut));

@@ -1,12 +1,18 @@
 /** Printers for `defragd serve --check-config`: one pure row builder, then table or JSON. */
 import { formatDuration } from '../../domain/format.js';
-import type { ClusterCheck } from '../../serve/check.js';
+import type { ClusterCheck, ScheduledStart } from '../../serve/check.js';
 import type { ServeConfig } from '../../serve/config.js';
 import { renderTable } from '../format.js';
 
 export const CHECK_HEAD = ['NAME', 'ENDPOINTS', 'MEMBERS REACHED', 'RULE', 'NEXT SCHEDULED STARTS'];
 
-/** One row per cluster; multi-line cells list endpoints, members and starts. */
+/** A start that runs as its time; a row of skipped ones as its first and last. */
+function startCell(s: ScheduledStart): string {
+  if (s.inWindow) return s.at;
+  return `skipped: ${s.at === s.last ? s.at : `${s.at} to ${s.last}`} (outside the windows)`;
+}
+
+/** One row per cluster; multi-line cells list endpoints, members and starts (those that run, and the skipped ones between). */
 export function checkRows(checks: readonly ClusterCheck[]): string[][] {
   return checks.map((c) => {
     const members =
@@ -19,7 +25,7 @@ export function checkRows(checks: readonly ClusterCheck[]): string[][] {
     const starts =
       c.schedule === null
         ? `no schedule${c.auto ? `\n(auto every ${formatDuration(c.auto.intervalMs)}, cooldown ${formatDuration(c.auto.cooldownMs)})` : ''}`
-        : [`${c.schedule} (${c.timezone})`, ...c.nextStarts.map((s) => (s.inWindow ? s.at : `${s.at} (outside windows: skipped)`))].join(
+        : [`${c.schedule} (${c.timezone})`, ...c.nextStarts.map(startCell), ...(c.nextStartsEnd === null ? [] : [c.nextStartsEnd])].join(
             '\n',
           );
     return [c.name, c.endpoints.join('\n'), members, c.rule ?? 'every member', starts];
