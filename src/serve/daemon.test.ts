@@ -330,6 +330,36 @@ describe('a store that fails', () => {
   });
 });
 
+describe('a store that cannot be read', () => {
+  it("is the store's condition too (/readyz, defragd_store_errors_total): the policy goes on without forecasts, runs still start", async () => {
+    const fake = fragmented();
+    const d = daemonOn({ a: fake }, cluster('a', 'auto: { interval: 10s, cooldown: 6h }\nrule: "dbSizeFree > 20*MiB"'), {
+      store: (s) =>
+        new Proxy(s, {
+          get(target, prop, receiver) {
+            if (prop === 'defragHistory')
+              return () => {
+                throw new Error('store /var/lib/defragd/h.db: cannot be read: disk I/O error');
+              };
+            const v = Reflect.get(target, prop, receiver);
+            return typeof v === 'function' ? v.bind(target) : v;
+          },
+        }),
+    });
+    d.daemon.start();
+    await pass(15 * SECOND);
+    expect(d.runs('a').map((r) => r.outcome)).toEqual(['success']);
+    // Counted and logged as the store's failure (a later write that works clears /readyz: reads alone failing is rarer).
+    expect(d.said('the store failed: observation and runs go on, unrecorded')[0]?.obj).toMatchObject({
+      operation: 'read the policy facts',
+      err: 'store /var/lib/defragd/h.db: cannot be read: disk I/O error',
+    });
+    expect(await d.metrics.text()).toMatch(/^defragd_store_errors_total\{operation="read the policy facts"\} [1-9]/m);
+    expect(d.said('the defrag history could not be read: durations are not forecast').length).toBeGreaterThanOrEqual(1);
+    await d.daemon.stop();
+  });
+});
+
 describe('a store file deleted under the daemon', () => {
   it('is noticed within a minute: /readyz and defragd_store_up say so until a restart, though writes still "succeed"', async () => {
     const fake = fragmented();

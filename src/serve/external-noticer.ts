@@ -13,6 +13,7 @@ import type { MemberDefragStatus } from '../domain/record.js';
 import type { RunReport } from '../domain/run.js';
 import type { ClusterSnapshot, MemberSnapshot } from '../domain/snapshot.js';
 import type { Store } from '../store/index.js';
+import type { StoreHealth } from './store-health.js';
 import type { StoredRun } from '../store/types.js';
 import type { ClusterAccess } from './access.js';
 import type { Clock } from './clock.js';
@@ -35,6 +36,7 @@ const NOTICING_FAILED = 'noticing defragmentations by others failed';
 
 export interface NoticerDeps {
   store: Store;
+  storeHealth: StoreHealth;
   metrics: DaemonMetrics;
   logger: DaemonLogger;
   clock: Clock;
@@ -126,8 +128,8 @@ export class ExternalNoticer {
 
   /** This daemon's own runs that may have touched a member since `sinceMs`. */
   private ownRunsSince(sinceMs: number): { run: StoredRun; report: RunReport | null }[] {
-    return this.deps.store
-      .runs({ cluster: this.cluster, limit: 10 })
+    return this.deps.storeHealth
+      .read('read the recent runs', () => this.deps.store.runs({ cluster: this.cluster, limit: 10 }), [], { cluster: this.cluster })
       .filter(
         (run) => run.by === this.deps.by && run.trigger !== 'external' && (run.finishedAt === null || Date.parse(run.finishedAt) > sinceMs),
       )
@@ -137,20 +139,27 @@ export class ExternalNoticer {
   /** Recorded, counted and streamed like a run of its own, so /metrics and the dashboard show every run of the cluster. */
   private record(m: MemberSnapshot, e: ExternalEntry): void {
     const { store, metrics, logger, clock } = this.deps;
-    const runId = store.recordExternal({
-      cluster: this.cluster,
-      by: e.by,
-      startedAt: e.startedAt,
-      finishedAt: e.finishedAt,
-      message: e.message,
-      member: externalMemberResult(e),
-    });
+    // A store that cannot record it is the store's condition: the metrics and the log still tell.
+    const runId = this.deps.storeHealth.write(
+      'record a defragmentation by someone else',
+      () =>
+        store.recordExternal({
+          cluster: this.cluster,
+          by: e.by,
+          startedAt: e.startedAt,
+          finishedAt: e.finishedAt,
+          message: e.message,
+          member: externalMemberResult(e),
+        }),
+      null,
+      { cluster: this.cluster },
+    );
     metrics.lastDefrag(this.cluster, m.name, m.memberId, {
       atMs: Date.parse(e.finishedAt),
       durationMs: e.durationMs,
       revision: e.revision,
     });
-    const report = store.run(runId)?.report ?? null;
+    const report = runId === null ? null : (this.deps.storeHealth.read('read a run', () => store.run(runId), null)?.report ?? null);
     if (report) {
       metrics.runFinished(this.cluster, 'external', report);
       this.deps.emit({ cluster: this.cluster, runId, at: new Date(clock.now()).toISOString(), event: { type: 'run-finished', report } });

@@ -7,11 +7,11 @@
  * cannot be read leaves the history out (every forecast unknown; the plan
  * warns that the limit was not applied) rather than stopping the loop.
  */
-import { messageOf } from '../domain/errors.js';
 import type { Policy } from '../domain/plan.js';
 import type { ClusterSnapshot } from '../domain/snapshot.js';
 import { currentRevision, DEFAULT_FORECAST_SAMPLES } from '../planner/index.js';
 import type { Store } from '../store/index.js';
+import type { StoreHealth } from './store-health.js';
 import type { Clock } from './clock.js';
 import type { CompactionConfig } from './config.js';
 import type { PolicyFacts } from './policy.js';
@@ -28,7 +28,7 @@ export class PolicyFactsReader {
     private readonly cluster: string,
     private readonly base: Policy,
     private readonly compaction: CompactionConfig | null,
-    private readonly deps: { store: Store; logger: DaemonLogger; clock: Clock },
+    private readonly deps: { store: Store; storeHealth: StoreHealth; logger: DaemonLogger; clock: Clock },
   ) {}
 
   /** The next read goes to the store (a run finished, a defragmentation was noticed). */
@@ -57,13 +57,13 @@ export class PolicyFactsReader {
     return facts;
   }
 
+  /** A read the policy can do without: a failing store is the store's condition (StoreHealth), and the policy says what it lacks. */
   private tryRead<T>(warning: string, read: () => T): T | undefined {
-    try {
-      return read();
-    } catch (err) {
-      this.deps.logger.warn({ cluster: this.cluster, err: messageOf(err) }, warning);
-      return undefined;
-    }
+    const failed = Symbol('failed');
+    const value = this.deps.storeHealth.read<T | typeof failed>('read the policy facts', read, failed, { cluster: this.cluster });
+    if (value !== failed) return value;
+    this.deps.logger.warn({ cluster: this.cluster }, warning);
+    return undefined;
   }
 
   /** Revisions to keep by the compaction retention; null when there is none (or it reaches beyond what is known). */

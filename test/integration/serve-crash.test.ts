@@ -6,8 +6,8 @@
  * defragmented twice or left unrecorded (etcd's defrag counters), and the
  * store and the in-cluster record (`defragd last`) agree.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,8 +32,12 @@ interface Daemon {
 
 const children = new Set<ChildProcess>();
 
-async function startDaemon(config: string, port: number): Promise<Daemon> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** `asPid1`: in a new pid namespace, as a container runs it (unshare's child is pid 1 there). */
+async function startDaemon(config: string, port: number, asPid1 = false): Promise<Daemon> {
+  const argv = [process.execPath, BIN, 'serve', '--config', config];
+  const child = asPid1
+    ? spawn('unshare', ['--pid', '--fork', '--kill-child', '--mount-proc', ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
@@ -197,4 +201,60 @@ describe('serve killed mid-run and started again', () => {
       }
     });
   }
+
+  const root = process.getuid?.() === 0;
+  it.skipIf(!root)(
+    `as pid 1 in a container (unshare --pid), SIGKILLed mid-run and started the same way: it starts again (it used to refuse every restart, "in use by pid 1") and closes the dead run as interrupted${root ? '' : ' [skipped unless root: a pid namespace needs root]'}`,
+    async () => {
+      const c = cluster();
+      await fragmentAndWait({ endpoints: c.endpoints }, WORKLOAD);
+      const port = await freePort();
+      const store = join(dir, 'pid1.sqlite');
+      const config = join(dir, 'pid1.yaml');
+      writeFileSync(
+        config,
+        `listen: 127.0.0.1:${port}\nstore: ${store}\nclusters:\n  - name: main\n    endpoints: [${c.endpoints.join(', ')}]\n    rule: "dbSizeFree > 8*MiB"\n    auto: { interval: 1s, cooldown: 1h }\n`,
+      );
+      const first = await startDaemon(config, port, true);
+      await until(
+        'a member being defragmented',
+        async () => ((await (await fetch(`${first.url}/api/v1/clusters/main`)).json()) as { currentMember: unknown }).currentMember,
+        60_000,
+        first.out,
+      );
+      // SIGKILL to the namespace's pid 1 (node, unshare's child) ends the container.
+      const init = Number(
+        execFileSync('pgrep', ['-P', String(first.child.pid)])
+          .toString()
+          .trim()
+          .split('\n')[0],
+      );
+      expect(init).toBeGreaterThan(1);
+      expect(readFileSync(`${store}.lock`, 'utf8')).toMatch(/^1 /);
+      process.kill(init, 'SIGKILL');
+      await first.exited;
+      await until('no Defragment in flight', async () => (await inflightSum(c)) === 0, 60_000);
+
+      const second = await startDaemon(config, port, true);
+      try {
+        const runs = await until('the dead run closed', async () => {
+          const { runs } = (await (await fetch(`${second.url}/api/v1/clusters/main/history`)).json()) as {
+            runs: { id: number; outcome: string; message: string | null }[];
+          };
+          return runs.length > 0 && runs.every((r) => r.outcome !== 'running') ? runs : null;
+        });
+        expect(runs.at(-1)).toMatchObject({ outcome: 'interrupted' });
+        expect(runs.at(-1)?.message).toMatch(/pid 1 on .* died before the run finished/);
+      } finally {
+        const init2 = Number(
+          execFileSync('pgrep', ['-P', String(second.child.pid)])
+            .toString()
+            .trim()
+            .split('\n')[0],
+        );
+        process.kill(init2, 'SIGTERM');
+        await second.exited;
+      }
+    },
+  );
 });
