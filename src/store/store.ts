@@ -685,7 +685,7 @@ export class Store {
           const message =
             `the process running it (${String(r['by'])}, pid ${String(r['pid'])} on ${String(r['host'])}) died before the run finished; ` +
             (inFlight.length > 0
-              ? `${inFlight.join(', ')} had a Defragment in flight, which defragd serve checks against the cluster when it next observes it`
+              ? `${inFlight.join(', ')} had a Defragment in flight, not known to have completed (defragd serve on this store checks it against the cluster when it next observes it; defragd last and etcd's defrag count tell meanwhile)`
               : 'results are those recorded until then');
           // When it died is unknown: its last sign of life (last event, or its start) says more than the time it was found.
           const lastSeen = (last['at'] as number | null) ?? (r['started_at'] as number);
