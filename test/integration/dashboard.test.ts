@@ -100,7 +100,7 @@ describe('the dashboard in Chromium, on a real daemon and a 3-member cluster', (
     daemon = await startServe(
       dir,
       'dash',
-      `listen: 127.0.0.1:0\nstore: ${join(dir, 'dash.sqlite')}\napiTokenFile: ./token\nclusters:\n  - name: main\n    endpoints: [${cluster.endpoints.join(', ')}]\n    schedule: "0 3 * * 0"\n    windows: ["Sat 01:00-05:00"]\n    defrag: { waitBetween: 1s }\n`,
+      `listen: 127.0.0.1:0\nstore: ${join(dir, 'dash.sqlite')}\napiTokenFile: ./token\nclusters:\n  - name: main\n    endpoints: [${cluster.endpoints.join(', ')}]\n    schedule: "0 3 * * 0"\n    windows: ["Sun 01:00-05:00"]\n    defrag: { waitBetween: 1s }\n`,
       { adjust: fastObserve },
     );
     origins.add(new URL(daemon.url).origin);
