@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: help deps etcd etcd-one chromium build test unit demo bench bench-readme bench-daemon bench-daemon-readme bench-schedule bench-schedule-readme bench-reads bench-reads-readme typecheck lint lint-imports format clean
+.PHONY: help deps etcd etcd-one chromium systemd-analyze build test unit demo bench bench-readme bench-daemon bench-daemon-readme bench-schedule bench-schedule-readme bench-reads bench-reads-readme typecheck lint lint-imports format clean
 
 help:
 	@echo "make demo   start a local 3-member etcd, fragment it, and show defragd at work"
@@ -36,6 +36,11 @@ etcd-one:
 chromium:
 	@bash scripts/ensure-chromium.sh
 
+# deploy/systemd's units are checked with systemd-analyze verify (Debian's systemd package, nothing
+# of it running); make test installs it.
+systemd-analyze:
+	@bash scripts/ensure-systemd-analyze.sh
+
 build: $(NPM_STAMP)
 	npm run build --silent
 
@@ -60,7 +65,7 @@ lint-imports: $(NPM_STAMP)
 # version (ETCD_VERSIONS, a list such as "3.6" or "3.4 3.7", narrows it); per version how many ran and
 # passed, and last the plain verdict "N passed, N failed". lint and lint-imports run before vitest; an
 # unformatted file or a broken boundary stops here.
-test: $(NPM_STAMP) chromium typecheck lint lint-imports build
+test: $(NPM_STAMP) chromium systemd-analyze typecheck lint lint-imports build
 	@node scripts/test-versions.mjs
 
 # node --import tsx, not the tsx CLI: the tsx CLI SIGKILLs its child when the child has not
