@@ -36,7 +36,8 @@ import {
 import { resolveExecuteOptions, type ExecuteOptions, type ResolvedExecuteOptions } from './options.js';
 import { disarmAlarms } from './disarm.js';
 import type { ClusterPort } from './port.js';
-import { failedResult, ReportBuilder, skippedResult } from './report-builder.js';
+import { skippedResult } from '../domain/results.js';
+import { failedResult, ReportBuilder } from './report-builder.js';
 import { pause, waitFor, waitForDefragEnd, type WaitDeps } from './wait.js';
 import { memberName } from '../domain/member-name.js';
 

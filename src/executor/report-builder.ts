@@ -6,28 +6,10 @@
  * emitted.
  */
 import type { MemberDecision, Plan } from '../domain/plan.js';
+import { skippedResult } from '../domain/results.js';
 import type { MemberResult, MemberTimings, RunOutcome, RunReport, StepEvent } from '../domain/run.js';
 import type { ClusterSnapshot } from '../domain/snapshot.js';
 import { memberName } from '../domain/member-name.js';
-
-/** A result for a member that was not defragmented (the other fields say nothing happened to it). */
-export function skippedResult(d: MemberDecision, reason: string): MemberResult {
-  return {
-    endpoint: d.endpoint,
-    memberId: d.memberId,
-    name: d.name,
-    action: 'skipped',
-    reason,
-    wasLeader: d.isLeader,
-    movedLeaderTo: null,
-    before: null,
-    after: null,
-    durationMs: null,
-    revision: null,
-    deadlinePassed: false,
-    connectionLost: false,
-  };
-}
 
 export function failedResult(d: MemberDecision, reason: string, extra: Partial<MemberResult> = {}): MemberResult {
   return { ...skippedResult(d, reason), ...extra, action: 'failed', reason };

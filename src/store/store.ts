@@ -15,7 +15,8 @@ import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import Database from 'better-sqlite3';
 import { memberName } from '../domain/member-name.js';
-import type { MemberDecision, PastDefrag, Plan } from '../domain/plan.js';
+import type { PastDefrag, Plan } from '../domain/plan.js';
+import { skippedResult } from '../domain/results.js';
 import type { MemberResult, RunReport, StepEvent } from '../domain/run.js';
 import type { ClusterSnapshot } from '../domain/snapshot.js';
 import { StoreError } from './errors.js';
@@ -740,32 +741,14 @@ function resultsLeftBy(events: readonly Row[]): { members: MemberResult[]; plan:
   for (const [memberId, e] of started) {
     if (finished.has(memberId)) continue;
     const d = e.decision;
-    members.push({ ...notDone(d, IN_FLIGHT_REASON), action: 'failed', before: e.before });
+    members.push({ ...skippedResult(d, IN_FLIGHT_REASON), action: 'failed', before: e.before });
   }
   const done = new Set(members.map((m) => m.memberId));
   for (const d of plan?.decisions ?? []) {
     if (done.has(d.memberId)) continue;
-    members.push(notDone(d, d.action === 'skip' ? d.reason : 'not attempted: the process running the run died'));
+    members.push(skippedResult(d, d.action === 'skip' ? d.reason : 'not attempted: the process running the run died'));
   }
   return { members, plan: plan === null ? null : JSON.stringify(plan) };
-}
-
-function notDone(d: MemberDecision, reason: string): MemberResult {
-  return {
-    endpoint: d.endpoint,
-    memberId: d.memberId,
-    name: d.name,
-    action: 'skipped',
-    reason,
-    wasLeader: d.isLeader,
-    movedLeaderTo: null,
-    before: null,
-    after: null,
-    durationMs: null,
-    revision: null,
-    deadlinePassed: false,
-    connectionLost: false,
-  };
 }
 
 const RUN_SELECT = `
