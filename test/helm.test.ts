@@ -4,8 +4,8 @@
  * default values and of every values file in its examples/, and what comes out: the kinds per mode,
  * the restricted security context, the CronJob's knobs, the probes, the daemon's config (accepted by
  * the daemon's own parser, with every file it names mounted where it says) and the job's flags
- * (accepted by the CLI's own flag parsers). A values file the schema refuses fails `helm template`.
- * No etcd and no Kubernetes are needed.
+ * (accepted by the CLI's own flag parsers). A values file the schema refuses fails `helm template`,
+ * and deploy/manifests/ is what the chart renders today. No etcd and no Kubernetes are needed.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -337,5 +337,12 @@ describe('values.schema.json', () => {
     const r = helm(['template', 'defragd', CHART, '--set', 'etcd.auth.user=root']);
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain('etcd.auth.user is set without etcd.auth.existingSecret');
+  });
+});
+
+describe('deploy/manifests', () => {
+  it('is what the chart renders with its default values (scripts/render-manifests --check)', () => {
+    const r = spawnSync(join(ROOT, 'scripts/render-manifests'), ['--check'], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
   });
 });
