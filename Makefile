@@ -3,12 +3,14 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: help deps etcd etcd-one chromium systemd-analyze build test unit demo bench bench-readme bench-daemon bench-daemon-readme bench-schedule bench-schedule-readme bench-reads bench-reads-readme typecheck lint lint-imports format clean
+.PHONY: help deps etcd etcd-one helm manifests chromium systemd-analyze build test unit demo bench bench-readme bench-daemon bench-daemon-readme bench-schedule bench-schedule-readme bench-reads bench-reads-readme typecheck lint lint-imports format clean
 
 help:
 	@echo "make demo   start a local 3-member etcd, fragment it, and show defragd at work"
 	@echo "make test   unit and integration tests against real etcd: the whole suite on 3.6, the etcd tests on 3.4, 3.5, 3.7 too (ETCD_VERSIONS=3.6 narrows)"
 	@echo "make etcd   build the pinned etcd versions that are missing (scripts/etcd-versions) and list them"
+	@echo "make helm   build the pinned helm when missing (scripts/helm, from go/helm; part of make test)"
+	@echo "make manifests  render deploy/manifests/ from the Helm chart again (a test checks they match)"
 	@echo "make lint   formatting and Biome's lint rules (part of make test); make format fixes the formatting"
 	@echo "make lint-imports  the import boundaries between src's layers (part of make test)"
 	@echo "make bench  benchmarks (not part of make test)"
@@ -30,6 +32,15 @@ etcd:
 # The one etcd that make demo and the benchmarks start: ETCD_VERSION (a line such as 3.7), default 3.6.
 etcd-one:
 	@scripts/etcd-versions $(or $(ETCD_VERSION),3.6) >/dev/null
+
+# helm for the chart's tests (test/helm.test.ts): built from helm's Go module at the version go/helm/go.mod
+# pins and cached outside the tree, as etcd is; scripts/helm ARGS runs it.
+helm:
+	@scripts/helm --path >/dev/null
+
+# deploy/manifests/: the chart rendered with its default values, one file per mode.
+manifests: helm
+	@scripts/render-manifests
 
 # The dashboard's end-to-end tests drive Debian's Chromium (playwright-core, no downloaded browser);
 # make test installs it, make demo does not need it.
@@ -65,7 +76,7 @@ lint-imports: $(NPM_STAMP)
 # version (ETCD_VERSIONS, a list such as "3.6" or "3.4 3.7", narrows it); per version how many ran and
 # passed, and last the plain verdict "N passed, N failed". lint and lint-imports run before vitest; an
 # unformatted file or a broken boundary stops here.
-test: $(NPM_STAMP) chromium systemd-analyze typecheck lint lint-imports build
+test: $(NPM_STAMP) chromium systemd-analyze helm typecheck lint lint-imports build
 	@node scripts/test-versions.mjs
 
 # node --import tsx, not the tsx CLI: the tsx CLI SIGKILLs its child when the child has not
