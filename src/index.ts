@@ -37,6 +37,8 @@ export {
 } from './app/library.js';
 export { defragment, type DefragmentOptions, type RunOptions, type PolicyOptions } from './app/defragment.js';
 export type { ExecuteOptions } from './executor/options.js';
+export type { ReadinessPort, UrlAnswer } from './executor/port.js';
+export { urlReadiness, type UrlReadiness, type WaitForUrlOptions } from './app/readiness.js';
 export type { ObserveTarget } from './app/port.js';
 export { compileRule } from './policy/index.js';
 export { recordKey, type RecordOptions } from './app/record.js';

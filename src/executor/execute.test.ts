@@ -18,6 +18,7 @@ import { aPolicy, MiB } from '../../test/builders.js';
 import { FakeCluster, type FakeMember } from '../../test/fakes/cluster.js';
 import { executePlan } from './execute.js';
 import type { ExecuteOptions } from './options.js';
+import type { ReadinessPort } from './port.js';
 
 const FAST: ExecuteOptions = {
   pollIntervalMs: 5,
@@ -896,5 +897,95 @@ describe('executePlan: timings', () => {
     // Only the leader's turn has a hand-over.
     expect(t?.members.filter((m) => m.leaderMoveMs > 0).every((m) => m.name === 'm1')).toBe(true);
     expect(t?.finishMs).not.toBeNull();
+  });
+});
+
+describe("executePlan: --wait-for-url (readiness of the cluster's clients)", () => {
+  /** A readiness port whose URLs answer as `answer` says, given how many defrags the fake has had; every check is logged. */
+  function readiness(fake: FakeCluster, answer: (defrags: number, check: number) => boolean, timeoutMs = 400) {
+    const checks: number[] = [];
+    const port: ReadinessPort = {
+      urls: ['https://apiserver-1:6443/readyz'],
+      timeoutMs,
+      check: async () => {
+        const defrags = fake.defragmented().length;
+        checks.push(defrags);
+        const ready = answer(defrags, checks.length);
+        return [{ url: 'https://apiserver-1:6443/readyz', ready, detail: ready ? '200' : '500: [-]etcd failed: reason withheld' }];
+      },
+    };
+    return { port, checks };
+  }
+
+  const readyWaits = (events: StepEvent[]) => ofType(events, 'member-waiting').filter((e) => e.what.includes('/readyz'));
+
+  it('asks before anything is changed and before each next member, and goes on when every URL answers 200', async () => {
+    const fake = threeVoters();
+    const { port, checks } = readiness(fake, () => true);
+    const { report, events } = await run(fake, aPolicy({ compactKeepRevisions: 0 }), { readiness: port });
+    expect(report.outcome).toBe('success');
+    expect(fake.defragmented()).toEqual(['m3', 'm2', 'm1']);
+    // Once before the first member (and the compaction), once before each next one; none after the last.
+    expect(checks).toEqual([0, 1, 2]);
+    expect(fake.calls.findIndex((c) => c.method === 'compact')).toBeGreaterThanOrEqual(0);
+    expect(readyWaits(events)).toEqual([]);
+    expect(report.warnings).toEqual([]);
+  });
+
+  it('waits between members until the URLs are ready again, and says so in the report', async () => {
+    const fake = threeVoters();
+    // Unready for the first two checks after m3's defrag.
+    const { port } = readiness(fake, (defrags, n) => !(defrags === 1 && n <= 3));
+    const { report, events } = await run(fake, aPolicy(), { readiness: port });
+    expect(report.outcome).toBe('success');
+    expect(fake.defragmented()).toEqual(['m3', 'm2', 'm1']);
+    const waits = readyWaits(events);
+    expect(waits).toHaveLength(1);
+    expect(waits[0]).toMatchObject({ name: 'm2', limitMs: 400 });
+    expect(waits[0]?.what).toContain('https://apiserver-1:6443/readyz to answer 200 (500: [-]etcd failed');
+    expect(report.warnings).toHaveLength(1);
+    expect(report.warnings[0]).toMatch(/^waited \S+ before m2 until https:\/\/apiserver-1:6443\/readyz \(500: .*\) answered 200$/);
+  });
+
+  it('a URL that stays unready stops the run before the next member, naming it and what it answered', async () => {
+    const fake = threeVoters();
+    const { port } = readiness(fake, (defrags) => defrags === 0, 150);
+    const { report } = await run(fake, aPolicy(), { readiness: port });
+    expect(fake.defragmented()).toEqual(['m3']);
+    expect(report.outcome).toBe('failed');
+    expect(report.message).toMatch(
+      /^stopped before m2: not ready for \S+: https:\/\/apiserver-1:6443\/readyz \(500: \[-\]etcd failed: reason withheld\)/,
+    );
+    expect(actions(report)).toEqual({ m3: 'defragmented', m2: 'skipped', m1: 'skipped' });
+    expect(result(report, 'm2').reason).toMatch(/^not attempted: stopped before m2: not ready/);
+    expect(fake.callsOf('moveLeader')).toEqual([]);
+  });
+
+  it('unready from the start: nothing is changed, not even the compaction', async () => {
+    const fake = threeVoters();
+    const { port } = readiness(fake, () => false, 100);
+    const { report } = await run(fake, aPolicy({ compactKeepRevisions: 0 }), { readiness: port });
+    expect(report.outcome).toBe('failed');
+    expect(report.message).toMatch(/^stopped before m3: not ready/);
+    expect(fake.defragmented()).toEqual([]);
+    expect(fake.callsOf('compact')).toEqual([]);
+    expect(fake.callsOf('moveLeader')).toEqual([]);
+  });
+
+  it('an interrupt during the wait stops the run at once as interrupted', async () => {
+    const fake = threeVoters();
+    const { port } = readiness(fake, (defrags) => defrags === 0, 60_000);
+    const ac = new AbortController();
+    const { report } = await run(
+      fake,
+      aPolicy(),
+      { readiness: port },
+      {
+        signal: ac.signal,
+        onEvent: (e) => e.type === 'member-waiting' && setTimeout(() => ac.abort(), 20),
+      },
+    );
+    expect(report.outcome).toBe('interrupted');
+    expect(fake.defragmented()).toEqual(['m3']);
   });
 });

@@ -35,7 +35,7 @@ import {
 } from '../planner/index.js';
 import { resolveExecuteOptions, type ExecuteOptions, type ResolvedExecuteOptions } from './options.js';
 import { disarmAlarms } from './disarm.js';
-import type { ClusterPort } from './port.js';
+import type { ClusterPort, UrlAnswer } from './port.js';
 import { skippedResult } from '../domain/results.js';
 import { failedResult, ReportBuilder } from './report-builder.js';
 import { pause, waitFor, waitForDefragEnd, type WaitDeps } from './wait.js';
@@ -102,14 +102,18 @@ export async function* executePlan(
     ownSince: new Set(),
   };
   try {
-    if (plan.compaction) yield* compactPhase(run, plan.compaction.keepRevisions);
-    for (let i = 0; i < toDefrag.length; i++) {
+    // The cluster's clients (--wait-for-url) are asked before anything is changed, compaction included.
+    const first = toDefrag[0];
+    const go = first === undefined || (yield* readyBefore(run, first, toDefrag.slice(1))) === 'next';
+    if (go && plan.compaction) yield* compactPhase(run, plan.compaction.keepRevisions);
+    for (let i = 0; go && i < toDefrag.length; i++) {
       const planned = toDefrag[i] as MemberDecision;
       if (signal?.aborted) throw new AbortedError('interrupted');
       if (rec.failed && !o.continueOnError) {
         rec.notAttempted([planned], 'an earlier member failed');
         continue;
       }
+      if (i > 0 && (yield* readyBefore(run, planned, toDefrag.slice(i + 1))) === 'stop') break;
       if ((yield* memberTurn(run, planned, i, toDefrag)) === 'stop') break;
       if (o.waitBetweenMs > 0 && i < toDefrag.length - 1 && (!rec.failed || o.continueOnError)) {
         yield { type: 'pause', ms: o.waitBetweenMs };
@@ -157,6 +161,52 @@ async function* compactPhase(run: Run, keepRevisions: number): AsyncGenerator<St
     note = `revision ${revision} was already compacted`;
   }
   yield { type: 'compaction-finished', revision, durationMs: run.now() - t0, note };
+}
+
+// --- The cluster's clients (--wait-for-url) ----------------------------------
+
+/** The longest pause between two checks of unready URLs; the first is 100 ms, each next one doubles. */
+const READY_POLL_MAX_MS = 1_000;
+
+/** "https://a:6443/readyz (500: [-]etcd failed), https://b:6443/readyz (connection refused)" */
+function describeAnswers(answers: readonly UrlAnswer[]): string {
+  return answers.map((a) => `${a.url} (${a.detail})`).join(', ');
+}
+
+/**
+ * Before `planned` (the first member, before anything is changed, or the next one): waits until every
+ * readiness URL answers 200. When one has not within the limit, the run stops before that member with
+ * what each answered last. A wait is told as it starts (member-waiting) and, when it ends, as a
+ * warning: the cluster's clients noticed the member before, and the report should say so.
+ */
+async function* readyBefore(run: Run, planned: MemberDecision, rest: readonly MemberDecision[]): AsyncGenerator<StepEvent, Next> {
+  const gate = run.o.readiness;
+  if (gate === null || gate.urls.length === 0) return 'next';
+  const t0 = run.now();
+  let unready = (await gate.check(run.signal)).filter((a) => !a.ready);
+  if (unready.length === 0) return 'next';
+  const firstSeen = describeAnswers(unready);
+  yield waiting(
+    run,
+    planned,
+    `${unready.map((a) => a.url).join(', ')} to answer 200 (${unready.map((a) => a.detail).join('; ')})`,
+    gate.timeoutMs,
+  );
+  let delay = 100;
+  while (unready.length > 0) {
+    const left = t0 + gate.timeoutMs - run.now();
+    if (left <= 0) {
+      const message = `stopped before ${nameOfDecision(planned)}: not ready for ${formatDuration(gate.timeoutMs)}: ${describeAnswers(unready)}`;
+      run.rec.put(skippedResult(planned, `not attempted: ${message}`));
+      yield run.rec.stop(message, rest);
+      return 'stop';
+    }
+    await pause(Math.min(delay, left), run.signal);
+    delay = Math.min(delay * 2, READY_POLL_MAX_MS);
+    unready = (await gate.check(run.signal)).filter((a) => !a.ready);
+  }
+  yield run.rec.warn(`waited ${formatDuration(run.now() - t0)} before ${nameOfDecision(planned)} until ${firstSeen} answered 200`);
+  return 'next';
 }
 
 // --- One member's turn ------------------------------------------------------

@@ -4,6 +4,8 @@
  * these say only how the run paces and how long it waits.
  */
 
+import type { ReadinessPort } from './port.js';
+
 export interface ExecuteOptions {
   /** Pause after each member has caught up (--wait-between). */
   waitBetweenMs?: number | undefined;
@@ -28,6 +30,11 @@ export interface ExecuteOptions {
   firstPollMs?: number | undefined;
   /** Deadline of the physical compaction before the first member. */
   compactTimeoutMs?: number | undefined;
+  /**
+   * URLs that must answer 200 before the first member and before each next one (--wait-for-url, e.g.
+   * every kube-apiserver's /readyz), and how long they may take; null: none. urlReadiness() builds it.
+   */
+  readiness?: ReadinessPort | null | undefined;
 }
 
 export type ResolvedExecuteOptions = { readonly [K in keyof ExecuteOptions]-?: Exclude<ExecuteOptions[K], undefined> };
@@ -42,6 +49,7 @@ export const EXECUTE_DEFAULTS: ResolvedExecuteOptions = Object.freeze({
   firstPollMs: 20,
   // A physical compaction of a large history takes a while; it is one request, never repeated.
   compactTimeoutMs: 60_000,
+  readiness: null,
 });
 
 /** Fills in the defaults; undefined means "default", null is kept where it has a meaning. */

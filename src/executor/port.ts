@@ -32,3 +32,25 @@ export interface ClusterPort {
   /** From one read of the member's /metrics: defrags in flight and finished (its process's count); null when it cannot be read. */
   defragGauges(endpoint: string, opts?: PortCall): Promise<{ inflight: number | null; count: number | null } | null>;
 }
+
+/** One URL's answer to one readiness check. */
+export interface UrlAnswer {
+  readonly url: string;
+  /** It answered 200. */
+  readonly ready: boolean;
+  /** What it answered, e.g. "200", "500: [-]etcd failed: reason withheld", "connection refused". */
+  readonly detail: string;
+}
+
+/**
+ * What the run waits for before its first member and between members besides the cluster itself:
+ * URLs of the cluster's own clients (every kube-apiserver's /readyz) that must answer 200
+ * (--wait-for-url). Built in src/app (urlReadiness); faked in unit tests.
+ */
+export interface ReadinessPort {
+  readonly urls: readonly string[];
+  /** How long the URLs may stay unready before the run stops. */
+  readonly timeoutMs: number;
+  /** Asks every URL once, at the same time; never rejects (a failed request is an answer that is not ready). */
+  check(signal?: AbortSignal): Promise<readonly UrlAnswer[]>;
+}

@@ -9,6 +9,7 @@ import type { ScheduleConfig, ServeClusterConfig, ServeConfig } from './config.j
 import { startsThroughWindows, WINDOW_SEARCH_MS } from './schedule.js';
 import { messageOf } from '../domain/errors.js';
 import { memberName } from '../domain/member-name.js';
+import type { UrlAnswer } from '../executor/port.js';
 
 /** How many scheduled starts --check-config shows. */
 export const CHECK_NEXT_STARTS = 5;
@@ -41,6 +42,8 @@ export interface ClusterCheck {
   /** Why fewer starts that run are listed (none falls inside the windows within 4 years after); null otherwise. */
   nextStartsEnd: string | null;
   auto: { intervalMs: number; cooldownMs: number } | null;
+  /** Each waitForUrl URL's answer now (a run would wait until each is 200); empty without waitForUrl. */
+  waitsFor: UrlAnswer[];
 }
 
 /**
@@ -104,6 +107,8 @@ export async function checkCluster(c: ServeClusterConfig, opts: { now: Date; sig
     nextStartsEnd: outlook.end,
     auto: c.auto ? { ...c.auto } : null,
   };
+  const readiness = c.execute.readiness ?? null;
+  const asked = readiness ? readiness.check(opts.signal).then((a) => [...a]) : Promise.resolve([]);
   const client = new EtcdClient(c.connection);
   try {
     const snapshot = await observeCluster(client, {
@@ -120,9 +125,10 @@ export async function checkCluster(c: ServeClusterConfig, opts: { now: Date; sig
       reachable: snapshot.members.filter((m) => m.reachable).map(memberName),
       unreachable: snapshot.members.filter((m) => !m.reachable).map((m) => ({ member: memberName(m), error: m.error ?? 'did not answer' })),
       error: null,
+      waitsFor: await asked,
     };
   } catch (err) {
-    return { ...base, membersTotal: 0, membersReachable: 0, reachable: [], unreachable: [], error: messageOf(err) };
+    return { ...base, membersTotal: 0, membersReachable: 0, reachable: [], unreachable: [], error: messageOf(err), waitsFor: await asked };
   } finally {
     client.close();
   }

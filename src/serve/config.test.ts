@@ -188,6 +188,23 @@ describe('invalid configs: exactly the expected line(s)', () => {
       cluster('defrag: { waitBetween: soon }'),
       ['clusters[0].defrag.waitBetween: invalid duration "soon" (examples: 5s, 500ms, 1m30s)'],
     ],
+    [
+      'a waitForUrl that is not a URL, and a cert without its key',
+      cluster('waitForUrl: { urls: ["apiserver:6443/readyz"], cert: /c.pem }'),
+      [
+        'clusters[0].waitForUrl.cert: cert and key go together: give both or neither',
+        'clusters[0].waitForUrl.urls[0]: "apiserver:6443/readyz" is not an http:// or https:// URL',
+      ],
+    ],
+    [
+      'a waitForUrl without URLs, a typo and a timeout above the maximum',
+      cluster('waitForUrl: { urls: [], timout: 1m, timeout: 2h }'),
+      [
+        'clusters[0].waitForUrl.timeout: 2h is more than the maximum of 1h',
+        'clusters[0].waitForUrl.timout: unknown key (did you mean "timeout"?)',
+        'clusters[0].waitForUrl.urls: must list at least one URL',
+      ],
+    ],
     ["a dial timeout above the CLI's maximum", cluster('dialTimeout: 2h'), ['clusters[0].dialTimeout: 2h is more than the maximum of 1h']],
     ['a zero command timeout', cluster('commandTimeout: 0s'), ['clusters[0].commandTimeout: must be more than 0 (got "0s")']],
     ['a bad size', cluster('quotaBytes: lots'), ['clusters[0].quotaBytes: invalid size "lots" (examples: 2147483648, 2GiB, 256MiB)']],
@@ -323,12 +340,22 @@ clusters:
     defrag: { moveLeader: false, waitBetween: 30s, defragTimeout: 5m, continueOnError: true, skipHealthCheck: true, allowKnownDefects: true, disarmBelow: 0.8, maxDefragDuration: 2h }
     record: true
     recordPrefix: /ops/defragd/
+    waitForUrl:
+      urls: [https://10.0.0.1:6443/readyz, https://10.0.0.2:6443/readyz]
+      timeout: 5m
+      cacert: /etc/kubernetes/pki/ca.crt
+      tokenFile: /run/secrets/readyz-token
   - name: test
     endpoints: [127.0.0.1:2379]
     compaction: { retain: 1h }
     record: false
 `;
-  const files = { '/run/secrets/api-token': 'tok-1234567890abcdef\n', '/run/secrets/etcd': 's3cret-pw\n' };
+  const files = {
+    '/run/secrets/api-token': 'tok-1234567890abcdef\n',
+    '/run/secrets/etcd': 's3cret-pw\n',
+    '/etc/kubernetes/pki/ca.crt': '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
+    '/run/secrets/readyz-token': 'readyz-token-1\n',
+  };
 
   it("is parsed into each consumer's options, with the defaults filled in", () => {
     const config = parseConfig(full, {}, BASE, { readFile: fakeFiles(files) });
@@ -368,7 +395,16 @@ clusters:
             defragTimeoutMs: 300_000,
             maxDefragDurationMs: 7_200_000,
           },
-          execute: { waitBetweenMs: 30_000, continueOnError: true },
+          execute: {
+            waitBetweenMs: 30_000,
+            continueOnError: true,
+            readiness: expect.objectContaining({
+              urls: ['https://10.0.0.1:6443/readyz', 'https://10.0.0.2:6443/readyz'],
+              timeoutMs: 300_000,
+              credentialsDigest: expect.stringMatching(/^[0-9a-f]{16}$/),
+              check: expect.any(Function),
+            }),
+          },
           observe: { cluster: true, quotaBytes: 8 * 1024 ** 3 },
           schedule: { cron: '0 3 * * 0', jitterMs: 600_000 },
           auto: { intervalMs: 60_000, cooldownMs: 12 * 3_600_000 },
@@ -396,7 +432,7 @@ clusters:
             defragTimeoutMs: null,
             maxDefragDurationMs: null,
           },
-          execute: { waitBetweenMs: 0, continueOnError: false },
+          execute: { waitBetweenMs: 0, continueOnError: false, readiness: null },
           observe: { cluster: true, quotaBytes: null },
           schedule: null,
           auto: null,

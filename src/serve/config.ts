@@ -27,6 +27,7 @@ import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import type { PolicyOptions } from '../app/defragment.js';
 import { recordPrefix } from '../app/record.js';
+import { checkReadinessUrl, DEFAULT_WAIT_FOR_URL_TIMEOUT_MS, MAX_WAIT_FOR_URL_TIMEOUT_MS, urlReadiness } from '../app/readiness.js';
 import { DEFAULT_DISARM_BELOW, DEFAULT_RECORD_PREFIX } from '../domain/defaults.js';
 import { UsageError, messageOf } from '../domain/errors.js';
 import { formatDuration } from '../domain/format.js';
@@ -118,7 +119,7 @@ export interface ServeClusterConfig {
    * longer is skipped.
    */
   readonly policy: PolicyOptions;
-  /** For the executor: waitBetweenMs, continueOnError. */
+  /** For the executor: waitBetweenMs, continueOnError, and readiness (the URLs of `waitForUrl`, its files read). */
   readonly execute: ExecuteOptions;
   /** For observeCluster / the run's ObserveTarget: every member, from MemberList. */
   readonly observe: { readonly cluster: true; readonly quotaBytes: number | null };
@@ -295,6 +296,17 @@ const DEFRAG_SHAPE = {
   maxDefragDuration: positiveDuration({ maxMs: MAX_MAX_DEFRAG_DURATION_MS }).optional(),
 };
 
+/** --wait-for-url and its options, as a cluster's `waitForUrl`. */
+const WAIT_FOR_URL_SHAPE = {
+  urls: z.array(text.transform(check((t) => checkReadinessUrl(t, SRC)))).min(1, { message: 'must list at least one URL' }),
+  timeout: positiveDuration({ maxMs: MAX_WAIT_FOR_URL_TIMEOUT_MS }).optional(),
+  cacert: text.optional(),
+  cert: text.optional(),
+  key: text.optional(),
+  tokenFile: text.optional(),
+  insecureSkipTlsVerify: bool.optional(),
+};
+
 const CLUSTER_SHAPE = {
   name: text.regex(/^[a-z0-9-]+$/, { message: 'must be lower-case letters, digits and "-" ([a-z0-9-]+)' }),
   endpoints: z.array(text.transform(check(checkEndpoint))).min(1, { message: 'must list at least one endpoint' }),
@@ -321,6 +333,7 @@ const CLUSTER_SHAPE = {
   defrag: z.strictObject(DEFRAG_SHAPE).optional(),
   record: bool.optional(),
   recordPrefix: text.transform(check((t) => recordPrefix(t, SRC))).optional(),
+  waitForUrl: z.strictObject(WAIT_FOR_URL_SHAPE).optional(),
 };
 
 const TOP_SHAPE = {
@@ -346,6 +359,7 @@ const KEYS: Record<string, readonly string[]> = {
   'clusters.auto': Object.keys(AUTO_SHAPE),
   'clusters.compaction': Object.keys(COMPACTION_SHAPE),
   'clusters.defrag': Object.keys(DEFRAG_SHAPE),
+  'clusters.waitForUrl': Object.keys(WAIT_FOR_URL_SHAPE),
 };
 
 // ---------------------------------------------------------------------------
@@ -637,6 +651,34 @@ interface Secrets {
   /** Per cluster, by index: its password, or null. */
   passwords: (string | null)[];
   apiToken: string | null;
+  /** Per cluster, by index: the contents of its waitForUrl files (read once, at load and at each reload). */
+  urlFiles: UrlFiles[];
+}
+
+interface UrlFiles {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  token?: string;
+}
+
+/** A cluster's waitForUrl files, read; cert and key together. Problems name each key. */
+function waitForUrlFiles(w: Loose | null, at: Path, baseDir: string, readFile: (p: string) => string, problems: Problems): UrlFiles {
+  const out: UrlFiles = {};
+  if (w === null) return out;
+  if ((w['cert'] === undefined) !== (w['key'] === undefined))
+    problems.add([...at, w['cert'] === undefined ? 'key' : 'cert'], 'cert and key go together: give both or neither');
+  const read = (key: 'cacert' | 'cert' | 'key' | 'tokenFile'): string | undefined => {
+    const file = asString(w[key]);
+    if (file === null || problems.covers([...at, key])) return undefined;
+    return readSecretFile(resolve(baseDir, file), [...at, key], readFile, problems) ?? undefined;
+  };
+  const [ca, cert, key, token] = [read('cacert'), read('cert'), read('key'), read('tokenFile')];
+  if (ca !== undefined) out.ca = ca;
+  if (cert !== undefined) out.cert = cert;
+  if (key !== undefined) out.key = key;
+  if (token !== undefined) out.token = token;
+  return out;
 }
 
 /**
@@ -729,14 +771,17 @@ function crossChecks(data: Loose, baseDir: string, files: Files, problems: Probl
     }
     tokenFileMode(file, files.fileMode(file), problems, warnings);
   }
-  return { passwords, apiToken };
+  const urlFiles = clusters.map((raw, i) =>
+    waitForUrlFiles(asObject(asObject(raw)?.['waitForUrl']), ['clusters', i, 'waitForUrl'], baseDir, readFile, problems),
+  );
+  return { passwords, apiToken, urlFiles };
 }
 
 // ---------------------------------------------------------------------------
 // Building the frozen config
 // ---------------------------------------------------------------------------
 
-function buildCluster(c: ParsedCluster, password: string | null, baseDir: string): ServeClusterConfig {
+function buildCluster(c: ParsedCluster, password: string | null, urlFiles: UrlFiles, baseDir: string): ServeClusterConfig {
   const file = (f: string | undefined) => (f === undefined ? undefined : resolve(baseDir, f));
   const timezone = c.timezone ?? SERVE_DEFAULTS.timezone;
   const windows = Object.freeze(c.windows ?? []);
@@ -775,9 +820,21 @@ function buildCluster(c: ParsedCluster, password: string | null, baseDir: string
     defragTimeoutMs: c.defrag?.defragTimeout ?? null,
     maxDefragDurationMs: c.defrag?.maxDefragDuration ?? null,
   });
+  const w = c.waitForUrl;
   const execute: ExecuteOptions = Object.freeze({
     waitBetweenMs: c.defrag?.waitBetween ?? EXECUTE_DEFAULTS.waitBetweenMs,
     continueOnError: c.defrag?.continueOnError ?? false,
+    readiness: w
+      ? urlReadiness({
+          urls: w.urls,
+          timeoutMs: w.timeout ?? DEFAULT_WAIT_FOR_URL_TIMEOUT_MS,
+          ca: urlFiles.ca,
+          cert: urlFiles.cert,
+          key: urlFiles.key,
+          bearerToken: urlFiles.token,
+          insecureSkipTlsVerify: w.insecureSkipTlsVerify ?? false,
+        })
+      : null,
   });
   const observeIntervalMs = parseDuration(SERVE_DEFAULTS.observeInterval, 'observeInterval');
   const auto: AutoConfig | null = c.auto
@@ -870,7 +927,7 @@ export function parseConfig(text: string, env: ConfigEnv, baseDir: string, opts:
     maxConcurrentRuns: c.maxConcurrentRuns ?? SERVE_DEFAULTS.maxConcurrentRuns,
     maxEventStreams: c.maxEventStreams ?? SERVE_DEFAULTS.maxEventStreams,
     dashboard: c.dashboard ?? SERVE_DEFAULTS.dashboard,
-    clusters: Object.freeze(c.clusters.map((cl, i) => buildCluster(cl, secrets.passwords[i] ?? null, baseDir))),
+    clusters: Object.freeze(c.clusters.map((cl, i) => buildCluster(cl, secrets.passwords[i] ?? null, secrets.urlFiles[i] ?? {}, baseDir))),
     warnings: Object.freeze(warnings),
   });
 }

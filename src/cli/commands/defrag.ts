@@ -1,7 +1,8 @@
 /** `defragd defrag`: a safe rolling defragmentation of the cluster, or its plan with --dry-run. */
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { addClusterFlags, clusterConfig, withEnv } from '../config/flags.js';
-import { addDefragFlags, defragConfig } from '../config/defrag-flags.js';
+import { addDefragFlags, defragConfig, type DefragWaitForUrlsConfig } from '../config/defrag-flags.js';
 import type { reportWithoutRun as ReportWithoutRun } from '../../app/defragment.js';
 import { AbortedError, DefragdError } from '../../domain/errors.js';
 import type { RunReport } from '../../domain/run.js';
@@ -38,7 +39,21 @@ export function defragCommand(io: CliIO, done: (code: number) => void): Command 
       const config = clusterConfig({ ...opts, cluster: true });
       const defrag = defragConfig(opts);
       const rulePolicy = buildPolicy(defrag.policy);
-      const { execute, lock } = defrag;
+      const { lock } = defrag;
+      // The files are read before any contact with etcd: one that cannot be read stops here, with its flag.
+      const { readWaitForUrlFiles, urlReadiness } = await import('../../app/readiness.js');
+      const execute = {
+        ...defrag.execute,
+        readiness: defrag.waitForUrls
+          ? urlReadiness(
+              readWaitForUrlFiles(
+                defrag.waitForUrls,
+                (p) => readFileSync(p, 'utf8'),
+                (f) => (defrag.waitForUrls as DefragWaitForUrlsConfig).sources[f],
+              ),
+            )
+          : null,
+      };
       const record = defrag.record === false ? false : { prefix: defrag.record.prefix, trigger: 'manual' as const };
       const observe = { cluster: true, quotaBytes: config.quotaBytes, dataDirs: defrag.dataDirs };
       // Before any contact with etcd: an unusable --store stops the run before it changes anything.

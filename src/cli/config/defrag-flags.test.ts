@@ -37,6 +37,7 @@ describe('defrag flags', () => {
         maxDefragDurationMs: null,
       },
       execute: { waitBetweenMs: 0, continueOnError: false, recoveryTimeoutMs: null },
+      waitForUrls: null,
       lock: { key: '/defragd/lock', waitMs: 0 },
       record: { prefix: '/defragd' },
       dryRun: false,
@@ -83,6 +84,21 @@ describe('defrag flags', () => {
       '--max-defrag-duration',
       '1m',
       '--allow-known-defects',
+      '--wait-for-url',
+      'https://10.0.0.1:6443/readyz',
+      '--wait-for-url',
+      'https://10.0.0.2:6443/readyz,https://10.0.0.3:6443/readyz',
+      '--wait-for-url-timeout',
+      '90s',
+      '--wait-for-url-cacert',
+      '/etc/kubernetes/pki/ca.crt',
+      '--wait-for-url-cert',
+      '/c.pem',
+      '--wait-for-url-key',
+      '/k.pem',
+      '--wait-for-url-token-file',
+      '/t',
+      '--wait-for-url-insecure-skip-tls-verify',
     ]);
     expect(c).toEqual({
       dataDirs: { m1: '/var/lib/etcd', m2: '/data/etcd', '8e9e05c52164694d': '/x' },
@@ -98,11 +114,39 @@ describe('defrag flags', () => {
         maxDefragDurationMs: 60_000,
       },
       execute: { waitBetweenMs: 90_000, continueOnError: true, recoveryTimeoutMs: 300_000 },
+      waitForUrls: {
+        urls: ['https://10.0.0.1:6443/readyz', 'https://10.0.0.2:6443/readyz', 'https://10.0.0.3:6443/readyz'],
+        timeoutMs: 90_000,
+        cacert: '/etc/kubernetes/pki/ca.crt',
+        cert: '/c.pem',
+        key: '/k.pem',
+        tokenFile: '/t',
+        insecureSkipTlsVerify: true,
+        sources: {
+          cacert: '--wait-for-url-cacert',
+          cert: '--wait-for-url-cert',
+          key: '--wait-for-url-key',
+          tokenFile: '--wait-for-url-token-file',
+        },
+      },
       lock: { key: '/ops/lock', waitMs: 600_000 },
       record: { prefix: '/ops/defragd' },
       dryRun: true,
       store: { path: '/var/lib/defragd/h.db', cluster: 'prod' },
     });
+  });
+
+  it('--wait-for-url: from DEFRAGD_ variables too; its options need it; cert and key go together', () => {
+    const c = resolve([], { DEFRAGD_WAIT_FOR_URL: 'http://127.0.0.1:8080/readyz', DEFRAGD_WAIT_FOR_URL_TOKEN_FILE: '/t' });
+    expect(c.waitForUrls).toMatchObject({ urls: ['http://127.0.0.1:8080/readyz'], timeoutMs: 120_000, tokenFile: '/t' });
+    expect(c.waitForUrls?.sources.tokenFile).toBe('DEFRAGD_WAIT_FOR_URL_TOKEN_FILE');
+    expect(() => resolve(['--wait-for-url-cacert', '/ca.crt'])).toThrow('--wait-for-url-cacert needs --wait-for-url');
+    expect(() => resolve(['--wait-for-url-insecure-skip-tls-verify'])).toThrow('needs --wait-for-url');
+    expect(() => resolve(['--wait-for-url', 'https://a/readyz', '--wait-for-url-cert', '/c'])).toThrow(
+      '--wait-for-url-cert needs --wait-for-url-key too',
+    );
+    expect(() => resolve(['--wait-for-url', ','])).toThrow('--wait-for-url: no URL given');
+    expect(() => resolve(['--wait-for-url', 'https://a/readyz', '--wait-for-url-timeout', '0s'])).toThrow('--wait-for-url-timeout');
   });
 
   it('--store alone files runs under "default"; DEFRAGD_STORE and DEFRAGD_STORE_CLUSTER work like the flags', () => {

@@ -9,6 +9,12 @@ import type { Command } from 'commander';
 import { UsageError } from '../../domain/errors.js';
 import { DEFAULT_DISARM_BELOW, DEFAULT_LOCK_KEY, DEFAULT_RECORD_PREFIX } from '../../domain/defaults.js';
 import { recordPrefix } from '../../app/record.js';
+import {
+  checkReadinessUrl,
+  DEFAULT_WAIT_FOR_URL_TIMEOUT_MS,
+  MAX_WAIT_FOR_URL_TIMEOUT_MS,
+  type WaitForUrlFiles,
+} from '../../app/readiness.js';
 import { EnvOption, sourceOf, type ResolvedOptions } from './env.js';
 import { parseDuration, parseFraction, parseNonNegativeInt, parsePositiveDuration, shortDuration } from './units.js';
 
@@ -46,6 +52,12 @@ export interface DefragExecuteConfig {
   readonly recoveryTimeoutMs: number | null;
 }
 
+/** --wait-for-url and its options, with file paths as given (readWaitForUrls reads them); null without --wait-for-url. */
+export type DefragWaitForUrlsConfig = WaitForUrlFiles & {
+  /** Where each file's path came from (the flag or its DEFRAGD_ variable), for the error when it cannot be read. */
+  readonly sources: Readonly<Record<'cacert' | 'cert' | 'key' | 'tokenFile', string>>;
+};
+
 export interface DefragLockConfig {
   readonly key: string;
   readonly waitMs: number;
@@ -61,6 +73,8 @@ export interface DefragConfig {
   readonly dataDirs: Readonly<Record<string, string>>;
   readonly policy: DefragPolicyConfig;
   readonly execute: DefragExecuteConfig;
+  /** --wait-for-url: URLs that must answer 200 before the first member and between members; null without it. */
+  readonly waitForUrls: DefragWaitForUrlsConfig | null;
   /** false: --no-lock. */
   readonly lock: DefragLockConfig | false;
   /** false: --no-record. */
@@ -125,6 +139,28 @@ const DEFRAG_FLAGS: readonly { flags: string; description: string; default?: str
     description: `extra pause after each member has caught up (at most ${shortDuration(MAX_WAIT_BETWEEN_MS)})`,
     default: `${DEFAULT_WAIT_BETWEEN_MS / 1_000}s`,
   },
+  {
+    flags: '--wait-for-url <url>',
+    description:
+      "an http(s) URL that must answer 200 before the first member and before each next one, e.g. every kube-apiserver's /readyz (repeat the flag, or separate with commas); one that does not within --wait-for-url-timeout stops the run before the next member",
+    repeatable: true,
+  },
+  {
+    flags: '--wait-for-url-timeout <duration>',
+    description: `how long the --wait-for-url URLs may stay unready before the run stops (at most ${shortDuration(MAX_WAIT_FOR_URL_TIMEOUT_MS)})`,
+    default: shortDuration(DEFAULT_WAIT_FOR_URL_TIMEOUT_MS),
+  },
+  {
+    flags: '--wait-for-url-cacert <file>',
+    description: "CA bundle for the --wait-for-url servers' certificates (kubeadm: /etc/kubernetes/pki/ca.crt)",
+  },
+  { flags: '--wait-for-url-cert <file>', description: 'client certificate for the --wait-for-url servers' },
+  { flags: '--wait-for-url-key <file>', description: 'key of --wait-for-url-cert' },
+  {
+    flags: '--wait-for-url-token-file <file>',
+    description: 'a bearer token for the --wait-for-url servers, read from this file (an apiserver without anonymous requests)',
+  },
+  { flags: '--wait-for-url-insecure-skip-tls-verify', description: "do not check the --wait-for-url servers' certificates" },
   { flags: '--continue-on-error', description: 'go on with the next member after one fails (still exits 1)', cliOnly: true },
   {
     flags: '--recovery-timeout <duration>',
@@ -205,6 +241,8 @@ export function defragConfig(opts: ResolvedOptions): DefragConfig {
     lockWait: str('lockWait'),
     recoveryTimeout: str('recoveryTimeout'),
     recordPrefix: str('recordPrefix'),
+    waitForUrl: str('waitForUrl'),
+    waitForUrlTimeout: str('waitForUrlTimeout'),
   };
 
   const policy: DefragPolicyConfig = Object.freeze({
@@ -237,6 +275,29 @@ export function defragConfig(opts: ResolvedOptions): DefragConfig {
         : null,
   });
 
+  const waitForUrlTimeoutMs =
+    text.waitForUrlTimeout !== undefined
+      ? parsePositiveDuration(text.waitForUrlTimeout, from('waitForUrlTimeout'), { maxMs: MAX_WAIT_FOR_URL_TIMEOUT_MS })
+      : DEFAULT_WAIT_FOR_URL_TIMEOUT_MS;
+  const urlFiles = {
+    cacert: str('waitForUrlCacert'),
+    cert: str('waitForUrlCert'),
+    key: str('waitForUrlKey'),
+    tokenFile: str('waitForUrlTokenFile'),
+  };
+  const waitForUrls = parseWaitForUrls(text.waitForUrl, from('waitForUrl'));
+  if (waitForUrls === null) {
+    const stray = Object.entries(urlFiles).find(([, v]) => v !== undefined);
+    const strayFlag = stray ? `waitForUrl${stray[0][0]?.toUpperCase()}${stray[0].slice(1)}` : null;
+    if (strayFlag !== null) throw new UsageError(`${from(strayFlag)} needs --wait-for-url`);
+    if (opts['waitForUrlInsecureSkipTlsVerify'] === true)
+      throw new UsageError(`${from('waitForUrlInsecureSkipTlsVerify')} needs --wait-for-url`);
+  }
+  if ((urlFiles.cert === undefined) !== (urlFiles.key === undefined))
+    throw new UsageError(
+      `${from(urlFiles.cert === undefined ? 'waitForUrlKey' : 'waitForUrlCert')} needs --wait-for-url-${urlFiles.cert === undefined ? 'cert' : 'key'} too`,
+    );
+
   // Validated even under --no-lock, so a bad value fails the same way whichever flags accompany it.
   const lockKey = text.lockKey ?? DEFAULT_LOCK_KEY;
   if (lockKey === '') throw new UsageError(`${from('lockKey')}: the lock key must not be empty`);
@@ -262,11 +323,37 @@ export function defragConfig(opts: ResolvedOptions): DefragConfig {
     dataDirs: parseDataDirs(str('dataDir'), from('dataDir')),
     policy,
     execute,
+    waitForUrls:
+      waitForUrls === null
+        ? null
+        : Object.freeze({
+            urls: waitForUrls,
+            timeoutMs: waitForUrlTimeoutMs,
+            ...urlFiles,
+            insecureSkipTlsVerify: opts['waitForUrlInsecureSkipTlsVerify'] === true,
+            sources: Object.freeze({
+              cacert: from('waitForUrlCacert'),
+              cert: from('waitForUrlCert'),
+              key: from('waitForUrlKey'),
+              tokenFile: from('waitForUrlTokenFile'),
+            }),
+          }),
     lock,
     record,
     dryRun: opts['dryRun'] === true,
     store,
   });
+}
+
+/** "https://a:6443/readyz,https://b:6443/readyz" → each URL checked; null when the flag is absent. */
+function parseWaitForUrls(text: string | undefined, source: string): readonly string[] | null {
+  if (text === undefined) return null;
+  const urls = text
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u !== '');
+  if (urls.length === 0) throw new UsageError(`${source}: no URL given`);
+  return Object.freeze(urls.map((u) => checkReadinessUrl(u, source)));
 }
 
 /** "m1=/var/lib/etcd,m2=/data/etcd" → { m1: '/var/lib/etcd', m2: '/data/etcd' }; UsageError naming the source otherwise. */

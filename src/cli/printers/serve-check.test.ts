@@ -18,6 +18,7 @@ const aCheck = (overrides: Partial<ClusterCheck>): ClusterCheck => ({
   nextStarts: [],
   nextStartsEnd: null,
   auto: null,
+  waitsFor: [],
   ...overrides,
 });
 
@@ -52,6 +53,24 @@ describe('checkRows: the next scheduled starts', () => {
     expect(row?.[4]?.split('\n').slice(1)).toEqual([
       'skipped: 2026-11-27T03:00:00+00:00 to 2030-11-28T03:00:00+00:00 (outside the windows)',
       'no start falls inside the windows within 4 years',
+    ]);
+  });
+});
+
+describe('checkRows: waitForUrl', () => {
+  it("lists each URL's answer under the members reached", () => {
+    const [row] = checkRows([
+      aCheck({
+        waitsFor: [
+          { url: 'https://10.0.0.1:6443/readyz', ready: true, detail: '200' },
+          { url: 'https://10.0.0.2:6443/readyz', ready: false, detail: 'connection refused' },
+        ],
+      }),
+    ]);
+    expect(row?.[2]?.split('\n')).toEqual([
+      '3/3: m1, m2, m3',
+      'waits for https://10.0.0.1:6443/readyz: ready',
+      'waits for https://10.0.0.2:6443/readyz: not ready (connection refused)',
     ]);
   });
 });

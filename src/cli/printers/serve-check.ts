@@ -22,13 +22,15 @@ export function checkRows(checks: readonly ClusterCheck[]): string[][] {
             `${c.membersReachable}/${c.membersTotal}${c.reachable.length > 0 ? `: ${c.reachable.join(', ')}` : ''}`,
             ...c.unreachable.map((u) => `not ${u.member}: ${u.error}`),
           ].join('\n');
+    const waits = c.waitsFor.map((w) => `waits for ${w.url}: ${w.ready ? 'ready' : `not ready (${w.detail})`}`);
+    const reach = [members, ...waits].join('\n');
     const starts =
       c.schedule === null
         ? `no schedule${c.auto ? `\n(auto every ${formatDuration(c.auto.intervalMs)}, cooldown ${formatDuration(c.auto.cooldownMs)})` : ''}`
         : [`${c.schedule} (${c.timezone})`, ...c.nextStarts.map(startCell), ...(c.nextStartsEnd === null ? [] : [c.nextStartsEnd])].join(
             '\n',
           );
-    return [c.name, c.endpoints.join('\n'), members, c.rule ?? 'every member', starts];
+    return [c.name, c.endpoints.join('\n'), reach, c.rule ?? 'every member', starts];
   });
 }
 
