@@ -115,6 +115,8 @@ export interface ToolFigures {
     byError: Record<string, number>;
   };
   elections: { total: number | null; askedFor: number; other: number | null; perMember: Record<string, number | null> };
+  /** The revision the tool compacted to before defragmenting (etcd-defrag's default); null: it did not. Absent in older results. */
+  compactedRevision?: number | null;
   /** Plain clients' failures split by what etcd's Go client would do with them, and the go-retry clients' failures. */
   failedSplit: {
     plainFailed: number;
@@ -253,7 +255,7 @@ export function analyzeTool(
   const perMember = ctx.leaderChanges;
   const seen = Object.values(perMember).filter((x): x is number => x !== null);
   const total = seen.length > 0 ? Math.max(...seen) : null;
-  const askedFor = run.report?.members.filter((m) => m.movedLeaderTo !== null).length ?? 0;
+  const askedFor = run.report?.members.filter((m) => m.movedLeaderTo !== null).length ?? run.leaderMoves ?? 0;
   const elections = { total, askedFor, other: total === null ? null : Math.max(0, total - askedFor), perMember };
 
   const plainFailed = inRun.filter((r) => r.mode === 'plain' && !r.ok);
@@ -297,6 +299,7 @@ export function analyzeTool(
     failedSplit,
     goErrors,
     breakdown: breakdownOf(run, defragSumMs),
+    compactedRevision: run.compactedRevision ?? run.report?.compactedRevision ?? null,
   };
 }
 

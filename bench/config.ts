@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError } from './settings.js';
 
-export const TOOLS = ['etcdctl', 'defragd'] as const;
+export const TOOLS = ['etcdctl', 'defragd', 'etcd-defrag', 'etcd-defrag-move-leader'] as const;
 export type ToolName = (typeof TOOLS)[number];
 
 export interface BenchConfig {
@@ -63,7 +63,8 @@ export const USAGE = `Usage: npx tsx bench/run.mts [options]     (or: make bench
                           and as long after re-fragmenting, before the next tool  DEFRAGD_BENCH_BASELINE_S (10)
   --settle-s N            load-only pause after each tool                         DEFRAGD_BENCH_SETTLE_S (3)
   --tools a,b             tools and their order; a tool may come back, e.g.
-                          etcdctl,defragd,defragd,etcdctl                         DEFRAGD_BENCH_TOOLS (etcdctl,defragd)
+                          etcdctl,defragd,defragd,etcdctl; also etcd-defrag and
+                          etcd-defrag-move-leader (ahrtr/etcd-defrag, ETCD_DEFRAG) DEFRAGD_BENCH_TOOLS (etcdctl,defragd)
   --out DIR               results directory                                       DEFRAGD_BENCH_OUT (bench/results)
   --value-kib N           value size of the fragmenting writes                    DEFRAGD_BENCH_VALUE_KIB (64)
   --lease-ttl-s N         TTL of the keep-alive leases and etcdctl sessions       DEFRAGD_BENCH_LEASE_TTL_S (5)

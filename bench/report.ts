@@ -42,6 +42,8 @@ export interface BenchResult {
 const TITLES: Record<ToolName, string> = {
   etcdctl: '`etcdctl defrag --cluster`',
   defragd: 'defragd',
+  'etcd-defrag': 'etcd-defrag',
+  'etcd-defrag-move-leader': 'etcd-defrag `--move-leader`',
 };
 
 function range(values: number[], fmt: (x: number) => string): string {
@@ -136,6 +138,10 @@ export function markdownTable(r: BenchResult): string {
         return led.length > 0 ? `**yes** (${led.join(', ')})` : 'no';
       },
     ],
+    [
+      'Compacted before the first defrag (etcd-defrag does by default; the others only when asked)',
+      (t) => (t.compactedRevision === null || t.compactedRevision === undefined ? 'no' : `**yes**, to revision ${t.compactedRevision}`),
+    ],
     ['Wall time of the run', (t) => fmtMs(t.wallMs)],
     [
       'Sum of member defrag durations (server-side, etcd metric)',
@@ -169,7 +175,8 @@ export function markdownTable(r: BenchResult): string {
     [
       'Orchestration: wall − start-up − defrags − leader moves − configured waits (goal ≤ 5 % of defrags + 300 ms)',
       (t) => {
-        if (t.tool === 'etcdctl' || !t.breakdown) return `${fmtMs(t.overheadMs)} ¹`;
+        if (t.tool === 'etcdctl') return `${fmtMs(t.overheadMs)} ¹`;
+        if (!t.breakdown) return fmtMs(t.overheadMs);
         const b = t.breakdown;
         return `${fmtMs(b.overheadMs)} (goal ≤ ${fmtMs(b.goalMs)})`;
       },
@@ -272,6 +279,11 @@ export function notes(r: BenchResult): string {
     `Keep-alives: one lease per member, each kept alive through its own member by a closed loop (wait for the answer, pause ${r.config.keepAliveEveryMs} ms); a member's keep-alive counts as "not being defragmented" when it overlaps no defrag of that member. etcd serves keep-alives on the leader: a follower forwards them, so a leader's stall shows on every member's keep-alives. Elections: the largest increase over the members of etcd_server_leader_changes_seen_total from before the run to ${r.config.settleSec} s after it; defragd's MoveLeader calls are counted from its report.`,
     'Go client retries: every second load client per member retries as etcd\'s Go client (clientv3 retry interceptor) does by itself: a Range ("repeatable") on UNAVAILABLE such as `leader changed`, after 25 ms ± 10 %, until its deadline; a Put ("non-repeatable") only when it never left the client, which a connected client does not see; never on other codes or deadlines. The other clients do not retry; their failures are split by what the Go client would have done.',
     '¹ etcdctl defragments the members back to back and the intervals are taken from its output, so its overhead is ≈0 by construction (what is left is process start-up and exit).',
+    `Commands: ${[...new Map(r.tools.map((t) => [t.tool, t.command])).values()].map((c) => `\`${c}\``).join('; ')}.${
+      r.tools.some((t) => t.tool.startsWith('etcd-defrag'))
+        ? ' etcd-defrag v0.42.0 with its defaults otherwise (compaction to the current revision first, a 30 s command timeout, go on after a failed member); its member intervals run from its "Defragmenting endpoint" line to its "Finished" line. It was built from its v0.42.0 source with Go 1.26 and its go.sum (the Go module proxy refuses github.com/ahrtr/etcd-defrag, so `make bench` cannot build it; set ETCD_DEFRAG to such a binary).'
+        : ''
+    }`,
     `Machine: ${r.machine.cpus} CPUs (${r.machine.cpuModel}), Node ${r.machine.node}, etcd ${r.machine.etcd}, 3 members on loopback; benchmark run took ${r.totalSeconds.toFixed(0)} s.`,
   ];
   return lines.map((l) => `- ${l}`).join('\n');

@@ -37,6 +37,7 @@ import {
   leaderChangesSeen,
   runDefragd,
   runEtcdctl,
+  runEtcdDefrag,
   serverDefragSeconds,
   startupMs,
   type BenchMember,
@@ -262,7 +263,11 @@ try {
     // Measured from the tool's start (defragd's child process has loaded by then).
     const onStart = () => eld.reset();
     const run: ToolRun =
-      tool === 'defragd' ? await runDefragd(members, abort.signal, onStart) : await runEtcdctl(members, seed, abort.signal, onStart);
+      tool === 'defragd'
+        ? await runDefragd(members, abort.signal, onStart)
+        : tool === 'etcdctl'
+          ? await runEtcdctl(members, seed, abort.signal, onStart)
+          : await runEtcdDefrag(members, seed, tool === 'etcd-defrag-move-leader', abort.signal, onStart);
     eld.disable();
     log(
       `${tool} finished in ${fmtMs(run.wallMs)} (${run.ok ? 'ok' : 'NOT OK'}): ${run.intervals.map((x) => `${x.name} ${fmtMs(x.end - x.start)}${x.ok ? '' : ' FAILED'}`).join(', ')}`,

@@ -1,5 +1,6 @@
 /**
- * The two ways to defragment a whole cluster that the benchmark compares,
+ * The ways to defragment a whole cluster that the benchmark compares (defragd, etcdctl, and ahrtr/etcd-defrag
+ * when it is built here: runEtcdDefrag below),
  * each returning when every member was defragmented and for how long:
  *
  * - defragd, through the library (`defragment({ onEvent })`) in a child
@@ -11,6 +12,7 @@
  *   its own line.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,6 +57,10 @@ export interface ToolRun {
   report: RunReport | null;
   /** defragd: when its process started, first connected and exited. */
   process?: ProcessTimes;
+  /** etcd-defrag: MoveLeader calls it logged ("Transferring the leadership"); defragd's come from its report. */
+  leaderMoves?: number;
+  /** etcd-defrag: the revision it compacted to before the first member (its default), from its log; null: none. */
+  compactedRevision?: number | null;
 }
 
 /** Child processes this module started, so they can be killed on Ctrl-C. */
@@ -271,6 +277,118 @@ export async function runEtcdctl(
     ok: code === 0 && intervals.length === members.length && intervals.every((i) => i.ok),
     log: [...log, { t: end, line: `(exit code ${code})` }],
     report: null,
+  };
+}
+
+// --- ahrtr/etcd-defrag --------------------------------------------------------
+
+/**
+ * ahrtr/etcd-defrag's binary: ETCD_DEFRAG, else where this machine keeps one built from its source. The Go
+ * module proxy refuses github.com/ahrtr/etcd-defrag (403, "This module version is not available"), so it
+ * cannot be built from a pinned module as etcd is; README's Performance section says how the one measured
+ * was built. Null when there is none.
+ */
+export function etcdDefragBin(env: NodeJS.ProcessEnv = process.env): string | null {
+  const candidates = [
+    env.ETCD_DEFRAG,
+    path.join(env.DEFRAGD_CACHE ?? path.join(env.HOME ?? '/root', '.cache/defragd'), 'etcd-defrag-v0.42.0/etcd-defrag'),
+  ];
+  for (const c of candidates) if (c && existsSync(c)) return c;
+  return null;
+}
+
+// Its log lines (Go's log package: "2026/12/07 18:00:00 " first): a member's Defragment starts and ends.
+const ED_START = /Defragmenting endpoint "(.+?)"\s*$/;
+const ED_DONE = /Finished defragmenting etcd endpoint "(.+?)"\. took (\S+)\s*$/;
+const ED_FAILED = /Failed to defragment etcd member "(.+?)"\. took (\S+)\. \((.*)\)\s*$/;
+const ED_COMPACTION = /Running compaction until revision: (\d+)/;
+const ED_MOVE = /Transferring the leadership from \S+ to \S+\s*$/;
+
+/** One line of etcd-defrag's log: a member started, finished (ok) or failed, or the compaction; null for any other line. */
+export function parseEtcdDefragLine(
+  line: string,
+):
+  | { kind: 'start'; url: string }
+  | { kind: 'end'; url: string; ok: boolean; note: string | null }
+  | { kind: 'compaction'; revision: number }
+  | null {
+  const start = ED_START.exec(line);
+  if (start) return { kind: 'start', url: start[1] as string };
+  const done = ED_DONE.exec(line);
+  if (done) return { kind: 'end', url: done[1] as string, ok: true, note: null };
+  const failed = ED_FAILED.exec(line);
+  if (failed) return { kind: 'end', url: failed[1] as string, ok: false, note: failed[3] ?? null };
+  const compaction = ED_COMPACTION.exec(line);
+  return compaction ? { kind: 'compaction', revision: Number(compaction[1]) } : null;
+}
+
+/**
+ * `etcd-defrag --endpoints=<one member> --cluster [--move-leader]`, with its defaults otherwise (as its README's
+ * first example for a whole cluster): compaction to the current revision before the first member, the leader
+ * last, a 30 s command timeout, go on after a failed member. A member's interval runs from its "Defragmenting
+ * endpoint" line to its "Finished" (or "Failed") line.
+ */
+export async function runEtcdDefrag(
+  members: readonly BenchMember[],
+  seed: BenchMember,
+  moveLeader: boolean,
+  signal: AbortSignal,
+  onStart: () => void = () => undefined,
+): Promise<ToolRun> {
+  const bin = etcdDefragBin();
+  if (bin === null) throw new Error('etcd-defrag is not built here (see README: Performance); set ETCD_DEFRAG to its binary');
+  const args = [`--endpoints=${seed.url}`, '--cluster', ...(moveLeader ? ['--move-leader'] : [])];
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const k of Object.keys(env)) if (k.startsWith('ETCD_DEFRAG_') || k.startsWith('ETCDCTL_')) delete env[k];
+  const log: { t: number; line: string }[] = [];
+  const intervals: MemberInterval[] = [];
+  const started = new Map<string, number>();
+  let leaderMoves = 0;
+  let compactedRevision: number | null = null;
+  onStart();
+  const start = now();
+  const child = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  const onAbort = () => child.kill('SIGKILL');
+  signal.addEventListener('abort', onAbort, { once: true });
+  const onLine = (line: string): void => {
+    const t = now();
+    log.push({ t, line });
+    if (ED_MOVE.test(line)) leaderMoves += 1;
+    const parsed = parseEtcdDefragLine(line);
+    if (parsed?.kind === 'compaction') compactedRevision = parsed.revision;
+    if (parsed === null || parsed.kind === 'compaction') return;
+    if (parsed.kind === 'start') {
+      started.set(parsed.url, t);
+      return;
+    }
+    const m = members.find((x) => x.url === parsed.url);
+    intervals.push({
+      name: m?.name ?? parsed.url,
+      memberId: m?.memberId ?? '?',
+      start: started.get(parsed.url) ?? t,
+      end: t,
+      ok: parsed.ok,
+      note: parsed.note,
+    });
+  };
+  createInterface({ input: child.stdout }).on('line', onLine);
+  createInterface({ input: child.stderr }).on('line', onLine);
+  const code = await exitOf(child, signal, onAbort);
+  const end = now();
+  return {
+    tool: moveLeader ? 'etcd-defrag-move-leader' : 'etcd-defrag',
+    command: `etcd-defrag ${args.join(' ').replace(seed.url, '<one member>')}`,
+    start,
+    end,
+    wallMs: end - start,
+    waitsMs: 0,
+    intervals,
+    ok: code === 0 && intervals.length === members.length && intervals.every((i) => i.ok),
+    log: [...log, { t: end, line: `(exit code ${code})` }],
+    report: null,
+    leaderMoves,
+    compactedRevision,
   };
 }
 
