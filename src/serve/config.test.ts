@@ -665,6 +665,7 @@ describe('loadConfig: files on disk', () => {
     const files: Record<string, string> = { [example]: readFileSync(example, 'utf8') };
     const exampleDir = dirname(example);
     for (const f of ['api-token', 'secrets/etcd-prod-password']) files[resolve(exampleDir, f)] = 'x'.repeat(32);
+    files['/etc/kubernetes/pki/ca.crt'] = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
     const config = loadConfig(example, { ETCD_STAGING_PASSWORD: 'y' }, { readFile: fakeFiles(files) });
     expect(config.clusters.length).toBeGreaterThanOrEqual(2);
     const text = files[example] as string;
@@ -695,6 +696,9 @@ describe('loadConfig: files on disk', () => {
       'timezone',
       'jitter',
       'windows',
+      'waitForUrl',
+      'urls',
+      'timeout',
       'auto',
       'interval',
       'cooldown',
