@@ -148,12 +148,30 @@ describe('helm template', () => {
       expect(pod.hostNetwork === true, c.name).toBe(kubeadm);
     }
     const pod = podSpec(template([join(CHART, 'examples/kubeadm-cronjob.yaml')]));
-    // The three files the client needs, each on its own: the directory also holds etcd's CA key.
+    // The three files the client needs, each on its own: the directory also holds etcd's CA key; and, for
+    // --wait-for-url, the Kubernetes CA's certificate alone (never its key beside it).
     expect((pod.volumes as Obj[]).filter((v) => v.hostPath).map((v) => v.hostPath)).toEqual([
       { path: '/etc/kubernetes/pki/etcd/ca.crt', type: 'File' },
       { path: '/etc/kubernetes/pki/etcd/healthcheck-client.crt', type: 'File' },
       { path: '/etc/kubernetes/pki/etcd/healthcheck-client.key', type: 'File' },
+      { path: '/etc/kubernetes/pki/ca.crt', type: 'File' },
     ]);
+    const args = pod.containers[0].args as string[];
+    const flag = (name: string) => args[args.indexOf(name) + 1];
+    expect(flag('--wait-for-url')).toBe('https://127.0.0.1:6443/readyz');
+    expect(flag('--wait-for-url-cacert')).toBe('/var/run/secrets/defragd/kubernetes-ca.crt');
+    expect(pod.containers[0].volumeMounts).toContainEqual({
+      name: 'kubernetes-ca',
+      mountPath: '/var/run/secrets/defragd/kubernetes-ca.crt',
+      readOnly: true,
+    });
+    // Without waitForUrls nothing of it is there; with a CA of one's own, the host's is not mounted.
+    const plain = podSpec(template([join(CHART, 'examples/kubeadm-cronjob.yaml')], ['cronjob.waitForUrls=null']));
+    expect((plain.volumes as Obj[]).map((v) => v.name)).not.toContain('kubernetes-ca');
+    expect(plain.containers[0].args).not.toContain('--wait-for-url-cacert');
+    const own = podSpec(template([join(CHART, 'examples/kubeadm-cronjob.yaml')], ['cronjob.waitForUrlCacert=/etc/ca/ca.crt']));
+    expect((own.volumes as Obj[]).map((v) => v.name)).not.toContain('kubernetes-ca');
+    expect(own.containers[0].args).toContain('/etc/ca/ca.crt');
     expect(pod.nodeSelector).toEqual({ 'node-role.kubernetes.io/control-plane': '' });
     expect(pod.tolerations).toContainEqual({ key: 'node-role.kubernetes.io/control-plane', operator: 'Exists', effect: 'NoSchedule' });
   });

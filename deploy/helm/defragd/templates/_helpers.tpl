@@ -48,6 +48,9 @@ app.kubernetes.io/component: {{ .Values.mode }}
 {{- define "defragd.tokenDir" -}}/var/run/secrets/defragd/api-token{{- end }}
 {{- define "defragd.kubeadmDir" -}}/var/run/secrets/defragd/kubeadm-etcd-pki{{- end }}
 
+{{/* Where the host's Kubernetes CA is mounted for --wait-for-url-cacert (kubeadm mode with waitForUrls). */}}
+{{- define "defragd.kubernetesCa" -}}/var/run/secrets/defragd/kubernetes-ca.crt{{- end }}
+
 {{/* The Service's names, which the daemon serves besides IP literals (allowedHosts). */}}
 {{- define "defragd.serviceHosts" -}}
 {{- $svc := include "defragd.fullname" . -}}
