@@ -39,11 +39,12 @@ function aReport(over: Partial<GoReport> = {}): GoReport {
     startUnixMs: T0,
     endUnixMs: T0 + 20_000,
     kinds: [
-      stats('session-5s', 'default', { sessionsLost: 1, electionsLost: 1 }),
+      stats('session-5s', 'default', { sessionsLost: 1, electionsLost: 1, streamPeers: { '127.0.0.1:2379': 2, '127.0.0.1:2479': 1 } }),
       stats('session-5s', 'health'),
       stats('session-15s', 'default'),
       stats('session-15s', 'health'),
-      stats('keepalive', 'default', { leasesLost: 1, streams: 1 }),
+      stats('keepalive', 'default', { leasesLost: 1, streams: 1, streamPeers: { '127.0.0.1:2379': 3 } }),
+      stats('watch', 'default', { streamPeers: { '127.0.0.1:2579': 3 } }),
       stats('keepalive', 'health'),
       stats('txn', 'default', { calls: 40, retries: 2, failed: { Unavailable: 1 }, maxLatencyMs: 2100 }),
       stats('txn', 'health', { calls: 50, maxLatencyMs: 90 }),
@@ -106,7 +107,7 @@ describe('summarizeGoReport', () => {
 
   it('adds up each mode', () => {
     expect(s.modes.default).toMatchObject({
-      calls: 70,
+      calls: 80,
       retries: 2,
       failed: { Unavailable: 1 },
       failedByKind: { txn: 1 },
@@ -161,12 +162,13 @@ describe('the Go clients rows', () => {
   };
 
   it('shows default / health-checked, losses in bold', () => {
-    expect(cell(/sessions lost \(TTL 5s \+ TTL 15s\)/)).toBe('**1** + 0 / 0 + 0');
+    expect(cell(/sessions lost \(TTL 5 s \+ 15 s\)/)).toBe('**1** + 0 / 0 + 0');
+    expect(cell(/keep-alive streams per member/)).toBe('m1 5, m2 1 / –');
     expect(cell(/elections lost/)).toBe('**1** / 0');
     expect(cell(/not\*\* being defragmented/)).toBe('**1** / 0');
     expect(cell(/did not retry away/)).toBe('**1** (1× Unavailable; txn 1) / 0');
-    expect(cell(/unary requests/)).toBe('70 (2) / 80 (0)');
-    expect(cell(/\(txn\)$/)).toBe('2.10 s / 90 ms');
+    expect(cell(/unary requests/)).toBe('80 (2) / 80 (0)');
+    expect(cell(/^Go clients \(txn\), longest/)).toBe('2.10 s / 90 ms');
   });
 
   it('a run without Go clients shows –', () => {

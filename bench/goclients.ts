@@ -40,6 +40,8 @@ export interface GoKindStats {
   watchCompactedRestarts: number;
   maxLatencyMs: number;
   latencyOf: string;
+  /** At the report, how many of these clients had their stream (LeaseKeepAlive, else Watch) on each member, by address. */
+  streamPeers?: Record<string, number> | null;
 }
 
 /** One thing lost or failed, with the address of the member the client was talking to for it. */
@@ -97,6 +99,8 @@ export interface ModeFigures {
   maxLatencyMs: Record<string, number>;
   /** Sessions and leases lost by clients whose member was not defragmented within a TTL before. */
   lostAwayFromDefrag: number;
+  /** Sessions' and keep-alive clients' LeaseKeepAlive streams per member at the end of the window. */
+  keepAliveStreams: Record<string, number>;
 }
 
 export interface LossDetail {
@@ -153,6 +157,7 @@ export function summarizeGoReport(
     streamsReopened: 0,
     maxLatencyMs: {},
     lostAwayFromDefrag: 0,
+    keepAliveStreams: {},
   });
   const modes: Record<GoMode, ModeFigures> = { default: empty(), health: empty() };
   const clientsPerKind: Record<string, number> = {};
@@ -174,6 +179,11 @@ export function summarizeGoReport(
     // Each watch and keep-alive client opens one stream at its start, before the first report.
     m.streamsReopened += k.streams;
     m.maxLatencyMs[k.kind] = Math.max(m.maxLatencyMs[k.kind] ?? 0, k.maxLatencyMs);
+    if (k.kind.startsWith('session') || k.kind === 'keepalive')
+      for (const [addr, n] of Object.entries(k.streamPeers ?? {})) {
+        const name = byAddr.get(addr) ?? addr;
+        m.keepAliveStreams[name] = (m.keepAliveStreams[name] ?? 0) + n;
+      }
   }
   const losses = report.events.map((e): LossDetail => {
     const member = byAddr.get(e.peer) ?? (e.peer || 'unknown');

@@ -46,7 +46,7 @@ export function goRows(kinds: readonly string[], latencyOf: Record<string, strin
   const sessionKinds = kinds.filter((k) => k.startsWith('session'));
   return [
     [
-      `Go clients: sessions lost (${sessionKinds.map((k) => `TTL ${k.replace(/^session-/, '')}`).join(' + ')}), by clientv3 default / with health checking`,
+      `Go clients: sessions lost (TTL ${sessionKinds.map((k) => k.replace(/^session-(\d+)s$/, '$1 s')).join(' + ')}), as clientv3 connects by default / with gRPC health checking`,
       pair((m) => sessionKinds.map((k) => bold(m.sessionsLost[k] ?? 0)).join(' + ')),
     ],
     ['Go clients: elections lost (a session lost while leading its election)', pair((m) => bold(m.electionsLost))],
@@ -61,9 +61,19 @@ export function goRows(kinds: readonly string[], latencyOf: Record<string, strin
     ],
     ['Go clients: failed requests that clientv3 did not retry away, by gRPC code and kind', pair(failedCell)],
     ["Go clients: unary requests (clientv3's own retries)", pair((m) => `${m.calls} (${m.retries})`)],
+    [
+      "Go clients: sessions' and leases' keep-alive streams per member at the end",
+      pair(
+        (m) =>
+          Object.entries(m.keepAliveStreams)
+            .sort(([a], [b]) => a.localeCompare(b))
+            .map(([name, n]) => `${name} ${n}`)
+            .join(', ') || '–',
+      ),
+    ],
     ...kinds.map(
       (k): Row => [
-        `Go clients, longest: ${latencyOf[k] ?? k} (${k})`,
+        `Go clients (${k}), longest ${latencyOf[k] ?? 'latency'}`,
         // 0: nothing of the kind finished in the window (a Campaign runs only after a lost session).
         pair((m) => (m.maxLatencyMs[k] ? fmtMs(m.maxLatencyMs[k]) : '–')),
       ],

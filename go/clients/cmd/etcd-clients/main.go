@@ -68,6 +68,9 @@ type Stats struct {
 	MaxLatencyMs  float64 `json:"maxLatencyMs"`
 	// What MaxLatencyMs measures for this kind.
 	LatencyOf string `json:"latencyOf"`
+	// At the report: how many of the kind's clients have their stream (LeaseKeepAlive, else Watch)
+	// on each member, by address: the member whose defrag they would feel.
+	StreamPeers map[string]int64 `json:"streamPeers"`
 }
 
 // Event is one thing lost or failed, with the member the client was talking to for it.
@@ -83,6 +86,7 @@ type Event struct {
 }
 
 type recorder struct {
+	clients []*client // set before the first report, read-only after
 	mu      sync.Mutex
 	start   time.Time
 	stats   map[string]*Stats
@@ -127,9 +131,24 @@ func (r *recorder) report(label string) []byte {
 		Events        []Event  `json:"events"`
 		EventsDropped int      `json:"eventsDropped"`
 	}{label, r.start.UnixMilli(), now.UnixMilli(), []*Stats{}, r.events, r.dropped}
+	peers := map[string]map[string]int64{}
+	for _, c := range r.clients {
+		p := c.peer(mLeaseKeepAlive)
+		if p == "" {
+			p = c.peer(mWatch)
+		}
+		if p != "" {
+			k := c.kind + "/" + c.mode
+			if peers[k] == nil {
+				peers[k] = map[string]int64{}
+			}
+			peers[k][p]++
+		}
+	}
 	for _, kind := range kinds {
 		for _, mode := range modes {
 			if s := r.stats[kind.name+"/"+mode]; s != nil {
+				s.StreamPeers = peers[kind.name+"/"+mode]
 				out.Kinds = append(out.Kinds, s)
 				r.stats[kind.name+"/"+mode] = &Stats{Kind: s.Kind, Mode: s.Mode, Clients: s.Clients, LatencyOf: s.LatencyOf,
 					AttemptErrors: map[string]int64{}, Failed: map[string]int64{}}
@@ -265,10 +284,10 @@ type kind struct {
 var kinds = []kind{
 	{"session-5s", "Campaign, from a new session to leading", func(ctx context.Context, c *client, i int, o options) { runSession(ctx, c, i, o, 5) }},
 	{"session-15s", "Campaign, from a new session to leading", func(ctx context.Context, c *client, i int, o options) { runSession(ctx, c, i, o, 15) }},
-	{"keepalive", "longest gap between two keep-alive answers (1.7 s, a third of the TTL, when nothing stalls)", runKeepAlive},
-	{"watch", "longest gap between two watch responses", runWatch},
-	{"txn", "one compare-and-swap Txn", runTxn},
-	{"list", "one paginated list, all pages", runList},
+	{"keepalive", "gap between two keep-alive answers (1.7 s, a third of the TTL, when nothing stalls)", runKeepAlive},
+	{"watch", "gap between two watch responses (writes every 100 ms)", runWatch},
+	{"txn", "compare-and-swap Txn", runTxn},
+	{"list", "paginated list, all pages", runList},
 }
 
 const (
@@ -518,6 +537,7 @@ func main() {
 					fmt.Fprintln(os.Stderr, "etcd-clients:", err)
 					os.Exit(1)
 				}
+				rec.clients = append(rec.clients, c)
 				wg.Add(1)
 				go func() { defer wg.Done(); defer c.Close(); k.run(ctx, c, i, o) }()
 			}
