@@ -359,6 +359,7 @@ func runKeepAlive(ctx context.Context, c *client, _ int, o options) {
 			last = time.Now()
 		}
 		if ctx.Err() == nil {
+			c.latency(time.Since(last)) // the gap that ended in the loss is the longest of all
 			c.lost("lease lost", mLeaseKeepAlive, fmt.Sprintf("no keep-alive answer for %s", time.Since(last).Round(time.Millisecond)),
 				func(s *Stats) { s.LeasesLost++ })
 		}
