@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: help deps etcd etcd-one helm manifests chromium systemd-analyze build test unit demo bench bench-readme bench-daemon bench-daemon-readme bench-schedule bench-schedule-readme bench-reads bench-reads-readme typecheck lint lint-imports format clean
+.PHONY: help deps etcd etcd-one helm goclients manifests chromium systemd-analyze build test unit demo bench bench-readme bench-daemon bench-daemon-readme bench-schedule bench-schedule-readme bench-reads bench-reads-readme typecheck lint lint-imports format clean
 
 help:
 	@echo "make demo   start a local 3-member etcd, fragment it, and show defragd at work"
@@ -13,7 +13,8 @@ help:
 	@echo "make manifests  render deploy/manifests/ from the Helm chart again (a test checks they match)"
 	@echo "make lint   formatting and Biome's lint rules (part of make test); make format fixes the formatting"
 	@echo "make lint-imports  the import boundaries between src's layers (part of make test)"
-	@echo "make bench  benchmarks (not part of make test)"
+	@echo "make bench  benchmarks (not part of make test); ETCD_VERSION=3.7, DEFRAGD_BENCH_STOP_GRPC_ON_DEFRAG=1"
+	@echo "make goclients  build the benchmark's Go clients (go/clients, clientv3) when missing; make bench does it"
 	@echo "make bench-daemon  what defragd serve costs watching 10 clusters for 10 minutes (BENCH_CLUSTERS, BENCH_MINUTES)"
 	@echo "make bench-schedule  cron etcdctl defrag vs defragd serve auto on two clusters at once (BENCH_MINUTES, default 12)"
 	@echo "make bench-reads  does a defragmented member serve reads faster? (not part of make test)"
@@ -37,6 +38,11 @@ etcd-one:
 # pins and cached outside the tree, as etcd is; scripts/helm ARGS runs it.
 helm:
 	@scripts/helm --path >/dev/null
+
+# The benchmark's Go clients (go/clients: clientv3 sessions, elections, keep-alives, watch, Txn,
+# lists), built from their Go module and cached outside the tree as helm is.
+goclients:
+	@scripts/go-bin clients >/dev/null
 
 # deploy/manifests/: the chart rendered with its default values, one file per mode.
 manifests: helm
@@ -84,7 +90,7 @@ test: $(NPM_STAMP) chromium systemd-analyze helm typecheck lint lint-imports bui
 demo: deps build
 	node --import tsx scripts/demo.mts
 
-bench: deps build
+bench: deps build goclients
 	npx tsx bench/run.mts
 
 # Runs the benchmark and pastes its table into README.md's Performance section.

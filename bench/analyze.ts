@@ -11,7 +11,7 @@
  *   the tool's own start-up).
  */
 import type { ToolName } from './config.js';
-import type { GoEvent } from './goclients.js';
+import type { GoFigures } from './goclients.js';
 import { ledDuring, type LeaderSample } from './leader.js';
 import { goClientRetries, type RequestRecord } from './load.js';
 import type { BenchMember, MemberInterval, ToolRun } from './tools.js';
@@ -35,8 +35,8 @@ export interface ToolContext {
   loadAvgBefore: number;
   /** Per member, how many leader changes it saw from before the run to after its settle time (etcd_server_leader_changes_seen_total). */
   leaderChanges: Record<string, number | null>;
-  /** Errors the etcdctl processes printed (or their exits) from the run's start to the end of its settle time; null when none ran. */
-  goErrors: GoEvent[] | null;
+  /** The Go clients (go/clients) from the run's start to the end of its settle time; null when none ran. */
+  go: GoFigures | null;
 }
 
 /** Where defragd's run spent its time (section 2 of issue 11), from its report and its process's probe. */
@@ -126,7 +126,7 @@ export interface ToolFigures {
     goClientRetries: number;
     goClientByError: Record<string, number>;
   };
-  goErrors: { member: string; kind: string; line: string; offsetMs: number }[] | null;
+  go: GoFigures | null;
   breakdown: Breakdown | null;
 }
 
@@ -270,7 +270,6 @@ export function analyzeTool(
     goClientRetries: inRun.filter((r) => r.mode === 'go-retry').reduce((n, r) => n + r.retries, 0),
     goClientByError,
   };
-  const goErrors = ctx.goErrors?.map((e) => ({ member: e.member, kind: e.kind, line: e.line, offsetMs: round(e.t - run.start) })) ?? null;
 
   return {
     tool: run.tool,
@@ -297,7 +296,7 @@ export function analyzeTool(
     keepAlive,
     elections,
     failedSplit,
-    goErrors,
+    go: ctx.go,
     breakdown: breakdownOf(run, defragSumMs),
     compactedRevision: run.compactedRevision ?? run.report?.compactedRevision ?? null,
   };

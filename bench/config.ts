@@ -39,8 +39,10 @@ export interface BenchConfig {
   leaseTtlSec: number;
   /** Pause between two keep-alives of one lease, ms. */
   keepAliveEveryMs: number;
-  /** Run etcdctl (Go clientv3) lock, lease keep-alive and watch processes against every member. */
+  /** Run the Go clients (go/clients' etcd-clients on clientv3: sessions, elections, keep-alives, watch, Txn, lists). */
   goClients: boolean;
+  /** Start etcd with StopGRPCServiceOnDefrag on (3.5.14+ flag, 3.6+ feature gate). */
+  stopGrpcOnDefrag: boolean;
 }
 
 /** etcd's --snapshot-count in --big runs (3.4's default of 100 000 keeps 3+ GB of raft entries per member there). */
@@ -69,7 +71,10 @@ export const USAGE = `Usage: npx tsx bench/run.mts [options]     (or: make bench
   --value-kib N           value size of the fragmenting writes                    DEFRAGD_BENCH_VALUE_KIB (64)
   --lease-ttl-s N         TTL of the keep-alive leases and etcdctl sessions       DEFRAGD_BENCH_LEASE_TTL_S (5)
   --keepalive-ms N        pause between two keep-alives of one lease              DEFRAGD_BENCH_KEEPALIVE_MS (75)
-  --no-go-clients         no etcdctl lock / lease keep-alive / watch processes    DEFRAGD_BENCH_GO_CLIENTS=0
+  --no-go-clients         no Go clients (go/clients: clientv3 sessions, elections,
+                          keep-alives, watch, Txn, lists; built by scripts/go-bin) DEFRAGD_BENCH_GO_CLIENTS=0
+  --stop-grpc-on-defrag   etcd with StopGRPCServiceOnDefrag on: a member's health
+                          service says NOT_SERVING while it defragments (3.5.14+) DEFRAGD_BENCH_STOP_GRPC_ON_DEFRAG=1
   -h, --help
 `;
 
@@ -94,6 +99,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): BenchConfig 
       'lease-ttl-s': { type: 'string' },
       'keepalive-ms': { type: 'string' },
       'no-go-clients': { type: 'boolean' },
+      'stop-grpc-on-defrag': { type: 'boolean' },
       mb: { type: 'string' },
       clients: { type: 'string' },
       'deadline-ms': { type: 'string' },
@@ -135,6 +141,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): BenchConfig 
     leaseTtlSec: Math.round(num('--lease-ttl-s', values['lease-ttl-s'] ?? env.DEFRAGD_BENCH_LEASE_TTL_S, 5, 2, 3_600)),
     keepAliveEveryMs: num('--keepalive-ms', values['keepalive-ms'] ?? env.DEFRAGD_BENCH_KEEPALIVE_MS, 75, 10, 60_000),
     goClients: !(values['no-go-clients'] ?? /^(0|false|no)$/i.test(env.DEFRAGD_BENCH_GO_CLIENTS ?? '')),
+    stopGrpcOnDefrag: values['stop-grpc-on-defrag'] ?? /^(1|true|yes)$/i.test(env.DEFRAGD_BENCH_STOP_GRPC_ON_DEFRAG ?? ''),
     outDir: path.resolve(values.out ?? env.DEFRAGD_BENCH_OUT ?? path.join(BENCH_DIR, 'results')),
   };
 }

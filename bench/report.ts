@@ -3,6 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Breakdown, ToolFigures, WindowStats, Sizes } from './analyze.js';
 import { BIG_SNAPSHOT_COUNT, type BenchConfig, type ToolName } from './config.js';
+import { goRows } from './goreport.js';
 import { fmtMiB, fmtMs, median, MiB } from './util.js';
 
 export interface BenchResult {
@@ -22,7 +23,11 @@ export interface BenchResult {
     node: string;
     etcd: string;
     etcdctl: string;
+    /** go.etcd.io/etcd/client/v3 of the Go clients (go/clients/go.mod); absent in results from before them. */
+    clientv3?: string;
   };
+  /** etcd's flags for StopGRPCServiceOnDefrag when the run turned it on; absent or null: off. */
+  stopGrpcOnDefrag?: string[] | null;
   cluster: { members: { name: string; memberId: string }[]; leaderAtStart: string | null };
   setup: { fragmentMs: number[]; quietBeforeToolMs: number[] };
   baseline: WindowStats & { seconds: number; eventLoopMaxMs: number };
@@ -127,10 +132,7 @@ export function markdownTable(r: BenchResult): string {
         return `${e.total} = ${e.askedFor} + ${e.other !== null && e.other > 0 ? `**${e.other}**` : String(e.other)}`;
       },
     ],
-    [
-      `etcdctl (Go clientv3) processes on every member: \`lock --ttl ${r.config.leaseTtlSec}\`, \`lease keep-alive\`, \`watch\`: errors during the run and ${r.config.settleSec} s after`,
-      (t) => goErrorsCell(t),
-    ],
+    ...goRowsOf(r),
     [
       'Leader defragmented while leading',
       (t) => {
@@ -208,15 +210,16 @@ function byError(m: Record<string, number>): string {
     .join('; ');
 }
 
-function goErrorsCell(t: ToolFigures): string {
-  if (t.goErrors === null) return '–';
-  if (t.goErrors.length === 0) return 'none';
-  const groups = new Map<string, string>();
-  for (const e of t.goErrors) {
-    const k = `${e.member} ${e.kind}`;
-    if (!groups.has(k)) groups.set(k, `${k}: ${e.line.replace(/\|/g, '\\|')} (+${fmtMs(e.offsetMs)})`);
-  }
-  return `**${[...groups.values()].join('; ')}**`;
+function goRowsOf(r: BenchResult): [string, (t: ToolFigures) => string][] {
+  const withGo = r.tools.find((t) => t.go !== null);
+  if (!withGo?.go) return [];
+  const kinds = Object.keys(withGo.go.clientsPerKind);
+  return goRows(kinds, withGo.go.latencyOf);
+}
+
+/** "StopGRPCServiceOnDefrag on (`--feature-gates=…`)" or "off". */
+export function gateLine(r: BenchResult): string {
+  return r.stopGrpcOnDefrag ? `StopGRPCServiceOnDefrag on (\`${r.stopGrpcOnDefrag.join(' ')}\`)` : 'StopGRPCServiceOnDefrag off';
 }
 
 /** "start-up 180 ms · observe 40 ms · lock 12 ms · m1 [checks 30 ms · Defragment 2.1 s · catch-up 25 ms] · ...". */
@@ -278,6 +281,11 @@ export function notes(r: BenchResult): string {
     ),
     `Keep-alives: one lease per member, each kept alive through its own member by a closed loop (wait for the answer, pause ${r.config.keepAliveEveryMs} ms); a member's keep-alive counts as "not being defragmented" when it overlaps no defrag of that member. etcd serves keep-alives on the leader: a follower forwards them, so a leader's stall shows on every member's keep-alives. Elections: the largest increase over the members of etcd_server_leader_changes_seen_total from before the run to ${r.config.settleSec} s after it; defragd's MoveLeader calls are counted from its report.`,
     'Go client retries: every second load client per member retries as etcd\'s Go client (clientv3 retry interceptor) does by itself: a Range ("repeatable") on UNAVAILABLE such as `leader changed`, after 25 ms ± 10 %, until its deadline; a Put ("non-repeatable") only when it never left the client, which a connected client does not see; never on other codes or deadlines. The other clients do not retry; their failures are split by what the Go client would have done.',
+    ...(r.machine.clientv3
+      ? [
+          `Go clients: go/clients' \`etcd-clients\` on \`go.etcd.io/etcd/client/v3\` ${r.machine.clientv3}, each client its own \`clientv3.Client\` with all 3 endpoints and kube-apiserver's keep-alive settings (30 s / 10 s), every kind in two modes: as clientv3 connects by default (round robin over the endpoints, no health checking), and with gRPC health checking (\`{"loadBalancingPolicy": "round_robin", "healthCheckConfig": {"serviceName": ""}}\`, the service config of etcd's tests/e2e/failover_test.go), which stops sending new requests to a member whose health service says NOT_SERVING, as etcd's does during a defrag with ${gateLine(r)}. Kinds: \`concurrency.Session\` + \`Election.Campaign\` (TTL 5 s and 15 s; a lost session starts a new one), \`Lease.KeepAlive\` (TTL 5 s), a prefix watch with \`WithProgressNotify\`, compare-and-swap \`Txn(If(ModRevision(k) == rev)).Then(Put).Else(Get)\` every 100 ms, and paginated lists (\`WithLimit(50)\`, \`WithRev\`) every 500 ms. Counted from the tool's start to ${c.settleSec} s after it; retries are what clientv3's retry interceptor re-sent by itself (seen by an interceptor chained inside it); a failed request is one whose error reached the client's code. A session or lease lost counts as "not being defragmented" when the member its keep-alive stream went to was not defragmented within a TTL before the loss.`,
+        ]
+      : []),
     '¹ etcdctl defragments the members back to back and the intervals are taken from its output, so its overhead is ≈0 by construction (what is left is process start-up and exit).',
     `Commands: ${[...new Map(r.tools.map((t) => [t.tool, t.command])).values()].map((c) => `\`${c}\``).join('; ')}.${
       r.tools.some((t) => t.tool.startsWith('etcd-defrag'))
@@ -290,7 +298,14 @@ export function notes(r: BenchResult): string {
 }
 
 export function markdown(r: BenchResult): string {
-  return [`On etcd ${r.machine.etcd}. Command: \`${r.command}\` (${r.startedAt})`, '', markdownTable(r), '', notes(r), ''].join('\n');
+  return [
+    `On etcd ${r.machine.etcd}, ${gateLine(r)}. Command: \`${r.command}\` (${r.startedAt})`,
+    '',
+    markdownTable(r),
+    '',
+    notes(r),
+    '',
+  ].join('\n');
 }
 
 /**
@@ -311,7 +326,8 @@ export async function writeResults(r: BenchResult, outDir: string, requests?: ob
   await writeFile(files[2] as string, md);
   const line = /^(\d+\.\d+)\./.exec(r.machine.etcd)?.[1];
   if (line) {
-    files.push(path.join(outDir, `${prefix}latest-${line}.md`));
+    // With StopGRPCServiceOnDefrag on, a table of its own beside the gate-off one: latest-3.6-gate.md.
+    files.push(path.join(outDir, `${prefix}latest-${line}${r.stopGrpcOnDefrag ? '-gate' : ''}.md`));
     await writeFile(files[files.length - 1] as string, md);
   }
   if (requests) {

@@ -18,17 +18,18 @@
  * Every cluster and child process is removed at the end, on error and on Ctrl-C.
  */
 import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { EtcdClient } from '../src/internals.js';
-import { startCluster, type EtcdCluster } from '../dev/harness/etcd.js';
+import { etcdUnderTest, startCluster, type EtcdCluster } from '../dev/harness/etcd.js';
 import { fragment } from '../dev/workload.js';
 import { analyzeTool, windowStats, type Sizes, type ToolContext } from './analyze.js';
 import { BIG_SNAPSHOT_COUNT, loadConfig, USAGE, type BenchConfig } from './config.js';
 import { settingsOrExit } from './settings.js';
 import { LeaderPoller, leaderTimeline } from './leader.js';
-import { GoClients } from './goclients.js';
+import { GoClients, stopGrpcOnDefragArgs, summarizeGoReport, type GoReport } from './goclients.js';
 import { Load } from './load.js';
 import { markdown, writeResults, type BenchResult } from './report.js';
 import {
@@ -72,7 +73,7 @@ const abort = new AbortController();
 
 async function cleanup(): Promise<void> {
   killChildren();
-  goClients?.stop();
+  await goClients?.stop();
   load?.close();
   admin?.close();
   await poller?.stop().catch(() => undefined);
@@ -92,7 +93,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 }
 process.on('exit', () => {
   killChildren();
-  goClients?.stop();
+  goClients?.kill();
 });
 
 async function sizesOf(members: readonly BenchMember[]): Promise<Record<string, Sizes>> {
@@ -165,6 +166,12 @@ function syncDisks(): Promise<void> {
   });
 }
 
+/** go.etcd.io/etcd/client/v3's version pinned in go/clients/go.mod. */
+function clientv3Version(): string {
+  const mod = readFileSync(new URL('../go/clients/go.mod', import.meta.url), 'utf8');
+  return /go\.etcd\.io\/etcd\/client\/v3 (v\S+)/.exec(mod)?.[1] ?? 'unknown';
+}
+
 function version(bin: string, args: string[], pattern: RegExp): string {
   try {
     return pattern.exec(execFileSync(bin, args, { encoding: 'utf8' }))?.[1] ?? 'unknown';
@@ -192,6 +199,11 @@ try {
   // entries, --big's 64 KiB writes (about 45 000 entries per tool) held 3+ GB per member and the
   // first --big run here thrashed a 24 GiB machine. etcd 3.6 lowered the default to 10 000.
   if (config.big) extraArgs.push('--snapshot-count', String(BIG_SNAPSHOT_COUNT));
+  const gateArgs = config.stopGrpcOnDefrag ? stopGrpcOnDefragArgs(etcdUnderTest().version) : null;
+  if (config.stopGrpcOnDefrag && !gateArgs) throw new Error(`etcd ${etcdUnderTest().version} has no StopGRPCServiceOnDefrag (3.5.14+)`);
+  extraArgs.push(...(gateArgs ?? []));
+  // Built (or found in the cache) before etcd starts, so that a first build's minutes load nothing.
+  const goBin = config.goClients ? GoClients.binary() : null;
   cluster = await startCluster({ members: 3, extraArgs });
   admin = new EtcdClient({ endpoints: cluster.endpoints, commandTimeoutMs: 30_000 });
   const list = await admin.member(cluster.endpoints[0] as string).memberList();
@@ -221,10 +233,24 @@ try {
     keepAliveEveryMs: config.keepAliveEveryMs,
   });
   await load.start();
-  if (config.goClients) {
-    goClients = new GoClients(members, config.leaseTtlSec);
-    await goClients.start();
+  const goReports: GoReport[] = [];
+  if (goBin) {
+    log('starting the Go clients (go/clients etcd-clients) ...');
+    goClients = new GoClients(
+      members.map((m) => m.url),
+      config.deadlineMs,
+    );
+    await goClients.start(goBin);
   }
+  /** A report of the Go clients, kept in the raw results, its losses and failures logged. */
+  const goReport = async (label: string): Promise<GoReport | null> => {
+    if (!goClients) return null;
+    const r = await goClients.report(label);
+    goReports.push(r);
+    for (const e of r.events)
+      log(`  Go client ${e.client} (${e.peer}) ${label}: ${e.what}${e.code ? ` ${e.code}` : ''}: ${e.detail ?? ''}`);
+    return r;
+  };
   poller = new LeaderPoller(members);
   poller.start();
   log(`load started: ${members.length * config.clientsPerMember} clients; baseline window ${config.baselineSec} s ...`);
@@ -234,6 +260,7 @@ try {
   await sleep(config.baselineSec * 1000, abort.signal);
   baselineEld.disable();
   const b1 = now();
+  await goReport('baseline');
 
   const contexts: ToolContext[] = [];
   for (const [i, tool] of config.tools.entries()) {
@@ -258,6 +285,8 @@ try {
     const leaderChangesBefore = await leaderChangesSeen(members);
     quietBeforeToolMs.push(Math.round(now() - filledAt));
     const loadAvgBefore = os.loadavg()[0] ?? 0;
+    // Everything before the tool (re-fragmenting, the previous tool's late effects) stays out of its column.
+    await goReport(`before ${tool}`);
     const eld = monitorEventLoopDelay({ resolution: 10 });
     eld.enable();
     // Measured from the tool's start (defragd's child process has loaded by then).
@@ -275,11 +304,9 @@ try {
     if (!run.ok) for (const l of run.log) log(`  ${tool}: ${l.line}`);
     await sleep(config.settleSec * 1000, abort.signal);
     const leaderChangesAfter = await leaderChangesSeen(members);
-    // Go clients' errors from the tool's start until the end of the settle time (a session expires up to a TTL late).
-    const goErrors = goClients ? goClients.errorsBetween(run.start, now()) : null;
-    for (const e of goErrors ?? []) log(`  etcdctl ${e.kind} on ${e.member}: ${e.line}`);
-    const restarted = goClients ? await goClients.restartEnded() : 0;
-    if (restarted > 0) log(`restarted ${restarted} etcdctl process(es) that ended`);
+    // The Go clients from the tool's start until the end of the settle time (a session expires up to a TTL late).
+    const toolGo = await goReport(tool);
+    const go = toolGo ? summarizeGoReport(toolGo, members, run.intervals, run.start, config.deadlineMs) : null;
     const sizesAfter = await sizesOf(members);
     showSizes(`after ${tool}`, sizesAfter);
     const serverDefragMs = subtractServer(await serverDefragSeconds(members), serverBefore);
@@ -290,7 +317,7 @@ try {
         return [m.name, a !== null && a !== undefined && b !== null && b !== undefined ? a - b : null];
       }),
     );
-    contexts.push({ run, sizesBefore, sizesAfter, serverDefragMs, eventLoopMaxMs: eld.max / 1e6, loadAvgBefore, leaderChanges, goErrors });
+    contexts.push({ run, sizesBefore, sizesAfter, serverDefragMs, eventLoopMaxMs: eld.max / 1e6, loadAvgBefore, leaderChanges, go });
   }
 
   // What start-up cannot go under here, under the same load: Node connecting, bare and with gRPC
@@ -333,7 +360,9 @@ try {
       node: process.version,
       etcd: etcdVersion,
       etcdctl: version(etcdctlBin(), ['version'], /etcdctl version: (\S+)/),
+      ...(goBin ? { clientv3: clientv3Version() } : {}),
     },
+    stopGrpcOnDefrag: gateArgs,
     cluster: { members: members.map((m) => ({ name: m.name, memberId: m.memberId })), leaderAtStart },
     setup: { fragmentMs, quietBeforeToolMs },
     baseline: { ...windowStats(records, b0, b1), seconds: config.baselineSec, eventLoopMaxMs: baselineEld.max / 1e6 },
@@ -347,6 +376,7 @@ try {
       leader: members.find((m) => m.memberId === p.leaderId)?.name ?? p.leaderId,
     })),
     statusErrors: poller.errors,
+    goReports,
     toolLogs: contexts.map((c) => ({
       tool: c.run.tool,
       start: c.run.start,

@@ -6,6 +6,7 @@
 //   node scripts/paste-bench.mjs reads    bench/results/reads-latest.md  → <!-- bench-reads:start --> ... <!-- bench-reads:end -->
 //   node scripts/paste-bench.mjs versions .vitest-results/versions.md    → <!-- etcd-versions:start --> ... <!-- etcd-versions:end -->
 //   node scripts/paste-bench.mjs bench-3.7 bench/results/latest-3.7.md  → <!-- bench-3.7:start --> ... <!-- bench-3.7:end -->
+//   node scripts/paste-bench.mjs bench-3.7-gate bench/results/latest-3.7-gate.md (StopGRPCServiceOnDefrag on)
 import { readFileSync, writeFileSync } from 'node:fs';
 
 const TABLES = {
@@ -22,13 +23,13 @@ const TABLES = {
 };
 const which = process.argv[2] ?? 'bench';
 // One table per etcd version: bench-3.7 pastes bench/results/latest-3.7.md between <!-- bench-3.7:start/end -->.
-const perVersion = /^bench-(\d+\.\d+)$/.exec(which);
+const perVersion = /^bench-(\d+\.\d+(?:-gate)?)$/.exec(which);
 const t = perVersion
   ? {
       file: `bench/results/latest-${perVersion[1]}.md`,
       marker: which,
       what: `Performance table on etcd ${perVersion[1]}`,
-      make: `ETCD_VERSION=${perVersion[1]} make bench`,
+      make: `ETCD_VERSION=${perVersion[1].replace(/-gate$/, '')}${perVersion[1].endsWith('-gate') ? ' DEFRAGD_BENCH_STOP_GRPC_ON_DEFRAG=1' : ''} make bench`,
     }
   : TABLES[which];
 if (!t) {
