@@ -64,6 +64,19 @@ describe('urlReadiness', () => {
     ]);
   });
 
+  it("an apiserver's Status object (401 without credentials) is told by its message", async () => {
+    const base = await serve((_req, res) => {
+      res.statusCode = 401;
+      res.setHeader('content-type', 'application/json');
+      res.end(
+        '{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}',
+      );
+    });
+    expect(await urlReadiness({ urls: [`${base}/readyz`] }).check()).toEqual([
+      { url: `${base}/readyz`, ready: false, detail: '401: Unauthorized' },
+    ]);
+  });
+
   it('a redirect or another 2xx is not ready: only 200 is', async () => {
     const base = await serve((req, res) => {
       res.statusCode = req.url === '/moved' ? 302 : 204;

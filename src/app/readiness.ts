@@ -166,9 +166,19 @@ function ask(url: string, a: Ask): Promise<UrlAnswer> {
 
 /**
  * The lines of a body that say what is wrong: kube-apiserver's verbose /readyz lists every check as
- * `[+]name ok` or `[-]name failed: reason`; only the failed ones are kept. Other bodies: their first line.
+ * `[+]name ok` or `[-]name failed: reason`; only the failed ones are kept. A Kubernetes Status object
+ * (JSON): its message. Other bodies: their first line.
  */
 function summary(body: string): string {
+  // A Kubernetes Status object (401, 403, 404 from an apiserver): its message says it.
+  if (body.trimStart().startsWith('{')) {
+    try {
+      const status = JSON.parse(body) as { kind?: unknown; message?: unknown };
+      if (typeof status.message === 'string' && status.message !== '') return `: ${status.message.slice(0, DETAIL_CHARS)}`;
+    } catch {
+      // not JSON after all: its first line below
+    }
+  }
   const lines = body
     .split('\n')
     .map((l) => l.trim())
