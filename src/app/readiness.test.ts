@@ -64,7 +64,7 @@ describe('urlReadiness', () => {
     ]);
   });
 
-  it("an apiserver's Status object (401 without credentials) is told by its message", async () => {
+  it("an apiserver's Status object (401 without credentials) is told by its message, and is final: no wait changes it", async () => {
     const base = await serve((_req, res) => {
       res.statusCode = 401;
       res.setHeader('content-type', 'application/json');
@@ -73,7 +73,7 @@ describe('urlReadiness', () => {
       );
     });
     expect(await urlReadiness({ urls: [`${base}/readyz`] }).check()).toEqual([
-      { url: `${base}/readyz`, ready: false, detail: '401: Unauthorized' },
+      { url: `${base}/readyz`, ready: false, detail: '401: Unauthorized', final: true },
     ]);
   });
 

@@ -16,6 +16,18 @@ export const DEFAULT_WAIT_FOR_URL_TIMEOUT_MS = 120_000;
 export const MAX_WAIT_FOR_URL_TIMEOUT_MS = 3_600_000;
 /** One request's deadline: an apiserver's /readyz answers in milliseconds, or its etcd check times out in a few seconds. */
 export const DEFAULT_URL_REQUEST_TIMEOUT_MS = 5_000;
+/** Answers no wait changes: credentials refused, no such path. */
+const FINAL_STATUS = new Set([401, 403, 404]);
+/** TLS failures no wait changes: the certificate does not check against the CA, the name, or the date. */
+const FINAL_TLS_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+]);
 /** How much of an unready answer's body is kept for the report (kube-apiserver's verbose /readyz names each check). */
 const DETAIL_CHARS = 200;
 
@@ -145,7 +157,7 @@ interface Ask {
 /** One GET; never rejects: what went wrong is the detail of an answer that is not ready. */
 function ask(url: string, a: Ask): Promise<UrlAnswer> {
   return new Promise((resolve) => {
-    const done = (ready: boolean, detail: string) => resolve({ url, ready, detail });
+    const done = (ready: boolean, detail: string, final = false) => resolve(final ? { url, ready, detail, final } : { url, ready, detail });
     const signal = a.signal
       ? AbortSignal.any([a.signal, AbortSignal.timeout(a.requestTimeoutMs)])
       : AbortSignal.timeout(a.requestTimeoutMs);
@@ -157,10 +169,12 @@ function ask(url: string, a: Ask): Promise<UrlAnswer> {
       res.on('data', (chunk: string) => {
         if (body.length < 4 * DETAIL_CHARS) body += chunk;
       });
-      res.on('end', () => done(status === 200, status === 200 ? '200' : `${status}${summary(body)}`));
+      res.on('end', () => done(status === 200, status === 200 ? '200' : `${status}${summary(body)}`, FINAL_STATUS.has(status)));
       res.on('error', (err) => done(false, `${status}, then ${describeError(err)}`));
     });
-    req.on('error', (err) => done(false, a.signal?.aborted ? 'interrupted' : describeError(err)));
+    req.on('error', (err: Error & { code?: string }) =>
+      done(false, a.signal?.aborted ? 'interrupted' : describeError(err), err.code !== undefined && FINAL_TLS_CODES.has(err.code)),
+    );
   });
 }
 

@@ -961,6 +961,27 @@ describe("executePlan: --wait-for-url (readiness of the cluster's clients)", () 
     expect(fake.callsOf('moveLeader')).toEqual([]);
   });
 
+  it('an answer no wait changes (401) stops the run at once, before anything is changed', async () => {
+    const fake = threeVoters();
+    let checks = 0;
+    const port: ReadinessPort = {
+      urls: ['https://apiserver-1:6443/readyz'],
+      timeoutMs: 60_000,
+      check: async () => {
+        checks += 1;
+        return [{ url: 'https://apiserver-1:6443/readyz', ready: false, detail: '401: Unauthorized', final: true }];
+      },
+    };
+    const t0 = Date.now();
+    const { report } = await run(fake, aPolicy({ compactKeepRevisions: 0 }), { readiness: port });
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    expect(checks).toBe(1);
+    expect(report.outcome).toBe('failed');
+    expect(report.message).toBe('stopped before m3: https://apiserver-1:6443/readyz (401: Unauthorized), which waiting does not change');
+    expect(fake.defragmented()).toEqual([]);
+    expect(fake.callsOf('compact')).toEqual([]);
+  });
+
   it('unready from the start: nothing is changed, not even the compaction', async () => {
     const fake = threeVoters();
     const { port } = readiness(fake, () => false, 100);

@@ -185,6 +185,14 @@ async function* readyBefore(run: Run, planned: MemberDecision, rest: readonly Me
   const t0 = run.now();
   let unready = (await gate.check(run.signal)).filter((a) => !a.ready);
   if (unready.length === 0) return 'next';
+  if (unready.some((a) => a.final))
+    return yield* notReady(
+      run,
+      planned,
+      rest,
+      unready.filter((a) => a.final),
+      'which waiting does not change',
+    );
   const firstSeen = describeAnswers(unready);
   yield waiting(
     run,
@@ -195,18 +203,37 @@ async function* readyBefore(run: Run, planned: MemberDecision, rest: readonly Me
   let delay = 100;
   while (unready.length > 0) {
     const left = t0 + gate.timeoutMs - run.now();
-    if (left <= 0) {
-      const message = `stopped before ${nameOfDecision(planned)}: not ready for ${formatDuration(gate.timeoutMs)}: ${describeAnswers(unready)}`;
-      run.rec.put(skippedResult(planned, `not attempted: ${message}`));
-      yield run.rec.stop(message, rest);
-      return 'stop';
-    }
+    if (left <= 0) return yield* notReady(run, planned, rest, unready, `not ready for ${formatDuration(gate.timeoutMs)}`);
     await pause(Math.min(delay, left), run.signal);
     delay = Math.min(delay * 2, READY_POLL_MAX_MS);
     unready = (await gate.check(run.signal)).filter((a) => !a.ready);
+    if (unready.some((a) => a.final))
+      return yield* notReady(
+        run,
+        planned,
+        rest,
+        unready.filter((a) => a.final),
+        'which waiting does not change',
+      );
   }
   yield run.rec.warn(`waited ${formatDuration(run.now() - t0)} before ${nameOfDecision(planned)} until ${firstSeen} answered 200`);
   return 'next';
+}
+
+/** Stops the run before `planned` because of what the URLs answered. */
+function* notReady(
+  run: Run,
+  planned: MemberDecision,
+  rest: readonly MemberDecision[],
+  answers: readonly UrlAnswer[],
+  why: string,
+): Generator<StepEvent, Next> {
+  const message = why.startsWith('which')
+    ? `stopped before ${nameOfDecision(planned)}: ${describeAnswers(answers)}, ${why}`
+    : `stopped before ${nameOfDecision(planned)}: ${why}: ${describeAnswers(answers)}`;
+  run.rec.put(skippedResult(planned, `not attempted: ${message}`));
+  yield run.rec.stop(message, rest);
+  return 'stop';
 }
 
 // --- One member's turn ------------------------------------------------------

@@ -40,6 +40,11 @@ export interface UrlAnswer {
   readonly ready: boolean;
   /** What it answered, e.g. "200", "500: [-]etcd failed: reason withheld", "connection refused". */
   readonly detail: string;
+  /**
+   * An answer no wait changes: refused credentials (401, 403), no such path (404), a certificate that does
+   * not check. The run stops at once rather than wait out the timeout. Absent: false.
+   */
+  readonly final?: boolean;
 }
 
 /**
