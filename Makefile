@@ -3,13 +3,14 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: help deps etcd etcd-one helm manifests chromium systemd-analyze build test unit demo bench bench-readme bench-daemon bench-daemon-readme bench-schedule bench-schedule-readme bench-reads bench-reads-readme typecheck lint lint-imports format clean
+.PHONY: help deps etcd etcd-one helm kube manifests chromium systemd-analyze build test unit demo bench bench-readme bench-daemon bench-daemon-readme bench-schedule bench-schedule-readme bench-reads bench-reads-readme typecheck lint lint-imports format clean
 
 help:
 	@echo "make demo   start a local 3-member etcd, fragment it, and show defragd at work"
 	@echo "make test   unit and integration tests against real etcd: the whole suite on 3.6, the etcd tests on 3.4, 3.5, 3.7 too (ETCD_VERSIONS=3.6 narrows)"
 	@echo "make etcd   build the pinned etcd versions that are missing (scripts/etcd-versions) and list them"
 	@echo "make helm   build the pinned helm when missing (scripts/helm, from go/helm; part of make test)"
+	@echo "make kube   build kube-apiserver and the client-go load program when missing (go/kube; many minutes the first time; not part of make test)"
 	@echo "make manifests  render deploy/manifests/ from the Helm chart again (a test checks they match)"
 	@echo "make lint   formatting and Biome's lint rules (part of make test); make format fixes the formatting"
 	@echo "make lint-imports  the import boundaries between src's layers (part of make test)"
@@ -37,6 +38,13 @@ etcd-one:
 # pins and cached outside the tree, as etcd is; scripts/helm ARGS runs it.
 helm:
 	@scripts/helm --path >/dev/null
+
+# kube-apiserver (Kubernetes' own module at the version go/kube/go.mod pins) and kube-load, the
+# client-go load program, for the Kubernetes tests and benchmarks (dev/harness/kube.ts); cached
+# outside the tree as helm is. The first build takes about 25 minutes on 2 cores, so make test does
+# not build it: test/integration/kube-stack.test.ts skips until it is built.
+kube:
+	@scripts/go-bin kube >/dev/null
 
 # deploy/manifests/: the chart rendered with its default values, one file per mode.
 manifests: helm
