@@ -269,6 +269,10 @@ func (r *recorder) informerWatch(resource string) {
 
 // ---- writers ----
 
+// callTimeout bounds one writer call, client-go's retries included; the stop waits for the call in
+// flight rather than cutting it off.
+const callTimeout = 60 * time.Second
+
 // newPayload makes the random (incompressible) bytes every ConfigMap carries; each write changes
 // a few of them so that no two revisions are the same.
 func newPayload(n int) []byte {
@@ -307,34 +311,33 @@ func configmapWriter(ctx context.Context, cs kubernetes.Interface, o options, w 
 			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": "defragd-kube-load"}},
 			BinaryData: map[string][]byte{"payload": data},
 		}
+		rctx, done := context.WithTimeout(context.Background(), callTimeout)
 		start := time.Now()
 		var err error
 		var op string
 		switch {
 		case updates[i] < 0:
 			op = "configmap-create"
-			_, err = api.Create(ctx, cm, metav1.CreateOptions{})
+			_, err = api.Create(rctx, cm, metav1.CreateOptions{})
 			if err == nil || apierrors.IsAlreadyExists(err) {
 				updates[i] = 0
 			}
 		case updates[i] >= o.deleteAfter:
 			op = "configmap-delete"
-			err = api.Delete(ctx, name, metav1.DeleteOptions{})
+			err = api.Delete(rctx, name, metav1.DeleteOptions{})
 			if err == nil || apierrors.IsNotFound(err) {
 				updates[i] = -1
 			}
 		default:
 			op = "configmap-update"
-			_, err = api.Update(ctx, cm, metav1.UpdateOptions{}) // unconditional: ConfigMaps allow it
+			_, err = api.Update(rctx, cm, metav1.UpdateOptions{}) // unconditional: ConfigMaps allow it
 			if err == nil {
 				updates[i]++
 			} else if apierrors.IsNotFound(err) {
 				updates[i] = -1
 			}
 		}
-		if ctx.Err() != nil {
-			return
-		}
+		done()
 		rec.op(op, time.Since(start), errReason(err))
 		if !sleepCtx(ctx, o.configmapInterval) {
 			return
@@ -354,11 +357,10 @@ func eventWriter(ctx context.Context, cs kubernetes.Interface, o options, w int,
 			Reason: "DefragdLoad", Message: fmt.Sprintf("event %d of writer %d", n, w), Type: corev1.EventTypeNormal,
 			Source: corev1.EventSource{Component: "defragd-kube-load"}, FirstTimestamp: now, LastTimestamp: now, Count: 1,
 		}
+		rctx, done := context.WithTimeout(context.Background(), callTimeout)
 		start := time.Now()
-		_, err := api.Create(ctx, ev, metav1.CreateOptions{})
-		if ctx.Err() != nil {
-			return
-		}
+		_, err := api.Create(rctx, ev, metav1.CreateOptions{})
+		done()
 		rec.op("event-create", time.Since(start), errReason(err))
 		if !sleepCtx(ctx, o.eventInterval) {
 			return

@@ -159,12 +159,17 @@ func run(o options) error {
 			goRun(func() { e.run(ctx) })
 		}
 	}
+	// The writers stop first, each after its call in flight (not cut off: a cancelled call would
+	// count as a failed request that the load itself caused), then the final report is taken.
+	wctx, stopWriters := context.WithCancel(context.Background())
+	defer stopWriters()
+	var writers sync.WaitGroup
 	payload := newPayload(o.configmapBytes)
 	for w := 0; w < o.configmapWriters; w++ {
-		goRun(func() { configmapWriter(ctx, cs, o, w, payload, rec) })
+		writers.Go(func() { configmapWriter(wctx, cs, o, w, payload, rec) })
 	}
 	for w := 0; w < o.eventWriters; w++ {
-		goRun(func() { eventWriter(ctx, cs, o, w, rec) })
+		writers.Go(func() { eventWriter(wctx, cs, o, w, rec) })
 	}
 
 	config := map[string]string{
@@ -229,21 +234,28 @@ func run(o options) error {
 			reason = "end"
 		}
 	}
-	// Stop: candidates release their leases (ReleaseOnCancel) so a next run starts at once; a
-	// leader that stops now has not lost its lease. The final report names the leaders as they
-	// were before the stop.
+	// The final report names the leaders as they were when told to stop, and counts up to the
+	// writers' last calls; what stopping costs (calls cut off, leases released) is not in it.
 	held := holders()
+	stopWriters()
+	waitFor(&writers, 10*time.Second, "the writers' last calls")
+	emit(reason, held)
+	// Candidates release their leases (ReleaseOnCancel) so a next run starts at once; a leader
+	// that stops now has not lost its lease.
 	stopping.set()
 	cancel()
+	waitFor(&wg, 5*time.Second, "the leases' release")
+	return nil
+}
+
+func waitFor(wg *sync.WaitGroup, d time.Duration, what string) {
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(5 * time.Second):
-		fmt.Fprintln(os.Stderr, "kube-load: some goroutines did not stop within 5 s; reporting anyway")
+	case <-time.After(d):
+		fmt.Fprintf(os.Stderr, "kube-load: %s took longer than %s; going on\n", what, d)
 	}
-	emit(reason, held)
-	return nil
 }
 
 type stopFlag struct {
