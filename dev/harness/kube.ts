@@ -409,7 +409,7 @@ class Stack implements KubeStack {
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
       `--token-auth-file=${f('tokens.csv')}`,
       '--authorization-mode=AlwaysAllow',
-      // No kubelets, no aggregated APIs here.
+      // No /debug/pprof on a throw-away server.
       '--profiling=false',
       ...(this.opts.extraArgs ?? []),
     ];
@@ -442,6 +442,8 @@ class Stack implements KubeStack {
     let last = '';
     for (;;) {
       if (!isAlive(a.proc)) {
+        // The port was free when picked; another process may have taken it since.
+        if (/address already in use/i.test(tail(a.logFile))) throw new PortClashError(`kube-apiserver ${a.name}: port ${a.port} taken`);
         throw new Error(
           `kube-apiserver ${a.name} exited (code ${a.proc?.exitCode}) before it was ready. Log tail (${a.logFile}):\n${tail(a.logFile)}`,
         );
@@ -621,7 +623,8 @@ function loadHandle(child: ChildProcess, logFile: string): KubeLoad {
 }
 
 /**
- * Start kube-apiserver(s) on a started etcd cluster and wait until each answers /readyz with 200.
+ * Start kube-apiserver(s) on a started etcd cluster and wait until each answers /readyz with 200;
+ * a port taken between picking and binding it starts everything again (fresh ports and dir, 3 tries).
  * Throws (having stopped what it started) when the binaries are not built or an apiserver does not
  * get ready. Always `stop()` it.
  * @example
@@ -636,16 +639,21 @@ export async function startKube(cluster: EtcdCluster, opts: KubeOptions = {}): P
   const found = kubeBinaries();
   if (!found.ok) throw new Error(`no kube-apiserver to start: ${found.why}`);
   installExitHandler();
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'defragd-kube-'));
-  openDirs.add(dir);
-  const stack = new Stack(dir, found.bins, cluster, opts);
-  try {
-    await stack.boot();
-    return stack;
-  } catch (err) {
-    const tails = stack.logTails();
-    await stack.stop();
-    if (err instanceof Error && !err.message.includes('Log tail')) err.message += `\n${tails}`;
-    throw err;
+  for (let attempt = 1; ; attempt++) {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'defragd-kube-'));
+    openDirs.add(dir);
+    const stack = new Stack(dir, found.bins, cluster, opts);
+    try {
+      await stack.boot();
+      return stack;
+    } catch (err) {
+      const tails = stack.logTails();
+      await stack.stop();
+      if (err instanceof PortClashError && attempt < 3) continue;
+      if (err instanceof Error && !err.message.includes('Log tail')) err.message += `\n${tails}`;
+      throw err;
+    }
   }
 }
+
+class PortClashError extends Error {}
