@@ -42,7 +42,7 @@ helm:
 # kube-apiserver (Kubernetes' own module at the version go/kube/go.mod pins) and kube-load, the
 # client-go load program, for the Kubernetes tests and benchmarks (dev/harness/kube.ts); cached
 # outside the tree as helm is. The first build is long (here: modules 32 s; the build 19 CPU-minutes,
-# 843 s user + 296 s system, about 10 minutes on 2 idle cores, 22-24 minutes beside a benchmark), so
+# 843 s user + 296 s system: an estimated 10 minutes on 2 idle cores; 22-24 minutes measured beside a benchmark), so
 # make test does not build it: test/integration/kube-stack.test.ts skips by name until it is built.
 kube:
 	@scripts/go-bin kube >/dev/null
