@@ -3,13 +3,14 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: help deps etcd etcd-one helm goclients manifests chromium systemd-analyze build test unit demo bench bench-readme bench-daemon bench-daemon-readme bench-schedule bench-schedule-readme bench-reads bench-reads-readme typecheck lint lint-imports format clean
+.PHONY: help deps etcd etcd-one helm goclients kube manifests chromium systemd-analyze build test unit demo bench bench-readme bench-daemon bench-daemon-readme bench-schedule bench-schedule-readme bench-reads bench-reads-readme typecheck lint lint-imports format clean
 
 help:
 	@echo "make demo   start a local 3-member etcd, fragment it, and show defragd at work"
 	@echo "make test   unit and integration tests against real etcd: the whole suite on 3.6, the etcd tests on 3.4, 3.5, 3.7 too (ETCD_VERSIONS=3.6 narrows)"
 	@echo "make etcd   build the pinned etcd versions that are missing (scripts/etcd-versions) and list them"
 	@echo "make helm   build the pinned helm when missing (scripts/helm, from go/helm; part of make test)"
+	@echo "make kube   build kube-apiserver and the client-go load program when missing (go/kube; many minutes the first time; not part of make test)"
 	@echo "make manifests  render deploy/manifests/ from the Helm chart again (a test checks they match)"
 	@echo "make lint   formatting and Biome's lint rules (part of make test); make format fixes the formatting"
 	@echo "make lint-imports  the import boundaries between src's layers (part of make test)"
@@ -43,6 +44,15 @@ helm:
 # lists), built from their Go module and cached outside the tree as helm is.
 goclients:
 	@scripts/go-bin clients >/dev/null
+
+# kube-apiserver (Kubernetes' own module at the version go/kube/go.mod pins) and kube-load, the
+# client-go load program, for the Kubernetes tests and benchmarks (dev/harness/kube.ts); cached
+# outside the tree as helm is. The first build is long (here: modules 32 s; the build 19 CPU-minutes,
+# 843 s user + 296 s system: an estimated 10 minutes on 2 idle cores; 22-24 minutes measured beside a
+# benchmark). make test builds it; should the build fail, make test goes on and the tests that need it
+# are skipped by name with the build's reason (kubeBinaries() in dev/harness/kube.ts).
+kube:
+	@scripts/go-bin kube >/dev/null || echo "make kube: the build failed (above); the Kubernetes tests will be skipped" >&2
 
 # deploy/manifests/: the chart rendered with its default values, one file per mode.
 manifests: helm
@@ -82,7 +92,7 @@ lint-imports: $(NPM_STAMP)
 # version (ETCD_VERSIONS, a list such as "3.6" or "3.4 3.7", narrows it); per version how many ran and
 # passed, and last the plain verdict "N passed, N failed". lint and lint-imports run before vitest; an
 # unformatted file or a broken boundary stops here.
-test: $(NPM_STAMP) chromium systemd-analyze helm typecheck lint lint-imports build
+test: $(NPM_STAMP) chromium systemd-analyze helm kube typecheck lint lint-imports build
 	@node scripts/test-versions.mjs
 
 # node --import tsx, not the tsx CLI: the tsx CLI SIGKILLs its child when the child has not
