@@ -28,7 +28,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import type { EtcdCluster } from './etcd.js';
+import { DEFAULT_ETCD_LINE, etcdUnderTest, type EtcdCluster } from './etcd.js';
 
 const ROOT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -39,6 +39,17 @@ export interface KubeBinaries {
   dir: string;
   apiserver: string;
   load: string;
+}
+
+/**
+ * Why a Kubernetes test cannot run here, or '' when it can: go/kube is built, and the etcd under test is
+ * the default line (Kubernetes' own tests ask no more; the other versions' runs are for defragd).
+ */
+export function kubeSkipReason(): string {
+  const kube = kubeBinaries();
+  if (!kube.ok) return kube.why;
+  const underTest = etcdUnderTest().version;
+  return underTest.startsWith(`${DEFAULT_ETCD_LINE}.`) ? '' : `runs on etcd ${DEFAULT_ETCD_LINE} only, not ${underTest}`;
 }
 
 /**
@@ -72,8 +83,15 @@ export interface KubeOptions {
    * apiserver compacts etcd at this pace, so a load fragments the database by itself.
    */
   compactionInterval?: string;
-  /** Appended to every apiserver's command line (a later flag wins). */
+  /** Appended to every apiserver's command line (a later flag wins, except list flags, which add up). */
   extraArgs?: string[];
+  /**
+   * `--etcd-servers` (default every member's client URL). Not through extraArgs: kube-apiserver's list flags
+   * (--etcd-servers, --authorization-mode) add up when repeated rather than the last one winning.
+   */
+  etcdServers?: readonly string[];
+  /** The bearer token in system:masters (default: a random one per run); give another stack's to share one. */
+  token?: string;
   /** How long an apiserver may take to answer /readyz with 200, ms; default 120 000 (2 cores). */
   startTimeoutMs?: number;
 }
@@ -339,7 +357,7 @@ interface ApiserverState extends KubeApiserver {
 
 class Stack implements KubeStack {
   apiservers: ApiserverState[] = [];
-  readonly token = randomBytes(24).toString('hex');
+  readonly token: string;
   private readonly loads = new Set<ChildProcess>();
   private readonly loadLogs: string[] = [];
   private watchdog: ChildProcess | null = null;
@@ -350,7 +368,9 @@ class Stack implements KubeStack {
     readonly bins: KubeBinaries,
     private readonly cluster: EtcdCluster,
     private readonly opts: KubeOptions,
-  ) {}
+  ) {
+    this.token = opts.token ?? randomBytes(24).toString('hex');
+  }
 
   async boot(): Promise<void> {
     this.startWatchdog();
@@ -393,7 +413,7 @@ class Stack implements KubeStack {
   private apiserverArgs(a: ApiserverState): string[] {
     const f = (name: string): string => path.join(this.dir, name);
     return [
-      `--etcd-servers=${this.cluster.endpoints.join(',')}`,
+      `--etcd-servers=${(this.opts.etcdServers ?? this.cluster.endpoints).join(',')}`,
       `--etcd-compaction-interval=${this.opts.compactionInterval ?? DEFAULT_COMPACTION_INTERVAL}`,
       '--bind-address=127.0.0.1',
       `--secure-port=${a.port}`,
