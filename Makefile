@@ -53,6 +53,7 @@ goclients:
 # are skipped by name with the build's reason (kubeBinaries() in dev/harness/kube.ts).
 kube:
 	@scripts/go-bin kube >/dev/null || echo "make kube: the build failed (above); the Kubernetes tests will be skipped" >&2
+	@scripts/prometheus-crds >/dev/null || echo "make kube: the Prometheus Operator's CRDs could not be had (above); the chart's install test will be skipped" >&2
 
 # deploy/manifests/: the chart rendered with its default values, one file per mode.
 manifests: helm

@@ -3,7 +3,8 @@
  * default etcd version): `helm install` of each mode and each example values file is accepted
  * (helm 4 applies server-side, so the apiserver validates every field), every object it names then
  * exists, and `helm uninstall` removes them; each plain manifest passes a server-side dry run with
- * strict field validation. No pod runs here (no scheduler or kubelet): what is checked is what
+ * strict field validation; the ServiceMonitor and PrometheusRule against the Prometheus Operator's published
+ * CRDs. No pod runs here (no scheduler or kubelet): what is checked is what
  * the apiserver accepts.
  */
 import { spawnSync } from 'node:child_process';
@@ -12,14 +13,21 @@ import https from 'node:https';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { useCluster } from '../../dev/harness/etcd.js';
 import { kubeSkipReason, startKube, type KubeStack } from '../../dev/harness/kube.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const HELM = path.join(ROOT, 'scripts/helm');
 const CHART = path.join(ROOT, 'deploy/helm/defragd');
-const skipWhy = kubeSkipReason();
+/** The Prometheus Operator's CRD files (downloaded once per machine through the Go module proxy). */
+const crds = ((): { dir: string; why: string } => {
+  const r = spawnSync(path.join(ROOT, 'scripts/prometheus-crds'), [], { encoding: 'utf8', timeout: 120_000 });
+  return r.status === 0
+    ? { dir: r.stdout.trim(), why: '' }
+    : { dir: '', why: (r.stderr || `exit ${r.status}`).trim().split('\n').pop() ?? '' };
+})();
+const skipWhy = kubeSkipReason() || crds.why;
 
 /** The REST collection of each kind the chart and the manifests hold. */
 const COLLECTIONS: Record<string, string> = {
@@ -69,38 +77,20 @@ describe.skipIf(skipWhy !== '')(
     });
 
     /**
-     * The Prometheus Operator's two kinds the chart can make, as CRDs that take any content (their real schemas
-     * are the operator's): the apiserver then knows the kinds, as a cluster with the operator does.
+     * The Prometheus Operator's published CRDs of the two kinds the chart can make (scripts/prometheus-crds: its
+     * Go module's example/prometheus-operator-crd/, pinned and hash-checked), as a cluster with the operator has
+     * them: the apiserver then checks the chart's ServiceMonitor and PrometheusRule against their schemas.
      */
     async function monitoringCrds(): Promise<void> {
-      for (const [kind, plural] of [
-        ['ServiceMonitor', 'servicemonitors'],
-        ['PrometheusRule', 'prometheusrules'],
-      ] as const) {
-        const crd = {
-          apiVersion: 'apiextensions.k8s.io/v1',
-          kind: 'CustomResourceDefinition',
-          metadata: { name: `${plural}.monitoring.coreos.com` },
-          spec: {
-            group: 'monitoring.coreos.com',
-            scope: 'Namespaced',
-            names: { kind, plural, singular: kind.toLowerCase(), listKind: `${kind}List` },
-            versions: [
-              {
-                name: 'v1',
-                served: true,
-                storage: true,
-                schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
-              },
-            ],
-          },
-        };
+      for (const file of ['monitoring.coreos.com_servicemonitors.yaml', 'monitoring.coreos.com_prometheusrules.yaml']) {
+        const crd = parse(readFileSync(path.join(crds.dir, file), 'utf8')) as K8sObject;
         const r = await api('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd);
-        expect([201, 409], r.body).toContain(r.status);
+        expect([201, 409], `${file}: ${r.body.slice(0, 300)}`).toContain(r.status);
       }
       // Established: the kinds are served.
       for (let i = 0; i < 100; i++) {
-        if ((await api('GET', '/apis/monitoring.coreos.com/v1')).status === 200) return;
+        const r = await api('GET', '/apis/monitoring.coreos.com/v1');
+        if (r.status === 200 && r.body.includes('"prometheusrules"') && r.body.includes('"servicemonitors"')) return;
         await new Promise((res) => setTimeout(res, 200));
       }
       throw new Error('the monitoring.coreos.com CRDs were not served within 20 s');
