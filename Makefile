@@ -10,7 +10,7 @@ help:
 	@echo "make test   unit and integration tests against real etcd: the whole suite on 3.6, the etcd tests on 3.4, 3.5, 3.7 too (ETCD_VERSIONS=3.6 narrows)"
 	@echo "make etcd   build the pinned etcd versions that are missing (scripts/etcd-versions) and list them"
 	@echo "make helm   build the pinned helm when missing (scripts/helm, from go/helm; part of make test)"
-	@echo "make kube   build kube-apiserver and the client-go load program when missing (go/kube; many minutes the first time; not part of make test)"
+	@echo "make kube   build kube-apiserver and the client-go load program when missing, and fetch the Prometheus Operator CRDs (go/kube; many minutes the first time; part of make test)"
 	@echo "make manifests  render deploy/manifests/ from the Helm chart again (a test checks they match)"
 	@echo "make lint   formatting and Biome's lint rules (part of make test); make format fixes the formatting"
 	@echo "make lint-imports  the import boundaries between src's layers (part of make test)"
