@@ -54,7 +54,8 @@ describe('defrag --wait-for-url', () => {
     expect(report.outcome).toBe('success');
     expect(report.members.map((m) => m.action)).toEqual(['defragmented', 'defragmented', 'defragmented']);
     const second = report.members[1]?.name;
-    expect(report.warnings).toEqual([
+    // (3.4.23's known defrag defects are warnings too.)
+    expect(report.warnings.filter((w) => w.startsWith('waited '))).toEqual([
       expect.stringMatching(
         new RegExp(`^waited \\S+ before ${second} until ${readyz.url} \\(500: \\[-\\]etcd failed: reason withheld\\) answered 200$`),
       ),
