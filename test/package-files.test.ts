@@ -22,7 +22,7 @@ const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
   exports: Record<string, { types: string; import: string }>;
   files: string[];
 };
-/** The bounds README's "Install" states; measured at 405 kB packed and 1.5 MB unpacked (README included). */
+/** The bounds README's "Install" states; measured at 424 kB packed and 1.6 MB unpacked (README included). */
 const MAX_TARBALL_BYTES = 512 * 1024;
 const MAX_UNPACKED_BYTES = 2 * 1024 * 1024;
 /** Top-level files and folders of the repository that are not the package. */
