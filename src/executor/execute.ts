@@ -185,36 +185,20 @@ async function* readyBefore(run: Run, planned: MemberDecision, rest: readonly Me
   const t0 = run.now();
   let unready = (await gate.check(run.signal)).filter((a) => !a.ready);
   if (unready.length === 0) return 'next';
-  if (unready.some((a) => a.final))
-    return yield* notReady(
-      run,
-      planned,
-      rest,
-      unready.filter((a) => a.final),
-      'which waiting does not change',
-    );
   const firstSeen = describeAnswers(unready);
-  yield waiting(
-    run,
-    planned,
-    `${unready.map((a) => a.url).join(', ')} to answer 200 (${unready.map((a) => a.detail).join('; ')})`,
-    gate.timeoutMs,
-  );
   let delay = 100;
-  while (unready.length > 0) {
+  for (let asked = 1; unready.length > 0; asked++) {
+    const final = unready.filter((a) => a.final);
+    if (final.length > 0) return yield* notReady(run, planned, rest, final, 'which waiting does not change');
+    if (asked === 1) {
+      const what = `${unready.map((a) => a.url).join(', ')} to answer 200 (${unready.map((a) => a.detail).join('; ')})`;
+      yield waiting(run, planned, what, gate.timeoutMs);
+    }
     const left = t0 + gate.timeoutMs - run.now();
     if (left <= 0) return yield* notReady(run, planned, rest, unready, `not ready for ${formatDuration(gate.timeoutMs)}`);
     await pause(Math.min(delay, left), run.signal);
     delay = Math.min(delay * 2, READY_POLL_MAX_MS);
     unready = (await gate.check(run.signal)).filter((a) => !a.ready);
-    if (unready.some((a) => a.final))
-      return yield* notReady(
-        run,
-        planned,
-        rest,
-        unready.filter((a) => a.final),
-        'which waiting does not change',
-      );
   }
   yield run.rec.warn(`waited ${formatDuration(run.now() - t0)} before ${nameOfDecision(planned)} until ${firstSeen} answered 200`);
   return 'next';
