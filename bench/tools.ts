@@ -244,40 +244,23 @@ export async function runEtcdctl(
   const args = ['defrag', '--cluster', '--command-timeout=10m', `--endpoints=${seed.url}`];
   const env: NodeJS.ProcessEnv = { ...process.env, ETCDCTL_API: '3' };
   for (const k of Object.keys(env)) if (k.startsWith('ETCDCTL_') && k !== 'ETCDCTL_API') delete env[k];
-  const log: { t: number; line: string }[] = [];
   const intervals: MemberInterval[] = [];
-  onStart();
-  const start = now();
-  const child = spawn(etcdctlBin(), args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  const onAbort = () => child.kill('SIGKILL');
-  signal.addEventListener('abort', onAbort, { once: true });
-  let prev = start;
-  const onLine = (line: string): void => {
-    const t = now();
-    log.push({ t, line });
+  let prev: number | null = null;
+  const r = await runOutputTool(etcdctlBin(), args, env, signal, onStart, (line, t, start) => {
     const parsed = parseEtcdctlDefragLine(line);
     if (parsed === null) return;
     const m = members.find((x) => x.url === parsed.url);
-    intervals.push({ name: m?.name ?? parsed.url, memberId: m?.memberId ?? '?', start: prev, end: t, ok: parsed.ok, note: parsed.note });
+    intervals.push({
+      name: m?.name ?? parsed.url,
+      memberId: m?.memberId ?? '?',
+      start: prev ?? start,
+      end: t,
+      ok: parsed.ok,
+      note: parsed.note,
+    });
     prev = t;
-  };
-  createInterface({ input: child.stdout }).on('line', onLine);
-  createInterface({ input: child.stderr }).on('line', onLine);
-  const code = await exitOf(child, signal, onAbort);
-  const end = now();
-  return {
-    tool: 'etcdctl',
-    command: `ETCDCTL_API=3 etcdctl ${args.join(' ').replace(seed.url, '<one member>')}`,
-    start,
-    end,
-    wallMs: end - start,
-    waitsMs: 0,
-    intervals,
-    ok: code === 0 && intervals.length === members.length && intervals.every((i) => i.ok),
-    log: [...log, { t: end, line: `(exit code ${code})` }],
-    report: null,
-  };
+  });
+  return outputToolRun('etcdctl', `ETCDCTL_API=3 etcdctl ${args.join(' ').replace(seed.url, '<one member>')}`, members, r, intervals);
 }
 
 // --- ahrtr/etcd-defrag --------------------------------------------------------
@@ -340,20 +323,11 @@ export async function runEtcdDefrag(
   const args = [`--endpoints=${seed.url}`, '--cluster', ...(moveLeader ? ['--move-leader'] : [])];
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const k of Object.keys(env)) if (k.startsWith('ETCD_DEFRAG_') || k.startsWith('ETCDCTL_')) delete env[k];
-  const log: { t: number; line: string }[] = [];
   const intervals: MemberInterval[] = [];
   const started = new Map<string, number>();
   let leaderMoves = 0;
   let compactedRevision: number | null = null;
-  onStart();
-  const start = now();
-  const child = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  const onAbort = () => child.kill('SIGKILL');
-  signal.addEventListener('abort', onAbort, { once: true });
-  const onLine = (line: string): void => {
-    const t = now();
-    log.push({ t, line });
+  const r = await runOutputTool(bin, args, env, signal, onStart, (line, t) => {
     if (ED_MOVE.test(line)) leaderMoves += 1;
     const parsed = parseEtcdDefragLine(line);
     if (parsed?.kind === 'compaction') compactedRevision = parsed.revision;
@@ -371,24 +345,72 @@ export async function runEtcdDefrag(
       ok: parsed.ok,
       note: parsed.note,
     });
-  };
-  createInterface({ input: child.stdout }).on('line', onLine);
-  createInterface({ input: child.stderr }).on('line', onLine);
-  const code = await exitOf(child, signal, onAbort);
-  const end = now();
+  });
+  const tool = moveLeader ? 'etcd-defrag-move-leader' : 'etcd-defrag';
   return {
-    tool: moveLeader ? 'etcd-defrag-move-leader' : 'etcd-defrag',
-    command: `etcd-defrag ${args.join(' ').replace(seed.url, '<one member>')}`,
-    start,
-    end,
-    wallMs: end - start,
-    waitsMs: 0,
-    intervals,
-    ok: code === 0 && intervals.length === members.length && intervals.every((i) => i.ok),
-    log: [...log, { t: end, line: `(exit code ${code})` }],
-    report: null,
+    ...outputToolRun(tool, `etcd-defrag ${args.join(' ').replace(seed.url, '<one member>')}`, members, r, intervals),
     leaderMoves,
     compactedRevision,
+  };
+}
+
+/** What runOutputTool saw of one process. */
+interface OutputRun {
+  start: number;
+  end: number;
+  code: number;
+  log: { t: number; line: string }[];
+}
+
+/**
+ * Runs a tool that tells what it does on its output (etcdctl, etcd-defrag), as an operator runs it: every line
+ * of stdout and stderr goes to onLine with its time and the process's start; an abort kills it.
+ */
+async function runOutputTool(
+  bin: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  signal: AbortSignal,
+  onStart: () => void,
+  onLine: (line: string, t: number, start: number) => void,
+): Promise<OutputRun> {
+  const log: { t: number; line: string }[] = [];
+  onStart();
+  const start = now();
+  const child = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  const onAbort = () => child.kill('SIGKILL');
+  signal.addEventListener('abort', onAbort, { once: true });
+  const each = (line: string): void => {
+    const t = now();
+    log.push({ t, line });
+    onLine(line, t, start);
+  };
+  createInterface({ input: child.stdout }).on('line', each);
+  createInterface({ input: child.stderr }).on('line', each);
+  const code = await exitOf(child, signal, onAbort);
+  return { start, end: now(), code, log };
+}
+
+/** The ToolRun of such a tool: ok when it exited 0 having finished every member. */
+function outputToolRun(
+  tool: ToolName,
+  command: string,
+  members: readonly BenchMember[],
+  r: OutputRun,
+  intervals: MemberInterval[],
+): ToolRun {
+  return {
+    tool,
+    command,
+    start: r.start,
+    end: r.end,
+    wallMs: r.end - r.start,
+    waitsMs: 0,
+    intervals,
+    ok: r.code === 0 && intervals.length === members.length && intervals.every((i) => i.ok),
+    log: [...r.log, { t: r.end, line: `(exit code ${r.code})` }],
+    report: null,
   };
 }
 
