@@ -335,18 +335,19 @@ function track(child: ChildProcess): ChildProcess {
   return child;
 }
 
-function isAlive(child: ChildProcess | null): boolean {
+/** Whether a child process is running (the harnesses of etcd and Kubernetes share it). */
+export function isAlive(child: ChildProcess | null): boolean {
   // pid is undefined when the spawn itself failed (e.g. ENOENT).
   return child !== null && child.pid !== undefined && child.exitCode === null && child.signalCode === null;
 }
 
-function waitExit(child: ChildProcess): Promise<void> {
+export function waitExit(child: ChildProcess): Promise<void> {
   if (!isAlive(child)) return Promise.resolve();
   return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
 /** SIGTERM (or SIGKILL), then SIGKILL after `graceMs`, and wait for the exit. */
-async function terminate(child: ChildProcess, signal: NodeJS.Signals, graceMs: number): Promise<void> {
+export async function terminate(child: ChildProcess, signal: NodeJS.Signals, graceMs: number): Promise<void> {
   if (!isAlive(child)) return;
   const exited = waitExit(child);
   child.kill(signal);

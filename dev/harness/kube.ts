@@ -28,7 +28,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_ETCD_LINE, etcdUnderTest, type EtcdCluster } from './etcd.js';
+import { DEFAULT_ETCD_LINE, etcdUnderTest, isAlive, terminate, type EtcdCluster } from './etcd.js';
 
 const ROOT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -240,30 +240,6 @@ function installExitHandler(): void {
       }
     }
   });
-}
-
-function isAlive(child: ChildProcess | null): boolean {
-  return child !== null && child.pid !== undefined && child.exitCode === null && child.signalCode === null;
-}
-
-function waitExit(child: ChildProcess): Promise<void> {
-  if (!isAlive(child)) return Promise.resolve();
-  return new Promise((resolve) => child.once('exit', () => resolve()));
-}
-
-/** `signal`, then SIGKILL after `graceMs`, and wait for the exit. */
-async function terminate(child: ChildProcess, signal: NodeJS.Signals, graceMs: number): Promise<void> {
-  if (!isAlive(child)) return;
-  const exited = waitExit(child);
-  child.kill(signal);
-  const timer = setTimeout(() => {
-    if (isAlive(child)) child.kill('SIGKILL');
-  }, graceMs);
-  try {
-    await exited;
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Reserve `n` distinct free loopback ports (bind port 0 on 127.0.0.1, then close). */
