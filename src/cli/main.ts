@@ -58,6 +58,16 @@ process.on('SIGHUP', () => {
   else controller.abort();
 });
 
+// Node ends a process whose event loop has nothing left while this file still awaits (exit 13, and
+// nothing said): a step waiting on a promise that nothing will settle. Say so in one line, with the
+// same exit as a failed run, rather than leave a cron log empty.
+let finished = false;
+process.on('exit', () => {
+  if (finished || process.exitCode !== 13) return;
+  process.stderr.write('defragd: internal error: stopped with a step still waiting on nothing (no report); please report it\n');
+  process.exitCode = 1;
+});
+
 const code = await runCli(process.argv.slice(2), {
   stdout: (s) => process.stdout.write(s),
   stderr: (s) => process.stderr.write(s),
@@ -67,6 +77,7 @@ const code = await runCli(process.argv.slice(2), {
   registerCleanup,
   onReload,
 });
+finished = true;
 process.exitCode = code;
 // gRPC channels may keep the event loop alive a little; exit once output is flushed.
 process.stdout.write('', () => process.exit(code));

@@ -563,9 +563,16 @@ export class MemberClient {
         done(() => resolve(Number(res.TTL)));
         stream.cancel();
       });
+      // Every way the stream can end settles the promise; after the answer it is settled already, and
+      // the CANCELLED of the stream.cancel() above changes nothing. A CANCELLED or an end from the member
+      // before any answer must fail the call, not leave it pending: a pending keep-alive has no timer
+      // left to keep the process alive, and Node would end the CLI mid-run (exit 13, no report).
       stream.once('error', (err: unknown) => {
-        if ((err as grpc.ServiceError).code === grpc.status.CANCELLED && !opts.signal?.aborted) return;
         done(() => reject(mapGrpcError(this.url, 'LeaseKeepAlive', err, timeoutMs, { abortedByUs: opts.signal?.aborted === true })));
+      });
+      stream.once('status', (st: grpc.StatusObject) => {
+        if (st.code !== grpc.status.OK) return; // the 'error' event tells it
+        done(() => reject(mapGrpcError(this.url, 'LeaseKeepAlive', new Error('the stream ended without an answer'), timeoutMs)));
       });
       stream.write({ ID: id });
     });
