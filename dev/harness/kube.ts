@@ -112,7 +112,10 @@ export interface KubeApiserver {
 export interface LoadOptions {
   /** Which apiserver it talks to (index into `apiservers`); default 0. */
   apiserver?: number;
-  /** Leader-election timings: "kcm" (15 s / 10 s / 2 s, the program's default) or "fast" (4 s / 3 s / 500 ms). */
+  /**
+   * Leader-election timings: "kcm" (15 s / 10 s / 2 s, the program's default) or "fast" (4 s / 3 s / 500 ms).
+   * Either way its requests time out at half the renew deadline, as kube-controller-manager's do.
+   */
   profile?: 'kcm' | 'fast';
   controllers?: number;
   candidates?: number;

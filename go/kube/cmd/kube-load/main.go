@@ -2,7 +2,8 @@
 // etcd defragmentation costs the clients of Kubernetes. It runs
 //
 //   - controllers with client-go leader election on Lease objects (kube-controller-manager's
-//     timings, or a faster profile), several candidates per lease so that a lost lease hands over;
+//     timings, or a faster profile, and its request timeout of half the renew deadline), several
+//     candidates per lease so that a lost lease hands over;
 //   - informers (list + watch) on ConfigMaps, Events and Leases;
 //   - writers that create, update and delete large ConfigMaps (each update leaves a dead revision
 //     that apiserver's compaction frees: fragmentation) and create Events;
@@ -151,10 +152,19 @@ func run(o options) error {
 	}
 	goRun(func() { readyz.run(ctx, o.readyzInterval) })
 	infs := startInformers(ctx, cs, o.namespace, rec)
+	// As kube-controller-manager and kube-scheduler make it (client-go's resourcelock.NewFromKubeconfig):
+	// leader election on a client of its own whose requests time out at half the renew deadline (at
+	// least 1 s), so a renewal stuck on a stalled etcd member is given up and tried again in time.
+	leCfg := rest.CopyConfig(cfg)
+	leCfg.Timeout = max(p.renew/2, time.Second)
+	leCS, err := kubernetes.NewForConfig(rest.AddUserAgent(leCfg, "leader-election"))
+	if err != nil {
+		return err
+	}
 	elections := make([]*election, 0, o.leases*o.candidates)
 	for l := 0; l < o.leases; l++ {
 		for c := 0; c < o.candidates; c++ {
-			e := newElection(cs, o.namespace, fmt.Sprintf("load-controller-%d", l), fmt.Sprintf("kube-load-%d-c%d", os.Getpid(), c), p, rec, &stopping)
+			e := newElection(leCS, o.namespace, fmt.Sprintf("load-controller-%d", l), fmt.Sprintf("kube-load-%d-c%d", os.Getpid(), c), p, rec, &stopping)
 			elections = append(elections, e)
 			goRun(func() { e.run(ctx) })
 		}
@@ -174,7 +184,7 @@ func run(o options) error {
 
 	config := map[string]string{
 		"profile": o.profile, "leaseDuration": p.lease.String(), "renewDeadline": p.renew.String(), "retryPeriod": p.retry.String(),
-		"controllers": fmt.Sprint(o.leases), "candidates": fmt.Sprint(o.candidates),
+		"leaderElectionRequestTimeout": leCfg.Timeout.String(), "controllers": fmt.Sprint(o.leases), "candidates": fmt.Sprint(o.candidates),
 		"configmapWriters": fmt.Sprint(o.configmapWriters), "configmaps": fmt.Sprint(o.configmapsEach),
 		"configmapBytes": fmt.Sprint(o.configmapBytes), "configmapInterval": o.configmapInterval.String(),
 		"eventWriters": fmt.Sprint(o.eventWriters), "eventInterval": o.eventInterval.String(),
