@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: help deps etcd etcd-one helm goclients kube manifests chromium systemd-analyze build test unit demo bench bench-readme bench-daemon bench-daemon-readme bench-schedule bench-schedule-readme bench-reads bench-reads-readme typecheck lint lint-imports format clean
+.PHONY: help deps etcd etcd-one helm goclients kube manifests chromium systemd-analyze build test unit demo bench bench-readme bench-daemon bench-daemon-readme bench-schedule bench-schedule-readme bench-reads bench-reads-readme bench-kube bench-kube-readme typecheck lint lint-imports format clean
 
 help:
 	@echo "make demo   start a local 3-member etcd, fragment it, and show defragd at work"
@@ -19,6 +19,7 @@ help:
 	@echo "make bench-daemon  what defragd serve costs watching 10 clusters for 10 minutes (BENCH_CLUSTERS, BENCH_MINUTES)"
 	@echo "make bench-schedule  cron etcdctl defrag vs defragd serve auto on two clusters at once (BENCH_MINUTES, default 12)"
 	@echo "make bench-reads  does a defragmented member serve reads faster? (not part of make test)"
+	@echo "make bench-kube  what each defrag tool costs kube-apiserver and client-go controllers, two sizes, then serve vs cron (about 25 min)"
 
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -135,6 +136,16 @@ bench-reads: deps
 # Runs it and pastes its table into README.md's Performance section.
 bench-reads-readme: bench-reads
 	node scripts/paste-bench.mjs reads
+
+# What each defrag tool costs a Kubernetes control plane: kube-apiserver and client-go controllers
+# on fresh clusters at two sizes, then defragd serve against a cron for BENCH_KUBE_MINUTES (10).
+# Settings: npx tsx bench/kube/run.mts --help. About 25 minutes here.
+bench-kube: deps build kube
+	npx tsx bench/kube/run.mts
+
+# Runs it and pastes its tables into README.md's Kubernetes section.
+bench-kube-readme: bench-kube
+	node scripts/paste-bench.mjs kube
 
 clean:
 	rm -rf dist .vitest-results .demo

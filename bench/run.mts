@@ -33,6 +33,7 @@ import { GoClients, stopGrpcOnDefragArgs, summarizeGoReport, type GoReport } fro
 import { Load } from './load.js';
 import { markdown, writeResults, type BenchResult } from './report.js';
 import {
+  benchMembers,
   etcdctlBin,
   killChildren,
   leaderChangesSeen,
@@ -206,12 +207,7 @@ try {
   const goBin = config.goClients ? GoClients.binary() : null;
   cluster = await startCluster({ members: 3, extraArgs });
   admin = new EtcdClient({ endpoints: cluster.endpoints, commandTimeoutMs: 30_000 });
-  const list = await admin.member(cluster.endpoints[0] as string).memberList();
-  const members: BenchMember[] = cluster.members.map((hm) => {
-    const e = list.members.find((x) => x.clientUrls.includes(hm.clientUrl));
-    if (!e) throw new Error(`member ${hm.name} (${hm.clientUrl}) is not in MemberList`);
-    return { name: hm.name, url: hm.clientUrl, memberId: e.memberId };
-  });
+  const members = await benchMembers(cluster, admin);
   const seed = members[0] as BenchMember;
   const etcdVersion = (await admin.member(seed.url).status()).version;
   const leaderAtStart = await leaderName(members);

@@ -25,3 +25,19 @@ export function settingsOrExit<T>(name: string, usage: string, load: () => T | n
   }
   return settings;
 }
+
+/** A number from the environment (unset or empty: the default), or a ConfigError naming the variable and the range. */
+export function envNumber(env: NodeJS.ProcessEnv, name: string, dflt: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return dflt;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v < min || v > max) throw new ConfigError(`${name}=${raw}: expected a number from ${min} to ${max}`);
+  return v;
+}
+
+/** A duration such as 10s or 1m30s from the environment (unset or empty: the default), as written. */
+export function envDuration(env: NodeJS.ProcessEnv, name: string, dflt: string): string {
+  const raw = env[name] || dflt;
+  if (!/^(\d+(ms|s|m|h))+$/.test(raw)) throw new ConfigError(`${name}=${raw}: expected a duration such as 10s or 1m`);
+  return raw;
+}

@@ -17,9 +17,10 @@ import { createInterface } from 'node:readline';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunReport } from '../src/index.js';
+import type { EtcdClient } from '../src/internals.js';
 import { fetchGauges } from '../src/etcd/metrics.js';
 import type { ToolName } from './config.js';
-import { etcdUnderTest } from '../dev/harness/etcd.js';
+import { etcdUnderTest, type EtcdCluster } from '../dev/harness/etcd.js';
 import { ChildProcesses, now } from './util.js';
 
 /** The etcdctl of the etcd under test (ETCD_VERSION, default the newest pinned 3.6). */
@@ -30,6 +31,16 @@ export interface BenchMember {
   url: string;
   /** Hex member ID. */
   memberId: string;
+}
+
+/** The harness cluster's members with their IDs, from MemberList. */
+export async function benchMembers(cluster: EtcdCluster, admin: EtcdClient): Promise<BenchMember[]> {
+  const list = await admin.member(cluster.endpoints[0] as string).memberList();
+  return cluster.members.map((hm) => {
+    const e = list.members.find((x) => x.clientUrls.includes(hm.clientUrl));
+    if (!e) throw new Error(`member ${hm.name} (${hm.clientUrl}) is not in MemberList`);
+    return { name: hm.name, url: hm.clientUrl, memberId: e.memberId };
+  });
 }
 
 export interface MemberInterval {
@@ -120,8 +131,10 @@ export async function runDefragd(
   members: readonly BenchMember[],
   signal: AbortSignal,
   onStart: () => void = () => undefined,
+  /** More flags, and how the command line shows them (secrets and temp paths left out). */
+  extra: { args: readonly string[]; shown: string } = { args: [], shown: '' },
 ): Promise<ToolRun> {
-  const args = ['defrag', `--endpoints=${members.map((m) => m.url).join(',')}`, '-w', 'json'];
+  const args = ['defrag', `--endpoints=${members.map((m) => m.url).join(',')}`, ...extra.args, '-w', 'json'];
   onStart();
   const spawnAt = now();
   const child = spawn(process.execPath, ['--import', PROBE, DEFRAGD_MAIN, ...args], {
@@ -175,7 +188,7 @@ export async function runDefragd(
   intervals.sort((a, b) => a.start - b.start);
   return {
     tool: 'defragd',
-    command: `defragd defrag --endpoints <all ${members.length} members> -w json`,
+    command: `defragd defrag --endpoints <all ${members.length} members>${extra.shown ? ` ${extra.shown}` : ''} -w json`,
     start: spawnAt,
     end,
     wallMs: end - spawnAt,

@@ -1,5 +1,6 @@
 /** Small shared helpers of the benchmark: one clock, percentiles, formatting, child processes. */
 import type { ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
 import { EtcdClient, type MemberClient } from '../src/internals.js';
 
 /** Epoch milliseconds with sub-millisecond resolution, monotonic within the process. */
@@ -129,4 +130,26 @@ export class ClientLoops {
   close(): void {
     for (const c of this.clients.splice(0)) c.close();
   }
+}
+
+/** A free loopback TCP port (bound to 0 and closed again). */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((resolve) => srv.close(resolve));
+  return port;
+}
+
+/**
+ * How a benchmark was started, for its table: the settings it read from the environment (`settings`
+ * says which), then `make <target>` when make ran it, else its `npx tsx` line.
+ */
+export function benchCommand(settings: (name: string) => boolean, makeTarget: string, script: string): string {
+  return [
+    ...Object.entries(process.env)
+      .filter(([k]) => settings(k))
+      .map(([k, v]) => `${k}=${v}`),
+    process.env.MAKELEVEL ? `make ${makeTarget}` : `npx tsx ${script}`,
+  ].join(' ');
 }

@@ -4,6 +4,7 @@
 //   node scripts/paste-bench.mjs big      bench/results/big-latest.md    → <!-- bench-big:start --> ... <!-- bench-big:end -->
 //   node scripts/paste-bench.mjs daemon   bench/results/daemon-latest.md → <!-- bench-daemon:start --> ... <!-- bench-daemon:end -->
 //   node scripts/paste-bench.mjs reads    bench/results/reads-latest.md  → <!-- bench-reads:start --> ... <!-- bench-reads:end -->
+//   node scripts/paste-bench.mjs kube     bench/results/kube-latest.md   → <!-- bench-kube:start --> ... <!-- bench-kube:end -->
 //   node scripts/paste-bench.mjs versions .vitest-results/versions.md    → <!-- etcd-versions:start --> ... <!-- etcd-versions:end -->
 //   node scripts/paste-bench.mjs bench-3.7 bench/results/latest-3.7.md  → <!-- bench-3.7:start --> ... <!-- bench-3.7:end -->
 //   node scripts/paste-bench.mjs bench-3.7-gate bench/results/latest-3.7-gate.md (StopGRPCServiceOnDefrag on)
@@ -19,6 +20,7 @@ const TABLES = {
   },
   daemon: { file: 'bench/results/daemon-latest.md', marker: 'bench-daemon', what: 'Daemon performance table', make: 'make bench-daemon' },
   reads: { file: 'bench/results/reads-latest.md', marker: 'bench-reads', what: 'Reads performance table', make: 'make bench-reads' },
+  kube: { file: 'bench/results/kube-latest.md', marker: 'bench-kube', what: 'Kubernetes table', make: 'make bench-kube' },
   versions: { file: '.vitest-results/versions.md', marker: 'etcd-versions', what: 'Supported etcd versions table', make: 'make test' },
 };
 const which = process.argv[2] ?? 'bench';

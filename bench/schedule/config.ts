@@ -1,6 +1,6 @@
 /** `make bench-schedule`'s settings, from the environment, with their defaults and checks. */
 import { compileRule } from '../../src/index.js';
-import { ConfigError } from '../settings.js';
+import { ConfigError, envDuration, envNumber } from '../settings.js';
 
 export interface ScheduleConfig {
   /** Minutes of maintenance (both clusters at once). */
@@ -39,20 +39,6 @@ Settings (environment):
   BENCH_SCHEDULE_SEED              workload seed (default 11)
   BENCH_SCHEDULE_OUT               results directory (default bench/results)`;
 
-function num(env: NodeJS.ProcessEnv, name: string, dflt: number, min: number, max: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return dflt;
-  const v = Number(raw);
-  if (!Number.isFinite(v) || v < min || v > max) throw new ConfigError(`${name}=${raw}: expected a number from ${min} to ${max}`);
-  return v;
-}
-
-function duration(env: NodeJS.ProcessEnv, name: string, dflt: string): string {
-  const raw = env[name] ?? dflt;
-  if (!/^(\d+(ms|s|m|h))+$/.test(raw)) throw new ConfigError(`${name}=${raw}: expected a duration such as 10s or 1m`);
-  return raw;
-}
-
 export function loadConfig(env: NodeJS.ProcessEnv): ScheduleConfig {
   const rule = env.BENCH_SCHEDULE_RULE ?? '(fragmentation > 0.3 && dbSizeFree > 16*MiB) || dbQuotaUsage > 0.6';
   try {
@@ -62,17 +48,17 @@ export function loadConfig(env: NodeJS.ProcessEnv): ScheduleConfig {
     throw new ConfigError(`BENCH_SCHEDULE_RULE: ${(err as Error).message}`);
   }
   return {
-    minutes: num(env, 'BENCH_MINUTES', 12, 0.5, 600),
-    warmupSec: num(env, 'BENCH_SCHEDULE_WARMUP_SEC', 60, 0, 3600),
-    quotaMiB: num(env, 'BENCH_SCHEDULE_QUOTA_MIB', 256, 16, 8192),
-    cronEveryMin: num(env, 'BENCH_SCHEDULE_CRON_MINUTES', 3, 0.25, 600),
+    minutes: envNumber(env, 'BENCH_MINUTES', 12, 0.5, 600),
+    warmupSec: envNumber(env, 'BENCH_SCHEDULE_WARMUP_SEC', 60, 0, 3600),
+    quotaMiB: envNumber(env, 'BENCH_SCHEDULE_QUOTA_MIB', 256, 16, 8192),
+    cronEveryMin: envNumber(env, 'BENCH_SCHEDULE_CRON_MINUTES', 3, 0.25, 600),
     rule,
-    autoInterval: duration(env, 'BENCH_SCHEDULE_AUTO_INTERVAL', '10s'),
-    autoCooldown: duration(env, 'BENCH_SCHEDULE_AUTO_COOLDOWN', '2m'),
-    opsPerSec: num(env, 'BENCH_SCHEDULE_OPS', 40, 1, 1000),
-    slots: num(env, 'BENCH_SCHEDULE_SLOTS', 3000, 10, 1_000_000),
-    compactEverySec: num(env, 'BENCH_SCHEDULE_COMPACT_SEC', 60, 5, 3600),
-    seed: num(env, 'BENCH_SCHEDULE_SEED', 11, 0, 2 ** 31),
+    autoInterval: envDuration(env, 'BENCH_SCHEDULE_AUTO_INTERVAL', '10s'),
+    autoCooldown: envDuration(env, 'BENCH_SCHEDULE_AUTO_COOLDOWN', '2m'),
+    opsPerSec: envNumber(env, 'BENCH_SCHEDULE_OPS', 40, 1, 1000),
+    slots: envNumber(env, 'BENCH_SCHEDULE_SLOTS', 3000, 10, 1_000_000),
+    compactEverySec: envNumber(env, 'BENCH_SCHEDULE_COMPACT_SEC', 60, 5, 3600),
+    seed: envNumber(env, 'BENCH_SCHEDULE_SEED', 11, 0, 2 ** 31),
     stallThresholdMs: 100,
     outDir: env.BENCH_SCHEDULE_OUT ?? 'bench/results',
   };

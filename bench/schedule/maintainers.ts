@@ -120,6 +120,8 @@ export interface DaemonOptions {
   rule: string;
   interval: string;
   cooldown: string;
+  /** More keys of the cluster's entry, as YAML lines indented under it (e.g. a waitForUrl block). */
+  clusterYaml?: readonly string[];
 }
 
 /** The config file the benchmark gives `defragd serve` (also printed in the results). */
@@ -133,6 +135,7 @@ export function daemonConfig(o: DaemonOptions): string {
     `    rule: ${JSON.stringify(o.rule)}`,
     `    auto: { interval: ${o.interval}, cooldown: ${o.cooldown} }`,
     '    nospace: recover',
+    ...(o.clusterYaml ?? []).map((l) => `    ${l}`),
     '',
   ].join('\n');
 }

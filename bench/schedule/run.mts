@@ -18,7 +18,6 @@
  */
 import { existsSync, rmSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,7 +31,8 @@ import { CronDefrag, Daemon, daemonConfig, killChildren } from './maintainers.js
 import { Probe } from './probe.js';
 import { markdown, rerender, writeResults, type ChurnSummary, type ScheduleResult } from './report.js';
 import { Sampler } from './sampler.js';
-import { now, sleep } from '../util.js';
+import { benchMembers } from '../tools.js';
+import { benchCommand, freePort, now, sleep } from '../util.js';
 
 const MiB = 1024 * 1024;
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -100,14 +100,6 @@ process.on('exit', () => {
   if (daemonDir) rmSync(daemonDir, { recursive: true, force: true });
 });
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
-
 function churnSummary(s: ChurnStats): ChurnSummary {
   return {
     puts: s.puts,
@@ -122,12 +114,7 @@ function churnSummary(s: ChurnStats): ChurnSummary {
 
 async function setUp(name: Side['name'], cluster: EtcdCluster): Promise<Side> {
   const admin = new EtcdClient({ endpoints: cluster.endpoints, commandTimeoutMs: 10_000 });
-  const list = await admin.member(cluster.endpoints[0] as string).memberList();
-  const members = cluster.members.map((hm) => {
-    const e = list.members.find((x) => x.clientUrls.includes(hm.clientUrl));
-    if (!e) throw new Error(`${name}: member ${hm.name} is not in MemberList`);
-    return { name: hm.name, url: hm.clientUrl, memberId: e.memberId };
-  });
+  const members = await benchMembers(cluster, admin);
   const bytes = await prefill(admin, cluster.endpoints, config.seed, config.slots, abort.signal);
   log(`${name}: ${members.map((m) => `${m.name} ${m.url}`).join(', ')}; prefilled ${(bytes / MiB).toFixed(1)} MiB`);
   return {
@@ -243,12 +230,7 @@ try {
     version: 1,
     startedAt,
     finishedAt: new Date().toISOString(),
-    command: [
-      ...Object.entries(process.env)
-        .filter(([k]) => k === 'BENCH_MINUTES' || k.startsWith('BENCH_SCHEDULE_'))
-        .map(([k, v]) => `${k}=${v}`),
-      process.env.MAKELEVEL ? 'make bench-schedule' : 'npx tsx bench/schedule/run.mts',
-    ].join(' '),
+    command: benchCommand((k) => k === 'BENCH_MINUTES' || k.startsWith('BENCH_SCHEDULE_'), 'bench-schedule', 'bench/schedule/run.mts'),
     settings: {
       minutes: config.minutes,
       warmupSec: config.warmupSec,
