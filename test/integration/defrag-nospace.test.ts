@@ -18,6 +18,8 @@ import { apartFromDefectWarnings } from '../support/etcd-version.js';
 
 const QUOTA = 16 * MiB;
 const NOSPACE = /database space exceeded/;
+/** --disarm-below in the test that a defrag alone cannot reach: below what a fill to NOSPACE leaves in use. */
+const MARGIN = 0.7;
 
 describe('NOSPACE on a 3-member cluster with a 16 MiB quota', () => {
   const cluster = useCluster({ members: 3, quotaBackendBytes: QUOTA });
@@ -45,12 +47,23 @@ describe('NOSPACE on a 3-member cluster with a 16 MiB quota', () => {
 
   it('without --compact-keep-revisions, defragmentation alone cannot get under the margin: the plan and the run name the flag, NOSPACE stays', async () => {
     const before = await sizes(conn());
-    // Nothing was compacted, so the old revisions stay in use: 14-16.5 MiB of the 16 MiB on every member (how
-    // much exactly depends on bbolt's free list), so a margin of 80% is out of reach of a defrag alone.
+    // Nothing was compacted, so the old revisions stay in use: 12.6-16.5 MiB of the 16 MiB on every member
+    // (how much exactly depends on bbolt's free list; 12.6 MiB seen on 3.4), so a margin of 70% is out of
+    // reach of a defrag alone.
     for (const [name, s] of Object.entries(before))
-      expect(s.dbSizeInUse, `${name}: ${JSON.stringify(s)}`).toBeGreaterThanOrEqual(0.8 * QUOTA);
+      expect(s.dbSizeInUse, `${name}: ${JSON.stringify(s)}`).toBeGreaterThanOrEqual(MARGIN * QUOTA);
 
-    const dry = await cli(['defrag', '--endpoints', eps(), '--disarm-nospace', '--disarm-below', '0.8', '--dry-run', '-w', 'json']);
+    const dry = await cli([
+      'defrag',
+      '--endpoints',
+      eps(),
+      '--disarm-nospace',
+      '--disarm-below',
+      String(MARGIN),
+      '--dry-run',
+      '-w',
+      'json',
+    ]);
     expect(dry.code, show(dry)).toBe(0);
     const plan = parseJson<{ plan: Plan }>(dry).plan;
     expect(plan.disarmNospace).toBe(true);
@@ -58,7 +71,7 @@ describe('NOSPACE on a 3-member cluster with a 16 MiB quota', () => {
     expect(hints, plan.warnings.join('\n')).toHaveLength(3);
     for (const name of ['m1', 'm2', 'm3']) expect(hints.some((w) => w.includes(`${name} (`))).toBe(true);
 
-    const r = await cli(['defrag', '--endpoints', eps(), '--disarm-nospace', '--disarm-below', '0.8', '-w', 'json']);
+    const r = await cli(['defrag', '--endpoints', eps(), '--disarm-nospace', '--disarm-below', String(MARGIN), '-w', 'json']);
     const report = parseJson<ReportJson>(r);
     expect(report.disarmed, show(r)).toBe(false);
     expect(report.compactedRevision).toBeNull();
