@@ -8,6 +8,7 @@
 //   node scripts/paste-bench.mjs versions .vitest-results/versions.md    → <!-- etcd-versions:start --> ... <!-- etcd-versions:end -->
 //   node scripts/paste-bench.mjs bench-3.7 bench/results/latest-3.7.md  → <!-- bench-3.7:start --> ... <!-- bench-3.7:end -->
 //   node scripts/paste-bench.mjs bench-3.7-gate bench/results/latest-3.7-gate.md (StopGRPCServiceOnDefrag on)
+//   node scripts/paste-bench.mjs etcd-defrag-3.7 bench/results/etcd-defrag-3.7.md (a run with etcd-defrag among the tools)
 import { readFileSync, writeFileSync } from 'node:fs';
 
 const TABLES = {
@@ -24,14 +25,15 @@ const TABLES = {
   versions: { file: '.vitest-results/versions.md', marker: 'etcd-versions', what: 'Supported etcd versions table', make: 'make test' },
 };
 const which = process.argv[2] ?? 'bench';
-// One table per etcd version: bench-3.7 pastes bench/results/latest-3.7.md between <!-- bench-3.7:start/end -->.
-const perVersion = /^bench-(\d+\.\d+(?:-gate)?)$/.exec(which);
+// One table per etcd version: bench-3.7 pastes bench/results/latest-3.7.md between <!-- bench-3.7:start/end -->;
+// etcd-defrag-3.7 pastes bench/results/etcd-defrag-3.7.md (a copy of latest-3.7.md from a run with etcd-defrag).
+const perVersion = /^(bench|etcd-defrag)-(\d+\.\d+(?:-gate)?)$/.exec(which);
 const t = perVersion
   ? {
-      file: `bench/results/latest-${perVersion[1]}.md`,
+      file: `bench/results/${perVersion[1] === 'bench' ? 'latest' : 'etcd-defrag'}-${perVersion[2]}.md`,
       marker: which,
-      what: `Performance table on etcd ${perVersion[1]}`,
-      make: `ETCD_VERSION=${perVersion[1].replace(/-gate$/, '')}${perVersion[1].endsWith('-gate') ? ' DEFRAGD_BENCH_STOP_GRPC_ON_DEFRAG=1' : ''} make bench`,
+      what: `Performance table on etcd ${perVersion[2]}${perVersion[1] === 'bench' ? '' : ' with etcd-defrag'}`,
+      make: `ETCD_VERSION=${perVersion[2].replace(/-gate$/, '')}${perVersion[2].endsWith('-gate') ? ' DEFRAGD_BENCH_STOP_GRPC_ON_DEFRAG=1' : ''}${perVersion[1] === 'bench' ? '' : ' DEFRAGD_BENCH_TOOLS=etcdctl,etcd-defrag,etcd-defrag-move-leader,defragd'} make bench (then copy latest-<version>.md to etcd-defrag-<version>.md)`,
     }
   : TABLES[which];
 if (!t) {
