@@ -1,6 +1,5 @@
 /** Small shared helpers of the benchmark: one clock, percentiles, formatting, child processes. */
 import type { ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { EtcdClient, type MemberClient } from '../src/internals.js';
 
 /** Epoch milliseconds with sub-millisecond resolution, monotonic within the process. */
@@ -130,15 +129,6 @@ export class ClientLoops {
   close(): void {
     for (const c of this.clients.splice(0)) c.close();
   }
-}
-
-/** A free loopback TCP port (bound to 0 and closed again). */
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
 }
 
 /**

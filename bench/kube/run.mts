@@ -20,7 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EtcdClient } from '../../src/internals.js';
-import { startCluster, type EtcdCluster } from '../../dev/harness/etcd.js';
+import { etcdUnderTest, freePort, startCluster, type EtcdCluster } from '../../dev/harness/etcd.js';
 import { kubeBinaries, startKube, type KubeLoad, type KubeStack } from '../../dev/harness/kube.js';
 import { fragment } from '../../dev/workload.js';
 import { LeaderPoller, ledDuring } from '../leader.js';
@@ -38,7 +38,7 @@ import {
   type BenchMember,
   type ToolRun,
 } from '../tools.js';
-import { benchCommand, freePort, now, sleep } from '../util.js';
+import { benchCommand, now, sleep } from '../util.js';
 import { loadConfig, PRESETS, USAGE, type KubeBenchConfig, type KubeTool, type Preset } from './config.js';
 import {
   loadFigures,
@@ -245,8 +245,7 @@ async function oneShot(preset: Preset, tool: KubeTool | 'one-follower'): Promise
     const after = await sizesOf(admin, members);
     const seen = maxOf(changesAfter);
     const seenBefore = maxOf(changesBefore);
-    const leaderMoves =
-      run.leaderMoves ?? (run.report ? run.report.members.filter((m) => (m as { movedLeaderTo?: string | null }).movedLeaderTo).length : 0);
+    const leaderMoves = run.leaderMoves ?? (run.report ? run.report.members.filter((m) => m.movedLeaderTo !== null).length : 0);
     const result: ToolResult = {
       preset: preset.name,
       tool,
@@ -292,6 +291,7 @@ interface Side {
 
 /** defragd serve (auto) against an etcdctl cron, side by side. */
 async function sideBySide(): Promise<{ result: NonNullable<KubeBenchResult['sideBySide']>; raw: unknown }> {
+  const prepared: Omit<Side, 'load'>[] = [];
   const sides: Side[] = [];
   let cron: CronDefrag | undefined;
   let daemon: Daemon | undefined;
@@ -310,9 +310,11 @@ async function sideBySide(): Promise<{ result: NonNullable<KubeBenchResult['side
       );
       const stack = await startKube(cluster, { apiservers: 1, compactionInterval: config.compactionInterval });
       stacks.push(stack);
-      sides.push({ name, cluster, admin, members, stack, load: undefined as unknown as KubeLoad, peak: 0 });
+      prepared.push({ name, cluster, admin, members, stack, peak: 0 });
     }
-    for (const s of sides) s.load = await s.stack.startLoad({ ...LOAD_BASE, configmapBytes: 128 * 1024, profile: 'kcm' });
+    // The loads start once both control planes are up, so that both sides' windows see the same load.
+    for (const p of prepared)
+      sides.push({ ...p, load: await p.stack.startLoad({ ...LOAD_BASE, configmapBytes: 128 * 1024, profile: 'kcm' }) });
     await waitLeaders(sides.map((s) => s.load));
     const [A, B] = sides as [Side, Side];
     cron = new CronDefrag(A.members[0]!.url, config.cronEveryMin * 60_000, '60s');
@@ -408,9 +410,9 @@ async function sideBySide(): Promise<{ result: NonNullable<KubeBenchResult['side
   } finally {
     await cron?.stop(5_000).catch(() => undefined);
     await daemon?.stop(10_000).catch(() => undefined);
-    await Promise.allSettled(sides.map((s) => s.load?.stop()));
+    await Promise.allSettled(sides.map((s) => s.load.stop()));
     await Promise.allSettled(stacks.map((s) => s.stop()));
-    for (const s of sides) s.admin.close();
+    for (const p of prepared) p.admin.close();
     await Promise.allSettled(clusters.map((c) => c.close()));
   }
 }
@@ -421,7 +423,6 @@ try {
   log(`settings: ${JSON.stringify(config)}`);
   const tools: ToolResult[] = [];
   const raw: unknown[] = [];
-  let etcdVersion = '';
   for (const preset of config.presets) {
     for (const tool of [...config.tools, 'one-follower' as const]) {
       if (abort.signal.aborted) throw new Error('interrupted');
@@ -429,14 +430,6 @@ try {
       tools.push(r.result);
       raw.push(r.raw);
     }
-  }
-  {
-    // The version, from a throw-away member (the runs above stopped theirs).
-    const c = await startCluster({ members: 1 });
-    const a = new EtcdClient({ endpoints: c.endpoints });
-    etcdVersion = (await a.member(c.endpoints[0] as string).status()).version;
-    a.close();
-    await c.close();
   }
   const side = config.minutes > 0 ? await sideBySide() : null;
   const result: KubeBenchResult = {
@@ -448,7 +441,7 @@ try {
       cpus: os.cpus().length,
       cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown',
       node: process.version,
-      etcd: etcdVersion,
+      etcd: etcdUnderTest().version,
       kube: kube.bins.version,
       loadAvgAtStart,
     },

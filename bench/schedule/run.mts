@@ -22,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EtcdClient } from '../../src/internals.js';
-import { startCluster, type EtcdCluster } from '../../dev/harness/etcd.js';
+import { freePort, startCluster, type EtcdCluster } from '../../dev/harness/etcd.js';
 import { analyzeCluster, stallSeconds, verdict } from './analyze.js';
 import { Churn, prefill, type ChurnStats } from './churn.js';
 import { loadConfig, USAGE, type ScheduleConfig } from './config.js';
@@ -32,7 +32,7 @@ import { Probe } from './probe.js';
 import { markdown, rerender, writeResults, type ChurnSummary, type ScheduleResult } from './report.js';
 import { Sampler } from './sampler.js';
 import { benchMembers } from '../tools.js';
-import { benchCommand, freePort, now, sleep } from '../util.js';
+import { benchCommand, now, sleep } from '../util.js';
 
 const MiB = 1024 * 1024;
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

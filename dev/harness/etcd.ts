@@ -374,7 +374,7 @@ function memberEnv(): NodeJS.ProcessEnv {
 }
 
 /** Reserve `n` distinct free loopback ports (bind port 0 on 127.0.0.1, then close). */
-async function freePorts(n: number): Promise<number[]> {
+export async function freePorts(n: number): Promise<number[]> {
   const servers: net.Server[] = [];
   try {
     const ports: number[] = [];
@@ -393,6 +393,11 @@ async function freePorts(n: number): Promise<number[]> {
   } finally {
     await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
   }
+}
+
+/** One free loopback port: {@link freePorts} of one. */
+export async function freePort(): Promise<number> {
+  return (await freePorts(1))[0] as number;
 }
 
 interface RunResult {

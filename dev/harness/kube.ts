@@ -28,7 +28,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_ETCD_LINE, etcdUnderTest, isAlive, terminate, type EtcdCluster } from './etcd.js';
+import { DEFAULT_ETCD_LINE, etcdUnderTest, freePorts, isAlive, terminate, type EtcdCluster } from './etcd.js';
 
 const ROOT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -243,28 +243,6 @@ function installExitHandler(): void {
       }
     }
   });
-}
-
-/** Reserve `n` distinct free loopback ports (bind port 0 on 127.0.0.1, then close). */
-async function freePorts(n: number): Promise<number[]> {
-  const servers: net.Server[] = [];
-  try {
-    const ports: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const srv = net.createServer();
-      servers.push(srv);
-      await new Promise<void>((resolve, reject) => {
-        srv.once('error', reject);
-        srv.listen(0, '127.0.0.1', () => resolve());
-      });
-      const addr = srv.address();
-      if (addr === null || typeof addr === 'string') throw new Error('unexpected server address');
-      ports.push(addr.port);
-    }
-    return ports;
-  } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-  }
 }
 
 /** Whether something listens on the loopback port (a connect succeeds). */

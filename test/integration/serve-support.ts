@@ -4,11 +4,13 @@
  * fetch, a free loopback port.
  */
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { EtcdCluster } from '../../dev/harness/etcd.js';
 import { loadConfig, type ServeConfig } from '../../src/serve/config.js';
 import { createLogger, serve } from '../../src/serve/serve.js';
+
+/** Test files import it from here with the other serve helpers. */
+export { freePort } from '../../dev/harness/etcd.js';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -65,14 +67,6 @@ export const getJson = async <T = Record<string, unknown>>(url: string, init?: R
   const res = await fetch(url, init);
   return { status: res.status, body: (await res.json()) as T };
 };
-
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
 
 export interface RunningServe {
   url: string;
